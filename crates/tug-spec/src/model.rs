@@ -1,0 +1,289 @@
+//! The resolved model. Field names are the tug.yaml keys.
+
+use crate::units::{ByteSize, Duration};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A whole stack: the contents of one tug.yaml, validated and resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    /// Stack name; prefixes every resource tug creates.
+    pub name: String,
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    /// Directory that relative paths in the file were resolved against.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// The file the stack was read from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl Stack {
+    /// Named volumes used by any service, in name order.
+    pub fn named_volumes(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .services
+            .values()
+            .flat_map(|s| s.volumes.iter())
+            .filter_map(|m| match &m.source {
+                MountSource::Volume(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Image reference to run. With `build`, the tag given to the built image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// Arguments replacing the image's CMD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's ENTRYPOINT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment, with `env_file` entries merged in (explicit `env` wins).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<PathBuf>,
+    /// The port the process listens on inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// A fixed host port on 127.0.0.1 (one replica only); otherwise an ephemeral one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<u16>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, Condition>,
+    #[serde(default)]
+    pub volumes: Vec<Mount>,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub security: Security,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default = "default_grace")]
+    pub stop_grace_period: Duration,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// Build with a Dockerfile through the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Compile a cargo package statically and package it `FROM scratch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rust: Option<RustBuild>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RustBuild {
+    pub package: String,
+    /// Binary name when it differs from the package name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<String>,
+    /// Cargo workspace root; defaults to the directory of tug.yaml or the nearest one above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<PathBuf>,
+    #[serde(default = "release_profile")]
+    pub profile: String,
+}
+
+fn release_profile() -> String {
+    "release".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// HTTP GET path that must answer 2xx or 3xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// TCP connect to the service port.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp: bool,
+    /// A command run in the container; exit 0 is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default)]
+    pub start_period: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// What a health check does, derived from [`Health`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Http(String),
+    Tcp,
+    Exec(Vec<String>),
+}
+
+impl Health {
+    pub fn probe(&self) -> Probe {
+        if let Some(p) = &self.http {
+            Probe::Http(p.clone())
+        } else if let Some(c) = &self.exec {
+            Probe::Exec(c.clone())
+        } else {
+            Probe::Tcp
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency's containers are running.
+    Started,
+    /// The dependency's health check passes.
+    Healthy,
+    /// The dependency ran to completion with exit code 0.
+    Completed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub source: MountSource,
+    /// Path inside the container.
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountSource {
+    /// A named volume, created by tug and owned by the stack.
+    Volume(String),
+    /// A host path (absolute after resolution).
+    Bind(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPUs, fractional allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    #[serde(default = "default_pids")]
+    pub pids: i64,
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize(512 << 20)
+}
+fn default_pids() -> i64 {
+    256
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: None,
+            memory: default_memory(),
+            pids: default_pids(),
+        }
+    }
+}
+
+/// The user containers run as when neither the spec nor the image names a non-root one.
+pub const DEFAULT_USER: &str = "65534:65534";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// `uid[:gid]` or a name known to the image. Unset: the image's user when
+    /// it is not root, else 65534:65534.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default = "yes")]
+    pub read_only: bool,
+    /// Capabilities added back after dropping all.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub privileged: bool,
+    /// `unconfined` or a path to a profile; unset keeps the engine's default profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<String>,
+    #[serde(default = "yes")]
+    pub no_new_privileges: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            user: None,
+            read_only: true,
+            cap_add: Vec::new(),
+            privileged: false,
+            seccomp: None,
+            no_new_privileges: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    #[default]
+    Always,
+    OnFailure,
+    UnlessStopped,
+}

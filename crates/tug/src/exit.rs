@@ -1,0 +1,41 @@
+//! Exit codes and error rendering: `error:` then each cause, then hints.
+
+use std::process::ExitCode;
+
+/// A failure with a specific exit code; wrap it in anyhow to choose the code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+/// Input (tug.yaml, a Dockerfile, arguments) is invalid.
+pub const INVALID_INPUT: u8 = 2;
+/// The container engine could not be reached.
+pub const ENGINE_UNREACHABLE: u8 = 3;
+
+pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        code,
+        message: message.into(),
+    })
+}
+
+pub fn report(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    let code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<Failure>().map(|f| f.code))
+        .or_else(|| {
+            e.chain().find_map(|c| {
+                c.downcast_ref::<tug_spec::SpecErrors>()
+                    .map(|_| INVALID_INPUT)
+            })
+        })
+        .unwrap_or(1);
+    ExitCode::from(code)
+}

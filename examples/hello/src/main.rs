@@ -1,0 +1,115 @@
+//! hello: answers `GET /` with its replica id and version, `GET /health` with
+//! `ok`, and stops gracefully on SIGTERM (in-flight requests finish).
+//!
+//! Environment: `PORT` (default 8080), `TUG_REPLICA` (replica id, else the
+//! hostname), `VERSION` (else the crate version), `HELLO_UNHEALTHY=1` makes
+//! /health answer 503, `HELLO_EXIT=<code>` exits at once (for failure drills).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn main() {
+    if let Ok(code) = std::env::var("HELLO_EXIT") {
+        eprintln!("hello: exiting with {code} as asked by HELLO_EXIT");
+        std::process::exit(code.parse().unwrap_or(1));
+    }
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    let replica = std::env::var("TUG_REPLICA")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()))
+        .unwrap_or_else(|_| "unknown".into());
+    let version = std::env::var("VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
+    let unhealthy = std::env::var("HELLO_UNHEALTHY").is_ok_and(|v| v == "1");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).expect("install signal handler");
+    }
+    let listener = match TcpListener::bind(("0.0.0.0", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("hello: cannot listen on port {port}: {e}");
+            std::process::exit(1);
+        }
+    };
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    eprintln!("hello: replica {replica} version {version} listening on :{port}");
+
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let body = Arc::new(format!("hello from {replica} (version {version})\n"));
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                let body = Arc::clone(&body);
+                let inflight = Arc::clone(&inflight);
+                inflight.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &body, unhealthy);
+                    inflight.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => eprintln!("hello: accept failed: {e}"),
+        }
+    }
+    eprintln!("hello: stopping, waiting for in-flight requests");
+    for _ in 0..500 {
+        if inflight.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("hello: stopped");
+}
+
+fn serve(conn: TcpStream, body: &str, unhealthy: bool) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut close = false;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+            if h.to_ascii_lowercase().starts_with("connection: close") {
+                close = true;
+            }
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        close |= parts.next() == Some("HTTP/1.0");
+        let (status, text) = match (method, path) {
+            ("GET", "/health") if unhealthy => ("503 Service Unavailable", "unhealthy\n"),
+            ("GET", "/health") => ("200 OK", "ok\n"),
+            ("GET", "/") => ("200 OK", body),
+            ("GET", _) => ("404 Not Found", "not found\n"),
+            _ => ("405 Method Not Allowed", "method not allowed\n"),
+        };
+        write!(
+            out,
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{text}",
+            text.len(),
+            if close { "connection: close\r\n" } else { "" }
+        )?;
+        out.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}
