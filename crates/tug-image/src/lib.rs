@@ -1,0 +1,1 @@
+//! Images: Dockerfiles (parse, lint, generate) and OCI images (build, push, analyse).
