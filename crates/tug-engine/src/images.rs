@@ -124,6 +124,14 @@ async fn build<R: Runtime>(
         h.update(format!("\0{k}={v}").as_bytes());
     }
     h.update(b.target.as_deref().unwrap_or("").as_bytes());
+    // Not `dev.tug.stack`: containers inherit image labels, and only tug's own containers may carry it.
+    let labels = BTreeMap::from([(
+        "dev.tug.image-of".to_string(),
+        format!("{}/{name}", stack.name),
+    )]);
+    for (k, v) in &labels {
+        h.update(format!("\0label {k}={v}").as_bytes());
+    }
     let tag = format!("{repo}:{}", &hex::encode(h.finalize())[..12]);
     if rt.inspect_image(&tag).await?.is_some() {
         events(Event::Image {
@@ -142,7 +150,7 @@ async fn build<R: Runtime>(
         dockerfile,
         args: b.args.clone(),
         target: b.target.clone(),
-        labels: BTreeMap::from([(tug_runtime::labels::STACK.to_string(), stack.name.clone())]),
+        labels,
     };
     let service = name.to_string();
     rt.build_image(request, &|line| {

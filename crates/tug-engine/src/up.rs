@@ -508,11 +508,10 @@ async fn wait_replica<R: Runtime>(
         }
         let health = svc.health.as_ref();
         match (&probe, health) {
-            (None, _) | (_, None) => {
-                if svc.restart != RestartPolicy::No {
-                    return Ok(Reached::Healthy);
-                }
+            (None, _) | (_, None) if svc.restart != RestartPolicy::No => {
+                return Ok(Reached::Healthy)
             }
+            (None, _) | (_, None) => {}
             (Some(Probe::Exec(_)), Some(h)) => match c.health {
                 EngineHealth::Healthy => {
                     events(Event::Healthy {

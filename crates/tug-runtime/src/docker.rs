@@ -450,8 +450,7 @@ impl Runtime for DockerRuntime {
                 if m.contains("port is already allocated") || m.contains("address already in use") {
                     let port = m
                         .split(|c: char| !c.is_ascii_digit())
-                        .filter(|s| (2..=5).contains(&s.len()))
-                        .last()
+                        .rfind(|s| (2..=5).contains(&s.len()))
                         .unwrap_or("?")
                         .to_string();
                     Err(RuntimeError::PortInUse { port, detail: m })
