@@ -60,6 +60,11 @@ pub enum Event {
         service: String,
         reason: String,
     },
+    /// A rollout failed; the previous replicas are being put back.
+    RollingBack {
+        service: String,
+        reason: String,
+    },
     /// Nothing to change.
     UpToDate {
         stack: String,
@@ -78,7 +83,8 @@ impl Event {
             | Event::Started { service, .. }
             | Event::Healthy { service, .. }
             | Event::ServiceReady { service, .. }
-            | Event::ServiceFailed { service, .. } => Some(service),
+            | Event::ServiceFailed { service, .. }
+            | Event::RollingBack { service, .. } => Some(service),
             Event::NetworkCreated { .. } | Event::VolumeCreated { .. } | Event::UpToDate { .. } => {
                 None
             }

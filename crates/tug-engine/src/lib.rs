@@ -26,7 +26,9 @@ pub mod render;
 mod up;
 
 pub use event::{Event, Sink};
-pub use up::{down, observe, status, up, DownReport, ReplicaStatus, UpOptions, UpReport};
+pub use up::{
+    down, observe, status, up, DownReport, ReplicaStatus, UpOptions, UpReport, UpdatePolicy,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

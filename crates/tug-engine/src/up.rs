@@ -16,12 +16,14 @@ use tug_spec::{Condition, Probe, RestartPolicy, Stack};
 pub struct UpOptions {
     /// How long one service may take to turn healthy once started.
     pub timeout: Duration,
+    pub update: UpdatePolicy,
 }
 
 impl Default for UpOptions {
     fn default() -> Self {
         UpOptions {
             timeout: Duration::from_secs(120),
+            update: UpdatePolicy::default(),
         }
     }
 }
@@ -273,7 +275,34 @@ async fn remove<R: Runtime>(
     Ok(())
 }
 
+/// How a changed service's running replicas are replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    /// New replicas started before old ones are stopped, per step.
+    pub max_surge: u32,
+    /// Old replicas stopped before their replacements are healthy, per step.
+    pub max_unavailable: u32,
+    /// Put the old replicas back when the new ones do not turn healthy.
+    pub auto_rollback: bool,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        UpdatePolicy {
+            max_surge: 1,
+            max_unavailable: 0,
+            auto_rollback: true,
+        }
+    }
+}
+
 /// Brings one service's replicas up and waits until they reach its target.
+///
+/// Replicas whose configuration changed are replaced in steps: each step
+/// starts up to `max_surge` new replicas and stops up to `max_unavailable`
+/// old ones, waits for the new ones to turn healthy, then stops the old ones
+/// of that step. Old containers are only stopped until the whole service is
+/// through, so a failed step puts them back (auto rollback) at once.
 #[allow(clippy::too_many_arguments)]
 async fn service_up<R: Runtime>(
     rt: &R,
@@ -291,88 +320,116 @@ async fn service_up<R: Runtime>(
     let want = &desired.services[name];
     let empty = plan::ServicePlan::default();
     let sp = plan.services.get(name).unwrap_or(&empty);
-    let fail = |reason: String| EngineError::ServiceFailed {
-        service: name.into(),
-        reason,
-        logs: vec![],
-        probe: None,
-    };
-
-    for r in &sp.replace {
-        remove(rt, r, svc.stop_grace_period.std(), events).await?;
-    }
-    let mut to_start: Vec<(u32, String)> = Vec::new();
-    for id in &sp.start {
-        let replica = observed
+    let grace = svc.stop_grace_period.std();
+    let replica_of = |id: &str| {
+        observed
             .containers
             .iter()
-            .find(|c| &c.id == id)
+            .find(|c| c.id == id)
             .and_then(|c| c.replica)
-            .unwrap_or(0);
-        to_start.push((replica, id.clone()));
+    };
+
+    // Dead containers go at once; outdated running ones are rolled.
+    let mut outdated: BTreeMap<u32, Vec<Removal>> = BTreeMap::new();
+    for r in &sp.replace {
+        match (r.reason, replica_of(&r.id)) {
+            (plan::RemoveReason::Outdated, Some(i)) if sp.create.contains(&i) => {
+                outdated.entry(i).or_default().push(r.clone())
+            }
+            _ => remove(rt, r, grace, events).await?,
+        }
     }
+    let mut started = 0;
     let mut created = 0;
-    for &i in &sp.create {
-        events(Event::Creating {
-            service: name.into(),
-            replica: i,
-        });
-        let spec = render::container_spec(stack, name, i, &want.hash, &images[name]);
-        let id = match rt.create_container(&spec).await {
-            Ok(id) => id,
-            // Left by an interrupted run: adopt it.
-            Err(tug_runtime::RuntimeError::Conflict(_)) => {
-                match rt.inspect_container(&spec.name).await? {
-                    Some(c) => c.id,
-                    None => {
-                        return Err(fail(format!(
-                            "container {} vanished while being adopted",
-                            spec.name
-                        )))
-                    }
+    let mut fresh: Vec<String> = Vec::new();
+    for id in &sp.start {
+        start(rt, name, replica_of(id).unwrap_or(0), id, events).await?;
+        started += 1;
+        fresh.push(id.clone());
+    }
+    for &i in sp.create.iter().filter(|i| !outdated.contains_key(i)) {
+        fresh.push(create_start(rt, stack, name, i, &want.hash, &images[name], events).await?);
+        created += 1;
+        started += 1;
+    }
+    reached(Reached::Started);
+    let mut level = gate(rt, stack, name, &fresh, opts, events).await?;
+
+    // A fixed host port cannot be held twice: such services replace stop-first.
+    let policy = if svc.publish.is_some() {
+        UpdatePolicy {
+            max_surge: 0,
+            max_unavailable: 1,
+            ..opts.update
+        }
+    } else {
+        opts.update
+    };
+    let step = (policy.max_surge + policy.max_unavailable).max(1) as usize;
+    let rolling: Vec<u32> = outdated.keys().copied().collect();
+    let mut stopped: Vec<&Removal> = Vec::new();
+    let mut new_ids: Vec<String> = Vec::new();
+    for batch in rolling.chunks(step) {
+        let stop_first =
+            batch.len().min(
+                policy
+                    .max_unavailable
+                    .max(if policy.max_surge == 0 { 1 } else { 0 }) as usize,
+            );
+        for i in &batch[..stop_first] {
+            for r in &outdated[i] {
+                rt.stop_container(&r.id, grace).await?;
+                stopped.push(r);
+            }
+        }
+        let mut ids = Vec::new();
+        let mut result = Ok(Reached::Healthy);
+        for &i in batch {
+            match create_start(rt, stack, name, i, &want.hash, &images[name], events).await {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    result = Err(e);
+                    break;
                 }
             }
-            Err(tug_runtime::RuntimeError::NotFound(what)) => {
-                return Err(fail(format!("{what} not found")))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        created += 1;
-        to_start.push((i, id));
-    }
-    for (i, id) in &to_start {
-        match rt.start_container(id).await {
-            Ok(()) => {}
-            Err(tug_runtime::RuntimeError::PortInUse { port, detail }) => {
-                return Err(with_logs(rt, fail(format!("host port {port} is already in use (publish: {port}): free it or change `publish`\n{detail}")), id).await);
-            }
-            Err(e) => return Err(with_logs(rt, fail(e.to_string()), id).await),
         }
-        events(Event::Started {
-            service: name.into(),
-            replica: *i,
-            container: id.clone(),
-        });
+        created += ids.len();
+        started += ids.len();
+        new_ids.extend(ids.iter().cloned());
+        if result.is_ok() {
+            result = gate(rt, stack, name, &ids, opts, events).await;
+        }
+        match result {
+            Ok(l) => level = level.min(l),
+            Err(e) if policy.auto_rollback => {
+                return Err(
+                    roll_back(rt, name, &new_ids, &stopped, &outdated, grace, e, events).await,
+                )
+            }
+            Err(e) => return Err(e),
+        }
+        for i in &batch[stop_first..] {
+            for r in &outdated[i] {
+                rt.stop_container(&r.id, grace).await?;
+                stopped.push(r);
+            }
+        }
     }
-
-    // Every current replica gates, including ones that were already running.
-    let (_, infos) = observe(rt, &stack.name).await?;
-    let mine: Vec<ContainerInfo> = infos
-        .into_iter()
-        .filter(|c| {
-            c.label(labels::SERVICE) == Some(name)
-                && c.label(labels::CONFIG_HASH) == Some(want.hash.as_str())
-        })
-        .collect();
-    reached(Reached::Started);
-    let results = join_all(
-        mine.iter()
-            .map(|c| wait_replica(rt, stack, name, c, opts, events)),
-    )
-    .await;
-    let mut level = Reached::Completed;
-    for r in results {
-        level = level.min(r?);
+    for r in outdated.values().flatten() {
+        remove(rt, r, grace, events).await?;
+    }
+    if sp.is_empty() {
+        // Untouched service: its current replicas still gate its dependents.
+        let (_, infos) = observe(rt, &stack.name).await?;
+        let ids: Vec<String> = infos
+            .into_iter()
+            .filter(|c| {
+                c.label(labels::SERVICE) == Some(name)
+                    && c.label(labels::CONFIG_HASH) == Some(want.hash.as_str())
+            })
+            .map(|c| c.id)
+            .collect();
+        level = gate(rt, stack, name, &ids, opts, events).await?;
     }
     if svc.restart != RestartPolicy::No && level == Reached::Completed {
         level = Reached::Healthy;
@@ -387,7 +444,158 @@ async fn service_up<R: Runtime>(
         service: name.into(),
         state: state.into(),
     });
-    Ok((created, to_start.len()))
+    Ok((created, started))
+}
+
+/// Removes this rollout's new replicas and restarts the old ones.
+#[allow(clippy::too_many_arguments)]
+async fn roll_back<R: Runtime>(
+    rt: &R,
+    name: &str,
+    new_ids: &[String],
+    stopped: &[&Removal],
+    outdated: &BTreeMap<u32, Vec<Removal>>,
+    grace: Duration,
+    cause: EngineError,
+    events: Sink<'_>,
+) -> EngineError {
+    events(Event::RollingBack {
+        service: name.into(),
+        reason: cause.to_string().lines().next().unwrap_or("").to_string(),
+    });
+    let mut problems = Vec::new();
+    for id in new_ids {
+        if let Err(e) = rt
+            .stop_container(id, grace)
+            .await
+            .and(rt.remove_container(id).await)
+        {
+            problems.push(e.to_string());
+        }
+    }
+    for r in stopped {
+        if let Err(e) = rt.start_container(&r.id).await {
+            problems.push(format!("restarting {}: {e}", r.name));
+        }
+    }
+    let kept = outdated.len();
+    match cause {
+        EngineError::ServiceFailed {
+            service,
+            reason,
+            logs,
+            probe,
+        } => EngineError::ServiceFailed {
+            service,
+            reason: if problems.is_empty() {
+                format!("{reason}; rolled back to the previous {kept} replica(s)")
+            } else {
+                format!("{reason}; rollback incomplete: {}", problems.join("; "))
+            },
+            logs,
+            probe,
+        },
+        other => other,
+    }
+}
+
+async fn start<R: Runtime>(
+    rt: &R,
+    name: &str,
+    replica: u32,
+    id: &str,
+    events: Sink<'_>,
+) -> Result<(), EngineError> {
+    let fail = |reason: String| EngineError::ServiceFailed {
+        service: name.into(),
+        reason,
+        logs: vec![],
+        probe: None,
+    };
+    match rt.start_container(id).await {
+        Ok(()) => {}
+        Err(tug_runtime::RuntimeError::PortInUse { port, detail }) => {
+            return Err(with_logs(rt, fail(format!("host port {port} is already in use (publish: {port}): free it or change `publish`\n{detail}")), id).await);
+        }
+        Err(e) => return Err(with_logs(rt, fail(e.to_string()), id).await),
+    }
+    events(Event::Started {
+        service: name.into(),
+        replica,
+        container: id.to_string(),
+    });
+    Ok(())
+}
+
+/// Creates (or adopts, after an interrupted run) and starts one replica.
+async fn create_start<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    replica: u32,
+    hash: &str,
+    image: &ResolvedImage,
+    events: Sink<'_>,
+) -> Result<String, EngineError> {
+    let fail = |reason: String| EngineError::ServiceFailed {
+        service: name.into(),
+        reason,
+        logs: vec![],
+        probe: None,
+    };
+    events(Event::Creating {
+        service: name.into(),
+        replica,
+    });
+    let spec = render::container_spec(stack, name, replica, hash, image);
+    let id = match rt.create_container(&spec).await {
+        Ok(id) => id,
+        Err(tug_runtime::RuntimeError::Conflict(_)) => {
+            match rt.inspect_container(&spec.name).await? {
+                Some(c) => c.id,
+                None => {
+                    return Err(fail(format!(
+                        "container {} vanished while being adopted",
+                        spec.name
+                    )))
+                }
+            }
+        }
+        Err(tug_runtime::RuntimeError::NotFound(what)) => {
+            return Err(fail(format!("{what} not found")))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    start(rt, name, replica, &id, events).await?;
+    Ok(id)
+}
+
+/// Waits for the given replicas; the lowest level reached by all of them.
+async fn gate<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    ids: &[String],
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<Reached, EngineError> {
+    let mut infos = Vec::new();
+    for id in ids {
+        if let Some(c) = rt.inspect_container(id).await? {
+            infos.push(c);
+        }
+    }
+    let results = join_all(
+        infos
+            .iter()
+            .map(|c| wait_replica(rt, stack, name, c, opts, events)),
+    )
+    .await;
+    let mut level = Reached::Completed;
+    for r in results {
+        level = level.min(r?);
+    }
+    Ok(level)
 }
 
 async fn with_logs<R: Runtime>(rt: &R, e: EngineError, id: &str) -> EngineError {

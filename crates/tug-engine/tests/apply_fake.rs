@@ -33,6 +33,7 @@ async fn run(
     let events = Mutex::new(Vec::new());
     let opts = UpOptions {
         timeout: Duration::from_secs(5),
+        ..UpOptions::default()
     };
     let r = up(rt, st, &opts, &|e| events.lock().unwrap().push(e)).await;
     (r, events.into_inner().unwrap())
@@ -287,4 +288,91 @@ async fn hardened_spec_reaches_the_runtime() {
     assert!(spec.read_only_root && spec.cap_drop_all && spec.no_new_privileges);
     assert_eq!(spec.user.as_deref(), Some(tug_spec::DEFAULT_USER));
     assert!(c.host_port.is_some());
+}
+
+#[tokio::test]
+async fn rolling_update_starts_new_before_stopping_old() {
+    let rt = rt();
+    run(&rt, &stack(TWO)).await.0.unwrap();
+    rt.clear_calls();
+    run(
+        &rt,
+        &stack(&TWO.replace("replicas: 2", "replicas: 2\n    env: { V: '2' }")),
+    )
+    .await
+    .0
+    .unwrap();
+    let calls = rt.calls_of(&[
+        "create_container",
+        "start_container",
+        "stop_container",
+        "remove_container",
+    ]);
+    // Per replica: the new one is created and started before the old one is stopped.
+    let pos = |p: &str| {
+        calls
+            .iter()
+            .position(|c| c.starts_with(p))
+            .unwrap_or_else(|| panic!("{p} missing in {calls:?}"))
+    };
+    let new0 = pos("start_container s-api-0-");
+    let old_stops: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.starts_with("stop_container s-api-"))
+        .map(|(k, _)| k)
+        .take(2)
+        .collect();
+    assert_eq!(old_stops.len(), 2, "{calls:?}");
+    assert!(new0 < old_stops[0], "{calls:?}");
+    let new1 = calls
+        .iter()
+        .rposition(|c| c.starts_with("start_container s-api-1-"))
+        .unwrap();
+    assert!(
+        old_stops[0] < new1 && new1 < old_stops[1],
+        "one replica at a time: {calls:?}"
+    );
+    // Every old container is gone at the end.
+    assert_eq!(
+        rt.list_containers(&stack_filter("s")).await.unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn failed_rollout_rolls_back_to_the_old_replicas() {
+    let rt = rt();
+    run(&rt, &stack(TWO)).await.0.unwrap();
+    let old: Vec<String> = rt
+        .list_containers(&stack_filter("s"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.label(labels::SERVICE) == Some("api"))
+        .map(|c| c.id)
+        .collect();
+    // The new version never turns healthy.
+    let bad = stack(&TWO.replace("replicas: 2", "replicas: 2\n    env: { V: '2' }"));
+    rt.set_health_on_start("s-api-", EngineHealth::Unhealthy);
+    let (r, events) = run(&rt, &bad).await;
+    let err = r.unwrap_err().to_string();
+    assert!(
+        err.contains("rolled back to the previous 2 replica(s)"),
+        "{err}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::RollingBack { .. })));
+    let now: Vec<tug_runtime::ContainerInfo> = rt
+        .list_containers(&stack_filter("s"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.label(labels::SERVICE) == Some("api"))
+        .collect();
+    assert_eq!(now.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), old);
+    assert!(now
+        .iter()
+        .all(|c| c.state == tug_runtime::ContainerState::Running));
 }

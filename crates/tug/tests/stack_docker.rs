@@ -432,3 +432,34 @@ fn down_leaves_foreign_containers_alone() {
     let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
     assert!(still.status.success(), "the foreign container was removed");
 }
+
+#[test]
+fn failed_rollout_is_rolled_back_and_old_replicas_keep_serving() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("roll", &service("web", "    replicas: 2\n"));
+    assert!(s.run(&["up"]).status.success());
+    let old = s.ids("web");
+    s.write(&service(
+        "web",
+        "    replicas: 2\n    env: { HELLO_UNHEALTHY: '1' }\n",
+    ));
+    let out = s.run(&["up"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rolled back to the previous 2 replica(s)"),
+        "{err}"
+    );
+    assert_eq!(s.ids("web"), old);
+    let ps = s.run(&["ps", "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "running" && r["health"] == "healthy"),
+        "{rows}"
+    );
+}

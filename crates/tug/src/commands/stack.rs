@@ -125,7 +125,10 @@ fn truncate(s: &str, n: usize) -> String {
 pub async fn up(file: Option<&Path>, output: OutputFormat, timeout: Duration) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     let rt = connect().await?;
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     let result = match output {
         OutputFormat::Json => {
             let sink = |e: Event| println!("{}", serde_json::to_string(&e).unwrap_or_default());
