@@ -23,11 +23,13 @@ pub mod health;
 pub mod images;
 pub mod plan;
 pub mod render;
+pub mod store;
 mod up;
 
 pub use event::{Event, Sink};
 pub use up::{
-    down, observe, status, up, DownReport, ReplicaStatus, UpOptions, UpReport, UpdatePolicy,
+    down, observe, restart, status, up, DownReport, ReplicaStatus, UpOptions, UpReport,
+    UpdatePolicy,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -49,4 +51,11 @@ pub enum EngineError {
         logs: Vec<String>,
         probe: Option<String>,
     },
+}
+
+impl EngineError {
+    /// A failed rollout whose previous replicas were put back.
+    pub fn rolled_back(&self) -> bool {
+        matches!(self, EngineError::ServiceFailed { reason, .. } if reason.contains("; rolled back to the previous"))
+    }
 }

@@ -58,8 +58,11 @@ pub fn config_hash(stack: &str, name: &str, service: &Service, image: &ResolvedI
     h.update(name.as_bytes());
     h.update(b"\0");
     let mut s = service.clone();
-    // Scaling is not a change of configuration.
+    // Scaling is not a change of configuration; the image is hashed by id,
+    // so pinning a build to the image it produced (a rollback) changes nothing.
     s.replicas = 0;
+    s.image = None;
+    s.build = None;
     h.update(serde_json::to_vec(&s).unwrap_or_default());
     h.update(b"\0");
     h.update(image.id.as_bytes());

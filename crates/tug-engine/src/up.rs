@@ -30,6 +30,8 @@ impl Default for UpOptions {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct UpReport {
+    /// The image each service runs.
+    pub images: BTreeMap<String, String>,
     pub created: usize,
     pub started: usize,
     pub removed: usize,
@@ -121,6 +123,10 @@ pub async fn up<R: Runtime>(
         })
         .collect();
     let desired = render::desired(stack, &hashes);
+    let refs: BTreeMap<String, String> = images_by_service
+        .iter()
+        .map(|(n, i)| (n.clone(), i.reference.clone()))
+        .collect();
     let (observed, _) = observe(rt, &stack.name).await?;
     let plan = plan::plan(&desired, &observed);
     if plan.is_empty() {
@@ -128,11 +134,12 @@ pub async fn up<R: Runtime>(
             stack: stack.name.clone(),
         });
         return Ok(UpReport {
+            images: refs,
             up_to_date: true,
             ..UpReport::default()
         });
     }
-    apply(
+    let mut report = apply(
         rt,
         stack,
         &desired,
@@ -142,7 +149,9 @@ pub async fn up<R: Runtime>(
         opts,
         events,
     )
-    .await
+    .await?;
+    report.images = refs;
+    Ok(report)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -899,4 +908,41 @@ pub async fn status<R: Runtime>(
     let mut rows = join_all(rows).await;
     rows.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
     Ok(rows)
+}
+
+/// Restarts the services' replicas one at a time (SIGTERM, `stop_grace_period`,
+/// SIGKILL, start), each gated on its health before the next one goes.
+pub async fn restart<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    services: &[String],
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<usize, EngineError> {
+    let (_, infos) = observe(rt, &stack.name).await?;
+    let mut n = 0;
+    for name in services {
+        let svc = &stack.services[name];
+        let mut mine: Vec<&ContainerInfo> = infos
+            .iter()
+            .filter(|c| c.label(labels::SERVICE) == Some(name.as_str()))
+            .collect();
+        mine.sort_by_key(|c| c.label(labels::REPLICA).and_then(|r| r.parse::<u32>().ok()));
+        for c in mine {
+            let replica = c
+                .label(labels::REPLICA)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            rt.stop_container(&c.id, svc.stop_grace_period.std())
+                .await?;
+            start(rt, name, replica, &c.id, events).await?;
+            gate(rt, stack, name, std::slice::from_ref(&c.id), opts, events).await?;
+            n += 1;
+        }
+        events(Event::ServiceReady {
+            service: name.clone(),
+            state: "restarted".into(),
+        });
+    }
+    Ok(n)
 }

@@ -54,6 +54,37 @@ enum Command {
     },
     /// List the stack's replicas: state, health, endpoint, age, image
     Ps,
+    /// List the stack's applied revisions, newest first
+    History {
+        /// Only revisions that changed this service
+        service: Option<String>,
+        /// How many revisions to show
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Go back to the previous good revision (or --to REVISION), images included
+    Rollback {
+        /// The revision to return to, from `tug history`
+        #[arg(long, value_name = "REVISION")]
+        to: Option<i64>,
+        /// How long one service may take to turn healthy
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Set the number of replicas: `tug scale api=5 worker=2` (until the next `tug up`)
+    Scale {
+        /// SERVICE=REPLICAS pairs
+        #[arg(required = true, value_name = "SERVICE=N")]
+        pairs: Vec<String>,
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Restart replicas one at a time, each healthy before the next (all services by default)
+    Restart {
+        services: Vec<String>,
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Show the logs of the stack's replicas, interleaved, one colour per replica
     Logs {
         /// Only this service
@@ -94,6 +125,18 @@ fn main() -> ExitCode {
         Command::Up { timeout } => rt.block_on(commands::stack::up(file, cli.output, timeout)),
         Command::Down { volumes } => rt.block_on(commands::stack::down(file, cli.output, volumes)),
         Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
+        Command::History { service, limit } => {
+            commands::history::history(file, cli.output, service.as_deref(), limit)
+        }
+        Command::Rollback { to, timeout } => {
+            rt.block_on(commands::history::rollback(file, cli.output, to, timeout))
+        }
+        Command::Scale { pairs, timeout } => {
+            rt.block_on(commands::history::scale(file, cli.output, &pairs, timeout))
+        }
+        Command::Restart { services, timeout } => rt.block_on(commands::history::restart(
+            file, cli.output, &services, timeout,
+        )),
         Command::Logs {
             service,
             follow,

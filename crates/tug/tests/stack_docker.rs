@@ -463,3 +463,106 @@ fn failed_rollout_is_rolled_back_and_old_replicas_keep_serving() {
         "{rows}"
     );
 }
+
+#[test]
+fn scale_history_rollback_and_restart() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("hist", &service("web", "    replicas: 2\n"));
+    // Nothing to roll back to yet.
+    let out = s.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("has no earlier good revision to roll back to"),
+        "{}",
+        text(&out)
+    );
+
+    assert!(s.run(&["up"]).status.success());
+    let first = s.ids("web");
+    let out = s.run(&["scale", "web=3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(s.ids("web").len(), 3);
+    assert!(
+        first.iter().all(|id| s.ids("web").contains(id)),
+        "scaling up keeps the existing replicas"
+    );
+
+    let out = s.run(&["scale", "db=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no service `db` in stack")
+            && String::from_utf8_lossy(&out.stderr).contains("known services are web")
+    );
+
+    // A new version, then back to the previous good revision.
+    s.write(&service(
+        "web",
+        "    replicas: 3\n    env: { VERSION: '2' }\n",
+    ));
+    assert!(s.run(&["up"]).status.success());
+    let v2 = s.ids("web");
+    let out = s.run(&["rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let back = s.ids("web");
+    assert_eq!(back.len(), 3);
+    assert!(
+        back.iter().all(|id| !v2.contains(id)),
+        "version 2 replicas were replaced"
+    );
+    let ps = s.run(&["ps", "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let endpoint = rows[0]["endpoint"].as_str().unwrap().to_string();
+    let body = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&endpoint).unwrap();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut b = String::new();
+        c.read_to_string(&mut b).unwrap();
+        b
+    };
+    assert!(body.contains("(version 1.0.0)"), "{body}");
+
+    let h = s.run(&["history", "-o", "json"]);
+    let revs: serde_json::Value = serde_json::from_slice(&h.stdout).unwrap();
+    let messages: Vec<&str> = revs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["rollback to revision 2", "up", "scale web=3", "up"],
+        "{revs}"
+    );
+    assert!(revs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["outcome"] == "succeeded"));
+
+    // Rolling restart keeps the containers, restarts each.
+    let started = |id: &str| {
+        String::from_utf8_lossy(
+            &Command::new("docker")
+                .args(["inspect", "--format", "{{.State.StartedAt}}", id])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .to_string()
+    };
+    let before: Vec<String> = back.iter().map(|id| started(id)).collect();
+    let out = s.run(&["restart", "web"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(s.ids("web"), back);
+    let after: Vec<String> = back.iter().map(|id| started(id)).collect();
+    assert!(
+        before.iter().zip(&after).all(|(a, b)| a != b),
+        "{before:?} {after:?}"
+    );
+}

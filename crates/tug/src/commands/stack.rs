@@ -129,14 +129,65 @@ pub async fn up(file: Option<&Path>, output: OutputFormat, timeout: Duration) ->
         timeout,
         ..UpOptions::default()
     };
+    converge(&rt, &stack, &opts, output, "up").await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the stack's history store; a store that cannot be opened only warns.
+pub fn open_store(stack: &str) -> Option<tug_engine::store::Store> {
+    let path = tug_engine::store::state_dir(stack).join("tug.db");
+    match tug_engine::store::Store::open(&path) {
+        Ok((store, warning)) => {
+            if let Some(w) = warning {
+                eprintln!("{} {w}", style("warning:").yellow());
+            }
+            Some(store)
+        }
+        Err(e) => {
+            eprintln!(
+                "{} {e}: this run is not recorded in the history",
+                style("warning:").yellow()
+            );
+            None
+        }
+    }
+}
+
+/// Converges `stack`, rendering progress, recording the revision and its
+/// events in the history store (`message` says why: up, rollback, scale).
+pub async fn converge<R: Runtime>(
+    rt: &R,
+    stack: &tug_spec::Stack,
+    opts: &UpOptions,
+    output: OutputFormat,
+    message: &str,
+) -> Result<tug_engine::UpReport> {
+    let store = open_store(&stack.name).map(Mutex::new);
+    let revision = store
+        .as_ref()
+        .and_then(|s| s.lock().ok()?.begin(stack, message).ok());
+    let record = |e: &Event| {
+        if let Some(s) = &store {
+            if let Ok(s) = s.lock() {
+                let _ = s.append_event(revision, e);
+            }
+        }
+    };
     let result = match output {
         OutputFormat::Json => {
-            let sink = |e: Event| println!("{}", serde_json::to_string(&e).unwrap_or_default());
-            tug_engine::up(&rt, &stack, &opts, &sink).await
+            let sink = |e: Event| {
+                record(&e);
+                println!("{}", serde_json::to_string(&e).unwrap_or_default())
+            };
+            tug_engine::up(rt, stack, opts, &sink).await
         }
         OutputFormat::Table => {
             let progress = Progress::new(stack.services.keys().cloned());
-            let r = tug_engine::up(&rt, &stack, &opts, &|e| progress.on(&e)).await;
+            let r = tug_engine::up(rt, stack, opts, &|e| {
+                record(&e);
+                progress.on(&e)
+            })
+            .await;
             let failed = match &r {
                 Err(tug_engine::EngineError::ServiceFailed { service, .. }) => {
                     Some(service.as_str())
@@ -147,21 +198,44 @@ pub async fn up(file: Option<&Path>, output: OutputFormat, timeout: Duration) ->
             r
         }
     };
+    if let (Some(store), Some(rev)) = (&store, revision) {
+        if let Ok(s) = store.lock() {
+            let _ = match &result {
+                Ok(r) => s.finish(rev, tug_engine::store::Outcome::Succeeded, "", &r.images),
+                Err(e) if e.rolled_back() => s.finish(
+                    rev,
+                    tug_engine::store::Outcome::RolledBack,
+                    &e.to_string(),
+                    &BTreeMap::new(),
+                ),
+                Err(e) => s.finish(
+                    rev,
+                    tug_engine::store::Outcome::Failed,
+                    &e.to_string(),
+                    &BTreeMap::new(),
+                ),
+            };
+        }
+    }
     let report = result?;
     match output {
-        OutputFormat::Json => {
-            println!("{}", serde_json::json!({"event": "done", "report": report}))
-        }
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"event": "done", "report": report, "revision": revision})
+        ),
         OutputFormat::Table => {
+            let rev = revision
+                .map(|r| format!(" (revision {r})"))
+                .unwrap_or_default();
             if report.up_to_date {
                 println!(
-                    "{} stack {} is up to date",
+                    "{} stack {} is up to date{rev}",
                     style("✓").green(),
                     style(&stack.name).bold()
                 );
             } else {
                 println!(
-                    "{} stack {} is up: {} created, {} started, {} removed",
+                    "{} stack {} is up{rev}: {} created, {} started, {} removed",
                     style("✓").green(),
                     style(&stack.name).bold(),
                     report.created,
@@ -169,10 +243,10 @@ pub async fn up(file: Option<&Path>, output: OutputFormat, timeout: Duration) ->
                     report.removed
                 );
             }
-            print_ps(&tug_engine::status(&rt, &stack.name, Some(&stack)).await?);
+            print_ps(&tug_engine::status(rt, &stack.name, Some(stack)).await?);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
 
 pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> Result<ExitCode> {
@@ -206,7 +280,7 @@ pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-fn age(created: i64) -> String {
+pub fn age(created: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
