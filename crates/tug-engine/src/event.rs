@@ -60,6 +60,19 @@ pub enum Event {
         service: String,
         reason: String,
     },
+    /// The agent restarts a replica that exited.
+    Restarting {
+        service: String,
+        replica: u32,
+        exit_code: i64,
+        attempt: u32,
+    },
+    /// The agent replaces a replica that failed its health checks.
+    Replacing {
+        service: String,
+        replica: u32,
+        reason: String,
+    },
     /// A rollout failed; the previous replicas are being put back.
     RollingBack {
         service: String,
@@ -84,7 +97,9 @@ impl Event {
             | Event::Healthy { service, .. }
             | Event::ServiceReady { service, .. }
             | Event::ServiceFailed { service, .. }
-            | Event::RollingBack { service, .. } => Some(service),
+            | Event::RollingBack { service, .. }
+            | Event::Restarting { service, .. }
+            | Event::Replacing { service, .. } => Some(service),
             Event::NetworkCreated { .. } | Event::VolumeCreated { .. } | Event::UpToDate { .. } => {
                 None
             }

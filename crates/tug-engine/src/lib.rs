@@ -18,9 +18,11 @@
 //! Errors: the first failed service is reported with why, its last log lines
 //! and its last health probe output; services waiting on it are not started.
 
+pub mod agent;
 pub mod event;
 pub mod health;
 pub mod images;
+pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod store;
@@ -28,7 +30,7 @@ mod up;
 
 pub use event::{Event, Sink};
 pub use up::{
-    down, observe, restart, status, up, DownReport, ReplicaStatus, UpOptions, UpReport,
+    down, observe, restart, status, stop, up, DownReport, ReplicaStatus, UpOptions, UpReport,
     UpdatePolicy,
 };
 

@@ -946,3 +946,14 @@ pub async fn restart<R: Runtime>(
     }
     Ok(n)
 }
+
+/// Stops every container of the stack gracefully, keeping them (and the
+/// network and volumes) for the next `tug up`.
+pub async fn stop<R: Runtime>(rt: &R, stack: &str, grace: Duration) -> Result<usize, EngineError> {
+    let containers = rt.list_containers(&stack_filter(stack)).await?;
+    join_all(containers.iter().map(|c| rt.stop_container(&c.id, grace)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
+    Ok(containers.len())
+}

@@ -130,6 +130,15 @@ impl FakeRuntime {
         });
     }
 
+    /// Sets the health the engine reports for a running container.
+    pub fn set_health(&self, id: &str, health: EngineHealth) {
+        self.with(|s| {
+            if let Some(c) = s.containers.get_mut(id) {
+                c.info.health = health;
+            }
+        });
+    }
+
     /// Adds a log line to a container.
     pub fn push_log(&self, id: &str, text: &str) {
         self.with(|s| {

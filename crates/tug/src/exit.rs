@@ -27,15 +27,27 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    let code = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<Failure>().map(|f| f.code))
-        .or_else(|| {
-            e.chain().find_map(|c| {
-                c.downcast_ref::<tug_spec::SpecErrors>()
-                    .map(|_| INVALID_INPUT)
-            })
-        })
-        .unwrap_or(1);
+    let code = e.chain().find_map(code_of).unwrap_or(1);
     ExitCode::from(code)
+}
+
+/// The exit code an error in the chain asks for, if any.
+fn code_of(c: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if let Some(f) = c.downcast_ref::<Failure>() {
+        return Some(f.code);
+    }
+    if c.downcast_ref::<tug_spec::SpecErrors>().is_some() {
+        return Some(INVALID_INPUT);
+    }
+    if let Some(tug_engine::ops::OpsError::Invalid(_)) =
+        c.downcast_ref::<tug_engine::ops::OpsError>()
+    {
+        return Some(INVALID_INPUT);
+    }
+    if let Some(tug_api::client::ClientError::Agent { invalid: true, .. }) =
+        c.downcast_ref::<tug_api::client::ClientError>()
+    {
+        return Some(INVALID_INPUT);
+    }
+    None
 }

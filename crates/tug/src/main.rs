@@ -40,8 +40,13 @@ enum Command {
     ///
     /// Builds or finds every image, creates the network and volumes, starts
     /// services in dependency order and waits for their health checks. Run it
-    /// again at any time: only what changed is replaced.
+    /// again at any time: only what changed is replaced. Without -d it stays
+    /// attached (supervising, logs streamed; Ctrl-C stops the stack); with -d
+    /// it returns and a background agent supervises the stack.
     Up {
+        /// Return once healthy and leave an agent supervising the stack
+        #[arg(short = 'd', long)]
+        detach: bool,
         /// How long one service may take to turn healthy
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         timeout: std::time::Duration,
@@ -54,6 +59,20 @@ enum Command {
     },
     /// List the stack's replicas: state, health, endpoint, age, image
     Ps,
+    /// Supervise the stack and serve its API on a unix socket (what `tug up -d` leaves running)
+    ///
+    /// Restarts replicas that exit (exponential backoff), replaces unhealthy
+    /// ones and recreates missing ones. For systemd units or containers.
+    Agent,
+    /// Show what tug and its agent did: builds, starts, health, restarts, rollbacks
+    Events {
+        /// Keep printing new events
+        #[arg(short = 'F', long)]
+        follow: bool,
+        /// Only events after this id
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+    },
     /// List the stack's applied revisions, newest first
     History {
         /// Only revisions that changed this service
@@ -122,11 +141,20 @@ fn main() -> ExitCode {
     };
     let file = cli.file.as_deref();
     let result = match cli.command {
-        Command::Up { timeout } => rt.block_on(commands::stack::up(file, cli.output, timeout)),
+        Command::Up { detach, timeout } => {
+            rt.block_on(commands::stack::up(file, cli.output, timeout, detach))
+        }
         Command::Down { volumes } => rt.block_on(commands::stack::down(file, cli.output, volumes)),
         Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
-        Command::History { service, limit } => {
-            commands::history::history(file, cli.output, service.as_deref(), limit)
+        Command::History { service, limit } => rt.block_on(commands::history::history(
+            file,
+            cli.output,
+            service.as_deref(),
+            limit,
+        )),
+        Command::Agent => rt.block_on(commands::agent::agent(file)),
+        Command::Events { follow, since } => {
+            rt.block_on(commands::agent::events(file, cli.output, follow, since))
         }
         Command::Rollback { to, timeout } => {
             rt.block_on(commands::history::rollback(file, cli.output, to, timeout))

@@ -148,7 +148,7 @@ fn up_converges_is_idempotent_and_replaces_only_what_changed() {
         &(service("web", "    replicas: 2\n")
             + &service("api", "    depends_on: { web: healthy }\n")),
     );
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
     let (web, api) = (s.ids("web"), s.ids("api"));
     assert_eq!((web.len(), api.len()), (2, 1));
@@ -171,7 +171,7 @@ fn up_converges_is_idempotent_and_replaces_only_what_changed() {
     }
 
     // Nothing changed: nothing touched.
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("up to date"),
@@ -188,7 +188,7 @@ fn up_converges_is_idempotent_and_replaces_only_what_changed() {
                 "    depends_on: { web: healthy }\n    env: { VERSION: '2' }\n",
             )),
     );
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(s.ids("web"), web);
     let new_api = s.ids("api");
@@ -215,7 +215,7 @@ fn containers_are_hardened() {
         return;
     }
     let s = TestStack::new("hard", &service("web", ""));
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
     let id = &s.ids("web")[0];
     let fmt = "{{.HostConfig.ReadonlyRootfs}}|{{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|{{.HostConfig.PidsLimit}}|{{.HostConfig.Memory}}|{{.Config.User}}|{{index .HostConfig.Tmpfs \"/tmp\"}}|{{(index (index .NetworkSettings.Ports \"8080/tcp\") 0).HostIp}}";
@@ -253,7 +253,7 @@ fn health_that_never_passes_names_service_probe_and_logs() {
         "sick",
         &service("web", "    env: { HELLO_UNHEALTHY: '1' }\n"),
     );
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -279,7 +279,7 @@ fn replica_that_exits_at_once_is_reported_with_its_logs() {
         "exit",
         &service("web", "    env: { HELLO_EXIT: '3' }\n    restart: no\n"),
     );
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -300,7 +300,7 @@ fn host_port_in_use_is_reported() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let s = TestStack::new("port", &service("web", &format!("    publish: {port}\n")));
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -310,7 +310,7 @@ fn host_port_in_use_is_reported() {
     );
     drop(taken);
     // Once the port is free, the next `up` converges.
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -320,7 +320,7 @@ fn missing_image_and_failing_build_name_service_and_image() {
         return;
     }
     let s = TestStack::new("img", "  web:\n    image: tug-test/not-here:0\n");
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -336,7 +336,7 @@ fn missing_image_and_failing_build_name_service_and_image() {
         "FROM scratch\nCOPY missing-file /x\n",
     )
     .unwrap();
-    let out = b.run(&["up"]);
+    let out = b.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -356,14 +356,15 @@ fn sigkill_during_up_then_up_converges_without_duplicates() {
     }
     let s = TestStack::new("kill", &service("web", "    replicas: 3\n"));
     // Warm the image so the kills land in the container phase.
-    assert!(s.run(&["up"]).status.success());
+    assert!(s.run(&["up", "-d"]).status.success());
     assert!(s.run(&["down"]).status.success());
     for delay_ms in [150u64, 400, 700, 1000] {
         let mut child = tug()
             .arg("-f")
             .arg(s.file())
-            .arg("up")
+            .args(["up", "-d"])
             .env("NO_COLOR", "1")
+            .env("TUG_STATE_DIR", s.dir.path().join("state"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -371,7 +372,7 @@ fn sigkill_during_up_then_up_converges_without_duplicates() {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
-        let out = s.run(&["up"]);
+        let out = s.run(&["up", "-d"]);
         assert!(
             out.status.success(),
             "after kill at {delay_ms}ms: {}",
@@ -407,7 +408,7 @@ fn down_leaves_foreign_containers_alone() {
         return;
     }
     let s = TestStack::new("foreign", &service("web", ""));
-    assert!(s.run(&["up"]).status.success());
+    assert!(s.run(&["up", "-d"]).status.success());
     // A container tug did not create, named like the stack's.
     let img = String::from_utf8_lossy(
         &Command::new("docker")
@@ -439,13 +440,13 @@ fn failed_rollout_is_rolled_back_and_old_replicas_keep_serving() {
         return;
     }
     let s = TestStack::new("roll", &service("web", "    replicas: 2\n"));
-    assert!(s.run(&["up"]).status.success());
+    assert!(s.run(&["up", "-d"]).status.success());
     let old = s.ids("web");
     s.write(&service(
         "web",
         "    replicas: 2\n    env: { HELLO_UNHEALTHY: '1' }\n",
     ));
-    let out = s.run(&["up"]);
+    let out = s.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -480,7 +481,7 @@ fn scale_history_rollback_and_restart() {
         text(&out)
     );
 
-    assert!(s.run(&["up"]).status.success());
+    assert!(s.run(&["up", "-d"]).status.success());
     let first = s.ids("web");
     let out = s.run(&["scale", "web=3"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -502,7 +503,7 @@ fn scale_history_rollback_and_restart() {
         "web",
         "    replicas: 3\n    env: { VERSION: '2' }\n",
     ));
-    assert!(s.run(&["up"]).status.success());
+    assert!(s.run(&["up", "-d"]).status.success());
     let v2 = s.ids("web");
     let out = s.run(&["rollback"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -565,4 +566,163 @@ fn scale_history_rollback_and_restart() {
         before.iter().zip(&after).all(|(a, b)| a != b),
         "{before:?} {after:?}"
     );
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..150 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn ps_rows(s: &TestStack) -> Vec<serde_json::Value> {
+    let ps = s.run(&["ps", "-o", "json"]);
+    serde_json::from_slice::<serde_json::Value>(&ps.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn agent_supervises_restarts_replaces_and_refuses_a_twin() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("agent", &service("web", "    replicas: 2\n"));
+    let out = s.run(&["up", "-d"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("agent supervising stack"),
+        "{}",
+        text(&out)
+    );
+
+    // A second agent for the same stack refuses, naming the first.
+    let out = s.run(&["agent"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("an agent for stack")
+            && err.contains("is already running (pid")
+            && err.contains("agent.sock"),
+        "{err}"
+    );
+
+    // A replica removed behind tug's back comes back.
+    let ids = s.ids("web");
+    Command::new("docker")
+        .args(["rm", "-f", &ids[0]])
+        .output()
+        .unwrap();
+    wait_until("the removed replica is recreated", || {
+        s.ids("web").len() == 2 && !s.ids("web").contains(&ids[0])
+    });
+
+    // A replica stopped by hand (the engine will not restart it) is restarted by the agent.
+    let keep = s.ids("web");
+    Command::new("docker")
+        .args(["stop", "-t", "1", &keep[0]])
+        .output()
+        .unwrap();
+    wait_until("the stopped replica runs again", || {
+        ps_rows(&s)
+            .iter()
+            .filter(|r| r["state"] == "running")
+            .count()
+            == 2
+    });
+    assert_eq!(s.ids("web"), keep, "restarted in place, not replaced");
+
+    // A replica whose health check starts failing is replaced.
+    let rows = ps_rows(&s);
+    let endpoint = rows[0]["endpoint"].as_str().unwrap().to_string();
+    {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&endpoint).unwrap();
+        c.write_all(b"GET /sick HTTP/1.0\r\n\r\n").unwrap();
+        let mut b = String::new();
+        c.read_to_string(&mut b).unwrap();
+    }
+    let before = s.ids("web");
+    wait_until("the sick replica is replaced", || {
+        let now = s.ids("web");
+        now.len() == 2 && now.iter().filter(|id| before.contains(id)).count() == 1
+    });
+    wait_until("both replicas healthy", || {
+        ps_rows(&s)
+            .iter()
+            .filter(|r| r["health"] == "healthy")
+            .count()
+            == 2
+    });
+
+    // What the agent did is in the event stream.
+    let ev = s.run(&["events", "-o", "json"]);
+    let kinds: Vec<String> = String::from_utf8_lossy(&ev.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["event"]["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "restarting"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "replacing"), "{kinds:?}");
+
+    // down goes through the agent, which then exits.
+    assert!(s.run(&["down"]).status.success());
+    assert!(!s
+        .dir
+        .path()
+        .join("state")
+        .join(&s.name)
+        .join("agent.sock")
+        .exists());
+}
+
+#[test]
+fn attached_up_stops_the_stack_on_ctrl_c() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("attach", &service("web", ""));
+    let mut child = tug()
+        .arg("-f")
+        .arg(s.file())
+        .arg("up")
+        .env("NO_COLOR", "1")
+        .env("TUG_STATE_DIR", s.dir.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the attached stack is healthy", || {
+        ps_rows(&s).iter().any(|r| r["health"] == "healthy")
+    });
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("stopping stack") && err.contains("stopped 1 container(s)"),
+        "{err}"
+    );
+    let rows = ps_rows(&s);
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0]["state"].as_str().unwrap().starts_with("exited"),
+        "{rows:?}"
+    );
+    // The next `up` starts it again.
+    assert!(s.run(&["up", "-d"]).status.success());
 }

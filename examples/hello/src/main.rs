@@ -3,7 +3,8 @@
 //!
 //! Environment: `PORT` (default 8080), `TUG_REPLICA` (replica id, else the
 //! hostname), `VERSION` (else the crate version), `HELLO_UNHEALTHY=1` makes
-//! /health answer 503, `HELLO_EXIT=<code>` exits at once (for failure drills).
+//! /health answer 503, `HELLO_EXIT=<code>` exits at once, and `GET /sick` makes
+//! /health answer 503 from then on (for failure drills).
 //!
 //! `hello check` probes `GET /health` on 127.0.0.1:$PORT and exits 0 when it
 //! answers 200: an exec health check for images with no shell or curl.
@@ -30,7 +31,9 @@ fn main() {
         .or_else(|_| std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()))
         .unwrap_or_else(|_| "unknown".into());
     let version = std::env::var("VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
-    let unhealthy = std::env::var("HELLO_UNHEALTHY").is_ok_and(|v| v == "1");
+    let unhealthy = Arc::new(AtomicBool::new(
+        std::env::var("HELLO_UNHEALTHY").is_ok_and(|v| v == "1"),
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -55,9 +58,10 @@ fn main() {
             Ok((conn, _)) => {
                 let body = Arc::clone(&body);
                 let inflight = Arc::clone(&inflight);
+                let unhealthy = Arc::clone(&unhealthy);
                 inflight.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &body, unhealthy);
+                    let _ = serve(conn, &body, &unhealthy);
                     inflight.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -100,7 +104,7 @@ fn check() -> i32 {
     }
 }
 
-fn serve(conn: TcpStream, body: &str, unhealthy: bool) -> std::io::Result<()> {
+fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
@@ -124,7 +128,13 @@ fn serve(conn: TcpStream, body: &str, unhealthy: bool) -> std::io::Result<()> {
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         close |= parts.next() == Some("HTTP/1.0");
         let (status, text) = match (method, path) {
-            ("GET", "/health") if unhealthy => ("503 Service Unavailable", "unhealthy\n"),
+            ("GET", "/sick") => {
+                unhealthy.store(true, Ordering::SeqCst);
+                ("200 OK", "/health answers 503 from now on\n")
+            }
+            ("GET", "/health") if unhealthy.load(Ordering::SeqCst) => {
+                ("503 Service Unavailable", "unhealthy\n")
+            }
             ("GET", "/health") => ("200 OK", "ok\n"),
             ("GET", "/") => ("200 OK", body),
             ("GET", _) => ("404 Not Found", "not found\n"),

@@ -1,30 +1,21 @@
-//! `tug history`, `tug rollback`, `tug scale`, `tug restart`.
+//! `tug history`, `tug rollback`, `tug scale`, `tug restart`: through the
+//! agent when one runs, directly on the engine otherwise.
 
 use super::stack::{connect, converge, open_store};
-use crate::exit::{fail, INVALID_INPUT};
 use crate::output::OutputFormat;
 use anyhow::Result;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, Color, Table};
 use console::style;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
+use tug_api::client::Client;
+use tug_engine::ops;
 use tug_engine::store::{Outcome, Revision};
 use tug_engine::UpOptions;
 
-fn unknown_service(stack: &tug_spec::Stack, name: &str) -> anyhow::Error {
-    let known: Vec<&str> = stack.services.keys().map(String::as_str).collect();
-    fail(
-        INVALID_INPUT,
-        format!(
-            "no service `{name}` in stack {}: known services are {}",
-            stack.name,
-            known.join(", ")
-        ),
-    )
-}
-
-pub fn history(
+pub async fn history(
     file: Option<&Path>,
     output: OutputFormat,
     service: Option<&str>,
@@ -32,15 +23,38 @@ pub fn history(
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     if let Some(s) = service {
-        if !stack.services.contains_key(s) {
-            return Err(unknown_service(&stack, s));
-        }
+        ops::known_services(&stack, &[s.to_string()])?;
     }
-    let Some(store) = open_store(&stack.name) else {
-        return Ok(ExitCode::FAILURE);
-    };
     // One more than shown, to know what the oldest shown one changed.
-    let revs = store.revisions(limit + 1)?;
+    let revs: Vec<Revision> = match Client::for_stack(&stack.name).await {
+        Some(agent) => {
+            let v = agent
+                .get(&format!("/v1/history?limit={}", limit + 1))
+                .await?;
+            v.as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| Revision {
+                    id: r["id"].as_i64().unwrap_or(0),
+                    created: r["created"].as_i64().unwrap_or(0),
+                    outcome: match r["outcome"].as_str() {
+                        Some("succeeded") => Outcome::Succeeded,
+                        Some("failed") => Outcome::Failed,
+                        Some("rolled-back") => Outcome::RolledBack,
+                        _ => Outcome::Pending,
+                    },
+                    message: r["message"].as_str().unwrap_or("").to_string(),
+                    spec: r["spec"].clone(),
+                    images: serde_json::from_value(r["images"].clone()).unwrap_or_default(),
+                })
+                .collect()
+        }
+        None => match open_store(&stack.name) {
+            Some(store) => store.revisions(limit + 1)?,
+            None => return Ok(ExitCode::FAILURE),
+        },
+    };
     let rows: Vec<(&Revision, Vec<String>)> = revs
         .iter()
         .enumerate()
@@ -55,9 +69,9 @@ pub fn history(
         .collect();
     match output {
         OutputFormat::Json => {
-            let v: Vec<serde_json::Value> = rows
+            let v: Vec<Value> = rows
                 .iter()
-                .map(|(r, changed)| serde_json::json!({"revision": r.id, "created": r.created, "outcome": r.outcome, "message": r.message, "changed": changed, "images": r.images}))
+                .map(|(r, changed)| json!({"revision": r.id, "created": r.created, "outcome": r.outcome, "message": r.message, "changed": changed, "images": r.images}))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -96,6 +110,25 @@ pub fn history(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints what the agent answered for a converge.
+fn agent_done(output: OutputFormat, stack: &str, what: &str, v: &Value) {
+    match output {
+        OutputFormat::Json => println!("{v}"),
+        OutputFormat::Table => {
+            let r = &v["report"];
+            println!(
+                "{} {what}: stack {} (revision {}): {} created, {} started, {} removed",
+                style("✓").green(),
+                style(stack).bold(),
+                v["revision"],
+                r["created"],
+                r["started"],
+                r["removed"]
+            );
+        }
+    }
+}
+
 pub async fn rollback(
     file: Option<&Path>,
     output: OutputFormat,
@@ -103,46 +136,15 @@ pub async fn rollback(
     timeout: Duration,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
+    if let Some(agent) = Client::for_stack(&stack.name).await {
+        let v = agent.post("/v1/rollback", &json!({"to": to})).await?;
+        agent_done(output, &stack.name, "rolled back", &v);
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(store) = open_store(&stack.name) else {
         return Ok(ExitCode::FAILURE);
     };
-    let target = match to {
-        Some(id) => match store.revision(id)? {
-            Some(r) if r.outcome == Outcome::Succeeded => r,
-            Some(r) => return Err(fail(
-                INVALID_INPUT,
-                format!(
-                    "revision {id} did not succeed ({}): pick a succeeded one from `tug history`",
-                    serde_json::to_value(r.outcome)?.as_str().unwrap_or("")
-                ),
-            )),
-            None => {
-                return Err(fail(
-                    INVALID_INPUT,
-                    format!(
-                        "no revision {id} in the history of stack {}: see `tug history`",
-                        stack.name
-                    ),
-                ))
-            }
-        },
-        None => {
-            let current = store.last_good(None)?;
-            match current
-                .and_then(|c| store.last_good(Some(c.id)).transpose())
-                .transpose()?
-            {
-                Some(r) => r,
-                None => return Err(fail(
-                    INVALID_INPUT,
-                    format!(
-                        "stack {} has no earlier good revision to roll back to: see `tug history`",
-                        stack.name
-                    ),
-                )),
-            }
-        }
-    };
+    let target = ops::rollback_target(&store, &stack.name, to)?;
     drop(store);
     let pinned = target.pinned_stack(&stack.dir, &stack.file)?;
     let rt = connect().await?;
@@ -174,34 +176,12 @@ pub async fn scale(
     pairs: &[String],
     timeout: Duration,
 ) -> Result<ExitCode> {
-    let mut stack = super::spec::load(file)?;
-    for p in pairs {
-        let Some((name, n)) = p.split_once('=') else {
-            return Err(fail(
-                INVALID_INPUT,
-                format!("`{p}`: write SERVICE=REPLICAS, for example api=3"),
-            ));
-        };
-        let n: u32 = n.parse().map_err(|_| {
-            fail(
-                INVALID_INPUT,
-                format!("`{p}`: replicas must be a whole number, for example {name}=3"),
-            )
-        })?;
-        if !stack.services.contains_key(name) {
-            return Err(unknown_service(&stack, name));
-        }
-        let svc = stack.services.get_mut(name).expect("checked above");
-        if svc.publish.is_some() && n > 1 {
-            return Err(fail(
-                INVALID_INPUT,
-                format!(
-                    "service `{name}` publishes fixed host port {}: it can run one replica only",
-                    svc.publish.unwrap_or(0)
-                ),
-            ));
-        }
-        svc.replicas = n;
+    let stack = super::spec::load(file)?;
+    let scaled = ops::scaled(&stack, pairs)?;
+    if let Some(agent) = Client::for_stack(&stack.name).await {
+        let v = agent.post("/v1/scale", &json!({"pairs": pairs})).await?;
+        agent_done(output, &stack.name, "scaled", &v);
+        return Ok(ExitCode::SUCCESS);
     }
     let rt = connect().await?;
     let opts = UpOptions {
@@ -210,7 +190,7 @@ pub async fn scale(
     };
     converge(
         &rt,
-        &stack,
+        &scaled,
         &opts,
         output,
         &format!("scale {}", pairs.join(" ")),
@@ -226,33 +206,35 @@ pub async fn restart(
     timeout: Duration,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    for s in services {
-        if !stack.services.contains_key(s) {
-            return Err(unknown_service(&stack, s));
+    let names = ops::known_services(&stack, services)?;
+    let n = match Client::for_stack(&stack.name).await {
+        Some(agent) => agent
+            .post("/v1/restart", &json!({"services": services}))
+            .await?["restarted"]
+            .as_u64()
+            .unwrap_or(0) as usize,
+        None => {
+            let rt = connect().await?;
+            let opts = UpOptions {
+                timeout,
+                ..UpOptions::default()
+            };
+            let sink = |e: tug_engine::Event| {
+                if output == OutputFormat::Json {
+                    println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                }
+            };
+            let _lock = ops::ApplyLock::acquire(&stack.name).await?;
+            tug_engine::restart(&rt, &stack, &names, &opts, &sink).await?
         }
-    }
-    let names: Vec<String> = if services.is_empty() {
-        stack.services.keys().cloned().collect()
-    } else {
-        services.to_vec()
     };
-    let rt = connect().await?;
-    let opts = UpOptions {
-        timeout,
-        ..UpOptions::default()
-    };
-    let sink = |e: tug_engine::Event| {
-        if output == OutputFormat::Json {
-            println!("{}", serde_json::to_string(&e).unwrap_or_default());
-        }
-    };
-    let n = tug_engine::restart(&rt, &stack, &names, &opts, &sink).await?;
-    if output == OutputFormat::Table {
-        println!(
+    match output {
+        OutputFormat::Json => println!("{}", json!({"restarted": n, "services": names})),
+        OutputFormat::Table => println!(
             "{} restarted {n} replica(s) of {}, one at a time",
             style("✓").green(),
             names.join(", ")
-        );
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -122,39 +122,60 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub async fn up(file: Option<&Path>, output: OutputFormat, timeout: Duration) -> Result<ExitCode> {
+pub async fn up(
+    file: Option<&Path>,
+    output: OutputFormat,
+    timeout: Duration,
+    detach: bool,
+) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     let rt = connect().await?;
     let opts = UpOptions {
         timeout,
         ..UpOptions::default()
     };
+    if !detach {
+        // Attached: Ctrl-C or SIGTERM at any moment stops the stack gracefully.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let stop = async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+        };
+        return super::agent::attached(rt, stack, &opts, output, stop).await;
+    }
     converge(&rt, &stack, &opts, output, "up").await?;
+    {
+        let pid = super::agent::ensure_running(&stack).await?;
+        if output == OutputFormat::Table {
+            println!(
+                "{} agent supervising stack {} (pid {pid})",
+                style("✓").green(),
+                style(&stack.name).bold()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn(w: Option<String>) {
+    if let Some(w) = w {
+        eprintln!("{} {w}", style("warning:").yellow());
+    }
 }
 
 /// Opens the stack's history store; a store that cannot be opened only warns.
 pub fn open_store(stack: &str) -> Option<tug_engine::store::Store> {
-    let path = tug_engine::store::state_dir(stack).join("tug.db");
-    match tug_engine::store::Store::open(&path) {
-        Ok((store, warning)) => {
-            if let Some(w) = warning {
-                eprintln!("{} {w}", style("warning:").yellow());
-            }
-            Some(store)
-        }
-        Err(e) => {
-            eprintln!(
-                "{} {e}: this run is not recorded in the history",
-                style("warning:").yellow()
-            );
-            None
-        }
-    }
+    let (store, warning) = tug_engine::ops::open_store(stack);
+    warn(warning);
+    store
 }
 
-/// Converges `stack`, rendering progress, recording the revision and its
-/// events in the history store (`message` says why: up, rollback, scale).
+/// Converges `stack` under the apply lock, rendering progress and recording
+/// the revision (`message` says why: up, rollback, scale) in the history.
 pub async fn converge<R: Runtime>(
     rt: &R,
     stack: &tug_spec::Stack,
@@ -162,62 +183,28 @@ pub async fn converge<R: Runtime>(
     output: OutputFormat,
     message: &str,
 ) -> Result<tug_engine::UpReport> {
-    let store = open_store(&stack.name).map(Mutex::new);
-    let revision = store
-        .as_ref()
-        .and_then(|s| s.lock().ok()?.begin(stack, message).ok());
-    let record = |e: &Event| {
-        if let Some(s) = &store {
-            if let Ok(s) = s.lock() {
-                let _ = s.append_event(revision, e);
-            }
-        }
-    };
-    let result = match output {
+    let done = match output {
         OutputFormat::Json => {
-            let sink = |e: Event| {
-                record(&e);
-                println!("{}", serde_json::to_string(&e).unwrap_or_default())
-            };
-            tug_engine::up(rt, stack, opts, &sink).await
+            let sink = |e: Event| println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            tug_engine::ops::converge(rt, stack, opts, message, &sink).await?
         }
         OutputFormat::Table => {
             let progress = Progress::new(stack.services.keys().cloned());
-            let r = tug_engine::up(rt, stack, opts, &|e| {
-                record(&e);
-                progress.on(&e)
-            })
-            .await;
-            let failed = match &r {
+            let done =
+                tug_engine::ops::converge(rt, stack, opts, message, &|e| progress.on(&e)).await?;
+            let failed = match &done.result {
                 Err(tug_engine::EngineError::ServiceFailed { service, .. }) => {
                     Some(service.as_str())
                 }
                 _ => None,
             };
             progress.finish(failed);
-            r
+            done
         }
     };
-    if let (Some(store), Some(rev)) = (&store, revision) {
-        if let Ok(s) = store.lock() {
-            let _ = match &result {
-                Ok(r) => s.finish(rev, tug_engine::store::Outcome::Succeeded, "", &r.images),
-                Err(e) if e.rolled_back() => s.finish(
-                    rev,
-                    tug_engine::store::Outcome::RolledBack,
-                    &e.to_string(),
-                    &BTreeMap::new(),
-                ),
-                Err(e) => s.finish(
-                    rev,
-                    tug_engine::store::Outcome::Failed,
-                    &e.to_string(),
-                    &BTreeMap::new(),
-                ),
-            };
-        }
-    }
-    let report = result?;
+    warn(done.warning);
+    let revision = done.revision;
+    let report = done.result?;
     match output {
         OutputFormat::Json => println!(
             "{}",
@@ -243,32 +230,51 @@ pub async fn converge<R: Runtime>(
                     report.removed
                 );
             }
-            print_ps(&tug_engine::status(rt, &stack.name, Some(stack)).await?);
+            print_ps(&rows(
+                tug_engine::status(rt, &stack.name, Some(stack)).await?,
+            ));
         }
     }
     Ok(report)
 }
 
+fn rows(status: Vec<tug_engine::ReplicaStatus>) -> Vec<serde_json::Value> {
+    status
+        .into_iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect()
+}
+
 pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let rt = connect().await?;
-    let grace = stack
-        .services
-        .values()
-        .map(|s| s.stop_grace_period.std())
-        .max()
-        .unwrap_or(Duration::from_secs(10));
-    let report = tug_engine::down(&rt, &stack.name, grace, volumes).await?;
+    let report: serde_json::Value = match tug_api::client::Client::for_stack(&stack.name).await {
+        Some(agent) => {
+            agent
+                .post("/v1/down", &serde_json::json!({"volumes": volumes}))
+                .await?
+        }
+        None => {
+            let rt = connect().await?;
+            let grace = stack
+                .services
+                .values()
+                .map(|s| s.stop_grace_period.std())
+                .max()
+                .unwrap_or(Duration::from_secs(10));
+            let _lock = tug_engine::ops::ApplyLock::acquire(&stack.name).await?;
+            serde_json::to_value(tug_engine::down(&rt, &stack.name, grace, volumes).await?)?
+        }
+    };
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        OutputFormat::Json => println!("{report}"),
         OutputFormat::Table => {
             println!(
                 "{} stack {} removed: {} containers, {} networks, {} volumes{}",
                 style("✓").green(),
                 style(&stack.name).bold(),
-                report.containers,
-                report.networks,
-                report.volumes,
+                report["containers"],
+                report["networks"],
+                report["volumes"],
                 if volumes {
                     ""
                 } else {
@@ -294,35 +300,45 @@ pub fn age(created: i64) -> String {
     }
 }
 
-fn print_ps(rows: &[tug_engine::ReplicaStatus]) {
+pub fn print_ps(rows: &[serde_json::Value]) {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     t.set_header([
         "SERVICE", "REPLICA", "STATE", "HEALTH", "ENDPOINT", "AGE", "IMAGE",
     ]);
+    let text = |v: &serde_json::Value| {
+        v.as_str().map(String::from).unwrap_or_else(|| {
+            if v.is_null() {
+                "-".into()
+            } else {
+                v.to_string()
+            }
+        })
+    };
     for r in rows {
-        let state_color = if r.state == "running" {
+        let mut state = text(&r["state"]);
+        if let Some(note) = r["note"].as_str() {
+            state = format!("{state}, {note}");
+        }
+        let state_color = if state == "running" {
             Color::Green
         } else {
             Color::Yellow
         };
-        let health_color = match r.health.as_str() {
+        let health = text(&r["health"]);
+        let health_color = match health.as_str() {
             "healthy" => Color::Green,
             "unhealthy" => Color::Red,
             _ => Color::Reset,
         };
         t.add_row(vec![
-            Cell::new(&r.service),
-            Cell::new(
-                r.replica
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "?".into()),
-            ),
-            Cell::new(&r.state).fg(state_color),
-            Cell::new(&r.health).fg(health_color),
-            Cell::new(r.endpoint.as_deref().unwrap_or("-")),
-            Cell::new(age(r.created)),
-            Cell::new(&r.image),
+            Cell::new(text(&r["service"])),
+            Cell::new(text(&r["replica"])),
+            Cell::new(state).fg(state_color),
+            Cell::new(health).fg(health_color),
+            Cell::new(text(&r["endpoint"])),
+            Cell::new(age(r["created"].as_i64().unwrap_or(0))),
+            Cell::new(text(&r["image"])),
         ]);
     }
     if !console::colors_enabled() {
@@ -333,8 +349,10 @@ fn print_ps(rows: &[tug_engine::ReplicaStatus]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let rt = connect().await?;
-    let rows = tug_engine::status(&rt, &stack.name, Some(&stack)).await?;
+    let rows: Vec<serde_json::Value> = match tug_api::client::Client::for_stack(&stack.name).await {
+        Some(agent) => serde_json::from_value(agent.get("/v1/ps").await?)?,
+        None => rows(tug_engine::status(&connect().await?, &stack.name, Some(&stack)).await?),
+    };
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Table if rows.is_empty() => {
@@ -366,7 +384,19 @@ pub async fn logs(
         }
     }
     let rt = connect().await?;
-    let mut filter = stack_filter(&stack.name);
+    stream_logs(&rt, &stack.name, service, follow, tail).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the replicas' log lines, interleaved, each with a coloured prefix.
+pub async fn stream_logs<R: Runtime>(
+    rt: &R,
+    stack: &str,
+    service: Option<&str>,
+    follow: bool,
+    tail: Option<usize>,
+) -> Result<()> {
+    let mut filter = stack_filter(stack);
     if let Some(s) = service {
         filter.push((labels::SERVICE.to_string(), Some(s.to_string())));
     }
@@ -408,5 +438,5 @@ pub async fn logs(
             LogStream::Stderr => println!("{prefix} {}", line.text),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,0 +1,92 @@
+//! A client for the agent's API over its unix socket.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tokio::net::UnixStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent answers on {0}")]
+    NotRunning(PathBuf),
+    #[error("the agent: {message}")]
+    Agent { message: String, invalid: bool },
+    #[error("talking to the agent: {0}")]
+    Protocol(String),
+}
+
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    pub fn at(socket: &Path) -> Client {
+        Client {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    /// A client for the stack's agent, if one answers.
+    pub async fn for_stack(stack: &str) -> Option<Client> {
+        let (socket, _, _) = tug_engine::ops::agent_paths(stack);
+        let c = Client::at(&socket);
+        c.get("/v1/agent").await.ok().map(|_| c)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call("POST", path, Some(body)).await
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        tokio::spawn(conn);
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "agent")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("bad reply ({status}): {e}")))?;
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(ClientError::Agent {
+                message: v["error"].as_str().unwrap_or("unknown error").to_string(),
+                invalid: v["invalid"].as_bool().unwrap_or(false),
+            })
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The agent of a stack and its API.
+//!
+//! The agent stays with a stack after `tug up -d`: every second it takes the
+//! stack's apply lock (skipping the tick when a `tug` command holds it),
+//! reads the desired state from the newest succeeded revision in the history
+//! store (pinned to the images that revision ran), and lets the engine's
+//! [`Supervisor`](tug_engine::agent::Supervisor) restart, replace and converge.
+//!
+//! It serves an HTTP/JSON API on `<state dir>/agent.sock`:
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/agent` | pid, stack, socket |
+//! | `GET /v1/ps` | replicas, with supervision notes (`backoff 8s`) |
+//! | `GET /v1/history?limit=N` | revisions, newest first |
+//! | `GET /v1/events?after=ID&limit=N` | events, oldest first |
+//! | `POST /v1/scale` `{"pairs": ["api=3"]}` | scale, recorded as a revision |
+//! | `POST /v1/restart` `{"services": []}` | rolling restart |
+//! | `POST /v1/rollback` `{"to": null}` | back to the previous good revision |
+//! | `POST /v1/down` `{"volumes": false}` | remove the stack, then the agent exits |
+//!
+//! Errors answer `{"error": "...", "invalid": bool}` with status 400 (bad
+//! input) or 500.
+
+pub mod client;
+pub mod server;

@@ -1,0 +1,223 @@
+//! Operations shared by the CLI and the agent's API: each one takes the
+//! stack's apply lock and records what it applied in the history store.
+
+use crate::event::{Event, Sink};
+use crate::store::{state_dir, Outcome, Revision, Store};
+use crate::{EngineError, UpOptions, UpReport};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use tug_runtime::Runtime;
+use tug_spec::Stack;
+
+/// Held while anything applies changes to a stack, so `tug up`, the CLI's
+/// other commands and the agent never act on one stack at the same time.
+pub struct ApplyLock {
+    _file: File,
+}
+
+fn lock_file(stack: &str) -> std::io::Result<File> {
+    let dir = state_dir(stack);
+    std::fs::create_dir_all(&dir)?;
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("apply.lock"))
+}
+
+impl ApplyLock {
+    /// Waits for the lock (it is released when the holder exits, even by SIGKILL).
+    pub async fn acquire(stack: &str) -> std::io::Result<ApplyLock> {
+        let file = lock_file(stack)?;
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(ApplyLock { _file: file })
+    }
+
+    /// The lock if nobody holds it.
+    pub fn try_acquire(stack: &str) -> std::io::Result<Option<ApplyLock>> {
+        let file = lock_file(stack)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ApplyLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Bad input from the user; the message says what to do.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("state directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the stack's history store. Returns the store (or the reason it
+/// could not be opened) and a warning to show, if any.
+pub fn open_store(stack: &str) -> (Option<Store>, Option<String>) {
+    let path = state_dir(stack).join("tug.db");
+    match Store::open(&path) {
+        Ok((store, warning)) => (Some(store), warning),
+        Err(e) => (
+            None,
+            Some(format!("{e}: this run is not recorded in the history")),
+        ),
+    }
+}
+
+/// The outcome of a recorded converge.
+pub struct Converged {
+    pub revision: Option<i64>,
+    pub result: Result<UpReport, EngineError>,
+    pub warning: Option<String>,
+}
+
+/// Converges `stack` under the apply lock, recording the revision (with
+/// `message`) and every event in the history store. A store that cannot be
+/// opened never stops the stack: it only produces a warning.
+pub async fn converge<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    message: &str,
+    events: Sink<'_>,
+) -> Result<Converged, OpsError> {
+    let _lock = ApplyLock::acquire(&stack.name).await?;
+    let (store, warning) = open_store(&stack.name);
+    let store = store.map(Mutex::new);
+    let revision = store
+        .as_ref()
+        .and_then(|s| s.lock().ok()?.begin(stack, message).ok());
+    let record = |e: Event| {
+        if let Some(Ok(s)) = store.as_ref().map(|s| s.lock()) {
+            let _ = s.append_event(revision, &e);
+        }
+        events(e);
+    };
+    let result = crate::up(rt, stack, opts, &record).await;
+    if let (Some(Ok(s)), Some(rev)) = (store.as_ref().map(|s| s.lock()), revision) {
+        let _ = match &result {
+            Ok(r) => s.finish(rev, Outcome::Succeeded, "", &r.images),
+            Err(e) if e.rolled_back() => {
+                s.finish(rev, Outcome::RolledBack, &e.to_string(), &BTreeMap::new())
+            }
+            Err(e) => s.finish(rev, Outcome::Failed, &e.to_string(), &BTreeMap::new()),
+        };
+    }
+    Ok(Converged {
+        revision,
+        result,
+        warning,
+    })
+}
+
+/// The revision `tug rollback` returns to: `to` (it must have succeeded), or
+/// the last good one before the one running now.
+pub fn rollback_target(store: &Store, stack: &str, to: Option<i64>) -> Result<Revision, OpsError> {
+    match to {
+        Some(id) => match store.revision(id)? {
+            Some(r) if r.outcome == Outcome::Succeeded => Ok(r),
+            Some(r) => Err(OpsError::Invalid(format!(
+                "revision {id} did not succeed ({}): pick a succeeded one from `tug history`",
+                serde_json::to_value(r.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ))),
+            None => Err(OpsError::Invalid(format!(
+                "no revision {id} in the history of stack {stack}: see `tug history`"
+            ))),
+        },
+        None => {
+            let current = store.last_good(None)?;
+            match current
+                .map(|c| store.last_good(Some(c.id)))
+                .transpose()?
+                .flatten()
+            {
+                Some(r) => Ok(r),
+                None => Err(OpsError::Invalid(format!(
+                    "stack {stack} has no earlier good revision to roll back to: see `tug history`"
+                ))),
+            }
+        }
+    }
+}
+
+/// The stack with replicas changed by `SERVICE=N` pairs.
+pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
+    let mut stack = stack.clone();
+    for p in pairs {
+        let Some((name, n)) = p.split_once('=') else {
+            return Err(OpsError::Invalid(format!(
+                "`{p}`: write SERVICE=REPLICAS, for example api=3"
+            )));
+        };
+        let n: u32 = n.parse().map_err(|_| {
+            OpsError::Invalid(format!(
+                "`{p}`: replicas must be a whole number, for example {name}=3"
+            ))
+        })?;
+        let known = stack
+            .services
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(svc) = stack.services.get_mut(name) else {
+            return Err(OpsError::Invalid(format!(
+                "no service `{name}` in stack {}: known services are {known}",
+                stack.name
+            )));
+        };
+        if let (Some(port), true) = (svc.publish, n > 1) {
+            return Err(OpsError::Invalid(format!(
+                "service `{name}` publishes fixed host port {port}: it can run one replica only"
+            )));
+        }
+        svc.replicas = n;
+    }
+    Ok(stack)
+}
+
+/// Checks that every name is a service of the stack.
+pub fn known_services(stack: &Stack, names: &[String]) -> Result<Vec<String>, OpsError> {
+    for n in names {
+        if !stack.services.contains_key(n) {
+            let known = stack
+                .services
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(OpsError::Invalid(format!(
+                "no service `{n}` in stack {}: known services are {known}",
+                stack.name
+            )));
+        }
+    }
+    Ok(if names.is_empty() {
+        stack.services.keys().cloned().collect()
+    } else {
+        names.to_vec()
+    })
+}
+
+/// Where the agent of a stack keeps its socket, pid and log.
+pub fn agent_paths(stack: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = state_dir(stack);
+    (
+        dir.join("agent.sock"),
+        dir.join("agent.pid"),
+        dir.join("agent.log"),
+    )
+}

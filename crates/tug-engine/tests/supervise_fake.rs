@@ -1,0 +1,135 @@
+//! The agent's supervision rules, on the recording FakeRuntime.
+
+use std::time::Duration;
+use tug_engine::agent::Supervisor;
+use tug_engine::{up, Event, UpOptions};
+use tug_runtime::fake::FakeRuntime;
+use tug_runtime::{labels, stack_filter, ContainerState, EngineHealth, Runtime};
+
+fn stack(yaml: &str) -> tug_spec::Stack {
+    tug_spec::parse_str(yaml, "/srv/tug.yaml".as_ref()).unwrap()
+}
+
+const APP: &str = "name: s\nservices:\n  api:\n    image: app:1\n    replicas: 2\n    health: { exec: [/bin/check] }\n";
+
+async fn setup(yaml: &str) -> (FakeRuntime, tug_spec::Stack) {
+    let rt = FakeRuntime::new();
+    rt.add_image("app:1", "");
+    let st = stack(yaml);
+    up(&rt, &st, &UpOptions::default(), &|_| {}).await.unwrap();
+    (rt, st)
+}
+
+async fn containers(rt: &FakeRuntime) -> Vec<tug_runtime::ContainerInfo> {
+    rt.list_containers(&stack_filter("s")).await.unwrap()
+}
+
+#[tokio::test]
+async fn adopting_a_healthy_stack_touches_nothing() {
+    let (rt, st) = setup(APP).await;
+    rt.clear_calls();
+    let mut sup = Supervisor::new();
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(r, Default::default());
+    assert!(rt
+        .calls_of(&[
+            "create_container",
+            "start_container",
+            "stop_container",
+            "remove_container"
+        ])
+        .is_empty());
+}
+
+#[tokio::test]
+async fn exited_replica_restarts_after_backoff() {
+    let (rt, st) = setup(APP).await;
+    let victim = containers(&rt).await[0].clone();
+    rt.kill(&victim.id, 1);
+    let mut sup = Supervisor::new();
+    let events = std::sync::Mutex::new(Vec::new());
+    let sink = |e: Event| events.lock().unwrap().push(e);
+    // First sight: backoff starts, nothing restarted yet.
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &sink)
+        .await
+        .unwrap();
+    assert!(r.restarted.is_empty());
+    assert_eq!(sup.note(&victim.name).as_deref(), Some("backoff 1s"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &sink)
+        .await
+        .unwrap();
+    assert_eq!(r.restarted, vec![victim.name.clone()]);
+    assert_eq!(
+        rt.inspect_container(&victim.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ContainerState::Running
+    );
+    assert!(events.lock().unwrap().iter().any(|e| matches!(
+        e,
+        Event::Restarting {
+            attempt: 1,
+            exit_code: 1,
+            ..
+        }
+    )));
+}
+
+#[tokio::test]
+async fn restart_no_is_left_alone() {
+    let (rt, st) = setup(&APP.replace("replicas: 2", "replicas: 1\n    restart: no")).await;
+    let c = containers(&rt).await[0].clone();
+    rt.kill(&c.id, 0);
+    let mut sup = Supervisor::new();
+    for _ in 0..2 {
+        let r = sup
+            .step(&rt, &st, &UpOptions::default(), &|_| {})
+            .await
+            .unwrap();
+        assert!(r.restarted.is_empty() && !r.converged);
+    }
+}
+
+#[tokio::test]
+async fn unhealthy_replica_is_replaced() {
+    let (rt, st) = setup(APP).await;
+    let sick = containers(&rt).await[1].clone();
+    rt.set_health(&sick.id, EngineHealth::Unhealthy);
+    let mut sup = Supervisor::new();
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(r.replaced, vec![sick.name.clone()]);
+    assert!(r.converged);
+    let now = containers(&rt).await;
+    assert_eq!(now.len(), 2);
+    assert!(now.iter().all(|c| c.id != sick.id));
+    let replicas: Vec<&str> = now
+        .iter()
+        .map(|c| c.label(labels::REPLICA).unwrap())
+        .collect();
+    assert_eq!(replicas, ["0", "1"]);
+}
+
+#[tokio::test]
+async fn missing_replica_is_recreated() {
+    let (rt, st) = setup(APP).await;
+    let gone = containers(&rt).await[0].clone();
+    rt.remove_container(&gone.id).await.unwrap();
+    let mut sup = Supervisor::new();
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert!(r.converged);
+    assert_eq!(containers(&rt).await.len(), 2);
+}

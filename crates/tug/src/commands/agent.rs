@@ -1,0 +1,218 @@
+//! `tug agent`, the attached `tug up`, and `tug events`.
+
+use super::stack::connect;
+use crate::exit::fail;
+use crate::output::OutputFormat;
+use anyhow::{Context, Result};
+use console::style;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+use tug_api::client::Client;
+use tug_runtime::docker::DockerRuntime;
+use tug_spec::Stack;
+
+/// `tug agent`: supervise the stack and serve the API until stopped.
+pub async fn agent(file: Option<&Path>) -> Result<ExitCode> {
+    let stack = super::spec::load(file)?;
+    let rt = connect().await?;
+    tug_api::server::run(rt, stack).await.map_err(|e| match e {
+        e @ tug_api::server::AgentError::AlreadyRunning { .. } => {
+            fail(crate::exit::INVALID_INPUT, e.to_string())
+        }
+        e => e.into(),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts a background agent for the stack unless one answers; its pid.
+pub async fn ensure_running(stack: &Stack) -> Result<String> {
+    if let Some(c) = Client::for_stack(&stack.name).await {
+        return Ok(c.get("/v1/agent").await?["pid"].to_string());
+    }
+    let (socket, _, log) = tug_engine::ops::agent_paths(&stack.name);
+    let file = std::path::absolute(&stack.file).unwrap_or_else(|_| stack.file.clone());
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    use std::os::unix::process::CommandExt;
+    let child =
+        std::process::Command::new(std::env::current_exe().context("locating the tug binary")?)
+            .arg("-f")
+            .arg(&file)
+            .arg("agent")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            // Its own process group: Ctrl-C in this terminal must not reach it.
+            .process_group(0)
+            .spawn()
+            .context("starting the agent")?;
+    for _ in 0..100 {
+        if tug_api::server::answering(&socket).await {
+            return Ok(child.id().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(anyhow::anyhow!(
+        "the agent did not start: see {}",
+        log.display()
+    ))
+}
+
+/// The attached `tug up`: converge, then the agent runs in this process
+/// while the replicas' logs stream; `stop` (Ctrl-C) at any moment stops the
+/// stack gracefully.
+pub async fn attached(
+    rt: DockerRuntime,
+    stack: Stack,
+    opts: &tug_engine::UpOptions,
+    output: OutputFormat,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<ExitCode> {
+    let name = stack.name.clone();
+    let grace = stack
+        .services
+        .values()
+        .map(|s| s.stop_grace_period.std())
+        .max()
+        .unwrap_or(Duration::from_secs(10));
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stopped_tx.send(());
+    });
+    let mut stopped_rx = stopped_rx;
+    let converged = tokio::select! {
+        r = super::stack::converge(&rt, &stack, opts, output, "up") => Some(r),
+        _ = &mut stopped_rx => None,
+    };
+    let result = match converged {
+        None => Ok(()),
+        Some(Err(e)) => Err(e),
+        Some(Ok(_)) if Client::for_stack(&name).await.is_some() => {
+            eprintln!("an agent already supervises stack {name}: streaming logs, Ctrl-C detaches");
+            let logs_rt = rt.clone();
+            let logs_name = name.clone();
+            let logs = tokio::spawn(async move {
+                super::stack::stream_logs(&logs_rt, &logs_name, None, true, Some(0)).await
+            });
+            let _ = stopped_rx.await;
+            logs.abort();
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Ok(_)) => {
+            if output == OutputFormat::Table {
+                eprintln!("{}", style(format!("attached to stack {name}: Ctrl-C stops it (use `tug up -d` to leave it running)")).dim());
+            }
+            let server = tokio::spawn(tug_api::server::run_until(rt.clone(), stack, async move {
+                let _ = stopped_rx.await;
+            }));
+            let logs_rt = rt.clone();
+            let logs_name = name.clone();
+            let logs = tokio::spawn(async move {
+                super::stack::stream_logs(&logs_rt, &logs_name, None, true, Some(0)).await
+            });
+            let served = server.await;
+            logs.abort();
+            served
+                .context("the agent task")
+                .and_then(|r| r.map_err(anyhow::Error::from))
+        }
+    };
+    eprintln!("stopping stack {name} gracefully");
+    let _lock = tug_engine::ops::ApplyLock::acquire(&name).await?;
+    let n = tug_engine::stop(&rt, &name, grace).await?;
+    eprintln!(
+        "{} stopped {n} container(s); `tug up` starts them again, `tug down` removes them",
+        style("✓").green()
+    );
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_event(output: OutputFormat, id: i64, time: i64, e: &serde_json::Value) {
+    match output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"id": id, "time": time, "event": e})
+        ),
+        OutputFormat::Table => {
+            let kind = e["event"].as_str().unwrap_or("?");
+            let service = e["service"].as_str().unwrap_or("");
+            let mut rest: Vec<String> = e
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| *k != "event" && *k != "service")
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}={}",
+                                v.as_str()
+                                    .map(String::from)
+                                    .unwrap_or_else(|| v.to_string())
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            rest.sort();
+            println!(
+                "{:>6} {} {:<16} {:<12} {}",
+                id,
+                super::stack::age(time),
+                style(kind).cyan(),
+                service,
+                rest.join(" ")
+            );
+        }
+    }
+}
+
+/// `tug events`: the stack's event stream, from the agent or the history store.
+pub async fn events(
+    file: Option<&Path>,
+    output: OutputFormat,
+    follow: bool,
+    since: i64,
+) -> Result<ExitCode> {
+    let stack = super::spec::load(file)?;
+    let mut after = since;
+    loop {
+        let batch: Vec<(i64, i64, serde_json::Value)> = match Client::for_stack(&stack.name).await {
+            Some(agent) => agent
+                .get(&format!("/v1/events?after={after}&limit=1000"))
+                .await?
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| {
+                    (
+                        v["id"].as_i64().unwrap_or(0),
+                        v["time"].as_i64().unwrap_or(0),
+                        v["event"].clone(),
+                    )
+                })
+                .collect(),
+            None => match super::stack::open_store(&stack.name) {
+                Some(s) => s.events(after, 1000)?,
+                None => Vec::new(),
+            },
+        };
+        for (id, time, e) in &batch {
+            print_event(output, *id, *time, e);
+            after = after.max(*id);
+        }
+        if !follow {
+            break;
+        }
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
