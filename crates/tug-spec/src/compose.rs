@@ -487,14 +487,14 @@ impl Importer<'_> {
                             }
                         }
                     } else {
-                        for (k, _, val) in self.entries(v, &p("environment")) {
+                        for (k, kn, val) in self.entries(v, &p("environment")) {
                             match val.scalar() {
                                 Some(t) => {
                                     env.insert(s(k), s(t));
                                 }
                                 None => self.drop(
                                     format!("{}.{k}", p("environment")),
-                                    val,
+                                    kn,
                                     "takes its value from the shell in compose; set it in tug.yaml or an env_file",
                                 ),
                             }

@@ -507,8 +507,9 @@ impl<'f> Cx<'f> {
                     continue;
                 };
                 if v.is_null() {
+                    // A null's mark lands on the next token: point at the key.
                     self.err(
-                        v,
+                        k,
                         format!("`{what}.{key}` has no value"),
                         Some(format!("write `{key}: \"\"` for an empty value")),
                     );
