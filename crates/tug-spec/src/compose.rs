@@ -833,7 +833,20 @@ impl Importer<'_> {
             }
         }
         if !disabled && (health.contains_key("http") || health.contains_key("exec")) {
-            out.push(("health", Value::Mapping(health)));
+            let mut ordered = Mapping::new();
+            for k in [
+                "http",
+                "exec",
+                "interval",
+                "timeout",
+                "retries",
+                "start_period",
+            ] {
+                if let Some(v) = health.get(k) {
+                    ordered.insert(s(k), v.clone());
+                }
+            }
+            out.push(("health", Value::Mapping(ordered)));
         }
         if let Some(pt) = port {
             out.push(("port", Value::Number(pt.into())));

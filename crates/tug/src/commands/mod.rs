@@ -1,1 +1,2 @@
+pub mod import;
 pub mod spec;

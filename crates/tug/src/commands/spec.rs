@@ -1,4 +1,4 @@
-//! `tug validate` and `tug config`.
+//! `tug validate`, `tug config` and `tug schema`.
 
 use crate::output::OutputFormat;
 use anyhow::{Context, Result};
@@ -52,5 +52,10 @@ pub fn config(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
             serde_yaml_ng::to_string(&stack).context("rendering the stack")?
         ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema() -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&tug_spec::schema())?);
     Ok(ExitCode::SUCCESS)
 }
