@@ -419,9 +419,7 @@ impl Importer<'_> {
     fn service(&mut self, name: &str, n: &Node, renames: &[(String, String)]) -> Option<Mapping> {
         let p = |k: &str| format!("services.{name}.{k}");
         let entries = self.entries(n, &format!("services.{name}"));
-        if n.as_map().is_none() {
-            return None;
-        }
+        n.as_map()?;
         let get = |k: &str| entries.iter().find(|(e, _, _)| *e == k).map(|(_, _, v)| *v);
         let mut out: Vec<(&str, Value)> = Vec::new();
         let mut resources = Mapping::new();
