@@ -1,2 +1,3 @@
 pub mod import;
 pub mod spec;
+pub mod stack;
