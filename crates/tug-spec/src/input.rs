@@ -11,10 +11,53 @@ use std::collections::BTreeMap;
 /// JSON Schema (draft 2020-12) of tug.yaml, for editors and CI checks.
 pub fn schema() -> serde_json::Value {
     let mut v = schemars::schema_for!(StackIn).to_value();
+    no_null_properties(&mut v);
     if let Some(o) = v.as_object_mut() {
         o.insert("$id".into(), "https://tug.dev/schema/tug.yaml.json".into());
     }
     v
+}
+
+/// Optional keys are `Option`s, which the generator lets be `null`; an
+/// absent key takes the default, but an explicit null is an error.
+fn no_null_properties(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::Object(props)) = o.get_mut("properties") {
+                for p in props.values_mut() {
+                    strip_null(p);
+                }
+            }
+            o.values_mut().for_each(no_null_properties);
+        }
+        Value::Array(a) => a.iter_mut().for_each(no_null_properties),
+        _ => {}
+    }
+}
+
+fn strip_null(p: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(o) = p else { return };
+    if let Some(Value::Array(types)) = o.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let t = types.remove(0);
+            o.insert("type".into(), t);
+        }
+    }
+    if let Some(Value::Array(any)) = o.get_mut("anyOf") {
+        any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+        if any.len() == 1 {
+            let only = any.remove(0);
+            o.remove("anyOf");
+            if let Value::Object(inner) = only {
+                for (k, val) in inner {
+                    o.entry(k).or_insert(val);
+                }
+            }
+        }
+    }
 }
 
 /// A tug.yaml file: one stack of services.

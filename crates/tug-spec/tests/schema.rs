@@ -68,9 +68,23 @@ fn schema_rejects_what_the_parser_rejects() {
         "name: s\nservices:\n  web: { image: x, depends_on: { db: ready } }\n",
         "name: s\nservices:\n  web: { image: x, restart: sometimes }\n",
         "services: {}\n",
+        "name: s\nservices:\n  web: { image: ~ }\n",
+        "name: s\nservices:\n  web: { image: x, health: { http: ~ } }\n",
     ] {
         assert!(!v.is_valid(&to_json(bad)), "schema accepted:\n{bad}");
     }
+}
+
+#[test]
+fn null_condition_means_started() {
+    let v = validator();
+    let doc = "name: s\nservices:\n  db: { image: x }\n  web: { image: x, depends_on: { db: } }\n";
+    assert!(v.is_valid(&to_json(doc)));
+    let s = tug_spec::parse_str(doc, Path::new("/tmp/s/tug.yaml")).unwrap();
+    assert_eq!(
+        s.services["web"].depends_on["db"],
+        tug_spec::Condition::Started
+    );
 }
 
 #[test]
