@@ -4,15 +4,23 @@
 //! default is filled in, every relative path is absolute, env files are merged
 //! into `env`. Everything downstream (engine, kube, pipeline) consumes it.
 //!
+//! Parsing reports every problem at once, each at `file:line:col`; see
+//! [`SpecErrors`]. [`schema()`] describes the accepted input as JSON Schema and
+//! [`compose::import`] turns a compose file into a tug.yaml.
+//!
 //! ```
 //! let stack = tug_spec::parse_str("name: demo\nservices:\n  web:\n    image: nginx:1\n", "tug.yaml".as_ref()).unwrap();
 //! assert_eq!(stack.services["web"].replicas, 1);
 //! ```
 
+pub mod compose;
+mod input;
 mod model;
 mod parse;
 mod units;
+mod yaml;
 
+pub use input::schema;
 pub use model::*;
 pub use parse::{load, parse_str, SpecError, SpecErrors};
 pub use units::{ByteSize, Duration};

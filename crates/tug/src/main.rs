@@ -119,10 +119,30 @@ enum Command {
     Validate,
     /// Print the resolved stack with every default filled in
     Config,
+    /// Print the JSON Schema of tug.yaml (for editors and CI checks)
+    Schema,
+    /// Convert another tool's file into tug.yaml
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Convert a compose file; prints what could not be carried over
+    Compose {
+        /// The compose file [default: compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml]
+        file: Option<std::path::PathBuf>,
+        /// Where to write the stack file
+        #[arg(long, value_name = "FILE", default_value = "tug.yaml")]
+        out: std::path::PathBuf,
+        /// Overwrite the output file when it exists
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -177,6 +197,10 @@ fn main() -> ExitCode {
         )),
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
+        Command::Schema => commands::spec::schema(),
+        Command::Import(ImportCommand::Compose { file, out, force }) => {
+            commands::import::compose(file.as_deref(), &out, force, cli.output)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

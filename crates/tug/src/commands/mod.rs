@@ -1,4 +1,5 @@
 pub mod agent;
 pub mod history;
+pub mod import;
 pub mod spec;
 pub mod stack;

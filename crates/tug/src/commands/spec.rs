@@ -1,4 +1,4 @@
-//! `tug validate` and `tug config`.
+//! `tug validate`, `tug config` and `tug schema`.
 
 use crate::output::OutputFormat;
 use anyhow::{Context, Result};
@@ -46,11 +46,26 @@ pub fn validate(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
 pub fn config(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = load(file)?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&stack)?),
-        OutputFormat::Table => print!(
-            "{}",
-            serde_yaml_ng::to_string(&stack).context("rendering the stack")?
-        ),
+        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(&stack)? + "\n"))?,
+        OutputFormat::Table => {
+            print_out(&serde_yaml_ng::to_string(&stack).context("rendering the stack")?)?
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema() -> Result<ExitCode> {
+    let mut text = serde_json::to_string_pretty(&tug_spec::schema())?;
+    text.push('\n');
+    print_out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`tug schema | head`) is not an error.
+pub fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

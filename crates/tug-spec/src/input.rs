@@ -1,0 +1,405 @@
+//! The input forms of tug.yaml, as written by people (every shorthand
+//! included). These types exist to describe the file as JSON Schema; the
+//! parser in `parse.rs` accepts exactly these forms.
+
+#![allow(dead_code)]
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// JSON Schema (draft 2020-12) of tug.yaml, for editors and CI checks.
+pub fn schema() -> serde_json::Value {
+    let mut v = schemars::schema_for!(StackIn).to_value();
+    no_null_properties(&mut v);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("$id".into(), "https://tug.dev/schema/tug.yaml.json".into());
+    }
+    v
+}
+
+/// Optional keys are `Option`s, which the generator lets be `null`; an
+/// absent key takes the default, but an explicit null is an error.
+fn no_null_properties(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::Object(props)) = o.get_mut("properties") {
+                for p in props.values_mut() {
+                    strip_null(p);
+                }
+            }
+            o.values_mut().for_each(no_null_properties);
+        }
+        Value::Array(a) => a.iter_mut().for_each(no_null_properties),
+        _ => {}
+    }
+}
+
+fn strip_null(p: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(o) = p else { return };
+    if let Some(Value::Array(types)) = o.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let t = types.remove(0);
+            o.insert("type".into(), t);
+        }
+    }
+    if let Some(Value::Array(any)) = o.get_mut("anyOf") {
+        any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+        if any.len() == 1 {
+            let only = any.remove(0);
+            o.remove("anyOf");
+            if let Value::Object(inner) = only {
+                for (k, val) in inner {
+                    o.entry(k).or_insert(val);
+                }
+            }
+        }
+    }
+}
+
+/// A tug.yaml file: one stack of services.
+#[derive(JsonSchema)]
+#[schemars(title = "tug.yaml")]
+#[serde(deny_unknown_fields)]
+struct StackIn {
+    /// Stack name; prefixes every resource tug creates. Lowercase letters, digits and '-'.
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    name: String,
+    /// Services by name (lowercase letters, digits and '-').
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" }))]
+    services: Option<BTreeMap<String, ServiceIn>>,
+}
+
+/// One service: an image (or a build) run as one or more replicas.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ServiceIn {
+    /// Image reference to run; with `build`, the tag given to the built image.
+    image: Option<String>,
+    build: Option<BuildIn>,
+    /// Arguments replacing the image's CMD: a list, or a string split like a shell.
+    command: Option<Argv>,
+    /// Replaces the image's ENTRYPOINT: a list, or a string split like a shell.
+    entrypoint: Option<Argv>,
+    /// Environment variables; explicit entries win over `env_file`.
+    env: Option<Pairs>,
+    /// Files of KEY=VALUE lines, relative to tug.yaml.
+    env_file: Option<OneOrMany>,
+    /// The port the process listens on inside the container.
+    #[schemars(range(min = 1, max = 65535))]
+    port: Option<u32>,
+    /// A fixed host port on 127.0.0.1 (one replica only); otherwise an ephemeral one.
+    #[schemars(range(min = 1, max = 65535))]
+    publish: Option<u32>,
+    /// Number of replicas (default 1; 0 keeps the service defined but stopped).
+    #[schemars(range(min = 0))]
+    replicas: Option<u32>,
+    health: Option<HealthIn>,
+    depends_on: Option<DependsOn>,
+    volumes: Option<Vec<VolumeIn>>,
+    resources: Option<ResourcesIn>,
+    security: Option<SecurityIn>,
+    /// Container labels; the `dev.tug.` prefix is reserved.
+    labels: Option<Pairs>,
+    restart: Option<Restart>,
+    /// Time between SIGTERM and SIGKILL (default 10s).
+    stop_grace_period: Option<DurationIn>,
+}
+
+/// `build: ./dir`, a Dockerfile build, or a Rust build.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum BuildIn {
+    /// The build context directory, relative to tug.yaml.
+    Context(String),
+    Full(BuildFull),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct BuildFull {
+    /// Build context directory (default: the directory of tug.yaml).
+    context: Option<String>,
+    /// Dockerfile path, relative to the context.
+    dockerfile: Option<String>,
+    /// Build arguments.
+    args: Option<Pairs>,
+    /// Target stage.
+    target: Option<String>,
+    /// Compile a cargo package statically and package it FROM scratch.
+    rust: Option<RustIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum RustIn {
+    /// The cargo package name.
+    Package(String),
+    Full(RustFull),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RustFull {
+    package: String,
+    /// Binary name when it differs from the package name.
+    bin: Option<String>,
+    /// Cargo workspace root, relative to tug.yaml.
+    workspace: Option<String>,
+    /// Cargo profile (default release).
+    profile: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Argv {
+    Shell(String),
+    List(Vec<Scalar>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Scalar {
+    S(String),
+    N(f64),
+    B(bool),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A map of names to values, or a list of `KEY=VALUE` strings.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Pairs {
+    Map(BTreeMap<String, Scalar>),
+    List(Vec<KeyValue>),
+}
+
+struct KeyValue;
+
+impl JsonSchema for KeyValue {
+    fn schema_name() -> Cow<'static, str> {
+        "KeyValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": "^[^=]+=", "description": "KEY=VALUE" })
+    }
+}
+
+/// Exactly one of `http`, `tcp` or `exec`; with none, a TCP connect to `port`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HealthIn {
+    /// HTTP GET path that must answer 2xx or 3xx.
+    #[schemars(regex(pattern = "^/"))]
+    http: Option<String>,
+    /// TCP connect to the service port.
+    tcp: Option<bool>,
+    /// A command run in the container (exit 0 is healthy); a string runs with /bin/sh -c.
+    exec: Option<Argv>,
+    /// Time between checks (default 2s).
+    interval: Option<DurationIn>,
+    /// Time a check may take (default 1s).
+    timeout: Option<DurationIn>,
+    /// Failures in a row before unhealthy (default 3).
+    #[schemars(range(min = 0))]
+    retries: Option<u32>,
+    /// Grace period after start when failures do not count (default 0s).
+    start_period: Option<DurationIn>,
+}
+
+/// A list of services (started), or a map of service to condition.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum DependsOn {
+    List(Vec<String>),
+    Map(BTreeMap<String, Option<ConditionIn>>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ConditionIn {
+    Short(ConditionName),
+    Compose(ComposeCondition),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum ConditionName {
+    Started,
+    Healthy,
+    Completed,
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ComposeCondition {
+    condition: ConditionName,
+}
+
+/// `SOURCE:PATH[:ro|rw]` (a host path when SOURCE starts with `.`, `/` or `~`,
+/// else a named volume), or the long form.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum VolumeIn {
+    Short(VolumeShort),
+    Named(NamedVolume),
+    Bind(BindVolume),
+}
+
+struct VolumeShort;
+
+impl JsonSchema for VolumeShort {
+    fn schema_name() -> Cow<'static, str> {
+        "VolumeShort".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^[^:]+:/[^:]*(:(ro|rw))?$",
+            "description": "SOURCE:PATH[:ro|rw]"
+        })
+    }
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NamedVolume {
+    /// A named volume owned by the stack.
+    name: String,
+    /// Absolute path inside the container.
+    path: String,
+    read_only: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct BindVolume {
+    /// A host path, relative to tug.yaml.
+    bind: String,
+    /// Absolute path inside the container.
+    path: String,
+    read_only: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ResourcesIn {
+    /// CPUs: a number like 0.5, or millicpus like "500m".
+    cpu: Option<Cpu>,
+    /// Memory limit (default 512Mi).
+    memory: Option<SizeIn>,
+    /// Process limit (default 256; -1 for none).
+    pids: Option<i64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Cpu {
+    Number(f64),
+    Text(CpuText),
+}
+
+struct CpuText;
+
+impl JsonSchema for CpuText {
+    fn schema_name() -> Cow<'static, str> {
+        "CpuText".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": "^([0-9]+m|[0-9]*\\.?[0-9]+)$" })
+    }
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SecurityIn {
+    /// `uid[:gid]` or a user name known to the image (default: the image's
+    /// non-root user, else 65534:65534).
+    user: Option<Scalar>,
+    /// Read-only root filesystem (default true).
+    read_only: Option<bool>,
+    /// Capabilities added back after dropping all.
+    cap_add: Option<OneOrMany>,
+    /// Run privileged (default false).
+    privileged: Option<bool>,
+    /// `unconfined` or a path to a seccomp profile.
+    seccomp: Option<String>,
+    /// Default true.
+    no_new_privileges: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Restart {
+    Policy(RestartName),
+    Never(NeverBool),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+enum RestartName {
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+struct NeverBool;
+
+impl JsonSchema for NeverBool {
+    fn schema_name() -> Cow<'static, str> {
+        "NeverBool".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "const": false, "description": "the same as `no`" })
+    }
+}
+
+/// A duration like `2s`, `500ms`, `1m30s` or `1h`.
+struct DurationIn;
+
+impl JsonSchema for DurationIn {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration like `2s`, `500ms`, `1m30s` or `1h` (0 needs no unit)",
+            "oneOf": [
+                { "type": "string", "pattern": "^([0-9]+(ns|us|µs|ms|s|m|h))+$|^0$" },
+                { "const": 0 }
+            ]
+        })
+    }
+}
+
+/// A size like `256Mi`, `1Gi`, `512k` or a number of bytes.
+struct SizeIn;
+
+impl JsonSchema for SizeIn {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A size like `256Mi`, `1Gi`, `512k`, `1G` or a number of bytes",
+            "oneOf": [
+                { "type": "string", "pattern": "^[0-9.]+ *(b|B|k|K|kB|KB|M|MB|m|G|GB|g|T|TB|Ki|KiB|Mi|MiB|Gi|GiB|Ti|TiB)?$" },
+                { "type": "integer", "minimum": 0 }
+            ]
+        })
+    }
+}
