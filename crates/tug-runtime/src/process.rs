@@ -280,7 +280,7 @@ fn check_health(store: &Store, c: &mut Container) -> Result<()> {
         }
         Err(out) => {
             // Docker: failures in the start period do not count until the first success.
-            if !(in_start_period && !h.succeeded_once) {
+            if !in_start_period || h.succeeded_once {
                 h.failures += 1;
             }
             if h.failures >= check.retries.max(1) {
@@ -406,27 +406,30 @@ fn not_found(id: &str) -> RuntimeError {
     RuntimeError::NotFound(format!("container {id}"))
 }
 
-/// SIGTERM to the group, SIGKILL after `grace`; waits for the status to be recorded.
+/// SIGTERM to the group, SIGKILL after `grace`; waits for the status to be
+/// recorded, then kills whatever the program left behind in its group (as the
+/// end of a container's pid namespace would).
 fn stop(store: &Store, c: &Container, grace: Duration) {
     let Some(run) = &c.run else { return };
-    if !alive(run.pid, run.start_time) {
-        return;
-    }
     let dir = store.container_dir(&c.name);
     let gone = || !alive(run.pid, run.start_time);
-    if !grace.is_zero() {
-        supervise::signal_group(run.pgid, Signal::TERM);
-        if wait_until(grace, gone) {
-            wait_until(Duration::from_secs(2), || read_exit(&dir).is_some());
-            return;
+    let mut killed = false;
+    if !gone() {
+        if !grace.is_zero() {
+            supervise::signal_group(run.pgid, Signal::TERM);
+            wait_until(grace, gone);
+        }
+        if !gone() {
+            // The program alone first, so its supervisor records the status.
+            supervise::signal(run.pid, Signal::KILL);
+            killed = true;
         }
     }
-    // The program first, so the supervisor records 137; then whatever it left behind.
-    supervise::signal(run.pid, Signal::KILL);
-    wait_until(Duration::from_secs(1), || read_exit(&dir).is_some());
-    supervise::signal_group(run.pgid, Signal::KILL);
-    wait_until(Duration::from_secs(2), gone);
-    if read_exit(&dir).is_none() {
+    wait_until(Duration::from_secs(2), || {
+        read_exit(&dir).is_some() || !alive(run.waiter, run.waiter_start)
+    });
+    supervise::kill_leftovers(run.pgid);
+    if killed && read_exit(&dir).is_none() {
         write_exit(&dir, 137);
     }
 }
@@ -656,6 +659,12 @@ impl Runtime for ProcessRuntime {
             let mut c = s.find(&id)?.ok_or_else(|| not_found(&id))?;
             if is_running(&c) {
                 return Ok(());
+            }
+            if let Some(run) = &c.run {
+                // Its supervisor may still be recording the last status.
+                wait_until(Duration::from_secs(2), || {
+                    !alive(run.waiter, run.waiter_start)
+                });
             }
             if c.program.starts_with('/') && !is_executable(&c.program) {
                 return Err(RuntimeError::NotFound(format!("image {}", c.program)));

@@ -44,7 +44,7 @@ impl Fixture {
 fn process_fixture() -> Fixture {
     Fixture {
         image: "/bin/sleep".into(),
-        command: Some(vec!["3600".into()]),
+        command: Some(vec!["300".into()]),
     }
 }
 

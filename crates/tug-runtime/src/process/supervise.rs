@@ -166,6 +166,15 @@ pub(crate) fn signal_group(pgid: i32, sig: Signal) {
     }
 }
 
+/// SIGKILL to what is left of a program's process group. The launcher that
+/// led the group has exited (tug reaped it), so a live process whose pid is
+/// the group id means the number was reused: that group is someone else's.
+pub(crate) fn kill_leftovers(pgid: i32) {
+    if stat(pgid).is_none() {
+        signal_group(pgid, Signal::KILL);
+    }
+}
+
 pub(crate) fn signal(raw: i32, sig: Signal) {
     if let Some(p) = pid(raw) {
         let _ = kill_process(p, sig);
