@@ -54,7 +54,41 @@
 //!   `setpriv` with that uid/gid and no supplementary groups (the supervisor
 //!   itself stays root so it can record the status in the state dir). Named
 //!   users, or tug not running as root, run the process as tug's own user.
+//! - The executable runs in place: rebuilding it changes the image id (so the
+//!   engine replaces the containers) but a running process keeps the old file.
 //! - Linux only: liveness reads /proc.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tug_runtime::process::ProcessRuntime;
+//! use tug_runtime::{ContainerSpec, ContainerState, Runtime};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let rt = ProcessRuntime::new(dir.path().join("process"));
+//! let mut spec = ContainerSpec::new("hello-0", "/bin/sh");
+//! spec.command = Some(vec!["-c".into(), "echo listening on $PORT; exit 3".into()]);
+//! spec.port = Some(8080);
+//! let id = rt.create_container(&spec).await?;
+//! rt.start_container(&id).await?;
+//!
+//! // Any later `ProcessRuntime` on the same directory sees the same state.
+//! let later = ProcessRuntime::new(dir.path().join("process"));
+//! let info = loop {
+//!     let info = later.inspect_container("hello-0").await?.expect("created above");
+//!     if info.state == ContainerState::Exited {
+//!         break info;
+//!     }
+//!     tokio::time::sleep(Duration::from_millis(20)).await;
+//! };
+//! assert_eq!(info.exit_code, Some(3));
+//! later.remove_container(&id).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod logs;
 mod store;

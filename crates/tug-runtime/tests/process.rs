@@ -502,3 +502,33 @@ async fn stop_ends_what_the_program_left_behind() {
         Some(0)
     );
 }
+
+fn fixture(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tug-runtime-fixture"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn state_is_shared_between_tug_processes() {
+    let (dir, rt) = runtime();
+    let state = dir.path().join("state");
+    let s = state.to_str().unwrap();
+    // Started by a process that has exited since.
+    let id = fixture(&[s, "run", "shared", "/bin/sleep", "120"]);
+    let info = rt.inspect_container("shared").await.unwrap().unwrap();
+    assert_eq!(
+        (info.id.as_str(), info.state),
+        (id.as_str(), ContainerState::Running)
+    );
+    // Stopped here, observed there.
+    rt.stop_container(&id, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(fixture(&[s, "inspect", "shared"]), "exited 143");
+    rt.remove_container(&id).await.unwrap();
+    assert_eq!(fixture(&[s, "inspect", "shared"]), "missing");
+}
