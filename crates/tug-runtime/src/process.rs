@@ -31,8 +31,11 @@
 //! - **Exec health checks** run on the host with the service's environment,
 //!   from `inspect_container`/`list_containers`, at most once per interval;
 //!   `start_period` and `retries` (consecutive failures) behave as in Docker.
-//! - **Restarts** are not this adapter's job: `restart` is recorded by labels
-//!   only and `restart_count` is always 0.
+//! - **Logs** are two files without timestamps, so [`Runtime::logs`] gives
+//!   the stdout lines, then the stderr lines, and `tail` applies to each;
+//!   `follow` polls until the process has exited and both files are drained.
+//! - **Restarts** are not this adapter's job: the `restart` policy is not
+//!   applied and `restart_count` is always 0.
 //!
 //! # Not enforced, and why
 //!
