@@ -156,6 +156,10 @@ async fn contract<R: Runtime>(rt: &R, fx: &Fixture) {
     }
     assert!(rt.inspect_container(&id).await.unwrap().is_none());
     assert!(rt.list_containers(&filter).await.unwrap().is_empty());
+    assert!(matches!(
+        rt.start_container(&format!("{stack}-a")).await,
+        Err(RuntimeError::NotFound(_))
+    ));
 
     rt.remove_network(&net).await.unwrap();
     rt.remove_network(&net).await.unwrap();
