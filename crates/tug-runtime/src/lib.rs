@@ -2,9 +2,11 @@
 //!
 //! Every effect tug has on a container engine goes through [`Runtime`]: images,
 //! networks, volumes, containers and logs. [`docker::DockerRuntime`] speaks the
-//! Docker Engine API (Docker, or Podman's compatible socket); [`fake::FakeRuntime`]
-//! records calls in memory and injects faults so the engine's apply logic is
-//! tested without an engine. One contract suite (tests/contract.rs) runs against both.
+//! Docker Engine API (Docker, or Podman's compatible socket);
+//! [`process::ProcessRuntime`] runs services as supervised local processes when
+//! there is no container engine; [`fake::FakeRuntime`] records calls in memory
+//! and injects faults so the engine's apply logic is tested without an engine.
+//! One contract suite (tests/contract.rs) runs against all three.
 
 use futures_util::stream::BoxStream;
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 pub mod docker;
 pub mod fake;
+pub mod process;
 
 /// Labels tug puts on everything it creates; observed state is read back from them.
 pub mod labels {

@@ -1,9 +1,11 @@
-//! One contract, every Runtime: the fake must behave like the engine.
+//! One contract, every Runtime: the fake and the process runtime must behave
+//! like the engine.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tug_runtime::fake::FakeRuntime;
+use tug_runtime::process::ProcessRuntime;
 use tug_runtime::testing::{busybox_image, engine_or_skip};
 use tug_runtime::*;
 
@@ -24,7 +26,37 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn contract<R: Runtime>(rt: &R, image: &str) {
+/// What a runtime runs in the contract: an image and the command that keeps
+/// it running (`None`: the image's own).
+struct Fixture {
+    image: String,
+    command: Option<Vec<String>>,
+}
+
+impl Fixture {
+    fn spec(&self, name: String) -> ContainerSpec {
+        let mut spec = ContainerSpec::new(name, &self.image);
+        spec.command = self.command.clone();
+        spec
+    }
+}
+
+fn process_fixture() -> Fixture {
+    Fixture {
+        image: "/bin/sleep".into(),
+        command: Some(vec!["300".into()]),
+    }
+}
+
+async fn contract<R: Runtime>(rt: &R, fx: &Fixture) {
+    // Images: found with a content id; a missing one is None.
+    let image = rt.inspect_image(&fx.image).await.unwrap().unwrap();
+    assert!(image.id.starts_with("sha256:"), "{image:?}");
+    assert_eq!(
+        rt.inspect_image("tug-test/does-not-exist:0").await.unwrap(),
+        None
+    );
+
     let stack = unique("contract");
     let labels = BTreeMap::from([(labels::STACK.to_string(), stack.clone())]);
     let filter = stack_filter(&stack);
@@ -48,7 +80,7 @@ async fn contract<R: Runtime>(rt: &R, image: &str) {
     ));
 
     // Create: labelled, listed as created; the same name again is a conflict.
-    let mut spec = ContainerSpec::new(format!("{stack}-a"), image);
+    let mut spec = fx.spec(format!("{stack}-a"));
     spec.labels = labels.clone();
     spec.labels.insert(labels::SERVICE.into(), "a".into());
     spec.port = Some(8080);
@@ -80,7 +112,7 @@ async fn contract<R: Runtime>(rt: &R, image: &str) {
 
     // A fixed host port taken by a running container: PortInUse on start.
     let port = free_port();
-    let mut p1 = ContainerSpec::new(format!("{stack}-p1"), image);
+    let mut p1 = fx.spec(format!("{stack}-p1"));
     p1.labels = labels.clone();
     p1.port = Some(8080);
     p1.publish = Some(port);
@@ -124,6 +156,10 @@ async fn contract<R: Runtime>(rt: &R, image: &str) {
     }
     assert!(rt.inspect_container(&id).await.unwrap().is_none());
     assert!(rt.list_containers(&filter).await.unwrap().is_empty());
+    assert!(matches!(
+        rt.start_container(&format!("{stack}-a")).await,
+        Err(RuntimeError::NotFound(_))
+    ));
 
     rt.remove_network(&net).await.unwrap();
     rt.remove_network(&net).await.unwrap();
@@ -137,7 +173,18 @@ async fn contract<R: Runtime>(rt: &R, image: &str) {
 async fn fake_runtime_keeps_the_contract() {
     let rt = FakeRuntime::new();
     rt.add_image("tug-test/busybox:1", "");
-    contract(&rt, "tug-test/busybox:1").await;
+    let fx = Fixture {
+        image: "tug-test/busybox:1".into(),
+        command: None,
+    };
+    contract(&rt, &fx).await;
+}
+
+#[tokio::test]
+async fn process_runtime_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ProcessRuntime::new(dir.path().to_path_buf());
+    contract(&rt, &process_fixture()).await;
 }
 
 #[tokio::test]
@@ -145,8 +192,48 @@ async fn docker_runtime_keeps_the_contract() {
     let Some(rt) = engine_or_skip("docker_runtime_keeps_the_contract").await else {
         return;
     };
-    let image = busybox_image(&rt).await;
-    contract(&rt, &image).await;
+    let fx = Fixture {
+        image: busybox_image(&rt).await,
+        command: None,
+    };
+    contract(&rt, &fx).await;
+}
+
+/// A fixed host port held by any listener (not a container) is PortInUse.
+async fn port_held_by_a_listener<R: Runtime>(rt: &R, fx: &Fixture) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stack = unique("listener");
+    let mut spec = fx.spec(format!("{stack}-x"));
+    spec.labels.insert(labels::STACK.into(), stack.clone());
+    spec.port = Some(8080);
+    spec.publish = Some(port);
+    let id = rt.create_container(&spec).await.unwrap();
+    let started = rt.start_container(&id).await;
+    rt.remove_container(&id).await.unwrap();
+    assert!(
+        matches!(started, Err(RuntimeError::PortInUse { ref port, .. }) if *port == listener.local_addr().unwrap().port().to_string()),
+        "{started:?}"
+    );
+}
+
+#[tokio::test]
+async fn process_port_held_by_a_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ProcessRuntime::new(dir.path().to_path_buf());
+    port_held_by_a_listener(&rt, &process_fixture()).await;
+}
+
+#[tokio::test]
+async fn docker_port_held_by_a_listener() {
+    let Some(rt) = engine_or_skip("docker_port_held_by_a_listener").await else {
+        return;
+    };
+    let fx = Fixture {
+        image: busybox_image(&rt).await,
+        command: None,
+    };
+    port_held_by_a_listener(&rt, &fx).await;
 }
 
 #[tokio::test]
