@@ -1,1 +1,5 @@
 //! Images: Dockerfiles (parse, lint, generate) and OCI images (build, push, analyse).
+
+pub mod analyze;
+pub mod oci;
+pub mod registry;
