@@ -132,11 +132,12 @@ pub fn cargo_build_static(opts: &RustBuildOptions) -> Result<BuiltBinary, OciErr
             continue;
         };
         let id = msg["package_id"].as_str().unwrap_or_default();
-        // package_id is `path+file:///...#name@1.0.0` or `name 1.0.0 (...)`.
-        let version = id
-            .rsplit_once('@')
-            .map(|(_, v)| v.to_string())
-            .or_else(|| id.split(' ').nth(1).map(str::to_string));
+        // package_id is `path+file:///...#1.0.0`, `...#name@1.0.0`, or (old
+        // cargo) `name 1.0.0 (...)`.
+        let version = match id.rsplit_once('#') {
+            Some((_, frag)) => Some(frag.rsplit_once('@').map_or(frag, |(_, v)| v).to_string()),
+            None => id.split(' ').nth(1).map(str::to_string),
+        };
         found.push(BuiltBinary {
             path: exe.into(),
             name: msg["target"]["name"]
