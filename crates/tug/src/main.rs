@@ -40,6 +40,11 @@ enum Command {
     Validate,
     /// Print the resolved stack with every default filled in
     Config,
+    /// Build the Rust services of tug.yaml into OCI images, without a daemon
+    Build(commands::build::BuildArgs),
+    /// Work with images: `tug image inspect IMAGE`
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
+        Command::Build(args) => commands::build::run(cli.file.as_deref(), cli.output, args),
+        Command::Image(cmd) => commands::image::run(cli.output, cmd),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

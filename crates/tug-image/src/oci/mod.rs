@@ -286,21 +286,7 @@ impl Image {
         dir: &std::path::Path,
         tag: Option<&str>,
     ) -> Result<(), OciError> {
-        let blobs = dir.join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs).map_err(|source| OciError::Io {
-            path: blobs.clone(),
-            source,
-        })?;
-        let write = |name: &str, data: &[u8]| -> Result<(), OciError> {
-            let path = dir.join(name);
-            std::fs::write(&path, data).map_err(|source| OciError::Io { path, source })
-        };
-        for (digest, data) in self.blobs() {
-            write(&format!("blobs/sha256/{}", hex_of(&digest)), data)?;
-        }
-        write("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        write("index.json", &self.index_json(tag)?)?;
-        Ok(())
+        write_oci_layout(dir, &[(self, tag)])
     }
 
     /// Every blob: config, layers and the manifest itself.
@@ -315,8 +301,7 @@ impl Image {
         v
     }
 
-    /// An image index with one manifest for linux/amd64.
-    pub fn index_json(&self, tag: Option<&str>) -> Result<Vec<u8>, OciError> {
+    fn descriptor(&self, tag: Option<&str>) -> serde_json::Value {
         let mut desc = serde_json::json!({
             "mediaType": MEDIA_MANIFEST,
             "digest": self.digest(),
@@ -329,56 +314,102 @@ impl Image {
                 "org.opencontainers.image.ref.name": t,
             });
         }
-        canonical_json(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": MEDIA_INDEX,
-            "manifests": [desc],
-        }))
+        desc
     }
 
     /// Writes a docker-archive tar that `docker load` accepts: `manifest.json`
     /// (with `RepoTags`), the config and the layers, laid out as an OCI image
     /// layout as well (as `docker save` does since Docker 25).
     pub fn write_docker_archive<W: std::io::Write>(&self, w: W, tag: &str) -> Result<(), OciError> {
-        let manifest_json = canonical_json(&serde_json::json!([{
-            "Config": format!("blobs/sha256/{}", hex_of(&self.config_digest())),
-            "RepoTags": [tag],
-            "Layers": self.layers.iter().map(|l| format!("blobs/sha256/{}", hex_of(&l.digest))).collect::<Vec<_>>(),
-        }]))?;
-        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for (digest, data) in self.blobs() {
+        write_docker_archive(w, &[(self, tag)])
+    }
+}
+
+/// An image index listing the images, each under its tag.
+pub fn index_json(images: &[(&Image, Option<&str>)]) -> Result<Vec<u8>, OciError> {
+    canonical_json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_INDEX,
+        "manifests": images.iter().map(|(i, t)| i.descriptor(*t)).collect::<Vec<_>>(),
+    }))
+}
+
+/// Writes several images into one OCI image layout (blobs shared).
+pub fn write_oci_layout(
+    dir: &std::path::Path,
+    images: &[(&Image, Option<&str>)],
+) -> Result<(), OciError> {
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).map_err(|source| OciError::Io {
+        path: blobs.clone(),
+        source,
+    })?;
+    let write = |name: &str, data: &[u8]| -> Result<(), OciError> {
+        let path = dir.join(name);
+        std::fs::write(&path, data).map_err(|source| OciError::Io { path, source })
+    };
+    for (image, _) in images {
+        for (digest, data) in image.blobs() {
+            write(&format!("blobs/sha256/{}", hex_of(&digest)), data)?;
+        }
+    }
+    write("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    write("index.json", &index_json(images)?)
+}
+
+/// Writes several images into one docker-archive tar (blobs shared).
+pub fn write_docker_archive<W: std::io::Write>(
+    w: W,
+    images: &[(&Image, &str)],
+) -> Result<(), OciError> {
+    let manifest_json = canonical_json(
+        &images
+            .iter()
+            .map(|(img, tag)| {
+                serde_json::json!({
+                    "Config": format!("blobs/sha256/{}", hex_of(&img.config_digest())),
+                    "RepoTags": [tag],
+                    "Layers": img.layers.iter().map(|l| format!("blobs/sha256/{}", hex_of(&l.digest))).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (image, _) in images {
+        for (digest, data) in image.blobs() {
             files.insert(format!("blobs/sha256/{}", hex_of(&digest)), data.to_vec());
         }
-        files.insert(
-            "oci-layout".into(),
-            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-        );
-        files.insert("index.json".into(), self.index_json(Some(tag))?);
-        files.insert("manifest.json".into(), manifest_json);
-        let mut out = tar::Builder::new(w);
-        let io = |source| OciError::Io {
-            path: "<docker-archive>".into(),
-            source,
-        };
-        for dir in ["blobs/", "blobs/sha256/"] {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_mtime(0);
-            h.set_size(0);
-            out.append_data(&mut h, dir, std::io::empty()).map_err(io)?;
-        }
-        for (name, data) in &files {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
-            h.set_mtime(0);
-            h.set_size(data.len() as u64);
-            out.append_data(&mut h, name, data.as_slice()).map_err(io)?;
-        }
-        out.into_inner().map_err(io)?;
-        Ok(())
     }
+    let tagged: Vec<(&Image, Option<&str>)> = images.iter().map(|(i, t)| (*i, Some(*t))).collect();
+    files.insert(
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    );
+    files.insert("index.json".into(), index_json(&tagged)?);
+    files.insert("manifest.json".into(), manifest_json);
+    let mut out = tar::Builder::new(w);
+    let io = |source| OciError::Io {
+        path: "<docker-archive>".into(),
+        source,
+    };
+    for dir in ["blobs/", "blobs/sha256/"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_mtime(0);
+        h.set_size(0);
+        out.append_data(&mut h, dir, std::io::empty()).map_err(io)?;
+    }
+    for (name, data) in &files {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        out.append_data(&mut h, name, data.as_slice()).map_err(io)?;
+    }
+    out.into_inner().map_err(io)?;
+    Ok(())
 }
 
 /// The hex part of `sha256:<hex>`.
