@@ -120,9 +120,11 @@ fn chunked_upload_of_a_large_blob() {
         .build()
         .unwrap();
     let r = reference("chunked");
-    let mut client = ClientOptions::default();
-    client.chunk_threshold = 1 << 20;
-    client.chunk_size = 512 << 10;
+    let client = ClientOptions {
+        chunk_threshold: 1 << 20,
+        chunk_size: 512 << 10,
+        ..Default::default()
+    };
     let report = push(
         &img,
         &r,
@@ -235,9 +237,9 @@ const USER: &str = "ci";
 const PASS: &str = "s3cret";
 const TOKEN: &str = "tok-8f1c2a";
 
-fn read_request(
-    stream: &mut BufReader<TcpStream>,
-) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     if stream.read_line(&mut line).ok()? == 0 {
         return None;
