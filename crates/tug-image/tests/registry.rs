@@ -231,6 +231,8 @@ fn plain_http_only_for_loopback_unless_insecure() {
 enum Mode {
     Basic,
     Bearer,
+    /// Every request fails with 503, as a registry under maintenance does.
+    Broken,
 }
 
 const USER: &str = "ci";
@@ -311,6 +313,15 @@ fn serve(conn: TcpStream, mode: Mode, port: u16) {
         return;
     }
     let (ok, challenge) = match mode {
+        Mode::Broken => {
+            respond(
+                &mut out,
+                "503 Service Unavailable",
+                &[],
+                b"down for maintenance",
+            );
+            return;
+        }
         Mode::Basic => (
             auth.as_deref() == Some(basic.as_str()),
             r#"Basic realm="gate""#.to_string(),
@@ -447,4 +458,29 @@ fn basic_auth() {
         msg.contains(&format!("registry 127.0.0.1:{port}")) && msg.contains("401"),
         "{msg}"
     );
+}
+
+#[test]
+fn server_errors_name_registry_repository_and_status() {
+    // No real registry needed: the gate answers 503 by itself.
+    let port = start_gate(Mode::Broken);
+    let r = gated(port, "broken");
+    let e = push(&small_image(), &r, &PushOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), Some(ErrorKind::Server), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "registry 127.0.0.1:{port}, repository {}",
+            r.repository
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("503") && msg.contains("try again later"),
+        "{msg}"
+    );
+    // A GET carries the registry's own words too.
+    let e = registry::pull(&r, &ClientOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), Some(ErrorKind::Server), "{e}");
+    assert!(e.to_string().contains("(down for maintenance)"), "{e}");
 }

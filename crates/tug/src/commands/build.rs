@@ -11,6 +11,14 @@ use std::time::Duration;
 use tug_image::oci::{self, Image, RustBuildOptions};
 use tug_image::registry::{self, ClientOptions, PushEvent, PushOptions, Reference};
 
+/// Appends a line to an output buffer (printed at once, broken pipes ignored).
+macro_rules! outln {
+    ($o:ident, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
 /// Where built images go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BuildOutput {
@@ -254,6 +262,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
         results.push((b, pushed));
     }
 
+    let mut out = String::new();
     match output {
         OutputFormat::Json => {
             let doc: Vec<serde_json::Value> = results
@@ -270,14 +279,16 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                     })
                 })
                 .collect();
-            println!(
+            outln!(
+                out,
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "images": doc }))?
             );
         }
         OutputFormat::Table => {
             for (b, p) in &results {
-                println!(
+                outln!(
+                    out,
                     "{}  {}  {}  {}",
                     b.service,
                     b.tag,
@@ -285,7 +296,8 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                     crate::commands::image::human(b.image.size())
                 );
                 if let Some(p) = p {
-                    println!(
+                    outln!(
+                        out,
                         "  pushed {}@{} ({} uploaded, {} already there, {} mounted)",
                         p.reference,
                         p.digest,
@@ -296,7 +308,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                 }
             }
             match &args.dest {
-                Some(d) => println!("wrote {d}"),
+                Some(d) => outln!(out, "wrote {d}"),
                 None if !args.push => eprintln!(
                     "note: nothing written; pass --dest oci:DIR, --dest docker-archive:FILE or --push"
                 ),
@@ -304,5 +316,6 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             }
         }
     }
+    crate::commands::image::emit(&out);
     Ok(ExitCode::SUCCESS)
 }

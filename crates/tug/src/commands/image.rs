@@ -9,6 +9,14 @@ use std::time::Duration;
 use tug_image::analyze::{analyze, ChangeKind, CiRules, ImageSource};
 use tug_image::registry::ClientOptions;
 
+/// Appends a line to an output buffer (printed at once, broken pipes ignored).
+macro_rules! outln {
+    ($o:ident, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum ImageCommand {
     /// Layers (size, command), files per layer, wasted bytes and efficiency
@@ -53,6 +61,12 @@ pub fn human(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// Prints a finished output buffer; a closed pipe (`| head`) is not an error.
+pub fn emit(s: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
 }
 
 pub fn run(output: OutputFormat, cmd: ImageCommand) -> Result<ExitCode> {
@@ -112,6 +126,7 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
         highest_user_wasted_percent: Some(a.highest_user_wasted_percent),
     };
     let ci = a.ci.then(|| analysis.evaluate(&rules));
+    let mut out = String::new();
     match output {
         OutputFormat::Json => {
             if !a.files {
@@ -125,17 +140,24 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
                 "analysis": analysis,
                 "ci": ci,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!(out, "{}", serde_json::to_string_pretty(&doc)?);
         }
         OutputFormat::Table => {
             match raw.digest() {
-                Some(d) => println!("{}  {d}", a.image),
-                None => println!("{}", a.image),
+                Some(d) => outln!(out, "{}  {d}", a.image),
+                None => outln!(out, "{}", a.image),
             }
-            println!("{:>3}  {:>9}  {:>9}  CREATED BY", "#", "SIZE", "STORED");
+            outln!(
+                out,
+                "{:>3}  {:>9}  {:>9}  CREATED BY",
+                "#",
+                "SIZE",
+                "STORED"
+            );
             for l in &analysis.layers {
                 let cmd: String = l.created_by.chars().take(100).collect();
-                println!(
+                outln!(
+                    out,
                     "{:>3}  {:>9}  {:>9}  {cmd}",
                     l.index,
                     human(l.size),
@@ -148,11 +170,12 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
                             ChangeKind::Modified => '~',
                             ChangeKind::Removed => '-',
                         };
-                        println!("       {mark} {} ({})", c.path, human(c.size));
+                        outln!(out, "       {mark} {} ({})", c.path, human(c.size));
                     }
                 }
             }
-            println!(
+            outln!(
+                out,
                 "total {}, user layers {}, wasted {} ({:.1}% of user), efficiency {:.2}%",
                 human(analysis.size_bytes),
                 human(analysis.user_size_bytes),
@@ -161,9 +184,10 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
                 analysis.efficiency * 100.0
             );
             if !analysis.inefficiencies.is_empty() {
-                println!("{:>6}  {:>9}  PATH", "COUNT", "WASTED");
+                outln!(out, "{:>6}  {:>9}  PATH", "COUNT", "WASTED");
                 for i in analysis.inefficiencies.iter().take(10) {
-                    println!(
+                    outln!(
+                        out,
                         "{:>6}  {:>9}  {}",
                         i.count,
                         human(i.cumulative_size),
@@ -172,9 +196,10 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
                 }
             }
             if let Some(r) = &ci {
-                println!("ci: {}", if r.passed { "PASS" } else { "FAIL" });
+                outln!(out, "ci: {}", if r.passed { "PASS" } else { "FAIL" });
                 for o in &r.rules {
-                    println!(
+                    outln!(
+                        out,
                         "  {} {}: {} (limit {})",
                         if o.passed { "pass" } else { "FAIL" },
                         o.rule,
@@ -185,6 +210,7 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
             }
         }
     }
+    emit(&out);
     Ok(match ci {
         Some(r) if !r.passed => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
