@@ -1,1 +1,12 @@
 //! Images: Dockerfiles (parse, lint, generate) and OCI images (build, push, analyse).
+//!
+//! - [`oci`]: reproducible images without a daemon: deterministic layers,
+//!   Rust service images (`build_rust`), OCI layout and docker-archive output.
+//! - [`registry`]: the OCI distribution API: push (blobs verified before the
+//!   manifest), pull, mounts, chunked uploads, basic and bearer auth.
+//! - [`analyze`]: per-layer files, wasted bytes and efficiency as dive counts
+//!   them, with CI thresholds.
+
+pub mod analyze;
+pub mod oci;
+pub mod registry;

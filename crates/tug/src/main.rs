@@ -124,6 +124,11 @@ enum Command {
     /// Convert another tool's file into tug.yaml
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Build the Rust services of tug.yaml into OCI images, without a daemon
+    Build(commands::build::BuildArgs),
+    /// Work with images: `tug image inspect IMAGE`
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -201,6 +206,8 @@ fn main() -> ExitCode {
         Command::Import(ImportCommand::Compose { file, out, force }) => {
             commands::import::compose(file.as_deref(), &out, force, cli.output)
         }
+        Command::Build(args) => commands::build::run(cli.file.as_deref(), cli.output, args),
+        Command::Image(cmd) => commands::image::run(cli.output, cmd),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

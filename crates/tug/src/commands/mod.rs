@@ -1,5 +1,7 @@
 pub mod agent;
+pub mod build;
 pub mod history;
+pub mod image;
 pub mod import;
 pub mod spec;
 pub mod stack;

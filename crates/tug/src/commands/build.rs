@@ -1,0 +1,321 @@
+//! `tug build`: builds the Rust services of tug.yaml into OCI images without
+//! a daemon, writes them out and/or pushes them.
+
+use crate::exit::{fail, INVALID_INPUT};
+use crate::output::OutputFormat;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use tug_image::oci::{self, Image, RustBuildOptions};
+use tug_image::registry::{self, ClientOptions, PushEvent, PushOptions, Reference};
+
+/// Appends a line to an output buffer (printed at once, broken pipes ignored).
+macro_rules! outln {
+    ($o:ident, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
+/// Where built images go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildOutput {
+    /// `oci:DIR`: an OCI image layout directory (all services, one index).
+    Oci(PathBuf),
+    /// `docker-archive:FILE`: a tar for `docker load`.
+    DockerArchive(PathBuf),
+}
+
+impl std::str::FromStr for BuildOutput {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("unknown output `{s}`: use oci:DIR or docker-archive:FILE");
+        match s.split_once(':') {
+            Some(("oci", p)) if !p.is_empty() => Ok(BuildOutput::Oci(p.into())),
+            Some(("docker-archive", p)) if !p.is_empty() => {
+                Ok(BuildOutput::DockerArchive(p.into()))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for BuildOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildOutput::Oci(p) => write!(f, "oci:{}", p.display()),
+            BuildOutput::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// Services to build [default: every service with `build: { rust: ... }`]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Push each image to the registry named in the service's `image:`
+    #[arg(long)]
+    pub push: bool,
+    /// Write the images to oci:DIR (an OCI image layout) or docker-archive:FILE (for `docker load`)
+    #[arg(long, value_name = "oci:DIR|docker-archive:FILE")]
+    pub dest: Option<BuildOutput>,
+    /// Allow plain HTTP to a registry that is not on loopback
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+struct Built {
+    service: String,
+    tag: String,
+    image: Image,
+    push_to: Option<Reference>,
+}
+
+fn spinner(show: bool, msg: String) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"),
+    );
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb.set_message(msg);
+    pb
+}
+
+pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result<ExitCode> {
+    let stack = crate::commands::spec::load(file)?;
+    let buildable: Vec<&String> = stack
+        .services
+        .iter()
+        .filter(|(_, s)| s.build.as_ref().is_some_and(|b| b.rust.is_some()))
+        .map(|(n, _)| n)
+        .collect();
+    let chosen: Vec<String> = if args.services.is_empty() {
+        if buildable.is_empty() {
+            return Err(fail(
+                INVALID_INPUT,
+                format!(
+                    "{}: no service has `build: {{ rust: ... }}`; add e.g. `build: {{ rust: {{ package: my-crate }} }}` to a service",
+                    stack.file.display()
+                ),
+            ));
+        }
+        buildable.iter().map(|s| s.to_string()).collect()
+    } else {
+        for name in &args.services {
+            match stack.services.get(name) {
+                None => {
+                    let known: Vec<&str> = stack.services.keys().map(String::as_str).collect();
+                    return Err(fail(
+                        INVALID_INPUT,
+                        format!(
+                            "{}: no service `{name}` (services: {})",
+                            stack.file.display(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                Some(s) if s.build.as_ref().and_then(|b| b.rust.as_ref()).is_none() => {
+                    return Err(fail(
+                        INVALID_INPUT,
+                        format!(
+                            "{}: service `{name}` has no `build: {{ rust: ... }}`; tug build makes images of Rust packages (add `build: {{ rust: {{ package: <crate> }} }}`)",
+                            stack.file.display()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        args.services.clone()
+    };
+
+    let people = output == OutputFormat::Table;
+    let mut built = Vec::new();
+    for name in &chosen {
+        let svc = &stack.services[name];
+        let rust = svc
+            .build
+            .as_ref()
+            .and_then(|b| b.rust.as_ref())
+            .expect("checked above");
+        let workspace = match &rust.workspace {
+            Some(w) if w.is_relative() => stack.dir.join(w),
+            Some(w) => w.clone(),
+            None => stack.dir.clone(),
+        };
+        let mut opts = RustBuildOptions::new(workspace, rust.package.clone());
+        opts.bin = rust.bin.clone();
+        opts.profile = rust.profile.clone();
+        opts.port = svc.port;
+        if let Some(user) = &svc.security.user {
+            opts.user = Some(user.clone());
+        }
+        let push_to = match (&svc.image, args.push) {
+            (Some(i), _) => Some(Reference::parse(i).map_err(|e| {
+                fail(INVALID_INPUT, format!("{}: service `{name}`: {e}", stack.file.display()))
+            })?),
+            (None, true) => {
+                return Err(fail(
+                    INVALID_INPUT,
+                    format!(
+                        "{}: service `{name}` has no `image:` to push to; add e.g. `image: 127.0.0.1:5000/{name}:1`",
+                        stack.file.display()
+                    ),
+                ))
+            }
+            (None, false) => None,
+        };
+        if people {
+            eprintln!(
+                "building {name}: cargo build -p {} ({}, static)",
+                rust.package, rust.profile
+            );
+        }
+        let bin =
+            oci::cargo_build_static(&opts).with_context(|| format!("building service `{name}`"))?;
+        let pb = spinner(people, format!("assembling {name}"));
+        let image = oci::assemble_rust(&bin.path, &bin.name, bin.version.as_deref(), &opts)
+            .with_context(|| format!("assembling the image of `{name}`"))?;
+        pb.finish_and_clear();
+        let tag = match &svc.image {
+            Some(i) => i.clone(),
+            None => format!(
+                "{}-{name}:{}",
+                stack.name,
+                &oci::hex_of(&image.config_digest())[..12]
+            ),
+        };
+        built.push(Built {
+            service: name.clone(),
+            tag,
+            image,
+            push_to: push_to.filter(|_| args.push),
+        });
+    }
+
+    if let Some(dest) = &args.dest {
+        let pb = spinner(people, format!("writing {dest}"));
+        match dest {
+            BuildOutput::Oci(dir) => {
+                let images: Vec<(&Image, Option<&str>)> = built
+                    .iter()
+                    .map(|b| (&b.image, Some(b.tag.as_str())))
+                    .collect();
+                oci::write_oci_layout(dir, &images).with_context(|| format!("writing {dest}"))?;
+            }
+            BuildOutput::DockerArchive(file) => {
+                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                let f = std::fs::File::create(file)
+                    .with_context(|| format!("creating {}", file.display()))?;
+                let images: Vec<(&Image, &str)> =
+                    built.iter().map(|b| (&b.image, b.tag.as_str())).collect();
+                oci::write_docker_archive(std::io::BufWriter::new(f), &images)
+                    .with_context(|| format!("writing {dest}"))?;
+            }
+        }
+        pb.finish_and_clear();
+    }
+
+    let mut results = Vec::new();
+    for b in &built {
+        let mut pushed = None;
+        if let Some(r) = &b.push_to {
+            let total: u64 = b.image.size();
+            let pb = if people {
+                let pb = ProgressBar::new(total);
+                pb.set_style(
+                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                pb.set_message(format!("pushing {r}"));
+                pb
+            } else {
+                ProgressBar::hidden()
+            };
+            let opts = PushOptions {
+                client: ClientOptions {
+                    insecure: args.insecure,
+                    ..Default::default()
+                },
+                mount_from: None,
+            };
+            let report = registry::push(&b.image, r, &opts, &mut |ev| match ev {
+                PushEvent::Exists { size, .. }
+                | PushEvent::Mounted { size, .. }
+                | PushEvent::Uploaded { size, .. } => pb.inc(size),
+                _ => {}
+            })
+            .with_context(|| format!("pushing service `{}`", b.service))?;
+            pb.finish_and_clear();
+            pushed = Some(report);
+        }
+        results.push((b, pushed));
+    }
+
+    let mut out = String::new();
+    match output {
+        OutputFormat::Json => {
+            let doc: Vec<serde_json::Value> = results
+                .iter()
+                .map(|(b, p)| {
+                    serde_json::json!({
+                        "service": b.service,
+                        "tag": b.tag,
+                        "digest": b.image.digest(),
+                        "config_digest": b.image.config_digest(),
+                        "size": b.image.size(),
+                        "output": args.dest.as_ref().map(|d| d.to_string()),
+                        "push": p,
+                    })
+                })
+                .collect();
+            outln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "images": doc }))?
+            );
+        }
+        OutputFormat::Table => {
+            for (b, p) in &results {
+                outln!(
+                    out,
+                    "{}  {}  {}  {}",
+                    b.service,
+                    b.tag,
+                    b.image.digest(),
+                    crate::commands::image::human(b.image.size())
+                );
+                if let Some(p) = p {
+                    outln!(
+                        out,
+                        "  pushed {}@{} ({} uploaded, {} already there, {} mounted)",
+                        p.reference,
+                        p.digest,
+                        p.uploaded.len(),
+                        p.skipped.len(),
+                        p.mounted.len()
+                    );
+                }
+            }
+            match &args.dest {
+                Some(d) => outln!(out, "wrote {d}"),
+                None if !args.push => eprintln!(
+                    "note: nothing written; pass --dest oci:DIR, --dest docker-archive:FILE or --push"
+                ),
+                None => {}
+            }
+        }
+    }
+    crate::commands::image::emit(&out);
+    Ok(ExitCode::SUCCESS)
+}
