@@ -40,6 +40,8 @@ enum Command {
     Validate,
     /// Print the resolved stack with every default filled in
     Config,
+    /// Audit Cargo.lock files against RustSec, find secrets and risky configuration
+    Scan(commands::scan::ScanArgs),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
+        Command::Scan(args) => commands::scan::run(args, cli.output),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

@@ -111,13 +111,9 @@ impl Advisory {
         };
         let patched = reqs(&raw.versions.patched, "patched")?;
         let unaffected = reqs(&raw.versions.unaffected, "unaffected")?;
-        let cvss_score = match &raw.advisory.cvss {
-            None => None,
-            Some(v) => Some(cvss_score(v).ok_or_else(|| ParseError {
-                offset: at(v),
-                message: format!("invalid CVSS vector `{v}`"),
-            })?),
-        };
+        // A vector this build cannot score falls back to the kind's severity
+        // rather than hiding the advisory.
+        let cvss_score = raw.advisory.cvss.as_deref().and_then(cvss_score);
         let (title, description) = split_markdown(rest);
         Ok(Advisory {
             id: raw.advisory.id,
@@ -181,10 +177,10 @@ fn split_markdown(rest: &str) -> (Option<String>, String) {
     (title, desc.join("\n").trim().to_string())
 }
 
-/// Base score of a CVSS v3 vector.
+/// Score of a CVSS vector (v2, v3.x or v4.0).
 pub fn cvss_score(vector: &str) -> Option<f64> {
-    let base: cvss::v3::Vector = vector.parse().ok()?;
-    Some(base.score().value())
+    let v: cvss::Cvss = vector.parse().ok()?;
+    Some(v.score())
 }
 
 /// Whether every comparator of `req` holds for `v` under total semver order
@@ -326,6 +322,7 @@ mod tests {
             Some(9.8)
         );
         assert!(cvss_score("CVSS:3.1/AV:bogus").is_none());
+        assert!(cvss_score("CVSS:4.0/AV:N/AC:H/AT:N/PR:L/UI:A/VC:N/VI:N/VA:H/SC:N/SI:N/SA:H").is_some());
     }
 
     #[test]
