@@ -35,6 +35,19 @@ fn pod_spec<'a>(kind: &str, doc: &'a Value) -> Option<&'a Value> {
     }
 }
 
+/// 0-based line of the list item `name: NAME` at or after `from`, else `from`.
+fn item_line(text: &str, from: usize, to: usize, name: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from)
+        .take(to.saturating_sub(from))
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_end();
+            t == format!("name: {name}") || t == format!("name: \"{name}\"") || t == format!("name: '{name}'")
+        })
+        .map_or(from, |(i, _)| i)
+}
+
 fn b(v: Option<&Value>) -> Option<bool> {
     v.and_then(Value::as_bool)
 }
@@ -72,12 +85,16 @@ fn check_pod(text: &str, rel: &str, from: usize, to: usize, obj: &str, spec: &Va
         }
     }
     if let Some(vols) = spec.get("volumes").and_then(Value::as_sequence) {
+        let list_from = at(&["volumes"]) - 1;
         for v in vols {
             if let Some(hp) = v.get("hostPath").and_then(|h| h.get("path")).and_then(Value::as_str) {
+                let vname = v.get("name").and_then(Value::as_str).unwrap_or("?");
+                let vfrom = item_line(text, list_from, to, vname);
+                let line = find_line(text, vfrom, to, &["hostPath", "path"]);
                 if hp.ends_with("docker.sock") || hp.ends_with("containerd.sock") || hp.ends_with("crio.sock") {
-                    out.push(finding("TUGC004", None, rel, at(&["hostPath", "path"]), format!("{obj} mounts {hp}")));
+                    out.push(finding("TUGC004", None, rel, line, format!("{obj} mounts {hp}")));
                 } else {
-                    out.push(finding("TUGC003", None, rel, at(&["hostPath"]), format!("{obj} mounts host path {hp}")));
+                    out.push(finding("TUGC003", None, rel, line, format!("{obj} mounts host path {hp}")));
                 }
             }
         }
@@ -92,14 +109,8 @@ fn check_pod(text: &str, rel: &str, from: usize, to: usize, obj: &str, spec: &Va
     for (list, c) in containers {
         let cname = c.get("name").and_then(Value::as_str).unwrap_or("?");
         let who = format!("{obj} container `{cname}`");
-        // Lines of this container start at its `name:` (or the list) in this document.
-        let cfrom = text
-            .lines()
-            .enumerate()
-            .skip(from)
-            .take(to.saturating_sub(from))
-            .find(|(_, l)| { let t = l.trim_start().trim_start_matches("- "); t == format!("name: {cname}") || t == format!("name: \"{cname}\"") })
-            .map_or(from, |(i, _)| i);
+        // Lines of this container start at its `name:` within its list.
+        let cfrom = item_line(text, find_line(text, from, to, &[list]) - 1, to, cname);
         let cat = |keys: &[&str]| find_line(text, cfrom, to, keys);
         let sc = c.get("securityContext");
         let scb = |k: &str| sc.and_then(|s| b(s.get(k)));
