@@ -177,15 +177,24 @@ pub fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
             .retain(|f| opts.severities.contains(&f.severity));
     }
     report.findings.sort_by(|a, b| {
-        (a.scanner, std::cmp::Reverse(a.severity), &a.file, a.line, &a.rule_id).cmp(&(
-            b.scanner,
-            std::cmp::Reverse(b.severity),
-            &b.file,
-            b.line,
-            &b.rule_id,
-        ))
+        (
+            a.scanner,
+            std::cmp::Reverse(a.severity),
+            &a.file,
+            a.line,
+            &a.rule_id,
+        )
+            .cmp(&(
+                b.scanner,
+                std::cmp::Reverse(b.severity),
+                &b.file,
+                b.line,
+                &b.rule_id,
+            ))
     });
-    report.errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    report
+        .errors
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(report)
 }
 
@@ -255,7 +264,10 @@ impl FileScanner for SecretScanner {
         if secret::is_lockfile(&file.name) || self.allow.allows_path(&file.rel) {
             return (Vec::new(), Vec::new());
         }
-        (secret::scan_text(&file.text, &file.rel, &self.allow), Vec::new())
+        (
+            secret::scan_text(&file.text, &file.rel, &self.allow),
+            Vec::new(),
+        )
     }
 }
 

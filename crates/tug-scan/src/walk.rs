@@ -40,7 +40,11 @@ fn is_cargo_target(path: &Path) -> bool {
 fn rel_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     let s = if rel.as_os_str().is_empty() {
-        path.file_name().map(Path::new).unwrap_or(path).to_string_lossy().into_owned()
+        path.file_name()
+            .map(Path::new)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
     } else {
         rel.to_string_lossy().into_owned()
     };
@@ -95,18 +99,37 @@ fn flush(out: &Mutex<Walked>, local: &mut Walked) {
     g.files += std::mem::take(&mut local.files);
 }
 
-fn visit(root: &Path, path: &Path, scanners: &[Box<dyn FileScanner>], want_lockfiles: bool, out: &mut Walked) {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+fn visit(
+    root: &Path,
+    path: &Path,
+    scanners: &[Box<dyn FileScanner>],
+    want_lockfiles: bool,
+    out: &mut Walked,
+) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let is_lock = name == "Cargo.lock";
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let limit = if is_lock && want_lockfiles { MAX_LOCKFILE_SIZE } else { MAX_FILE_SIZE };
+    let limit = if is_lock && want_lockfiles {
+        MAX_LOCKFILE_SIZE
+    } else {
+        MAX_FILE_SIZE
+    };
     if size > limit || (scanners.is_empty() && !(is_lock && want_lockfiles)) {
         return;
     }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            out.errors.push(FileError { file: path.to_path_buf(), line: 1, col: 1, message: format!("cannot read: {e}"), hint: None });
+            out.errors.push(FileError {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read: {e}"),
+                hint: None,
+            });
             return;
         }
     };

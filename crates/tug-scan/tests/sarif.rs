@@ -12,9 +12,21 @@ fn full_report() -> tug_scan::Report {
     for (i, p) in planted().iter().enumerate() {
         write(dir.path(), &format!("secrets/{i}.txt"), &p.line);
     }
-    write(dir.path(), "Dockerfile", "FROM debian\nADD https://example.com/x /x\n");
-    write(dir.path(), "tug.yaml", "name: x\nservices:\n  a:\n    image: a:1\n    security: { privileged: true }\n");
-    write(dir.path(), "k8s/bad.yaml", "apiVersion: v1\nkind: Pod\nspec: [\n");
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM debian\nADD https://example.com/x /x\n",
+    );
+    write(
+        dir.path(),
+        "tug.yaml",
+        "name: x\nservices:\n  a:\n    image: a:1\n    security: { privileged: true }\n",
+    );
+    write(
+        dir.path(),
+        "k8s/bad.yaml",
+        "apiVersion: v1\nkind: Pod\nspec: [\n",
+    );
     let mut o = ScanOptions::new(dir.path());
     o.db = Some(fixture_db());
     scan(&o).unwrap()
@@ -26,7 +38,10 @@ fn sarif_is_valid_against_the_official_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let report = full_report();
     let doc: Value = serde_json::from_str(&render::sarif(&report)).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 
     // The schema check must be able to fail.
@@ -44,7 +59,11 @@ fn sarif_is_valid_against_the_official_schema() {
         }
         assert!(r["shortDescription"]["text"].is_string());
         assert!(r["help"]["text"].is_string());
-        let sev: f64 = r["properties"]["security-severity"].as_str().unwrap().parse().unwrap();
+        let sev: f64 = r["properties"]["security-severity"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((0.0..=10.0).contains(&sev));
     }
     for res in results {
@@ -54,9 +73,15 @@ fn sarif_is_valid_against_the_official_schema() {
         assert!(region["startLine"].as_u64().unwrap() >= 1);
         assert!(region["startColumn"].as_u64().unwrap() >= 1);
     }
-    let vuln = rules.iter().find(|r| r["id"] == "RUSTSEC-2099-0001").unwrap();
+    let vuln = rules
+        .iter()
+        .find(|r| r["id"] == "RUSTSEC-2099-0001")
+        .unwrap();
     assert_eq!(vuln["properties"]["security-severity"], "9.8");
     let secret = results.iter().find(|r| r["ruleId"] == "TUGS005").unwrap();
     assert!(secret["partialFingerprints"].is_object());
-    assert!(!run["invocations"][0]["toolExecutionNotifications"].as_array().unwrap().is_empty());
+    assert!(!run["invocations"][0]["toolExecutionNotifications"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }

@@ -39,7 +39,11 @@ fn vulnerable_lockfile_against_fixture_db() {
     );
     // The withdrawn advisory (gonepkg) never shows.
     assert!(!got.iter().any(|g| g.contains("0003")));
-    let v = report.findings.iter().find(|f| f.rule_id == "RUSTSEC-2099-0001").unwrap();
+    let v = report
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "RUSTSEC-2099-0001")
+        .unwrap();
     let a = v.advisory.as_ref().unwrap();
     assert_eq!(v.severity, Severity::Critical);
     assert_eq!(a.cvss_score, Some(9.8));
@@ -48,16 +52,38 @@ fn vulnerable_lockfile_against_fixture_db() {
     assert_eq!((v.file.as_str(), v.line), ("Cargo.lock", 27));
     assert_eq!(v.title, "Buffer overflow in vulnpkg::parse");
     // Unscored vulnerability: HIGH; informational kinds are flagged as such.
-    let pre = report.findings.iter().find(|f| f.rule_id == "RUSTSEC-2099-0002").unwrap();
+    let pre = report
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "RUSTSEC-2099-0002")
+        .unwrap();
     assert_eq!(pre.severity, Severity::High);
-    let old = report.findings.iter().find(|f| f.rule_id == "RUSTSEC-2099-0004").unwrap();
+    let old = report
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "RUSTSEC-2099-0004")
+        .unwrap();
     assert!(old.is_informational());
-    assert_eq!(old.advisory.as_ref().unwrap().kind, AdvisoryKind::Unmaintained);
-    let unsound = report.findings.iter().find(|f| f.rule_id == "RUSTSEC-2099-0005").unwrap();
-    assert_eq!(unsound.advisory.as_ref().unwrap().kind, AdvisoryKind::Unsound);
+    assert_eq!(
+        old.advisory.as_ref().unwrap().kind,
+        AdvisoryKind::Unmaintained
+    );
+    let unsound = report
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "RUSTSEC-2099-0005")
+        .unwrap();
+    assert_eq!(
+        unsound.advisory.as_ref().unwrap().kind,
+        AdvisoryKind::Unsound
+    );
     assert!(report.has_failures());
     // The broken advisory is an error with file:line, and its sibling still matched.
-    let e = report.errors.iter().find(|e| e.file.ends_with("RUSTSEC-2099-0006.md")).unwrap();
+    let e = report
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("RUSTSEC-2099-0006.md"))
+        .unwrap();
     assert_eq!(e.line, 8);
 }
 
@@ -82,7 +108,11 @@ fn nested_lockfiles_gitignore_and_target_dirs() {
     let report = vuln_scan(dir.path());
     assert_eq!(report.stats.lockfiles, 2);
     for file in ["Cargo.lock", "tools/gen/Cargo.lock"] {
-        assert_eq!(report.findings.iter().filter(|f| f.file == file).count(), 6, "{file}");
+        assert_eq!(
+            report.findings.iter().filter(|f| f.file == file).count(),
+            6,
+            "{file}"
+        );
     }
     assert_eq!(report.findings.len(), 12);
 }
@@ -105,10 +135,15 @@ fn ignore_flag_and_ignore_file_with_expiry() {
     let got = ids(&report);
     assert!(!got.iter().any(|g| g.contains("2099-0001")), "{got:?}");
     assert!(!got.iter().any(|g| g.contains("2099-0002")), "{got:?}");
-    assert!(got.iter().any(|g| g.contains("2099-0007")), "expired ignore must report again");
+    assert!(
+        got.iter().any(|g| g.contains("2099-0007")),
+        "expired ignore must report again"
+    );
     assert_eq!(report.stats.ignored, 3);
     assert_eq!(report.notices.len(), 1);
-    assert!(report.notices[0].contains("RUSTSEC-2099-0007") && report.notices[0].contains("expired"));
+    assert!(
+        report.notices[0].contains("RUSTSEC-2099-0007") && report.notices[0].contains("expired")
+    );
 }
 
 #[test]
@@ -120,7 +155,10 @@ fn missing_db_is_a_clear_error() {
     let e = scan(&o).unwrap_err();
     assert!(e.to_string().contains("no advisory database at"), "{e}");
     let hint = e.hint().unwrap();
-    assert!(hint.contains("--update-db") && hint.contains("--db DIR"), "{hint}");
+    assert!(
+        hint.contains("--update-db") && hint.contains("--db DIR"),
+        "{hint}"
+    );
     // Without a lockfile, no database is needed.
     std::fs::remove_file(dir.path().join("Cargo.lock")).unwrap();
     assert!(scan(&o).is_ok());
@@ -131,14 +169,37 @@ fn malformed_lockfile_reports_position_and_scan_continues() {
     let dir = tempfile::tempdir().unwrap();
     let lock = std::fs::read_to_string(fixtures().join("vulnerable/Cargo.lock")).unwrap();
     write(dir.path(), "good/Cargo.lock", &lock);
-    write(dir.path(), "bad/Cargo.lock", "version = 4\n\n[[package]]\nname = \"x\"\nversion = \"1.0\"\n");
-    write(dir.path(), "worse/Cargo.lock", "version = 4\n[[package]\nname = \"x\"\n");
+    write(
+        dir.path(),
+        "bad/Cargo.lock",
+        "version = 4\n\n[[package]]\nname = \"x\"\nversion = \"1.0\"\n",
+    );
+    write(
+        dir.path(),
+        "worse/Cargo.lock",
+        "version = 4\n[[package]\nname = \"x\"\n",
+    );
     let report = vuln_scan(dir.path());
-    assert_eq!(report.findings.iter().filter(|f| f.file == "good/Cargo.lock").count(), 6);
-    let bad = report.errors.iter().find(|e| e.file.ends_with("bad/Cargo.lock")).unwrap();
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.file == "good/Cargo.lock")
+            .count(),
+        6
+    );
+    let bad = report
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("bad/Cargo.lock"))
+        .unwrap();
     assert_eq!(bad.line, 5);
     assert!(bad.message.contains("invalid version"), "{}", bad.message);
-    let worse = report.errors.iter().find(|e| e.file.ends_with("worse/Cargo.lock")).unwrap();
+    let worse = report
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("worse/Cargo.lock"))
+        .unwrap();
     assert_eq!(worse.line, 2);
 }
 
@@ -156,7 +217,8 @@ fn path_and_git_sources_are_not_matched() {
 #[test]
 fn real_database_snapshot_parses_cleanly() {
     // The shared snapshot is data, not an oracle: only check it loads without errors.
-    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/advisory-db");
+    let beside =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/advisory-db");
     let Some(db) = [beside, "/work/shared/data/advisory-db".into()]
         .into_iter()
         .find(|p| p.join("crates").is_dir())
@@ -166,6 +228,10 @@ fn real_database_snapshot_parses_cleanly() {
     };
     let mut d = tug_scan::vuln::Database::open(&db).unwrap();
     d.load_all();
-    assert!(d.errors.is_empty(), "{:#?}", &d.errors[..d.errors.len().min(5)]);
+    assert!(
+        d.errors.is_empty(),
+        "{:#?}",
+        &d.errors[..d.errors.len().min(5)]
+    );
     assert!(d.len() > 1000);
 }

@@ -1,6 +1,9 @@
 //! compose.yaml / docker-compose.yml checks.
 
-use super::{finding, is_literal_secret, is_secret_name, tugyaml::dangerous_cap, unpinned_image, yaml_error, yamlpos::find_line};
+use super::{
+    finding, is_literal_secret, is_secret_name, tugyaml::dangerous_cap, unpinned_image, yaml_error,
+    yamlpos::find_line,
+};
 use crate::finding::{FileError, Finding, Severity};
 use serde_yaml_ng::Value;
 use std::path::Path;
@@ -38,31 +41,71 @@ pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>
         };
         let get = |k: &str| svc.get(k);
         if get("privileged").and_then(Value::as_bool) == Some(true) {
-            out.push(finding("TUGC001", None, rel, at(&["privileged"]), format!("service `{name}` is privileged")));
+            out.push(finding(
+                "TUGC001",
+                None,
+                rel,
+                at(&["privileged"]),
+                format!("service `{name}` is privileged"),
+            ));
         }
         for key in ["network_mode", "pid", "ipc"] {
             if get(key).and_then(Value::as_str) == Some("host") {
-                out.push(finding("TUGC002", None, rel, at(&[key]), format!("service `{name}` sets {key}: host")));
+                out.push(finding(
+                    "TUGC002",
+                    None,
+                    rel,
+                    at(&[key]),
+                    format!("service `{name}` sets {key}: host"),
+                ));
             }
         }
         let caps = list(get("cap_add"));
         if !caps.is_empty() {
-            let sev = if caps.iter().any(|c| dangerous_cap(c)) { Severity::High } else { Severity::Medium };
-            out.push(finding("TUGC005", Some(sev), rel, at(&["cap_add"]), format!("service `{name}` adds {}", caps.join(", "))));
+            let sev = if caps.iter().any(|c| dangerous_cap(c)) {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            out.push(finding(
+                "TUGC005",
+                Some(sev),
+                rel,
+                at(&["cap_add"]),
+                format!("service `{name}` adds {}", caps.join(", ")),
+            ));
         }
         if let Some(u) = get("user").and_then(s) {
             let uid = u.split(':').next().unwrap_or_default();
             if uid == "root" || uid == "0" {
-                out.push(finding("TUGC006", None, rel, at(&["user"]), format!("service `{name}` runs as user {u}")));
+                out.push(finding(
+                    "TUGC006",
+                    None,
+                    rel,
+                    at(&["user"]),
+                    format!("service `{name}` runs as user {u}"),
+                ));
             }
         }
         for opt in list(get("security_opt")) {
             let o = opt.replace('=', ":");
             if o == "seccomp:unconfined" {
-                out.push(finding("TUGC013", None, rel, at(&["security_opt"]), format!("service `{name}` sets security_opt {opt}")));
+                out.push(finding(
+                    "TUGC013",
+                    None,
+                    rel,
+                    at(&["security_opt"]),
+                    format!("service `{name}` sets security_opt {opt}"),
+                ));
             }
             if o == "no-new-privileges:false" {
-                out.push(finding("TUGC012", None, rel, at(&["security_opt"]), format!("service `{name}` sets security_opt {opt}")));
+                out.push(finding(
+                    "TUGC012",
+                    None,
+                    rel,
+                    at(&["security_opt"]),
+                    format!("service `{name}` sets security_opt {opt}"),
+                ));
             }
         }
         if let Some(vols) = get("volumes").and_then(Value::as_sequence) {
@@ -72,14 +115,29 @@ pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>
                     Value::Mapping(_) => v.get("source").and_then(s),
                     _ => None,
                 };
-                if src.as_deref().is_some_and(|p| p.ends_with("docker.sock") || p.ends_with("podman.sock")) {
-                    out.push(finding("TUGC004", None, rel, at(&["volumes"]), format!("service `{name}` mounts {}", src.unwrap_or_default())));
+                if src
+                    .as_deref()
+                    .is_some_and(|p| p.ends_with("docker.sock") || p.ends_with("podman.sock"))
+                {
+                    out.push(finding(
+                        "TUGC004",
+                        None,
+                        rel,
+                        at(&["volumes"]),
+                        format!("service `{name}` mounts {}", src.unwrap_or_default()),
+                    ));
                 }
             }
         }
         if let Some(img) = get("image").and_then(Value::as_str) {
             if let Some(why) = unpinned_image(img) {
-                out.push(finding("TUGC009", None, rel, at(&["image"]), format!("service `{name}` uses {why} image `{img}`")));
+                out.push(finding(
+                    "TUGC009",
+                    None,
+                    rel,
+                    at(&["image"]),
+                    format!("service `{name}` uses {why} image `{img}`"),
+                ));
             }
         }
         let mut env: Vec<(String, String)> = Vec::new();
@@ -102,7 +160,13 @@ pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>
         }
         for (k, v) in env {
             if is_secret_name(&k) && is_literal_secret(&v) {
-                out.push(finding("TUGC011", None, rel, at(&["environment", &k]), format!("service `{name}` sets {k} to a literal value")));
+                out.push(finding(
+                    "TUGC011",
+                    None,
+                    rel,
+                    at(&["environment", &k]),
+                    format!("service `{name}` sets {k} to a literal value"),
+                ));
             }
         }
     }

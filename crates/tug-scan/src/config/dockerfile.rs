@@ -33,7 +33,11 @@ fn instructions(text: &str) -> Vec<Instr> {
             }
             None => {
                 let (kw, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
-                cur = Some(Instr { line: i + 1, keyword: kw.to_ascii_uppercase(), args: rest.trim().to_string() });
+                cur = Some(Instr {
+                    line: i + 1,
+                    keyword: kw.to_ascii_uppercase(),
+                    args: rest.trim().to_string(),
+                });
             }
         }
         if !cont {
@@ -53,27 +57,47 @@ pub fn scan(text: &str, rel: &str) -> Vec<Finding> {
     for ins in &instrs {
         match ins.keyword.as_str() {
             "ARG" => {
-                let (name, value) = ins.args.split_once('=').map_or((ins.args.as_str(), None), |(n, v)| (n, Some(v)));
+                let (name, value) = ins
+                    .args
+                    .split_once('=')
+                    .map_or((ins.args.as_str(), None), |(n, v)| (n, Some(v)));
                 if let Some(v) = value {
                     let v = v.trim().trim_matches('"');
                     if is_secret_name(name) && is_literal_secret(v) {
-                        out.push(finding("TUGC011", None, rel, ins.line, format!("ARG {} has a literal default", name.trim())));
+                        out.push(finding(
+                            "TUGC011",
+                            None,
+                            rel,
+                            ins.line,
+                            format!("ARG {} has a literal default", name.trim()),
+                        ));
                     }
                 }
             }
             "FROM" => {
-                let words: Vec<&str> = ins.args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+                let words: Vec<&str> = ins
+                    .args
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("--"))
+                    .collect();
                 let image = words.first().copied().unwrap_or_default();
                 if let Some(pos) = words.iter().position(|w| w.eq_ignore_ascii_case("as")) {
                     if let Some(n) = words.get(pos + 1) {
                         stage_names.push(n.to_ascii_lowercase());
                     }
                 }
-                let is_stage = stage_names.iter().any(|n| n.eq_ignore_ascii_case(image)) && !words.iter().skip(1).any(|w| w.eq_ignore_ascii_case(image));
+                let is_stage = stage_names.iter().any(|n| n.eq_ignore_ascii_case(image))
+                    && !words.iter().skip(1).any(|w| w.eq_ignore_ascii_case(image));
                 let refers_arg = image.contains('$');
                 if image != "scratch" && !is_stage && !refers_arg {
                     if let Some(why) = unpinned_image(image) {
-                        out.push(finding("TUGC009", None, rel, ins.line, format!("FROM uses {why} base image `{image}`")));
+                        out.push(finding(
+                            "TUGC009",
+                            None,
+                            rel,
+                            ins.line,
+                            format!("FROM uses {why} base image `{image}`"),
+                        ));
                     }
                 }
                 final_from_line = ins.line;
@@ -83,15 +107,31 @@ pub fn scan(text: &str, rel: &str) -> Vec<Finding> {
             "ENV" => {
                 for (k, v) in env_pairs(&ins.args) {
                     if is_secret_name(&k) && is_literal_secret(&v) {
-                        out.push(finding("TUGC011", None, rel, ins.line, format!("ENV {k} holds a literal value")));
+                        out.push(finding(
+                            "TUGC011",
+                            None,
+                            rel,
+                            ins.line,
+                            format!("ENV {k} holds a literal value"),
+                        ));
                     }
                 }
             }
             "ADD" => {
-                let remote = ins.args.split_whitespace().filter(|w| !w.starts_with("--")).any(|w| w.starts_with("http://") || w.starts_with("https://"));
+                let remote = ins
+                    .args
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("--"))
+                    .any(|w| w.starts_with("http://") || w.starts_with("https://"));
                 let checked = ins.args.contains("--checksum=");
                 if remote && !checked {
-                    out.push(finding("TUGC014", None, rel, ins.line, "ADD fetches a remote URL".into()));
+                    out.push(finding(
+                        "TUGC014",
+                        None,
+                        rel,
+                        ins.line,
+                        "ADD fetches a remote URL".into(),
+                    ));
                 }
             }
             _ => {}
@@ -99,11 +139,23 @@ pub fn scan(text: &str, rel: &str) -> Vec<Finding> {
     }
     if final_from_line > 0 {
         match &last_user {
-            None => out.push(finding("TUGC006", None, rel, final_from_line, "the final stage sets no USER, so it runs as root".into())),
+            None => out.push(finding(
+                "TUGC006",
+                None,
+                rel,
+                final_from_line,
+                "the final stage sets no USER, so it runs as root".into(),
+            )),
             Some((line, u)) => {
                 let uid = u.split(':').next().unwrap_or_default().trim();
                 if uid == "root" || uid == "0" {
-                    out.push(finding("TUGC006", None, rel, *line, format!("the final stage runs as USER {u}")));
+                    out.push(finding(
+                        "TUGC006",
+                        None,
+                        rel,
+                        *line,
+                        format!("the final stage runs as USER {u}"),
+                    ));
                 }
             }
         }

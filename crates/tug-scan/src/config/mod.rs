@@ -72,10 +72,7 @@ rules! {
 }
 
 pub fn rule(id: &str) -> &'static ConfigRule {
-    RULES
-        .iter()
-        .find(|r| r.id == id)
-        .unwrap_or(&RULES[0])
+    RULES.iter().find(|r| r.id == id).unwrap_or(&RULES[0])
 }
 
 /// Builds a finding from a rule; `detail` says what exactly was seen.
@@ -161,7 +158,14 @@ pub fn scan(
 pub fn is_secret_name(name: &str) -> bool {
     let u = name.to_ascii_uppercase();
     [
-        "PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY",
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "ACCESS_KEY",
+        "PRIVATE_KEY",
         "CREDENTIAL",
     ]
     .iter()

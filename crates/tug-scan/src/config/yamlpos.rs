@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn list_items_are_nested() {
         let y = "spec:\n  containers:\n    - name: a\n      image: a:1\n    - name: b\n      securityContext:\n        privileged: true\n";
-        assert_eq!(find_line(y, 0, 100, &["containers", "securityContext", "privileged"]), 7);
+        assert_eq!(
+            find_line(y, 0, 100, &["containers", "securityContext", "privileged"]),
+            7
+        );
         assert_eq!(find_line(y, 4, 100, &["image"]), 5);
     }
 }

@@ -26,12 +26,18 @@ fn rule_json(f: &Finding) -> Value {
             let a = f.advisory.as_ref();
             let id = a.map_or(f.rule_id.as_str(), |a| a.id.as_str());
             let help = match a {
-                Some(a) if !a.patched.is_empty() => format!("{}\nPatched versions: {}", f.title, a.patched.join(", ")),
+                Some(a) if !a.patched.is_empty() => {
+                    format!("{}\nPatched versions: {}", f.title, a.patched.join(", "))
+                }
                 _ => format!("{}\nNo patched version is known.", f.title),
             };
             (
                 a.map_or(id.to_string(), |a| format!("{}-{}", a.package, id)),
-                if f.title.is_empty() { id.to_string() } else { f.title.clone() },
+                if f.title.is_empty() {
+                    id.to_string()
+                } else {
+                    f.title.clone()
+                },
                 help,
                 Some(format!("https://rustsec.org/advisories/{id}.html")),
                 vec!["security", "vulnerability", "dependency"],
@@ -78,7 +84,8 @@ fn rule_json(f: &Finding) -> Value {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
 pub fn sarif(report: &Report) -> String {
@@ -100,7 +107,10 @@ pub fn sarif(report: &Report) -> String {
         props.insert("scanner".into(), json!(f.scanner.as_str()));
         props.insert("severity".into(), json!(f.severity.as_str()));
         if let Some(a) = &f.advisory {
-            props.insert("advisory".into(), serde_json::to_value(a).unwrap_or(Value::Null));
+            props.insert(
+                "advisory".into(),
+                serde_json::to_value(a).unwrap_or(Value::Null),
+            );
         }
         if let Some(r) = &f.redacted {
             props.insert("redacted".into(), json!(r));
@@ -144,7 +154,12 @@ pub fn sarif(report: &Report) -> String {
                 }}]
             })
         })
-        .chain(report.notices.iter().map(|n| json!({ "level": "warning", "message": { "text": n } })))
+        .chain(
+            report
+                .notices
+                .iter()
+                .map(|n| json!({ "level": "warning", "message": { "text": n } })),
+        )
         .collect();
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
@@ -169,7 +184,11 @@ pub fn sarif(report: &Report) -> String {
 
 fn root_uri(report: &Report) -> String {
     let abs = std::fs::canonicalize(&report.root).unwrap_or_else(|_| report.root.clone());
-    let dir = if abs.is_file() { abs.parent().map(|p| p.to_path_buf()).unwrap_or(abs) } else { abs };
+    let dir = if abs.is_file() {
+        abs.parent().map(|p| p.to_path_buf()).unwrap_or(abs)
+    } else {
+        abs
+    };
     let mut s = dir.to_string_lossy().replace('\\', "/");
     if !s.ends_with('/') {
         s.push('/');

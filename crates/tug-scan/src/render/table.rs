@@ -17,7 +17,11 @@ pub fn table(report: &Report) -> String {
             .partition(|f| f.is_informational());
         section(&mut s, kind.as_str(), &main);
         if !info.is_empty() {
-            section(&mut s, "vuln (informational: unmaintained, unsound, notices)", &info);
+            section(
+                &mut s,
+                "vuln (informational: unmaintained, unsound, notices)",
+                &info,
+            );
         }
     }
     for n in &report.notices {
@@ -26,7 +30,13 @@ pub fn table(report: &Report) -> String {
     for e in &report.errors {
         let _ = writeln!(s, "error: {e}");
     }
-    let count = |sev: Severity| report.findings.iter().filter(|f| f.severity == sev && !f.is_informational()).count();
+    let count = |sev: Severity| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.severity == sev && !f.is_informational())
+            .count()
+    };
     let _ = writeln!(
         s,
         "\n{} finding(s): {} critical, {} high, {} medium, {} low; {} informational; {} file(s) scanned, {} lockfile(s), {} error(s)",
@@ -56,14 +66,22 @@ fn section(s: &mut String, name: &str, findings: &[&Finding]) {
         }
         let _ = writeln!(s, "  {sev} ({})", group.len());
         for f in group {
-            let _ = writeln!(s, "    {:<18} {}:{}:{}  {}", f.rule_id, f.file, f.line, f.col, f.title);
+            let _ = writeln!(
+                s,
+                "    {:<18} {}:{}:{}  {}",
+                f.rule_id, f.file, f.line, f.col, f.title
+            );
             let _ = writeln!(s, "      {}", f.message);
             if let Some(a) = &f.advisory {
                 if !a.aliases.is_empty() {
                     let _ = writeln!(s, "      aliases: {}", a.aliases.join(", "));
                 }
                 if let Some(c) = &a.cvss {
-                    let _ = writeln!(s, "      cvss: {} ({c})", a.cvss_score.map_or(String::new(), |x| format!("{x:.1}")));
+                    let _ = writeln!(
+                        s,
+                        "      cvss: {} ({c})",
+                        a.cvss_score.map_or(String::new(), |x| format!("{x:.1}"))
+                    );
                 }
             }
             if let Some(c) = &f.commit {

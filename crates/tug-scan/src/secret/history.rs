@@ -50,7 +50,8 @@ pub fn scan_patch(patch: &str, allow: &Allowlist) -> Vec<Finding> {
     let mut hunk: Option<Hunk> = None;
     let flush = |h: Option<Hunk>, findings: &mut Vec<Finding>| {
         let Some(h) = h else { return };
-        if allow.allows_path(&h.file) || super::is_lockfile(h.file.rsplit('/').next().unwrap_or("")) {
+        if allow.allows_path(&h.file) || super::is_lockfile(h.file.rsplit('/').next().unwrap_or(""))
+        {
             return;
         }
         for mut f in scan_text(&h.text, &h.file, allow) {

@@ -30,44 +30,177 @@ pub struct SecretRule {
 
 // Patterns anchor on vendor prefixes where one exists; generic ones lean on the entropy gate.
 const RULES: &[SecretRule] = &[
-    SecretRule { id: "TUGS001", name: "aws-access-key-id", title: "AWS access key ID", severity: Severity::High,
-        pattern: r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b", group: 1, min_entropy: 3.0 },
-    SecretRule { id: "TUGS002", name: "aws-secret-access-key", title: "AWS secret access key", severity: Severity::Critical,
-        pattern: r#"(?i)aws_?secret_?(?:access_?)?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})\b"#, group: 1, min_entropy: 4.0 },
-    SecretRule { id: "TUGS003", name: "gcp-service-account-key", title: "GCP service account key", severity: Severity::Critical,
-        pattern: r#""private_key_id"\s*:\s*"([a-f0-9]{40})""#, group: 1, min_entropy: 3.0 },
-    SecretRule { id: "TUGS004", name: "azure-storage-key", title: "Azure storage account key", severity: Severity::Critical,
-        pattern: r"AccountKey=([A-Za-z0-9+/]{86}==)", group: 1, min_entropy: 4.0 },
-    SecretRule { id: "TUGS005", name: "github-token", title: "GitHub token", severity: Severity::High,
-        pattern: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})\b", group: 1, min_entropy: 3.5 },
-    SecretRule { id: "TUGS006", name: "github-fine-grained-token", title: "GitHub fine-grained token", severity: Severity::High,
-        pattern: r"\b(github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})\b", group: 1, min_entropy: 3.5 },
-    SecretRule { id: "TUGS007", name: "gitlab-token", title: "GitLab personal access token", severity: Severity::High,
-        pattern: r"\b(glpat-[A-Za-z0-9_\-]{20})\b", group: 1, min_entropy: 3.0 },
-    SecretRule { id: "TUGS008", name: "slack-token", title: "Slack token", severity: Severity::High,
-        pattern: r"\b(xox[abposr]-[0-9]{8,}-[A-Za-z0-9-]{8,})", group: 1, min_entropy: 3.0 },
-    SecretRule { id: "TUGS009", name: "slack-webhook", title: "Slack incoming webhook", severity: Severity::Medium,
-        pattern: r"(https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,})", group: 1, min_entropy: 3.5 },
-    SecretRule { id: "TUGS010", name: "stripe-live-key", title: "Stripe live secret key", severity: Severity::Critical,
-        pattern: r"\b((?:sk|rk)_live_[A-Za-z0-9]{24,})\b", group: 1, min_entropy: 3.5 },
-    SecretRule { id: "TUGS011", name: "twilio-api-key", title: "Twilio API key", severity: Severity::High,
-        pattern: r"\b(SK[0-9a-f]{32})\b", group: 1, min_entropy: 3.2 },
-    SecretRule { id: "TUGS012", name: "sendgrid-api-key", title: "SendGrid API key", severity: Severity::High,
-        pattern: r"\b(SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})\b", group: 1, min_entropy: 4.0 },
-    SecretRule { id: "TUGS013", name: "npm-token", title: "npm access token", severity: Severity::High,
-        pattern: r"\b(npm_[A-Za-z0-9]{36})\b", group: 1, min_entropy: 3.5 },
-    SecretRule { id: "TUGS014", name: "pypi-token", title: "PyPI upload token", severity: Severity::High,
-        pattern: r"\b(pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})", group: 1, min_entropy: 4.0 },
-    SecretRule { id: "TUGS015", name: "private-key", title: "Private key", severity: Severity::Critical,
-        pattern: r"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----\s*(?:[A-Za-z0-9-]+:[^\n]*\n\s*)*([A-Za-z0-9+/=\r\n]{64,})", group: 2, min_entropy: 4.0 },
-    SecretRule { id: "TUGS016", name: "jwt", title: "JSON Web Token", severity: Severity::Medium,
-        pattern: r"\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,})", group: 1, min_entropy: 4.0 },
-    SecretRule { id: "TUGS017", name: "password-in-url", title: "Password in URL", severity: Severity::High,
-        pattern: r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^:/\s@]{1,64}:([^@/\s]{4,128})@[A-Za-z0-9][A-Za-z0-9.\-_]*", group: 1, min_entropy: 2.5 },
-    SecretRule { id: "TUGS018", name: "connection-string-password", title: "Password in connection string", severity: Severity::High,
-        pattern: r"(?i)\b(?:server|host|data source)\s*=[^;\n]+;[^\n]*?\b(?:password|pwd)\s*=\s*([^;'\x22\s]{4,})", group: 1, min_entropy: 2.5 },
-    SecretRule { id: "TUGS019", name: "generic-secret-assignment", title: "Secret assigned to a credential-like name", severity: Severity::Medium,
-        pattern: r#"(?i)\b[A-Za-z0-9_.-]*(?:token|secret|passwd|password|api_?key|access_?key|private_?key|client_?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=_\-.!@#%^&*~]{12,})"#, group: 1, min_entropy: 3.5 },
+    SecretRule {
+        id: "TUGS001",
+        name: "aws-access-key-id",
+        title: "AWS access key ID",
+        severity: Severity::High,
+        pattern: r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
+        group: 1,
+        min_entropy: 3.0,
+    },
+    SecretRule {
+        id: "TUGS002",
+        name: "aws-secret-access-key",
+        title: "AWS secret access key",
+        severity: Severity::Critical,
+        pattern: r#"(?i)aws_?secret_?(?:access_?)?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})\b"#,
+        group: 1,
+        min_entropy: 4.0,
+    },
+    SecretRule {
+        id: "TUGS003",
+        name: "gcp-service-account-key",
+        title: "GCP service account key",
+        severity: Severity::Critical,
+        pattern: r#""private_key_id"\s*:\s*"([a-f0-9]{40})""#,
+        group: 1,
+        min_entropy: 3.0,
+    },
+    SecretRule {
+        id: "TUGS004",
+        name: "azure-storage-key",
+        title: "Azure storage account key",
+        severity: Severity::Critical,
+        pattern: r"AccountKey=([A-Za-z0-9+/]{86}==)",
+        group: 1,
+        min_entropy: 4.0,
+    },
+    SecretRule {
+        id: "TUGS005",
+        name: "github-token",
+        title: "GitHub token",
+        severity: Severity::High,
+        pattern: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})\b",
+        group: 1,
+        min_entropy: 3.5,
+    },
+    SecretRule {
+        id: "TUGS006",
+        name: "github-fine-grained-token",
+        title: "GitHub fine-grained token",
+        severity: Severity::High,
+        pattern: r"\b(github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})\b",
+        group: 1,
+        min_entropy: 3.5,
+    },
+    SecretRule {
+        id: "TUGS007",
+        name: "gitlab-token",
+        title: "GitLab personal access token",
+        severity: Severity::High,
+        pattern: r"\b(glpat-[A-Za-z0-9_\-]{20})\b",
+        group: 1,
+        min_entropy: 3.0,
+    },
+    SecretRule {
+        id: "TUGS008",
+        name: "slack-token",
+        title: "Slack token",
+        severity: Severity::High,
+        pattern: r"\b(xox[abposr]-[0-9]{8,}-[A-Za-z0-9-]{8,})",
+        group: 1,
+        min_entropy: 3.0,
+    },
+    SecretRule {
+        id: "TUGS009",
+        name: "slack-webhook",
+        title: "Slack incoming webhook",
+        severity: Severity::Medium,
+        pattern: r"(https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,})",
+        group: 1,
+        min_entropy: 3.5,
+    },
+    SecretRule {
+        id: "TUGS010",
+        name: "stripe-live-key",
+        title: "Stripe live secret key",
+        severity: Severity::Critical,
+        pattern: r"\b((?:sk|rk)_live_[A-Za-z0-9]{24,})\b",
+        group: 1,
+        min_entropy: 3.5,
+    },
+    SecretRule {
+        id: "TUGS011",
+        name: "twilio-api-key",
+        title: "Twilio API key",
+        severity: Severity::High,
+        pattern: r"\b(SK[0-9a-f]{32})\b",
+        group: 1,
+        min_entropy: 3.2,
+    },
+    SecretRule {
+        id: "TUGS012",
+        name: "sendgrid-api-key",
+        title: "SendGrid API key",
+        severity: Severity::High,
+        pattern: r"\b(SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})\b",
+        group: 1,
+        min_entropy: 4.0,
+    },
+    SecretRule {
+        id: "TUGS013",
+        name: "npm-token",
+        title: "npm access token",
+        severity: Severity::High,
+        pattern: r"\b(npm_[A-Za-z0-9]{36})\b",
+        group: 1,
+        min_entropy: 3.5,
+    },
+    SecretRule {
+        id: "TUGS014",
+        name: "pypi-token",
+        title: "PyPI upload token",
+        severity: Severity::High,
+        pattern: r"\b(pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})",
+        group: 1,
+        min_entropy: 4.0,
+    },
+    SecretRule {
+        id: "TUGS015",
+        name: "private-key",
+        title: "Private key",
+        severity: Severity::Critical,
+        pattern: r"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----\s*(?:[A-Za-z0-9-]+:[^\n]*\n\s*)*([A-Za-z0-9+/=\r\n]{64,})",
+        group: 2,
+        min_entropy: 4.0,
+    },
+    SecretRule {
+        id: "TUGS016",
+        name: "jwt",
+        title: "JSON Web Token",
+        severity: Severity::Medium,
+        pattern: r"\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,})",
+        group: 1,
+        min_entropy: 4.0,
+    },
+    SecretRule {
+        id: "TUGS017",
+        name: "password-in-url",
+        title: "Password in URL",
+        severity: Severity::High,
+        pattern: r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^:/\s@]{1,64}:([^@/\s]{4,128})@[A-Za-z0-9][A-Za-z0-9.\-_]*",
+        group: 1,
+        min_entropy: 2.5,
+    },
+    SecretRule {
+        id: "TUGS018",
+        name: "connection-string-password",
+        title: "Password in connection string",
+        severity: Severity::High,
+        pattern: r"(?i)\b(?:server|host|data source)\s*=[^;\n]+;[^\n]*?\b(?:password|pwd)\s*=\s*([^;'\x22\s]{4,})",
+        group: 1,
+        min_entropy: 2.5,
+    },
+    SecretRule {
+        id: "TUGS019",
+        name: "generic-secret-assignment",
+        title: "Secret assigned to a credential-like name",
+        severity: Severity::Medium,
+        pattern: r#"(?i)\b[A-Za-z0-9_.-]*(?:token|secret|passwd|password|api_?key|access_?key|private_?key|client_?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=_\-.!@#%^&*~]{12,})"#,
+        group: 1,
+        min_entropy: 3.5,
+    },
 ];
 
 pub fn rules() -> &'static [SecretRule] {
@@ -113,14 +246,38 @@ pub fn entropy(s: &str) -> f64 {
 pub fn is_placeholder(s: &str) -> bool {
     let l = s.to_ascii_lowercase();
     const WORDS: &[&str] = &[
-        "changeme", "change_me", "change-me", "xxxx", "example", "placeholder", "your", "dummy",
-        "redacted", "sample", "fake", "test1234", "password", "secret", "replace", "insert",
-        "todo", "fixme", "****", "....", "0000", "1234567",
+        "changeme",
+        "change_me",
+        "change-me",
+        "xxxx",
+        "example",
+        "placeholder",
+        "your",
+        "dummy",
+        "redacted",
+        "sample",
+        "fake",
+        "test1234",
+        "password",
+        "secret",
+        "replace",
+        "insert",
+        "todo",
+        "fixme",
+        "****",
+        "....",
+        "0000",
+        "1234567",
     ];
     if WORDS.iter().any(|w| l.contains(w)) {
         return true;
     }
-    if s.starts_with('$') || s.starts_with('<') || s.contains("${") || s.contains("{{") || s.contains("$(") {
+    if s.starts_with('$')
+        || s.starts_with('<')
+        || s.contains("${")
+        || s.contains("{{")
+        || s.contains("$(")
+    {
         return true;
     }
     let first = s.chars().next();
@@ -169,7 +326,8 @@ impl Allowlist {
                 continue;
             }
             let pat = line.trim_start_matches("./");
-            let glob = Glob::new(pat).map_err(|e| (i + 1, format!("invalid glob `{line}`: {e}")))?;
+            let glob =
+                Glob::new(pat).map_err(|e| (i + 1, format!("invalid glob `{line}`: {e}")))?;
             b.add(glob);
             // `dir/` and `dir` also cover everything below.
             let below = format!("{}/**", pat.trim_end_matches('/'));
@@ -181,7 +339,10 @@ impl Allowlist {
         } else {
             None
         };
-        Ok(Allowlist { globs, fingerprints })
+        Ok(Allowlist {
+            globs,
+            fingerprints,
+        })
     }
 
     pub fn allows_path(&self, rel: &str) -> bool {
@@ -219,7 +380,9 @@ pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
     for idx in c.set.matches(text).into_iter() {
         let rule = &RULES[idx];
         for caps in c.each[idx].captures_iter(text) {
-            let Some(m) = caps.get(rule.group) else { continue };
+            let Some(m) = caps.get(rule.group) else {
+                continue;
+            };
             let secret = m.as_str();
             let compact: String = secret.chars().filter(|c| !c.is_whitespace()).collect();
             if is_placeholder(&compact) || entropy(&compact) < rule.min_entropy {
@@ -227,10 +390,7 @@ pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
             }
             let start = caps.get(0).map_or(m.start(), |w| w.start());
             let (line, col) = line_col(text, start);
-            let line_text = text[..]
-                .lines()
-                .nth(line - 1)
-                .unwrap_or_default();
+            let line_text = text[..].lines().nth(line - 1).unwrap_or_default();
             if line_text.contains(ALLOW_MARKER) {
                 continue;
             }

@@ -73,12 +73,10 @@ impl Advisory {
                 offset: open,
                 message: "unterminated ```toml block".into(),
             })?;
-        let close_rel = text[body_start..]
-            .find("\n```")
-            .ok_or_else(|| ParseError {
-                offset: open,
-                message: "unterminated ```toml block".into(),
-            })?;
+        let close_rel = text[body_start..].find("\n```").ok_or_else(|| ParseError {
+            offset: open,
+            message: "unterminated ```toml block".into(),
+        })?;
         let front = &text[body_start..body_start + close_rel + 1];
         let rest_start = (body_start + close_rel + 4).min(text.len());
         let rest = text.get(rest_start..).unwrap_or_default();
@@ -87,11 +85,7 @@ impl Advisory {
             offset: body_start + e.span().map_or(0, |s| s.start),
             message: e.message().trim().to_string(),
         })?;
-        let at = |needle: &str| {
-            front
-                .find(needle)
-                .map_or(body_start, |p| body_start + p)
-        };
+        let at = |needle: &str| front.find(needle).map_or(body_start, |p| body_start + p);
         let kind = match raw.advisory.informational.as_deref() {
             None => AdvisoryKind::Vulnerability,
             Some("unmaintained") => AdvisoryKind::Unmaintained,
@@ -322,12 +316,15 @@ mod tests {
             Some(9.8)
         );
         assert!(cvss_score("CVSS:3.1/AV:bogus").is_none());
-        assert!(cvss_score("CVSS:4.0/AV:N/AC:H/AT:N/PR:L/UI:A/VC:N/VI:N/VA:H/SC:N/SI:N/SA:H").is_some());
+        assert!(
+            cvss_score("CVSS:4.0/AV:N/AC:H/AT:N/PR:L/UI:A/VC:N/VI:N/VA:H/SC:N/SI:N/SA:H").is_some()
+        );
     }
 
     #[test]
     fn errors_point_into_front_matter() {
-        let text = "# x\n```toml\n[advisory]\nid = \"A\"\npackage = 3\ndate = \"2020-01-01\"\n```\n";
+        let text =
+            "# x\n```toml\n[advisory]\nid = \"A\"\npackage = 3\ndate = \"2020-01-01\"\n```\n";
         let e = Advisory::parse(text).unwrap_err();
         assert_eq!(crate::finding::line_col(text, e.offset).0, 5);
         let text = "```toml\n[advisory]\nid = \"A\"\npackage = \"p\"\ndate = \"2020-01-01\"\n[versions]\npatched = [\">= nope\"]\n```\n";

@@ -137,8 +137,12 @@ mod tests {
 
     #[test]
     fn bad_files_have_positions() {
-        let e = parse("ignore:\n  - id: A\n    expires: soon\n", Path::new("x"), "2026-01-01")
-            .unwrap_err();
+        let e = parse(
+            "ignore:\n  - id: A\n    expires: soon\n",
+            Path::new("x"),
+            "2026-01-01",
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.col), (3, 14));
         let e = parse("ignore:\n  - idd: A\n", Path::new("x"), "2026-01-01").unwrap_err();
         assert_eq!(e.line, 2);

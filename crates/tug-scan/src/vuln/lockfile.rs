@@ -214,8 +214,12 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
         let e = Lockfile::parse(bad).unwrap_err();
         assert_eq!(crate::finding::line_col(bad, e.offset).0, 3);
         let e = Lockfile::parse("[[package]]\nname = \n").unwrap_err();
-        assert_eq!(crate::finding::line_col("[[package]]\nname = \n", e.offset).0, 2);
-        let dangling = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\ndependencies = [\"ghost\"]\n";
+        assert_eq!(
+            crate::finding::line_col("[[package]]\nname = \n", e.offset).0,
+            2
+        );
+        let dangling =
+            "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\ndependencies = [\"ghost\"]\n";
         let e = Lockfile::parse(dangling).unwrap_err();
         assert!(e.message.contains("ghost"));
     }

@@ -191,7 +191,8 @@ pub fn audit_lockfile(
     let mut findings = Vec::new();
     for (i, pkg) in lock.packages.iter().enumerate() {
         // Advisories are about crates.io packages; path and git sources are not covered.
-        if !matches!(&pkg.source, Source::Registry(s) if s.contains("crates.io-index") || s.contains("index.crates.io")) {
+        if !matches!(&pkg.source, Source::Registry(s) if s.contains("crates.io-index") || s.contains("index.crates.io"))
+        {
             continue;
         }
         for adv in db.advisories(&pkg.name) {

@@ -21,7 +21,9 @@ pub fn write(root: &Path, rel: &str, text: &str) {
 /// at test time so none sits in the repository).
 pub fn rand_str(seed: u64, len: usize, alphabet: &str) -> String {
     let chars: Vec<char> = alphabet.chars().collect();
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -53,7 +55,11 @@ pub fn planted() -> Vec<Planted> {
     let s = r(2, 40, B64);
     add("TUGS002", format!("aws_secret_access_key = \"{s}\""), s);
     let s = r(3, 40, HEX);
-    add("TUGS003", format!("  \"type\": \"service_account\", \"private_key_id\": \"{s}\","), s);
+    add(
+        "TUGS003",
+        format!("  \"type\": \"service_account\", \"private_key_id\": \"{s}\","),
+        s,
+    );
     let s = format!("{}==", r(4, 86, B64));
     add("TUGS004", format!("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={s};EndpointSuffix=core.windows.net"), s);
     let s = format!("ghp_{}", r(5, 36, ALNUM));
@@ -64,7 +70,10 @@ pub fn planted() -> Vec<Planted> {
     add("TUGS007", format!("gitlab: {s}"), s);
     let s = format!("xoxb-482910375561-9301847562013-{}", r(9, 24, ALNUM));
     add("TUGS008", format!("slack = '{s}'"), s);
-    let s = format!("https://hooks.slack.com/services/T0AB12CD3/B0EF45GH6/{}", r(10, 24, ALNUM));
+    let s = format!(
+        "https://hooks.slack.com/services/T0AB12CD3/B0EF45GH6/{}",
+        r(10, 24, ALNUM)
+    );
     add("TUGS009", format!("webhook: {s}"), s);
     let s = format!("sk_live_{}", r(11, 24, ALNUM));
     add("TUGS010", format!("stripe.api_key = \"{s}\""), s);
@@ -73,7 +82,11 @@ pub fn planted() -> Vec<Planted> {
     let s = format!("SG.{}.{}", r(13, 22, ALNUM), r(14, 43, ALNUM));
     add("TUGS012", format!("sendgrid={s}"), s);
     let s = format!("npm_{}", r(15, 36, ALNUM));
-    add("TUGS013", format!("//registry.npmjs.org/:_authToken={s}"), s);
+    add(
+        "TUGS013",
+        format!("//registry.npmjs.org/:_authToken={s}"),
+        s,
+    );
     let s = format!("pypi-AgEIcHlwaS5vcmc{}", r(16, 70, ALNUM));
     add("TUGS014", format!("password = {s}"), s);
     let body = format!("{}\n{}\n{}", r(17, 64, B64), r(18, 64, B64), r(19, 40, B64));
@@ -82,12 +95,23 @@ pub fn planted() -> Vec<Planted> {
         format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"),
         r(17, 64, B64),
     );
-    let s = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIiwiZXhwIjo5OTk5OTk5OTk5fQ.{}", r(20, 43, ALNUM));
+    let s = format!(
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIiwiZXhwIjo5OTk5OTk5OTk5fQ.{}",
+        r(20, 43, ALNUM)
+    );
     add("TUGS016", format!("Authorization: Bearer {s}"), s);
     let s = r(21, 14, ALNUM);
-    add("TUGS017", format!("DATABASE_URL=postgres://admin:{s}@db.internal:5432/app"), s);
+    add(
+        "TUGS017",
+        format!("DATABASE_URL=postgres://admin:{s}@db.internal:5432/app"),
+        s,
+    );
     let s = r(22, 16, ALNUM);
-    add("TUGS018", format!("conn = \"Server=tcp:db.example.net,1433;Database=app;User Id=app;Password={s};\""), s);
+    add(
+        "TUGS018",
+        format!("conn = \"Server=tcp:db.example.net,1433;Database=app;User Id=app;Password={s};\""),
+        s,
+    );
     let s = r(23, 32, ALNUM);
     add("TUGS019", format!("SERVICE_API_TOKEN = \"{s}\""), s);
     v
@@ -108,7 +132,10 @@ pub fn decoys() -> Vec<String> {
         "url = https://user:changeme@example.com/".into(),
         format!("stripe = sk_test_{}", rand_str(31, 24, ALNUM)),
         "slack = xoxb-short".into(),
-        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----", rand_str(32, 64, B64)),
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----",
+            rand_str(32, 64, B64)
+        ),
         "header = eyJhbGciOiJub25lIn0.e30.".into(),
         format!("ok = ghp_{} # tug:allow-secret", rand_str(33, 36, ALNUM)),
         format!("ok = npm_{} // tug:allow-secret", rand_str(34, 36, ALNUM)),

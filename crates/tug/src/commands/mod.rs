@@ -1,2 +1,2 @@
-pub mod spec;
 pub mod scan;
+pub mod spec;

@@ -53,7 +53,10 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 }
 
 pub fn run(args: ScanArgs, output: OutputFormat) -> Result<ExitCode> {
-    let db = args.db.clone().unwrap_or_else(tug_scan::vuln::default_db_dir);
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(tug_scan::vuln::default_db_dir);
     if args.update_db {
         let msg = tug_scan::vuln::update_db(&db).map_err(|e| crate::exit::fail(1, e))?;
         eprintln!("{msg}");
