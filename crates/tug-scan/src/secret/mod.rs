@@ -272,6 +272,10 @@ pub fn is_placeholder(s: &str) -> bool {
     if WORDS.iter().any(|w| l.contains(w)) {
         return true;
     }
+    // Template slots: `{password}`, `%(password)s`.
+    if (s.starts_with('{') && s.ends_with('}')) || s.starts_with("%(") {
+        return true;
+    }
     if s.starts_with('$')
         || s.starts_with('<')
         || s.contains("${")

@@ -68,7 +68,12 @@ pub fn planted() -> Vec<Planted> {
     add("TUGS006", format!("GH={s}"), s);
     let s = format!("glpat-{}", r(8, 20, ALNUM));
     add("TUGS007", format!("gitlab: {s}"), s);
-    let s = format!("xoxb-482910375561-9301847562013-{}", r(9, 24, ALNUM));
+    let s = format!(
+        "xoxb-{}-{}-{}",
+        482910375561u64,
+        9301847562013u64,
+        r(9, 24, ALNUM)
+    );
     add("TUGS008", format!("slack = '{s}'"), s);
     let s = format!(
         "https://hooks.slack.com/services/T0AB12CD3/B0EF45GH6/{}",
