@@ -43,7 +43,8 @@ open(out, "w").write("\n".join(lines))
 print(f"large lockfile: {len(pkgs) + 1} packages")
 PY
 
-AUDIT=(cargo audit --db "$DB" --no-fetch --stale --json)
+# --no-yanked: the yanked check would query the crates.io index over the network.
+AUDIT=(cargo audit --db "$DB" --no-fetch --stale --no-yanked --json)
 compare() {
   local dir=$1
   "$TUG" scan --scanners vuln --db "$DB" --format json "$dir" > "$WORK/tug.json"
@@ -80,20 +81,21 @@ for name in repo large; do
   if command -v hyperfine >/dev/null; then
     hyperfine -N -i --warmup 2 --runs "$RUNS" --export-json "$WORK/t.json" \
       -n tug "$TUG scan --scanners vuln --db $DB --format json $dir" \
-      -n cargo-audit "cargo audit --db $DB --no-fetch --stale --json -f $dir/Cargo.lock" >/dev/null
+      -n cargo-audit "cargo audit --db $DB --no-fetch --stale --no-yanked --json -f $dir/Cargo.lock" >/dev/null
     python3 - "$WORK/t.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+cpu = lambda x: (x["user"] + x["system"]) * 1000
 for n, x in r.items():
-    print(f"  {n:<12} {x['mean']*1000:8.1f} ms ±{x['stddev']*1000:5.1f} (min {x['min']*1000:.1f})")
-print(f"  cargo-audit/tug: {r['cargo-audit']['mean']/r['tug']['mean']:.1f}x")
+    print(f"  {n:<12} wall {x['mean']*1000:8.1f} ms ±{x['stddev']*1000:5.1f} (min {x['min']*1000:.1f})   cpu {cpu(x):7.1f} ms")
+print(f"  cargo-audit/tug: wall {r['cargo-audit']['mean']/r['tug']['mean']:.1f}x, min {r['cargo-audit']['min']/r['tug']['min']:.1f}x, cpu {cpu(r['cargo-audit'])/cpu(r['tug']):.1f}x")
 PY
   else
     for t in tug cargo-audit; do
       s=$(date +%s%N)
       for _ in $(seq "$RUNS"); do
         if [ $t = tug ]; then "$TUG" scan --scanners vuln --db "$DB" --format json "$dir" >/dev/null
-        else cargo audit --db "$DB" --no-fetch --stale --json -f "$dir/Cargo.lock" >/dev/null || true; fi
+        else cargo audit --db "$DB" --no-fetch --stale --no-yanked --json -f "$dir/Cargo.lock" >/dev/null || true; fi
       done
       echo "  $t: $(( ($(date +%s%N) - s) / RUNS / 1000000 )) ms/run"
     done

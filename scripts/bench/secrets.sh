@@ -84,16 +84,19 @@ for k in range(n):
     f = r.choice(names)
     files[f].insert(r.randint(0, len(files[f])), r.choice(decoys)())
 os.makedirs(root, exist_ok=True)
+by_file = {}
+for (tf, kind, text) in truth:
+    by_file.setdefault(tf, {})[text] = kind
 out = []
 for f, lines in files.items():
     p = os.path.join(root, f)
     os.makedirs(os.path.dirname(p), exist_ok=True)
     with open(p, "w") as fh:
         fh.write("\n".join(lines) + "\n")
+    planted_here = by_file.get(f, {})
     for i, l in enumerate(lines):
-        for (tf, kind, text) in truth:
-            if tf == f and text == l:
-                out.append({"file": f, "line": i + 1, "kind": kind})
+        if l in planted_here:
+            out.append({"file": f, "line": i + 1, "kind": planted_here[l]})
 json.dump(out, open(truth_path, "w"))
 print(f"tree: {len(files)} files, {len(out)} planted secrets, {n} decoys")
 PY

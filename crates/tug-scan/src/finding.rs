@@ -232,3 +232,53 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
         + 1;
     (line, col)
 }
+
+/// Line starts of a text, for many offset → line lookups in O(log n).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset)
+    }
+
+    /// 1-based line and column (in chars) of a byte offset, and the line's text.
+    pub fn locate<'t>(&self, text: &'t str, offset: usize) -> (usize, usize, &'t str) {
+        let offset = offset.min(text.len());
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let end = self.starts.get(line).map_or(text.len(), |&e| e - 1);
+        let col = text.get(start..offset).map_or(1, |p| p.chars().count() + 1);
+        (line, col, text.get(start..end).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_agrees_with_line_col() {
+        let text = "a\nbc\n\nd";
+        let idx = LineIndex::new(text);
+        for off in 0..=text.len() {
+            assert_eq!(idx.line(off), line_col(text, off).0, "{off}");
+            let (l, c, _) = idx.locate(text, off);
+            assert_eq!((l, c), line_col(text, off), "{off}");
+        }
+        assert_eq!(idx.locate(text, 3).2, "bc");
+    }
+}

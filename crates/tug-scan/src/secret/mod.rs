@@ -4,7 +4,7 @@
 
 pub mod history;
 
-use crate::finding::{line_col, Finding, ScannerKind, Severity};
+use crate::finding::{Finding, LineIndex, ScannerKind, Severity};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
@@ -381,6 +381,7 @@ pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
     let c = compiled();
     let mut out = Vec::new();
     let mut seen: HashSet<(usize, usize)> = HashSet::new();
+    let mut index: Option<LineIndex> = None;
     for idx in c.set.matches(text).into_iter() {
         let rule = &RULES[idx];
         for caps in c.each[idx].captures_iter(text) {
@@ -393,8 +394,8 @@ pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
                 continue;
             }
             let start = caps.get(0).map_or(m.start(), |w| w.start());
-            let (line, col) = line_col(text, start);
-            let line_text = text[..].lines().nth(line - 1).unwrap_or_default();
+            let index = index.get_or_insert_with(|| LineIndex::new(text));
+            let (line, col, line_text) = index.locate(text, start);
             if line_text.contains(ALLOW_MARKER) {
                 continue;
             }

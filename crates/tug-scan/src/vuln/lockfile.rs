@@ -60,6 +60,7 @@ impl Lockfile {
             offset: e.span().map_or(0, |s| s.start),
             message: e.message().trim().to_string(),
         })?;
+        let lines = crate::finding::LineIndex::new(text);
         let mut packages = Vec::with_capacity(raw.package.len());
         for p in &raw.package {
             let version = Version::parse(p.version.get_ref()).map_err(|e| ParseError {
@@ -75,7 +76,7 @@ impl Lockfile {
                 name: p.name.get_ref().clone(),
                 version,
                 source,
-                line: line_of(text, p.name.span().start),
+                line: lines.line(p.name.span().start),
                 deps: Vec::new(),
             });
         }
@@ -122,8 +123,14 @@ impl Lockfile {
     }
 
     /// Shortest dependency path from a workspace member (a package without a
-    /// source) to `target`, as package indices; multi-source BFS.
+    /// source) to `target`, as package indices.
     pub fn path_to(&self, target: usize) -> Vec<usize> {
+        self.paths().path_to(target)
+    }
+
+    /// One multi-source BFS from every workspace member: the shortest path
+    /// to each package, for many look-ups.
+    pub fn paths(&self) -> Paths {
         let n = self.packages.len();
         let mut parent: Vec<Option<usize>> = vec![None; n];
         let mut seen = vec![false; n];
@@ -135,16 +142,6 @@ impl Lockfile {
             }
         }
         while let Some(i) = queue.pop_front() {
-            if i == target {
-                let mut path = vec![i];
-                let mut cur = i;
-                while let Some(p) = parent[cur] {
-                    path.push(p);
-                    cur = p;
-                }
-                path.reverse();
-                return path;
-            }
             for &d in &self.packages[i].deps {
                 if !seen[d] {
                     seen[d] = true;
@@ -153,12 +150,28 @@ impl Lockfile {
                 }
             }
         }
-        vec![target]
+        Paths { parent }
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    crate::finding::line_col(text, offset).0
+/// BFS parents from the workspace members.
+pub struct Paths {
+    parent: Vec<Option<usize>>,
+}
+
+impl Paths {
+    /// Path from a workspace member to `target`; just `[target]` when no
+    /// member reaches it.
+    pub fn path_to(&self, target: usize) -> Vec<usize> {
+        let mut path = vec![target];
+        let mut cur = target;
+        while let Some(p) = self.parent.get(cur).copied().flatten() {
+            path.push(p);
+            cur = p;
+        }
+        path.reverse();
+        path
+    }
 }
 
 #[cfg(test)]

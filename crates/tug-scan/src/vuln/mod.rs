@@ -61,58 +61,30 @@ impl Database {
     }
 
     /// Reads the advisories of the given crates (only those a lockfile
-    /// names: a full scan reads a few files, not the whole database).
+    /// names: a full scan reads a few files, not the whole database), on
+    /// every core.
     pub fn load_crates<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
-        for name in names {
-            if self.by_crate.contains_key(name) {
-                continue;
-            }
-            let mut list = Vec::new();
-            // Crate names are [A-Za-z0-9_-]; anything else cannot be a directory of the db.
-            let safe = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            let dir = self.root.join("crates").join(name);
-            if safe && dir.is_dir() {
-                let mut files: Vec<_> = std::fs::read_dir(&dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "md"))
-                    .collect();
-                files.sort();
-                for file in files {
-                    let text = match std::fs::read_to_string(&file) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.errors.push(FileError {
-                                file,
-                                line: 1,
-                                col: 1,
-                                message: format!("cannot read advisory: {e}"),
-                                hint: None,
-                            });
-                            continue;
-                        }
-                    };
-                    match Advisory::parse(&text) {
-                        Ok(a) => list.push(a),
-                        Err(e) => {
-                            let (line, col) = line_col(&text, e.offset);
-                            self.errors.push(FileError {
-                                file,
-                                line,
-                                col,
-                                message: format!("invalid advisory: {}", e.message),
-                                hint: Some("this advisory is skipped; update the database with `tug scan --update-db`".into()),
-                            });
-                        }
-                    }
-                }
-            }
-            self.by_crate.insert(name.to_string(), list);
+        let todo: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !self.by_crate.contains_key(*n))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(todo.len().div_ceil(64).max(1));
+        let chunk = todo.len().div_ceil(threads).max(1);
+        let root = &self.root;
+        let loaded: Vec<(Vec<(String, Vec<Advisory>)>, Vec<FileError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .map(|names| s.spawn(move || load_some(root, names)))
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (lists, mut errors) in loaded {
+            self.by_crate.extend(lists);
+            self.errors.append(&mut errors);
         }
     }
 
@@ -138,6 +110,64 @@ impl Database {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Reads and parses the advisories of `names`.
+fn load_some(root: &Path, names: &[&str]) -> (Vec<(String, Vec<Advisory>)>, Vec<FileError>) {
+    let mut out = Vec::with_capacity(names.len());
+    let mut errors = Vec::new();
+    for &name in names {
+        let mut list = Vec::new();
+        // Crate names are [A-Za-z0-9_-]; anything else cannot be a directory of the db.
+        let safe = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let dir = root.join("crates").join(name);
+        if safe && dir.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "md"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = match std::fs::read_to_string(&file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        errors.push(FileError {
+                            file,
+                            line: 1,
+                            col: 1,
+                            message: format!("cannot read advisory: {e}"),
+                            hint: None,
+                        });
+                        continue;
+                    }
+                };
+                match Advisory::parse(&text) {
+                    Ok(a) => list.push(a),
+                    Err(e) => {
+                        let (line, col) = line_col(&text, e.offset);
+                        errors.push(FileError {
+                            file,
+                            line,
+                            col,
+                            message: format!("invalid advisory: {}", e.message),
+                            hint: Some(
+                                "this advisory is skipped; update the database with `tug scan --update-db`"
+                                    .into(),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        out.push((name.to_string(), list));
+    }
+    (out, errors)
 }
 
 /// Clones the database, or fast-forwards an existing clone, with `git`.
@@ -189,6 +219,7 @@ pub fn audit_lockfile(
         }
     })?;
     let mut findings = Vec::new();
+    let paths = lock.paths();
     for (i, pkg) in lock.packages.iter().enumerate() {
         // Advisories are about crates.io packages; path and git sources are not covered.
         if !matches!(&pkg.source, Source::Registry(s) if s.contains("crates.io-index") || s.contains("index.crates.io"))
@@ -199,7 +230,7 @@ pub fn audit_lockfile(
             if adv.withdrawn || !adv.affects(&pkg.version) {
                 continue;
             }
-            let path: Vec<String> = lock
+            let path: Vec<String> = paths
                 .path_to(i)
                 .into_iter()
                 .map(|j| format!("{} {}", lock.packages[j].name, lock.packages[j].version))
