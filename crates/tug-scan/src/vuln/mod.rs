@@ -75,7 +75,7 @@ impl Database {
             .min(todo.len().div_ceil(64).max(1));
         let chunk = todo.len().div_ceil(threads).max(1);
         let root = &self.root;
-        let loaded: Vec<(Vec<(String, Vec<Advisory>)>, Vec<FileError>)> = std::thread::scope(|s| {
+        let loaded: Vec<Loaded> = std::thread::scope(|s| {
             let handles: Vec<_> = todo
                 .chunks(chunk)
                 .map(|names| s.spawn(move || load_some(root, names)))
@@ -112,8 +112,11 @@ impl Database {
     }
 }
 
+/// Advisories by crate name, and the files that failed to parse.
+type Loaded = (Vec<(String, Vec<Advisory>)>, Vec<FileError>);
+
 /// Reads and parses the advisories of `names`.
-fn load_some(root: &Path, names: &[&str]) -> (Vec<(String, Vec<Advisory>)>, Vec<FileError>) {
+fn load_some(root: &Path, names: &[&str]) -> Loaded {
     let mut out = Vec::with_capacity(names.len());
     let mut errors = Vec::new();
     for &name in names {
