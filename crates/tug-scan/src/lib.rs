@@ -278,9 +278,18 @@ impl FileScanner for ConfigScanner {
         ScannerKind::Config
     }
     fn scan(&self, file: &SourceFile) -> (Vec<Finding>, Vec<FileError>) {
-        match config::classify(&file.name, &file.text) {
-            Some(kind) => config::scan(kind, &file.text, &file.rel, &file.path),
-            None => (Vec::new(), Vec::new()),
+        let Some(kind) = config::classify(&file.name, &file.text) else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut findings, errors) = config::scan(kind, &file.text, &file.rel, &file.path);
+        // Point the column at the key or instruction, past indentation and list dashes.
+        let lines: Vec<&str> = file.text.lines().collect();
+        for f in &mut findings {
+            if let Some(l) = lines.get(f.line.wrapping_sub(1)) {
+                let body = l.trim_start().trim_start_matches("- ").trim_start();
+                f.col = l.chars().count() - body.chars().count() + 1;
+            }
         }
+        (findings, errors)
     }
 }

@@ -123,6 +123,7 @@ fn kubernetes_checks_fire_with_lines() {
     assert_eq!(got, want);
     let f = "k8s/app.yaml";
     assert_eq!(one(&r, f, "TUGC001").line, 33);
+    assert_eq!(one(&r, f, "TUGC001").col, 13);
     assert_eq!(one(&r, f, "TUGC004").line, 20);
     assert_eq!(one(&r, f, "TUGC003").line, 23);
     assert_eq!(one(&r, f, "TUGC011").line, 28);
@@ -238,6 +239,8 @@ fn tug_yaml_loosening_is_reported() {
         assert_eq!(one(&r, f, rule).line, line, "{rule}");
     }
     assert_eq!(rules_in(&r, f).len(), want.len());
+    // Columns point at the key, past indentation.
+    assert_eq!(one(&r, f, "TUGC001").col, 7);
 }
 
 #[test]

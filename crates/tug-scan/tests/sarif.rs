@@ -32,6 +32,9 @@ fn full_report() -> tug_scan::Report {
     scan(&o).unwrap()
 }
 
+/// `sarif-schema-2.1.0.json` is the OASIS SARIF 2.1.0 (rtm.5) schema as
+/// shipped in the npm package `@microsoft/jest-sarif` 1.0.0-beta.0
+/// (`lib/schemas/sarif-2.1.0-rtm.5.json`), vendored unchanged.
 #[test]
 fn sarif_is_valid_against_the_official_schema() {
     let schema: Value = serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).unwrap();
