@@ -171,6 +171,10 @@ pub fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         report.findings.extend(found);
     }
 
+    // Parse errors may quote their input: never let a secret through them.
+    for e in &mut report.errors {
+        e.message = secret::redact_in(&e.message);
+    }
     if !opts.severities.is_empty() {
         report
             .findings

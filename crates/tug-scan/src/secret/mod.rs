@@ -376,6 +376,26 @@ pub fn is_lockfile(name: &str) -> bool {
     )
 }
 
+/// `text` with every secret a rule finds replaced by its redacted form (for
+/// error messages that quote their input).
+pub fn redact_in(text: &str) -> String {
+    let findings = scan_text(text, "", &Allowlist::default());
+    if findings.is_empty() {
+        return text.to_string();
+    }
+    let c = compiled();
+    let mut out = text.to_string();
+    for idx in c.set.matches(text).into_iter() {
+        let rule = &RULES[idx];
+        for caps in c.each[idx].captures_iter(text) {
+            if let Some(m) = caps.get(rule.group) {
+                out = out.replace(m.as_str(), &redact(m.as_str()));
+            }
+        }
+    }
+    out
+}
+
 /// Scans text for secrets. `rel` names the file in findings.
 pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
     let c = compiled();
