@@ -44,6 +44,32 @@ print(f"large lockfile: {len(pkgs) + 1} packages")
 PY
 
 # --no-yanked: the yanked check would query the crates.io index over the network.
+# Range edges: for every version bound in every advisory, the bound itself,
+# a pre-release of it and the next patch, to compare range semantics.
+mkdir -p "$WORK/edges"
+python3 - "$DB" "$WORK/edges/Cargo.lock" <<'PY'
+import os, re, sys
+db, out = sys.argv[1:]
+REG = "registry+https://github.com/rust-lang/crates.io-index"
+pkgs = set()
+for name in sorted(os.listdir(os.path.join(db, "crates"))):
+    d = os.path.join(db, "crates", name)
+    for f in os.listdir(d):
+        text = open(os.path.join(d, f)).read()
+        for v in re.findall(r"[<>=^~]=?\s*(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)", text):
+            base = v.split("-")[0]
+            ma, mi, pa = base.split(".")
+            for x in {v, base, base + "-alpha.1", f"{ma}.{mi}.{int(pa) + 1}"}:
+                pkgs.add((name, x))
+lines = ["version = 3", "", "[[package]]", 'name = "bench-root"', 'version = "0.1.0"', "dependencies = ["]
+lines += [f' "{n} {v}",' for (n, v) in sorted(pkgs)]
+lines += ["]", ""]
+for (n, v) in sorted(pkgs):
+    lines += ["[[package]]", f'name = "{n}"', f'version = "{v}"', f'source = "{REG}"', ""]
+open(out, "w").write("\n".join(lines))
+print(f"edges lockfile: {len(pkgs) + 1} packages")
+PY
+
 AUDIT=(cargo audit --db "$DB" --no-fetch --stale --no-yanked --json)
 compare() {
   local dir=$1
@@ -74,7 +100,7 @@ for label, t, a in [("vulnerabilities", t_v, a_v), ("informational", t_w, a_w)]:
 PY
 }
 
-for name in repo large; do
+for name in repo large edges; do
   dir=$WORK/$name
   echo "== $name: $(grep -c '^\[\[package\]\]' "$dir/Cargo.lock") packages"
   compare "$dir"

@@ -177,60 +177,47 @@ pub fn cvss_score(vector: &str) -> Option<f64> {
     Some(v.score())
 }
 
-/// Whether every comparator of `req` holds for `v` under total semver order
-/// (pre-releases compared like any version, unlike Cargo's matching).
+/// Whether every comparator of `req` holds for `v`, with RustSec's
+/// interval semantics: versions compare by total semver order (pre-releases
+/// included), a partial version means its zero-filled form (`> 1.2` is
+/// `> 1.2.0`), and `^`/`~` end just below the next breaking release's
+/// pre-releases (`^1.2.3` is `[1.2.3, 2.0.0-0)`).
 fn interval_contains(req: &VersionReq, v: &Version) -> bool {
     req.comparators.iter().all(|c| comparator_holds(c, v))
 }
 
 fn comparator_holds(c: &Comparator, v: &Version) -> bool {
-    let lower = Version {
+    use std::cmp::Ordering::*;
+    let bound = Version {
         major: c.major,
         minor: c.minor.unwrap_or(0),
         patch: c.patch.unwrap_or(0),
         pre: c.pre.clone(),
         build: Default::default(),
     };
-    // Exclusive upper bound: the first version outside the interval.
-    let bump = |major: u64, minor: u64, patch: u64| Version::new(major, minor, patch);
-    let wildcard_upper = || match (c.minor, c.patch) {
-        (None, _) => bump(c.major + 1, 0, 0),
-        (Some(m), None) => bump(c.major, m + 1, 0),
-        (Some(m), Some(p)) => bump(c.major, m, p + 1),
+    let cmp = v.cmp_precedence(&bound);
+    // Exclusive upper end `X.Y.Z-0`: below every pre-release of X.Y.Z.
+    let below = |major: u64, minor: u64, patch: u64| {
+        let mut end = Version::new(major, minor, patch);
+        end.pre = semver::Prerelease::new("0").unwrap_or_default();
+        cmp != Less && v.cmp_precedence(&end) == Less
     };
-    let cmp = v.cmp_precedence(&lower);
-    use std::cmp::Ordering::*;
     match c.op {
-        Op::Exact | Op::Wildcard => match (c.minor, c.patch) {
-            (Some(_), Some(_)) => cmp == Equal,
-            _ => cmp != Less && v.cmp_precedence(&wildcard_upper()) == Less,
-        },
-        Op::Greater => match (c.minor, c.patch) {
-            (Some(_), Some(_)) => cmp == Greater,
-            _ => v.cmp_precedence(&wildcard_upper()) != Less,
-        },
+        Op::Exact => cmp == Equal,
+        Op::Greater => cmp == Greater,
         Op::GreaterEq => cmp != Less,
         Op::Less => cmp == Less,
-        Op::LessEq => match (c.minor, c.patch) {
-            (Some(_), Some(_)) => cmp != Greater,
-            _ => v.cmp_precedence(&wildcard_upper()) == Less,
+        Op::LessEq => cmp != Greater,
+        Op::Caret => match (c.major, c.minor, c.patch) {
+            (0, Some(0), Some(p)) => below(0, 0, p + 1),
+            (0, Some(m), _) => below(0, m + 1, 0),
+            (major, _, _) => below(major + 1, 0, 0),
         },
-        Op::Tilde => {
-            let upper = match c.minor {
-                None => bump(c.major + 1, 0, 0),
-                Some(m) => bump(c.major, m + 1, 0),
-            };
-            cmp != Less && v.cmp_precedence(&upper) == Less
-        }
-        Op::Caret => {
-            let upper = match (c.major, c.minor, c.patch) {
-                (0, Some(0), Some(p)) => bump(0, 0, p + 1),
-                (0, Some(m), _) => bump(0, m + 1, 0),
-                (major, _, _) => bump(major + 1, 0, 0),
-            };
-            cmp != Less && v.cmp_precedence(&upper) == Less
-        }
-        // Future operators: fall back to Cargo's own matching.
+        Op::Tilde => match c.minor {
+            None => below(c.major + 1, 0, 0),
+            Some(m) => below(c.major, m + 1, 0),
+        },
+        // Wildcards (which RustSec rejects) and future operators: Cargo's matching.
         _ => c.matches(v),
     }
 }
@@ -300,6 +287,30 @@ mod tests {
         assert!(a.affects(&v("0.5.0")));
         assert!(!a.affects(&v("1.9.0")));
         assert!(a.affects(&v("2.0.0")));
+    }
+
+    #[test]
+    fn caret_and_tilde_end_below_next_prereleases() {
+        // As RustSec: ^2.2.1 is [2.2.1, 3.0.0-0), so 3.0.0-alpha.1 is not patched by it.
+        let a = adv(&["^2.2.1", ">= 3.0.0-beta.9"], &[]);
+        assert!(a.affects(&v("3.0.0-alpha.1")));
+        assert!(!a.affects(&v("2.9.0")));
+        assert!(!a.affects(&v("3.0.0-beta.9")));
+        let t = adv(&["~0.22.2"], &[]);
+        assert!(a.affects(&v("2.2.0")));
+        assert!(t.affects(&v("0.23.0-alpha.1")));
+        assert!(!t.affects(&v("0.22.9")));
+    }
+
+    #[test]
+    fn partial_versions_are_zero_filled() {
+        let a = adv(&["> 1.2", "= 0.9"], &["<= 0.5"]);
+        assert!(!a.affects(&v("1.2.1")));
+        assert!(a.affects(&v("1.2.0")));
+        assert!(!a.affects(&v("0.9.0")));
+        assert!(a.affects(&v("0.9.1")));
+        assert!(!a.affects(&v("0.5.0")));
+        assert!(a.affects(&v("0.5.1")));
     }
 
     #[test]
