@@ -107,7 +107,14 @@ spec:
 
 #[test]
 fn kubernetes_checks_fire_with_lines() {
-    let r = config_scan(&[("k8s/app.yaml", BAD_K8S), ("k8s/good.yml", GOOD_K8S)]);
+    let helm = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n{{- include \"c\" . | nindent 4 }}\n";
+    let r = config_scan(&[
+        ("k8s/app.yaml", BAD_K8S),
+        ("k8s/good.yml", GOOD_K8S),
+        ("chart/templates/pod.yaml", helm),
+    ]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(rules_in(&r, "chart/templates/pod.yaml"), BTreeSet::new());
     assert_eq!(
         rules_in(&r, "k8s/good.yml"),
         BTreeSet::new(),

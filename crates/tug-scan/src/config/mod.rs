@@ -130,9 +130,11 @@ pub fn classify(name: &str, text: &str) -> Option<ConfigKind> {
     {
         return Some(ConfigKind::Dockerfile);
     }
+    // Helm and other templates (`{{ ... }}`) are not manifests until rendered.
     if (lower.ends_with(".yaml") || lower.ends_with(".yml"))
         && text.contains("apiVersion")
         && text.contains("kind")
+        && !text.contains("{{")
     {
         return Some(ConfigKind::Kube);
     }
