@@ -107,7 +107,8 @@ spec:
 
 #[test]
 fn kubernetes_checks_fire_with_lines() {
-    let helm = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n{{- include \"c\" . | nindent 4 }}\n";
+    let helm =
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n{{- include \"c\" . | nindent 4 }}\n";
     let r = config_scan(&[
         ("k8s/app.yaml", BAD_K8S),
         ("k8s/good.yml", GOOD_K8S),
