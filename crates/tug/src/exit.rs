@@ -13,6 +13,7 @@ pub struct Failure {
 /// Input (tug.yaml, a Dockerfile, arguments) is invalid.
 pub const INVALID_INPUT: u8 = 2;
 /// The container engine could not be reached.
+#[allow(dead_code)] // for the engine commands
 pub const ENGINE_UNREACHABLE: u8 = 3;
 
 pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {

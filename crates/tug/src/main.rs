@@ -129,6 +129,8 @@ enum Command {
     /// Work with images: `tug image inspect IMAGE`
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Audit Cargo.lock files against RustSec, find secrets and risky configuration
+    Scan(commands::scan::ScanArgs),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -208,6 +210,7 @@ fn main() -> ExitCode {
         }
         Command::Build(args) => commands::build::run(cli.file.as_deref(), cli.output, args),
         Command::Image(cmd) => commands::image::run(cli.output, cmd),
+        Command::Scan(args) => commands::scan::run(args, cli.output),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

@@ -1,0 +1,208 @@
+//! Configuration policy checks over tug.yaml, compose files, Dockerfiles
+//! and Kubernetes manifests. One rule registry; each file kind has a module.
+
+pub mod compose;
+pub mod dockerfile;
+pub mod kube;
+pub mod tugyaml;
+pub mod yamlpos;
+
+use crate::finding::{FileError, Finding, ScannerKind, Severity};
+
+/// A configuration rule: one id across every file kind it applies to.
+pub struct ConfigRule {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub title: &'static str,
+    pub severity: Severity,
+    /// One line: why it matters.
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+macro_rules! rules {
+    ($($id:literal $name:literal $sev:ident $title:literal, $why:literal, $fix:literal;)*) => {
+        pub const RULES: &[ConfigRule] = &[$(ConfigRule { id: $id, name: $name, title: $title, severity: Severity::$sev, why: $why, fix: $fix }),*];
+    };
+}
+
+rules! {
+    "TUGC001" "privileged" Critical "Privileged container",
+        "a privileged container has every capability and all host devices: escaping it is trivial",
+        "remove `privileged: true`; add only the capabilities the process needs";
+    "TUGC002" "host-namespace" High "Shares a host namespace",
+        "sharing the host network, PID or IPC namespace exposes host services and processes",
+        "remove hostNetwork/hostPID/hostIPC (network_mode/pid/ipc: host)";
+    "TUGC003" "host-path-mount" Medium "Host path mounted",
+        "a hostPath volume gives the container access to the node's filesystem",
+        "use a named volume, emptyDir or a ConfigMap instead of hostPath";
+    "TUGC004" "container-socket-mount" Critical "Container engine socket mounted",
+        "whoever reaches docker.sock controls the host as root",
+        "do not mount /var/run/docker.sock; use a rootless engine or a dedicated API proxy";
+    "TUGC005" "added-capabilities" High "Linux capabilities added",
+        "added capabilities (SYS_ADMIN, NET_ADMIN above all) widen what a compromised process can do",
+        "drop all capabilities and add back only what is proven necessary";
+    "TUGC006" "runs-as-root" Medium "Runs as root",
+        "a process running as root makes any container escape a root compromise",
+        "run as a non-root user (USER 10001, runAsNonRoot: true, security.user: \"10001\")";
+    "TUGC007" "writable-root-fs" Low "Writable root filesystem",
+        "a writable root filesystem lets an attacker persist tools and modify binaries",
+        "set readOnlyRootFilesystem: true (read_only: true) and mount writable paths explicitly";
+    "TUGC008" "no-resource-limits" Low "No resource limits",
+        "without CPU and memory limits one container can starve the node",
+        "set resources.limits.cpu and resources.limits.memory";
+    "TUGC009" "unpinned-image" Medium "Image not pinned",
+        "`latest` or an untagged image changes under you and cannot be audited or rolled back",
+        "pin a version tag, ideally with a digest (image:1.2.3@sha256:...)";
+    "TUGC010" "no-health-probes" Low "No health probes",
+        "without readiness and liveness probes traffic reaches broken replicas and hung ones are never restarted",
+        "add readinessProbe and livenessProbe (tug.yaml: health)";
+    "TUGC011" "secret-in-env" High "Secret in plain environment variable",
+        "a literal secret in a manifest lands in version control, image history and `inspect` output",
+        "reference a secret (secretKeyRef, compose secrets, build secrets) instead of a literal value";
+    "TUGC012" "privilege-escalation" Medium "Privilege escalation allowed",
+        "setuid binaries can regain privileges unless no_new_privs is set",
+        "set allowPrivilegeEscalation: false (no_new_privileges: true)";
+    "TUGC013" "no-seccomp" Medium "No seccomp profile",
+        "without seccomp the whole syscall surface of the kernel is reachable",
+        "use the runtime's default profile (seccompProfile.type: RuntimeDefault); never `unconfined`";
+    "TUGC014" "add-remote-url" Medium "ADD of a remote URL",
+        "ADD downloads without checksum verification and caches unpredictably",
+        "download with curl and verify a checksum in a RUN step, or use ADD --checksum=sha256:...";
+}
+
+pub fn rule(id: &str) -> &'static ConfigRule {
+    RULES.iter().find(|r| r.id == id).unwrap_or(&RULES[0])
+}
+
+/// Builds a finding from a rule; `detail` says what exactly was seen.
+pub fn finding(
+    id: &str,
+    severity: Option<Severity>,
+    rel: &str,
+    line: usize,
+    detail: String,
+) -> Finding {
+    let r = rule(id);
+    Finding {
+        scanner: ScannerKind::Config,
+        rule_id: r.id.to_string(),
+        severity: severity.unwrap_or(r.severity),
+        title: r.title.to_string(),
+        message: format!("{detail}: {}", r.why),
+        file: rel.to_string(),
+        line,
+        col: 1,
+        fix: Some(r.fix.to_string()),
+        advisory: None,
+        redacted: None,
+        fingerprint: None,
+        commit: None,
+    }
+}
+
+/// What kind of configuration a file holds, by name (and content for YAML).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    Tug,
+    Compose,
+    Dockerfile,
+    Kube,
+}
+
+pub fn classify(name: &str, text: &str) -> Option<ConfigKind> {
+    let lower = name.to_ascii_lowercase();
+    if lower == "tug.yaml" || lower == "tug.yml" {
+        return Some(ConfigKind::Tug);
+    }
+    if matches!(
+        lower.as_str(),
+        "compose.yaml" | "compose.yml" | "docker-compose.yaml" | "docker-compose.yml"
+    ) || ((lower.starts_with("docker-compose.") || lower.starts_with("compose."))
+        && (lower.ends_with(".yml") || lower.ends_with(".yaml")))
+    {
+        return Some(ConfigKind::Compose);
+    }
+    if lower == "dockerfile"
+        || lower == "containerfile"
+        || lower.starts_with("dockerfile.")
+        || lower.ends_with(".dockerfile")
+    {
+        return Some(ConfigKind::Dockerfile);
+    }
+    // Helm and other templates (`{{ ... }}`) are not manifests until rendered.
+    if (lower.ends_with(".yaml") || lower.ends_with(".yml"))
+        && text.contains("apiVersion")
+        && text.contains("kind")
+        && !text.contains("{{")
+    {
+        return Some(ConfigKind::Kube);
+    }
+    None
+}
+
+/// Runs the checks for one file.
+pub fn scan(
+    kind: ConfigKind,
+    text: &str,
+    rel: &str,
+    path: &std::path::Path,
+) -> (Vec<Finding>, Vec<FileError>) {
+    match kind {
+        ConfigKind::Tug => tugyaml::scan(text, rel, path),
+        ConfigKind::Compose => compose::scan(text, rel, path),
+        ConfigKind::Dockerfile => (dockerfile::scan(text, rel), Vec::new()),
+        ConfigKind::Kube => kube::scan(text, rel, path),
+    }
+}
+
+/// Env var names that hold credentials.
+pub fn is_secret_name(name: &str) -> bool {
+    let u = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "ACCESS_KEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| u.contains(w))
+        && !u.ends_with("_FILE")
+        && !u.ends_with("_PATH")
+}
+
+/// A literal that is a real value (not empty, not a reference or placeholder).
+pub fn is_literal_secret(value: &str) -> bool {
+    let v = value.trim();
+    !v.is_empty() && !crate::secret::is_placeholder(v) && !v.starts_with('/')
+}
+
+/// `image:tag` is unpinned when it has no tag, or tag `latest`, and no digest.
+pub fn unpinned_image(image: &str) -> Option<&'static str> {
+    if image.contains("@sha256:") || image.starts_with('$') || image.contains("${") {
+        return None;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        None => Some("untagged"),
+        Some((_, "latest")) => Some("`latest`"),
+        _ => None,
+    }
+}
+
+/// YAML parse error as a FileError.
+pub fn yaml_error(path: &std::path::Path, e: &serde_yaml_ng::Error, what: &str) -> FileError {
+    let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    FileError {
+        file: path.to_path_buf(),
+        line,
+        col,
+        message: format!("invalid {what}: {e}"),
+        hint: None,
+    }
+}

@@ -1,0 +1,295 @@
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use tug_scan::{scan, Finding, ScanOptions, ScannerKind, Severity};
+
+fn config_scan(files: &[(&str, &str)]) -> tug_scan::Report {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        write(dir.path(), rel, text);
+    }
+    let mut o = ScanOptions::new(dir.path());
+    o.scanners = vec![ScannerKind::Config];
+    scan(&o).unwrap()
+}
+
+fn rules_in<'a>(r: &'a tug_scan::Report, file: &str) -> BTreeSet<&'a str> {
+    r.findings
+        .iter()
+        .filter(|f| f.file == file)
+        .map(|f| f.rule_id.as_str())
+        .collect()
+}
+
+fn one<'a>(r: &'a tug_scan::Report, file: &str, rule: &str) -> &'a Finding {
+    let v: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.file == file && f.rule_id == rule)
+        .collect();
+    assert_eq!(v.len(), 1, "{rule} in {file}: {v:#?}");
+    v[0]
+}
+
+const BAD_K8S: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  a: b
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      hostPID: true
+      volumes:
+        - name: sock
+          hostPath:
+            path: /var/run/docker.sock
+        - name: logs
+          hostPath:
+            path: /var/log
+      containers:
+        - name: api
+          image: registry.local/api:latest
+          env:
+            - name: DB_PASSWORD
+              value: Zq8vN3kLw2Rt
+            - name: FROM_SECRET_PASSWORD
+              valueFrom: { secretKeyRef: { name: db, key: pw } }
+          securityContext:
+            privileged: true
+            runAsUser: 0
+            allowPrivilegeEscalation: true
+            seccompProfile:
+              type: Unconfined
+            capabilities:
+              add: ["SYS_ADMIN"]
+        - name: sidecar
+          image: registry.local/sidecar
+          securityContext:
+            capabilities:
+              add: ["CHOWN"]
+"#;
+
+const GOOD_K8S: &str = r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          securityContext:
+            runAsNonRoot: true
+            seccompProfile: { type: RuntimeDefault }
+          containers:
+            - name: job
+              image: registry.local/job:1.4.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+              env:
+                - name: API_TOKEN
+                  valueFrom: { secretKeyRef: { name: api, key: token } }
+              readinessProbe: { exec: { command: [true] } }
+              livenessProbe: { exec: { command: [true] } }
+              resources: { limits: { cpu: 100m, memory: 64Mi } }
+              securityContext:
+                readOnlyRootFilesystem: true
+                allowPrivilegeEscalation: false
+                capabilities: { drop: [ALL] }
+"#;
+
+#[test]
+fn kubernetes_checks_fire_with_lines() {
+    let helm =
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n{{- include \"c\" . | nindent 4 }}\n";
+    let r = config_scan(&[
+        ("k8s/app.yaml", BAD_K8S),
+        ("k8s/good.yml", GOOD_K8S),
+        ("chart/templates/pod.yaml", helm),
+    ]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(rules_in(&r, "chart/templates/pod.yaml"), BTreeSet::new());
+    assert_eq!(
+        rules_in(&r, "k8s/good.yml"),
+        BTreeSet::new(),
+        "{:#?}",
+        r.findings
+    );
+    let got = rules_in(&r, "k8s/app.yaml");
+    let want: BTreeSet<&str> = [
+        "TUGC001", "TUGC002", "TUGC003", "TUGC004", "TUGC005", "TUGC006", "TUGC007", "TUGC008",
+        "TUGC009", "TUGC010", "TUGC011", "TUGC012", "TUGC013",
+    ]
+    .into();
+    assert_eq!(got, want);
+    let f = "k8s/app.yaml";
+    assert_eq!(one(&r, f, "TUGC001").line, 33);
+    assert_eq!(one(&r, f, "TUGC001").col, 13);
+    assert_eq!(one(&r, f, "TUGC004").line, 20);
+    assert_eq!(one(&r, f, "TUGC003").line, 23);
+    assert_eq!(one(&r, f, "TUGC011").line, 28);
+    let caps: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|x| x.file == f && x.rule_id == "TUGC005")
+        .collect();
+    assert_eq!(caps.len(), 2);
+    assert_eq!(
+        caps.iter()
+            .find(|c| c.message.contains("SYS_ADMIN"))
+            .unwrap()
+            .severity,
+        Severity::High
+    );
+    assert_eq!(
+        caps.iter()
+            .find(|c| c.message.contains("CHOWN"))
+            .unwrap()
+            .severity,
+        Severity::Medium
+    );
+    assert_eq!(
+        r.findings
+            .iter()
+            .filter(|x| x.file == f && x.rule_id == "TUGC002")
+            .count(),
+        2
+    );
+    // Both containers lack probes and limits; only `sidecar` is untagged-and-root-by-default.
+    assert_eq!(
+        r.findings
+            .iter()
+            .filter(|x| x.file == f && x.rule_id == "TUGC009")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn compose_checks() {
+    let bad = "services:\n  app:\n    image: nginx\n    privileged: true\n    network_mode: host\n    pid: host\n    user: \"0\"\n    cap_add: [NET_ADMIN]\n    security_opt: [\"seccomp:unconfined\", \"no-new-privileges:false\"]\n    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n    environment:\n      - API_KEY=Zq8vN3kLw2Rt\n      - LOG=debug\n";
+    let good = "services:\n  app:\n    image: registry.local/app:2.1\n    user: \"10001\"\n    read_only: true\n    environment:\n      API_KEY: ${API_KEY}\n      DB_PASSWORD_FILE: /run/secrets/db\n";
+    let r = config_scan(&[
+        ("compose.yaml", bad),
+        ("deploy/docker-compose.prod.yml", good),
+    ]);
+    assert_eq!(
+        rules_in(&r, "deploy/docker-compose.prod.yml"),
+        BTreeSet::new()
+    );
+    let got = rules_in(&r, "compose.yaml");
+    let want: BTreeSet<&str> = [
+        "TUGC001", "TUGC002", "TUGC004", "TUGC005", "TUGC006", "TUGC009", "TUGC011", "TUGC012",
+        "TUGC013",
+    ]
+    .into();
+    assert_eq!(got, want);
+    assert_eq!(one(&r, "compose.yaml", "TUGC001").line, 4);
+    assert_eq!(one(&r, "compose.yaml", "TUGC006").line, 7);
+}
+
+#[test]
+fn dockerfile_checks() {
+    let bad = "FROM rust:1.80 AS build\nRUN cargo build --release\n\nFROM debian\nARG GITHUB_TOKEN=Zq8vN3kLw2Rt\nENV DB_PASSWORD=hunter2-Zq8v \\\n    MODE=prod\nADD https://example.com/tool.tar.gz /opt/\nCOPY --from=build /app /app\nUSER root\n";
+    let good = "FROM rust:1.80 AS build\nRUN cargo build\nFROM build AS test\nRUN cargo test\nFROM gcr.io/distroless/cc:nonroot@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nARG VERSION=1.0\nENV API_TOKEN_FILE=/run/secrets/token\nADD --checksum=sha256:abcd https://example.com/tool.tar.gz /opt/\nCOPY --from=build /app /app\nUSER 10001\n";
+    let noroot = "FROM alpine:3.20\nRUN true\n";
+    let r = config_scan(&[
+        ("Dockerfile", bad),
+        ("images/api.Dockerfile", good),
+        ("Containerfile", noroot),
+    ]);
+    assert_eq!(
+        rules_in(&r, "images/api.Dockerfile"),
+        BTreeSet::new(),
+        "{:#?}",
+        r.findings
+    );
+    let f = "Dockerfile";
+    assert_eq!(one(&r, f, "TUGC009").line, 4);
+    assert_eq!(one(&r, f, "TUGC014").line, 8);
+    assert_eq!(one(&r, f, "TUGC006").line, 10);
+    let secrets: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|x| x.file == f && x.rule_id == "TUGC011")
+        .map(|x| x.line)
+        .collect();
+    assert_eq!(secrets, [5, 6]);
+    assert_eq!(one(&r, "Containerfile", "TUGC006").line, 1);
+}
+
+#[test]
+fn tug_yaml_loosening_is_reported() {
+    let bad = std::fs::read_to_string(fixtures().join("config-bad-tug.yaml")).unwrap();
+    let good = "name: fine\nservices:\n  web:\n    image: localhost:5000/web:1.2.3\n    env: { RUST_LOG: info, API_TOKEN: \"${API_TOKEN}\" }\n    security: { user: \"10001\", read_only: true }\n";
+    let r = config_scan(&[("tug.yaml", &bad), ("other/tug.yml", good)]);
+    assert_eq!(rules_in(&r, "other/tug.yml"), BTreeSet::new());
+    let f = "tug.yaml";
+    let want = [
+        ("TUGC001", 11),
+        ("TUGC007", 12),
+        ("TUGC005", 13),
+        ("TUGC006", 14),
+        ("TUGC013", 15),
+        ("TUGC012", 16),
+        ("TUGC011", 6),
+        ("TUGC009", 4),
+        ("TUGC004", 8),
+    ];
+    for (rule, line) in want {
+        assert_eq!(one(&r, f, rule).line, line, "{rule}");
+    }
+    assert_eq!(rules_in(&r, f).len(), want.len());
+    // Columns point at the key, past indentation.
+    assert_eq!(one(&r, f, "TUGC001").col, 7);
+}
+
+#[test]
+fn bad_manifests_report_position_and_others_still_scan() {
+    let r = config_scan(&[
+        (
+            "k8s/broken.yaml",
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n",
+        ),
+        (
+            "tug.yaml",
+            "name: x\nservices:\n  web:\n    imagee: nginx:1\n",
+        ),
+        ("compose.yaml", "services:\n  a: [unclosed\n"),
+        ("k8s/app.yaml", BAD_K8S),
+    ]);
+    assert_eq!(rules_in(&r, "k8s/app.yaml").len(), 13);
+    let files: BTreeSet<String> = r
+        .errors
+        .iter()
+        .map(|e| e.file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files,
+        ["broken.yaml", "compose.yaml", "tug.yaml"]
+            .map(String::from)
+            .into()
+    );
+    let tug = r
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("tug.yaml"))
+        .unwrap();
+    // The first problem in file order: `web` has no image (its key is misspelt on line 4).
+    assert_eq!(tug.line, 3);
+    assert!(r.errors.iter().all(|e| e.line >= 1));
+}
+
+#[test]
+fn every_config_rule_has_why_and_fix() {
+    for r in tug_scan::config::RULES {
+        assert!(r.id.starts_with("TUGC") && !r.why.is_empty() && !r.fix.is_empty());
+    }
+}

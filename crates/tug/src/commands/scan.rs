@@ -1,0 +1,103 @@
+//! `tug scan`: vulnerabilities, secrets and configuration in one report.
+
+use crate::output::OutputFormat;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tug_scan::{ScanOptions, ScannerKind, Severity};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    /// Directory (or file) to scan
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Scanners to run
+    #[arg(long, value_delimiter = ',', default_value = "vuln,secret,config", value_parser = parse_scanner)]
+    pub scanners: Vec<ScannerKind>,
+    /// Report format [default: table, or json with -o json]
+    #[arg(long, value_enum)]
+    pub format: Option<ScanFormat>,
+    /// Report only these severities (comma-separated)
+    #[arg(long, value_delimiter = ',', value_parser = parse_severity)]
+    pub severity: Vec<Severity>,
+    /// Exit with this code when findings remain after filtering (informational advisories excluded)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub exit_code: u8,
+    /// RustSec advisory database directory [default: $TUG_ADVISORY_DB or ~/.cache/tug/advisory-db]
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// Clone or fast-forward the advisory database with git before scanning (the only network access)
+    #[arg(long)]
+    pub update_db: bool,
+    /// Ignore an advisory id (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub ignore: Vec<String>,
+    /// Also scan the added lines of every git commit for secrets
+    #[arg(long)]
+    pub git_history: bool,
+}
+
+fn parse_scanner(s: &str) -> Result<ScannerKind, String> {
+    s.parse()
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse()
+}
+
+pub fn run(args: ScanArgs, output: OutputFormat) -> Result<ExitCode> {
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(tug_scan::vuln::default_db_dir);
+    if args.update_db {
+        let msg = tug_scan::vuln::update_db(&db).map_err(|e| crate::exit::fail(1, e))?;
+        eprintln!("{msg}");
+    }
+    let mut opts = ScanOptions::new(&args.path);
+    opts.scanners = args.scanners.clone();
+    opts.scanners.dedup();
+    opts.db = Some(db);
+    opts.ignore = args.ignore.clone();
+    opts.severities = args.severity.clone();
+    opts.git_history = args.git_history;
+    let report = tug_scan::scan(&opts).map_err(|e| {
+        let mut msg = e.to_string();
+        if let Some(h) = e.hint() {
+            msg.push_str("\n  hint: ");
+            msg.push_str(h);
+        }
+        crate::exit::fail(crate::exit::INVALID_INPUT, msg)
+    })?;
+    let format = args.format.unwrap_or(match output {
+        OutputFormat::Json => ScanFormat::Json,
+        OutputFormat::Table => ScanFormat::Table,
+    });
+    let text = match format {
+        ScanFormat::Table => tug_scan::render::table(&report),
+        ScanFormat::Json => tug_scan::render::json(&report) + "\n",
+        ScanFormat::Sarif => tug_scan::render::sarif(&report) + "\n",
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    if format != ScanFormat::Table {
+        // Machine formats keep stdout clean; people still see problems.
+        for n in &report.notices {
+            eprintln!("notice: {n}");
+        }
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    if args.exit_code != 0 && report.has_failures() {
+        return Ok(ExitCode::from(args.exit_code));
+    }
+    Ok(ExitCode::SUCCESS)
+}
