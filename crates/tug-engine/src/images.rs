@@ -21,6 +21,9 @@ pub async fn resolve<R: Runtime>(
     events: Sink<'_>,
 ) -> Result<ResolvedImage, EngineError> {
     let s = &stack.services[name];
+    if rt.kind() == tug_runtime::RuntimeKind::Process {
+        return resolve_executable(rt, stack, name, s, events).await;
+    }
     let reference = match &s.build {
         Some(b) => build(rt, stack, name, s, b, events).await?,
         None => {
@@ -53,6 +56,69 @@ pub async fn resolve<R: Runtime>(
             image: reference.clone(),
             detail: "not found on the engine".into(),
         })?;
+    events(Event::ImageReady {
+        service: name.into(),
+        image: reference.clone(),
+    });
+    Ok(ResolvedImage {
+        reference,
+        id: info.id,
+        user: info.user,
+    })
+}
+
+/// For the process runtime: the executable a service runs, kept under the
+/// stack's state directory by content, so a rollback finds the old binary.
+async fn resolve_executable<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    s: &Service,
+    events: Sink<'_>,
+) -> Result<ResolvedImage, EngineError> {
+    let reference = match (&s.build, &s.image) {
+        (Some(Build { rust: Some(rb), .. }), _) => {
+            events(Event::Image { service: name.into(), message: format!("compiling {}", rb.package) });
+            let bin = compile_rust(stack, name, rb, events).await?;
+            let data = std::fs::read(&bin).map_err(|e| image_error(name, &rb.package, format!("reading {}: {e}", bin.display())))?;
+            let digest = hex::encode(Sha256::digest(&data));
+            let file_name = bin.file_name().map(|f| f.to_os_string()).unwrap_or_else(|| rb.package.clone().into());
+            let dir = crate::store::state_dir(&stack.name).join("bin").join(&digest[..16]);
+            let kept = dir.join(file_name);
+            if !kept.exists() {
+                let copy = || -> std::io::Result<()> {
+                    std::fs::create_dir_all(&dir)?;
+                    let tmp = dir.join(".partial");
+                    std::fs::write(&tmp, &data)?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+                    std::fs::rename(&tmp, &kept)
+                };
+                copy().map_err(|e| image_error(name, &rb.package, format!("keeping the binary in {}: {e}", dir.display())))?;
+            }
+            kept.display().to_string()
+        }
+        (Some(_), _) => {
+            return Err(image_error(
+                name,
+                s.image.as_deref().unwrap_or(""),
+                "the process runtime cannot build a Dockerfile: use `build: { rust: { package } }`, or run on a container engine (`runtime: docker`)",
+            ))
+        }
+        (None, Some(image)) if Path::new(image).is_absolute() => image.clone(),
+        (None, Some(image)) => {
+            return Err(image_error(
+                name,
+                image,
+                "the process runtime runs executables: give `image` as an absolute path, use `build: { rust: ... }`, or run on a container engine (`runtime: docker`)",
+            ))
+        }
+        (None, None) => return Err(image_error(name, "", "the service has neither `image` nor `build`")),
+    };
+    let info = rt
+        .inspect_image(&reference)
+        .await?
+        .ok_or_else(|| image_error(name, &reference, "not an executable file"))?;
     events(Event::ImageReady {
         service: name.into(),
         image: reference.clone(),

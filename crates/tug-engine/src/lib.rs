@@ -31,7 +31,6 @@ mod up;
 pub use event::{Event, Sink};
 pub use up::{
     down, observe, restart, status, stop, up, DownReport, ReplicaStatus, UpOptions, UpReport,
-    UpdatePolicy,
 };
 
 #[derive(Debug, thiserror::Error)]

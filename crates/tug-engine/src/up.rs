@@ -10,20 +10,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tug_runtime::{labels, stack_filter, ContainerInfo, ContainerState, EngineHealth, Runtime};
-use tug_spec::{Condition, Probe, RestartPolicy, Stack};
+use tug_spec::{Condition, Probe, RestartPolicy, Stack, UpdateOrder};
 
 #[derive(Clone, Debug)]
 pub struct UpOptions {
     /// How long one service may take to turn healthy once started.
     pub timeout: Duration,
-    pub update: UpdatePolicy,
 }
 
 impl Default for UpOptions {
     fn default() -> Self {
         UpOptions {
             timeout: Duration::from_secs(120),
-            update: UpdatePolicy::default(),
         }
     }
 }
@@ -284,27 +282,6 @@ async fn remove<R: Runtime>(
     Ok(())
 }
 
-/// How a changed service's running replicas are replaced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UpdatePolicy {
-    /// New replicas started before old ones are stopped, per step.
-    pub max_surge: u32,
-    /// Old replicas stopped before their replacements are healthy, per step.
-    pub max_unavailable: u32,
-    /// Put the old replicas back when the new ones do not turn healthy.
-    pub auto_rollback: bool,
-}
-
-impl Default for UpdatePolicy {
-    fn default() -> Self {
-        UpdatePolicy {
-            max_surge: 1,
-            max_unavailable: 0,
-            auto_rollback: true,
-        }
-    }
-}
-
 /// Brings one service's replicas up and waits until they reach its target.
 ///
 /// Replicas whose configuration changed are replaced in steps: each step
@@ -364,27 +341,29 @@ async fn service_up<R: Runtime>(
     reached(Reached::Started);
     let mut level = gate(rt, stack, name, &fresh, opts, events).await?;
 
+    let u = &svc.update;
     // A fixed host port cannot be held twice: such services replace stop-first.
-    let policy = if svc.publish.is_some() {
-        UpdatePolicy {
-            max_surge: 0,
-            max_unavailable: 1,
-            ..opts.update
-        }
+    let (surge, unavailable) = if svc.publish.is_some() {
+        (0, 1)
     } else {
-        opts.update
+        (u.max_surge, u.max_unavailable)
     };
-    let step = (policy.max_surge + policy.max_unavailable).max(1) as usize;
+    let stop_first_all = u.order == UpdateOrder::StopFirst || svc.publish.is_some();
+    let step = (surge + unavailable).max(1) as usize;
+    let rollout_opts = UpOptions {
+        timeout: u.health_timeout.std(),
+    };
     let rolling: Vec<u32> = outdated.keys().copied().collect();
     let mut stopped: Vec<&Removal> = Vec::new();
     let mut new_ids: Vec<String> = Vec::new();
     for batch in rolling.chunks(step) {
-        let stop_first =
-            batch.len().min(
-                policy
-                    .max_unavailable
-                    .max(if policy.max_surge == 0 { 1 } else { 0 }) as usize,
-            );
+        let stop_first = if stop_first_all {
+            batch.len()
+        } else {
+            batch
+                .len()
+                .min(unavailable.max(u32::from(surge == 0)) as usize)
+        };
         for i in &batch[..stop_first] {
             for r in &outdated[i] {
                 rt.stop_container(&r.id, grace).await?;
@@ -406,11 +385,11 @@ async fn service_up<R: Runtime>(
         started += ids.len();
         new_ids.extend(ids.iter().cloned());
         if result.is_ok() {
-            result = gate(rt, stack, name, &ids, opts, events).await;
+            result = gate(rt, stack, name, &ids, &rollout_opts, events).await;
         }
         match result {
             Ok(l) => level = level.min(l),
-            Err(e) if policy.auto_rollback => {
+            Err(e) if u.auto_rollback => {
                 return Err(
                     roll_back(rt, name, &new_ids, &stopped, &outdated, grace, e, events).await,
                 )
@@ -556,7 +535,13 @@ async fn create_start<R: Runtime>(
         service: name.into(),
         replica,
     });
-    let spec = render::container_spec(stack, name, replica, hash, image);
+    let mut spec = render::container_spec(stack, name, replica, hash, image);
+    // A plain process runs as tug's user unless the spec names one.
+    if rt.kind() == tug_runtime::RuntimeKind::Process
+        && stack.services[name].security.user.is_none()
+    {
+        spec.user = None;
+    }
     let id = match rt.create_container(&spec).await {
         Ok(id) => id,
         Err(tug_runtime::RuntimeError::Conflict(_)) => {

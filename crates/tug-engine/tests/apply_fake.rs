@@ -33,7 +33,6 @@ async fn run(
     let events = Mutex::new(Vec::new());
     let opts = UpOptions {
         timeout: Duration::from_secs(5),
-        ..UpOptions::default()
     };
     let r = up(rt, st, &opts, &|e| events.lock().unwrap().push(e)).await;
     (r, events.into_inner().unwrap())

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod any;
 pub mod docker;
 pub mod fake;
 pub mod process;
@@ -248,6 +249,16 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// What a runtime runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Images in containers (Docker, Podman).
+    Container,
+    /// Executables as local processes.
+    Process,
+}
+
 /// A label selector: every pair must match; a `None` value only requires the key.
 pub type LabelFilter = Vec<(String, Option<String>)>;
 
@@ -261,6 +272,10 @@ pub fn stack_filter(stack: &str) -> LabelFilter {
 pub trait Runtime: Send + Sync {
     /// Where the engine is, for messages.
     fn address(&self) -> String;
+    /// Containers with images, or plain local processes.
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Container
+    }
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 
     fn inspect_image(

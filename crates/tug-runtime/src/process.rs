@@ -472,6 +472,10 @@ fn stop(store: &Store, c: &Container, grace: Duration) {
 }
 
 impl Runtime for ProcessRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Process
+    }
+
     fn address(&self) -> String {
         format!("process://{}", self.store.root.display())
     }

@@ -72,6 +72,41 @@ struct StackIn {
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" }))]
     services: Option<BTreeMap<String, ServiceIn>>,
+    /// Where services run: containers on Docker/Podman, or local processes.
+    /// Unset: a container engine when one answers, else processes.
+    runtime: Option<RuntimeIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum RuntimeIn {
+    Docker,
+    Process,
+}
+
+/// How a changed service's replicas are replaced.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct UpdateIn {
+    /// New replicas started before old ones stop, per step (default 1).
+    max_surge: Option<u32>,
+    /// Old replicas stopped before their replacements are healthy, per step (default 0).
+    max_unavailable: Option<u32>,
+    /// How long a new replica may take to turn healthy (default 60s).
+    health_timeout: Option<DurationIn>,
+    /// Put the previous replicas back when the new ones fail (default true).
+    auto_rollback: Option<bool>,
+    order: Option<UpdateOrderIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum UpdateOrderIn {
+    StartFirst,
+    StopFirst,
 }
 
 /// One service: an image (or a build) run as one or more replicas.
@@ -108,6 +143,7 @@ struct ServiceIn {
     restart: Option<Restart>,
     /// Time between SIGTERM and SIGKILL (default 10s).
     stop_grace_period: Option<DurationIn>,
+    update: Option<UpdateIn>,
 }
 
 /// `build: ./dir`, a Dockerfile build, or a Rust build.

@@ -13,6 +13,9 @@ pub struct Stack {
     pub name: String,
     #[serde(default)]
     pub services: BTreeMap<String, Service>,
+    /// Where services run; unset: a container engine when one answers, else processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeChoice>,
     /// Directory that relative paths in the file were resolved against.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -82,6 +85,64 @@ pub struct Service {
     pub restart: RestartPolicy,
     #[serde(default = "default_grace")]
     pub stop_grace_period: Duration,
+    #[serde(default)]
+    pub update: Update,
+}
+
+/// Where a stack's services run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChoice {
+    /// Containers on Docker or Podman (`DOCKER_HOST`).
+    Docker,
+    /// Supervised local processes (built Rust binaries or executables).
+    Process,
+}
+
+/// How a changed service's replicas are replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    /// New replicas started before old ones stop, per step.
+    #[serde(default = "one")]
+    pub max_surge: u32,
+    /// Old replicas stopped before their replacements are healthy, per step.
+    #[serde(default)]
+    pub max_unavailable: u32,
+    /// How long a new replica may take to turn healthy.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: Duration,
+    /// Put the previous replicas back when the new ones do not turn healthy.
+    #[serde(default = "yes")]
+    pub auto_rollback: bool,
+    #[serde(default)]
+    pub order: UpdateOrder,
+}
+
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for Update {
+    fn default() -> Self {
+        Update {
+            max_surge: 1,
+            max_unavailable: 0,
+            health_timeout: default_health_timeout(),
+            auto_rollback: true,
+            order: UpdateOrder::StartFirst,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Start the new replica, then stop the old one.
+    #[default]
+    StartFirst,
+    /// Stop the old replica, then start the new one.
+    StopFirst,
 }
 
 fn one() -> u32 {

@@ -231,7 +231,14 @@ pub(crate) struct Cx<'f> {
     pub errors: Vec<SpecError>,
 }
 
-const STACK_KEYS: &[&str] = &["name", "services"];
+const STACK_KEYS: &[&str] = &["name", "services", "runtime"];
+const UPDATE_KEYS: &[&str] = &[
+    "max_surge",
+    "max_unavailable",
+    "health_timeout",
+    "auto_rollback",
+    "order",
+];
 const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
@@ -250,6 +257,7 @@ const SERVICE_KEYS: &[&str] = &[
     "labels",
     "restart",
     "stop_grace_period",
+    "update",
 ];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
 const RUST_KEYS: &[&str] = &["package", "bin", "workspace", "profile"];
@@ -623,9 +631,32 @@ impl<'f> Cx<'f> {
             }
         }
         self.cycles(&services, &dep_nodes);
+        let runtime = match f.get("runtime") {
+            None => None,
+            Some(v) => match v.scalar() {
+                Some("docker") => Some(RuntimeChoice::Docker),
+                Some("process") => Some(RuntimeChoice::Process),
+                _ => {
+                    let hint = v
+                        .scalar()
+                        .and_then(|s| suggest(s, &["docker", "process"]))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.err(
+                        v,
+                        format!(
+                            "`runtime` must be docker or process; found {}",
+                            v.describe()
+                        ),
+                        hint,
+                    );
+                    None
+                }
+            },
+        };
         Some(Stack {
             name: name?,
             services,
+            runtime,
             dir: dir.to_path_buf(),
             file: file.to_path_buf(),
         })
@@ -826,6 +857,10 @@ impl<'f> Cx<'f> {
             .get("security")
             .and_then(|v| self.security(name, v))
             .unwrap_or_default();
+        let update = f
+            .get("update")
+            .and_then(|v| self.update(name, v))
+            .unwrap_or_default();
         let mut labels = BTreeMap::new();
         if let Some(v) = f.get("labels") {
             for (kn, k, val) in self.pairs(v, &field("labels")) {
@@ -890,9 +925,58 @@ impl<'f> Cx<'f> {
                 labels,
                 restart,
                 stop_grace_period,
+                update,
             },
             deps,
         ))
+    }
+
+    fn update(&mut self, name: &str, n: &Node) -> Option<Update> {
+        let what = format!("{name}.update");
+        let f = self.fields(n, &format!("`{what}`"), UPDATE_KEYS)?;
+        let mut u = Update::default();
+        if let Some(v) = f.get("max_surge") {
+            u.max_surge = self.count(v, &format!("{what}.max_surge")).unwrap_or(1);
+        }
+        if let Some(v) = f.get("max_unavailable") {
+            u.max_unavailable = self
+                .count(v, &format!("{what}.max_unavailable"))
+                .unwrap_or(0);
+        }
+        if let Some(v) = f.get("health_timeout") {
+            u.health_timeout = self
+                .duration(v, &format!("{what}.health_timeout"))
+                .unwrap_or(u.health_timeout);
+        }
+        if let Some(v) = f.get("auto_rollback") {
+            u.auto_rollback = self
+                .boolean(v, &format!("{what}.auto_rollback"))
+                .unwrap_or(true);
+        }
+        if let Some(v) = f.get("order") {
+            match v.scalar() {
+                Some("start-first") => u.order = UpdateOrder::StartFirst,
+                Some("stop-first") => u.order = UpdateOrder::StopFirst,
+                _ => {
+                    let hint = v
+                        .scalar()
+                        .and_then(|s| suggest(s, &["start-first", "stop-first"]))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.err(
+                        v,
+                        format!(
+                            "`{what}.order` must be start-first or stop-first; found {}",
+                            v.describe()
+                        ),
+                        hint,
+                    );
+                }
+            }
+        }
+        if u.max_surge == 0 && u.max_unavailable == 0 {
+            self.err(n, format!("`{what}`: max_surge and max_unavailable cannot both be 0, or no replica could ever be replaced"), Some("set `max_surge: 1`".into()));
+        }
+        Some(u)
     }
 
     fn build(&mut self, name: &str, n: &Node, dir: &Path) -> Option<Build> {

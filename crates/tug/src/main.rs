@@ -30,8 +30,19 @@ pub struct Cli {
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
 
+    /// Where services run: docker (or Podman) containers, or local processes
+    /// [default: the file's `runtime:`, else docker when an engine answers]
+    #[arg(long, global = true, value_enum)]
+    runtime: Option<RuntimeArg>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RuntimeArg {
+    Docker,
+    Process,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +178,10 @@ fn main() -> ExitCode {
         Err(e) => return exit::report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
     let file = cli.file.as_deref();
+    commands::stack::set_runtime_flag(cli.runtime.map(|r| match r {
+        RuntimeArg::Docker => tug_spec::RuntimeChoice::Docker,
+        RuntimeArg::Process => tug_spec::RuntimeChoice::Process,
+    }));
     let result = match cli.command {
         Command::Up { detach, timeout } => {
             rt.block_on(commands::stack::up(file, cli.output, timeout, detach))

@@ -1,142 +1,10 @@
 //! `tug up`/`down`/`ps`/`logs` against the real engine, with examples/hello
 //! built from source into a FROM-scratch image.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
-fn tug() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tug"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Skips (loudly) without an engine, unless TUG_REQUIRE_ENGINE=1.
-fn engine() -> bool {
-    let ok = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
-            panic!("TUG_REQUIRE_ENGINE=1 but no container engine answers `docker info`");
-        }
-        eprintln!("\n!!! SKIPPED: no container engine answers; run scripts/engine.sh\n");
-    }
-    ok
-}
-
-/// A stack in a temp dir, torn down (with volumes) when dropped, even on failure.
-struct TestStack {
-    name: String,
-    dir: tempfile::TempDir,
-}
-
-impl TestStack {
-    fn new(prefix: &str, services: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "t{prefix}{}x{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let s = TestStack { name, dir };
-        s.write(services);
-        s
-    }
-
-    fn write(&self, services: &str) {
-        let yaml = format!(
-            "name: {}\nservices:\n{}",
-            self.name,
-            services.replace("WORKSPACE", &workspace().display().to_string())
-        );
-        std::fs::write(self.file(), yaml).unwrap();
-    }
-
-    fn file(&self) -> PathBuf {
-        self.dir.path().join("tug.yaml")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        tug()
-            .arg("-f")
-            .arg(self.file())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    fn ids(&self, service: &str) -> Vec<String> {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--no-trunc",
-                "--filter",
-                &format!("label=dev.tug.stack={}", self.name),
-            ])
-            .args(["--filter", &format!("label=dev.tug.service={service}")])
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(String::from)
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TestStack {
-    fn drop(&mut self) {
-        let _ = self.run(&["down", "--volumes"]);
-        // Built images are tagged per stack; drop them with it.
-        if let Ok(o) = Command::new("docker")
-            .args([
-                "images",
-                "-q",
-                "--filter",
-                &format!("reference={}-*", self.name),
-            ])
-            .output()
-        {
-            let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(String::from)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .arg("rmi")
-                    .arg("-f")
-                    .args(&ids)
-                    .output();
-            }
-        }
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-const HELLO: &str = "    build: { rust: { package: hello, workspace: WORKSPACE } }\n    port: 8080\n    health: { http: /health, interval: 200ms, timeout: 1s, retries: 3 }\n    stop_grace_period: 2s\n";
-
-fn service(name: &str, extra: &str) -> String {
-    format!("  {name}:\n{HELLO}{extra}")
-}
+use common::*;
+use std::process::Command;
 
 #[test]
 fn up_converges_is_idempotent_and_replaces_only_what_changed() {
@@ -568,24 +436,6 @@ fn scale_history_rollback_and_restart() {
     );
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..150 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    panic!("timed out waiting until {what}");
-}
-
-fn ps_rows(s: &TestStack) -> Vec<serde_json::Value> {
-    let ps = s.run(&["ps", "-o", "json"]);
-    serde_json::from_slice::<serde_json::Value>(&ps.stdout)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn agent_supervises_restarts_replaces_and_refuses_a_twin() {
     if !engine() {
@@ -628,16 +478,12 @@ fn agent_supervises_restarts_replaces_and_refuses_a_twin() {
         .output()
         .unwrap();
     wait_until("the stopped replica runs again", || {
-        ps_rows(&s)
-            .iter()
-            .filter(|r| r["state"] == "running")
-            .count()
-            == 2
+        s.ps().iter().filter(|r| r["state"] == "running").count() == 2
     });
     assert_eq!(s.ids("web"), keep, "restarted in place, not replaced");
 
     // A replica whose health check starts failing is replaced.
-    let rows = ps_rows(&s);
+    let rows = s.ps();
     let endpoint = rows[0]["endpoint"].as_str().unwrap().to_string();
     {
         use std::io::{Read, Write};
@@ -652,11 +498,7 @@ fn agent_supervises_restarts_replaces_and_refuses_a_twin() {
         now.len() == 2 && now.iter().filter(|id| before.contains(id)).count() == 1
     });
     wait_until("both replicas healthy", || {
-        ps_rows(&s)
-            .iter()
-            .filter(|r| r["health"] == "healthy")
-            .count()
-            == 2
+        s.ps().iter().filter(|r| r["health"] == "healthy").count() == 2
     });
 
     // What the agent did is in the event stream.
@@ -697,7 +539,7 @@ fn attached_up_stops_the_stack_on_ctrl_c() {
         .spawn()
         .unwrap();
     wait_until("the attached stack is healthy", || {
-        ps_rows(&s).iter().any(|r| r["health"] == "healthy")
+        s.ps().iter().any(|r| r["health"] == "healthy")
     });
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -717,7 +559,7 @@ fn attached_up_stops_the_stack_on_ctrl_c() {
         err.contains("stopping stack") && err.contains("stopped 1 container(s)"),
         "{err}"
     );
-    let rows = ps_rows(&s);
+    let rows = s.ps();
     assert_eq!(rows.len(), 1);
     assert!(
         rows[0]["state"].as_str().unwrap().starts_with("exited"),

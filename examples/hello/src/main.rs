@@ -4,7 +4,8 @@
 //! Environment: `PORT` (default 8080), `TUG_REPLICA` (replica id, else the
 //! hostname), `VERSION` (else the crate version), `HELLO_UNHEALTHY=1` makes
 //! /health answer 503, `HELLO_EXIT=<code>` exits at once, and `GET /sick` makes
-//! /health answer 503 from then on (for failure drills).
+//! /health answer 503 from then on, and `GET /crash` exits with code 3 (for
+//! failure drills).
 //!
 //! `hello check` probes `GET /health` on 127.0.0.1:$PORT and exits 0 when it
 //! answers 200: an exec health check for images with no shell or curl.
@@ -128,6 +129,10 @@ fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         close |= parts.next() == Some("HTTP/1.0");
         let (status, text) = match (method, path) {
+            ("GET", "/crash") => {
+                eprintln!("hello: crashing as asked by GET /crash");
+                std::process::exit(3);
+            }
             ("GET", "/sick") => {
                 unhealthy.store(true, Ordering::SeqCst);
                 ("200 OK", "/health answers 503 from now on\n")

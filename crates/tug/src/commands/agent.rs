@@ -9,13 +9,13 @@ use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 use tug_api::client::Client;
-use tug_runtime::docker::DockerRuntime;
+use tug_runtime::any::AnyRuntime;
 use tug_spec::Stack;
 
 /// `tug agent`: supervise the stack and serve the API until stopped.
 pub async fn agent(file: Option<&Path>) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let rt = connect().await?;
+    let rt = connect(&stack).await?;
     tug_api::server::run(rt, stack).await.map_err(|e| match e {
         e @ tug_api::server::AgentError::AlreadyRunning { .. } => {
             fail(crate::exit::INVALID_INPUT, e.to_string())
@@ -26,7 +26,7 @@ pub async fn agent(file: Option<&Path>) -> Result<ExitCode> {
 }
 
 /// Starts a background agent for the stack unless one answers; its pid.
-pub async fn ensure_running(stack: &Stack) -> Result<String> {
+pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Result<String> {
     if let Some(c) = Client::for_stack(&stack.name).await {
         return Ok(c.get("/v1/agent").await?["pid"].to_string());
     }
@@ -42,6 +42,11 @@ pub async fn ensure_running(stack: &Stack) -> Result<String> {
         std::process::Command::new(std::env::current_exe().context("locating the tug binary")?)
             .arg("-f")
             .arg(&file)
+            .arg("--runtime")
+            .arg(match kind {
+                tug_runtime::RuntimeKind::Process => "process",
+                tug_runtime::RuntimeKind::Container => "docker",
+            })
             .arg("agent")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -67,7 +72,7 @@ pub async fn ensure_running(stack: &Stack) -> Result<String> {
 /// while the replicas' logs stream; `stop` (Ctrl-C) at any moment stops the
 /// stack gracefully.
 pub async fn attached(
-    rt: DockerRuntime,
+    rt: AnyRuntime,
     stack: Stack,
     opts: &tug_engine::UpOptions,
     output: OutputFormat,

@@ -147,7 +147,7 @@ pub async fn rollback(
     let target = ops::rollback_target(&store, &stack.name, to)?;
     drop(store);
     let pinned = target.pinned_stack(&stack.dir, &stack.file)?;
-    let rt = connect().await?;
+    let rt = connect(&stack).await?;
     if output == OutputFormat::Table {
         println!(
             "rolling back stack {} to revision {}",
@@ -155,10 +155,7 @@ pub async fn rollback(
             target.id
         );
     }
-    let opts = UpOptions {
-        timeout,
-        ..UpOptions::default()
-    };
+    let opts = UpOptions { timeout };
     converge(
         &rt,
         &pinned,
@@ -183,11 +180,8 @@ pub async fn scale(
         agent_done(output, &stack.name, "scaled", &v);
         return Ok(ExitCode::SUCCESS);
     }
-    let rt = connect().await?;
-    let opts = UpOptions {
-        timeout,
-        ..UpOptions::default()
-    };
+    let rt = connect(&stack).await?;
+    let opts = UpOptions { timeout };
     converge(
         &rt,
         &scaled,
@@ -214,11 +208,8 @@ pub async fn restart(
             .as_u64()
             .unwrap_or(0) as usize,
         None => {
-            let rt = connect().await?;
-            let opts = UpOptions {
-                timeout,
-                ..UpOptions::default()
-            };
+            let rt = connect(&stack).await?;
+            let opts = UpOptions { timeout };
             let sink = |e: tug_engine::Event| {
                 if output == OutputFormat::Json {
                     println!("{}", serde_json::to_string(&e).unwrap_or_default());

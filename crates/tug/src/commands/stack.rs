@@ -13,17 +13,51 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 use tug_engine::{Event, UpOptions};
+use tug_runtime::any::AnyRuntime;
 use tug_runtime::docker::DockerRuntime;
+use tug_runtime::process::ProcessRuntime;
 use tug_runtime::{labels, stack_filter, LogStream, Runtime, RuntimeError};
+use tug_spec::RuntimeChoice;
 
-pub async fn connect() -> Result<DockerRuntime> {
-    DockerRuntime::connect().await.map_err(|e| match e {
-        RuntimeError::Unreachable { addr, detail } => fail(
+static RUNTIME_FLAG: std::sync::OnceLock<Option<RuntimeChoice>> = std::sync::OnceLock::new();
+
+/// Records `--runtime` for every command of this invocation.
+pub fn set_runtime_flag(choice: Option<RuntimeChoice>) {
+    let _ = RUNTIME_FLAG.set(choice);
+}
+
+/// The runtime for `stack`: `--runtime`, else the file's `runtime:`, else a
+/// container engine when one answers and local processes otherwise.
+pub async fn connect(stack: &tug_spec::Stack) -> Result<AnyRuntime> {
+    let unreachable = |addr: String, detail: String| {
+        fail(
             ENGINE_UNREACHABLE,
             format!("cannot reach the container engine at {addr}: start Docker or Podman, or set DOCKER_HOST\n  ({detail})"),
-        ),
-        other => other.into(),
-    })
+        )
+    };
+    match RUNTIME_FLAG.get().copied().flatten().or(stack.runtime) {
+        Some(RuntimeChoice::Process) => Ok(AnyRuntime::Process(ProcessRuntime::new(
+            ProcessRuntime::default_dir(),
+        ))),
+        Some(RuntimeChoice::Docker) => match DockerRuntime::connect().await {
+            Ok(rt) => Ok(AnyRuntime::Docker(rt)),
+            Err(RuntimeError::Unreachable { addr, detail }) => Err(unreachable(addr, detail)),
+            Err(e) => Err(e.into()),
+        },
+        None => match DockerRuntime::connect().await {
+            Ok(rt) => Ok(AnyRuntime::Docker(rt)),
+            Err(RuntimeError::Unreachable { addr, .. }) => {
+                eprintln!(
+                    "{} no container engine answers at {addr}: running services as local processes (set `runtime: docker` to require an engine)",
+                    style("notice:").cyan()
+                );
+                Ok(AnyRuntime::Process(ProcessRuntime::new(
+                    ProcessRuntime::default_dir(),
+                )))
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
 }
 
 /// One spinner line per service, driven by engine events.
@@ -129,11 +163,8 @@ pub async fn up(
     detach: bool,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let rt = connect().await?;
-    let opts = UpOptions {
-        timeout,
-        ..UpOptions::default()
-    };
+    let rt = connect(&stack).await?;
+    let opts = UpOptions { timeout };
     if !detach {
         // Attached: Ctrl-C or SIGTERM at any moment stops the stack gracefully.
         use tokio::signal::unix::{signal, SignalKind};
@@ -149,7 +180,7 @@ pub async fn up(
     }
     converge(&rt, &stack, &opts, output, "up").await?;
     {
-        let pid = super::agent::ensure_running(&stack).await?;
+        let pid = super::agent::ensure_running(&stack, rt.kind()).await?;
         if output == OutputFormat::Table {
             println!(
                 "{} agent supervising stack {} (pid {pid})",
@@ -254,7 +285,7 @@ pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> R
                 .await?
         }
         None => {
-            let rt = connect().await?;
+            let rt = connect(&stack).await?;
             let grace = stack
                 .services
                 .values()
@@ -351,7 +382,7 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     let rows: Vec<serde_json::Value> = match tug_api::client::Client::for_stack(&stack.name).await {
         Some(agent) => serde_json::from_value(agent.get("/v1/ps").await?)?,
-        None => rows(tug_engine::status(&connect().await?, &stack.name, Some(&stack)).await?),
+        None => rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
     };
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -383,7 +414,7 @@ pub async fn logs(
             ));
         }
     }
-    let rt = connect().await?;
+    let rt = connect(&stack).await?;
     stream_logs(&rt, &stack.name, service, follow, tail).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,205 @@
+//! Helpers for tests that run the tug binary on a stack in a temp dir.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn tug() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tug"))
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Skips (loudly) without an engine, unless TUG_REQUIRE_ENGINE=1.
+pub fn engine() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
+            panic!("TUG_REQUIRE_ENGINE=1 but no container engine answers `docker info`");
+        }
+        eprintln!("\n!!! SKIPPED: no container engine answers; run scripts/engine.sh\n");
+    }
+    ok
+}
+
+/// A stack in a temp dir with its own state dir, torn down (with volumes)
+/// when dropped, even on failure.
+pub struct TestStack {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    /// `--runtime` for every command, if any.
+    pub runtime: Option<&'static str>,
+}
+
+impl TestStack {
+    pub fn new(prefix: &str, services: &str) -> Self {
+        Self::on(None, prefix, services)
+    }
+
+    pub fn on(runtime: Option<&'static str>, prefix: &str, services: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t{prefix}{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let s = TestStack { name, dir, runtime };
+        s.write(services);
+        s
+    }
+
+    pub fn write(&self, services: &str) {
+        let yaml = format!(
+            "name: {}\nservices:\n{}",
+            self.name,
+            services.replace("WORKSPACE", &workspace().display().to_string())
+        );
+        std::fs::write(self.file(), yaml).unwrap();
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("tug.yaml")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The tug command for this stack, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = tug();
+        c.arg("-f").arg(self.file());
+        if let Some(r) = self.runtime {
+            c.args(["--runtime", r]);
+        }
+        c.args(args)
+            .env("NO_COLOR", "1")
+            .env("TUG_STATE_DIR", self.state());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Container ids of a service, read from the engine (docker runtime only).
+    pub fn ids(&self, service: &str) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("label=dev.tug.stack={}", self.name),
+            ])
+            .args(["--filter", &format!("label=dev.tug.service={service}")])
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `tug ps -o json` rows.
+    pub fn ps(&self) -> Vec<serde_json::Value> {
+        let ps = self.run(&["ps", "-o", "json"]);
+        serde_json::from_slice::<serde_json::Value>(&ps.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Replica ids as `tug ps` reports them, whatever the runtime.
+    pub fn replica_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ps()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--volumes"]);
+        if self.runtime == Some("process") {
+            return;
+        }
+        // Built images are tagged per stack; drop them with it.
+        if let Ok(o) = Command::new("docker")
+            .args([
+                "images",
+                "-q",
+                "--filter",
+                &format!("reference={}-*", self.name),
+            ])
+            .output()
+        {
+            let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .arg("rmi")
+                    .arg("-f")
+                    .args(&ids)
+                    .output();
+            }
+        }
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub const HELLO: &str = "    build: { rust: { package: hello, workspace: WORKSPACE } }\n    port: 8080\n    health: { http: /health, interval: 200ms, timeout: 1s, retries: 3 }\n    stop_grace_period: 2s\n";
+
+/// A hello service named `name`, with extra lines.
+pub fn service(name: &str, extra: &str) -> String {
+    format!("  {name}:\n{HELLO}{extra}")
+}
+
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..150 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// GET `path` from `endpoint` (host:port); the whole response.
+pub fn get(endpoint: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(endpoint) else {
+        return String::new();
+    };
+    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+    let mut b = String::new();
+    let _ = c.read_to_string(&mut b);
+    b
+}
