@@ -97,19 +97,57 @@ fn containers_are_hardened() {
 
 #[test]
 fn engine_unreachable_has_its_own_exit_code() {
-    let s = TestStack::new("unreach", "  web:\n    image: x:1\n");
-    let out = tug()
-        .arg("-f")
-        .arg(s.file())
-        .arg("up")
+    // Asking for the engine explicitly: no fallback, a distinct exit code.
+    for how in ["flag", "file"] {
+        let s = TestStack::new("unreach", "  web:\n    image: x:1\n");
+        let mut c = tug();
+        c.arg("-f").arg(s.file());
+        if how == "flag" {
+            c.args(["--runtime", "docker"]);
+        } else {
+            let yaml = std::fs::read_to_string(s.file()).unwrap();
+            std::fs::write(s.file(), format!("runtime: docker\n{yaml}")).unwrap();
+        }
+        let out = c
+            .arg("up")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("TUG_STATE_DIR", s.state())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{how}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot reach the container engine at unix:///nonexistent/docker.sock: start Docker or Podman, or set DOCKER_HOST"), "{err}");
+        // Nothing was created: keep Drop's `down` from running.
+        std::mem::forget(s);
+    }
+}
+
+#[test]
+fn without_an_engine_services_run_as_processes_with_a_notice() {
+    let s = TestStack::new("fallback", &service("web", ""));
+    let out = s
+        .command(&["up", "-d"])
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach the container engine at unix:///nonexistent/docker.sock: start Docker or Podman, or set DOCKER_HOST"), "{err}");
-    // Keep Drop's `down` from talking to the real engine about this stack: nothing was created.
-    std::mem::forget(s);
+    assert!(err.contains("notice: no container engine answers at unix:///nonexistent/docker.sock: running services as local processes"), "{err}");
+    let ps = s
+        .command(&["ps", "-o", "json"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let endpoint = rows[0]["endpoint"].as_str().unwrap().to_string();
+    assert!(get(&endpoint, "/").contains("hello from web-0"), "{rows}");
+    let out = s
+        .command(&["down"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(get(&endpoint, "/").is_empty(), "the process is gone");
 }
 
 #[test]
