@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# A rolling update of 5 replicas to a new version, with tug and with
+# docker-compose (which recreates the service), on the same engine and image.
+# While each update runs, a load loop sends requests to the service's
+# replicas (endpoints re-read from the engine every 200 ms, as a balancer
+# would) and counts the ones that fail. Prints time to done and failures.
+#   scripts/bench/rollout.sh [ROUNDS]     (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3}
+bash scripts/engine.sh
+command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+cargo build --release -q -p tug
+tug=$PWD/target/release/tug
+work=$(mktemp -d)
+export TUG_STATE_DIR=$work/state
+trap 'cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; (cd "$work" && docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
+
+cat >"$work/build.yaml" <<YAML
+name: tugbenchimg
+services:
+  hello:
+    build: { rust: { package: hello, workspace: $PWD } }
+YAML
+"$tug" -f "$work/build.yaml" up -d >/dev/null
+img=$(docker ps --filter label=dev.tug.stack=tugbenchimg --format '{{.Image}}' | head -1)
+"$tug" -f "$work/build.yaml" down >/dev/null
+docker tag "$img" tug-bench/hello:1
+
+write() { # $1 = version
+  cat >"$work/tug.yaml" <<YAML
+name: tugbenchr
+services:
+  web:
+    image: tug-bench/hello:1
+    replicas: 5
+    port: 8080
+    env: { VERSION: "$1" }
+    health: { exec: [/app/hello, check], interval: 1s, timeout: 1s, retries: 3 }
+    stop_grace_period: 2s
+YAML
+  cat >"$work/docker-compose.yml" <<YAML
+version: '2.4'
+services:
+  web:
+    image: tug-bench/hello:1
+    scale: 5
+    ports: ["127.0.0.1::8080"]
+    environment: { PORT: "8080", VERSION: "$1" }
+    healthcheck: { test: ["CMD", "/app/hello", "check"], interval: 1s, timeout: 1s, retries: 3 }
+    stop_grace_period: 2s
+YAML
+}
+
+# Load loop: until the stop file appears, GET / on the replicas that run.
+cat >"$work/load.py" <<'PY'
+import json, os, socket, subprocess, sys, time
+label, stop = sys.argv[1], sys.argv[2]
+eps, ok, failed, last = [], 0, 0, 0.0
+i = 0
+while not os.path.exists(stop):
+    if time.time() - last > 0.2:
+        ids = subprocess.run(["docker", "ps", "-q", "--filter", "label=" + label], capture_output=True, text=True).stdout.split()
+        found = []
+        if ids:
+            out = subprocess.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Ports}}"] + ids, capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                for bindings in (json.loads(line) or {}).values():
+                    for b in bindings or []:
+                        found.append(int(b["HostPort"]))
+        eps, last = found, time.time()
+    if not eps:
+        failed += 1
+        time.sleep(0.01)
+        continue
+    port = eps[i % len(eps)]
+    i += 1
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = s.recv(64)
+        s.close()
+        if data.startswith(b"HTTP/1.1 200"):
+            ok += 1
+        else:
+            failed += 1
+    except OSError:
+        failed += 1
+    time.sleep(0.005)
+print(ok, failed)
+PY
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+compose_wait() {
+  while :; do
+    ids=$(docker ps -q --filter label=com.docker.compose.project=tugbenchr)
+    n=$(echo "$ids" | grep -c . || true)
+    healthy=$( [ -n "$ids" ] && docker inspect --format '{{.State.Health.Status}}' $ids | grep -c '^healthy$' || true)
+    [ "$n" = 5 ] && [ "$healthy" = 5 ] && return
+    sleep 0.1
+  done
+}
+
+declare -a tt tf ct cf
+for r in $(seq 1 "$rounds"); do
+  write "1.$r"; "$tug" -f "$work/tug.yaml" up -d >/dev/null
+  write "2.$r"
+  rm -f "$work/stop"; python3 "$work/load.py" dev.tug.stack=tugbenchr "$work/stop" >"$work/load.out" & lp=$!
+  sleep 0.5
+  t0=$(now); "$tug" -f "$work/tug.yaml" up -d >/dev/null; t1=$(now)
+  sleep 0.5; touch "$work/stop"; wait $lp
+  tt+=("$(echo "$t1 - $t0" | bc)"); tf+=("$(cut -d' ' -f2 "$work/load.out")")
+  tok=$(cut -d' ' -f1 "$work/load.out")
+  "$tug" -f "$work/tug.yaml" down >/dev/null
+
+  cd "$work"
+  write "1.$r"; docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait
+  write "2.$r"
+  rm -f stop; python3 load.py com.docker.compose.project=tugbenchr stop >load.out & lp=$!
+  sleep 0.5
+  t0=$(now); docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait; t1=$(now)
+  sleep 0.5; touch stop; wait $lp
+  ct+=("$(echo "$t1 - $t0" | bc)"); cf+=("$(cut -d' ' -f2 load.out)")
+  cok=$(cut -d' ' -f1 load.out)
+  docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1
+  cd - >/dev/null
+  echo "round $r: tug ${tt[-1]}s, ${tf[-1]} failed of $((tok + ${tf[-1]})); compose ${ct[-1]}s, ${cf[-1]} failed of $((cok + ${cf[-1]}))"
+done
+m() { printf '%s\n' "$@" | median; }
+printf '%-40s %10s %10s %8s\n' "rolling update, 5 replicas, median of $rounds" tug compose ratio
+printf '%-40s %9.2fs %9.2fs %8.2f\n' "time to done (all new replicas healthy)" "$(m "${tt[@]}")" "$(m "${ct[@]}")" "$(echo "$(m "${tt[@]}") / $(m "${ct[@]}")" | bc -l)"
+printf '%-40s %10s %10s\n' "failed requests during the update" "$(m "${tf[@]}")" "$(m "${cf[@]}")"
