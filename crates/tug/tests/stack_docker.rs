@@ -606,3 +606,56 @@ fn attached_up_stops_the_stack_on_ctrl_c() {
     // The next `up` starts it again.
     assert!(s.run(&["up", "-d"]).status.success());
 }
+
+#[test]
+fn sigkill_during_a_rolling_update_then_up_completes_it() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new(
+        "killroll",
+        &service("web", "    replicas: 3\n    env: { VERSION: '1' }\n"),
+    );
+    assert!(s.run(&["up", "-d"]).status.success());
+    for (n, delay_ms) in [600u64, 1500, 2500].into_iter().enumerate() {
+        s.write(&service(
+            "web",
+            &format!("    replicas: 3\n    env: {{ VERSION: '{}' }}\n", n + 2),
+        ));
+        let mut child = s
+            .command(&["up", "-d"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = s.run(&["up", "-d"]);
+        assert!(
+            out.status.success(),
+            "after kill at {delay_ms}ms: {}",
+            text(&out)
+        );
+        let rows = s.ps();
+        assert_eq!(
+            rows.len(),
+            3,
+            "after kill at {delay_ms}ms: no duplicate, no orphan: {rows:?}"
+        );
+        let mut replicas: Vec<u64> = rows
+            .iter()
+            .map(|r| r["replica"].as_u64().unwrap())
+            .collect();
+        replicas.sort();
+        assert_eq!(replicas, [0, 1, 2]);
+        for r in &rows {
+            assert_eq!(r["health"], "healthy", "{rows:?}");
+            let body = get(r["endpoint"].as_str().unwrap(), "/");
+            assert!(
+                body.contains(&format!("(version {})", n + 2)),
+                "after kill at {delay_ms}ms: {body}"
+            );
+        }
+    }
+}
