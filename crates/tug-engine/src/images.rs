@@ -11,9 +11,6 @@ use std::path::{Path, PathBuf};
 use tug_runtime::{BuildRequest, Runtime};
 use tug_spec::{Build, RustBuild, Service, Stack};
 
-/// The non-root user baked into images built from Rust packages.
-pub const RUST_IMAGE_USER: &str = "10001:10001";
-
 pub async fn resolve<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -150,39 +147,23 @@ async fn build<R: Runtime>(
         Some(image) => tug_runtime::docker::split_reference(image).0.to_string(),
         None => format!("{}-{name}", stack.name),
     };
-    let (context_tar, dockerfile) = match &b.rust {
-        Some(rb) => {
-            events(Event::Image {
-                service: name.into(),
-                message: format!("compiling {} statically", rb.package),
-            });
-            let bin = compile_rust(stack, name, rb, events).await?;
-            (
-                rust_context(
-                    &bin,
-                    &rb.bin.clone().unwrap_or_else(|| rb.package.clone()),
-                    s.port,
-                )
-                .map_err(|e| image_error(name, &repo, e))?,
-                "Dockerfile".to_string(),
-            )
-        }
-        None => {
-            let dir = b.context.clone().unwrap_or_else(|| stack.dir.clone());
-            let dockerfile = b
-                .dockerfile
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("Dockerfile"));
-            let tar = context_tar(&dir).map_err(|e| {
-                image_error(
-                    name,
-                    &repo,
-                    format!("reading build context {}: {e}", dir.display()),
-                )
-            })?;
-            (tar, dockerfile.to_string_lossy().into_owned())
-        }
-    };
+    if let Some(rb) = &b.rust {
+        return build_rust_image(rt, stack, name, s, rb, &repo, events).await;
+    }
+    let dir = b.context.clone().unwrap_or_else(|| stack.dir.clone());
+    let dockerfile = b
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("Dockerfile"))
+        .to_string_lossy()
+        .into_owned();
+    let context_tar = context_tar(&dir).map_err(|e| {
+        image_error(
+            name,
+            &repo,
+            format!("reading build context {}: {e}", dir.display()),
+        )
+    })?;
     let mut h = Sha256::new();
     h.update(&context_tar);
     h.update(dockerfile.as_bytes());
@@ -292,24 +273,62 @@ fn append(
     b.append_data(&mut h, path, data)
 }
 
-/// A `FROM scratch` context holding a static binary and a non-root user.
-fn rust_context(binary: &Path, bin_name: &str, port: Option<u16>) -> std::io::Result<Vec<u8>> {
-    let data = std::fs::read(binary)?;
-    let expose = port.map(|p| format!("EXPOSE {p}\n")).unwrap_or_default();
-    let dockerfile = format!(
-        "FROM scratch\nCOPY passwd group /etc/\nCOPY --chown=0:0 {bin_name} /app/{bin_name}\nUSER {RUST_IMAGE_USER}\nWORKDIR /app\n{expose}ENTRYPOINT [\"/app/{bin_name}\"]\n"
+/// Compiles the package statically and assembles its image without a
+/// daemon (tug-image's reproducible builder), then loads it into the engine.
+/// The tag is the image's config digest: the same binary gives the same tag,
+/// and nothing is loaded or replaced.
+async fn build_rust_image<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    s: &Service,
+    rb: &RustBuild,
+    repo: &str,
+    events: Sink<'_>,
+) -> Result<String, EngineError> {
+    events(Event::Image {
+        service: name.into(),
+        message: format!("compiling {} statically", rb.package),
+    });
+    let bin = compile_rust(stack, name, rb, events).await?;
+    let bin_name = rb.bin.clone().unwrap_or_else(|| rb.package.clone());
+    let mut opts = tug_image::oci::RustBuildOptions::new(
+        workspace_dir(stack, rb).unwrap_or_else(|| stack.dir.clone()),
+        &rb.package,
     );
-    let mut b = tar::Builder::new(Vec::new());
-    append(&mut b, "Dockerfile", 0o644, dockerfile.as_bytes())?;
-    append(
-        &mut b,
-        "passwd",
-        0o644,
-        b"root:x:0:0:root:/:/sbin/nologin\napp:x:10001:10001:app:/app:/sbin/nologin\n",
-    )?;
-    append(&mut b, "group", 0o644, b"root:x:0:\napp:x:10001:\n")?;
-    append(&mut b, bin_name, 0o755, &data)?;
-    b.into_inner()
+    opts.port = s.port;
+    opts.revision_label = false;
+    opts.labels
+        .insert("dev.tug.image-of".into(), format!("{}/{name}", stack.name));
+    let image = tug_image::oci::assemble_rust(&bin, &bin_name, None, &opts)
+        .map_err(|e| image_error(name, repo, e))?;
+    let tag = format!(
+        "{repo}:{}",
+        image
+            .config_digest()
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or("latest")
+    );
+    if rt.inspect_image(&tag).await?.is_some() {
+        events(Event::Image {
+            service: name.into(),
+            message: format!("{tag} is up to date"),
+        });
+        return Ok(tag);
+    }
+    events(Event::Image {
+        service: name.into(),
+        message: format!("loading {tag}"),
+    });
+    let mut archive = Vec::new();
+    image
+        .write_docker_archive(&mut archive, &tag)
+        .map_err(|e| image_error(name, &tag, e))?;
+    rt.load_image(archive)
+        .await
+        .map_err(|e| image_error(name, &tag, format!("loading into the engine: {e}")))?;
+    Ok(tag)
 }
 
 /// The cargo workspace a Rust build runs in: the one named, else the nearest

@@ -28,6 +28,9 @@ pub struct RustBuildOptions {
     pub port: Option<u16>,
     /// `uid[:gid]`; defaults to `10001:10001` (the `app` user).
     pub user: Option<String>,
+    /// Label the image with the workspace's git commit. Off when the image
+    /// must depend on the binary alone (a new commit is not a new binary).
+    pub revision_label: bool,
 }
 
 impl RustBuildOptions {
@@ -43,6 +46,7 @@ impl RustBuildOptions {
             env: BTreeMap::new(),
             port: None,
             user: None,
+            revision_label: true,
         }
     }
 
@@ -229,7 +233,11 @@ pub fn assemble_rust(
             v.to_string(),
         );
     }
-    if let Some(rev) = git_revision(&opts.workspace_dir) {
+    if let Some(rev) = opts
+        .revision_label
+        .then(|| git_revision(&opts.workspace_dir))
+        .flatten()
+    {
         labels.insert("org.opencontainers.image.revision".to_string(), rev);
     }
     labels.extend(opts.labels.clone());
