@@ -1,1 +1,3 @@
 //! Images: Dockerfiles (parse, lint, generate) and OCI images (build, push, analyse).
+
+pub mod dockerfile;
