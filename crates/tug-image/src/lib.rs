@@ -1,3 +1,4 @@
 //! Images: Dockerfiles (parse, lint, generate) and OCI images (build, push, analyse).
 
 pub mod dockerfile;
+pub mod lint;

@@ -271,7 +271,10 @@ impl Instruction {
             .iter()
             .filter(|f| f.name == "mount")
             .filter_map(|f| f.value.as_deref())
-            .filter(|v| v.split(',').any(|kv| kv == "type=cache" || kv == "type=tmpfs"))
+            .filter(|v| {
+                v.split(',')
+                    .any(|kv| kv == "type=cache" || kv == "type=tmpfs")
+            })
             .filter_map(|v| {
                 v.split(',').find_map(|kv| {
                     kv.strip_prefix("target=")

@@ -74,7 +74,11 @@ pub fn parse(text: &str) -> Parsed {
                     while i < lines.len() {
                         let l = lines[i];
                         i += 1;
-                        let cmp = if strip_tabs { l.trim_start_matches('\t') } else { l };
+                        let cmp = if strip_tabs {
+                            l.trim_start_matches('\t')
+                        } else {
+                            l
+                        };
                         if cmp == name {
                             closed = true;
                             break;
@@ -140,7 +144,11 @@ fn logical_line(
     let mut out = String::new();
     let mut first = true;
     while i < lines.len() {
-        let line = if first { lines[i].trim_start() } else { lines[i] };
+        let line = if first {
+            lines[i].trim_start()
+        } else {
+            lines[i]
+        };
         first = false;
         let t = line.trim_end();
         i += 1;
@@ -333,12 +341,7 @@ fn body(
 ) -> Body {
     let empty = rest.trim().is_empty();
     let requires = |errors: &mut Vec<ParseError>, what: &str| {
-        err(
-            errors,
-            line,
-            col,
-            format!("{keyword} requires {what}"),
-        );
+        err(errors, line, col, format!("{keyword} requires {what}"));
         Body::Invalid
     };
     match keyword {
@@ -398,7 +401,8 @@ fn body(
                 // Legacy `ENV key value with spaces`.
                 if keyword == Keyword::Env && words.len() >= 2 {
                     let key = words[0].clone();
-                    let after = rest.trim_start()[rest.trim_start().find(char::is_whitespace).unwrap_or(0)..]
+                    let after = rest.trim_start()
+                        [rest.trim_start().find(char::is_whitespace).unwrap_or(0)..]
                         .trim()
                         .to_string();
                     return Body::Pairs(vec![(key, unquote(&after))]);
@@ -602,7 +606,10 @@ mod tests {
         let st = p.stages();
         assert_eq!(st[0].image, "alpine:3.20");
         assert!(st[0].image_resolved);
-        assert_eq!(p.instructions[1].flag_value("platform"), Some("$BUILDPLATFORM"));
+        assert_eq!(
+            p.instructions[1].flag_value("platform"),
+            Some("$BUILDPLATFORM")
+        );
         let copy = &p.instructions[2];
         assert_eq!(copy.flag_value("from"), Some("b"));
         assert!(copy.flag("link").is_some());
@@ -613,16 +620,25 @@ mod tests {
                 dest: "/c/".into()
             }
         );
-        assert_eq!(p.instructions[3].cache_mount_targets(), vec!["/root/.cache"]);
+        assert_eq!(
+            p.instructions[3].cache_mount_targets(),
+            vec!["/root/.cache"]
+        );
         assert_eq!(
             p.instructions[4].body,
-            Body::Pairs(vec![("A".into(), "1".into()), ("B".into(), "two words".into())])
+            Body::Pairs(vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two words".into())
+            ])
         );
         assert_eq!(
             p.instructions[5].body,
             Body::Pairs(vec![("OLD".into(), "some value".into())])
         );
-        assert_eq!(p.instructions[6].body, Body::Pairs(vec![("k".into(), "v".into())]));
+        assert_eq!(
+            p.instructions[6].body,
+            Body::Pairs(vec![("k".into(), "v".into())])
+        );
         assert_eq!(p.instructions[0].stage, None);
         assert_eq!(p.instructions[6].stage, Some(0));
     }
@@ -631,7 +647,10 @@ mod tests {
     fn errors_carry_position_and_expectation() {
         let p = parse("FROM a\n  FORM b\nCOPY x\nHEALTHCHECK --interval=5s curl\nRUN echo ok\n");
         let msgs: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
-        assert!(msgs[0].starts_with("2:3: unknown instruction `FORM`"), "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("2:3: unknown instruction `FORM`"),
+            "{msgs:?}"
+        );
         assert!(msgs[1].starts_with("3:6: COPY requires"), "{msgs:?}");
         assert!(msgs[2].contains("CMD <command> or NONE"), "{msgs:?}");
         // The rest is still parsed.
@@ -650,9 +669,22 @@ mod tests {
     #[test]
     fn odd_input_never_panics() {
         for text in [
-            "", "\\", "FROM", "RUN \\", "# escape=x", "RUN <<", "RUN <<-'", "COPY [\"a\"",
-            "ENV =", "FROM a AS", "\u{feff}FROM ä:ü", "RUN ${", "ONBUILD ONBUILD",
-            "LABEL a=\"unterminated", "EXPOSE", "RUN <<A <<B\nA\n",
+            "",
+            "\\",
+            "FROM",
+            "RUN \\",
+            "# escape=x",
+            "RUN <<",
+            "RUN <<-'",
+            "COPY [\"a\"",
+            "ENV =",
+            "FROM a AS",
+            "\u{feff}FROM ä:ü",
+            "RUN ${",
+            "ONBUILD ONBUILD",
+            "LABEL a=\"unterminated",
+            "EXPOSE",
+            "RUN <<A <<B\nA\n",
         ] {
             let _ = parse(text);
         }
@@ -660,7 +692,10 @@ mod tests {
 
     #[test]
     fn words_respect_quotes_and_escape() {
-        assert_eq!(split_words(r#"a "b c" 'd e' f\ g"#, '\\'), vec!["a", "b c", "d e", "f g"]);
+        assert_eq!(
+            split_words(r#"a "b c" 'd e' f\ g"#, '\\'),
+            vec!["a", "b c", "d e", "f g"]
+        );
         assert_eq!(split_words("a` b", '`'), vec!["a b"]);
     }
 }

@@ -112,7 +112,10 @@ impl Script {
         self.commands.iter().any(f)
     }
 
-    pub fn find<'a>(&'a self, f: impl Fn(&Command) -> bool + 'a) -> impl Iterator<Item = &'a Command> {
+    pub fn find<'a>(
+        &'a self,
+        f: impl Fn(&Command) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a Command> {
         self.commands.iter().filter(move |c| f(c))
     }
 
@@ -239,7 +242,9 @@ impl Walker {
         let mut args = Vec::new();
         for item in s.suffix.iter().flat_map(|x| x.0.iter()) {
             match item {
-                ast::CommandPrefixOrSuffixItem::Word(w) => args.push(brush_parser::unquote_str(&w.value)),
+                ast::CommandPrefixOrSuffixItem::Word(w) => {
+                    args.push(brush_parser::unquote_str(&w.value))
+                }
                 ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
                     args.push(brush_parser::unquote_str(&w.value))
                 }
@@ -295,7 +300,9 @@ mod tests {
 
     #[test]
     fn sees_commands_in_lists_pipes_and_compounds() {
-        let s = split("set -eux; if [ -f x ]; then cd /tmp && make; fi; curl -fsSL u | sh -s -- -y").unwrap();
+        let s =
+            split("set -eux; if [ -f x ]; then cd /tmp && make; fi; curl -fsSL u | sh -s -- -y")
+                .unwrap();
         let names: Vec<&str> = s.commands.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["set", "[", "cd", "make", "curl", "sh"]);
         assert!(s.commands[4].in_pipe() && s.commands[5].in_pipe());
@@ -312,7 +319,8 @@ mod tests {
 
     #[test]
     fn flags_bundled_long_and_positional() {
-        let s = split("apt-get -qy -o Dpkg::Options::=x install --no-install-recommends=true curl").unwrap();
+        let s = split("apt-get -qy -o Dpkg::Options::=x install --no-install-recommends=true curl")
+            .unwrap();
         let c = &s.commands[0];
         assert!(c.has_flag("-y") && c.has_flag("-q") && !c.has_flag("-x"));
         assert!(c.has_flag("--no-install-recommends"));
