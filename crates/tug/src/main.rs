@@ -40,6 +40,8 @@ enum Command {
     Validate,
     /// Print the resolved stack with every default filled in
     Config,
+    /// Lint Dockerfiles (hadolint-compatible rule IDs, plus tug's own)
+    Lint(commands::lint::LintArgs),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
+        Command::Lint(args) => commands::lint::run(args, cli.output),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

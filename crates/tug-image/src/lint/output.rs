@@ -73,6 +73,19 @@ fn tty(findings: &[Finding], color: bool) -> String {
     out
 }
 
+/// A relative path as a URI reference: unreserved characters kept, the rest percent-encoded.
+fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.replace('\\', "/").bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 fn sarif_level(s: Severity) -> &'static str {
     match s {
         Severity::Error => "error",
@@ -106,7 +119,7 @@ pub fn sarif(findings: &[Finding]) -> serde_json::Value {
                 "message": { "text": format!("{} ({})", f.message, f.why) },
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": { "uri": f.file },
+                        "artifactLocation": { "uri": uri_path(&f.file) },
                         "region": { "startLine": f.line.max(1), "startColumn": f.col.max(1) }
                     }
                 }]
