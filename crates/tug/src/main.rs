@@ -42,6 +42,8 @@ enum Command {
     Config,
     /// Lint Dockerfiles (hadolint-compatible rule IDs, plus tug's own)
     Lint(commands::lint::LintArgs),
+    /// Generate an optimized multi-stage Dockerfile and .dockerignore for a Rust workspace
+    Dockerfile(commands::dockerfile::DockerfileArgs),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Lint(args) => commands::lint::run(args, cli.output),
+        Command::Dockerfile(args) => commands::dockerfile::run(args, cli.file.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

@@ -1,2 +1,3 @@
+pub mod dockerfile;
 pub mod lint;
 pub mod spec;
