@@ -11,6 +11,7 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 [ $want_registry = 1 ] && ! command -v docker-registry >/dev/null 2>&1 && need+=(docker-registry)
+[ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "engine.sh: missing ${need[*]} and not root: install them first" >&2

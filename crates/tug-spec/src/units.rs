@@ -87,14 +87,14 @@ impl fmt::Display for Duration {
         let d = self.0;
         if d.subsec_nanos() == 0 {
             let s = d.as_secs();
-            if s != 0 && s % 3600 == 0 {
+            if s != 0 && s.is_multiple_of(3600) {
                 write!(f, "{}h", s / 3600)
-            } else if s != 0 && s % 60 == 0 {
+            } else if s != 0 && s.is_multiple_of(60) {
                 write!(f, "{}m", s / 60)
             } else {
                 write!(f, "{s}s")
             }
-        } else if d.subsec_nanos() % 1_000_000 == 0 {
+        } else if d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.as_millis())
         } else {
             write!(f, "{}ns", d.as_nanos())
@@ -190,7 +190,7 @@ impl fmt::Display for ByteSize {
             ("Mi", 1 << 20),
             ("Ki", 1 << 10),
         ] {
-            if b >= m && b % m == 0 {
+            if b >= m && b.is_multiple_of(m) {
                 return write!(f, "{}{unit}", b / m);
             }
         }

@@ -36,6 +36,35 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Converge the stack on the container engine and wait until it is healthy
+    ///
+    /// Builds or finds every image, creates the network and volumes, starts
+    /// services in dependency order and waits for their health checks. Run it
+    /// again at any time: only what changed is replaced.
+    Up {
+        /// How long one service may take to turn healthy
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Remove the stack's containers and network (and volumes with --volumes)
+    Down {
+        /// Also remove the stack's named volumes and their data
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// List the stack's replicas: state, health, endpoint, age, image
+    Ps,
+    /// Show the logs of the stack's replicas, interleaved, one colour per replica
+    Logs {
+        /// Only this service
+        service: Option<String>,
+        /// Keep streaming new lines
+        #[arg(short = 'F', long)]
+        follow: bool,
+        /// Only the last N lines of each replica
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
     /// Check tug.yaml and report every problem with file:line:col
     Validate,
     /// Print the resolved stack with every default filled in
@@ -51,9 +80,34 @@ enum Command {
     },
 }
 
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<tug_spec::Duration>().map(|d| d.std())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return exit::report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let file = cli.file.as_deref();
     let result = match cli.command {
+        Command::Up { timeout } => rt.block_on(commands::stack::up(file, cli.output, timeout)),
+        Command::Down { volumes } => rt.block_on(commands::stack::down(file, cli.output, volumes)),
+        Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
+        Command::Logs {
+            service,
+            follow,
+            tail,
+        } => rt.block_on(commands::stack::logs(
+            file,
+            service.as_deref(),
+            follow,
+            tail,
+        )),
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Lint(args) => commands::lint::run(args, cli.output),

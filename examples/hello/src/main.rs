@@ -4,6 +4,9 @@
 //! Environment: `PORT` (default 8080), `TUG_REPLICA` (replica id, else the
 //! hostname), `VERSION` (else the crate version), `HELLO_UNHEALTHY=1` makes
 //! /health answer 503, `HELLO_EXIT=<code>` exits at once (for failure drills).
+//!
+//! `hello check` probes `GET /health` on 127.0.0.1:$PORT and exits 0 when it
+//! answers 200: an exec health check for images with no shell or curl.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("check") {
+        std::process::exit(check());
+    }
     if let Ok(code) = std::env::var("HELLO_EXIT") {
         eprintln!("hello: exiting with {code} as asked by HELLO_EXIT");
         std::process::exit(code.parse().unwrap_or(1));
@@ -69,6 +75,26 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("hello: stopped");
+}
+
+fn check() -> i32 {
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let probe = || -> std::io::Result<bool> {
+        let mut conn = TcpStream::connect(("127.0.0.1", port))?;
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        conn.write_all(b"GET /health HTTP/1.0\r\n\r\n")?;
+        let mut line = String::new();
+        BufReader::new(conn).read_line(&mut line)?;
+        Ok(line.starts_with("HTTP/1.1 200"))
+    };
+    match probe() {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("hello check: {e}");
+            1
+        }
+    }
 }
 
 fn serve(conn: TcpStream, body: &str, unhealthy: bool) -> std::io::Result<()> {

@@ -1,3 +1,4 @@
 pub mod dockerfile;
 pub mod lint;
 pub mod spec;
+pub mod stack;

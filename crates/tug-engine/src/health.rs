@@ -1,0 +1,111 @@
+//! Health probes tug runs from the host against a replica's published endpoint
+//! (decision 3), so FROM-scratch images need no curl inside.
+
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Outcome of one probe: `Ok` with a short description, or why it failed.
+pub type ProbeResult = Result<String, String>;
+
+pub async fn tcp(port: u16, timeout: Duration) -> ProbeResult {
+    match tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port))).await {
+        Ok(Ok(_)) => Ok(format!("tcp 127.0.0.1:{port} accepted")),
+        Ok(Err(e)) => Err(format!("tcp 127.0.0.1:{port}: {e}")),
+        Err(_) => Err(format!("tcp 127.0.0.1:{port}: timed out after {timeout:?}")),
+    }
+}
+
+/// GET `path`; 2xx and 3xx are healthy.
+pub async fn http(port: u16, path: &str, timeout: Duration) -> ProbeResult {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let attempt = async {
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: tug-health\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::with_capacity(256);
+        let mut chunk = [0u8; 256];
+        while buf.len() < 256 && !buf.contains(&b'\n') {
+            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.lines().next().unwrap_or("").trim().to_string();
+        let code: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| {
+                if line.is_empty() {
+                    "connection closed without a response".to_string()
+                } else {
+                    format!("not an HTTP response: {line:?}")
+                }
+            })?;
+        if (200..400).contains(&code) {
+            Ok(format!("GET {url}: {code}"))
+        } else {
+            Err(format!("GET {url}: {code}"))
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) if e.starts_with("GET ") => Err(e),
+        Ok(Err(e)) => Err(format!("GET {url}: {e}")),
+        Err(_) => Err(format!("GET {url}: timed out after {timeout:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn serve_once(response: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await;
+            s.write_all(response.as_bytes()).await.unwrap();
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn http_status_decides() {
+        let ok = serve_once("HTTP/1.1 204 No Content\r\n\r\n").await;
+        assert!(http(ok, "/health", Duration::from_secs(2)).await.is_ok());
+        let bad = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
+        assert_eq!(
+            http(bad, "/health", Duration::from_secs(2))
+                .await
+                .unwrap_err(),
+            format!("GET http://127.0.0.1:{bad}/health: 503")
+        );
+        let garbage = serve_once("hello\r\n").await;
+        assert!(http(garbage, "/", Duration::from_secs(2))
+            .await
+            .unwrap_err()
+            .contains("not an HTTP response"));
+    }
+
+    #[tokio::test]
+    async fn closed_port_fails() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(tcp(port, Duration::from_secs(1)).await.is_err());
+        assert!(http(port, "/", Duration::from_secs(1)).await.is_err());
+    }
+}

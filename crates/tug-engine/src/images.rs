@@ -1,0 +1,370 @@
+//! Finding or building each service's image. Built images are tagged by the
+//! hash of their inputs, so an unchanged build yields the same image and the
+//! service's replicas are left alone.
+
+use crate::event::{Event, Sink};
+use crate::render::ResolvedImage;
+use crate::EngineError;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tug_runtime::{BuildRequest, Runtime};
+use tug_spec::{Build, RustBuild, Service, Stack};
+
+/// The non-root user baked into images built from Rust packages.
+pub const RUST_IMAGE_USER: &str = "10001:10001";
+
+pub async fn resolve<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    events: Sink<'_>,
+) -> Result<ResolvedImage, EngineError> {
+    let s = &stack.services[name];
+    let reference = match &s.build {
+        Some(b) => build(rt, stack, name, s, b, events).await?,
+        None => {
+            let reference = s.image.clone().ok_or_else(|| EngineError::Image {
+                service: name.into(),
+                image: String::new(),
+                detail: "the service has neither `image` nor `build`".into(),
+            })?;
+            if rt.inspect_image(&reference).await?.is_none() {
+                events(Event::Image {
+                    service: name.into(),
+                    message: format!("pulling {reference}"),
+                });
+                if let Err(e) = rt.pull_image(&reference).await {
+                    return Err(EngineError::Image {
+                        service: name.into(),
+                        image: reference,
+                        detail: format!("not found locally and the pull failed: {e}"),
+                    });
+                }
+            }
+            reference
+        }
+    };
+    let info = rt
+        .inspect_image(&reference)
+        .await?
+        .ok_or_else(|| EngineError::Image {
+            service: name.into(),
+            image: reference.clone(),
+            detail: "not found on the engine".into(),
+        })?;
+    events(Event::ImageReady {
+        service: name.into(),
+        image: reference.clone(),
+    });
+    Ok(ResolvedImage {
+        reference,
+        id: info.id,
+        user: info.user,
+    })
+}
+
+fn image_error(service: &str, image: &str, detail: impl ToString) -> EngineError {
+    EngineError::Image {
+        service: service.into(),
+        image: image.into(),
+        detail: detail.to_string(),
+    }
+}
+
+async fn build<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    s: &Service,
+    b: &Build,
+    events: Sink<'_>,
+) -> Result<String, EngineError> {
+    let repo = match &s.image {
+        Some(image) => tug_runtime::docker::split_reference(image).0.to_string(),
+        None => format!("{}-{name}", stack.name),
+    };
+    let (context_tar, dockerfile) = match &b.rust {
+        Some(rb) => {
+            events(Event::Image {
+                service: name.into(),
+                message: format!("compiling {} statically", rb.package),
+            });
+            let bin = compile_rust(stack, name, rb, events).await?;
+            (
+                rust_context(
+                    &bin,
+                    &rb.bin.clone().unwrap_or_else(|| rb.package.clone()),
+                    s.port,
+                )
+                .map_err(|e| image_error(name, &repo, e))?,
+                "Dockerfile".to_string(),
+            )
+        }
+        None => {
+            let dir = b.context.clone().unwrap_or_else(|| stack.dir.clone());
+            let dockerfile = b
+                .dockerfile
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("Dockerfile"));
+            let tar = context_tar(&dir).map_err(|e| {
+                image_error(
+                    name,
+                    &repo,
+                    format!("reading build context {}: {e}", dir.display()),
+                )
+            })?;
+            (tar, dockerfile.to_string_lossy().into_owned())
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(&context_tar);
+    h.update(dockerfile.as_bytes());
+    for (k, v) in &b.args {
+        h.update(format!("\0{k}={v}").as_bytes());
+    }
+    h.update(b.target.as_deref().unwrap_or("").as_bytes());
+    // Not `dev.tug.stack`: containers inherit image labels, and only tug's own containers may carry it.
+    let labels = BTreeMap::from([(
+        "dev.tug.image-of".to_string(),
+        format!("{}/{name}", stack.name),
+    )]);
+    for (k, v) in &labels {
+        h.update(format!("\0label {k}={v}").as_bytes());
+    }
+    let tag = format!("{repo}:{}", &hex::encode(h.finalize())[..12]);
+    if rt.inspect_image(&tag).await?.is_some() {
+        events(Event::Image {
+            service: name.into(),
+            message: format!("{tag} is up to date"),
+        });
+        return Ok(tag);
+    }
+    events(Event::Image {
+        service: name.into(),
+        message: format!("building {tag}"),
+    });
+    let request = BuildRequest {
+        tag: tag.clone(),
+        context_tar,
+        dockerfile,
+        args: b.args.clone(),
+        target: b.target.clone(),
+        labels,
+    };
+    let service = name.to_string();
+    rt.build_image(request, &|line| {
+        events(Event::BuildLog {
+            service: service.clone(),
+            line: line.to_string(),
+        })
+    })
+    .await
+    .map_err(|e| image_error(name, &tag, format!("build failed:\n{e}")))?;
+    Ok(tag)
+}
+
+/// A build context as a deterministic tar: sorted entries, zero mtimes,
+/// `.dockerignore` honoured.
+pub fn context_tar(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let mut ignore = ignore::gitignore::GitignoreBuilder::new(dir);
+    let di = dir.join(".dockerignore");
+    if di.exists() {
+        if let Some(e) = ignore.add(&di) {
+            return Err(std::io::Error::other(e.to_string()));
+        }
+    }
+    let ignore = ignore
+        .build()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut files = Vec::new();
+    let walker = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .hidden(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    for entry in walker {
+        let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let path = entry.path();
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        if ignore.matched_path_or_any_parents(rel, is_dir).is_ignore() {
+            continue;
+        }
+        if entry.file_type().is_some_and(|t| t.is_file()) {
+            files.push((rel.to_path_buf(), path.to_path_buf()));
+        }
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    for (rel, path) in files {
+        let data = std::fs::read(&path)?;
+        let mode = std::fs::metadata(&path).map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o777
+        })?;
+        append(&mut b, &rel.to_string_lossy(), mode, &data)?;
+    }
+    b.into_inner()
+}
+
+fn append(
+    b: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    mode: u32,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append_data(&mut h, path, data)
+}
+
+/// A `FROM scratch` context holding a static binary and a non-root user.
+fn rust_context(binary: &Path, bin_name: &str, port: Option<u16>) -> std::io::Result<Vec<u8>> {
+    let data = std::fs::read(binary)?;
+    let expose = port.map(|p| format!("EXPOSE {p}\n")).unwrap_or_default();
+    let dockerfile = format!(
+        "FROM scratch\nCOPY passwd group /etc/\nCOPY --chown=0:0 {bin_name} /app/{bin_name}\nUSER {RUST_IMAGE_USER}\nWORKDIR /app\n{expose}ENTRYPOINT [\"/app/{bin_name}\"]\n"
+    );
+    let mut b = tar::Builder::new(Vec::new());
+    append(&mut b, "Dockerfile", 0o644, dockerfile.as_bytes())?;
+    append(
+        &mut b,
+        "passwd",
+        0o644,
+        b"root:x:0:0:root:/:/sbin/nologin\napp:x:10001:10001:app:/app:/sbin/nologin\n",
+    )?;
+    append(&mut b, "group", 0o644, b"root:x:0:\napp:x:10001:\n")?;
+    append(&mut b, bin_name, 0o755, &data)?;
+    b.into_inner()
+}
+
+/// The cargo workspace a Rust build runs in: the one named, else the nearest
+/// directory at or above the stack's holding Cargo.lock.
+fn workspace_dir(stack: &Stack, rb: &RustBuild) -> Option<PathBuf> {
+    if let Some(w) = &rb.workspace {
+        return Some(stack.dir.join(w));
+    }
+    stack
+        .dir
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .map(Path::to_path_buf)
+}
+
+fn host_triple() -> Option<String> {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+}
+
+/// Compiles the package statically and returns the binary's path.
+async fn compile_rust(
+    stack: &Stack,
+    name: &str,
+    rb: &RustBuild,
+    events: Sink<'_>,
+) -> Result<PathBuf, EngineError> {
+    let fail = |d: String| image_error(name, &rb.package, d);
+    let ws = workspace_dir(stack, rb).ok_or_else(|| {
+        fail(format!(
+            "no Cargo.lock at or above {}: set build.rust.workspace",
+            stack.dir.display()
+        ))
+    })?;
+    let triple = host_triple()
+        .ok_or_else(|| fail("cannot run `rustc -vV`: is a Rust toolchain installed?".into()))?;
+    let bin = rb.bin.clone().unwrap_or_else(|| rb.package.clone());
+    let mut cmd = tokio::process::Command::new("cargo");
+    cmd.current_dir(&ws)
+        .args([
+            "build",
+            "--locked",
+            "--message-format=json-render-diagnostics",
+            "-p",
+            &rb.package,
+            "--bin",
+            &bin,
+        ])
+        .args(["--profile", &rb.profile, "--target", &triple])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        // Own target dir: static flags would otherwise invalidate the normal build.
+        .env("CARGO_TARGET_DIR", ws.join("target").join("tug-static"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .map_err(|e| fail(format!("cannot run cargo: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| fail(format!("cargo: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        events(Event::BuildLog {
+            service: name.into(),
+            line: line.to_string(),
+        });
+    }
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(fail(format!("cargo build failed:\n{}", tail.join("\n"))));
+    }
+    let mut exe = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == bin.as_str() {
+            if let Some(p) = msg["executable"].as_str() {
+                exe = Some(PathBuf::from(p));
+            }
+        }
+    }
+    exe.ok_or_else(|| fail(format!("cargo built no binary named `{bin}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_is_deterministic_and_honours_dockerignore() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "secret.txt\ntarget/\n").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("target")).unwrap();
+        std::fs::write(dir.path().join("target/big"), "x").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "b").unwrap();
+        let a = context_tar(dir.path()).unwrap();
+        let b = context_tar(dir.path()).unwrap();
+        assert_eq!(a, b);
+        let names: Vec<String> = tar::Archive::new(&a[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, [".dockerignore", "Dockerfile", "b.txt"]);
+    }
+}

@@ -1,0 +1,50 @@
+//! The reconciler: observe → plan → apply.
+//!
+//! # Contract of [`up`]
+//!
+//! Expected flow: resolve every service's image (build or look up), compute
+//! each service's config hash, read the stack back from the engine's labels
+//! ([`observe`]), [`plan::plan`] the difference, then apply it: network and
+//! volumes, removals, then every service in dependency order (independent
+//! services in parallel), each gated on its dependencies' conditions and on
+//! its own replicas turning healthy.
+//!
+//! Guarantees: nothing is touched when the plan is empty; containers of other
+//! stacks and containers tug did not create are never touched; a run
+//! interrupted at any point leaves only labelled resources that the next run
+//! adopts or removes, because container names are deterministic per
+//! (stack, service, replica, config hash).
+//!
+//! Errors: the first failed service is reported with why, its last log lines
+//! and its last health probe output; services waiting on it are not started.
+
+pub mod event;
+pub mod health;
+pub mod images;
+pub mod plan;
+pub mod render;
+mod up;
+
+pub use event::{Event, Sink};
+pub use up::{down, observe, status, up, DownReport, ReplicaStatus, UpOptions, UpReport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Runtime(#[from] tug_runtime::RuntimeError),
+    #[error("service `{service}`: image {image}: {detail}")]
+    Image {
+        service: String,
+        image: String,
+        detail: String,
+    },
+    #[error("service `{service}` failed: {reason}{}{}",
+        probe.as_ref().map(|p| format!("\nlast health probe: {p}")).unwrap_or_default(),
+        if logs.is_empty() { String::new() } else { format!("\nlast log lines:\n  {}", logs.join("\n  ")) })]
+    ServiceFailed {
+        service: String,
+        reason: String,
+        logs: Vec<String>,
+        probe: Option<String>,
+    },
+}

@@ -1,0 +1,256 @@
+//! Stack → the containers that should exist, and the config hash that names them.
+
+use crate::plan::{Desired, DesiredService};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use tug_runtime::{labels, ContainerSpec, ExecHealth, MountKind, MountSpec, Restart};
+use tug_spec::{MountSource, Probe, RestartPolicy, Service, Stack, DEFAULT_USER};
+
+/// Name of the stack's network.
+pub fn network_name(stack: &str) -> String {
+    format!("tug_{stack}")
+}
+
+/// Engine name of a named volume of the stack.
+pub fn volume_name(stack: &str, volume: &str) -> String {
+    format!("{stack}_{volume}")
+}
+
+/// Labels that mark a resource as the stack's.
+pub fn stack_labels(stack: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::STACK.to_string(), stack.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "tug".to_string(),
+        ),
+    ])
+}
+
+/// The image each service runs, resolved to a reference and the image's own user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedImage {
+    pub reference: String,
+    pub id: String,
+    pub user: String,
+}
+
+/// The user a container runs as: the spec's, else the image's when it is not
+/// root, else an unprivileged default.
+pub fn effective_user(service: &Service, image_user: &str) -> String {
+    if let Some(u) = &service.security.user {
+        return u.clone();
+    }
+    let name = image_user.split(':').next().unwrap_or("");
+    if name.is_empty() || name == "root" || name == "0" {
+        DEFAULT_USER.to_string()
+    } else {
+        image_user.to_string()
+    }
+}
+
+/// The config hash of a service: changes exactly when its containers must be replaced.
+pub fn config_hash(stack: &str, name: &str, service: &Service, image: &ResolvedImage) -> String {
+    let mut h = Sha256::new();
+    h.update(b"tug/v1\0");
+    h.update(stack.as_bytes());
+    h.update(b"\0");
+    h.update(name.as_bytes());
+    h.update(b"\0");
+    let mut s = service.clone();
+    // Scaling is not a change of configuration.
+    s.replicas = 0;
+    h.update(serde_json::to_vec(&s).unwrap_or_default());
+    h.update(b"\0");
+    h.update(image.id.as_bytes());
+    hex::encode(&h.finalize()[..8])
+}
+
+pub fn desired(stack: &Stack, hashes: &BTreeMap<String, String>) -> Desired {
+    Desired {
+        network: network_name(&stack.name),
+        volumes: stack
+            .named_volumes()
+            .into_iter()
+            .map(|v| volume_name(&stack.name, v))
+            .collect(),
+        services: stack
+            .services
+            .iter()
+            .map(|(name, s)| {
+                (
+                    name.clone(),
+                    DesiredService {
+                        hash: hashes[name].clone(),
+                        replicas: s.replicas,
+                        completes: s.restart == RestartPolicy::No,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The container for one replica.
+pub fn container_spec(
+    stack: &Stack,
+    name: &str,
+    replica: u32,
+    hash: &str,
+    image: &ResolvedImage,
+) -> ContainerSpec {
+    let s = &stack.services[name];
+    let mut spec = ContainerSpec::new(
+        format!(
+            "{}-{name}-{replica}-{}",
+            stack.name,
+            &hash[..8.min(hash.len())]
+        ),
+        &image.reference,
+    );
+    spec.command = s.command.clone();
+    spec.entrypoint = s.entrypoint.clone();
+    let mut env = s.env.clone();
+    env.entry("TUG_REPLICA".into())
+        .or_insert_with(|| format!("{name}-{replica}"));
+    env.entry("TUG_SERVICE".into())
+        .or_insert_with(|| name.to_string());
+    if let Some(p) = s.port {
+        env.entry("PORT".into()).or_insert_with(|| p.to_string());
+    }
+    spec.env = env.into_iter().collect();
+    spec.labels = s.labels.clone();
+    spec.labels.extend(stack_labels(&stack.name));
+    spec.labels.insert(labels::SERVICE.into(), name.into());
+    spec.labels
+        .insert(labels::REPLICA.into(), replica.to_string());
+    spec.labels.insert(labels::CONFIG_HASH.into(), hash.into());
+    spec.labels
+        .insert("app.kubernetes.io/name".into(), name.into());
+    spec.labels
+        .insert("app.kubernetes.io/part-of".into(), stack.name.clone());
+    spec.port = s.port;
+    spec.publish = s.publish;
+    spec.network = Some(network_name(&stack.name));
+    spec.aliases = vec![name.to_string(), format!("{name}-{replica}")];
+    spec.mounts = s
+        .volumes
+        .iter()
+        .map(|m| MountSpec {
+            source: match &m.source {
+                MountSource::Volume(v) => MountKind::Volume(volume_name(&stack.name, v)),
+                MountSource::Bind(p) => MountKind::Bind(p.clone()),
+            },
+            target: m.target.clone(),
+            read_only: m.read_only,
+        })
+        .collect();
+    if s.security.read_only && !s.volumes.iter().any(|m| m.target == "/tmp") {
+        spec.tmpfs = vec!["/tmp".into()];
+    }
+    spec.user = Some(effective_user(s, &image.user));
+    spec.read_only_root = s.security.read_only;
+    spec.cap_drop_all = !s.security.privileged;
+    spec.cap_add = s.security.cap_add.clone();
+    spec.privileged = s.security.privileged;
+    spec.no_new_privileges = s.security.no_new_privileges;
+    spec.seccomp = s.security.seccomp.clone();
+    spec.memory = i64::try_from(s.resources.memory.0).ok().filter(|m| *m > 0);
+    spec.nano_cpus = s.resources.cpu.map(|c| (c * 1e9) as i64);
+    spec.pids = Some(s.resources.pids).filter(|p| *p > 0);
+    spec.restart = match s.restart {
+        RestartPolicy::No => Restart::No,
+        RestartPolicy::Always => Restart::Always,
+        RestartPolicy::OnFailure => Restart::OnFailure,
+        RestartPolicy::UnlessStopped => Restart::UnlessStopped,
+    };
+    spec.healthcheck = s.health.as_ref().and_then(|h| match h.probe() {
+        Probe::Exec(test) => Some(ExecHealth {
+            test,
+            interval: h.interval.std(),
+            timeout: h.timeout.std(),
+            retries: h.retries,
+            start_period: h.start_period.std(),
+        }),
+        _ => None,
+    });
+    spec.stop_grace = s.stop_grace_period.std();
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(yaml: &str) -> Stack {
+        tug_spec::parse_str(yaml, "/srv/tug.yaml".as_ref()).unwrap()
+    }
+
+    fn image(user: &str) -> ResolvedImage {
+        ResolvedImage {
+            reference: "app:1".into(),
+            id: "sha256:1".into(),
+            user: user.into(),
+        }
+    }
+
+    #[test]
+    fn hardened_by_default() {
+        let st = stack("name: s\nservices:\n  api:\n    image: app:1\n    port: 8080\n");
+        let spec = container_spec(&st, "api", 0, "0123456789abcdef", &image(""));
+        assert!(
+            spec.read_only_root && spec.cap_drop_all && spec.no_new_privileges && !spec.privileged
+        );
+        assert_eq!(spec.user.as_deref(), Some(DEFAULT_USER));
+        assert_eq!(spec.tmpfs, vec!["/tmp".to_string()]);
+        assert_eq!(spec.memory, Some(512 << 20));
+        assert_eq!(spec.pids, Some(256));
+        assert_eq!(spec.publish, None);
+        assert_eq!(spec.name, "s-api-0-01234567");
+        assert_eq!(spec.labels[labels::REPLICA], "0");
+        assert!(spec.env.contains(&("PORT".into(), "8080".into())));
+    }
+
+    #[test]
+    fn image_user_kept_when_not_root() {
+        let st = stack("name: s\nservices:\n  api:\n    image: app:1\n");
+        assert_eq!(
+            container_spec(&st, "api", 0, "h", &image("10001:10001"))
+                .user
+                .as_deref(),
+            Some("10001:10001")
+        );
+        assert_eq!(
+            container_spec(&st, "api", 0, "h", &image("root"))
+                .user
+                .as_deref(),
+            Some(DEFAULT_USER)
+        );
+    }
+
+    #[test]
+    fn loosening_takes_an_explicit_line() {
+        let st = stack("name: s\nservices:\n  api:\n    image: app:1\n    security: { user: root, read_only: false, cap_add: [NET_BIND_SERVICE] }\n");
+        let spec = container_spec(&st, "api", 0, "h", &image(""));
+        assert_eq!(spec.user.as_deref(), Some("root"));
+        assert!(!spec.read_only_root);
+        assert!(spec.tmpfs.is_empty());
+        assert_eq!(spec.cap_add, vec!["NET_BIND_SERVICE".to_string()]);
+        assert!(spec.cap_drop_all);
+    }
+
+    #[test]
+    fn hash_ignores_replicas_but_not_env_or_image() {
+        let a = stack("name: s\nservices:\n  api:\n    image: app:1\n    replicas: 1\n");
+        let b = stack("name: s\nservices:\n  api:\n    image: app:1\n    replicas: 5\n");
+        let c = stack("name: s\nservices:\n  api:\n    image: app:1\n    env: { X: '1' }\n");
+        let h = |st: &Stack, img: &ResolvedImage| config_hash("s", "api", &st.services["api"], img);
+        assert_eq!(h(&a, &image("")), h(&b, &image("")));
+        assert_ne!(h(&a, &image("")), h(&c, &image("")));
+        let other = ResolvedImage {
+            id: "sha256:2".into(),
+            ..image("")
+        };
+        assert_ne!(h(&a, &image("")), h(&a, &other));
+    }
+}

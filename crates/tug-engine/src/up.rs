@@ -1,0 +1,694 @@
+//! Applying a plan with health gates, and tearing a stack down.
+
+use crate::event::{Event, Sink};
+use crate::plan::{self, Desired, Observed, ObservedContainer, Plan, Removal};
+use crate::render::{self, ResolvedImage};
+use crate::{health, images, EngineError};
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tug_runtime::{labels, stack_filter, ContainerInfo, ContainerState, EngineHealth, Runtime};
+use tug_spec::{Condition, Probe, RestartPolicy, Stack};
+
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    /// How long one service may take to turn healthy once started.
+    pub timeout: Duration,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UpReport {
+    pub created: usize,
+    pub started: usize,
+    pub removed: usize,
+    pub up_to_date: bool,
+}
+
+/// Reads the stack's state back from the engine's labels.
+pub async fn observe<R: Runtime>(
+    rt: &R,
+    stack: &str,
+) -> Result<(Observed, Vec<ContainerInfo>), EngineError> {
+    let filter = stack_filter(stack);
+    let containers = rt.list_containers(&filter).await?;
+    let networks = rt.list_networks(&filter).await?;
+    let volumes = rt.list_volumes(&filter).await?;
+    let observed = Observed {
+        network_exists: networks.contains(&render::network_name(stack)),
+        volumes,
+        containers: containers
+            .iter()
+            .map(|c| ObservedContainer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                service: c.label(labels::SERVICE).unwrap_or("").to_string(),
+                replica: c.label(labels::REPLICA).and_then(|r| r.parse().ok()),
+                hash: c.label(labels::CONFIG_HASH).unwrap_or("").to_string(),
+                state: c.state,
+                exit_code: c.exit_code,
+                created: c.created,
+            })
+            .collect(),
+    };
+    Ok((observed, containers))
+}
+
+/// Where a service is on its way up; ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Reached {
+    Pending,
+    Started,
+    Healthy,
+    Completed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Status {
+    At(Reached),
+    Failed,
+}
+
+fn satisfies(status: &Status, condition: Condition) -> Option<bool> {
+    match status {
+        Status::Failed => None,
+        Status::At(r) => Some(match condition {
+            Condition::Started => *r >= Reached::Started,
+            Condition::Healthy => *r >= Reached::Healthy,
+            Condition::Completed => *r == Reached::Completed,
+        }),
+    }
+}
+
+/// Converges the stack. See the crate docs for the contract.
+pub async fn up<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<UpReport, EngineError> {
+    // Images first, all services at once.
+    let resolved = join_all(
+        stack
+            .services
+            .keys()
+            .map(|name| images::resolve(rt, stack, name, events)),
+    )
+    .await;
+    let mut images_by_service = BTreeMap::new();
+    for (name, r) in stack.services.keys().zip(resolved) {
+        images_by_service.insert(name.clone(), r?);
+    }
+    let hashes: BTreeMap<String, String> = stack
+        .services
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.clone(),
+                render::config_hash(&stack.name, n, s, &images_by_service[n]),
+            )
+        })
+        .collect();
+    let desired = render::desired(stack, &hashes);
+    let (observed, _) = observe(rt, &stack.name).await?;
+    let plan = plan::plan(&desired, &observed);
+    if plan.is_empty() {
+        events(Event::UpToDate {
+            stack: stack.name.clone(),
+        });
+        return Ok(UpReport {
+            up_to_date: true,
+            ..UpReport::default()
+        });
+    }
+    apply(
+        rt,
+        stack,
+        &desired,
+        &observed,
+        &plan,
+        &images_by_service,
+        opts,
+        events,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    desired: &Desired,
+    observed: &Observed,
+    plan: &Plan,
+    images: &BTreeMap<String, ResolvedImage>,
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<UpReport, EngineError> {
+    let labels = render::stack_labels(&stack.name);
+    if let Some(net) = &plan.create_network {
+        rt.create_network(net, &labels).await?;
+        events(Event::NetworkCreated { name: net.clone() });
+    }
+    for v in &plan.create_volumes {
+        rt.create_volume(v, &labels).await?;
+        events(Event::VolumeCreated { name: v.clone() });
+    }
+    let grace = |service: &str| {
+        stack
+            .services
+            .get(service)
+            .map(|s| s.stop_grace_period.std())
+            .unwrap_or(Duration::from_secs(10))
+    };
+    join_all(
+        plan.remove
+            .iter()
+            .map(|r| remove(rt, r, grace(&r.service), events)),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()?;
+
+    let initial: BTreeMap<String, Status> = stack
+        .services
+        .keys()
+        .map(|n| (n.clone(), Status::At(Reached::Pending)))
+        .collect();
+    let (tx, rx) = watch::channel(initial);
+    let run = |name: String| {
+        let tx = &tx;
+        let mut rx = rx.clone();
+        async move {
+            let result = async {
+                let svc = &stack.services[&name];
+                for (dep, cond) in &svc.depends_on {
+                    events(Event::Waiting {
+                        service: name.clone(),
+                        on: dep.clone(),
+                        condition: format!("{cond:?}").to_lowercase(),
+                    });
+                    let ok = rx
+                        .wait_for(|m| satisfies(&m[dep], *cond).is_none_or(|b| b))
+                        .await
+                        .map(|m| satisfies(&m[dep], *cond));
+                    if !matches!(ok, Ok(Some(true))) {
+                        return Err(None);
+                    }
+                }
+                service_up(
+                    rt,
+                    stack,
+                    &name,
+                    desired,
+                    observed,
+                    plan,
+                    images,
+                    opts,
+                    events,
+                    |r| {
+                        tx.send_modify(|m| {
+                            m.insert(name.clone(), Status::At(r));
+                        })
+                    },
+                )
+                .await
+                .map_err(Some)
+            }
+            .await;
+            if result.is_err() {
+                tx.send_modify(|m| {
+                    m.insert(name.clone(), Status::Failed);
+                });
+            }
+            (name, result)
+        }
+    };
+    let results = join_all(stack.services.keys().cloned().map(run)).await;
+    let mut report = UpReport {
+        removed: plan.remove.len(),
+        ..UpReport::default()
+    };
+    let mut first_error = None;
+    for (_, r) in results {
+        match r {
+            Ok((created, started)) => {
+                report.created += created;
+                report.started += started;
+            }
+            Err(Some(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(None) => {}
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+async fn remove<R: Runtime>(
+    rt: &R,
+    r: &Removal,
+    grace: Duration,
+    events: Sink<'_>,
+) -> Result<(), EngineError> {
+    events(Event::Removing {
+        service: r.service.clone(),
+        container: r.name.clone(),
+        reason: r.reason,
+    });
+    rt.stop_container(&r.id, grace).await?;
+    rt.remove_container(&r.id).await?;
+    Ok(())
+}
+
+/// Brings one service's replicas up and waits until they reach its target.
+#[allow(clippy::too_many_arguments)]
+async fn service_up<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    desired: &Desired,
+    observed: &Observed,
+    plan: &Plan,
+    images: &BTreeMap<String, ResolvedImage>,
+    opts: &UpOptions,
+    events: Sink<'_>,
+    reached: impl Fn(Reached),
+) -> Result<(usize, usize), EngineError> {
+    let svc = &stack.services[name];
+    let want = &desired.services[name];
+    let empty = plan::ServicePlan::default();
+    let sp = plan.services.get(name).unwrap_or(&empty);
+    let fail = |reason: String| EngineError::ServiceFailed {
+        service: name.into(),
+        reason,
+        logs: vec![],
+        probe: None,
+    };
+
+    for r in &sp.replace {
+        remove(rt, r, svc.stop_grace_period.std(), events).await?;
+    }
+    let mut to_start: Vec<(u32, String)> = Vec::new();
+    for id in &sp.start {
+        let replica = observed
+            .containers
+            .iter()
+            .find(|c| &c.id == id)
+            .and_then(|c| c.replica)
+            .unwrap_or(0);
+        to_start.push((replica, id.clone()));
+    }
+    let mut created = 0;
+    for &i in &sp.create {
+        events(Event::Creating {
+            service: name.into(),
+            replica: i,
+        });
+        let spec = render::container_spec(stack, name, i, &want.hash, &images[name]);
+        let id = match rt.create_container(&spec).await {
+            Ok(id) => id,
+            // Left by an interrupted run: adopt it.
+            Err(tug_runtime::RuntimeError::Conflict(_)) => {
+                match rt.inspect_container(&spec.name).await? {
+                    Some(c) => c.id,
+                    None => {
+                        return Err(fail(format!(
+                            "container {} vanished while being adopted",
+                            spec.name
+                        )))
+                    }
+                }
+            }
+            Err(tug_runtime::RuntimeError::NotFound(what)) => {
+                return Err(fail(format!("{what} not found")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        created += 1;
+        to_start.push((i, id));
+    }
+    for (i, id) in &to_start {
+        match rt.start_container(id).await {
+            Ok(()) => {}
+            Err(tug_runtime::RuntimeError::PortInUse { port, detail }) => {
+                return Err(with_logs(rt, fail(format!("host port {port} is already in use (publish: {port}): free it or change `publish`\n{detail}")), id).await);
+            }
+            Err(e) => return Err(with_logs(rt, fail(e.to_string()), id).await),
+        }
+        events(Event::Started {
+            service: name.into(),
+            replica: *i,
+            container: id.clone(),
+        });
+    }
+
+    // Every current replica gates, including ones that were already running.
+    let (_, infos) = observe(rt, &stack.name).await?;
+    let mine: Vec<ContainerInfo> = infos
+        .into_iter()
+        .filter(|c| {
+            c.label(labels::SERVICE) == Some(name)
+                && c.label(labels::CONFIG_HASH) == Some(want.hash.as_str())
+        })
+        .collect();
+    reached(Reached::Started);
+    let results = join_all(
+        mine.iter()
+            .map(|c| wait_replica(rt, stack, name, c, opts, events)),
+    )
+    .await;
+    let mut level = Reached::Completed;
+    for r in results {
+        level = level.min(r?);
+    }
+    if svc.restart != RestartPolicy::No && level == Reached::Completed {
+        level = Reached::Healthy;
+    }
+    reached(level);
+    let state = match level {
+        Reached::Completed => "completed",
+        Reached::Healthy if svc.health.is_some() => "healthy",
+        _ => "running",
+    };
+    events(Event::ServiceReady {
+        service: name.into(),
+        state: state.into(),
+    });
+    Ok((created, to_start.len()))
+}
+
+async fn with_logs<R: Runtime>(rt: &R, e: EngineError, id: &str) -> EngineError {
+    match e {
+        EngineError::ServiceFailed {
+            service,
+            reason,
+            probe,
+            ..
+        } => {
+            let logs = last_logs(rt, id, 15).await;
+            EngineError::ServiceFailed {
+                service,
+                reason,
+                logs,
+                probe,
+            }
+        }
+        other => other,
+    }
+}
+
+async fn last_logs<R: Runtime>(rt: &R, id: &str, n: usize) -> Vec<String> {
+    rt.logs(id, Some(n), false)
+        .filter_map(|l| async move { l.ok().map(|l| l.text) })
+        .collect()
+        .await
+}
+
+/// Waits for one replica: running, then healthy (or completed for one-shot services).
+async fn wait_replica<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    container: &ContainerInfo,
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<Reached, EngineError> {
+    let svc = &stack.services[name];
+    let replica: u32 = container
+        .label(labels::REPLICA)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let started = Instant::now();
+    let deadline = started
+        + opts.timeout
+        + svc
+            .health
+            .as_ref()
+            .map(|h| h.start_period.std())
+            .unwrap_or_default();
+    let probe = svc.health.as_ref().map(|h| h.probe());
+    let initial_restarts = container.restart_count;
+    let mut failures = 0u32;
+    let mut last_probe: Option<String> = None;
+    let mut next_probe = Instant::now();
+    let fail = |reason: String, probe: Option<String>| async move {
+        EngineError::ServiceFailed {
+            service: name.into(),
+            reason,
+            logs: last_logs(rt, &container.id, 15).await,
+            probe,
+        }
+    };
+    loop {
+        let Some(c) = rt.inspect_container(&container.id).await? else {
+            return Err(fail(
+                format!("replica {replica} ({}) disappeared", container.name),
+                None,
+            )
+            .await);
+        };
+        match c.state {
+            ContainerState::Exited | ContainerState::Dead => {
+                let code = c.exit_code.unwrap_or(-1);
+                if svc.restart == RestartPolicy::No && code == 0 {
+                    return Ok(Reached::Completed);
+                }
+                if svc.restart == RestartPolicy::No
+                    || svc.restart == RestartPolicy::OnFailure && code == 0
+                {
+                    return Err(fail(
+                        format!("replica {replica} exited with code {code}"),
+                        last_probe,
+                    )
+                    .await);
+                }
+                return Err(fail(
+                    format!(
+                        "replica {replica} exited with code {code}{}",
+                        c.error.map(|e| format!(": {e}")).unwrap_or_default()
+                    ),
+                    last_probe,
+                )
+                .await);
+            }
+            ContainerState::Restarting => {
+                return Err(fail(
+                    format!(
+                        "replica {replica} keeps exiting (code {}) and is being restarted",
+                        c.exit_code.unwrap_or(-1)
+                    ),
+                    last_probe,
+                )
+                .await);
+            }
+            _ if c.restart_count > initial_restarts => {
+                return Err(fail(
+                    format!(
+                        "replica {replica} exited (code {}) and was restarted",
+                        c.exit_code.unwrap_or(-1)
+                    ),
+                    last_probe,
+                )
+                .await);
+            }
+            _ => {}
+        }
+        let health = svc.health.as_ref();
+        match (&probe, health) {
+            (None, _) | (_, None) if svc.restart != RestartPolicy::No => {
+                return Ok(Reached::Healthy)
+            }
+            (None, _) | (_, None) => {}
+            (Some(Probe::Exec(_)), Some(h)) => match c.health {
+                EngineHealth::Healthy => {
+                    events(Event::Healthy {
+                        service: name.into(),
+                        replica,
+                    });
+                    return Ok(Reached::Healthy);
+                }
+                EngineHealth::Unhealthy => {
+                    return Err(fail(
+                        format!(
+                            "replica {replica} is unhealthy after {} failed checks",
+                            h.retries
+                        ),
+                        c.health_output,
+                    )
+                    .await);
+                }
+                _ => last_probe = c.health_output.clone(),
+            },
+            (Some(p), Some(h)) if Instant::now() >= next_probe => {
+                next_probe = Instant::now() + h.interval.std();
+                let Some(port) = c.host_port else {
+                    return Err(fail(
+                        format!("replica {replica} publishes no port to probe: set `port`"),
+                        None,
+                    )
+                    .await);
+                };
+                let result = match p {
+                    Probe::Http(path) => health::http(port, path, h.timeout.std()).await,
+                    _ => health::tcp(port, h.timeout.std()).await,
+                };
+                match result {
+                    Ok(_) => {
+                        events(Event::Healthy {
+                            service: name.into(),
+                            replica,
+                        });
+                        return Ok(Reached::Healthy);
+                    }
+                    Err(e) => {
+                        last_probe = Some(e);
+                        if started.elapsed() >= h.start_period.std() {
+                            failures += 1;
+                        }
+                        if failures >= h.retries.max(1) {
+                            return Err(fail(
+                                format!(
+                                    "replica {replica} is unhealthy after {failures} failed checks"
+                                ),
+                                last_probe,
+                            )
+                            .await);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(
+                format!(
+                    "replica {replica} did not turn healthy within {:?}",
+                    opts.timeout
+                ),
+                last_probe,
+            )
+            .await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DownReport {
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+}
+
+/// Removes everything of the stack: containers and networks, and volumes when asked.
+pub async fn down<R: Runtime>(
+    rt: &R,
+    stack: &str,
+    grace: Duration,
+    volumes: bool,
+) -> Result<DownReport, EngineError> {
+    let filter = stack_filter(stack);
+    let containers = rt.list_containers(&filter).await?;
+    join_all(containers.iter().map(|c| async move {
+        rt.stop_container(&c.id, grace).await?;
+        rt.remove_container(&c.id).await
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()?;
+    let networks = rt.list_networks(&filter).await?;
+    for n in &networks {
+        rt.remove_network(n).await?;
+    }
+    let mut report = DownReport {
+        containers: containers.len(),
+        networks: networks.len(),
+        volumes: 0,
+    };
+    if volumes {
+        let vols = rt.list_volumes(&filter).await?;
+        for v in &vols {
+            rt.remove_volume(v).await?;
+        }
+        report.volumes = vols.len();
+    }
+    Ok(report)
+}
+
+/// One replica as `tug ps` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReplicaStatus {
+    pub service: String,
+    pub replica: Option<u32>,
+    pub name: String,
+    pub id: String,
+    pub state: String,
+    pub health: String,
+    pub endpoint: Option<String>,
+    pub created: i64,
+    pub image: String,
+    pub current: bool,
+}
+
+/// The stack's replicas, with health probed now for host-side checks.
+pub async fn status<R: Runtime>(
+    rt: &R,
+    stack_name: &str,
+    stack: Option<&Stack>,
+) -> Result<Vec<ReplicaStatus>, EngineError> {
+    let (_, infos) = observe(rt, stack_name).await?;
+    let rows = infos.iter().map(|c| async move {
+        let service = c.label(labels::SERVICE).unwrap_or("").to_string();
+        let svc = stack.and_then(|s| s.services.get(&service));
+        let health = match (svc.and_then(|s| s.health.as_ref()), c.state, c.host_port) {
+            (_, s, _) if s != ContainerState::Running => "-".to_string(),
+            (Some(h), _, Some(port)) if !matches!(h.probe(), Probe::Exec(_)) => {
+                let r = match h.probe() {
+                    Probe::Http(path) => health::http(port, &path, h.timeout.std()).await,
+                    _ => health::tcp(port, h.timeout.std()).await,
+                };
+                if r.is_ok() { "healthy" } else { "unhealthy" }.to_string()
+            }
+            _ => match c.health {
+                EngineHealth::None => "-".into(),
+                EngineHealth::Starting => "starting".into(),
+                EngineHealth::Healthy => "healthy".into(),
+                EngineHealth::Unhealthy => "unhealthy".into(),
+            },
+        };
+        ReplicaStatus {
+            service,
+            replica: c.label(labels::REPLICA).and_then(|r| r.parse().ok()),
+            name: c.name.clone(),
+            id: c.id.chars().take(12).collect(),
+            state: match c.state {
+                ContainerState::Exited => format!("exited ({})", c.exit_code.unwrap_or(-1)),
+                s => s.to_string(),
+            },
+            health,
+            endpoint: c
+                .host_port
+                .filter(|_| c.state == ContainerState::Running)
+                .map(|p| format!("127.0.0.1:{p}")),
+            created: c.created,
+            image: c.image.clone(),
+            current: true,
+        }
+    });
+    let mut rows = join_all(rows).await;
+    rows.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
+    Ok(rows)
+}

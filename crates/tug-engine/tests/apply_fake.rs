@@ -1,0 +1,290 @@
+//! The apply rules, on the recording FakeRuntime.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tug_engine::{down, up, EngineError, Event, UpOptions};
+use tug_runtime::fake::FakeRuntime;
+use tug_runtime::{labels, stack_filter, EngineHealth, Runtime, RuntimeError};
+
+/// Parses `yaml`; a `db` service gets a named volume `data` at /data.
+fn stack(yaml: &str) -> tug_spec::Stack {
+    let mut st = tug_spec::parse_str(yaml, "/srv/tug.yaml".as_ref()).unwrap();
+    if let Some(db) = st.services.get_mut("db") {
+        db.volumes.push(tug_spec::Mount {
+            source: tug_spec::MountSource::Volume("data".into()),
+            target: "/data".into(),
+            read_only: false,
+        });
+    }
+    st
+}
+
+fn rt() -> FakeRuntime {
+    let rt = FakeRuntime::new();
+    rt.add_image("app:1", "");
+    rt.add_image("db:1", "999");
+    rt
+}
+
+async fn run(
+    rt: &FakeRuntime,
+    st: &tug_spec::Stack,
+) -> (Result<tug_engine::UpReport, EngineError>, Vec<Event>) {
+    let events = Mutex::new(Vec::new());
+    let opts = UpOptions {
+        timeout: Duration::from_secs(5),
+    };
+    let r = up(rt, st, &opts, &|e| events.lock().unwrap().push(e)).await;
+    (r, events.into_inner().unwrap())
+}
+
+const TWO: &str = "name: s
+services:
+  api:
+    image: app:1
+    replicas: 2
+    depends_on: { db: healthy }
+    health: { exec: [/bin/check], interval: 1s }
+  db:
+    image: db:1
+    health: { exec: [/bin/check] }
+";
+
+#[tokio::test]
+async fn up_from_nothing_then_up_to_date() {
+    let rt = rt();
+    let st = stack(TWO);
+    let (r, _) = run(&rt, &st).await;
+    let r = r.unwrap();
+    assert_eq!(
+        (r.created, r.started, r.removed, r.up_to_date),
+        (3, 3, 0, false)
+    );
+    assert_eq!(
+        rt.list_networks(&stack_filter("s")).await.unwrap(),
+        vec!["tug_s".to_string()]
+    );
+    assert_eq!(
+        rt.list_volumes(&stack_filter("s")).await.unwrap(),
+        vec!["s_data".to_string()]
+    );
+
+    rt.clear_calls();
+    let (r, events) = run(&rt, &st).await;
+    assert!(r.unwrap().up_to_date);
+    assert!(events.contains(&Event::UpToDate { stack: "s".into() }));
+    assert!(rt
+        .calls_of(&[
+            "create_container",
+            "start_container",
+            "stop_container",
+            "remove_container"
+        ])
+        .is_empty());
+}
+
+#[tokio::test]
+async fn dependency_is_healthy_before_dependent_is_created() {
+    let rt = rt();
+    let (r, _) = run(&rt, &stack(TWO)).await;
+    r.unwrap();
+    let calls = rt.calls_of(&["create_container", "start_container"]);
+    let db_started = calls
+        .iter()
+        .position(|c| c.starts_with("start_container s-db-0"))
+        .unwrap();
+    let api_created = calls
+        .iter()
+        .position(|c| c.starts_with("create_container s-api-"))
+        .unwrap();
+    assert!(db_started < api_created, "{calls:?}");
+}
+
+#[tokio::test]
+async fn changing_one_service_replaces_only_its_replicas() {
+    let rt = rt();
+    run(&rt, &stack(TWO)).await.0.unwrap();
+    let before = rt.list_containers(&stack_filter("s")).await.unwrap();
+    let db_id = before
+        .iter()
+        .find(|c| c.label(labels::SERVICE) == Some("db"))
+        .unwrap()
+        .id
+        .clone();
+    rt.clear_calls();
+    let changed = TWO.replace("replicas: 2", "replicas: 2\n    env: { MODE: fast }");
+    let r = run(&rt, &stack(&changed)).await.0.unwrap();
+    assert_eq!((r.created, r.removed), (2, 0));
+    let removed = rt.calls_of(&["remove_container"]);
+    assert_eq!(removed.len(), 2);
+    assert!(removed.iter().all(|c| c.contains("s-api-")), "{removed:?}");
+    let after = rt.list_containers(&stack_filter("s")).await.unwrap();
+    assert!(
+        after.iter().any(|c| c.id == db_id),
+        "db must keep its container"
+    );
+}
+
+#[tokio::test]
+async fn scaling_does_not_replace_existing_replicas() {
+    let rt = rt();
+    run(&rt, &stack(TWO)).await.0.unwrap();
+    rt.clear_calls();
+    run(&rt, &stack(&TWO.replace("replicas: 2", "replicas: 4")))
+        .await
+        .0
+        .unwrap();
+    assert_eq!(rt.calls_of(&["create_container"]).len(), 2);
+    assert!(rt.calls_of(&["remove_container"]).is_empty());
+    rt.clear_calls();
+    let r = run(&rt, &stack(&TWO.replace("replicas: 2", "replicas: 1")))
+        .await
+        .0
+        .unwrap();
+    assert_eq!(r.removed, 3);
+}
+
+#[tokio::test]
+async fn failed_dependency_stops_dependents_and_reports_logs() {
+    let rt = rt();
+    rt.exit_on_start("s-db-", 3);
+    let (r, events) = run(&rt, &stack(TWO)).await;
+    match r.unwrap_err() {
+        EngineError::ServiceFailed {
+            service,
+            reason,
+            logs,
+            ..
+        } => {
+            assert_eq!(service, "db");
+            assert!(reason.contains("exited with code 3"), "{reason}");
+            assert_eq!(logs, vec!["exiting with 3".to_string()]);
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(rt
+        .calls_of(&["create_container"])
+        .iter()
+        .all(|c| !c.contains("s-api-")));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::ServiceReady { .. })));
+}
+
+#[tokio::test]
+async fn unhealthy_replica_fails_with_probe_output() {
+    let rt = rt();
+    rt.set_health_on_start("s-db-", EngineHealth::Unhealthy);
+    let err = run(&rt, &stack(TWO)).await.0.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("service `db` failed: replica 0 is unhealthy"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn container_left_by_an_interrupted_run_is_adopted() {
+    let rt = rt();
+    let st = stack("name: s\nservices:\n  api:\n    image: app:1\n");
+    // First run dies after creating: the container exists but never started.
+    rt.fail_next("start_container", RuntimeError::api("start", "killed"));
+    assert!(run(&rt, &st).await.0.is_err());
+    let left = rt.list_containers(&stack_filter("s")).await.unwrap();
+    assert_eq!(left.len(), 1);
+    rt.clear_calls();
+    run(&rt, &st).await.0.unwrap();
+    assert!(
+        rt.calls_of(&["create_container"]).is_empty(),
+        "{:?}",
+        rt.calls()
+    );
+    let now = rt.list_containers(&stack_filter("s")).await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].id, left[0].id);
+}
+
+#[tokio::test]
+async fn name_conflict_on_create_adopts_the_existing_container() {
+    let rt = rt();
+    let st = stack("name: s\nservices:\n  api:\n    image: app:1\n");
+    rt.fail_next(
+        "create_container",
+        RuntimeError::Conflict("container".into()),
+    );
+    // The conflict names a container that does not exist in the fake: a clear failure, no panic.
+    assert!(run(&rt, &st).await.0.is_err());
+    run(&rt, &st).await.0.unwrap();
+    assert_eq!(
+        rt.list_containers(&stack_filter("s")).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn orphans_removed_and_other_stacks_untouched() {
+    let rt = rt();
+    run(&rt, &stack(TWO)).await.0.unwrap();
+    run(&rt, &stack(&TWO.replace("name: s", "name: other")))
+        .await
+        .0
+        .unwrap();
+    let without_api =
+        "name: s\nservices:\n  db:\n    image: db:1\n    health: { exec: [/bin/check] }\n";
+    let r = run(&rt, &stack(without_api)).await.0.unwrap();
+    assert_eq!(r.removed, 2);
+    assert_eq!(
+        rt.list_containers(&stack_filter("other"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let d = down(&rt, "s", Duration::from_secs(1), false).await.unwrap();
+    assert_eq!((d.containers, d.networks, d.volumes), (1, 1, 0));
+    assert_eq!(rt.list_volumes(&stack_filter("s")).await.unwrap().len(), 1);
+    let d = down(&rt, "s", Duration::from_secs(1), true).await.unwrap();
+    assert_eq!(d.volumes, 1);
+    assert_eq!(
+        rt.list_containers(&stack_filter("other"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn missing_image_names_service_and_image() {
+    let rt = rt();
+    let err = run(
+        &rt,
+        &stack("name: s\nservices:\n  api:\n    image: nope:1\n"),
+    )
+    .await
+    .0
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("service `api`") && msg.contains("nope:1"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn hardened_spec_reaches_the_runtime() {
+    let rt = rt();
+    run(
+        &rt,
+        &stack("name: s\nservices:\n  api:\n    image: app:1\n    port: 80\n"),
+    )
+    .await
+    .0
+    .unwrap();
+    let c = &rt.list_containers(&stack_filter("s")).await.unwrap()[0];
+    let spec = rt.spec_of(&c.id).unwrap();
+    assert!(spec.read_only_root && spec.cap_drop_all && spec.no_new_privileges);
+    assert_eq!(spec.user.as_deref(), Some(tug_spec::DEFAULT_USER));
+    assert!(c.host_port.is_some());
+}

@@ -1,0 +1,654 @@
+//! The Docker Engine API adapter (also Podman's Docker-compatible socket).
+
+use crate::*;
+use bollard::errors::Error as BError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters as q;
+use bollard::Docker;
+use futures_util::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
+
+/// A [`Runtime`] on a Docker-compatible engine.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    addr: String,
+}
+
+fn default_addr() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+}
+
+impl DockerRuntime {
+    /// Connects to `DOCKER_HOST` (or the default socket) and checks that the engine answers.
+    pub async fn connect() -> Result<Self> {
+        let addr = default_addr();
+        let unreachable = |e: BError| RuntimeError::Unreachable {
+            addr: addr.clone(),
+            detail: e.to_string(),
+        };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Ok(DockerRuntime { docker, addr })
+    }
+
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+fn status_code(e: &BError) -> Option<u16> {
+    match e {
+        BError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn message(e: &BError) -> String {
+    match e {
+        BError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn to_filters(filter: &LabelFilter) -> HashMap<String, Vec<String>> {
+    let labels = filter
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    HashMap::from([("label".to_string(), labels)])
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn parse_state(s: &str) -> ContainerState {
+    match s {
+        "created" => ContainerState::Created,
+        "running" => ContainerState::Running,
+        "restarting" => ContainerState::Restarting,
+        "paused" => ContainerState::Paused,
+        "removing" => ContainerState::Removing,
+        "dead" => ContainerState::Dead,
+        _ => ContainerState::Exited,
+    }
+}
+
+fn parse_time(s: &str) -> i64 {
+    // RFC 3339 from the engine, e.g. 2026-11-26T12:00:00.123456789Z.
+    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = if y >= 0 { y } else { y - 399 } / 400;
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146097 + doe - 719468
+    }
+    let num = |a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok());
+    match (
+        num(0, 4),
+        num(5, 7),
+        num(8, 10),
+        num(11, 13),
+        num(14, 16),
+        num(17, 19),
+    ) {
+        (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se)) => {
+            days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
+        }
+        _ => 0,
+    }
+}
+
+impl Runtime for DockerRuntime {
+    fn address(&self) -> String {
+        self.addr.clone()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::Unreachable {
+                addr: self.addr.clone(),
+                detail: e.to_string(),
+            })
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(i) => Ok(Some(ImageInfo {
+                id: i.id.unwrap_or_default(),
+                user: i.config.and_then(|c| c.user).unwrap_or_default(),
+            })),
+            Err(e) if status_code(&e) == Some(404) => Ok(None),
+            Err(e) => Err(RuntimeError::api(
+                format!("inspecting image {reference}"),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<()> {
+        let (image, tag) = split_reference(reference);
+        let opts = q::CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| RuntimeError::api(format!("pulling {reference}"), message(&e)))?;
+        }
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        request: BuildRequest,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<String> {
+        let buildargs: HashMap<String, String> = request.args.clone().into_iter().collect();
+        let labels: HashMap<String, String> = request.labels.clone().into_iter().collect();
+        let mut opts = q::BuildImageOptionsBuilder::default()
+            .dockerfile(&request.dockerfile)
+            .t(&request.tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&buildargs)
+            .labels(&labels);
+        if let Some(t) = &request.target {
+            opts = opts.target(t);
+        }
+        let body = bollard::body_full(request.context_tar.into());
+        let mut stream = self.docker.build_image(opts.build(), None, Some(body));
+        let mut last = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                        last.push(err);
+                        return Err(RuntimeError::Build(last.join("\n")));
+                    }
+                    if let Some(s) = info.stream {
+                        for line in s.lines().filter(|l| !l.trim().is_empty()) {
+                            progress(line);
+                            last.push(line.to_string());
+                            if last.len() > 20 {
+                                last.remove(0);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    last.push(message(&e));
+                    return Err(RuntimeError::Build(last.join("\n")));
+                }
+            }
+        }
+        let info = self.inspect_image(&request.tag).await?.ok_or_else(|| {
+            RuntimeError::Build(format!("the build finished but {} is missing", request.tag))
+        })?;
+        Ok(info.id)
+    }
+
+    async fn load_image(&self, archive: Vec<u8>) -> Result<()> {
+        let mut stream = self.docker.import_image(
+            q::ImportImageOptionsBuilder::default().quiet(true).build(),
+            bollard::body_full(archive.into()),
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| RuntimeError::api("loading image", message(&e)))?;
+        }
+        Ok(())
+    }
+
+    async fn create_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        // Docker accepts duplicate network names; look first so a re-run converges.
+        match self
+            .docker
+            .inspect_network(name, None::<q::InspectNetworkOptions>)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if status_code(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(RuntimeError::api(
+                    format!("inspecting network {name}"),
+                    message(&e),
+                ))
+            }
+        }
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(409) => Ok(()),
+            Err(e) => Err(RuntimeError::api(
+                format!("creating network {name}"),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(RuntimeError::api(
+                format!("removing network {name}"),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn list_networks(&self, filter: &LabelFilter) -> Result<Vec<String>> {
+        let opts = q::ListNetworksOptionsBuilder::default()
+            .filters(&to_filters(filter))
+            .build();
+        let nets = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| RuntimeError::api("listing networks", message(&e)))?;
+        let mut names: Vec<String> = nets.into_iter().filter_map(|n| n.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::api(format!("creating volume {name}"), message(&e)))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<q::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(RuntimeError::api(
+                format!("removing volume {name}"),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn list_volumes(&self, filter: &LabelFilter) -> Result<Vec<String>> {
+        let opts = q::ListVolumesOptionsBuilder::default()
+            .filters(&to_filters(filter))
+            .build();
+        let resp = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| RuntimeError::api("listing volumes", message(&e)))?;
+        let mut names: Vec<String> = resp
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let port_key = spec.port.map(|p| format!("{p}/tcp"));
+        let port_bindings = port_key.as_ref().map(|k| {
+            HashMap::from([(
+                k.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(spec.publish.map(|p| p.to_string()).unwrap_or_default()),
+                }]),
+            )])
+        });
+        let mut security_opt = Vec::new();
+        if spec.no_new_privileges {
+            security_opt.push("no-new-privileges:true".to_string());
+        }
+        if let Some(s) = &spec.seccomp {
+            security_opt.push(format!("seccomp={s}"));
+        }
+        let mounts: Vec<bollard::models::Mount> = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                let (typ, source) = match &m.source {
+                    MountKind::Volume(v) => (bollard::models::MountType::VOLUME, v.clone()),
+                    MountKind::Bind(p) => {
+                        (bollard::models::MountType::BIND, p.display().to_string())
+                    }
+                };
+                bollard::models::Mount {
+                    target: Some(m.target.clone()),
+                    source: Some(source),
+                    typ: Some(typ),
+                    read_only: Some(m.read_only),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let restart = match spec.restart {
+            Restart::No => RestartPolicyNameEnum::NO,
+            Restart::Always => RestartPolicyNameEnum::ALWAYS,
+            Restart::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+            Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+        };
+        let host_config = HostConfig {
+            port_bindings,
+            mounts: Some(mounts),
+            tmpfs: Some(
+                spec.tmpfs
+                    .iter()
+                    .map(|p| (p.clone(), "rw,nosuid,nodev,size=64m".to_string()))
+                    .collect(),
+            ),
+            readonly_rootfs: Some(spec.read_only_root),
+            cap_drop: spec.cap_drop_all.then(|| vec!["ALL".to_string()]),
+            cap_add: Some(spec.cap_add.clone()),
+            privileged: Some(spec.privileged),
+            security_opt: Some(security_opt),
+            memory: spec.memory,
+            nano_cpus: spec.nano_cpus,
+            pids_limit: spec.pids,
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            network_mode: spec.network.clone(),
+            init: Some(false),
+            ..Default::default()
+        };
+        let networking_config = spec.network.as_ref().map(|n| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                n.clone(),
+                EndpointSettings {
+                    aliases: Some(spec.aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        });
+        let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_string())
+                    .chain(h.test.iter().cloned())
+                    .collect(),
+            ),
+            interval: Some(nanos(h.interval)),
+            timeout: Some(nanos(h.timeout)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(nanos(h.start_period)),
+            start_interval: None,
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            user: spec.user.clone(),
+            exposed_ports: port_key.map(|k| vec![k]),
+            healthcheck,
+            stop_timeout: Some(spec.stop_grace.as_secs() as i64),
+            host_config: Some(host_config),
+            networking_config,
+            ..Default::default()
+        };
+        let opts = q::CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        match self.docker.create_container(Some(opts), body).await {
+            Ok(r) => Ok(r.id),
+            Err(e) if status_code(&e) == Some(409) => {
+                Err(RuntimeError::Conflict(format!("container {}", spec.name)))
+            }
+            Err(e) if status_code(&e) == Some(404) => {
+                Err(RuntimeError::NotFound(format!("image {}", spec.image)))
+            }
+            Err(e) => Err(RuntimeError::api(
+                format!("creating container {}", spec.name),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        match self
+            .docker
+            .start_container(id, None::<q::StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let m = message(&e);
+                if m.contains("port is already allocated") || m.contains("address already in use") {
+                    let port = m
+                        .split(|c: char| !c.is_ascii_digit())
+                        .rfind(|s| (2..=5).contains(&s.len()))
+                        .unwrap_or("?")
+                        .to_string();
+                    Err(RuntimeError::PortInUse { port, detail: m })
+                } else if status_code(&e) == Some(404) {
+                    Err(RuntimeError::NotFound(format!("container {id}")))
+                } else {
+                    Err(RuntimeError::api(format!("starting container {id}"), m))
+                }
+            }
+        }
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
+        let opts = q::StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_code(&e), Some(304) | Some(404)) => Ok(()),
+            Err(e) => Err(RuntimeError::api(
+                format!("stopping container {id}"),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let opts = q::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) if message(&e).contains("already in progress") => Ok(()),
+            Err(e) => Err(RuntimeError::api(
+                format!("removing container {id}"),
+                message(&e),
+            )),
+        }
+    }
+
+    async fn list_containers(&self, filter: &LabelFilter) -> Result<Vec<ContainerInfo>> {
+        let opts = q::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&to_filters(filter))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| RuntimeError::api("listing containers", message(&e)))?;
+        let mut out = Vec::with_capacity(list.len());
+        for c in list {
+            let Some(id) = c.id else { continue };
+            // Gone between list and inspect: it is simply not there any more.
+            if let Some(info) = self.inspect_container(&id).await? {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        let c = match self
+            .docker
+            .inspect_container(id, None::<q::InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if status_code(&e) == Some(404) => return Ok(None),
+            Err(e) => {
+                return Err(RuntimeError::api(
+                    format!("inspecting container {id}"),
+                    message(&e),
+                ))
+            }
+        };
+        let state = c.state.clone().unwrap_or_default();
+        let health = state.health.clone();
+        let engine_health = match health.as_ref().and_then(|h| h.status) {
+            Some(HealthStatusEnum::STARTING) => EngineHealth::Starting,
+            Some(HealthStatusEnum::HEALTHY) => EngineHealth::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => EngineHealth::Unhealthy,
+            _ => EngineHealth::None,
+        };
+        let health_output = health
+            .and_then(|h| h.log)
+            .and_then(|l| l.last().cloned())
+            .and_then(|r| r.output)
+            .map(|o| o.trim().to_string());
+        let host_port = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.ports.as_ref())
+            .and_then(|ports| {
+                ports.values().flatten().flatten().find_map(|b| {
+                    let ip_ok = b
+                        .host_ip
+                        .as_deref()
+                        .is_none_or(|ip| ip == "127.0.0.1" || ip == "0.0.0.0");
+                    if ip_ok {
+                        b.host_port.as_deref().and_then(|p| p.parse().ok())
+                    } else {
+                        None
+                    }
+                })
+            });
+        let config = c.config.unwrap_or_default();
+        Ok(Some(ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            state: parse_state(&state.status.map(|s| s.to_string()).unwrap_or_default()),
+            exit_code: state.exit_code,
+            error: state.error.filter(|e| !e.is_empty()),
+            health: engine_health,
+            health_output,
+            restart_count: c.restart_count.unwrap_or(0) as u32,
+            host_port,
+            created: c.created.as_deref().map(parse_time).unwrap_or(0),
+        }))
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<LogLine>> {
+        let opts = q::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
+            .build();
+        let id = id.to_string();
+        self.docker
+            .logs(&id, Some(opts))
+            .map_err(move |e| RuntimeError::api(format!("reading logs of {id}"), message(&e)))
+            .map_ok(|out| {
+                use bollard::container::LogOutput;
+                let (stream, bytes) = match out {
+                    LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message } => (LogStream::Stdout, message),
+                };
+                LogLine {
+                    stream,
+                    text: String::from_utf8_lossy(&bytes)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                }
+            })
+            .boxed()
+    }
+}
+
+/// Splits `name:tag` (a registry port is not a tag); digests stay in the name.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    if reference.contains('@') {
+        return (reference, "");
+    }
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(split_reference("nginx"), ("nginx", "latest"));
+        assert_eq!(split_reference("nginx:1"), ("nginx", "1"));
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app", "latest")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app:2"),
+            ("localhost:5000/app", "2")
+        );
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), 10);
+        assert_eq!(parse_time("2026-11-26T12:00:00.123Z"), 1_795_694_400);
+        assert_eq!(parse_time("garbage"), 0);
+    }
+}

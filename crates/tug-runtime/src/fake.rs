@@ -1,0 +1,426 @@
+//! An in-memory [`Runtime`] that records every call and injects faults.
+
+use crate::*;
+use futures_util::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug)]
+struct FakeContainer {
+    info: ContainerInfo,
+    spec: ContainerSpec,
+    logs: Vec<LogLine>,
+}
+
+#[derive(Default)]
+struct State {
+    images: HashMap<String, ImageInfo>,
+    networks: BTreeMap<String, BTreeMap<String, String>>,
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
+    containers: BTreeMap<String, FakeContainer>,
+    calls: Vec<String>,
+    faults: HashMap<String, VecDeque<RuntimeError>>,
+    next_id: u64,
+    next_port: u16,
+    clock: i64,
+    /// Health a container reports once started, by container name prefix.
+    health_on_start: Vec<(String, EngineHealth)>,
+    /// Containers (by name prefix) that exit with this code as soon as they start.
+    exit_on_start: Vec<(String, i64)>,
+}
+
+/// A recording runtime. Cheap to clone; clones share state.
+#[derive(Clone, Default)]
+pub struct FakeRuntime {
+    state: Arc<Mutex<State>>,
+}
+
+fn matches(labels: &BTreeMap<String, String>, filter: &LabelFilter) -> bool {
+    filter.iter().all(|(k, v)| match v {
+        Some(v) => labels.get(k) == Some(v),
+        None => labels.contains_key(k),
+    })
+}
+
+impl FakeRuntime {
+    pub fn new() -> Self {
+        let rt = FakeRuntime::default();
+        rt.state.lock().unwrap().next_port = 40000;
+        rt
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    /// Records `call` and returns the injected fault for `op`, if any.
+    fn enter(&self, op: &str, call: String) -> Result<()> {
+        self.with(|s| {
+            s.calls.push(call);
+            s.clock += 1;
+            match s.faults.get_mut(op).and_then(VecDeque::pop_front) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Makes the next call of `op` (e.g. `"create_container"`) fail with `error`.
+    pub fn fail_next(&self, op: &str, error: RuntimeError) {
+        self.with(|s| s.faults.entry(op.to_string()).or_default().push_back(error));
+    }
+
+    /// Every call so far, as `op arg`.
+    pub fn calls(&self) -> Vec<String> {
+        self.with(|s| s.calls.clone())
+    }
+
+    pub fn clear_calls(&self) {
+        self.with(|s| s.calls.clear());
+    }
+
+    /// Calls whose op is one of `ops`.
+    pub fn calls_of(&self, ops: &[&str]) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| ops.iter().any(|o| c.split(' ').next() == Some(o)))
+            .collect()
+    }
+
+    pub fn add_image(&self, reference: &str, user: &str) {
+        self.with(|s| {
+            let id = format!("sha256:{:064x}", s.images.len() + 1);
+            s.images.insert(
+                reference.to_string(),
+                ImageInfo {
+                    id,
+                    user: user.to_string(),
+                },
+            );
+        });
+    }
+
+    /// Containers whose name starts with `prefix` report `health` once started.
+    pub fn set_health_on_start(&self, prefix: &str, health: EngineHealth) {
+        self.with(|s| s.health_on_start.push((prefix.to_string(), health)));
+    }
+
+    /// Containers whose name starts with `prefix` exit with `code` as soon as they start.
+    pub fn exit_on_start(&self, prefix: &str, code: i64) {
+        self.with(|s| s.exit_on_start.push((prefix.to_string(), code)));
+    }
+
+    /// The spec a container was created with.
+    pub fn spec_of(&self, id_or_name: &str) -> Option<ContainerSpec> {
+        self.with(|s| {
+            s.containers
+                .values()
+                .find(|c| c.info.id == id_or_name || c.info.name == id_or_name)
+                .map(|c| c.spec.clone())
+        })
+    }
+
+    /// Simulates a container dying on its own.
+    pub fn kill(&self, id: &str, exit_code: i64) {
+        self.with(|s| {
+            if let Some(c) = s.containers.get_mut(id) {
+                c.info.state = ContainerState::Exited;
+                c.info.exit_code = Some(exit_code);
+            }
+        });
+    }
+
+    /// Adds a log line to a container.
+    pub fn push_log(&self, id: &str, text: &str) {
+        self.with(|s| {
+            if let Some(c) = s.containers.get_mut(id) {
+                c.logs.push(LogLine {
+                    stream: LogStream::Stdout,
+                    text: text.into(),
+                });
+            }
+        });
+    }
+}
+
+impl Runtime for FakeRuntime {
+    fn address(&self) -> String {
+        "fake://".into()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.enter("ping", "ping".into())
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        self.enter("inspect_image", format!("inspect_image {reference}"))?;
+        Ok(self.with(|s| s.images.get(reference).cloned()))
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<()> {
+        self.enter("pull_image", format!("pull_image {reference}"))?;
+        Err(RuntimeError::api(
+            format!("pulling {reference}"),
+            "no registry in the fake runtime",
+        ))
+    }
+
+    async fn build_image(
+        &self,
+        request: BuildRequest,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<String> {
+        self.enter("build_image", format!("build_image {}", request.tag))?;
+        progress("Step 1/1 : FROM scratch");
+        self.add_image(&request.tag, "");
+        Ok(self.with(|s| s.images[&request.tag].id.clone()))
+    }
+
+    async fn load_image(&self, archive: Vec<u8>) -> Result<()> {
+        self.enter("load_image", format!("load_image {} bytes", archive.len()))
+    }
+
+    async fn create_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        self.enter("create_network", format!("create_network {name}"))?;
+        self.with(|s| {
+            s.networks
+                .entry(name.to_string())
+                .or_insert_with(|| labels.clone());
+        });
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        self.enter("remove_network", format!("remove_network {name}"))?;
+        self.with(|s| {
+            if s.containers
+                .values()
+                .any(|c| c.spec.network.as_deref() == Some(name))
+            {
+                return Err(RuntimeError::api(
+                    format!("removing network {name}"),
+                    "network has active endpoints",
+                ));
+            }
+            s.networks.remove(name);
+            Ok(())
+        })
+    }
+
+    async fn list_networks(&self, filter: &LabelFilter) -> Result<Vec<String>> {
+        self.enter("list_networks", "list_networks".into())?;
+        Ok(self.with(|s| {
+            s.networks
+                .iter()
+                .filter(|(_, l)| matches(l, filter))
+                .map(|(n, _)| n.clone())
+                .collect()
+        }))
+    }
+
+    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        self.enter("create_volume", format!("create_volume {name}"))?;
+        self.with(|s| {
+            s.volumes
+                .entry(name.to_string())
+                .or_insert_with(|| labels.clone());
+        });
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.enter("remove_volume", format!("remove_volume {name}"))?;
+        self.with(|s| s.volumes.remove(name));
+        Ok(())
+    }
+
+    async fn list_volumes(&self, filter: &LabelFilter) -> Result<Vec<String>> {
+        self.enter("list_volumes", "list_volumes".into())?;
+        Ok(self.with(|s| {
+            s.volumes
+                .iter()
+                .filter(|(_, l)| matches(l, filter))
+                .map(|(n, _)| n.clone())
+                .collect()
+        }))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.enter(
+            "create_container",
+            format!("create_container {}", spec.name),
+        )?;
+        self.with(|s| {
+            if s.containers.values().any(|c| c.info.name == spec.name) {
+                return Err(RuntimeError::Conflict(format!("container {}", spec.name)));
+            }
+            if !s.images.contains_key(&spec.image) {
+                return Err(RuntimeError::NotFound(format!("image {}", spec.image)));
+            }
+            if let Some(n) = &spec.network {
+                if !s.networks.contains_key(n) {
+                    return Err(RuntimeError::NotFound(format!("network {n}")));
+                }
+            }
+            s.next_id += 1;
+            let id = format!("{:012x}{:052x}", s.next_id, 0);
+            let host_port = spec.port.map(|_| {
+                spec.publish.unwrap_or_else(|| {
+                    s.next_port += 1;
+                    s.next_port
+                })
+            });
+            let info = ContainerInfo {
+                id: id.clone(),
+                name: spec.name.clone(),
+                image: spec.image.clone(),
+                labels: spec.labels.clone(),
+                state: ContainerState::Created,
+                exit_code: None,
+                error: None,
+                health: EngineHealth::None,
+                health_output: None,
+                restart_count: 0,
+                host_port,
+                created: s.clock,
+            };
+            s.containers.insert(
+                id.clone(),
+                FakeContainer {
+                    info,
+                    spec: spec.clone(),
+                    logs: Vec::new(),
+                },
+            );
+            Ok(id)
+        })
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.enter(
+            "start_container",
+            format!("start_container {}", self.name_of(id)),
+        )?;
+        self.with(|s| {
+            let Some(c) = s.containers.get(id) else {
+                return Err(RuntimeError::NotFound(format!("container {id}")));
+            };
+            let (name, publish) = (c.info.name.clone(), c.spec.publish);
+            if let Some(p) = publish {
+                let taken = s.containers.values().any(|o| {
+                    o.info.id != id
+                        && o.info.state == ContainerState::Running
+                        && o.spec.publish == Some(p)
+                });
+                if taken {
+                    return Err(RuntimeError::PortInUse {
+                        port: p.to_string(),
+                        detail: "port is already allocated".into(),
+                    });
+                }
+            }
+            let exit = s
+                .exit_on_start
+                .iter()
+                .find(|(p, _)| name.starts_with(p.as_str()))
+                .map(|(_, c)| *c);
+            let health = s
+                .health_on_start
+                .iter()
+                .find(|(p, _)| name.starts_with(p.as_str()))
+                .map(|(_, h)| *h);
+            let c = s.containers.get_mut(id).expect("checked above");
+            match exit {
+                Some(code) => {
+                    c.info.state = ContainerState::Exited;
+                    c.info.exit_code = Some(code);
+                    c.logs.push(LogLine {
+                        stream: LogStream::Stderr,
+                        text: format!("exiting with {code}"),
+                    });
+                }
+                None => {
+                    c.info.state = ContainerState::Running;
+                    c.info.exit_code = None;
+                    if c.spec.healthcheck.is_some() {
+                        c.info.health = health.unwrap_or(EngineHealth::Healthy);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
+        self.enter(
+            "stop_container",
+            format!("stop_container {}", self.name_of(id)),
+        )?;
+        self.with(|s| {
+            if let Some(c) = s.containers.get_mut(id) {
+                if c.info.state == ContainerState::Running {
+                    c.info.state = ContainerState::Exited;
+                    c.info.exit_code = Some(0);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.enter(
+            "remove_container",
+            format!("remove_container {}", self.name_of(id)),
+        )?;
+        self.with(|s| s.containers.remove(id));
+        Ok(())
+    }
+
+    async fn list_containers(&self, filter: &LabelFilter) -> Result<Vec<ContainerInfo>> {
+        self.enter("list_containers", "list_containers".into())?;
+        let mut v: Vec<ContainerInfo> = self.with(|s| {
+            s.containers
+                .values()
+                .filter(|c| matches(&c.info.labels, filter))
+                .map(|c| c.info.clone())
+                .collect()
+        });
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        self.enter(
+            "inspect_container",
+            format!("inspect_container {}", self.name_of(id)),
+        )?;
+        Ok(self.with(|s| s.containers.get(id).map(|c| c.info.clone())))
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<usize>,
+        _follow: bool,
+    ) -> BoxStream<'static, Result<LogLine>> {
+        let lines = self.with(|s| {
+            s.containers
+                .get(id)
+                .map(|c| c.logs.clone())
+                .unwrap_or_default()
+        });
+        let skip = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
+        futures_util::stream::iter(lines.into_iter().skip(skip).map(Ok)).boxed()
+    }
+}
+
+impl FakeRuntime {
+    fn name_of(&self, id: &str) -> String {
+        self.with(|s| {
+            s.containers
+                .get(id)
+                .map(|c| c.info.name.clone())
+                .unwrap_or_else(|| id.to_string())
+        })
+    }
+}

@@ -1,0 +1,329 @@
+//! The Runtime trait and its adapters.
+//!
+//! Every effect tug has on a container engine goes through [`Runtime`]: images,
+//! networks, volumes, containers and logs. [`docker::DockerRuntime`] speaks the
+//! Docker Engine API (Docker, or Podman's compatible socket); [`fake::FakeRuntime`]
+//! records calls in memory and injects faults so the engine's apply logic is
+//! tested without an engine. One contract suite (tests/contract.rs) runs against both.
+
+use futures_util::stream::BoxStream;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod docker;
+pub mod fake;
+
+/// Labels tug puts on everything it creates; observed state is read back from them.
+pub mod labels {
+    pub const STACK: &str = "dev.tug.stack";
+    pub const SERVICE: &str = "dev.tug.service";
+    pub const REPLICA: &str = "dev.tug.replica";
+    pub const CONFIG_HASH: &str = "dev.tug.config-hash";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "cannot reach the container engine at {addr}: start Docker or Podman, or set DOCKER_HOST"
+    )]
+    Unreachable { addr: String, detail: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("host port {port} is already in use: {detail}")]
+    PortInUse { port: String, detail: String },
+    #[error("{0}")]
+    Build(String),
+    #[error("{context}: {message}")]
+    Api { context: String, message: String },
+}
+
+impl RuntimeError {
+    pub fn api(context: impl Into<String>, message: impl ToString) -> Self {
+        RuntimeError::Api {
+            context: context.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+/// A health check the engine itself runs inside the container.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExecHealth {
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum MountKind {
+    Volume(String),
+    Bind(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MountSpec {
+    pub source: MountKind,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create one container.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    /// Port the process listens on; published on 127.0.0.1.
+    pub port: Option<u16>,
+    /// Host port; `None` picks an ephemeral one.
+    pub publish: Option<u16>,
+    pub network: Option<String>,
+    pub aliases: Vec<String>,
+    pub mounts: Vec<MountSpec>,
+    /// Writable tmpfs mounts (paths).
+    pub tmpfs: Vec<String>,
+    pub user: Option<String>,
+    pub read_only_root: bool,
+    pub cap_drop_all: bool,
+    pub cap_add: Vec<String>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    pub seccomp: Option<String>,
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids: Option<i64>,
+    pub restart: Restart,
+    pub healthcheck: Option<ExecHealth>,
+    pub stop_grace: Duration,
+}
+
+impl ContainerSpec {
+    /// A spec with tug's hardened defaults and nothing else.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        ContainerSpec {
+            name: name.into(),
+            image: image.into(),
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            labels: BTreeMap::new(),
+            port: None,
+            publish: None,
+            network: None,
+            aliases: Vec::new(),
+            mounts: Vec::new(),
+            tmpfs: Vec::new(),
+            user: None,
+            read_only_root: true,
+            cap_drop_all: true,
+            cap_add: Vec::new(),
+            privileged: false,
+            no_new_privileges: true,
+            seccomp: None,
+            memory: None,
+            nano_cpus: None,
+            pids: None,
+            restart: Restart::No,
+            healthcheck: None,
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Dead,
+    Removing,
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Paused => "paused",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Removing => "removing",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Health as the engine reports it (for [`ExecHealth`] checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineHealth {
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// A container as observed on the engine.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub health: EngineHealth,
+    /// Output of the last health probe the engine ran.
+    pub health_output: Option<String>,
+    pub restart_count: u32,
+    /// The host port on 127.0.0.1 the container's port is published at.
+    pub host_port: Option<u16>,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+impl ContainerInfo {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// The image's configured user; empty means root.
+    pub user: String,
+}
+
+/// A build through the engine's build API.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    pub tag: String,
+    /// The build context as an uncompressed tar archive.
+    pub context_tar: Vec<u8>,
+    /// Path of the Dockerfile inside the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub text: String,
+}
+
+/// A label selector: every pair must match; a `None` value only requires the key.
+pub type LabelFilter = Vec<(String, Option<String>)>;
+
+/// Selects everything of one stack.
+pub fn stack_filter(stack: &str) -> LabelFilter {
+    vec![(labels::STACK.to_string(), Some(stack.to_string()))]
+}
+
+/// The engine operations tug needs. Implementations must be idempotent where
+/// noted, so a re-run after a crash converges.
+pub trait Runtime: Send + Sync {
+    /// Where the engine is, for messages.
+    fn address(&self) -> String;
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+    fn pull_image(&self, reference: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Builds an image; `progress` receives each line of build output.
+    fn build_image(
+        &self,
+        request: BuildRequest,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Loads a `docker save` archive.
+    fn load_image(&self, archive: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates a network; an existing one of that name is fine.
+    fn create_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a network; a missing one is fine.
+    fn remove_network(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    fn list_networks(
+        &self,
+        filter: &LabelFilter,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Creates a volume; an existing one of that name is fine.
+    fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a volume; a missing one is fine.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    fn list_volumes(
+        &self,
+        filter: &LabelFilter,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Creates a container; a name already taken is [`RuntimeError::Conflict`].
+    fn create_container(&self, spec: &ContainerSpec)
+        -> impl Future<Output = Result<String>> + Send;
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Stops with SIGTERM, then SIGKILL after `grace`; a stopped one is fine.
+    fn stop_container(&self, id: &str, grace: Duration) -> impl Future<Output = Result<()>> + Send;
+    /// Removes (forcefully); a missing one is fine.
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// All containers (running or not) matching `filter`.
+    fn list_containers(
+        &self,
+        filter: &LabelFilter,
+    ) -> impl Future<Output = Result<Vec<ContainerInfo>>> + Send;
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ContainerInfo>>> + Send;
+    /// Log lines; with `follow` the stream stays open until the container stops.
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<LogLine>>;
+}
+
+pub mod testing;
