@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tug_image::generate::{rust_workspace, Options};
+use std::time::Duration;
+use tug_image::generate::{rust_workspace, HealthTiming, Options};
 use tug_image::lint::{lint, Config, ContextFacts, Severity};
 
 fn repo() -> PathBuf {
@@ -103,7 +104,14 @@ fn generated_dockerfile_builds_and_runs_on_the_engine() {
         dir: ws.path().into(),
         package: Some("hello".into()),
         port: Some(8080),
-        ..Options::default()
+        // hello's own probe: scratch has no shell or curl.
+        health_cmd: Some(vec!["/hello".into(), "check".into()]),
+        health_timing: Some(HealthTiming {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            start_period: Duration::ZERO,
+            retries: 3,
+        }),
     })
     .unwrap();
     std::fs::write(ws.path().join("Dockerfile"), &g.dockerfile).unwrap();
@@ -146,7 +154,7 @@ fn generated_dockerfile_builds_and_runs_on_the_engine() {
     for _ in 0..50 {
         if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
             use std::io::{Read, Write};
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n");
             answer.clear();
             let _ = s.read_to_string(&mut answer);
@@ -154,7 +162,7 @@ fn generated_dockerfile_builds_and_runs_on_the_engine() {
                 break;
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
         answer.contains("200 OK"),

@@ -79,7 +79,10 @@ fn healthcheck_from_flag_or_exec_health_in_tug_yaml() {
     let s = String::from_utf8_lossy(&tug(dir.path(), &["dockerfile", "--out", "-"]).stdout)
         .into_owned();
     assert!(s.contains("EXPOSE 9000"), "{s}");
-    assert!(s.contains("HEALTHCHECK --interval=5s --timeout=1s --start-period=0s --retries=3 CMD [\"/svc\",\"--check\"]"), "{s}");
+    assert!(
+        s.contains("HEALTHCHECK --interval=5s --timeout=1s --retries=3 CMD [\"/svc\",\"--check\"]"),
+        "{s}"
+    );
 
     // An http health check cannot run in a scratch image: no HEALTHCHECK.
     std::fs::write(

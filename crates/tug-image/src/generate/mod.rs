@@ -505,14 +505,19 @@ pub fn rust_workspace(opts: &Options) -> Result<Generated, GenerateError> {
     if let Some(cmd) = &opts.health_cmd {
         let mut flags = String::new();
         if let Some(t) = opts.health_timing {
-            let _ = write!(
-                flags,
-                "--interval={} --timeout={} --start-period={} --retries={} ",
-                duration(t.interval),
-                duration(t.timeout),
-                duration(t.start_period),
-                t.retries
-            );
+            // The engine rejects zero durations: leave those to its defaults.
+            for (flag, d) in [
+                ("interval", t.interval),
+                ("timeout", t.timeout),
+                ("start-period", t.start_period),
+            ] {
+                if !d.is_zero() {
+                    let _ = write!(flags, "--{flag}={} ", duration(d));
+                }
+            }
+            if t.retries > 0 {
+                let _ = write!(flags, "--retries={} ", t.retries);
+            }
         }
         let json = serde_json::to_string(cmd).unwrap_or_else(|_| "[]".into());
         let _ = writeln!(d, "HEALTHCHECK {flags}CMD {json}");
@@ -639,7 +644,13 @@ mod tests {
             port: Some(8080),
         })
         .unwrap();
-        assert!(g.dockerfile.contains("HEALTHCHECK --interval=2s --timeout=500ms --start-period=0s --retries=3 CMD [\"/app\",\"--health\"]"), "{}", g.dockerfile);
+        assert!(
+            g.dockerfile.contains(
+                "HEALTHCHECK --interval=2s --timeout=500ms --retries=3 CMD [\"/app\",\"--health\"]"
+            ),
+            "{}",
+            g.dockerfile
+        );
         assert!(g.dockerfile.contains("EXPOSE 8080"));
     }
 
