@@ -78,7 +78,10 @@ fn main() {
 }
 
 fn check() -> i32 {
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
     let probe = || -> std::io::Result<bool> {
         let mut conn = TcpStream::connect(("127.0.0.1", port))?;
         conn.set_read_timeout(Some(Duration::from_secs(2)))?;
