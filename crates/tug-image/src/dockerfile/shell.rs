@@ -132,8 +132,16 @@ pub struct ShellError(pub String);
 /// Parses a POSIX/bash script into its simple commands.
 pub fn split(script: &str) -> Result<Script, ShellError> {
     // brush-parser is third-party code: a panic on strange input must not
-    // take the linter down with it.
+    // take the linter down with it, nor print a backtrace at the user.
+    quiet_panics_in_parser();
+    // The PEG parser backtracks exponentially on deeply nested parentheses.
+    if paren_depth(script) > MAX_PAREN_DEPTH {
+        return Err(ShellError(format!(
+            "parentheses nested deeper than {MAX_PAREN_DEPTH} levels"
+        )));
+    }
     let text = script.to_string();
+    IN_PARSER.with(|f| f.set(true));
     let parsed = std::panic::catch_unwind(move || {
         let options = brush_parser::ParserOptions {
             sh_mode: false,
@@ -142,6 +150,7 @@ pub fn split(script: &str) -> Result<Script, ShellError> {
         let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options);
         parser.parse_program().map_err(|e| e.to_string())
     });
+    IN_PARSER.with(|f| f.set(false));
     let program = match parsed {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return Err(ShellError(e)),
@@ -155,6 +164,41 @@ pub fn split(script: &str) -> Result<Script, ShellError> {
         commands: w.commands,
         pipelines: w.pipelines,
     })
+}
+
+const MAX_PAREN_DEPTH: usize = 10;
+
+fn paren_depth(script: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in script.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+thread_local! {
+    static IN_PARSER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the panic hook once so panics inside the shell parser stay silent
+/// (they become a `ShellError`); every other panic reaches the previous hook.
+fn quiet_panics_in_parser() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PARSER.with(|f| f.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 #[derive(Default)]
@@ -331,6 +375,28 @@ mod tests {
     fn heredoc_in_script() {
         let s = split("cat > /etc/x <<EOF\nhello\nEOF\napt-get update\n").unwrap();
         assert_eq!(s.commands.len(), 2);
+    }
+
+    #[test]
+    fn a_panic_in_the_shell_parser_becomes_an_error() {
+        // brush-parser 0.4 unwraps on a script in this file (found by the fuzzer).
+        let text = include_str!("../../tests/data/brush-panic.Dockerfile");
+        let parsed = crate::dockerfile::parse(text);
+        let errors = parsed
+            .instructions
+            .iter()
+            .filter_map(|i| i.script())
+            .filter(|s| split(s).is_err())
+            .count();
+        assert!(errors > 0);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        // Found by the fuzzer: took minutes in the PEG parser.
+        let text = format!("{}\\ (F -f x<z\n{}", "(".repeat(15), "(".repeat(14));
+        assert!(split(&text).is_err());
+        assert!(split("echo $(( (1 + 2) * 3 ))").is_ok());
     }
 
     #[test]
