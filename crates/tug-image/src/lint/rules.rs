@@ -888,14 +888,13 @@ fn dl3009(ctx: &Ctx, hits: &mut Hits) {
         if !ctx.ships(run.at.stage) || cached(run, "/var/lib/apt") {
             continue;
         }
-        let updates = run
-            .script
-            .any(|c| c.is("apt-get") && c.subcommand(APT_VALUE_FLAGS) == Some("update"));
-        let installs = run.script.any(|c| apt_install(c).is_some());
+        let updates = run.script.any(|c| {
+            (c.is("apt-get") || c.is("apt")) && c.subcommand(APT_VALUE_FLAGS) == Some("update")
+        });
         let cleans = run
             .script
             .any(|c| c.is("rm") && c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists")));
-        if updates && installs && !cleans {
+        if updates && !cleans {
             hits.at(run.at);
         }
     }
@@ -1636,13 +1635,23 @@ fn dl3057(ctx: &Ctx, hits: &mut Hits) {
 }
 
 fn dl3059(ctx: &Ctx, hits: &mut Hits) {
+    // Like hadolint: RUNs that already chain commands were split on purpose,
+    // and RUNs with different flags (mounts) cannot be merged.
+    let single = |idx: usize| {
+        ctx.runs
+            .iter()
+            .find(|r| r.index == idx)
+            .is_some_and(|r| r.script.commands.len() <= 1)
+    };
     let ins = &ctx.parsed.instructions;
-    for pair in ins.windows(2) {
+    for (i, pair) in ins.windows(2).enumerate() {
         let (a, b) = (&pair[0], &pair[1]);
         if a.keyword == Keyword::Run
             && b.keyword == Keyword::Run
             && a.stage == b.stage
             && a.flags == b.flags
+            && single(i)
+            && single(i + 1)
         {
             hits.at(b);
         }
