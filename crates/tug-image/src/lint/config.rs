@@ -20,6 +20,26 @@ pub struct Config {
     /// Default for `--failure-threshold` (hadolint's key).
     #[serde(default, alias = "failure-threshold")]
     pub failure_threshold: Option<String>,
+    /// Labels the final image must carry, with the type of their value
+    /// (`text`, `url`, `hash`, `rfc3339`, `semver`, `email`, `spdx`).
+    #[serde(default, rename = "label-schema", alias = "labelSchema")]
+    pub label_schema: std::collections::BTreeMap<String, LabelType>,
+    /// Labels outside `label-schema` are reported (DL3050).
+    #[serde(default, rename = "strict-labels", alias = "strictLabels")]
+    pub strict_labels: bool,
+}
+
+/// The type of a label's value in `label-schema`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelType {
+    Text,
+    Url,
+    Hash,
+    Rfc3339,
+    Semver,
+    Email,
+    Spdx,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]

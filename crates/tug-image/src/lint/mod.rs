@@ -15,7 +15,7 @@ mod context;
 pub mod output;
 mod rules;
 
-pub use config::{Config, ConfigError, Overrides};
+pub use config::{Config, ConfigError, LabelType, Overrides};
 pub use context::ContextFacts;
 pub use rules::{Example, RULES};
 

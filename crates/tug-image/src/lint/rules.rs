@@ -1,7 +1,7 @@
 //! The rule registry. Each rule is data (ID, severity, message, why, a firing
 //! and a passing example) plus a check function.
 
-use super::{ContextFacts, Ctx, Hits, Rule, Run, Severity};
+use super::{ContextFacts, Ctx, Hits, LabelType, Rule, Run, Severity};
 use crate::dockerfile::shell::Command;
 use crate::dockerfile::{Body, CommandForm, ImageRef, Instruction, Keyword, Stage};
 use std::collections::{HashMap, HashSet};
@@ -461,6 +461,125 @@ pub static RULES: &[Rule] = &[
         passes: ex("FROM debian:12\nLABEL org.opencontainers.image.title=app\n"),
     },
     Rule {
+        id: "DL3049",
+        severity: Info,
+        message: "Label is missing",
+        why: "The label schema in the config requires it on the final image.",
+        check: dl3049,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL title=app\n",
+            config: "label-schema:\n  version: semver\n  vcs-url: url\n  vcs-ref: hash\n  build-date: rfc3339\n  maintainer: email\n  title: text\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL version=1.2.3-rc.1 vcs-url=https://example.com/r.git vcs-ref=0a1b2c3 build-date=2024-05-01T10:00:00Z maintainer=ops@example.com title=app\n",
+            config: "label-schema:\n  version: semver\n  vcs-url: url\n  vcs-ref: hash\n  build-date: rfc3339\n  maintainer: email\n  title: text\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
+        id: "DL3050",
+        severity: Info,
+        message: "Superfluous label(s) present",
+        why: "With strict-labels only labels from the schema are allowed.",
+        check: dl3050,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL title=app other=x\n",
+            config: "label-schema: {title: text}\nstrict-labels: true\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL title=app\n",
+            config: "label-schema: {title: text}\nstrict-labels: true\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
+        id: "DL3051",
+        severity: Warning,
+        message: "Label is empty",
+        why: "A schema label with no value carries no information.",
+        check: dl3051,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL title=\"\"\n",
+            config: "label-schema: {title: text}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL title=app\n",
+            config: "label-schema: {title: text}\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
+        id: "DL3052",
+        severity: Warning,
+        message: "Label is not a valid URL",
+        why: "Tools that read the label expect a URL.",
+        check: dl3052,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL vcs-url=not-a-url\n",
+            config: "label-schema: {vcs-url: url}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL vcs-url=https://example.com/r.git\n",
+            config: "label-schema: {vcs-url: url}\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
+        id: "DL3053",
+        severity: Warning,
+        message: "Label is not a valid time format - must conform to RFC3339",
+        why: "Tools that read the label expect an RFC 3339 timestamp.",
+        check: dl3053,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL build-date=yesterday\n",
+            config: "label-schema: {build-date: rfc3339}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL build-date=2024-05-01T10:00:00+02:00\n",
+            config: "label-schema: {build-date: rfc3339}\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
+        id: "DL3055",
+        severity: Warning,
+        message: "Label is not a valid git hash",
+        why: "Tools that read the label expect a commit hash.",
+        check: dl3055,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL vcs-ref=main\n",
+            config: "label-schema: {vcs-ref: hash}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL vcs-ref=0a1b2c3d4e5f60718293a4b5c6d7e8f901234567\n",
+            config: "label-schema: {vcs-ref: hash}\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
+        id: "DL3056",
+        severity: Warning,
+        message: "Label does not conform to semantic versioning",
+        why: "Tools that read the label expect a semantic version.",
+        check: dl3056,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL version=v1.2\n",
+            config: "label-schema: {version: semver}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL version=1.2.0+build.5\n",
+            config: "label-schema: {version: semver}\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
         id: "DL3057",
         severity: Info,
         message: "`HEALTHCHECK` instruction missing",
@@ -468,6 +587,23 @@ pub static RULES: &[Rule] = &[
         check: dl3057,
         fires: ex("FROM debian:12\nCMD [\"app\"]\n"),
         passes: ex("FROM debian:12\nHEALTHCHECK CMD [\"app\", \"--check\"]\n"),
+    },
+    Rule {
+        id: "DL3058",
+        severity: Warning,
+        message: "Label is not a valid email format - must conform to RFC5322",
+        why: "Tools that read the label expect an email address.",
+        check: dl3058,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL maintainer=ops-at-example\n",
+            config: "label-schema: {maintainer: email}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL maintainer=ops@example.com\n",
+            config: "label-schema: {maintainer: email}\n",
+            context: (false, false, false),
+        },
     },
     Rule {
         id: "DL3059",
@@ -2002,6 +2138,98 @@ fn tug006(ctx: &Ctx, hits: &mut Hits) {
     if !has_user {
         hits.at(ctx.ins(last.from));
     }
+}
+
+// ---------- label schema (hadolint's `label-schema` config) ----------
+
+/// Labels of the final image (its stage and the stages it builds on), with the LABEL that set them.
+fn final_labels<'a>(ctx: &'a Ctx) -> Vec<(&'a Instruction, &'a str, &'a str)> {
+    let Some(last) = ctx.final_stage() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in ctx.lineage(last).iter().rev() {
+        for ins in ctx.stage_ins(s) {
+            if let (Keyword::Label, Body::Pairs(pairs)) = (ins.keyword, &ins.body) {
+                out.extend(pairs.iter().map(|(k, v)| (ins, k.as_str(), v.as_str())));
+            }
+        }
+    }
+    out
+}
+
+fn dl3049(ctx: &Ctx, hits: &mut Hits) {
+    let Some(last) = ctx.final_stage() else {
+        return;
+    };
+    let labels = final_labels(ctx);
+    for key in ctx.config.label_schema.keys() {
+        if !labels.iter().any(|(_, k, _)| k == key) {
+            hits.with(ctx.ins(last.from), key.clone());
+        }
+    }
+}
+
+fn dl3050(ctx: &Ctx, hits: &mut Hits) {
+    if !ctx.config.strict_labels {
+        return;
+    }
+    for (ins, key, _) in final_labels(ctx) {
+        if !ctx.config.label_schema.contains_key(key) {
+            hits.with(ins, key);
+        }
+    }
+}
+
+fn schema_check(ctx: &Ctx, hits: &mut Hits, ty: LabelType, valid: impl Fn(&str) -> bool) {
+    for (ins, key, value) in final_labels(ctx) {
+        if ctx.config.label_schema.get(key) == Some(&ty) && !value.is_empty() && !valid(value) {
+            hits.with(ins, format!("{key}={value}"));
+        }
+    }
+}
+
+fn dl3051(ctx: &Ctx, hits: &mut Hits) {
+    for (ins, key, value) in final_labels(ctx) {
+        if ctx.config.label_schema.contains_key(key) && value.trim().is_empty() {
+            hits.with(ins, key);
+        }
+    }
+}
+
+fn dl3052(ctx: &Ctx, hits: &mut Hits) {
+    schema_check(ctx, hits, LabelType::Url, |v| url::Url::parse(v).is_ok());
+}
+
+fn dl3053(ctx: &Ctx, hits: &mut Hits) {
+    static RFC3339: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RFC3339.get_or_init(|| {
+        regex::Regex::new(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$")
+            .expect("valid regex")
+    });
+    schema_check(ctx, hits, LabelType::Rfc3339, |v| re.is_match(v));
+}
+
+fn dl3055(ctx: &Ctx, hits: &mut Hits) {
+    schema_check(ctx, hits, LabelType::Hash, |v| {
+        (7..=40).contains(&v.len()) && v.chars().all(|c| c.is_ascii_hexdigit())
+    });
+}
+
+fn dl3056(ctx: &Ctx, hits: &mut Hits) {
+    // The regular expression published with the Semantic Versioning 2.0.0 spec.
+    static SEMVER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = SEMVER.get_or_init(|| {
+        regex::Regex::new(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+            .expect("valid regex")
+    });
+    schema_check(ctx, hits, LabelType::Semver, |v| re.is_match(v));
+}
+
+fn dl3058(ctx: &Ctx, hits: &mut Hits) {
+    schema_check(ctx, hits, LabelType::Email, |v| {
+        v.parse::<email_address::EmailAddress>().is_ok()
+    });
 }
 
 #[cfg(test)]
