@@ -142,6 +142,10 @@ enum Command {
     Image(commands::image::ImageCommand),
     /// Audit Cargo.lock files against RustSec, find secrets and risky configuration
     Scan(commands::scan::ScanArgs),
+    /// Lint Dockerfiles (hadolint-compatible rule IDs, plus tug's own)
+    Lint(commands::lint::LintArgs),
+    /// Generate an optimized multi-stage Dockerfile and .dockerignore for a Rust workspace
+    Dockerfile(commands::dockerfile::DockerfileArgs),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -226,6 +230,8 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(cli.file.as_deref(), cli.output, args),
         Command::Image(cmd) => commands::image::run(cli.output, cmd),
         Command::Scan(args) => commands::scan::run(args, cli.output),
+        Command::Lint(args) => commands::lint::run(args, cli.output),
+        Command::Dockerfile(args) => commands::dockerfile::run(args, cli.file.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

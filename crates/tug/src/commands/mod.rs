@@ -1,8 +1,10 @@
 pub mod agent;
 pub mod build;
+pub mod dockerfile;
 pub mod history;
 pub mod image;
 pub mod import;
+pub mod lint;
 pub mod scan;
 pub mod spec;
 pub mod stack;

@@ -1,0 +1,408 @@
+//! RUN commands as a shell sees them: simple commands with their arguments,
+//! grouped into pipelines, parsed with `brush-parser`.
+//!
+//! ```
+//! let s = tug_image::dockerfile::shell::split("apt-get update && apt-get install -y curl | tee log").unwrap();
+//! assert_eq!(s.commands.len(), 3);
+//! assert_eq!(s.commands[1].args, ["install", "-y", "curl"]);
+//! assert!(s.commands[1].in_pipe());
+//! ```
+
+use brush_parser::ast;
+use serde::Serialize;
+
+/// One simple command: `name args...`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Command {
+    pub name: String,
+    pub args: Vec<String>,
+    /// Which pipeline (counted from 0 in source order) the command is in.
+    pub pipeline: usize,
+    /// Number of commands in that pipeline (1 when not piped).
+    pub pipeline_len: usize,
+}
+
+impl Command {
+    /// Program name without a directory (`/usr/bin/apt-get` → `apt-get`).
+    pub fn program(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
+    }
+
+    pub fn is(&self, program: &str) -> bool {
+        self.program() == program
+    }
+
+    pub fn in_pipe(&self) -> bool {
+        self.pipeline_len > 1
+    }
+
+    /// Whether a flag is present. `-y` also matches bundled short flags (`-qy`);
+    /// `--flag` also matches `--flag=value`.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.args.iter().take_while(|a| *a != "--").any(|a| {
+            if a == flag {
+                return true;
+            }
+            if let Some(long) = flag.strip_prefix("--") {
+                return a
+                    .strip_prefix("--")
+                    .and_then(|x| x.strip_prefix(long))
+                    .is_some_and(|r| r.starts_with('='));
+            }
+            if let Some(short) = flag.strip_prefix('-') {
+                if short.len() == 1 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
+                    return a[1..].chars().all(|c| c.is_ascii_alphabetic())
+                        && a[1..].contains(short);
+                }
+            }
+            false
+        })
+    }
+
+    pub fn has_any_flag(&self, flags: &[&str]) -> bool {
+        flags.iter().any(|f| self.has_flag(f))
+    }
+
+    /// Arguments that are not flags. `takes_value` lists flags whose next
+    /// argument is their value (`-o opt`), which is then skipped too.
+    pub fn positional(&self, takes_value: &[&str]) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut skip = false;
+        let mut after_dashes = false;
+        for a in &self.args {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if after_dashes {
+                out.push(a.as_str());
+                continue;
+            }
+            if a == "--" {
+                after_dashes = true;
+                continue;
+            }
+            if a.starts_with('-') && a.len() > 1 {
+                if takes_value.contains(&a.as_str()) {
+                    skip = true;
+                }
+                continue;
+            }
+            out.push(a.as_str());
+        }
+        out
+    }
+
+    /// The first positional argument (the subcommand for apt-get, pip, npm ...).
+    pub fn subcommand(&self, takes_value: &[&str]) -> Option<&str> {
+        self.positional(takes_value).first().copied()
+    }
+}
+
+/// The commands of a script in source order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Script {
+    pub commands: Vec<Command>,
+    /// Number of pipelines seen.
+    pub pipelines: usize,
+}
+
+impl Script {
+    pub fn any(&self, f: impl Fn(&Command) -> bool) -> bool {
+        self.commands.iter().any(f)
+    }
+
+    pub fn find<'a>(
+        &'a self,
+        f: impl Fn(&Command) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a Command> {
+        self.commands.iter().filter(move |c| f(c))
+    }
+
+    pub fn has_pipe(&self) -> bool {
+        self.commands.iter().any(Command::in_pipe)
+    }
+}
+
+/// A script the shell parser rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("shell syntax: {0}")]
+pub struct ShellError(pub String);
+
+/// Parses a POSIX/bash script into its simple commands.
+pub fn split(script: &str) -> Result<Script, ShellError> {
+    // brush-parser is third-party code: a panic on strange input must not
+    // take the linter down with it, nor print a backtrace at the user.
+    quiet_panics_in_parser();
+    // The PEG parser backtracks exponentially on deeply nested parentheses.
+    if paren_depth(script) > MAX_PAREN_DEPTH {
+        return Err(ShellError(format!(
+            "parentheses nested deeper than {MAX_PAREN_DEPTH} levels"
+        )));
+    }
+    let text = script.to_string();
+    IN_PARSER.with(|f| f.set(true));
+    let parsed = std::panic::catch_unwind(move || {
+        let options = brush_parser::ParserOptions {
+            sh_mode: false,
+            ..Default::default()
+        };
+        let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options);
+        parser.parse_program().map_err(|e| e.to_string())
+    });
+    IN_PARSER.with(|f| f.set(false));
+    let program = match parsed {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return Err(ShellError(e)),
+        Err(_) => return Err(ShellError("the shell parser failed on this input".into())),
+    };
+    let mut w = Walker::default();
+    for cc in &program.complete_commands {
+        w.list(cc);
+    }
+    Ok(Script {
+        commands: w.commands,
+        pipelines: w.pipelines,
+    })
+}
+
+const MAX_PAREN_DEPTH: usize = 10;
+
+fn paren_depth(script: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in script.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+thread_local! {
+    static IN_PARSER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the panic hook once so panics inside the shell parser stay silent
+/// (they become a `ShellError`); every other panic reaches the previous hook.
+fn quiet_panics_in_parser() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PARSER.with(|f| f.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+#[derive(Default)]
+struct Walker {
+    commands: Vec<Command>,
+    pipelines: usize,
+    depth: usize,
+}
+
+impl Walker {
+    fn list(&mut self, list: &ast::CompoundList) {
+        for item in &list.0 {
+            self.and_or(&item.0);
+        }
+    }
+
+    fn and_or(&mut self, l: &ast::AndOrList) {
+        self.pipeline(&l.first);
+        for next in &l.additional {
+            match next {
+                ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p),
+            }
+        }
+    }
+
+    fn pipeline(&mut self, p: &ast::Pipeline) {
+        let id = self.pipelines;
+        self.pipelines += 1;
+        let len = p.seq.len();
+        for c in &p.seq {
+            self.command(c, id, len);
+        }
+    }
+
+    fn command(&mut self, c: &ast::Command, pipeline: usize, len: usize) {
+        // Deeply nested input (fuzzers make it) stops here rather than overflowing.
+        if self.depth > 64 {
+            return;
+        }
+        self.depth += 1;
+        match c {
+            ast::Command::Simple(s) => self.simple(s, pipeline, len),
+            ast::Command::Compound(cc, _) => self.compound(cc),
+            ast::Command::Function(f) => self.compound(&f.body.0),
+            ast::Command::ExtendedTest(..) => {}
+        }
+        self.depth -= 1;
+    }
+
+    fn compound(&mut self, cc: &ast::CompoundCommand) {
+        match cc {
+            ast::CompoundCommand::BraceGroup(b) => self.list(&b.list),
+            ast::CompoundCommand::Subshell(s) => self.list(&s.list),
+            ast::CompoundCommand::ForClause(f) => self.list(&f.body.list),
+            ast::CompoundCommand::ArithmeticForClause(f) => self.list(&f.body.list),
+            ast::CompoundCommand::CaseClause(c) => {
+                for item in &c.cases {
+                    if let Some(cmd) = &item.cmd {
+                        self.list(cmd);
+                    }
+                }
+            }
+            ast::CompoundCommand::IfClause(i) => {
+                self.list(&i.condition);
+                self.list(&i.then);
+                for e in i.elses.iter().flatten() {
+                    if let Some(c) = &e.condition {
+                        self.list(c);
+                    }
+                    self.list(&e.body);
+                }
+            }
+            ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
+                self.list(&w.0);
+                self.list(&w.1.list);
+            }
+            ast::CompoundCommand::Arithmetic(_) | ast::CompoundCommand::Coprocess(_) => {}
+        }
+    }
+
+    fn simple(&mut self, s: &ast::SimpleCommand, pipeline: usize, len: usize) {
+        let Some(name) = &s.word_or_name else {
+            return;
+        };
+        let mut args = Vec::new();
+        for item in s.suffix.iter().flat_map(|x| x.0.iter()) {
+            match item {
+                ast::CommandPrefixOrSuffixItem::Word(w) => {
+                    args.push(brush_parser::unquote_str(&w.value))
+                }
+                ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                    args.push(brush_parser::unquote_str(&w.value))
+                }
+                ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => self.list(&sub.list),
+                ast::CommandPrefixOrSuffixItem::IoRedirect(_) => {}
+            }
+        }
+        self.commands.push(Command {
+            name: brush_parser::unquote_str(&name.value),
+            args,
+            pipeline,
+            pipeline_len: len,
+        });
+    }
+}
+
+/// Splits a script into commands, falling back to a plain word split on
+/// `&&`, `||`, `;` and `|` when the shell parser rejects it, so rules still
+/// see something for scripts in other shells.
+pub fn split_lenient(script: &str) -> Script {
+    if let Ok(s) = split(script) {
+        return s;
+    }
+    let mut commands = Vec::new();
+    let mut pipelines = 0;
+    for seq in script.split(['\n', ';']) {
+        for and_or in seq.split("&&").flat_map(|x| x.split("||")) {
+            let parts: Vec<&str> = and_or.split('|').collect();
+            let len = parts.len();
+            for part in parts {
+                let words = super::split_words(part, '\\');
+                if let Some((name, args)) = words.split_first() {
+                    commands.push(Command {
+                        name: name.clone(),
+                        args: args.to_vec(),
+                        pipeline: pipelines,
+                        pipeline_len: len,
+                    });
+                }
+            }
+            pipelines += 1;
+        }
+    }
+    Script {
+        commands,
+        pipelines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_commands_in_lists_pipes_and_compounds() {
+        let s =
+            split("set -eux; if [ -f x ]; then cd /tmp && make; fi; curl -fsSL u | sh -s -- -y")
+                .unwrap();
+        let names: Vec<&str> = s.commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["set", "[", "cd", "make", "curl", "sh"]);
+        assert!(s.commands[4].in_pipe() && s.commands[5].in_pipe());
+        assert!(!s.commands[2].in_pipe());
+    }
+
+    #[test]
+    fn quotes_are_removed_and_substrings_do_not_match() {
+        let s = split("echo \"apt-get install foo\" && pip3 install 'requests==2.0'").unwrap();
+        assert_eq!(s.commands.len(), 2);
+        assert_eq!(s.commands[0].name, "echo");
+        assert_eq!(s.commands[1].args, ["install", "requests==2.0"]);
+    }
+
+    #[test]
+    fn flags_bundled_long_and_positional() {
+        let s = split("apt-get -qy -o Dpkg::Options::=x install --no-install-recommends=true curl")
+            .unwrap();
+        let c = &s.commands[0];
+        assert!(c.has_flag("-y") && c.has_flag("-q") && !c.has_flag("-x"));
+        assert!(c.has_flag("--no-install-recommends"));
+        assert_eq!(c.positional(&["-o"]), ["install", "curl"]);
+    }
+
+    #[test]
+    fn heredoc_in_script() {
+        let s = split("cat > /etc/x <<EOF\nhello\nEOF\napt-get update\n").unwrap();
+        assert_eq!(s.commands.len(), 2);
+    }
+
+    #[test]
+    fn a_panic_in_the_shell_parser_becomes_an_error() {
+        // brush-parser 0.4 unwraps on a script in this file (found by the fuzzer).
+        let text = include_str!("../../tests/data/brush-panic.Dockerfile");
+        let parsed = crate::dockerfile::parse(text);
+        let errors = parsed
+            .instructions
+            .iter()
+            .filter_map(|i| i.script())
+            .filter(|s| split(s).is_err())
+            .count();
+        assert!(errors > 0);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        // Found by the fuzzer: took minutes in the PEG parser.
+        let text = format!("{}\\ (F -f x<z\n{}", "(".repeat(15), "(".repeat(14));
+        assert!(split(&text).is_err());
+        assert!(split("echo $(( (1 + 2) * 3 ))").is_ok());
+    }
+
+    #[test]
+    fn bad_syntax_is_an_error_and_lenient_split_still_works() {
+        assert!(split("if then fi (").is_err());
+        let s = split_lenient("if then fi ( && apt-get install x");
+        assert!(s.any(|c| c.is("apt-get")));
+    }
+}
