@@ -1,11 +1,12 @@
-//! A few self-contained Dockerfile checks (root user, unpinned base,
-//! secrets in ENV/ARG, remote ADD). Kept in one module so it can later
-//! delegate to a full Dockerfile linter.
+//! Dockerfile configuration checks (root user, unpinned base, secrets in
+//! ENV/ARG, remote ADD) over tug-image's Dockerfile parser, so continuation
+//! lines, escape directives and heredocs are read the way the linter reads
+//! them.
 
 use super::{finding, is_literal_secret, is_secret_name, unpinned_image};
 use crate::finding::Finding;
 
-/// One instruction with continuation lines joined; `line` is its first line.
+/// One instruction: flags and arguments as written, `line` is its first line.
 struct Instr {
     line: usize,
     keyword: String,
@@ -13,39 +14,26 @@ struct Instr {
 }
 
 fn instructions(text: &str) -> Vec<Instr> {
-    let mut out = Vec::new();
-    let mut cur: Option<Instr> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let t = raw.trim();
-        if cur.is_none() && (t.is_empty() || t.starts_with('#')) {
-            continue;
-        }
-        let (body, cont) = match t.strip_suffix('\\') {
-            Some(b) => (b, true),
-            None => (t, false),
-        };
-        match &mut cur {
-            Some(c) => {
-                if !t.starts_with('#') {
-                    c.args.push(' ');
-                    c.args.push_str(body.trim());
-                }
+    tug_image::dockerfile::parse(text)
+        .instructions
+        .into_iter()
+        .map(|i| {
+            let mut args: Vec<String> = i
+                .flags
+                .iter()
+                .map(|f| match &f.value {
+                    Some(v) => format!("--{}={v}", f.name),
+                    None => format!("--{}", f.name),
+                })
+                .collect();
+            args.push(i.args.trim().to_string());
+            Instr {
+                line: i.line,
+                keyword: i.keyword.as_str().to_string(),
+                args: args.join(" ").trim().to_string(),
             }
-            None => {
-                let (kw, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
-                cur = Some(Instr {
-                    line: i + 1,
-                    keyword: kw.to_ascii_uppercase(),
-                    args: rest.trim().to_string(),
-                });
-            }
-        }
-        if !cont {
-            out.extend(cur.take());
-        }
-    }
-    out.extend(cur.take());
-    out
+        })
+        .collect()
 }
 
 pub fn scan(text: &str, rel: &str) -> Vec<Finding> {
@@ -174,4 +162,19 @@ fn env_pairs(args: &str) -> Vec<(String, String)> {
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_escape_directives_and_heredocs_like_the_linter() {
+        // With `escape=\``, a trailing backslash is not a continuation; a
+        // heredoc body that looks like instructions is not one.
+        let text = "# escape=`\nFROM debian:12.5\nRUN <<EOF\nUSER root\nENV API_TOKEN=Zq8vN3kLw2Rt9xYp\nEOF\nENV A=1 `\n    API_TOKEN=Zq8vN3kLw2Rt9xYp\nUSER 10001\n";
+        let f = scan(text, "Dockerfile");
+        let rules: Vec<(&str, usize)> = f.iter().map(|f| (f.rule_id.as_str(), f.line)).collect();
+        assert_eq!(rules, [("TUGC011", 7)], "{f:#?}");
+    }
 }
