@@ -187,6 +187,50 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     p
 }
 
+/// One step of a rolling replacement: stop `stop_first` old replicas, start
+/// the new `start` ones and wait until they are healthy, then stop the old
+/// `stop_after` ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolloutStep {
+    pub stop_first: Vec<u32>,
+    pub start: Vec<u32>,
+    pub stop_after: Vec<u32>,
+}
+
+/// The surge and unavailability a rollout really uses: stop-first order (or
+/// a fixed host port) means no surge and at least one replica down.
+pub fn effective_rollout(max_surge: u32, max_unavailable: u32, stop_first: bool) -> (u32, u32) {
+    if stop_first || max_surge == 0 {
+        (0, max_unavailable.max(1))
+    } else {
+        (max_surge, max_unavailable)
+    }
+}
+
+/// The steps that replace `replicas`, so that at every moment at most
+/// `surge` extra containers run and at least `total - unavailable` replicas
+/// are ready (with the values from [`effective_rollout`]).
+pub fn rollout_steps(
+    replicas: &[u32],
+    max_surge: u32,
+    max_unavailable: u32,
+    stop_first: bool,
+) -> Vec<RolloutStep> {
+    let (surge, unavailable) = effective_rollout(max_surge, max_unavailable, stop_first);
+    let per_step = (surge + unavailable).max(1) as usize;
+    replicas
+        .chunks(per_step)
+        .map(|batch| {
+            let first = batch.len().min(unavailable as usize);
+            RolloutStep {
+                stop_first: batch[..first].to_vec(),
+                start: batch.to_vec(),
+                stop_after: batch[first..].to_vec(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +281,45 @@ mod tests {
             network_exists: true,
             volumes: vec![],
             containers,
+        }
+    }
+
+    #[test]
+    fn rollout_steps_by_policy() {
+        let one = |v: &[u32]| v.to_vec();
+        // Default: start one new, then stop its old one.
+        let s = rollout_steps(&[0, 1, 2], 1, 0, false);
+        assert_eq!(s.len(), 3);
+        assert!(s
+            .iter()
+            .all(|st| st.stop_first.is_empty() && st.start == st.stop_after));
+        // Two at a time, one of them stopped first.
+        let s = rollout_steps(&[0, 1, 2, 3], 1, 1, false);
+        assert_eq!(
+            s,
+            vec![
+                RolloutStep {
+                    stop_first: one(&[0]),
+                    start: one(&[0, 1]),
+                    stop_after: one(&[1])
+                },
+                RolloutStep {
+                    stop_first: one(&[2]),
+                    start: one(&[2, 3]),
+                    stop_after: one(&[3])
+                },
+            ]
+        );
+        // Stop-first order and surge 0 both stop before starting.
+        for s in [
+            rollout_steps(&[0, 1], 1, 0, true),
+            rollout_steps(&[0, 1], 0, 0, false),
+        ] {
+            assert!(
+                s.iter()
+                    .all(|st| st.stop_first == st.start && st.stop_after.is_empty()),
+                "{s:?}"
+            );
         }
     }
 
@@ -429,6 +512,45 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn rollouts_keep_capacity_and_replace_every_replica(
+            total in 1u32..12,
+            changed in 0u32..12,
+            surge in 0u32..4,
+            unavailable in 0u32..4,
+            stop_first in any::<bool>(),
+        ) {
+            let changed = changed.min(total);
+            let replicas: Vec<u32> = (0..changed).collect();
+            let (s_eff, u_eff) = effective_rollout(surge, unavailable, stop_first);
+            // What the user asked for is never exceeded, except that some
+            // replica must be able to move at all.
+            prop_assert!(s_eff <= surge);
+            prop_assert!(u_eff <= unavailable.max(1));
+            let steps = rollout_steps(&replicas, surge, unavailable, stop_first);
+            let (mut ready, mut running) = (total as i64, total as i64);
+            let floor = total as i64 - u_eff as i64;
+            let ceiling = total as i64 + s_eff as i64;
+            let mut replaced = Vec::new();
+            for st in &steps {
+                ready -= st.stop_first.len() as i64;
+                running -= st.stop_first.len() as i64;
+                prop_assert!(ready >= floor, "{steps:?}");
+                running += st.start.len() as i64;
+                prop_assert!(running <= ceiling, "{steps:?}");
+                ready += st.start.len() as i64;
+                ready -= st.stop_after.len() as i64;
+                running -= st.stop_after.len() as i64;
+                prop_assert!(ready >= floor && ready <= total as i64, "{steps:?}");
+                let mut olds: Vec<u32> = st.stop_first.iter().chain(&st.stop_after).copied().collect();
+                olds.sort();
+                prop_assert_eq!(&olds, &st.start, "each new replica replaces its old one in the same step");
+                replaced.extend(st.start.iter().copied());
+            }
+            prop_assert_eq!(replaced, replicas);
+            prop_assert_eq!((ready, running), (total as i64, total as i64));
+        }
+
         #[test]
         fn planning_after_applying_yields_an_empty_plan(
             wants in proptest::collection::btree_map("[a-d]", (0u32..3, 0u32..5, any::<bool>()), 0..4),

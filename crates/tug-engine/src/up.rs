@@ -343,28 +343,15 @@ async fn service_up<R: Runtime>(
 
     let u = &svc.update;
     // A fixed host port cannot be held twice: such services replace stop-first.
-    let (surge, unavailable) = if svc.publish.is_some() {
-        (0, 1)
-    } else {
-        (u.max_surge, u.max_unavailable)
-    };
-    let stop_first_all = u.order == UpdateOrder::StopFirst || svc.publish.is_some();
-    let step = (surge + unavailable).max(1) as usize;
+    let stop_first = u.order == UpdateOrder::StopFirst || svc.publish.is_some();
     let rollout_opts = UpOptions {
         timeout: u.health_timeout.std(),
     };
     let rolling: Vec<u32> = outdated.keys().copied().collect();
     let mut stopped: Vec<&Removal> = Vec::new();
     let mut new_ids: Vec<String> = Vec::new();
-    for batch in rolling.chunks(step) {
-        let stop_first = if stop_first_all {
-            batch.len()
-        } else {
-            batch
-                .len()
-                .min(unavailable.max(u32::from(surge == 0)) as usize)
-        };
-        for i in &batch[..stop_first] {
+    for step in plan::rollout_steps(&rolling, u.max_surge, u.max_unavailable, stop_first) {
+        for i in &step.stop_first {
             for r in &outdated[i] {
                 rt.stop_container(&r.id, grace).await?;
                 stopped.push(r);
@@ -372,7 +359,7 @@ async fn service_up<R: Runtime>(
         }
         let mut ids = Vec::new();
         let mut result = Ok(Reached::Healthy);
-        for &i in batch {
+        for &i in &step.start {
             match create_start(rt, stack, name, i, &want.hash, &images[name], events).await {
                 Ok(id) => ids.push(id),
                 Err(e) => {
@@ -396,7 +383,7 @@ async fn service_up<R: Runtime>(
             }
             Err(e) => return Err(e),
         }
-        for i in &batch[stop_first..] {
+        for i in &step.stop_after {
             for r in &outdated[i] {
                 rt.stop_container(&r.id, grace).await?;
                 stopped.push(r);
