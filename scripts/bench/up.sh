@@ -12,6 +12,7 @@ command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=
 cargo build --release -q -p tug
 tug=$PWD/target/release/tug
 work=$(mktemp -d)
+export TUG_STATE_DIR=$work/state
 trap 'cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; (cd "$work" && docker-compose -p tugbenchc down -t 1 >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
 
 # One image for both: hello built by tug, tagged plainly.
@@ -21,7 +22,7 @@ services:
   hello:
     build: { rust: { package: hello, workspace: $PWD } }
 YAML
-"$tug" -f "$work/build.yaml" up >/dev/null
+"$tug" -f "$work/build.yaml" up -d >/dev/null
 img=$(docker ps --filter label=dev.tug.stack=tugbenchimg --format '{{.Image}}' | head -1)
 "$tug" -f "$work/build.yaml" down >/dev/null
 docker tag "$img" tug-bench/hello:1
@@ -61,8 +62,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 declare -a tc tn cc cn
 for r in $(seq 1 "$rounds"); do
-  t0=$(now); "$tug" -f "$work/tug.yaml" up >/dev/null; t1=$(now)
-  "$tug" -f "$work/tug.yaml" up >/dev/null; t2=$(now)
+  t0=$(now); "$tug" -f "$work/tug.yaml" up -d >/dev/null; t1=$(now)
+  "$tug" -f "$work/tug.yaml" up -d >/dev/null; t2=$(now)
   tc+=("$(echo "$t1 - $t0" | bc)"); tn+=("$(echo "$t2 - $t1" | bc)")
   "$tug" -f "$work/tug.yaml" down >/dev/null
 
