@@ -168,8 +168,12 @@ async fn supervise<R: Runtime>(agent: Shared<R>) {
         let Ok(Some(_lock)) = ApplyLock::try_acquire(&agent.stack.name) else {
             continue;
         };
-        let Some(stack) = desired(&agent) else {
-            continue;
+        let stack = match desired(&agent) {
+            Some(s) => s,
+            None => match rebuild_from_labels(&agent).await {
+                Some(s) => s,
+                None => continue,
+            },
         };
         let (store, _) = ops::open_store(&stack.name);
         let store = store.map(std::sync::Mutex::new);
@@ -184,6 +188,38 @@ async fn supervise<R: Runtime>(agent: Shared<R>) {
             tracing::warn!(error = %e, "supervision step failed");
         }
     }
+}
+
+/// With no usable history (a new, missing or corrupt store), the desired
+/// state is rebuilt from the file and the images the replicas run, read from
+/// the engine, and recorded as a revision, so supervision goes on.
+async fn rebuild_from_labels<R: Runtime>(agent: &Agent<R>) -> Option<Stack> {
+    let (_, infos) = tug_engine::observe(&agent.rt, &agent.stack.name)
+        .await
+        .ok()?;
+    let mut stack = agent.stack.clone();
+    let mut images = std::collections::BTreeMap::new();
+    for (name, svc) in stack.services.iter_mut() {
+        let running = infos
+            .iter()
+            .find(|c| c.label(tug_runtime::labels::SERVICE) == Some(name.as_str()))?;
+        svc.image = Some(running.image.clone());
+        svc.build = None;
+        images.insert(name.clone(), running.image.clone());
+    }
+    let (store, _) = ops::open_store(&stack.name);
+    let store = store?;
+    let rev = store
+        .begin(
+            &stack,
+            "rebuilt from labels: the history had no good revision",
+        )
+        .ok()?;
+    store
+        .finish(rev, tug_engine::store::Outcome::Succeeded, "", &images)
+        .ok()?;
+    tracing::warn!(stack = %stack.name, revision = rev, "no good revision in the history: rebuilt the desired state from the running replicas");
+    Some(stack)
 }
 
 async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Reply {

@@ -659,3 +659,34 @@ fn sigkill_during_a_rolling_update_then_up_completes_it() {
         }
     }
 }
+
+#[test]
+fn a_lost_history_store_never_stops_supervision() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("lost", &service("web", "    replicas: 2\n"));
+    assert!(s.run(&["up", "-d"]).status.success());
+    let dir = s.state().join(&s.name);
+    for f in ["tug.db", "tug.db-wal", "tug.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    // Supervision goes on: a removed replica comes back.
+    let ids = s.ids("web");
+    Command::new("docker")
+        .args(["rm", "-f", &ids[0]])
+        .output()
+        .unwrap();
+    wait_until("the removed replica is recreated", || {
+        s.ids("web").len() == 2 && !s.ids("web").contains(&ids[0])
+    });
+    let h = s.run(&["history", "-o", "json"]);
+    let revs: serde_json::Value = serde_json::from_slice(&h.stdout).unwrap();
+    assert!(
+        revs.as_array().unwrap().iter().any(|r| r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rebuilt from labels")),
+        "{revs}"
+    );
+}
