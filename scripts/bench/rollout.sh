@@ -8,24 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
-bash scripts/engine.sh
-command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
-cargo build --release -q -p tug
-tug=$PWD/target/release/tug
-work=$(mktemp -d)
-export TUG_STATE_DIR=$work/state
+source scripts/bench/compose-lib.sh
 trap 'cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; (cd "$work" && docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
-
-cat >"$work/build.yaml" <<YAML
-name: tugbenchimg
-services:
-  hello:
-    build: { rust: { package: hello, workspace: $PWD } }
-YAML
-"$tug" -f "$work/build.yaml" up -d >/dev/null
-img=$(docker ps --filter label=dev.tug.stack=tugbenchimg --format '{{.Image}}' | head -1)
-"$tug" -f "$work/build.yaml" down >/dev/null
-docker tag "$img" tug-bench/hello:1
 
 write() { # $1 = version
   cat >"$work/tug.yaml" <<YAML
@@ -90,18 +74,6 @@ while not os.path.exists(stop):
 print(ok, failed)
 PY
 
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-compose_wait() {
-  while :; do
-    ids=$(docker ps -q --filter label=com.docker.compose.project=tugbenchr)
-    n=$(echo "$ids" | grep -c . || true)
-    healthy=$( [ -n "$ids" ] && docker inspect --format '{{.State.Health.Status}}' $ids | grep -c '^healthy$' || true)
-    [ "$n" = 5 ] && [ "$healthy" = 5 ] && return
-    sleep 0.1
-  done
-}
-
 declare -a tt tf ct cf
 for r in $(seq 1 "$rounds"); do
   write "1.$r"; "$tug" -f "$work/tug.yaml" up -d >/dev/null
@@ -115,11 +87,11 @@ for r in $(seq 1 "$rounds"); do
   "$tug" -f "$work/tug.yaml" down >/dev/null
 
   cd "$work"
-  write "1.$r"; docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait
+  write "1.$r"; docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5
   write "2.$r"
   rm -f stop; python3 load.py com.docker.compose.project=tugbenchr stop >load.out & lp=$!
   sleep 0.5
-  t0=$(now); docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait; t1=$(now)
+  t0=$(now); docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5; t1=$(now)
   sleep 0.5; touch stop; wait $lp
   ct+=("$(echo "$t1 - $t0" | bc)"); cf+=("$(cut -d' ' -f2 load.out)")
   cok=$(cut -d' ' -f1 load.out)
@@ -127,7 +99,6 @@ for r in $(seq 1 "$rounds"); do
   cd - >/dev/null
   echo "round $r: tug ${tt[-1]}s, ${tf[-1]} failed of $((tok + ${tf[-1]})); compose ${ct[-1]}s, ${cf[-1]} failed of $((cok + ${cf[-1]}))"
 done
-m() { printf '%s\n' "$@" | median; }
 printf '%-40s %10s %10s %8s\n' "rolling update, 5 replicas, median of $rounds" tug compose ratio
 printf '%-40s %9.2fs %9.2fs %8.2f\n' "time to done (all new replicas healthy)" "$(m "${tt[@]}")" "$(m "${ct[@]}")" "$(echo "$(m "${tt[@]}") / $(m "${ct[@]}")" | bc -l)"
 printf '%-40s %10s %10s\n' "failed requests during the update" "$(m "${tf[@]}")" "$(m "${cf[@]}")"
