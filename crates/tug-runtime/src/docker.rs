@@ -40,6 +40,27 @@ impl DockerRuntime {
     pub fn client(&self) -> &Docker {
         &self.docker
     }
+
+    /// The image as a `docker save` archive.
+    pub async fn save_image(&self, reference: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stream = self.docker.export_image(reference);
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) if status_code(&e) == Some(404) => {
+                    return Err(RuntimeError::NotFound(format!("image {reference}")))
+                }
+                Err(e) => {
+                    return Err(RuntimeError::api(
+                        format!("saving image {reference}"),
+                        message(&e),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn status_code(e: &BError) -> Option<u16> {

@@ -26,12 +26,17 @@ pub enum BuildOutput {
     Oci(PathBuf),
     /// `docker-archive:FILE`: a tar for `docker load`.
     DockerArchive(PathBuf),
+    /// `engine`: loaded into the local container engine (`DOCKER_HOST`).
+    Engine,
 }
 
 impl std::str::FromStr for BuildOutput {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("unknown output `{s}`: use oci:DIR or docker-archive:FILE");
+        let bad = || format!("unknown output `{s}`: use oci:DIR, docker-archive:FILE or engine");
+        if s == "engine" {
+            return Ok(BuildOutput::Engine);
+        }
         match s.split_once(':') {
             Some(("oci", p)) if !p.is_empty() => Ok(BuildOutput::Oci(p.into())),
             Some(("docker-archive", p)) if !p.is_empty() => {
@@ -47,6 +52,7 @@ impl std::fmt::Display for BuildOutput {
         match self {
             BuildOutput::Oci(p) => write!(f, "oci:{}", p.display()),
             BuildOutput::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
+            BuildOutput::Engine => f.write_str("engine"),
         }
     }
 }
@@ -220,6 +226,24 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                     built.iter().map(|b| (&b.image, b.tag.as_str())).collect();
                 oci::write_docker_archive(std::io::BufWriter::new(f), &images)
                     .with_context(|| format!("writing {dest}"))?;
+            }
+            BuildOutput::Engine => {
+                let images: Vec<(&Image, &str)> =
+                    built.iter().map(|b| (&b.image, b.tag.as_str())).collect();
+                let mut archive = Vec::new();
+                oci::write_docker_archive(&mut archive, &images)
+                    .with_context(|| format!("writing {dest}"))?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    use tug_runtime::Runtime;
+                    let engine = super::stack::connect_engine().await?;
+                    engine
+                        .load_image(archive)
+                        .await
+                        .context("loading into the engine")
+                })?;
             }
         }
         pb.finish_and_clear();

@@ -75,6 +75,37 @@ pub fn run(output: OutputFormat, cmd: ImageCommand) -> Result<ExitCode> {
     }
 }
 
+/// `engine:NAME` always, and a plain reference the local engine has, are read
+/// from the engine (`docker save`); anything else from its registry.
+fn engine_image(image: &str) -> Result<Option<Vec<u8>>> {
+    if image.starts_with("oci:") || image.starts_with("docker-archive:") {
+        return Ok(None);
+    }
+    let explicit = image.strip_prefix("engine:");
+    let reference = explicit.unwrap_or(image).to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        use tug_runtime::Runtime;
+        let engine = match super::stack::connect_engine().await {
+            Ok(e) => e,
+            Err(e) if explicit.is_some() => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        if engine.inspect_image(&reference).await?.is_none() {
+            return match explicit {
+                Some(_) => Err(fail(
+                    INVALID_INPUT,
+                    format!("the engine has no image {reference}: see `docker images`"),
+                )),
+                None => Ok(None),
+            };
+        }
+        Ok(Some(engine.save_image(&reference).await?))
+    })
+}
+
 fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.lowest_efficiency) {
         return Err(fail(
@@ -94,14 +125,15 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
             ),
         ));
     }
-    let source = ImageSource::parse(&a.image).map_err(|e| {
-        fail(
-            INVALID_INPUT,
-            format!(
+    let source =
+        ImageSource::parse(a.image.strip_prefix("engine:").unwrap_or(&a.image)).map_err(|e| {
+            fail(
+                INVALID_INPUT,
+                format!(
                 "{e}; give oci:DIR, docker-archive:FILE or a reference like 127.0.0.1:5000/app:1"
             ),
-        )
-    })?;
+            )
+        })?;
     let pb = if output == OutputFormat::Table {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.enable_steady_tick(Duration::from_millis(120));
@@ -114,9 +146,15 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
         insecure: a.insecure,
         ..Default::default()
     };
-    let raw = source
-        .load(&opts)
-        .with_context(|| format!("reading {}", a.image))?;
+    let raw = match engine_image(&a.image)? {
+        Some(archive) => {
+            tug_image::oci::read_docker_archive(std::io::Cursor::new(archive), &a.image)
+                .with_context(|| format!("reading {} from the engine", a.image))?
+        }
+        None => source
+            .load(&opts)
+            .with_context(|| format!("reading {}", a.image))?,
+    };
     pb.set_message(format!("analysing {}", a.image));
     let mut analysis = analyze(&raw).with_context(|| format!("analysing {}", a.image))?;
     pb.finish_and_clear();

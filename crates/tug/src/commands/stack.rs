@@ -26,24 +26,25 @@ pub fn set_runtime_flag(choice: Option<RuntimeChoice>) {
     let _ = RUNTIME_FLAG.set(choice);
 }
 
+/// The container engine (`DOCKER_HOST`), or exit code 3 saying how to get one.
+pub async fn connect_engine() -> Result<DockerRuntime> {
+    DockerRuntime::connect().await.map_err(|e| match e {
+        RuntimeError::Unreachable { addr, detail } => fail(
+            ENGINE_UNREACHABLE,
+            format!("cannot reach the container engine at {addr}: start Docker or Podman, or set DOCKER_HOST\n  ({detail})"),
+        ),
+        other => other.into(),
+    })
+}
+
 /// The runtime for `stack`: `--runtime`, else the file's `runtime:`, else a
 /// container engine when one answers and local processes otherwise.
 pub async fn connect(stack: &tug_spec::Stack) -> Result<AnyRuntime> {
-    let unreachable = |addr: String, detail: String| {
-        fail(
-            ENGINE_UNREACHABLE,
-            format!("cannot reach the container engine at {addr}: start Docker or Podman, or set DOCKER_HOST\n  ({detail})"),
-        )
-    };
     match RUNTIME_FLAG.get().copied().flatten().or(stack.runtime) {
         Some(RuntimeChoice::Process) => Ok(AnyRuntime::Process(ProcessRuntime::new(
             ProcessRuntime::default_dir(),
         ))),
-        Some(RuntimeChoice::Docker) => match DockerRuntime::connect().await {
-            Ok(rt) => Ok(AnyRuntime::Docker(rt)),
-            Err(RuntimeError::Unreachable { addr, detail }) => Err(unreachable(addr, detail)),
-            Err(e) => Err(e.into()),
-        },
+        Some(RuntimeChoice::Docker) => Ok(AnyRuntime::Docker(connect_engine().await?)),
         None => match DockerRuntime::connect().await {
             Ok(rt) => Ok(AnyRuntime::Docker(rt)),
             Err(RuntimeError::Unreachable { addr, .. }) => {
