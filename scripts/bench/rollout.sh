@@ -3,7 +3,8 @@
 # docker-compose (which recreates the service), on the same engine and image.
 # While each update runs, a load loop sends requests to the service's
 # replicas (endpoints re-read from the engine every 200 ms, as a balancer
-# would) and counts the ones that fail. Prints time to done and failures.
+# would) and counts the ones that fail, and the longest stretch in which all
+# of them failed. Prints time to done, failures and that longest outage.
 #   scripts/bench/rollout.sh [ROUNDS]     (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,6 +43,8 @@ import json, os, socket, subprocess, sys, time
 label, stop = sys.argv[1], sys.argv[2]
 eps, ok, failed, last = [], 0, 0, 0.0
 i = 0
+# The longest stretch in which every request failed: an outage as a client sees it.
+fail_since, longest = None, 0.0
 while not os.path.exists(stop):
     if time.time() - last > 0.2:
         ids = subprocess.run(["docker", "ps", "-q", "--filter", "label=" + label], capture_output=True, text=True).stdout.split()
@@ -55,6 +58,8 @@ while not os.path.exists(stop):
         eps, last = found, time.time()
     if not eps:
         failed += 1
+        fail_since = fail_since or time.time()
+        longest = max(longest, time.time() - fail_since)
         time.sleep(0.01)
         continue
     port = eps[i % len(eps)]
@@ -64,17 +69,21 @@ while not os.path.exists(stop):
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         data = s.recv(64)
         s.close()
-        if data.startswith(b"HTTP/1.1 200"):
-            ok += 1
-        else:
-            failed += 1
+        good = data.startswith(b"HTTP/1.1 200")
     except OSError:
+        good = False
+    if good:
+        ok += 1
+        fail_since = None
+    else:
         failed += 1
+        fail_since = fail_since or time.time()
+        longest = max(longest, time.time() - fail_since)
     time.sleep(0.005)
-print(ok, failed)
+print(ok, failed, int(longest * 1000))
 PY
 
-declare -a tt tf ct cf
+declare -a tt tf to ct cf co
 for r in $(seq 1 "$rounds"); do
   write "1.$r"; "$tug" -f "$work/tug.yaml" up -d >/dev/null
   write "2.$r"
@@ -82,7 +91,7 @@ for r in $(seq 1 "$rounds"); do
   sleep 0.5
   t0=$(now); "$tug" -f "$work/tug.yaml" up -d >/dev/null; t1=$(now)
   sleep 0.5; touch "$work/stop"; wait $lp
-  tt+=("$(echo "$t1 - $t0" | bc)"); tf+=("$(cut -d' ' -f2 "$work/load.out")")
+  tt+=("$(echo "$t1 - $t0" | bc)"); tf+=("$(cut -d' ' -f2 "$work/load.out")"); to+=("$(cut -d' ' -f3 "$work/load.out")")
   tok=$(cut -d' ' -f1 "$work/load.out")
   "$tug" -f "$work/tug.yaml" down >/dev/null
 
@@ -93,12 +102,13 @@ for r in $(seq 1 "$rounds"); do
   sleep 0.5
   t0=$(now); docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5; t1=$(now)
   sleep 0.5; touch stop; wait $lp
-  ct+=("$(echo "$t1 - $t0" | bc)"); cf+=("$(cut -d' ' -f2 load.out)")
+  ct+=("$(echo "$t1 - $t0" | bc)"); cf+=("$(cut -d' ' -f2 load.out)"); co+=("$(cut -d' ' -f3 load.out)")
   cok=$(cut -d' ' -f1 load.out)
   docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1
   cd - >/dev/null
-  echo "round $r: tug ${tt[-1]}s, ${tf[-1]} failed of $((tok + ${tf[-1]})); compose ${ct[-1]}s, ${cf[-1]} failed of $((cok + ${cf[-1]}))"
+  echo "round $r: tug ${tt[-1]}s, ${tf[-1]} failed of $((tok + ${tf[-1]})), longest outage ${to[-1]}ms; compose ${ct[-1]}s, ${cf[-1]} failed of $((cok + ${cf[-1]})), longest outage ${co[-1]}ms"
 done
 printf '%-40s %10s %10s %8s\n' "rolling update, 5 replicas, median of $rounds" tug compose ratio
 printf '%-40s %9.2fs %9.2fs %8.2f\n' "time to done (all new replicas healthy)" "$(m "${tt[@]}")" "$(m "${ct[@]}")" "$(echo "$(m "${tt[@]}") / $(m "${ct[@]}")" | bc -l)"
 printf '%-40s %10s %10s\n' "failed requests during the update" "$(m "${tf[@]}")" "$(m "${cf[@]}")"
+printf '%-40s %8sms %8sms\n' "longest stretch of only failures" "$(m "${to[@]}")" "$(m "${co[@]}")"
