@@ -829,7 +829,6 @@ pub struct ReplicaStatus {
     pub endpoint: Option<String>,
     pub created: i64,
     pub image: String,
-    pub current: bool,
 }
 
 /// The stack's replicas, with health probed now for host-side checks.
@@ -874,7 +873,6 @@ pub async fn status<R: Runtime>(
                 .map(|p| format!("127.0.0.1:{p}")),
             created: c.created,
             image: c.image.clone(),
-            current: true,
         }
     });
     let mut rows = join_all(rows).await;
