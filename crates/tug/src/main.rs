@@ -12,8 +12,10 @@ use output::OutputFormat;
 
 /// tug — from tug.yaml to a running, hardened stack.
 ///
-/// tug runs a stack of services on the local container engine with health-gated
-/// start order and hardened containers, and lints, builds and scans what it ships.
+/// tug runs a stack of services on the local container engine (or as local
+/// processes) with health-gated start order, hardened containers, rolling
+/// updates with rollback and a supervising agent; and it lints, builds and
+/// scans what it ships.
 #[derive(Parser, Debug)]
 #[command(
     name = "tug",
@@ -70,6 +72,17 @@ enum Command {
     },
     /// List the stack's replicas: state, health, endpoint, age, image
     Ps,
+    /// Show the logs of the stack's replicas, interleaved, one colour per replica
+    Logs {
+        /// Only this service
+        service: Option<String>,
+        /// Keep streaming new lines
+        #[arg(short = 'F', long)]
+        follow: bool,
+        /// Only the last N lines of each replica
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
     /// Supervise the stack and serve its API on a unix socket (what `tug up -d` leaves running)
     ///
     /// Restarts replicas that exit (exponential backoff), replaces unhealthy
@@ -114,17 +127,6 @@ enum Command {
         services: Vec<String>,
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         timeout: std::time::Duration,
-    },
-    /// Show the logs of the stack's replicas, interleaved, one colour per replica
-    Logs {
-        /// Only this service
-        service: Option<String>,
-        /// Keep streaming new lines
-        #[arg(short = 'F', long)]
-        follow: bool,
-        /// Only the last N lines of each replica
-        #[arg(long, value_name = "N")]
-        tail: Option<usize>,
     },
     /// Check tug.yaml and report every problem with file:line:col
     Validate,
