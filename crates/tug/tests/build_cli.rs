@@ -184,7 +184,9 @@ fn bad_input_is_explained() {
         "zip:/tmp/x",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("use oci:DIR, docker-archive:FILE or engine"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("use oci:DIR, docker-archive:FILE or engine")
+    );
     let out = tug(&["build", "-f", "examples/hello/tug.yaml", "--push"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no `image:` to push to"));
