@@ -39,6 +39,14 @@ pub struct Dropped {
 /// Converts compose `text` (read from `file`, used for messages and the
 /// default stack name) into tug.yaml.
 pub fn import(text: &str, file: &Path) -> Result<Import, SpecErrors> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    import_to(text, file, dir)
+}
+
+/// Like [`import`], for a tug.yaml written in `out_dir`: relative paths
+/// (build contexts, env files, bind mounts) are rewritten to point at the
+/// same places from there.
+pub fn import_to(text: &str, file: &Path, out_dir: &Path) -> Result<Import, SpecErrors> {
     let mut cx = Cx::new(file);
     let root = match yaml::parse(text) {
         Err(e) => {
@@ -60,10 +68,12 @@ pub fn import(text: &str, file: &Path) -> Result<Import, SpecErrors> {
         cx,
         dropped: Vec::new(),
     };
-    let out = imp.stack(&root, file);
+    let mut out = imp.stack(&root, file);
     if !imp.cx.errors.is_empty() {
         return Err(imp.cx.finish());
     }
+    let from_dir = file.parent().unwrap_or(Path::new("."));
+    rebase_paths(&mut out, &|p: &str| rebase(p, from_dir, out_dir));
     let body = serde_yaml_ng::to_string(&Value::Mapping(out)).map_err(|e| {
         SpecErrors(vec![crate::SpecError {
             file: file.to_path_buf(),
@@ -83,6 +93,83 @@ pub fn import(text: &str, file: &Path) -> Result<Import, SpecErrors> {
         yaml: format!("# Imported from {from} by `tug import compose`.\n{body}"),
         dropped,
     })
+}
+
+/// `path`, relative to `from`, as seen from `to` (lexically; absolute and
+/// `~` paths are kept).
+fn rebase(path: &str, from: &Path, to: &Path) -> String {
+    if path.starts_with('/') || path.starts_with('~') {
+        return path.to_string();
+    }
+    fn norm(p: &Path) -> Vec<std::ffi::OsString> {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::Normal(n) => out.push(n.to_os_string()),
+                _ => {}
+            }
+        }
+        out
+    }
+    let target = norm(&from.join(path));
+    let base = norm(to);
+    let common = target.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let mut rel = std::path::PathBuf::new();
+    for _ in common..base.len() {
+        rel.push("..");
+    }
+    for c in &target[common..] {
+        rel.push(c);
+    }
+    let rel = rel.to_string_lossy().into_owned();
+    if rel.is_empty() {
+        ".".into()
+    } else if rel.starts_with("..") {
+        rel
+    } else {
+        format!("./{rel}")
+    }
+}
+
+/// Applies `f` to every path the generated services hold.
+fn rebase_paths(stack: &mut Mapping, f: &dyn Fn(&str) -> String) {
+    let Some(Value::Mapping(services)) = stack.get_mut("services") else {
+        return;
+    };
+    for (_, svc) in services.iter_mut() {
+        let Value::Mapping(svc) = svc else { continue };
+        match svc.get_mut("build") {
+            Some(Value::String(ctx)) => *ctx = f(ctx),
+            Some(Value::Mapping(b)) => {
+                if let Some(Value::String(ctx)) = b.get_mut("context") {
+                    *ctx = f(ctx);
+                }
+            }
+            _ => {}
+        }
+        if let Some(Value::Sequence(files)) = svc.get_mut("env_file") {
+            for file in files.iter_mut() {
+                if let Value::String(p) = file {
+                    *p = f(p);
+                }
+            }
+        }
+        if let Some(Value::Sequence(vols)) = svc.get_mut("volumes") {
+            for v in vols.iter_mut() {
+                if let Value::String(spec) = v {
+                    if spec.starts_with('.') {
+                        if let Some((src, rest)) = spec.split_once(':') {
+                            *spec = format!("{}:{rest}", f(src));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Importer<'f> {
@@ -1163,5 +1250,39 @@ mod tests {
             http_probe(&argv("curl -f http://localhost/ && touch x")),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod rebase_tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_rebased_to_the_output_directory() {
+        let from = Path::new("/w/proj");
+        assert_eq!(rebase("./app", from, from), "./app");
+        assert_eq!(rebase(".", from, from), ".");
+        assert_eq!(rebase("./app", from, Path::new("/w")), "./proj/app");
+        assert_eq!(rebase(".", from, Path::new("/w")), "./proj");
+        assert_eq!(
+            rebase("../shared/.env", from, Path::new("/w/out")),
+            "../shared/.env"
+        );
+        assert_eq!(
+            rebase("./data", from, Path::new("/w/proj/deploy")),
+            "../data"
+        );
+        assert_eq!(rebase("/abs/x", from, Path::new("/w")), "/abs/x");
+        assert_eq!(rebase("~/x", from, Path::new("/w")), "~/x");
+    }
+
+    #[test]
+    fn import_to_rewrites_contexts_env_files_and_bind_mounts() {
+        let text = "services:\n  web:\n    build: ./app\n    env_file: .env\n    volumes: [\"./data:/data:ro\", \"cache:/cache\"]\n";
+        let imp = import_to(text, Path::new("/w/proj/compose.yaml"), Path::new("/w")).unwrap();
+        assert!(imp.yaml.contains("build: ./proj/app"), "{}", imp.yaml);
+        assert!(imp.yaml.contains("- ./proj/.env"), "{}", imp.yaml);
+        assert!(imp.yaml.contains("- ./proj/data:/data:ro"), "{}", imp.yaml);
+        assert!(imp.yaml.contains("- cache:/cache"), "{}", imp.yaml);
     }
 }

@@ -158,3 +158,29 @@ fn import_compose_needs_a_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no compose file"));
 }
+
+#[test]
+fn import_compose_from_another_directory_keeps_paths_pointing_at_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("proj");
+    std::fs::create_dir_all(proj.join("app")).unwrap();
+    std::fs::write(proj.join(".env"), "MODE=prod\n").unwrap();
+    std::fs::write(
+        proj.join("compose.yaml"),
+        "name: shop\nservices:\n  web:\n    build: ./app\n    env_file: .env\n    volumes: [\"./data:/data\"]\n",
+    )
+    .unwrap();
+    let out = tug(dir.path(), &["import", "compose", "proj/compose.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = std::fs::read_to_string(dir.path().join("tug.yaml")).unwrap();
+    assert!(
+        yaml.contains("./proj/app")
+            && yaml.contains("./proj/.env")
+            && yaml.contains("./proj/data:/data"),
+        "{yaml}"
+    );
+    let out = tug(dir.path(), &["config", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cfg["services"]["web"]["env"]["MODE"], "prod", "{cfg}");
+}

@@ -54,7 +54,11 @@ pub fn compose(
             format!("cannot read {}: {e}", input.display()),
         )
     })?;
-    let imp = tug_spec::compose::import(&text, &input)?;
+    let out_dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let imp = tug_spec::compose::import_to(&text, &input, out_dir)?;
     std::fs::write(out, &imp.yaml).with_context(|| format!("writing {}", out.display()))?;
     // The result must stand on its own: check it where it was written.
     let check = tug_spec::load(out);
