@@ -44,6 +44,63 @@ impl Client {
         self.call("POST", path, Some(body)).await
     }
 
+    /// GET `path` and hand each line of the (streamed) answer to `line`.
+    pub async fn get_lines(
+        &self,
+        path: &str,
+        mut line: impl FnMut(&str),
+    ) -> Result<(), ClientError> {
+        use hyper::body::Body as _;
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .uri(path)
+            .header("host", "agent")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if !resp.status().is_success() {
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return Err(ClientError::Agent {
+                message: v["error"].as_str().unwrap_or("unknown error").to_string(),
+                invalid: v["invalid"].as_bool().unwrap_or(false),
+            });
+        }
+        let mut body = resp.into_body();
+        let mut pending = Vec::new();
+        while !body.is_end_stream() {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                pending.extend_from_slice(&data);
+                while let Some(n) = pending.iter().position(|b| *b == b'\n') {
+                    let l: Vec<u8> = pending.drain(..=n).collect();
+                    line(String::from_utf8_lossy(&l[..n]).as_ref());
+                }
+            }
+        }
+        if !pending.is_empty() {
+            line(String::from_utf8_lossy(&pending).as_ref());
+        }
+        Ok(())
+    }
+
     async fn call(
         &self,
         method: &str,

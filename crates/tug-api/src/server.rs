@@ -129,6 +129,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/ps", get(ps::<R>))
         .route("/v1/history", get(history))
         .route("/v1/events", get(events))
+        .route("/v1/logs", get(logs::<R>))
         .route("/v1/scale", post(scale::<R>))
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
@@ -280,6 +281,42 @@ fn converged(c: ops::Converged) -> Reply {
     match c.result {
         Ok(report) => ok(json!({"revision": c.revision, "report": report, "warning": c.warning})),
         Err(e) => error(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    service: Option<String>,
+    tail: Option<usize>,
+    #[serde(default)]
+    follow: bool,
+}
+
+/// Log lines as newline-delimited JSON, streamed while `follow` holds.
+async fn logs<R: Runtime>(
+    State(a): State<Shared<R>>,
+    Query(q): Query<LogsQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+    match tug_engine::log_lines(&a.rt, &a.stack.name, q.service.as_deref(), q.tail, q.follow).await
+    {
+        Ok(lines) => {
+            let body = lines.map(|l| match l {
+                Ok(l) => {
+                    let mut b = serde_json::to_vec(&l).unwrap_or_default();
+                    b.push(b'\n');
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(b))
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            });
+            (
+                [("content-type", "application/x-ndjson")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
+        Err(e) => error(e.into()).into_response(),
     }
 }
 

@@ -30,7 +30,8 @@ mod up;
 
 pub use event::{Event, Sink};
 pub use up::{
-    down, observe, restart, status, stop, up, DownReport, ReplicaStatus, UpOptions, UpReport,
+    down, log_lines, observe, restart, status, stop, up, DownReport, ReplicaLine, ReplicaStatus,
+    UpOptions, UpReport,
 };
 
 #[derive(Debug, thiserror::Error)]

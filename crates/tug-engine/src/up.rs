@@ -927,3 +927,43 @@ pub async fn stop<R: Runtime>(rt: &R, stack: &str, grace: Duration) -> Result<us
         .collect::<Result<Vec<()>, _>>()?;
     Ok(containers.len())
 }
+
+/// One log line of one replica.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaLine {
+    pub service: String,
+    pub replica: String,
+    pub stderr: bool,
+    pub text: String,
+}
+
+/// The log lines of the stack's replicas (or one service's), interleaved as
+/// they come; with `follow` the stream stays open while replicas run.
+pub async fn log_lines<R: Runtime>(
+    rt: &R,
+    stack: &str,
+    service: Option<&str>,
+    tail: Option<usize>,
+    follow: bool,
+) -> Result<futures_util::stream::BoxStream<'static, Result<ReplicaLine, EngineError>>, EngineError>
+{
+    let mut filter = stack_filter(stack);
+    if let Some(s) = service {
+        filter.push((labels::SERVICE.to_string(), Some(s.to_string())));
+    }
+    let containers = rt.list_containers(&filter).await?;
+    let streams = containers.iter().map(|c| {
+        let service = c.label(labels::SERVICE).unwrap_or("?").to_string();
+        let replica = c.label(labels::REPLICA).unwrap_or("?").to_string();
+        rt.logs(&c.id, tail, follow).map(move |l| {
+            l.map(|l| ReplicaLine {
+                service: service.clone(),
+                replica: replica.clone(),
+                stderr: l.stream == tug_runtime::LogStream::Stderr,
+                text: l.text,
+            })
+            .map_err(EngineError::from)
+        })
+    });
+    Ok(futures_util::stream::select_all(streams).boxed())
+}

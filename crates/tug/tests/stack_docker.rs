@@ -690,3 +690,32 @@ fn a_lost_history_store_never_stops_supervision() {
         "{revs}"
     );
 }
+
+#[test]
+fn logs_follow_streams_through_the_agent() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("follow", &service("web", ""));
+    assert!(s.run(&["up", "-d"]).status.success());
+    assert!(
+        s.state().join(&s.name).join("agent.sock").exists(),
+        "an agent runs"
+    );
+    let mut child = s
+        .command(&["logs", "--follow", "--tail", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let endpoint = s.ps()[0]["endpoint"].as_str().unwrap().to_string();
+    let _ = get(&endpoint, "/crash");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("web-0 | hello: crashing as asked by GET /crash"),
+        "{text}"
+    );
+}

@@ -101,9 +101,9 @@ pub async fn attached(
         Some(Ok(_)) if Client::for_stack(&name).await.is_some() => {
             eprintln!("an agent already supervises stack {name}: streaming logs, Ctrl-C detaches");
             let logs_rt = rt.clone();
-            let logs_name = name.clone();
+            let logs_stack = stack.clone();
             let logs = tokio::spawn(async move {
-                super::stack::stream_logs(&logs_rt, &logs_name, None, true, Some(0)).await
+                super::stack::stream_logs(&logs_rt, &logs_stack, None, true, Some(0)).await
             });
             let _ = stopped_rx.await;
             logs.abort();
@@ -113,13 +113,13 @@ pub async fn attached(
             if output == OutputFormat::Table {
                 eprintln!("{}", style(format!("attached to stack {name}: Ctrl-C stops it (use `tug up -d` to leave it running)")).dim());
             }
+            let logs_stack = stack.clone();
             let server = tokio::spawn(tug_api::server::run_until(rt.clone(), stack, async move {
                 let _ = stopped_rx.await;
             }));
             let logs_rt = rt.clone();
-            let logs_name = name.clone();
             let logs = tokio::spawn(async move {
-                super::stack::stream_logs(&logs_rt, &logs_name, None, true, Some(0)).await
+                super::stack::stream_logs(&logs_rt, &logs_stack, None, true, Some(0)).await
             });
             let served = server.await;
             logs.abort();

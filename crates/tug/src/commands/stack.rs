@@ -16,7 +16,7 @@ use tug_engine::{Event, UpOptions};
 use tug_runtime::any::AnyRuntime;
 use tug_runtime::docker::DockerRuntime;
 use tug_runtime::process::ProcessRuntime;
-use tug_runtime::{labels, stack_filter, LogStream, Runtime, RuntimeError};
+use tug_runtime::{Runtime, RuntimeError};
 use tug_spec::RuntimeChoice;
 
 static RUNTIME_FLAG: std::sync::OnceLock<Option<RuntimeChoice>> = std::sync::OnceLock::new();
@@ -403,36 +403,33 @@ pub async fn logs(
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     if let Some(s) = service {
-        if !stack.services.contains_key(s) {
-            let known: Vec<&str> = stack.services.keys().map(String::as_str).collect();
-            return Err(fail(
-                crate::exit::INVALID_INPUT,
-                format!(
-                    "no service `{s}` in {}: known services are {}",
-                    stack.name,
-                    known.join(", ")
-                ),
-            ));
+        tug_engine::ops::known_services(&stack, &[s.to_string()])?;
+    }
+    let print = printer(&stack);
+    if let Some(agent) = tug_api::client::Client::for_stack(&stack.name).await {
+        let mut path = format!("/v1/logs?follow={follow}");
+        if let Some(s) = service {
+            path.push_str(&format!("&service={s}"));
         }
+        if let Some(t) = tail {
+            path.push_str(&format!("&tail={t}"));
+        }
+        agent
+            .get_lines(&path, |l| {
+                if let Ok(line) = serde_json::from_str::<tug_engine::ReplicaLine>(l) {
+                    print(&line);
+                }
+            })
+            .await?;
+        return Ok(ExitCode::SUCCESS);
     }
     let rt = connect(&stack).await?;
-    stream_logs(&rt, &stack.name, service, follow, tail).await?;
+    stream_logs(&rt, &stack, service, follow, tail).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the replicas' log lines, interleaved, each with a coloured prefix.
-pub async fn stream_logs<R: Runtime>(
-    rt: &R,
-    stack: &str,
-    service: Option<&str>,
-    follow: bool,
-    tail: Option<usize>,
-) -> Result<()> {
-    let mut filter = stack_filter(stack);
-    if let Some(s) = service {
-        filter.push((labels::SERVICE.to_string(), Some(s.to_string())));
-    }
-    let containers = rt.list_containers(&filter).await?;
+/// Prints a replica's line with a `service-replica |` prefix, one colour per replica.
+fn printer(stack: &tug_spec::Stack) -> impl Fn(&tug_engine::ReplicaLine) {
     let colors = [
         console::Color::Cyan,
         console::Color::Magenta,
@@ -440,35 +437,35 @@ pub async fn stream_logs<R: Runtime>(
         console::Color::Green,
         console::Color::Blue,
     ];
-    let width = containers
+    let width = stack
+        .services
         .iter()
-        .map(|c| {
-            c.label(labels::SERVICE).unwrap_or("").len()
-                + c.label(labels::REPLICA).unwrap_or("").len()
-                + 1
-        })
+        .map(|(n, s)| n.len() + 1 + s.replicas.saturating_sub(1).max(1).ilog10() as usize + 1)
         .max()
         .unwrap_or(0);
-    let streams = containers.iter().enumerate().map(|(i, c)| {
-        let prefix = format!(
-            "{}-{}",
-            c.label(labels::SERVICE).unwrap_or("?"),
-            c.label(labels::REPLICA).unwrap_or("?")
-        );
-        let prefix = format!(
-            "{}",
-            style(format!("{prefix:<width$} |")).fg(colors[i % colors.len()])
-        );
-        rt.logs(&c.id, tail, follow)
-            .map(move |l| (prefix.clone(), l))
-    });
-    let mut all = futures_util::stream::select_all(streams);
-    while let Some((prefix, line)) = all.next().await {
-        let line = line?;
-        match line.stream {
-            LogStream::Stdout => println!("{prefix} {}", line.text),
-            LogStream::Stderr => println!("{prefix} {}", line.text),
-        }
+    let order: Vec<String> = stack.services.keys().cloned().collect();
+    move |l: &tug_engine::ReplicaLine| {
+        let svc = order.iter().position(|n| *n == l.service).unwrap_or(0);
+        let replica: usize = l.replica.parse().unwrap_or(0);
+        let prefix = format!("{}-{}", l.service, l.replica);
+        let prefix =
+            style(format!("{prefix:<width$} |")).fg(colors[(svc * 3 + replica) % colors.len()]);
+        println!("{prefix} {}", l.text);
+    }
+}
+
+/// Prints the replicas' log lines, interleaved, each with a coloured prefix.
+pub async fn stream_logs<R: Runtime>(
+    rt: &R,
+    stack: &tug_spec::Stack,
+    service: Option<&str>,
+    follow: bool,
+    tail: Option<usize>,
+) -> Result<()> {
+    let print = printer(stack);
+    let mut lines = tug_engine::log_lines(rt, &stack.name, service, tail, follow).await?;
+    while let Some(line) = lines.next().await {
+        print(&line?);
     }
     Ok(())
 }
