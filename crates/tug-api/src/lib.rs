@@ -14,6 +14,8 @@
 //! | `GET /v1/ps` | replicas, with supervision notes (`backoff 8s`) |
 //! | `GET /v1/history?limit=N` | revisions, newest first |
 //! | `GET /v1/events?after=ID&limit=N` | events, oldest first |
+//! | `GET /v1/events/stream?after=ID` | the same, then new ones, as server-sent events |
+//! | `GET /v1/logs?service=S&tail=N&follow=true` | log lines as NDJSON, streamed |
 //! | `POST /v1/scale` `{"pairs": ["api=3"]}` | scale, recorded as a revision |
 //! | `POST /v1/restart` `{"services": []}` | rolling restart |
 //! | `POST /v1/rollback` `{"to": null}` | back to the previous good revision |

@@ -130,6 +130,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/history", get(history))
         .route("/v1/events", get(events))
         .route("/v1/logs", get(logs::<R>))
+        .route("/v1/events/stream", get(event_stream::<R>))
         .route("/v1/scale", post(scale::<R>))
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
@@ -282,6 +283,43 @@ fn converged(c: ops::Converged) -> Reply {
         Ok(report) => ok(json!({"revision": c.revision, "report": report, "warning": c.warning})),
         Err(e) => error(e.into()),
     }
+}
+
+/// Server-sent events: every event after `after`, then new ones as they are
+/// recorded (by the agent or by any `tug` command on this stack).
+async fn event_stream<R: Runtime>(
+    State(a): State<Shared<R>>,
+    Query(p): Query<Page>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event as Sse, KeepAlive};
+    let stack = a.stack.name.clone();
+    let start = (
+        p.after.unwrap_or(0),
+        std::collections::VecDeque::<(i64, serde_json::Value)>::new(),
+    );
+    let events = futures_util::stream::unfold(start, move |(mut after, mut queue)| {
+        let stack = stack.clone();
+        async move {
+            loop {
+                if let Some((id, e)) = queue.pop_front() {
+                    let ev = Sse::default().id(id.to_string()).data(e.to_string());
+                    return Some((Ok(ev), (after, queue)));
+                }
+                if let (Some(store), _) = ops::open_store(&stack) {
+                    for (id, time, e) in store.events(after, 1000).unwrap_or_default() {
+                        after = after.max(id);
+                        queue.push_back((id, json!({"id": id, "time": time, "event": e})));
+                    }
+                }
+                if queue.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+    });
+    axum::response::sse::Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize)]

@@ -719,3 +719,44 @@ fn logs_follow_streams_through_the_agent() {
         "{text}"
     );
 }
+
+#[test]
+fn events_follow_is_a_server_sent_stream_from_the_agent() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("sse", &service("web", ""));
+    assert!(s.run(&["up", "-d"]).status.success());
+    let mut child = s
+        .command(&["events", "--follow", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(s.run(&["scale", "web=2"]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // The history from before, then what the scale did, as it happened.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["event"] == "creating" && e["event"]["replica"] == 0),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["event"] == "creating" && e["event"]["replica"] == 1),
+        "{events:?}"
+    );
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in order, once each: {ids:?}"
+    );
+}

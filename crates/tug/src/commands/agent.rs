@@ -186,6 +186,27 @@ pub async fn events(
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     let mut after = since;
+    if follow {
+        if let Some(agent) = Client::for_stack(&stack.name).await {
+            // Server-sent events: `data: {...}` lines, until the agent goes away.
+            agent
+                .get_lines(&format!("/v1/events/stream?after={after}"), |l| {
+                    if let Some(v) = l
+                        .strip_prefix("data: ")
+                        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                    {
+                        print_event(
+                            output,
+                            v["id"].as_i64().unwrap_or(0),
+                            v["time"].as_i64().unwrap_or(0),
+                            &v["event"],
+                        );
+                    }
+                })
+                .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     loop {
         let batch: Vec<(i64, i64, serde_json::Value)> = match Client::for_stack(&stack.name).await {
             Some(agent) => agent
