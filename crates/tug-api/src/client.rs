@@ -44,6 +44,68 @@ impl Client {
         self.call("POST", path, Some(body)).await
     }
 
+    /// Sends one request; the response when it succeeded, the agent's error otherwise.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let protocol = |e: &dyn std::fmt::Display| ClientError::Protocol(e.to_string());
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| protocol(&e))?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "agent")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| protocol(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| protocol(&e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| protocol(&e))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("bad reply ({status}): {e}")))?;
+        Err(ClientError::Agent {
+            message: v["error"].as_str().unwrap_or("unknown error").to_string(),
+            invalid: v["invalid"].as_bool().unwrap_or(false),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
+        let resp = self.send(method, path, bytes).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("bad reply ({status}): {e}")))
+    }
+
     /// GET `path` and hand each line of the (streamed) answer to `line`.
     pub async fn get_lines(
         &self,
@@ -51,36 +113,7 @@ impl Client {
         mut line: impl FnMut(&str),
     ) -> Result<(), ClientError> {
         use hyper::body::Body as _;
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        tokio::spawn(conn);
-        let req = Request::builder()
-            .uri(path)
-            .header("host", "agent")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if !resp.status().is_success() {
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
-                .to_bytes();
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            return Err(ClientError::Agent {
-                message: v["error"].as_str().unwrap_or("unknown error").to_string(),
-                invalid: v["invalid"].as_bool().unwrap_or(false),
-            });
-        }
-        let mut body = resp.into_body();
+        let mut body = self.send("GET", path, Vec::new()).await?.into_body();
         let mut pending = Vec::new();
         while !body.is_end_stream() {
             let Some(frame) = body.frame().await else {
@@ -99,51 +132,5 @@ impl Client {
             line(String::from_utf8_lossy(&pending).as_ref());
         }
         Ok(())
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        tokio::spawn(conn);
-        let bytes = body
-            .map(|b| serde_json::to_vec(b).unwrap_or_default())
-            .unwrap_or_default();
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "agent")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_bytes();
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Protocol(format!("bad reply ({status}): {e}")))?;
-        if status.is_success() {
-            Ok(v)
-        } else {
-            Err(ClientError::Agent {
-                message: v["error"].as_str().unwrap_or("unknown error").to_string(),
-                invalid: v["invalid"].as_bool().unwrap_or(false),
-            })
-        }
     }
 }
