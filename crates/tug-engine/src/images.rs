@@ -127,6 +127,28 @@ async fn resolve_executable<R: Runtime>(
     })
 }
 
+/// Whether the engine already has `tag` (built images are tagged by content,
+/// so it is the same image); says so, or what is about to be `doing`.
+async fn already_there<R: Runtime>(
+    rt: &R,
+    service: &str,
+    tag: &str,
+    doing: &str,
+    events: Sink<'_>,
+) -> Result<bool, EngineError> {
+    let there = rt.inspect_image(tag).await?.is_some();
+    let message = if there {
+        format!("{tag} is up to date")
+    } else {
+        format!("{doing} {tag}")
+    };
+    events(Event::Image {
+        service: service.into(),
+        message,
+    });
+    Ok(there)
+}
+
 fn image_error(service: &str, image: &str, detail: impl ToString) -> EngineError {
     EngineError::Image {
         service: service.into(),
@@ -171,26 +193,17 @@ async fn build<R: Runtime>(
         h.update(format!("\0{k}={v}").as_bytes());
     }
     h.update(b.target.as_deref().unwrap_or("").as_bytes());
-    // Not `dev.tug.stack`: containers inherit image labels, and only tug's own containers may carry it.
     let labels = BTreeMap::from([(
-        "dev.tug.image-of".to_string(),
+        tug_runtime::labels::IMAGE_OF.to_string(),
         format!("{}/{name}", stack.name),
     )]);
     for (k, v) in &labels {
         h.update(format!("\0label {k}={v}").as_bytes());
     }
     let tag = format!("{repo}:{}", &hex::encode(h.finalize())[..12]);
-    if rt.inspect_image(&tag).await?.is_some() {
-        events(Event::Image {
-            service: name.into(),
-            message: format!("{tag} is up to date"),
-        });
+    if already_there(rt, name, &tag, "building", events).await? {
         return Ok(tag);
     }
-    events(Event::Image {
-        service: name.into(),
-        message: format!("building {tag}"),
-    });
     let request = BuildRequest {
         tag: tag.clone(),
         context_tar,
@@ -298,8 +311,10 @@ async fn build_rust_image<R: Runtime>(
     );
     opts.port = s.port;
     opts.revision_label = false;
-    opts.labels
-        .insert("dev.tug.image-of".into(), format!("{}/{name}", stack.name));
+    opts.labels.insert(
+        tug_runtime::labels::IMAGE_OF.into(),
+        format!("{}/{name}", stack.name),
+    );
     let image = tug_image::oci::assemble_rust(&bin, &bin_name, None, &opts)
         .map_err(|e| image_error(name, repo, e))?;
     let tag = format!(
@@ -310,17 +325,9 @@ async fn build_rust_image<R: Runtime>(
             .get(..12)
             .unwrap_or("latest")
     );
-    if rt.inspect_image(&tag).await?.is_some() {
-        events(Event::Image {
-            service: name.into(),
-            message: format!("{tag} is up to date"),
-        });
+    if already_there(rt, name, &tag, "loading", events).await? {
         return Ok(tag);
     }
-    events(Event::Image {
-        service: name.into(),
-        message: format!("loading {tag}"),
-    });
     let mut archive = Vec::new();
     image
         .write_docker_archive(&mut archive, &tag)

@@ -25,6 +25,9 @@ pub mod labels {
     pub const SERVICE: &str = "dev.tug.service";
     pub const REPLICA: &str = "dev.tug.replica";
     pub const CONFIG_HASH: &str = "dev.tug.config-hash";
+    /// On built images: `<stack>/<service>`. Not `STACK`: containers inherit
+    /// image labels, and only tug's own containers may carry that one.
+    pub const IMAGE_OF: &str = "dev.tug.image-of";
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -182,25 +182,7 @@ fn s(v: impl Into<String>) -> Value {
 }
 
 /// Keys of a tug service, in the order they are written out.
-const ORDER: &[&str] = &[
-    "image",
-    "build",
-    "command",
-    "entrypoint",
-    "env",
-    "env_file",
-    "port",
-    "publish",
-    "replicas",
-    "health",
-    "depends_on",
-    "volumes",
-    "resources",
-    "security",
-    "labels",
-    "restart",
-    "stop_grace_period",
-];
+const ORDER: &[&str] = crate::parse::SERVICE_KEYS;
 
 /// One published port: `8080:80`, `127.0.0.1:8080:80/tcp`, `80`, or the long form.
 #[derive(Debug)]

@@ -239,7 +239,7 @@ const UPDATE_KEYS: &[&str] = &[
     "auto_rollback",
     "order",
 ];
-const SERVICE_KEYS: &[&str] = &[
+pub(crate) const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
     "command",
