@@ -12,18 +12,49 @@
 //! assert_eq!(out.dropped[0].path, "services.web.container_name");
 //! ```
 
-use crate::parse::{duration, sanitize_name, Cx};
+use crate::interpolate::{self, Vars};
+use crate::parse::{duration, port_number, port_text, sanitize_name, Cx, PortText};
 use crate::yaml::{self, Node};
+use crate::Protocol;
 use crate::SpecErrors;
 use serde::Serialize;
 use serde_yaml_ng::{Mapping, Value};
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-/// The result of an import: tug.yaml text and what could not be carried over.
+/// The result of an import: tug.yaml text, what could not be carried over,
+/// and what tug will do differently unless told otherwise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Import {
     pub yaml: String,
     pub dropped: Vec<Dropped>,
+    pub notes: Vec<Note>,
+}
+
+/// Something carried over whose behaviour differs from compose's, or a
+/// hardened default likely to break the image, with the tug.yaml line that
+/// changes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// Dotted path in the compose file.
+    pub path: String,
+    pub message: String,
+    /// The tug.yaml line that restores compose's behaviour, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// How to read the compose file.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Profiles to enable (`--profile`), besides those in `COMPOSE_PROFILES`.
+    pub profiles: Vec<String>,
+    /// Files read instead of the `.env` beside the compose file (`--env-file`).
+    pub env_files: Vec<PathBuf>,
+    /// The variables to interpolate with; unset: the environment over the env files.
+    pub vars: Option<Vars>,
 }
 
 /// A compose key (or value) with no tug equivalent.
@@ -47,6 +78,24 @@ pub fn import(text: &str, file: &Path) -> Result<Import, SpecErrors> {
 /// (build contexts, env files, bind mounts) are rewritten to point at the
 /// same places from there.
 pub fn import_to(text: &str, file: &Path, out_dir: &Path) -> Result<Import, SpecErrors> {
+    import_with(text, file, out_dir, &Options::default())
+}
+
+/// Like [`import_to`], with profiles and env files.
+pub fn import_with(
+    text: &str,
+    file: &Path,
+    out_dir: &Path,
+    opts: &Options,
+) -> Result<Import, SpecErrors> {
+    let from_dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let vars = match &opts.vars {
+        Some(v) => v.clone(),
+        None => Vars::load(from_dir, &opts.env_files)?,
+    };
     let mut cx = Cx::new(file);
     let root = match yaml::parse(text) {
         Err(e) => {
@@ -60,20 +109,69 @@ pub fn import_to(text: &str, file: &Path, out_dir: &Path) -> Result<Import, Spec
             root
         }
     };
-    let Some(root) = root else {
+    let Some(mut root) = root else {
         cx.at(1, 1, "the compose file is empty".into(), None);
         return Err(cx.finish());
     };
+    let (done, errors) = interpolate::tree(&mut root, &vars);
+    for e in errors {
+        cx.at(e.line, e.col, e.message, None);
+    }
+    let mut profiles = opts.profiles.clone();
+    if let Some(p) = vars.get("COMPOSE_PROFILES") {
+        profiles.extend(
+            p.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
+        );
+    }
     let mut imp = Importer {
         cx,
         dropped: Vec::new(),
+        notes: Vec::new(),
+        done,
+        vars,
+        profiles,
+        kept: Vec::new(),
     };
+    let mut unset: Vec<(&(usize, usize), &interpolate::Done)> = imp
+        .done
+        .iter()
+        .filter(|(_, d)| !d.unset.is_empty())
+        .collect();
+    unset.sort_by_key(|(pos, _)| **pos);
+    let unset_notes: Vec<Note> = unset
+        .into_iter()
+        .map(|((line, col), d)| Note {
+            path: String::new(),
+            message: format!(
+                "variable {} is not set: read as an empty string, as compose does",
+                d.unset.join(", ")
+            ),
+            fix: None,
+            line: *line,
+            col: *col,
+        })
+        .collect();
+    imp.notes.extend(unset_notes);
     let mut out = imp.stack(&root, file);
     if !imp.cx.errors.is_empty() {
         return Err(imp.cx.finish());
     }
-    let from_dir = file.parent().unwrap_or(Path::new("."));
     rebase_paths(&mut out, &|p: &str| rebase(p, from_dir, out_dir));
+    escape_values(&mut out, &imp.kept);
+    if !imp.kept.is_empty()
+        && from_dir.join(".env").is_file()
+        && std::path::absolute(from_dir).ok() != std::path::absolute(out_dir).ok()
+    {
+        imp.notes.push(Note {
+            path: String::new(),
+            message: "tug.yaml keeps `${VAR}` references in `env`, read from the environment and the .env beside tug.yaml; the .env beside the compose file is elsewhere".into(),
+            fix: Some("copy .env next to tug.yaml, or pass --env-file".into()),
+            line: 1,
+            col: 1,
+        });
+    }
     let body = serde_yaml_ng::to_string(&Value::Mapping(out)).map_err(|e| {
         SpecErrors(vec![crate::SpecError {
             file: file.to_path_buf(),
@@ -89,9 +187,12 @@ pub fn import_to(text: &str, file: &Path, out_dir: &Path) -> Result<Import, Spec
         .unwrap_or_else(|| "compose.yaml".into());
     let mut dropped = imp.dropped;
     dropped.sort_by_key(|d| (d.line, d.col));
+    let mut notes = imp.notes;
+    notes.sort_by_key(|d| (d.line, d.col));
     Ok(Import {
         yaml: format!("# Imported from {from} by `tug import compose`.\n{body}"),
         dropped,
+        notes,
     })
 }
 
@@ -175,6 +276,48 @@ fn rebase_paths(stack: &mut Mapping, f: &dyn Fn(&str) -> String) {
 struct Importer<'f> {
     cx: Cx<'f>,
     dropped: Vec<Dropped>,
+    notes: Vec<Note>,
+    /// Interpolated scalars by position, with the text as written.
+    done: HashMap<(usize, usize), interpolate::Done>,
+    vars: Vars,
+    profiles: Vec<String>,
+    /// (service, env key) whose value keeps its `${VAR}` references.
+    kept: Vec<(String, String)>,
+}
+
+/// Doubles every `$` of the generated values, so that tug.yaml's own
+/// interpolation reads them as imported; `env` values in `kept` hold
+/// references on purpose and stay as they are.
+fn escape_values(stack: &mut Mapping, kept: &[(String, String)]) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::String(t) if t.contains('$') => *t = interpolate::escape(t),
+            Value::Sequence(items) => items.iter_mut().for_each(walk),
+            Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| walk(v)),
+            _ => {}
+        }
+    }
+    let Some(Value::Mapping(services)) = stack.get_mut("services") else {
+        return;
+    };
+    for (name, svc) in services.iter_mut() {
+        let name = name.as_str().unwrap_or_default().to_string();
+        let Value::Mapping(svc) = svc else { continue };
+        for (k, v) in svc.iter_mut() {
+            if k.as_str() == Some("env") {
+                if let Value::Mapping(env) = v {
+                    for (ek, ev) in env.iter_mut() {
+                        let ek = ek.as_str().unwrap_or_default();
+                        if !kept.iter().any(|(s, k)| *s == name && k == ek) {
+                            walk(ev);
+                        }
+                    }
+                }
+            } else {
+                walk(v);
+            }
+        }
+    }
 }
 
 fn s(v: impl Into<String>) -> Value {
@@ -184,71 +327,139 @@ fn s(v: impl Into<String>) -> Value {
 /// Keys of a tug service, in the order they are written out.
 const ORDER: &[&str] = crate::parse::SERVICE_KEYS;
 
-/// One published port: `8080:80`, `127.0.0.1:8080:80/tcp`, `80`, or the long form.
-#[derive(Debug)]
-struct PortSpec {
-    host: Option<u16>,
-    container: u16,
-    proto: String,
-}
-
-fn parse_port(n: &Node) -> Result<PortSpec, String> {
+/// One port: `8080:80`, `127.0.0.1:8080:80/tcp`, `80`, or the long form.
+fn parse_port(n: &Node) -> Result<PortText, String> {
     if let Some(i) = n.as_i64() {
-        return u16::try_from(i)
-            .ok()
-            .filter(|p| *p > 0)
-            .map(|container| PortSpec {
-                host: None,
-                container,
-                proto: "tcp".into(),
-            })
-            .ok_or_else(|| format!("invalid port {i}"));
+        return port_text(&i.to_string());
     }
     if n.as_map().is_some() {
-        let num = |k: &str| -> Result<Option<u16>, String> {
+        let text = |k: &str| -> Result<Option<String>, String> {
             match n.get(k) {
                 None => Ok(None),
                 Some(v) => v
                     .scalar()
-                    .and_then(|t| t.parse::<u16>().ok())
-                    .filter(|p| *p > 0)
-                    .map(Some)
-                    .ok_or_else(|| format!("invalid `{k}` {}", v.describe())),
+                    .map(|t| Some(t.to_string()))
+                    .ok_or_else(|| format!("`{k}` must be a value, found {}", v.describe())),
             }
         };
-        let container = num("target")?.ok_or("a port needs `target`")?;
-        return Ok(PortSpec {
-            host: num("published")?,
-            container,
-            proto: n
-                .get("protocol")
-                .and_then(Node::scalar)
-                .unwrap_or("tcp")
-                .to_string(),
+        let port = port_number(&text("target")?.ok_or("a port needs `target`")?)?;
+        let publish = match text("published")? {
+            Some(h) if !h.is_empty() => Some(port_number(&h)?),
+            _ => None,
+        };
+        let protocol = match text("protocol")? {
+            Some(p) => crate::parse::protocol(&p)?,
+            None => Protocol::Tcp,
+        };
+        let host_ip = text("host_ip")?;
+        if let Some(ip) = &host_ip {
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("`{ip}` is not an IP address"))?;
+        }
+        return Ok(PortText {
+            host_ip,
+            publish,
+            port,
+            protocol,
         });
     }
     let text = n.scalar().ok_or("a port must be a string or a number")?;
-    let (spec, proto) = text.split_once('/').unwrap_or((text, "tcp"));
-    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-    let num = |t: &str| -> Result<u16, String> {
-        if t.contains('-') {
-            return Err(format!("port ranges (`{t}`) are not supported"));
+    port_text(text)
+}
+
+/// Whether `raw` holds a `$NAME` reference (not only `$$`).
+fn has_plain_ref(raw: &str) -> bool {
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        match after.chars().next() {
+            Some('$') => rest = &after[1..],
+            Some(c) if c == '_' || c.is_ascii_alphabetic() => return true,
+            _ => rest = after,
         }
-        t.parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("invalid port `{t}`"))
+    }
+    false
+}
+
+/// Keys in the order tug.yaml lists them.
+fn order(m: Mapping) -> Mapping {
+    let mut out = Mapping::new();
+    for k in ORDER {
+        if let Some(v) = m.get(*k) {
+            out.insert(s(*k), v.clone());
+        }
+    }
+    out
+}
+
+/// Well-known images that start as root and switch user in their
+/// entrypoint, with a place each writes outside its volumes.
+const ROOT_IMAGES: &[(&str, &str)] = &[
+    ("postgres", "/var/run/postgresql"),
+    ("mysql", "/var/run/mysqld"),
+    ("mariadb", "/run/mysqld"),
+    ("mongo", "/data/configdb"),
+    ("redis", "/data"),
+    ("rabbitmq", "/var/lib/rabbitmq"),
+    ("nginx", "/var/cache/nginx"),
+    ("httpd", "/usr/local/apache2/logs"),
+    ("php", "/var/run/apache2"),
+    ("wordpress", "/var/www/html"),
+    ("nextcloud", "/var/www/html"),
+    ("gitea/gitea", "/data"),
+    ("traefik", "/etc/traefik"),
+    ("pihole/pihole", "/etc/pihole"),
+    ("plexinc/pms-docker", "/config"),
+    ("itzg/minecraft-server", "/data"),
+    ("portainer/portainer-ce", "/data"),
+    ("linuxserver/wireguard", "/config"),
+    ("dpage/pgadmin4", "/var/lib/pgadmin"),
+    ("kafka", "/var/lib/kafka"),
+];
+
+/// The entry of [`ROOT_IMAGES`] for an image reference, matched on its
+/// repository (without registry, tag or digest; `library/` and
+/// `lscr.io/linuxserver` forms included).
+fn known_root_image(image: &str) -> Option<(&'static str, &'static str)> {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let repo = match no_digest.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => no_digest,
     };
-    let container = num(parts[0])?;
-    let host = match parts.get(1) {
-        Some(h) if !h.is_empty() => Some(num(h)?),
-        _ => None,
-    };
-    Ok(PortSpec {
-        host,
-        container,
-        proto: proto.to_string(),
-    })
+    let mut parts: Vec<&str> = repo.split('/').collect();
+    if parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
+    {
+        parts.remove(0);
+    }
+    if parts.first() == Some(&"library") {
+        parts.remove(0);
+    }
+    let repo = parts.join("/");
+    ROOT_IMAGES
+        .iter()
+        .find(|(r, _)| *r == repo || repo.rsplit('/').next() == Some(r) && !r.contains('/'))
+        .copied()
+}
+
+/// The largest `-Xmx` in `text`, in bytes.
+fn java_heap(text: &str) -> Option<u64> {
+    text.split_whitespace()
+        .filter_map(|w| w.strip_prefix("-Xmx"))
+        .filter_map(|v| {
+            let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+            let n: u64 = v[..split].parse().ok()?;
+            let mult = match v[split..].to_ascii_lowercase().as_str() {
+                "" => 1,
+                "k" => 1 << 10,
+                "m" => 1 << 20,
+                "g" => 1 << 30,
+                "t" => 1 << 40,
+                _ => return None,
+            };
+            n.checked_mul(mult)
+        })
+        .max()
 }
 
 /// A docker-style size (binary units, `512m`, `1g`) in tug's notation.
@@ -287,31 +498,51 @@ enum Probe {
     Disabled,
 }
 
+/// The path and port of a health command that means exactly what tug's
+/// `http:` check does: a GET that fails on a 4xx/5xx answer and follows no
+/// redirect. That is `curl --fail` (`-f`) with output flags only; wget
+/// follows redirects, so it stays a command.
 fn http_probe(argv: &[String]) -> Option<(String, u16)> {
     let tool = argv.first()?.rsplit('/').next()?;
-    if tool != "curl" && tool != "wget" {
+    if tool != "curl" {
         return None;
     }
     // Allow a trailing `|| exit 1`, nothing else after the command.
     let end = argv.iter().position(|a| a == "||").unwrap_or(argv.len());
-    if end < argv.len() && !(argv.len() == end + 3 && argv[end + 1] == "exit") {
+    if end < argv.len()
+        && !(argv.len() == end + 3 && argv[end + 1] == "exit" && argv[end + 2] != "0")
+    {
         return None;
     }
-    if argv[..end].iter().any(|a| {
-        matches!(
-            a.as_str(),
-            "&&" | ";" | "|" | "-X" | "--request" | "-d" | "--data" | "--post-data"
-        )
-    }) {
-        return None;
+    let mut fail = false;
+    let mut urls = Vec::new();
+    let mut args = argv[1..end].iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--fail" => fail = true,
+            "--silent" | "--show-error" => {}
+            "-o" | "--output" => {
+                args.next();
+            }
+            u if u.starts_with("http://") || u.starts_with("https://") => urls.push(u),
+            short if short.starts_with('-') && !short.starts_with("--") => {
+                for c in short[1..].chars() {
+                    match c {
+                        'f' => fail = true,
+                        's' | 'S' => {}
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
     }
-    let urls: Vec<&String> = argv[1..end]
-        .iter()
-        .filter(|a| a.starts_with("http://") || a.starts_with("https://"))
-        .collect();
     let [url] = urls.as_slice() else {
         return None;
     };
+    if !fail {
+        return None;
+    }
     let rest = url.strip_prefix("http://")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -423,12 +654,42 @@ impl Importer<'_> {
                 .err(root, "the compose file has no `services`", None);
         }
         // Compose names may hold '_' or capitals; tug's are DNS labels.
+        // Two names that become one would merge two services: an error.
         let mut renames: Vec<(String, String)> = Vec::new();
+        // Services left out because none of their profiles is enabled.
+        let mut inactive: Vec<(String, Vec<String>)> = Vec::new();
         if let Some((_, _, svcs)) = top.iter().find(|(k, _, _)| *k == "services") {
-            for (sname, _, _) in self.entries(svcs, "services") {
-                renames.push((sname.to_string(), sanitize_name(sname)));
+            let mut seen: Vec<(String, String)> = Vec::new();
+            for (sname, skn, sv) in self.entries(svcs, "services") {
+                let tname = sanitize_name(sname);
+                if let Some((other, _)) = seen.iter().find(|(_, t)| *t == tname) {
+                    self.cx.err(
+                        skn,
+                        format!("services `{other}` and `{sname}` both become `{tname}` in tug (service names are lowercase letters, digits and '-')"),
+                        Some(format!("rename one of them in the compose file, e.g. `{sname}` to `{tname}-2`")),
+                    );
+                }
+                seen.push((sname.to_string(), tname.clone()));
+                renames.push((sname.to_string(), tname));
+                if let Some(p) = sv.get("profiles") {
+                    let list: Vec<String> = p
+                        .as_seq()
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(Node::scalar)
+                        .map(str::to_string)
+                        .collect();
+                    if !list.is_empty()
+                        && !list
+                            .iter()
+                            .any(|p| self.profiles.iter().any(|a| a == p || a == "*"))
+                    {
+                        inactive.push((sname.to_string(), list));
+                    }
+                }
             }
         }
+        let inactive_names: Vec<String> = inactive.iter().map(|(n, _)| n.clone()).collect();
         for (key, kn, v) in &top {
             match *key {
                 "name" => match v.scalar() {
@@ -443,16 +704,63 @@ impl Importer<'_> {
                 "services" => {
                     for (sname, skn, sv) in self.entries(v, "services") {
                         let tname = sanitize_name(sname);
-                        if tname != sname {
+                        if let Some((_, list)) = inactive.iter().find(|(n, _)| n == sname) {
                             self.drop(
                                 format!("services.{sname}"),
                                 skn,
-                                format!("renamed to `{tname}`: service names are lowercase letters, digits and '-'"),
+                                format!(
+                                    "in profile {}: not enabled (pass --profile {})",
+                                    list.join(", "),
+                                    list[0]
+                                ),
                             );
+                            continue;
                         }
-                        if let Some(svc) = self.service(sname, sv, &renames) {
+                        if let Some(mut svc) = self.service(sname, sv, &renames, &inactive_names) {
+                            if tname != sname {
+                                self.note(
+                                    format!("services.{sname}"),
+                                    skn,
+                                    format!("renamed to `{tname}` (service names are lowercase letters, digits and '-'); `{sname}` stays a name on the stack's network"),
+                                    None,
+                                );
+                                svc.insert(s("aliases"), Value::Sequence(vec![s(sname)]));
+                                svc = order(svc);
+                            }
                             services.insert(s(tname), Value::Mapping(svc));
                         }
+                    }
+                }
+                "secrets" | "configs" => {
+                    let mut refs = Mapping::new();
+                    for (rname, rkn, rv) in self.entries(v, key) {
+                        let rp = format!("{key}.{rname}");
+                        let mut file = None;
+                        for (k, kkn, kv) in self.entries(rv, &rp) {
+                            match (k, kv.scalar()) {
+                                ("file", Some(f)) => file = Some(f.to_string()),
+                                ("file", None) => {
+                                    self.cx.err(kv, format!("`{rp}.file` must be a path"), None)
+                                }
+                                ("name", _) => {}
+                                _ => self.drop(
+                                    format!("{rp}.{k}"),
+                                    kkn,
+                                    format!("tug reads {key} from files only"),
+                                ),
+                            }
+                        }
+                        match file {
+                            Some(f) => {
+                                let mut m = Mapping::new();
+                                m.insert(s("file"), s(f));
+                                refs.insert(s(rname), Value::Mapping(m));
+                            }
+                            None => self.drop(rp, rkn, format!("tug reads {key} from files only")),
+                        }
+                    }
+                    if !refs.is_empty() {
+                        out.insert(s(*key), Value::Mapping(refs));
                     }
                 }
                 "volumes" => {
@@ -480,13 +788,42 @@ impl Importer<'_> {
                 k => self.drop(k, kn, "not supported by tug"),
             }
         }
-        out.insert(s("name"), s(name));
-        out.insert(s("services"), Value::Mapping(services));
-        out
+        let mut stack = Mapping::new();
+        stack.insert(s("name"), s(name));
+        stack.insert(s("services"), Value::Mapping(services));
+        for k in ["secrets", "configs"] {
+            if let Some(v) = out.remove(k) {
+                stack.insert(s(k), v);
+            }
+        }
+        stack
     }
 
-    fn service(&mut self, name: &str, n: &Node, renames: &[(String, String)]) -> Option<Mapping> {
+    fn note(
+        &mut self,
+        path: impl Into<String>,
+        n: &Node,
+        message: impl Into<String>,
+        fix: Option<String>,
+    ) {
+        self.notes.push(Note {
+            path: path.into(),
+            message: message.into(),
+            fix,
+            line: n.line,
+            col: n.col,
+        });
+    }
+
+    fn service(
+        &mut self,
+        name: &str,
+        n: &Node,
+        renames: &[(String, String)],
+        inactive: &[String],
+    ) -> Option<Mapping> {
         let p = |k: &str| format!("services.{name}.{k}");
+        let tname = sanitize_name(name);
         let entries = self.entries(n, &format!("services.{name}"));
         n.as_map()?;
         let get = |k: &str| entries.iter().find(|(e, _, _)| *e == k).map(|(_, _, v)| *v);
@@ -495,6 +832,7 @@ impl Importer<'_> {
         let mut security = Mapping::new();
         let mut env = Mapping::new();
         let mut health = Mapping::new();
+        let mut health_keys: Vec<&str> = Vec::new();
 
         // Replicas first: `publish` depends on it.
         let mut replicas: i64 = 1;
@@ -518,7 +856,9 @@ impl Importer<'_> {
         if replicas != 1 {
             out.push(("replicas", Value::Number(replicas.into())));
         }
-        let mut port: Option<u16> = None;
+        // Every published or exposed port, in file order.
+        let mut published: Vec<(PortText, &Node)> = Vec::new();
+        let mut exposed: Vec<(u16, Protocol, &Node)> = Vec::new();
 
         for (key, kn, v) in &entries {
             let (key, kn, v) = (*key, *kn, *v);
@@ -539,35 +879,7 @@ impl Importer<'_> {
                         out.push((key, Value::Sequence(argv.into_iter().map(s).collect())));
                     }
                 }
-                "environment" => {
-                    if let Some(items) = v.as_seq() {
-                        for i in items {
-                            match i.scalar().map(|t| t.split_once('=')) {
-                                Some(Some((k, val))) => {
-                                    env.insert(s(k), s(val));
-                                }
-                                _ => self.drop(
-                                    p("environment"),
-                                    i,
-                                    format!("{} takes its value from the shell in compose; set it in tug.yaml or an env_file", i.describe()),
-                                ),
-                            }
-                        }
-                    } else {
-                        for (k, kn, val) in self.entries(v, &p("environment")) {
-                            match val.scalar() {
-                                Some(t) => {
-                                    env.insert(s(k), s(t));
-                                }
-                                None => self.drop(
-                                    format!("{}.{k}", p("environment")),
-                                    kn,
-                                    "takes its value from the shell in compose; set it in tug.yaml or an env_file",
-                                ),
-                            }
-                        }
-                    }
-                }
+                "environment" => self.environment(name, &tname, v, &mut env),
                 "env_file" => {
                     let items: Vec<&Node> = match v.as_seq() {
                         Some(items) => items.iter().collect(),
@@ -603,51 +915,26 @@ impl Importer<'_> {
                     for (idx, i) in items.iter().enumerate() {
                         let ip = format!("{}[{idx}]", p("ports"));
                         match parse_port(i) {
-                            Err(e) => self.drop(ip, i, e),
-                            Ok(ps) if ps.proto != "tcp" => {
-                                self.drop(ip, i, format!("tug serves TCP only, not {}", ps.proto))
-                            }
-                            Ok(ps) => match port {
-                                Some(kept) => self.drop(
-                                    ip,
-                                    i,
-                                    format!("a tug service listens on one port: kept {kept}"),
-                                ),
-                                None => {
-                                    port = Some(ps.container);
-                                    if let Some(h) = ps.host {
-                                        if replicas == 1 {
-                                            out.push(("publish", Value::Number(h.into())));
-                                        } else {
-                                            self.drop(
-                                                ip,
-                                                i,
-                                                format!("host port {h} needs one replica; tug balances {replicas} replicas through its gateway"),
-                                            );
-                                        }
-                                    }
-                                }
-                            },
+                            Ok(pt) => published.push((pt, i)),
+                            Err(e) if e.contains("ranges") => self.drop(ip, i, e),
+                            Err(e) => self.cx.err(i, format!("`{ip}`: {e}"), Some("write `[[HOST_IP:]HOST_PORT:]PORT[/PROTOCOL]`, like `8080:80` or `53:53/udp`".into())),
                         }
                     }
                 }
                 "expose" => {
-                    // Only used when `ports` gives no port.
-                    if get("ports").is_none() {
-                        for (idx, i) in v.as_seq().unwrap_or_default().iter().enumerate() {
-                            let ip = format!("{}[{idx}]", p("expose"));
-                            match (port, parse_port(i)) {
-                                (None, Ok(ps)) => port = Some(ps.container),
-                                (Some(kept), Ok(_)) => self.drop(
-                                    ip,
-                                    i,
-                                    format!("a tug service listens on one port: kept {kept}"),
-                                ),
-                                (_, Err(e)) => self.drop(ip, i, e),
+                    for (idx, i) in v.as_seq().unwrap_or_default().iter().enumerate() {
+                        let ip = format!("{}[{idx}]", p("expose"));
+                        match parse_port(i) {
+                            Ok(pt) if pt.publish.is_none() => {
+                                exposed.push((pt.port, pt.protocol, i))
                             }
+                            Ok(_) => {
+                                self.cx
+                                    .err(i, format!("`{ip}` takes a port, not a mapping"), None)
+                            }
+                            Err(e) if e.contains("ranges") => self.drop(ip, i, e),
+                            Err(e) => self.cx.err(i, format!("`{ip}`: {e}"), None),
                         }
-                    } else {
-                        self.drop(p("expose"), kn, "the port comes from `ports`");
                     }
                 }
                 "volumes" => {
@@ -657,13 +944,21 @@ impl Importer<'_> {
                     }
                 }
                 "depends_on" => {
-                    if let Some(d) = self.depends_on(name, v, renames) {
+                    if let Some(d) = self.depends_on(name, v, renames, inactive) {
                         out.push(("depends_on", d));
                     }
                 }
+                "secrets" | "configs" => {
+                    let items = self.file_mounts(name, key, v);
+                    if !items.is_empty() {
+                        out.push((key, Value::Sequence(items)));
+                    }
+                }
+                "profiles" => {}
                 "healthcheck" => {
                     for (hk, hkn, hv) in self.entries(v, &p("healthcheck")) {
                         let hp = format!("{}.{hk}", p("healthcheck"));
+                        health_keys.push(hk);
                         match hk {
                             "test" => match probe(hv) {
                                 Ok(Probe::Http {
@@ -694,13 +989,13 @@ impl Importer<'_> {
                                     Some(Ok(d)) => {
                                         health.insert(s(hk), s(d.to_string()));
                                     }
-                                    _ => self.drop(
-                                        hp,
+                                    Some(Err((msg, hint))) => {
+                                        self.cx.err(hv, format!("`{hp}`: {msg}"), hint)
+                                    }
+                                    None => self.cx.err(
                                         hv,
-                                        format!(
-                                            "{} is not a duration tug reads (like `2s` or `1m30s`)",
-                                            hv.describe()
-                                        ),
+                                        format!("`{hp}` must be a duration like `10s` or `1m30s`, found {}", hv.describe()),
+                                        None,
                                     ),
                                 }
                             }
@@ -713,11 +1008,16 @@ impl Importer<'_> {
                                         .err(hv, format!("`{hp}` must be a whole number"), None)
                                 }
                             },
-                            "disable" => {
-                                if hv.as_bool() == Some(true) {
+                            "disable" => match hv.as_bool() {
+                                Some(true) => {
                                     health.insert(s("__disabled"), Value::Bool(true));
                                 }
-                            }
+                                Some(false) => {}
+                                None => {
+                                    self.cx
+                                        .err(hv, format!("`{hp}` must be true or false"), None)
+                                }
+                            },
                             _ => self.drop(hp, hkn, "not supported by tug's health checks"),
                         }
                     }
@@ -727,23 +1027,33 @@ impl Importer<'_> {
                     Some(m) => {
                         resources.insert(s("memory"), s(m));
                     }
-                    None => self.drop(p(key), v, format!("{} is not a size", v.describe())),
+                    None => self.cx.err(
+                        v,
+                        format!(
+                            "`{}`: {} is not a size like `512m` or `1g`",
+                            p(key),
+                            v.describe()
+                        ),
+                        None,
+                    ),
                 },
                 "cpus" => match v.scalar() {
-                    Some(c) if c.parse::<f64>().is_ok_and(|c| c > 0.0) => {
+                    Some(c) if c.parse::<f64>().is_ok_and(|c| c > 0.0 && c.is_finite()) => {
                         resources.insert(s("cpu"), cpu_value(c));
                     }
-                    _ => self.drop(
-                        p(key),
+                    _ => self.cx.err(
                         v,
-                        format!("{} is not a number of CPUs", v.describe()),
+                        format!("`{}`: {} is not a number of CPUs", p(key), v.describe()),
+                        None,
                     ),
                 },
                 "pids_limit" => match v.as_i64() {
                     Some(l) => {
                         resources.insert(s("pids"), Value::Number(l.into()));
                     }
-                    None => self.drop(p(key), v, "not a whole number"),
+                    None => self
+                        .cx
+                        .err(v, format!("`{}` must be a whole number", p(key)), None),
                 },
                 "user" => match v.scalar() {
                     Some(u) => {
@@ -804,18 +1114,26 @@ impl Importer<'_> {
                         }
                     }
                 }
-                "restart" => match v.scalar() {
-                    Some(r @ ("no" | "always" | "unless-stopped" | "on-failure")) => {
+                "restart" => match (v.as_bool(), v.scalar()) {
+                    (Some(false), _) => out.push(("restart", s("no"))),
+                    (_, Some(r @ ("no" | "always" | "unless-stopped" | "on-failure"))) => {
                         out.push(("restart", s(r)));
                     }
-                    Some(r) if r.starts_with("on-failure:") => {
+                    (_, Some(r))
+                        if r.strip_prefix("on-failure:")
+                            .is_some_and(|n| n.parse::<u32>().is_ok()) =>
+                    {
                         out.push(("restart", s("on-failure")));
                         self.drop(p("restart"), v, "tug retries without a maximum count");
                     }
-                    _ => self.drop(
-                        p("restart"),
+                    _ => self.cx.err(
                         v,
-                        format!("unknown restart policy {}", v.describe()),
+                        format!(
+                            "`{}`: unknown restart policy {}",
+                            p("restart"),
+                            v.describe()
+                        ),
+                        Some("use no, always, on-failure[:N] or unless-stopped".into()),
                     ),
                 },
                 "labels" => {
@@ -837,10 +1155,11 @@ impl Importer<'_> {
                 }
                 "stop_grace_period" => match v.scalar().map(duration) {
                     Some(Ok(d)) => out.push(("stop_grace_period", s(d.to_string()))),
-                    _ => self.drop(
-                        p(key),
+                    Some(Err((msg, hint))) => self.cx.err(v, format!("`{}`: {msg}", p(key)), hint),
+                    None => self.cx.err(
                         v,
-                        format!("{} is not a duration tug reads", v.describe()),
+                        format!("`{}` must be a duration like `10s`", p(key)),
+                        None,
                     ),
                 },
                 "networks" => {
@@ -879,27 +1198,34 @@ impl Importer<'_> {
                 _ => self.drop(p(key), kn, "not supported by tug"),
             }
         }
+        if !out.iter().any(|(k, _)| *k == "restart") {
+            out.push(("restart", s("no")));
+            self.note(
+                format!("services.{name}"),
+                n,
+                "no `restart`: compose does not restart it, and neither will tug (tug's own default is always)",
+                Some("restart: always".into()),
+            );
+        }
         if !env.is_empty() {
             out.push(("env", Value::Mapping(env)));
         }
-        // The health probe may decide the port.
+        let port = self.ports(name, replicas, &published, &exposed, &mut health, &mut out);
         let disabled = health.remove("__disabled").is_some();
-        let original = health.remove("__original");
-        if let Some(hport) = health.remove("__port") {
-            let hport = hport.as_u64().unwrap_or(80) as u16;
-            match port {
-                None => port = Some(hport),
-                Some(p) if p != hport => {
-                    // The check targets another port than the service's: keep it as a command.
-                    health.remove("http");
-                    if let Some(o) = original {
-                        health.insert(s("exec"), o);
-                    }
-                }
-                _ => {}
-            }
+        if disabled {
+            health.clear();
         }
-        if !disabled && (health.contains_key("http") || health.contains_key("exec")) {
+        if health.contains_key("http") || health.contains_key("exec") {
+            // Compose's defaults, where tug's differ.
+            for (k, v) in [
+                ("interval", s("30s")),
+                ("timeout", s("30s")),
+                ("retries", Value::Number(3.into())),
+            ] {
+                if !health_keys.contains(&k) {
+                    health.insert(s(k), v);
+                }
+            }
             let mut ordered = Mapping::new();
             for k in [
                 "http",
@@ -918,6 +1244,7 @@ impl Importer<'_> {
         if let Some(pt) = port {
             out.push(("port", Value::Number(pt.into())));
         }
+        self.hardened(name, n, &out, &resources, &security);
         if !resources.is_empty() {
             out.push(("resources", Value::Mapping(resources)));
         }
@@ -925,12 +1252,343 @@ impl Importer<'_> {
             out.push(("security", Value::Mapping(security)));
         }
         let mut svc = Mapping::new();
-        for k in ORDER {
-            if let Some((_, v)) = out.iter().find(|(o, _)| o == k) {
-                svc.insert(s(*k), v.clone());
+        for (k, v) in out {
+            svc.insert(s(k), v);
+        }
+        Some(order(svc))
+    }
+
+    /// `environment`, keeping `${VAR}` references as written where every
+    /// variable they use is set; a bare name takes the variable's value.
+    fn environment(&mut self, name: &str, tname: &str, v: &Node, env: &mut Mapping) {
+        let what = format!("services.{name}.environment");
+        let mut put = |imp: &mut Self, k: &str, val: &str, raw: Option<&str>| match raw {
+            Some(r) => {
+                env.insert(s(k), s(r));
+                imp.kept.push((tname.to_string(), k.to_string()));
+            }
+            None => {
+                env.insert(s(k), s(val));
+            }
+        };
+        let from_shell =
+            |imp: &mut Self,
+             k: &str,
+             n: &Node,
+             put: &mut dyn FnMut(&mut Self, &str, &str, Option<&str>)| {
+                if imp.vars.get(k).is_some() {
+                    put(imp, k, "", Some(&format!("${{{k}}}")));
+                } else {
+                    imp.drop(
+                    format!("{what}.{k}"),
+                    n,
+                    format!("takes its value from the shell in compose, and {k} is not set; set it in tug.yaml or an env_file"),
+                );
+                }
+            };
+        if let Some(items) = v.as_seq() {
+            for i in items {
+                let Some(t) = i.scalar() else {
+                    self.cx
+                        .err(i, format!("`{what}` entries must be KEY=VALUE"), None);
+                    continue;
+                };
+                match t.split_once('=') {
+                    Some((k, val)) => {
+                        let raw = self
+                            .kept_raw(i)
+                            .and_then(|r| r.split_once('=').map(|(_, rv)| rv.to_string()));
+                        put(self, k, val, raw.as_deref());
+                    }
+                    None => from_shell(self, t, i, &mut put),
+                }
+            }
+        } else {
+            for (k, kn, val) in self.entries(v, &what) {
+                if val.is_null() {
+                    from_shell(self, k, kn, &mut put);
+                } else if let Some(t) = val.scalar() {
+                    let raw = self.kept_raw(val);
+                    put(self, k, t, raw.as_deref());
+                } else {
+                    self.cx
+                        .err(val, format!("`{what}.{k}` must be a string"), None);
+                }
             }
         }
-        Some(svc)
+    }
+
+    /// The text as written when it held references that are all set.
+    fn kept_raw(&self, n: &Node) -> Option<String> {
+        self.done
+            .get(&(n.line, n.col))
+            .filter(|d| d.unset.is_empty() && (d.raw.contains("${") || has_plain_ref(&d.raw)))
+            .map(|d| d.raw.clone())
+    }
+
+    /// A service's `secrets` or `configs`: names or `{ source, target }`.
+    fn file_mounts(&mut self, name: &str, key: &str, v: &Node) -> Vec<Value> {
+        let what = format!("services.{name}.{key}");
+        let mut out = Vec::new();
+        let Some(items) = v.as_seq() else {
+            self.cx.err(v, format!("`{what}` must be a list"), None);
+            return out;
+        };
+        for i in items {
+            if let Some(src) = i.scalar() {
+                out.push(s(src));
+                continue;
+            }
+            let mut m = Mapping::new();
+            for (k, kn, kv) in self.entries(i, &what) {
+                match (k, kv.scalar()) {
+                    ("source" | "target", Some(t)) => {
+                        m.insert(s(k), s(t));
+                    }
+                    ("uid" | "gid" | "mode", _) => self.drop(
+                        format!("{what}.{k}"),
+                        kn,
+                        "the file is mounted as it is on the host (compose ignores this without swarm too)",
+                    ),
+                    _ => self.cx.err(kv, format!("`{what}.{k}`: not a {key} field"), None),
+                }
+            }
+            if m.contains_key("source") {
+                out.push(Value::Mapping(m));
+            } else {
+                self.cx
+                    .err(i, format!("`{what}` entries need `source`"), None);
+            }
+        }
+        out
+    }
+
+    /// Chooses the service's `port` (the first TCP port), its other `ports`
+    /// and `expose`; returns the port.
+    fn ports(
+        &mut self,
+        name: &str,
+        replicas: i64,
+        published: &[(PortText, &Node)],
+        exposed: &[(u16, Protocol, &Node)],
+        health: &mut Mapping,
+        out: &mut Vec<(&str, Value)>,
+    ) -> Option<u16> {
+        let pp = format!("services.{name}.ports");
+        let mut port = None;
+        let mut extra = Vec::new();
+        for (pt, n) in published {
+            let mut publish = pt.publish;
+            if publish.is_some() && replicas > 1 {
+                self.drop(
+                    &pp,
+                    n,
+                    format!("host port {} needs one replica; tug publishes an ephemeral port per replica and balances {replicas} replicas through its gateway", publish.unwrap_or_default()),
+                );
+                publish = None;
+            }
+            let ip = pt.host_ip.clone().filter(|ip| ip != "127.0.0.1");
+            if let (Some(h), None) = (publish, &pt.host_ip) {
+                self.note(
+                    &pp,
+                    n,
+                    format!("compose publishes {h} on every interface; tug publishes on 127.0.0.1"),
+                    Some(if port.is_none() && pt.protocol == Protocol::Tcp {
+                        "host_ip: 0.0.0.0".to_string()
+                    } else {
+                        format!(
+                            "ports: [{{ port: {}, publish: {h}, host_ip: 0.0.0.0 }}]",
+                            pt.port
+                        )
+                    }),
+                );
+            }
+            if let (Some(ip), Some(_)) = (&ip, publish) {
+                self.note(
+                    &pp,
+                    n,
+                    format!(
+                        "published on {ip} as the compose file says (tug's default is 127.0.0.1)"
+                    ),
+                    None,
+                );
+            }
+            if port.is_none() && pt.protocol == Protocol::Tcp {
+                port = Some(pt.port);
+                if let Some(h) = publish {
+                    out.push(("publish", Value::Number(h.into())));
+                    if let Some(ip) = ip {
+                        out.push(("host_ip", s(ip)));
+                    }
+                }
+                continue;
+            }
+            let mut m = Mapping::new();
+            m.insert(s("port"), Value::Number(pt.port.into()));
+            if pt.protocol == Protocol::Udp {
+                m.insert(s("protocol"), s("udp"));
+            }
+            if let Some(h) = publish {
+                m.insert(s("publish"), Value::Number(h.into()));
+                if let Some(ip) = ip {
+                    m.insert(s("host_ip"), s(ip));
+                }
+            }
+            extra.push(Value::Mapping(m));
+        }
+        let mut expose = Vec::new();
+        for (p, proto, _) in exposed {
+            let taken = port == Some(*p) && *proto == Protocol::Tcp
+                || published
+                    .iter()
+                    .any(|(pt, _)| pt.port == *p && pt.protocol == *proto);
+            if taken {
+                continue;
+            }
+            if port.is_none() && *proto == Protocol::Tcp {
+                port = Some(*p);
+                continue;
+            }
+            expose.push(match proto {
+                Protocol::Tcp => Value::Number((*p).into()),
+                Protocol::Udp => s(format!("{p}/udp")),
+            });
+        }
+        // An HTTP check names a port: the service's, or it stays a command.
+        let original = health.remove("__original");
+        if let Some(hport) = health.remove("__port") {
+            let hport = hport
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(80);
+            match port {
+                None => port = Some(hport),
+                Some(p) if p != hport => {
+                    health.remove("http");
+                    if let Some(o) = original {
+                        health.insert(s("exec"), o);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !extra.is_empty() {
+            out.push(("ports", Value::Sequence(extra)));
+        }
+        if !expose.is_empty() {
+            out.push(("expose", Value::Sequence(expose)));
+        }
+        port
+    }
+
+    /// Says where tug's hardened defaults will likely stop the image, with
+    /// the tug.yaml line that loosens each.
+    fn hardened(
+        &mut self,
+        name: &str,
+        n: &Node,
+        out: &[(&str, Value)],
+        resources: &Mapping,
+        security: &Mapping,
+    ) {
+        let path = format!("services.{name}");
+        let get = |k: &str| out.iter().find(|(o, _)| *o == k).map(|(_, v)| v);
+        let user = security.get("user").and_then(Value::as_str);
+        let as_root = matches!(user, Some("root" | "0" | "0:0"));
+        let caps: Vec<&str> = security
+            .get("cap_add")
+            .and_then(Value::as_sequence)
+            .map(|c| c.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if let Some(image) = get("image").and_then(Value::as_str) {
+            if user.is_none() {
+                if let Some((_, writes)) = known_root_image(image) {
+                    self.note(
+                        &path,
+                        n,
+                        format!("image `{image}` starts as root and changes user itself, and writes to {writes}: tug runs it as 65534 with no capabilities and a read-only root filesystem"),
+                        Some("security: { user: root, read_only: false, cap_add: [CHOWN, SETUID, SETGID, DAC_OVERRIDE, FOWNER] }".into()),
+                    );
+                }
+            }
+        }
+        let mut low: Vec<u16> = Vec::new();
+        if let Some(p) = get("port").and_then(Value::as_u64) {
+            low.push(p as u16);
+        }
+        for m in get("ports")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(p) = m.get("port").and_then(Value::as_u64) {
+                low.push(p as u16);
+            }
+        }
+        low.retain(|p| *p < 1024);
+        low.dedup();
+        if !low.is_empty() && !as_root && !caps.iter().any(|c| c.ends_with("NET_BIND_SERVICE")) {
+            self.note(
+                &path,
+                n,
+                format!(
+                    "listens on port {} (below 1024): a non-root user needs NET_BIND_SERVICE",
+                    low.iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some("security: { cap_add: [NET_BIND_SERVICE] }".into()),
+            );
+        }
+        let sock = get("volumes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|v| v.contains("docker.sock"));
+        if sock && !as_root {
+            self.note(
+                &path,
+                n,
+                "mounts the Docker socket, which gives full control of the host; tug's non-root default user cannot open it",
+                Some("security: { user: root }".into()),
+            );
+        }
+        let limit = resources
+            .get("memory")
+            .and_then(Value::as_str)
+            .and_then(|m| m.parse::<crate::ByteSize>().ok())
+            .map(|b| b.0)
+            .unwrap_or(512 << 20);
+        let mut texts: Vec<&str> = Vec::new();
+        if let Some(Value::Mapping(env)) = get("env") {
+            texts.extend(env.values().filter_map(Value::as_str));
+        }
+        for k in ["command", "entrypoint"] {
+            texts.extend(
+                get(k)
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str),
+            );
+        }
+        if let Some(xmx) = texts.iter().filter_map(|t| java_heap(t)).max() {
+            if xmx >= limit {
+                let want = crate::ByteSize(xmx + xmx / 2).to_string();
+                self.note(
+                    &path,
+                    n,
+                    format!(
+                        "the JVM heap (-Xmx {}) does not fit tug's memory limit of {}",
+                        crate::ByteSize(xmx),
+                        crate::ByteSize(limit)
+                    ),
+                    Some(format!("resources: {{ memory: {want} }}")),
+                );
+            }
+        }
     }
 
     fn build(&mut self, name: &str, v: &Node) -> Option<Value> {
@@ -1058,7 +1716,13 @@ impl Importer<'_> {
         out
     }
 
-    fn depends_on(&mut self, name: &str, v: &Node, renames: &[(String, String)]) -> Option<Value> {
+    fn depends_on(
+        &mut self,
+        name: &str,
+        v: &Node,
+        renames: &[(String, String)],
+        inactive: &[String],
+    ) -> Option<Value> {
         let dp = format!("services.{name}.depends_on");
         let rename = |d: &str| {
             renames
@@ -1067,33 +1731,51 @@ impl Importer<'_> {
                 .map(|(_, to)| to.clone())
                 .unwrap_or_else(|| sanitize_name(d))
         };
-        if let Some(items) = v.as_seq() {
-            let names: Vec<Value> = items
-                .iter()
-                .filter_map(Node::scalar)
-                .map(|d| s(rename(d)))
-                .collect();
-            return Some(Value::Sequence(names));
-        }
         let mut m = Mapping::new();
-        for (d, _, dv) in self.entries(v, &dp) {
-            let cond = match dv
-                .get("condition")
-                .and_then(Node::scalar)
-                .or_else(|| dv.scalar())
-            {
-                None | Some("service_started") | Some("started") => "started",
-                Some("service_healthy") | Some("healthy") => "healthy",
-                Some("service_completed_successfully") | Some("completed") => "completed",
-                Some(other) => {
+        let items: Vec<(&str, &Node, Option<&Node>)> = match v.as_seq() {
+            Some(items) => items
+                .iter()
+                .filter_map(|i| i.scalar().map(|d| (d, i, None)))
+                .collect(),
+            None => self
+                .entries(v, &dp)
+                .into_iter()
+                .map(|(d, dn, dv)| (d, dn, Some(dv)))
+                .collect(),
+        };
+        for (d, dn, dv) in items {
+            if inactive.iter().any(|i| i == d) {
+                self.drop(
+                    format!("{dp}.{d}"),
+                    dn,
+                    format!("`{d}` is in a profile that is not enabled"),
+                );
+                continue;
+            }
+            let cond = match dv.and_then(|dv| {
+                dv.get("condition")
+                    .and_then(Node::scalar)
+                    .map(|c| (c, dv))
+                    .or_else(|| dv.scalar().map(|c| (c, dv)))
+            }) {
+                None | Some(("service_started" | "started", _)) => "started",
+                Some(("service_healthy" | "healthy", _)) => "healthy",
+                Some(("service_completed_successfully" | "completed", _)) => "completed",
+                Some((other, cn)) => {
                     self.cx
-                        .err(dv, format!("`{dp}.{d}`: unknown condition `{other}`"), None);
+                        .err(cn, format!("`{dp}.{d}`: unknown condition `{other}`"), Some("use service_started, service_healthy or service_completed_successfully".into()));
                     "started"
                 }
             };
-            for (extra, ekn, _) in self.entries(dv, &format!("{dp}.{d}")) {
-                if extra != "condition" {
-                    self.drop(format!("{dp}.{d}.{extra}"), ekn, "not supported by tug");
+            if let Some(dv) = dv {
+                for (extra, ekn, ev) in self.entries(dv, &format!("{dp}.{d}")) {
+                    match extra {
+                        "condition" => {}
+                        // Compose's default: a missing dependency is an error.
+                        "required" if ev.as_bool() == Some(true) => {}
+                        "restart" if ev.as_bool() == Some(false) => {}
+                        _ => self.drop(format!("{dp}.{d}.{extra}"), ekn, "not supported by tug"),
+                    }
                 }
             }
             m.insert(s(rename(d)), s(cond));
@@ -1192,19 +1874,28 @@ mod tests {
 
     #[test]
     fn ports() {
-        let (root, _) =
-            yaml::parse("[\"8080:80\", 80, \"127.0.0.1:9000:90/udp\", \"3000-3005\"]").unwrap();
+        let (root, _) = yaml::parse(
+            "[\"8080:80\", 80, \"127.0.0.1:9000:90/udp\", \"3000-3005\", \"99999:80\", \"abc\", {target: 53, published: \"53\", protocol: udp}]",
+        )
+        .unwrap();
         let items = root.unwrap();
         let items = items.as_seq().unwrap();
         let p = parse_port(&items[0]).unwrap();
-        assert_eq!((p.host, p.container), (Some(8080), 80));
-        assert_eq!(parse_port(&items[1]).unwrap().container, 80);
+        assert_eq!((p.publish, p.port), (Some(8080), 80));
+        assert_eq!(parse_port(&items[1]).unwrap().port, 80);
         let p = parse_port(&items[2]).unwrap();
         assert_eq!(
-            (p.host, p.container, p.proto.as_str()),
-            (Some(9000), 90, "udp")
+            (p.host_ip.as_deref(), p.publish, p.port, p.protocol),
+            (Some("127.0.0.1"), Some(9000), 90, Protocol::Udp)
         );
         assert!(parse_port(&items[3]).unwrap_err().contains("ranges"));
+        assert!(parse_port(&items[4]).unwrap_err().contains("out of range"));
+        assert!(parse_port(&items[5]).unwrap_err().contains("not a port"));
+        let p = parse_port(&items[6]).unwrap();
+        assert_eq!(
+            (p.publish, p.port, p.protocol),
+            (Some(53), 53, Protocol::Udp)
+        );
     }
 
     #[test]
@@ -1223,8 +1914,15 @@ mod tests {
             Some(("/health".into(), 8080))
         );
         assert_eq!(
-            http_probe(&argv("wget -q --spider http://127.0.0.1/ || exit 1")),
+            http_probe(&argv("curl -sf http://127.0.0.1/ || exit 1")),
             Some(("/".into(), 80))
+        );
+        // Not the same meaning: no --fail, redirects followed, wget.
+        assert_eq!(http_probe(&argv("curl http://localhost:8080/health")), None);
+        assert_eq!(http_probe(&argv("curl -fL http://localhost/")), None);
+        assert_eq!(
+            http_probe(&argv("wget -q --spider http://127.0.0.1/ || exit 1")),
+            None
         );
         assert_eq!(http_probe(&argv("curl -f http://example.com/")), None);
         assert_eq!(http_probe(&argv("pg_isready -U postgres")), None);

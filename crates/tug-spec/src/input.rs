@@ -75,6 +75,62 @@ struct StackIn {
     /// Where services run: containers on Docker/Podman, or local processes.
     /// Unset: a container engine when one answers, else processes.
     runtime: Option<RuntimeIn>,
+    /// Secrets by name, each a file; services mount them read-only at `/run/secrets/<name>`.
+    secrets: Option<BTreeMap<String, FileRefIn>>,
+    /// Configuration files by name; services mount them read-only where they say.
+    configs: Option<BTreeMap<String, FileRefIn>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FileRefIn {
+    /// A host file, relative to tug.yaml.
+    file: String,
+}
+
+/// A stack secret or config by name, or with the path it is mounted at.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum FileMountIn {
+    Name(String),
+    Full(FileMountFull),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FileMountFull {
+    source: String,
+    /// Absolute path in the container (a secret's may be a bare name under /run/secrets).
+    target: Option<String>,
+}
+
+/// `PORT[/udp]`, `[[HOST_IP:]PUBLISH:]PORT[/udp]`, or the long form.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum PortIn {
+    Number(u16),
+    Short(String),
+    Full(PortFull),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PortFull {
+    #[schemars(range(min = 1, max = 65535))]
+    port: u32,
+    protocol: Option<ProtocolIn>,
+    /// A fixed host port (one replica only); otherwise an ephemeral one.
+    #[schemars(range(min = 1, max = 65535))]
+    publish: Option<u32>,
+    /// Host address to publish on (default 127.0.0.1).
+    host_ip: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum ProtocolIn {
+    Tcp,
+    Udp,
 }
 
 #[derive(JsonSchema)]
@@ -130,6 +186,14 @@ struct ServiceIn {
     /// A fixed host port on 127.0.0.1 (one replica only); otherwise an ephemeral one.
     #[schemars(range(min = 1, max = 65535))]
     publish: Option<u32>,
+    /// Host address `publish` binds (default 127.0.0.1; `0.0.0.0` for every interface).
+    host_ip: Option<String>,
+    /// More ports the process listens on, TCP or UDP, each published like `port`.
+    ports: Option<Vec<PortIn>>,
+    /// Ports open to the stack's network only: `9600` or `53/udp`.
+    expose: Option<Vec<PortIn>>,
+    /// More names the service answers to on the stack's network.
+    aliases: Option<OneOrMany>,
     /// Number of replicas (default 1; 0 keeps the service defined but stopped).
     #[schemars(range(min = 0))]
     replicas: Option<u32>,
@@ -138,6 +202,10 @@ struct ServiceIn {
     volumes: Option<Vec<VolumeIn>>,
     resources: Option<ResourcesIn>,
     security: Option<SecurityIn>,
+    /// Stack secrets mounted read-only (default at `/run/secrets/<name>`).
+    secrets: Option<Vec<FileMountIn>>,
+    /// Stack configs mounted read-only (default at `/<name>`).
+    configs: Option<Vec<FileMountIn>>,
     /// Container labels; the `dev.tug.` prefix is reserved.
     labels: Option<Pairs>,
     restart: Option<Restart>,

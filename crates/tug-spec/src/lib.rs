@@ -15,12 +15,14 @@
 
 pub mod compose;
 mod input;
+pub mod interpolate;
 mod model;
 mod parse;
 mod units;
 mod yaml;
 
 pub use input::schema;
+pub use interpolate::Vars;
 pub use model::*;
-pub use parse::{load, parse_str, SpecError, SpecErrors};
+pub use parse::{load, load_with, parse_str, parse_str_with, SpecError, SpecErrors};
 pub use units::{ByteSize, Duration};

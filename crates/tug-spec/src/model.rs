@@ -16,6 +16,12 @@ pub struct Stack {
     /// Where services run; unset: a container engine when one answers, else processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeChoice>,
+    /// Secrets by name: files mounted read-only at `/run/secrets/<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileRef>,
+    /// Configuration files by name, mounted read-only where a service asks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileRef>,
     /// Directory that relative paths in the file were resolved against.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -67,6 +73,24 @@ pub struct Service {
     /// A fixed host port on 127.0.0.1 (one replica only); otherwise an ephemeral one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<u16>,
+    /// The host address `port` is published on; unset: 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// More ports the process listens on, each published like `port`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+    /// Ports reachable from the stack's network only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<ExposedPort>,
+    /// More names the service answers to on the stack's network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Stack secrets mounted read-only in the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileMount>,
+    /// Stack configs mounted read-only in the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileMount>,
     #[serde(default = "one")]
     pub replicas: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +111,65 @@ pub struct Service {
     pub stop_grace_period: Duration,
     #[serde(default)]
     pub update: Update,
+}
+
+/// A secret or config: a file on the host (absolute after resolution).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    pub file: PathBuf,
+}
+
+/// A stack secret or config as a service sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMount {
+    /// The name in the stack's `secrets` or `configs`.
+    pub source: String,
+    /// Absolute path in the container (secrets: `/run/secrets/<name>`
+    /// by default; configs: `/<name>`).
+    pub target: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// One more port a service listens on, published on the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// A fixed host port (one replica only); otherwise an ephemeral one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<u16>,
+    /// Unset: 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+/// A port open to the stack's network only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposedPort {
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 /// Where a stack's services run.

@@ -1,6 +1,7 @@
 //! Reading tug.yaml: a positioned YAML tree → the resolved model, with every
 //! problem collected in one pass and reported at `file:line:col`.
 
+use crate::interpolate::Vars;
 use crate::model::*;
 use crate::units::{ByteSize, Duration};
 use crate::yaml::{self, Node};
@@ -51,8 +52,14 @@ impl fmt::Display for SpecErrors {
     }
 }
 
-/// Reads and resolves the stack file at `path`.
+/// Reads and resolves the stack file at `path`, interpolated with the
+/// environment and the `.env` file beside it.
 pub fn load(path: &Path) -> Result<Stack, SpecErrors> {
+    load_with(path, &[])
+}
+
+/// Like [`load`], with `env_files` (`--env-file`) in place of `.env`.
+pub fn load_with(path: &Path, env_files: &[PathBuf]) -> Result<Stack, SpecErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
@@ -62,17 +69,30 @@ pub fn load(path: &Path) -> Result<Stack, SpecErrors> {
             hint: None,
         }])
     })?;
-    parse_str(&text, path)
+    let vars = Vars::load(&stack_dir(path), env_files)?;
+    parse_str_with(&text, path, &vars)
 }
 
-/// Parses `text` as if read from `file` (used in messages and to resolve relative paths).
-pub fn parse_str(text: &str, file: &Path) -> Result<Stack, SpecErrors> {
+fn stack_dir(file: &Path) -> PathBuf {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// Parses `text` as if read from `file` (used in messages and to resolve
+/// relative paths), interpolated with the environment and the `.env` file
+/// beside `file`.
+pub fn parse_str(text: &str, file: &Path) -> Result<Stack, SpecErrors> {
+    let vars = Vars::load(&stack_dir(file), &[])?;
+    parse_str_with(text, file, &vars)
+}
+
+/// Like [`parse_str`], with the variables given.
+pub fn parse_str_with(text: &str, file: &Path, vars: &Vars) -> Result<Stack, SpecErrors> {
+    let dir = stack_dir(file);
     let mut cx = Cx::new(file);
     let root = match yaml::parse(text) {
         Err(e) => {
@@ -86,7 +106,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Stack, SpecErrors> {
             root
         }
     };
-    let Some(root) = root else {
+    let Some(mut root) = root else {
         cx.at(
             1,
             1,
@@ -95,6 +115,24 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Stack, SpecErrors> {
         );
         return Err(cx.finish());
     };
+    let (done, errors) = crate::interpolate::tree(&mut root, vars);
+    for e in errors {
+        cx.at(e.line, e.col, e.message, None);
+    }
+    let mut unset: Vec<_> = done
+        .into_iter()
+        .filter(|(_, d)| !d.unset.is_empty())
+        .collect();
+    unset.sort_by_key(|(pos, _)| *pos);
+    for ((line, col), d) in unset {
+        let name = &d.unset[0];
+        cx.at(
+            line,
+            col,
+            format!("variable {name} is not set"),
+            Some(format!("set it in the environment or in .env beside the file, write `${{{name}:-}}` for an empty default, or `$${name}` for a literal `${name}`")),
+        );
+    }
     let stack = cx.stack(&root, &dir, file);
     match stack {
         Some(s) if cx.errors.is_empty() => Ok(s),
@@ -190,6 +228,77 @@ pub(crate) fn duration(text: &str) -> Result<Duration, (String, Option<String>)>
     })
 }
 
+/// A port written `[[HOST_IP:]PUBLISH:]PORT[/PROTOCOL]`, as compose writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PortText {
+    pub host_ip: Option<String>,
+    pub publish: Option<u16>,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+pub(crate) fn port_number(t: &str) -> Result<u16, String> {
+    if t.contains('-') && t.bytes().any(|b| b.is_ascii_digit()) {
+        return Err(format!("port ranges (`{t}`) are not supported"));
+    }
+    match t.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        Ok(n) => Err(format!("port {n} is out of range (1 to 65535)")),
+        Err(_) => Err(format!("`{t}` is not a port number")),
+    }
+}
+
+pub(crate) fn protocol(t: &str) -> Result<Protocol, String> {
+    match t.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
+        other => Err(format!(
+            "protocol `{other}` is not supported: use tcp or udp"
+        )),
+    }
+}
+
+pub(crate) fn port_text(text: &str) -> Result<PortText, String> {
+    let (spec, proto) = match text.rsplit_once('/') {
+        Some((s, p)) => (s, protocol(p)?),
+        None => (text, Protocol::Tcp),
+    };
+    // An IPv6 host address is bracketed: `[::1]:8080:80`.
+    let (host_ip, rest) = match spec.strip_prefix('[') {
+        Some(r) => match r.split_once("]:") {
+            Some((ip, rest)) => (Some(ip.to_string()), rest),
+            None => return Err(format!("`{text}`: unclosed `[` in the host address")),
+        },
+        None => (None, spec),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, publish, port) = match (host_ip, parts.as_slice()) {
+        (None, [p]) => (None, None, *p),
+        (None, [h, p]) => (None, Some(*h), *p),
+        (None, [ip, h, p]) => (Some(ip.to_string()), Some(*h), *p),
+        (Some(ip), [h, p]) => (Some(ip), Some(*h), *p),
+        _ => {
+            return Err(format!(
+                "`{text}` is not [[HOST_IP:]PUBLISH:]PORT[/PROTOCOL]"
+            ))
+        }
+    };
+    if let Some(ip) = &ip {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("`{ip}` is not an IP address"));
+        }
+    }
+    Ok(PortText {
+        host_ip: ip.filter(|i| !i.is_empty()),
+        publish: match publish {
+            Some(h) if !h.is_empty() => Some(port_number(h)?),
+            _ => None,
+        },
+        port: port_number(port)?,
+        protocol: proto,
+    })
+}
+
 /// `KEY=VALUE` lines, `#` comments, optional quotes and `export ` prefixes.
 pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
     let mut out = Vec::new();
@@ -231,7 +340,7 @@ pub(crate) struct Cx<'f> {
     pub errors: Vec<SpecError>,
 }
 
-const STACK_KEYS: &[&str] = &["name", "services", "runtime"];
+const STACK_KEYS: &[&str] = &["name", "services", "runtime", "secrets", "configs"];
 const UPDATE_KEYS: &[&str] = &[
     "max_surge",
     "max_unavailable",
@@ -248,17 +357,24 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "env_file",
     "port",
     "publish",
+    "host_ip",
+    "ports",
+    "expose",
+    "aliases",
     "replicas",
     "health",
     "depends_on",
     "volumes",
     "resources",
     "security",
+    "secrets",
+    "configs",
     "labels",
     "restart",
     "stop_grace_period",
     "update",
 ];
+const PORT_KEYS: &[&str] = &["port", "protocol", "publish", "host_ip"];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
 const RUST_KEYS: &[&str] = &["package", "bin", "workspace", "profile"];
 const HEALTH_KEYS: &[&str] = &[
@@ -587,6 +703,14 @@ impl<'f> Cx<'f> {
                 None
             }
         };
+        let secrets = f
+            .get("secrets")
+            .map(|v| self.file_refs("secrets", v, dir))
+            .unwrap_or_default();
+        let configs = f
+            .get("configs")
+            .map(|v| self.file_refs("configs", v, dir))
+            .unwrap_or_default();
         let mut services = BTreeMap::new();
         // Where each dependency is written, for error positions.
         let mut dep_nodes: BTreeMap<(String, String), &Node> = BTreeMap::new();
@@ -606,7 +730,7 @@ impl<'f> Cx<'f> {
                         );
                     }
                     svc_nodes.insert(sname.to_string(), k);
-                    if let Some((svc, deps)) = self.service(sname, k, v, dir) {
+                    if let Some((svc, deps)) = self.service(sname, k, v, dir, &secrets, &configs) {
                         for (d, n) in deps {
                             dep_nodes.insert((sname.to_string(), d), n);
                         }
@@ -657,6 +781,8 @@ impl<'f> Cx<'f> {
             name: name?,
             services,
             runtime,
+            secrets,
+            configs,
             dir: dir.to_path_buf(),
             file: file.to_path_buf(),
         })
@@ -718,12 +844,188 @@ impl<'f> Cx<'f> {
         }
     }
 
+    /// One entry of a service's `ports`: `PORT[/PROTO]`, the compose short
+    /// form, or `{ port, protocol, publish, host_ip }`.
+    fn port_mapping(&mut self, name: &str, n: &Node) -> Option<PortMapping> {
+        let what = format!("{name}.ports");
+        if n.as_map().is_some() {
+            let f = self.fields(n, &format!("a `{what}` entry"), PORT_KEYS)?;
+            let port = match f.get("port") {
+                Some(v) => self.port(v, &format!("{what}.port"))?,
+                None => {
+                    self.err(n, format!("a `{what}` entry needs `port`"), None);
+                    return None;
+                }
+            };
+            let protocol = match f.get("protocol").map(|v| (v, v.scalar())) {
+                None => Protocol::Tcp,
+                Some((v, t)) => match protocol(t.unwrap_or_default()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.err(v, format!("`{what}.protocol`: {e}"), None);
+                        return None;
+                    }
+                },
+            };
+            let publish = match f.get("publish") {
+                Some(v) => Some(self.port(v, &format!("{what}.publish"))?),
+                None => None,
+            };
+            let host_ip = match f.get("host_ip") {
+                Some(v) => {
+                    let ip = self.text(v, &format!("{what}.host_ip"))?;
+                    if ip.parse::<std::net::IpAddr>().is_err() {
+                        self.err(
+                            v,
+                            format!("`{what}.host_ip` must be an IP address, found `{ip}`"),
+                            None,
+                        );
+                    }
+                    Some(ip)
+                }
+                None => None,
+            };
+            return Some(PortMapping {
+                port,
+                protocol,
+                publish,
+                host_ip,
+            });
+        }
+        let text = match (n.as_i64(), n.scalar()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(t)) => t.to_string(),
+            _ => {
+                self.expected(n, &what, "a port like `53/udp` or a map");
+                return None;
+            }
+        };
+        match port_text(&text) {
+            Ok(p) => Some(PortMapping {
+                port: p.port,
+                protocol: p.protocol,
+                publish: p.publish,
+                host_ip: p.host_ip,
+            }),
+            Err(e) => {
+                self.err(
+                    n,
+                    format!("`{what}`: {e}"),
+                    Some("write `PORT[/udp]` or `[[HOST_IP:]PUBLISH:]PORT[/udp]`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A service's `secrets` or `configs`: names, or `{ source, target }`.
+    fn file_mounts(
+        &mut self,
+        name: &str,
+        kind: &str,
+        n: &Node,
+        known: &BTreeMap<String, FileRef>,
+    ) -> Vec<FileMount> {
+        let what = format!("{name}.{kind}");
+        let Some(items) = n.as_seq() else {
+            self.expected(n, &what, "a list");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for i in items {
+            let (source, target) = if let Some(src) = i.as_str() {
+                (src.to_string(), None)
+            } else {
+                let Some(f) = self.fields(i, &format!("a `{what}` entry"), &["source", "target"])
+                else {
+                    continue;
+                };
+                let Some(src) = f
+                    .get("source")
+                    .and_then(|v| self.string(v, &format!("{what}.source")))
+                else {
+                    self.err(i, format!("a `{what}` entry needs `source`"), None);
+                    continue;
+                };
+                (
+                    src,
+                    f.get("target")
+                        .and_then(|v| self.string(v, &format!("{what}.target"))),
+                )
+            };
+            if !known.contains_key(&source) {
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                self.err(
+                    i,
+                    format!("`{what}`: no {} named `{source}` in the stack", &kind[..kind.len() - 1]),
+                    suggest(&source, &names)
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| Some(format!("declare it at the top: `{kind}: {{ {source}: {{ file: ./{source}.txt }} }}`"))),
+                );
+                continue;
+            }
+            let target = match (target, kind) {
+                (Some(t), _) if t.starts_with('/') => t,
+                (Some(t), "secrets") => format!("/run/secrets/{t}"),
+                (Some(t), _) => {
+                    self.err(
+                        i,
+                        format!("`{what}`: the target must be an absolute path, found `{t}`"),
+                        None,
+                    );
+                    continue;
+                }
+                (None, "secrets") => format!("/run/secrets/{source}"),
+                (None, _) => format!("/{source}"),
+            };
+            out.push(FileMount { source, target });
+        }
+        out
+    }
+
+    /// The stack's `secrets` or `configs`: names to `{ file }`.
+    fn file_refs(&mut self, kind: &str, n: &Node, dir: &Path) -> BTreeMap<String, FileRef> {
+        let mut out = BTreeMap::new();
+        let Some(map) = n.as_map() else {
+            self.expected(n, kind, "a map of names to `{ file: PATH }`");
+            return out;
+        };
+        for (k, v) in map {
+            let Some(name) = k.scalar() else {
+                self.err(k, format!("keys in `{kind}` must be names"), None);
+                continue;
+            };
+            let Some(f) = self.fields(v, &format!("`{kind}.{name}`"), &["file"]) else {
+                continue;
+            };
+            let Some(file) = f
+                .get("file")
+                .and_then(|v| self.string(v, &format!("{kind}.{name}.file")))
+            else {
+                self.err(v, format!("`{kind}.{name}` needs `file`"), None);
+                continue;
+            };
+            let path = dir.join(&file);
+            if !path.is_file() {
+                self.err(
+                    f.get("file").unwrap_or(v),
+                    format!("`{kind}.{name}.file`: no file at {}", path.display()),
+                    None,
+                );
+            }
+            out.insert(name.to_string(), FileRef { file: path });
+        }
+        out
+    }
+
     fn service<'n>(
         &mut self,
         name: &str,
         key: &'n Node,
         n: &'n Node,
         dir: &Path,
+        known_secrets: &BTreeMap<String, FileRef>,
+        known_configs: &BTreeMap<String, FileRef>,
     ) -> Option<(Service, Vec<(String, &'n Node)>)> {
         let what = format!("service `{name}`");
         let f = self.fields(n, &what, SERVICE_KEYS)?;
@@ -813,6 +1115,99 @@ impl<'f> Cx<'f> {
                 );
             }
         }
+        let host_ip = f.get("host_ip").and_then(|v| {
+            let ip = self.text(v, &field("host_ip"))?;
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                self.err(
+                    v,
+                    format!("`{}` must be an IP address, found `{ip}`", field("host_ip")),
+                    Some("write `host_ip: 0.0.0.0` to publish on every interface".into()),
+                );
+            }
+            if f.get("publish").is_none() && f.get("port").is_none() {
+                self.err(v, format!("`{}` needs `port`", field("host_ip")), None);
+            }
+            Some(ip)
+        });
+        let mut ports = Vec::new();
+        if let Some(v) = f.get("ports") {
+            match v.as_seq() {
+                Some(items) => {
+                    for i in items {
+                        if let Some(p) = self.port_mapping(name, i) {
+                            if p.publish.is_some() && replicas.is_some_and(|r| r > 1) {
+                                self.err(
+                                    i,
+                                    format!(
+                                        "`{}` entry with `publish` needs exactly one replica",
+                                        field("ports")
+                                    ),
+                                    Some(
+                                        "drop `publish` to get an ephemeral host port per replica"
+                                            .into(),
+                                    ),
+                                );
+                            }
+                            ports.push(p);
+                        }
+                    }
+                }
+                None => self.expected(v, &field("ports"), "a list"),
+            }
+        }
+        let mut expose = Vec::new();
+        if let Some(v) = f.get("expose") {
+            match v.as_seq() {
+                Some(items) => {
+                    for i in items {
+                        let what = field("expose");
+                        let parsed = match (i.as_i64(), i.scalar()) {
+                            (Some(n), _) => port_number(&n.to_string()).map(|p| (p, Protocol::Tcp)),
+                            (None, Some(t)) => match t.rsplit_once('/') {
+                                Some((p, proto)) => {
+                                    port_number(p).and_then(|p| Ok((p, protocol(proto)?)))
+                                }
+                                None => port_number(t).map(|p| (p, Protocol::Tcp)),
+                            },
+                            _ => Err(format!("expected a port, found {}", i.describe())),
+                        };
+                        match parsed {
+                            Ok((port, protocol)) => expose.push(ExposedPort { port, protocol }),
+                            Err(e) => self.err(i, format!("`{what}`: {e}"), None),
+                        }
+                    }
+                }
+                None => self.expected(v, &field("expose"), "a list"),
+            }
+        }
+        let aliases = f
+            .get("aliases")
+            .map(|v| {
+                let list = self.string_list(v, &field("aliases"));
+                for a in &list {
+                    let ok = !a.is_empty()
+                        && a.len() <= 253
+                        && a.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                    if !ok {
+                        self.err(
+                            v,
+                            format!("`{}`: `{a}` is not a host name", field("aliases")),
+                            Some("use letters, digits, '-', '_' and '.'".into()),
+                        );
+                    }
+                }
+                list
+            })
+            .unwrap_or_default();
+        let secrets = f
+            .get("secrets")
+            .map(|v| self.file_mounts(name, "secrets", v, known_secrets))
+            .unwrap_or_default();
+        let configs = f
+            .get("configs")
+            .map(|v| self.file_mounts(name, "configs", v, known_configs))
+            .unwrap_or_default();
         let health = f.get("health").and_then(|v| self.health(name, v));
         if let (Some(h), Some(hn)) = (&health, f.key("health")) {
             if h.exec.is_none() && f.get("port").is_none() {
@@ -916,6 +1311,12 @@ impl<'f> Cx<'f> {
                 env_file,
                 port,
                 publish,
+                host_ip,
+                ports,
+                expose,
+                aliases,
+                secrets,
+                configs,
                 replicas: replicas.unwrap_or(1),
                 health,
                 depends_on,
