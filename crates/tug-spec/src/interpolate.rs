@@ -301,12 +301,16 @@ fn walk(
 ) {
     let (line, col) = (node.line, node.col);
     match &mut node.kind {
-        Kind::Scalar { text, .. } => {
+        Kind::Scalar { text, plain } => {
             if !text.contains('$') {
                 return;
             }
             match interpolate(text, vars) {
                 Ok(r) => {
+                    // `${EMPTY}` is an empty string, not YAML's null.
+                    if r.text.is_empty() {
+                        *plain = false;
+                    }
                     let raw = std::mem::replace(text, r.text);
                     done.insert(
                         (line, col),

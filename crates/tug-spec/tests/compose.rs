@@ -357,3 +357,96 @@ fn underscored_service_names_are_renamed_everywhere() {
     assert_eq!(imp.notes[0].path, "services.my_db");
     assert!(imp.notes[0].message.starts_with("renamed to `my-db`"));
 }
+
+fn errors_of(text: &str) -> Vec<(usize, usize, String)> {
+    let e = import(text, Path::new("/tmp/x/compose.yaml")).unwrap_err();
+    e.0.into_iter()
+        .map(|e| (e.line, e.col, e.message))
+        .collect()
+}
+
+#[test]
+fn invalid_values_are_errors_at_their_line() {
+    let text = "services:\n  web:\n    image: w\n    ports: [\"abc\", \"99999:80\"]\n    restart: sometimes\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: banana\n";
+    let e = errors_of(text);
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert_eq!((e[0].0, e[0].1), (4, 13));
+    assert!(e[0].2.contains("`abc` is not a port number"), "{}", e[0].2);
+    assert_eq!((e[1].0, e[1].1), (4, 20));
+    assert!(e[1].2.contains("port 99999 is out of range"));
+    assert_eq!(e[2].0, 5);
+    assert!(e[2].2.contains("unknown restart policy `sometimes`"));
+    assert_eq!(e[3].0, 8);
+    assert!(e[3].2.starts_with("`services.web.healthcheck.interval`"));
+}
+
+#[test]
+fn a_required_variable_is_an_error_at_its_position() {
+    let text = "services:\n  db:\n    image: pg\n    environment:\n      PASSWORD: ${DB_PASSWORD_UNSET_FOR_TEST:?set the database password}\n";
+    let e = errors_of(text);
+    assert_eq!((e[0].0, e[0].1), (5, 17));
+    assert_eq!(
+        e[0].2,
+        "required variable DB_PASSWORD_UNSET_FOR_TEST is not set: set the database password"
+    );
+}
+
+#[test]
+fn two_names_that_normalise_alike_are_an_error_naming_both() {
+    let e = errors_of("services:\n  web_1:\n    image: a\n  web-1:\n    image: b\n");
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].0, e[0].1), (4, 3));
+    assert!(
+        e[0].2.contains("`web_1` and `web-1` both become `web-1`"),
+        "{}",
+        e[0].2
+    );
+}
+
+#[test]
+fn disabled_health_checks_and_profiles() {
+    let text = "services:\n  a:\n    image: a\n    healthcheck:\n      test: [\"NONE\"]\n  b:\n    image: b\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      disable: true\n  debug:\n    image: d\n    profiles: [debug]\n  c:\n    image: c\n    depends_on: [debug]\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n";
+    let file = Path::new("/tmp/p/compose.yaml");
+    let imp = import(text, file).unwrap();
+    let s = parse_str(&imp.yaml, Path::new("/tmp/p/tug.yaml")).unwrap();
+    assert!(s.services["a"].health.is_none());
+    assert!(s.services["b"].health.is_none());
+    assert!(!s.services.contains_key("debug"));
+    assert!(s.services["c"].depends_on.is_empty());
+    let h = s.services["c"].health.as_ref().unwrap();
+    assert_eq!(
+        (h.interval, h.timeout, h.retries),
+        (Duration::from_secs(30), Duration::from_secs(30), 3),
+        "compose's defaults, not tug's"
+    );
+    let opts = compose::Options {
+        profiles: vec!["debug".into()],
+        ..Default::default()
+    };
+    let imp = compose::import_with(text, file, Path::new("/tmp/p"), &opts).unwrap();
+    let s = parse_str(&imp.yaml, Path::new("/tmp/p/tug.yaml")).unwrap();
+    assert!(s.services.contains_key("debug"));
+    assert_eq!(s.services["c"].depends_on["debug"], Condition::Started);
+}
+
+#[test]
+fn published_addresses() {
+    let text = "services:\n  a:\n    image: a\n    ports: [\"0.0.0.0:8080:80\", \"9000:9000\", \"127.0.0.1:7000:7000\"]\n";
+    let imp = import(text, Path::new("/tmp/q/compose.yaml")).unwrap();
+    let s = parse_str(&imp.yaml, Path::new("/tmp/q/tug.yaml")).unwrap();
+    let a = &s.services["a"];
+    assert_eq!(
+        (a.port, a.publish, a.host_ip.as_deref()),
+        (Some(80), Some(8080), Some("0.0.0.0"))
+    );
+    assert_eq!(
+        a.ports[0].host_ip, None,
+        "no address in compose: tug keeps 127.0.0.1"
+    );
+    assert!(imp.notes.iter().any(|n| n
+        .message
+        .contains("compose publishes 9000 on every interface")));
+    assert!(imp.notes.iter().any(|n| n
+        .message
+        .contains("published on 0.0.0.0 as the compose file says")));
+}
