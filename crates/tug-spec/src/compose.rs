@@ -1707,6 +1707,12 @@ impl Importer<'_> {
                     }
                 }
             };
+            // Compose cleans the path inside the container: `/x/` is `/x`.
+            let dst = if dst.len() > 1 {
+                dst.trim_end_matches('/').to_string()
+            } else {
+                dst
+            };
             out.push(s(if ro {
                 format!("{src}:{dst}:ro")
             } else {

@@ -42,6 +42,17 @@ impl Vars {
     /// The process environment over `env_files` (when given) or over the
     /// `.env` file in `dir` (when it exists), as compose reads them.
     pub fn load(dir: &Path, env_files: &[PathBuf]) -> Result<Self, SpecErrors> {
+        let mut vars = Self::from_files(dir, env_files)?;
+        for (k, v) in std::env::vars_os() {
+            if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+                vars.map.insert(k.to_string(), v.to_string());
+            }
+        }
+        Ok(vars)
+    }
+
+    /// Like [`Vars::load`], without the process environment.
+    pub fn from_files(dir: &Path, env_files: &[PathBuf]) -> Result<Self, SpecErrors> {
         let mut map = BTreeMap::new();
         let dotenv = dir.join(".env");
         let files: Vec<(PathBuf, bool)> = if env_files.is_empty() {
@@ -74,11 +85,6 @@ impl Vars {
                         hint: None,
                     }]))
                 }
-            }
-        }
-        for (k, v) in std::env::vars_os() {
-            if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
-                map.insert(k.to_string(), v.to_string());
             }
         }
         Ok(Vars { map })

@@ -36,17 +36,7 @@ fn corpus() -> Vec<PathBuf> {
 /// Variables as compose would see them for `file`: only its `.env`, so the
 /// result does not depend on the test's environment.
 fn vars(file: &Path) -> Vars {
-    let env = file.parent().unwrap().join(".env");
-    let pairs: Vec<(String, String)> = std::fs::read_to_string(env)
-        .map(|t| {
-            t.lines()
-                .filter(|l| !l.trim_start().starts_with('#'))
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    Vars::from_pairs(pairs)
+    Vars::from_files(file.parent().unwrap(), &[]).unwrap()
 }
 
 fn convert(file: &Path) -> (Import, Stack) {

