@@ -3,7 +3,7 @@
 use crate::plan::{Desired, DesiredService};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use tug_runtime::{labels, ContainerSpec, ExecHealth, MountKind, MountSpec, Restart};
+use tug_runtime::{labels, ContainerSpec, ExecHealth, MountKind, MountSpec, PortSpec, Restart};
 use tug_spec::{MountSource, Probe, RestartPolicy, Service, Stack, DEFAULT_USER};
 
 /// Name of the stack's network.
@@ -134,8 +134,28 @@ pub fn container_spec(
         .insert("app.kubernetes.io/part-of".into(), stack.name.clone());
     spec.port = s.port;
     spec.publish = s.publish;
+    spec.host_ip = s.host_ip.clone();
+    if let Some(p) = s.port {
+        spec.labels.insert(labels::PORT.into(), p.to_string());
+    }
+    spec.ports = s
+        .ports
+        .iter()
+        .map(|p| PortSpec {
+            port: p.port,
+            protocol: p.protocol.as_str().to_string(),
+            publish: p.publish,
+            host_ip: p.host_ip.clone(),
+        })
+        .collect();
+    spec.expose = s
+        .expose
+        .iter()
+        .map(|e| (e.port, e.protocol.as_str().to_string()))
+        .collect();
     spec.network = Some(network_name(&stack.name));
     spec.aliases = vec![name.to_string(), format!("{name}-{replica}")];
+    spec.aliases.extend(s.aliases.iter().cloned());
     spec.mounts = s
         .volumes
         .iter()
@@ -148,6 +168,23 @@ pub fn container_spec(
             read_only: m.read_only,
         })
         .collect();
+    // Secrets and configs: the stack's files, read-only where the service wants them.
+    let files = s
+        .secrets
+        .iter()
+        .filter_map(|f| stack.secrets.get(&f.source).map(|r| (r, &f.target)))
+        .chain(
+            s.configs
+                .iter()
+                .filter_map(|f| stack.configs.get(&f.source).map(|r| (r, &f.target))),
+        );
+    for (file, target) in files {
+        spec.mounts.push(MountSpec {
+            source: MountKind::Bind(file.file.clone()),
+            target: target.clone(),
+            read_only: true,
+        });
+    }
     if s.security.read_only && !s.volumes.iter().any(|m| m.target == "/tmp") {
         spec.tmpfs = vec!["/tmp".into()];
     }

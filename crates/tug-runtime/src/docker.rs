@@ -340,15 +340,26 @@ impl Runtime for DockerRuntime {
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         let port_key = spec.port.map(|p| format!("{p}/tcp"));
-        let port_bindings = port_key.as_ref().map(|k| {
-            HashMap::from([(
-                k.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(spec.publish.map(|p| p.to_string()).unwrap_or_default()),
-                }]),
-            )])
-        });
+        let binding = |publish: Option<u16>, ip: &Option<String>| PortBinding {
+            host_ip: Some(ip.clone().unwrap_or_else(|| "127.0.0.1".into())),
+            host_port: Some(publish.map(|p| p.to_string()).unwrap_or_default()),
+        };
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        if let Some(k) = &port_key {
+            bindings.insert(k.clone(), Some(vec![binding(spec.publish, &spec.host_ip)]));
+        }
+        for p in &spec.ports {
+            bindings
+                .entry(format!("{}/{}", p.port, p.protocol))
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding(p.publish, &p.host_ip));
+        }
+        let mut exposed: Vec<String> = bindings.keys().cloned().collect();
+        exposed.extend(spec.expose.iter().map(|(p, proto)| format!("{p}/{proto}")));
+        exposed.sort();
+        exposed.dedup();
+        let port_bindings = (!bindings.is_empty()).then_some(bindings);
         let mut security_opt = Vec::new();
         if spec.no_new_privileges {
             security_opt.push("no-new-privileges:true".to_string());
@@ -434,7 +445,7 @@ impl Runtime for DockerRuntime {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone().into_iter().collect()),
             user: spec.user.clone(),
-            exposed_ports: port_key.map(|k| vec![k]),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             healthcheck,
             stop_timeout: Some(spec.stop_grace.as_secs() as i64),
             host_config: Some(host_config),
@@ -564,22 +575,33 @@ impl Runtime for DockerRuntime {
             .and_then(|l| l.last().cloned())
             .and_then(|r| r.output)
             .map(|o| o.trim().to_string());
+        // With several ports, the endpoint is the one the label names.
+        let endpoint_key = c
+            .config
+            .as_ref()
+            .and_then(|cfg| cfg.labels.as_ref())
+            .and_then(|l| l.get(labels::PORT))
+            .map(|p| format!("{p}/tcp"));
         let host_port = c
             .network_settings
             .as_ref()
             .and_then(|n| n.ports.as_ref())
             .and_then(|ports| {
-                ports.values().flatten().flatten().find_map(|b| {
-                    let ip_ok = b
-                        .host_ip
-                        .as_deref()
-                        .is_none_or(|ip| ip == "127.0.0.1" || ip == "0.0.0.0");
-                    if ip_ok {
-                        b.host_port.as_deref().and_then(|p| p.parse().ok())
-                    } else {
-                        None
-                    }
-                })
+                ports
+                    .iter()
+                    .filter(|(k, _)| endpoint_key.as_ref().is_none_or(|e| e == *k))
+                    .flat_map(|(_, v)| v.iter().flatten())
+                    .find_map(|b| {
+                        let ip_ok = b
+                            .host_ip
+                            .as_deref()
+                            .is_none_or(|ip| ip == "127.0.0.1" || ip == "0.0.0.0");
+                        if ip_ok {
+                            b.host_port.as_deref().and_then(|p| p.parse().ok())
+                        } else {
+                            None
+                        }
+                    })
             });
         let config = c.config.unwrap_or_default();
         Ok(Some(ContainerInfo {

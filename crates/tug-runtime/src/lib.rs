@@ -28,6 +28,20 @@ pub mod labels {
     /// On built images: `<stack>/<service>`. Not `STACK`: containers inherit
     /// image labels, and only tug's own containers may carry that one.
     pub const IMAGE_OF: &str = "dev.tug.image-of";
+    /// The container port that is the replica's endpoint, when it has several.
+    pub const PORT: &str = "dev.tug.port";
+}
+
+/// One more port a container listens on, published on the host.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PortSpec {
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// Host port; `None` picks an ephemeral one.
+    pub publish: Option<u16>,
+    /// Host address; `None` is 127.0.0.1.
+    pub host_ip: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +118,12 @@ pub struct ContainerSpec {
     pub port: Option<u16>,
     /// Host port; `None` picks an ephemeral one.
     pub publish: Option<u16>,
+    /// Host address `port` is published on; `None` is 127.0.0.1.
+    pub host_ip: Option<String>,
+    /// More published ports, TCP or UDP.
+    pub ports: Vec<PortSpec>,
+    /// Ports open to the network only: (port, `tcp` or `udp`).
+    pub expose: Vec<(u16, String)>,
     pub network: Option<String>,
     pub aliases: Vec<String>,
     pub mounts: Vec<MountSpec>,
@@ -136,6 +156,9 @@ impl ContainerSpec {
             labels: BTreeMap::new(),
             port: None,
             publish: None,
+            host_ip: None,
+            ports: Vec::new(),
+            expose: Vec::new(),
             network: None,
             aliases: Vec::new(),
             mounts: Vec::new(),

@@ -37,6 +37,16 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     runtime: Option<RuntimeArg>,
 
+    /// Read variables for `${VAR}` from this file instead of the .env beside
+    /// the stack or compose file (repeatable; the environment still wins)
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    env_file: Vec<std::path::PathBuf>,
+
+    /// Enable a compose profile when reading a compose file (repeatable;
+    /// COMPOSE_PROFILES is read too)
+    #[arg(long = "profile", global = true, value_name = "NAME")]
+    profile: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -157,7 +167,14 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum ImportCommand {
-    /// Convert a compose file; prints what could not be carried over
+    /// Convert a compose file; prints what could not be carried over and what differs
+    ///
+    /// `${VAR}` references are interpolated as compose does (environment,
+    /// then the .env beside the compose file, or --env-file); in `env`
+    /// values they are kept as written, and tug.yaml resolves them the same
+    /// way when it is read. Services in profiles are left out unless
+    /// enabled with --profile. `tug up -f compose.yaml` runs the same import
+    /// in memory.
     Compose {
         /// The compose file [default: compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml]
         file: Option<std::path::PathBuf>,
@@ -184,6 +201,10 @@ fn main() -> ExitCode {
         Err(e) => return exit::report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
     let file = cli.file.as_deref();
+    commands::spec::set_inputs(commands::spec::Inputs {
+        env_files: cli.env_file.clone(),
+        profiles: cli.profile.clone(),
+    });
     commands::stack::set_runtime_flag(cli.runtime.map(|r| match r {
         RuntimeArg::Docker => tug_spec::RuntimeChoice::Docker,
         RuntimeArg::Process => tug_spec::RuntimeChoice::Process,

@@ -47,6 +47,7 @@ pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Re
                 tug_runtime::RuntimeKind::Process => "process",
                 tug_runtime::RuntimeKind::Container => "docker",
             })
+            .args(super::spec::inputs_args())
             .arg("agent")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -32,6 +32,50 @@ fn compose_file(given: Option<&Path>) -> Result<PathBuf> {
         })
 }
 
+/// What an import left behind and what it changed, as tables.
+pub fn report(imp: &tug_spec::compose::Import, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if imp.dropped.is_empty() {
+        writeln!(w, "nothing dropped")?;
+    } else {
+        let kw = imp
+            .dropped
+            .iter()
+            .map(|d| d.path.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        writeln!(w, "\n{:<8} {:<kw$}  REASON", "LINE:COL", "DROPPED")?;
+        for d in &imp.dropped {
+            writeln!(
+                w,
+                "{:<8} {:<kw$}  {}",
+                format!("{}:{}", d.line, d.col),
+                d.path,
+                d.reason
+            )?;
+        }
+        writeln!(w, "\n{} key(s) dropped", imp.dropped.len())?;
+    }
+    if !imp.notes.is_empty() {
+        writeln!(
+            w,
+            "\nwhat differs from compose (and the tug.yaml line that changes it):"
+        )?;
+        for n in &imp.notes {
+            let at = if n.path.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", n.path)
+            };
+            writeln!(w, "  {}:{}{at}: {}", n.line, n.col, n.message)?;
+            if let Some(fix) = &n.fix {
+                writeln!(w, "      fix: {fix}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn compose(
     file: Option<&Path>,
     out: &Path,
@@ -39,6 +83,19 @@ pub fn compose(
     output: OutputFormat,
 ) -> Result<ExitCode> {
     let input = compose_file(file)?;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(&input, out) {
+        return Err(fail(
+            INVALID_INPUT,
+            format!(
+                "{} is the compose file being imported: pass another --out FILE",
+                out.display()
+            ),
+        ));
+    }
     if out.exists() && !force {
         return Err(fail(
             INVALID_INPUT,
@@ -58,10 +115,16 @@ pub fn compose(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let imp = tug_spec::compose::import_to(&text, &input, out_dir)?;
+    let inputs = super::spec::inputs();
+    let opts = tug_spec::compose::Options {
+        profiles: inputs.profiles.clone(),
+        env_files: inputs.env_files.clone(),
+        vars: None,
+    };
+    let imp = tug_spec::compose::import_with(&text, &input, out_dir, &opts)?;
     std::fs::write(out, &imp.yaml).with_context(|| format!("writing {}", out.display()))?;
     // The result must stand on its own: check it where it was written.
-    let check = tug_spec::load(out);
+    let check = tug_spec::load_with(out, &inputs.env_files);
     match output {
         OutputFormat::Json => println!(
             "{}",
@@ -70,31 +133,12 @@ pub fn compose(
                 "output": out,
                 "valid": check.is_ok(),
                 "dropped": imp.dropped,
+                "notes": imp.notes,
             })
         ),
         OutputFormat::Table => {
             println!("wrote {} from {}", out.display(), input.display());
-            if imp.dropped.is_empty() {
-                println!("nothing dropped");
-            } else {
-                let w = imp
-                    .dropped
-                    .iter()
-                    .map(|d| d.path.len())
-                    .max()
-                    .unwrap_or(0)
-                    .max(4);
-                println!("\n{:<8} {:<w$}  REASON", "LINE:COL", "KEY");
-                for d in &imp.dropped {
-                    println!(
-                        "{:<8} {:<w$}  {}",
-                        format!("{}:{}", d.line, d.col),
-                        d.path,
-                        d.reason
-                    );
-                }
-                println!("\n{} key(s) dropped", imp.dropped.len());
-            }
+            report(&imp, &mut std::io::stdout().lock())?;
         }
     }
     match check {
