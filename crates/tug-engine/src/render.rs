@@ -280,6 +280,49 @@ mod tests {
     }
 
     #[test]
+    fn ports_secrets_configs_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.txt"), "k").unwrap();
+        std::fs::write(dir.path().join("app.conf"), "c").unwrap();
+        let yaml = "name: s\nsecrets:\n  key: { file: ./key.txt }\nconfigs:\n  conf: { file: ./app.conf }\nservices:\n  dns:\n    image: app:1\n    port: 80\n    publish: 8080\n    host_ip: 0.0.0.0\n    ports: [53/udp, { port: 443, publish: 8443 }]\n    expose: [9600]\n    aliases: [dns_1]\n    secrets: [key]\n    configs: [{ source: conf, target: /etc/app.conf }]\n";
+        let st = tug_spec::parse_str(yaml, &dir.path().join("tug.yaml")).unwrap();
+        let spec = container_spec(&st, "dns", 0, "h", &image(""));
+        assert_eq!(
+            (spec.port, spec.publish, spec.host_ip.as_deref()),
+            (Some(80), Some(8080), Some("0.0.0.0"))
+        );
+        assert_eq!(spec.labels[labels::PORT], "80");
+        assert_eq!(
+            spec.ports,
+            vec![
+                PortSpec {
+                    port: 53,
+                    protocol: "udp".into(),
+                    publish: None,
+                    host_ip: None
+                },
+                PortSpec {
+                    port: 443,
+                    protocol: "tcp".into(),
+                    publish: Some(8443),
+                    host_ip: None
+                },
+            ]
+        );
+        assert_eq!(spec.expose, vec![(9600, "tcp".to_string())]);
+        assert!(spec.aliases.contains(&"dns_1".to_string()));
+        let files: Vec<(&str, bool)> = spec
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountKind::Bind(_) => Some((m.target.as_str(), m.read_only)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files, [("/run/secrets/key", true), ("/etc/app.conf", true)]);
+    }
+
+    #[test]
     fn hash_ignores_replicas_but_not_env_or_image() {
         let a = stack("name: s\nservices:\n  api:\n    image: app:1\n    replicas: 1\n");
         let b = stack("name: s\nservices:\n  api:\n    image: app:1\n    replicas: 5\n");

@@ -236,8 +236,17 @@ fn rebase(path: &str, from: &Path, to: &Path) -> String {
     }
 }
 
-/// Applies `f` to every path the generated services hold.
+/// Applies `f` to every path the generated stack holds.
 fn rebase_paths(stack: &mut Mapping, f: &dyn Fn(&str) -> String) {
+    for kind in ["secrets", "configs"] {
+        if let Some(Value::Mapping(refs)) = stack.get_mut(kind) {
+            for (_, r) in refs.iter_mut() {
+                if let Some(Value::String(p)) = r.get_mut("file") {
+                    *p = f(p);
+                }
+            }
+        }
+    }
     let Some(Value::Mapping(services)) = stack.get_mut("services") else {
         return;
     };
@@ -1262,30 +1271,8 @@ impl Importer<'_> {
     /// variable they use is set; a bare name takes the variable's value.
     fn environment(&mut self, name: &str, tname: &str, v: &Node, env: &mut Mapping) {
         let what = format!("services.{name}.environment");
-        let mut put = |imp: &mut Self, k: &str, val: &str, raw: Option<&str>| match raw {
-            Some(r) => {
-                env.insert(s(k), s(r));
-                imp.kept.push((tname.to_string(), k.to_string()));
-            }
-            None => {
-                env.insert(s(k), s(val));
-            }
-        };
-        let from_shell =
-            |imp: &mut Self,
-             k: &str,
-             n: &Node,
-             put: &mut dyn FnMut(&mut Self, &str, &str, Option<&str>)| {
-                if imp.vars.get(k).is_some() {
-                    put(imp, k, "", Some(&format!("${{{k}}}")));
-                } else {
-                    imp.drop(
-                    format!("{what}.{k}"),
-                    n,
-                    format!("takes its value from the shell in compose, and {k} is not set; set it in tug.yaml or an env_file"),
-                );
-                }
-            };
+        // (key, value, value as written when kept, node) per entry.
+        let mut entries: Vec<(String, Option<String>, Option<String>, &Node)> = Vec::new();
         if let Some(items) = v.as_seq() {
             for i in items {
                 let Some(t) = i.scalar() else {
@@ -1298,22 +1285,42 @@ impl Importer<'_> {
                         let raw = self
                             .kept_raw(i)
                             .and_then(|r| r.split_once('=').map(|(_, rv)| rv.to_string()));
-                        put(self, k, val, raw.as_deref());
+                        entries.push((k.to_string(), Some(val.to_string()), raw, i));
                     }
-                    None => from_shell(self, t, i, &mut put),
+                    None => entries.push((t.to_string(), None, None, i)),
                 }
             }
         } else {
             for (k, kn, val) in self.entries(v, &what) {
                 if val.is_null() {
-                    from_shell(self, k, kn, &mut put);
+                    entries.push((k.to_string(), None, None, kn));
                 } else if let Some(t) = val.scalar() {
-                    let raw = self.kept_raw(val);
-                    put(self, k, t, raw.as_deref());
+                    entries.push((k.to_string(), Some(t.to_string()), self.kept_raw(val), val));
                 } else {
                     self.cx
                         .err(val, format!("`{what}.{k}` must be a string"), None);
                 }
+            }
+        }
+        for (k, val, raw, n) in entries {
+            match (val, raw) {
+                (_, Some(raw)) => {
+                    env.insert(s(&k), s(raw));
+                    self.kept.push((tname.to_string(), k));
+                }
+                (Some(val), None) => {
+                    env.insert(s(&k), s(val));
+                }
+                // A bare name: the variable's value, as a reference.
+                (None, None) if self.vars.get(&k).is_some() => {
+                    env.insert(s(&k), s(format!("${{{k}}}")));
+                    self.kept.push((tname.to_string(), k));
+                }
+                (None, None) => self.drop(
+                    format!("{what}.{k}"),
+                    n,
+                    format!("takes its value from the shell in compose, and {k} is not set; set it in tug.yaml or an env_file"),
+                ),
             }
         }
     }
@@ -1964,8 +1971,9 @@ mod rebase_tests {
 
     #[test]
     fn import_to_rewrites_contexts_env_files_and_bind_mounts() {
-        let text = "services:\n  web:\n    build: ./app\n    env_file: .env\n    volumes: [\"./data:/data:ro\", \"cache:/cache\"]\n";
+        let text = "services:\n  web:\n    build: ./app\n    env_file: .env\n    volumes: [\"./data:/data:ro\", \"cache:/cache\"]\nsecrets:\n  key:\n    file: ./key.txt\n";
         let imp = import_to(text, Path::new("/w/proj/compose.yaml"), Path::new("/w")).unwrap();
+        assert!(imp.yaml.contains("file: ./proj/key.txt"), "{}", imp.yaml);
         assert!(imp.yaml.contains("build: ./proj/app"), "{}", imp.yaml);
         assert!(imp.yaml.contains("- ./proj/.env"), "{}", imp.yaml);
         assert!(imp.yaml.contains("- ./proj/data:/data:ro"), "{}", imp.yaml);
