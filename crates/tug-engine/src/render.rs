@@ -214,6 +214,7 @@ pub fn container_spec(
         }),
         _ => None,
     });
+    spec.no_healthcheck = s.health_disabled;
     spec.stop_grace = s.stop_grace_period.std();
     spec
 }
@@ -320,6 +321,10 @@ mod tests {
             })
             .collect();
         assert_eq!(files, [("/run/secrets/key", true), ("/etc/app.conf", true)]);
+        assert!(!spec.no_healthcheck);
+        let off = stack("name: s\nservices:\n  api:\n    image: app:1\n    health: none\n");
+        let spec = container_spec(&off, "api", 0, "h", &image(""));
+        assert!(spec.no_healthcheck && spec.healthcheck.is_none());
     }
 
     #[test]

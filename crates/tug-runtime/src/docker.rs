@@ -426,18 +426,26 @@ impl Runtime for DockerRuntime {
                 },
             )])),
         });
-        let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(
-                std::iter::once("CMD".to_string())
-                    .chain(h.test.iter().cloned())
-                    .collect(),
-            ),
-            interval: Some(nanos(h.interval)),
-            timeout: Some(nanos(h.timeout)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(nanos(h.start_period)),
-            start_interval: None,
+        let disabled = spec.no_healthcheck.then(|| HealthConfig {
+            test: Some(vec!["NONE".to_string()]),
+            ..Default::default()
         });
+        let healthcheck = spec
+            .healthcheck
+            .as_ref()
+            .map(|h| HealthConfig {
+                test: Some(
+                    std::iter::once("CMD".to_string())
+                        .chain(h.test.iter().cloned())
+                        .collect(),
+                ),
+                interval: Some(nanos(h.interval)),
+                timeout: Some(nanos(h.timeout)),
+                retries: Some(i64::from(h.retries)),
+                start_period: Some(nanos(h.start_period)),
+                start_interval: None,
+            })
+            .or(disabled);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: spec.command.clone(),

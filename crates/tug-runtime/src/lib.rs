@@ -141,6 +141,8 @@ pub struct ContainerSpec {
     pub pids: Option<i64>,
     pub restart: Restart,
     pub healthcheck: Option<ExecHealth>,
+    /// Turn off a HEALTHCHECK the image declares.
+    pub no_healthcheck: bool,
     pub stop_grace: Duration,
 }
 
@@ -175,6 +177,7 @@ impl ContainerSpec {
             pids: None,
             restart: Restart::No,
             healthcheck: None,
+            no_healthcheck: false,
             stop_grace: Duration::from_secs(10),
         }
     }

@@ -1223,6 +1223,7 @@ impl Importer<'_> {
         let disabled = health.remove("__disabled").is_some();
         if disabled {
             health.clear();
+            out.push(("health", s("none")));
         }
         if health.contains_key("http") || health.contains_key("exec") {
             // Compose's defaults, where tug's differ.

@@ -197,7 +197,7 @@ struct ServiceIn {
     /// Number of replicas (default 1; 0 keeps the service defined but stopped).
     #[schemars(range(min = 0))]
     replicas: Option<u32>,
-    health: Option<HealthIn>,
+    health: Option<HealthOrNone>,
     depends_on: Option<DependsOn>,
     volumes: Option<Vec<VolumeIn>>,
     resources: Option<ResourcesIn>,
@@ -296,6 +296,25 @@ impl JsonSchema for KeyValue {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "pattern": "^[^=]+=", "description": "KEY=VALUE" })
+    }
+}
+
+/// A health check, or `none` for no check at all (the image's HEALTHCHECK included).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum HealthOrNone {
+    Off(HealthNone),
+    Check(HealthIn),
+}
+
+struct HealthNone;
+
+impl JsonSchema for HealthNone {
+    fn schema_name() -> Cow<'static, str> {
+        "HealthNone".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "enum": ["none", false], "description": "no health check, the image's own turned off too" })
     }
 }
 

@@ -95,6 +95,9 @@ pub struct Service {
     pub replicas: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// `health: none`: no check, the image's own HEALTHCHECK turned off too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub health_disabled: bool,
     #[serde(default)]
     pub depends_on: BTreeMap<String, Condition>,
     #[serde(default)]

@@ -1208,7 +1208,14 @@ impl<'f> Cx<'f> {
             .get("configs")
             .map(|v| self.file_mounts(name, "configs", v, known_configs))
             .unwrap_or_default();
-        let health = f.get("health").and_then(|v| self.health(name, v));
+        // `health: none` also turns off a HEALTHCHECK the image declares.
+        let health_disabled = f
+            .get("health")
+            .is_some_and(|v| v.scalar() == Some("none") || v.as_bool() == Some(false));
+        let health = f
+            .get("health")
+            .filter(|_| !health_disabled)
+            .and_then(|v| self.health(name, v));
         if let (Some(h), Some(hn)) = (&health, f.key("health")) {
             if h.exec.is_none() && f.get("port").is_none() {
                 self.err(
@@ -1319,6 +1326,7 @@ impl<'f> Cx<'f> {
                 configs,
                 replicas: replicas.unwrap_or(1),
                 health,
+                health_disabled,
                 depends_on,
                 volumes,
                 resources,

@@ -409,8 +409,8 @@ fn disabled_health_checks_and_profiles() {
     let file = Path::new("/tmp/p/compose.yaml");
     let imp = import(text, file).unwrap();
     let s = parse_str(&imp.yaml, Path::new("/tmp/p/tug.yaml")).unwrap();
-    assert!(s.services["a"].health.is_none());
-    assert!(s.services["b"].health.is_none());
+    assert!(s.services["a"].health.is_none() && s.services["a"].health_disabled);
+    assert!(s.services["b"].health.is_none() && s.services["b"].health_disabled);
     assert!(!s.services.contains_key("debug"));
     assert!(s.services["c"].depends_on.is_empty());
     let h = s.services["c"].health.as_ref().unwrap();

@@ -209,19 +209,16 @@ fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String
         .collect();
     differ("volumes", format!("{cvols:?}"), format!("{tvols:?}"));
     match c.get("healthcheck") {
-        Some(h) if h.get("disable") == Some(&Value::Bool(true)) => {
-            differ(
-                "healthcheck",
-                "disabled".into(),
-                format!("{:?}", t.health.as_ref().map(|h| h.probe())),
-            );
-        }
-        Some(h) if list(h.get("test")).is_some_and(|t| t[0] == "NONE") => {
-            differ(
-                "healthcheck",
-                "disabled".into(),
-                format!("{:?}", t.health.as_ref().map(|h| h.probe())),
-            );
+        Some(h)
+            if h.get("disable") == Some(&Value::Bool(true))
+                || list(h.get("test")).is_some_and(|t| t[0] == "NONE") =>
+        {
+            let tug = if t.health.is_none() && t.health_disabled {
+                "disabled".to_string()
+            } else {
+                format!("{:?}", t.health)
+            };
+            differ("healthcheck", "disabled".into(), tug);
         }
         Some(h) if h.get("test").is_some() => match &t.health {
             None => differ("healthcheck", "a check".into(), "none".into()),

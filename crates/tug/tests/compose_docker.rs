@@ -98,6 +98,8 @@ services:
       - source: app_conf
         target: /etc/app.conf
     restart: always
+    healthcheck:
+      disable: true
 secrets:
   api_key:
     file: ./api_key.txt
@@ -141,6 +143,11 @@ configs:
     assert!(ports.contains("8080/tcp=127.0.0.1"), "{ports}");
     assert!(ports.contains("9999/udp=127.0.0.1"), "{ports}");
     assert!(ports.contains("7000/tcp="), "expose is kept: {ports}");
+    // `disable: true` turns off the image's own HEALTHCHECK as well.
+    assert_eq!(
+        inspect(&id, "{{json .Config.Healthcheck.Test}}"),
+        "[\"NONE\"]"
+    );
     let aliases = inspect(&id, "{{json .NetworkSettings.Networks}}");
     assert!(aliases.contains("\"web_app\""), "{aliases}");
 
