@@ -1910,6 +1910,8 @@ mod tests {
             (p.publish, p.port, p.protocol),
             (Some(53), 53, Protocol::Udp)
         );
+        let p = port_text(":2283:2283").unwrap();
+        assert_eq!((p.host_ip, p.publish, p.port), (None, Some(2283), 2283));
     }
 
     #[test]

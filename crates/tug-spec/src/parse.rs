@@ -275,7 +275,8 @@ pub(crate) fn port_text(text: &str) -> Result<PortText, String> {
     let (ip, publish, port) = match (host_ip, parts.as_slice()) {
         (None, [p]) => (None, None, *p),
         (None, [h, p]) => (None, Some(*h), *p),
-        (None, [ip, h, p]) => (Some(ip.to_string()), Some(*h), *p),
+        // `:8080:80` (an empty address, as `${IP-}:8080:80` gives) is no address.
+        (None, [ip, h, p]) => (Some(ip.to_string()).filter(|i| !i.is_empty()), Some(*h), *p),
         (Some(ip), [h, p]) => (Some(ip), Some(*h), *p),
         _ => {
             return Err(format!(
