@@ -77,3 +77,18 @@ proptest! {
         check(&mutate(VALID[which], &edits));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Interpolation never panics, and on success a value with no `$` left
+    /// escaped reads back to itself.
+    #[test]
+    fn interpolation_never_panics(text in "([a-z${}:?+\\-é ]|\\$\\{[A-Z]{1,3}(:?[-?+][a-z$]{0,3})?\\}){0,24}") {
+        let vars = tug_spec::Vars::from_pairs([("A", "x"), ("AB", ""), ("B", "$y")]);
+        if let Ok(r) = tug_spec::interpolate::interpolate(&text, &vars) {
+            let again = tug_spec::interpolate::interpolate(&tug_spec::interpolate::escape(&r.text), &vars).unwrap();
+            prop_assert_eq!(again.text, r.text);
+        }
+    }
+}
