@@ -160,7 +160,16 @@ pub fn import_with(
     }
     rebase_paths(&mut out, &|p: &str| rebase(p, from_dir, out_dir));
     escape_values(&mut out, &imp.kept);
-    if !imp.kept.is_empty()
+    if !imp.kept.is_empty() && !opts.env_files.is_empty() {
+        imp.notes.push(Note {
+            path: String::new(),
+            message: "tug.yaml keeps `${VAR}` references in `env`, read when tug.yaml is read"
+                .into(),
+            fix: Some("pass the same --env-file to every tug command".into()),
+            line: 1,
+            col: 1,
+        });
+    } else if !imp.kept.is_empty()
         && from_dir.join(".env").is_file()
         && std::path::absolute(from_dir).ok() != std::path::absolute(out_dir).ok()
     {

@@ -187,4 +187,12 @@ fn docker_socket_and_java_heap_are_said() {
         "{:#?}",
         imp.notes
     );
+    // ES_JAVA_OPTS=-Xmx512m does not fit the default 512Mi with the JVM's own overhead.
+    let (imp, _) = convert(&find("elasticsearch-logstash-kibana"));
+    let jvm = imp
+        .notes
+        .iter()
+        .find(|n| n.path == "services.elasticsearch" && n.message.contains("JVM heap"))
+        .unwrap_or_else(|| panic!("{:#?}", imp.notes));
+    assert_eq!(jvm.fix.as_deref(), Some("resources: { memory: 768Mi }"));
 }
