@@ -239,7 +239,7 @@ fn audit(
     report.errors.append(&mut db.errors);
     report.stats.lockfiles = lockfiles.len();
     for lf in &lockfiles {
-        report.stats.packages += vuln::crate_names(&lf.text).len();
+        report.stats.packages += vuln::package_count(&lf.text);
         match vuln::audit_lockfile(&db, &lf.text, &lf.rel, &lf.path) {
             Ok(found) => {
                 for f in found {
