@@ -53,8 +53,21 @@ pub fn value<'a>(name: &str, quote: &str, raw: &'a str) -> Option<&'a str> {
         return None;
     }
     // A key id or a flag, not the key: `token_id`, `secret_name`.
+    // Or a hash of the secret (`hashed_secret`, `token_sha256`).
     let lname = name.to_ascii_lowercase();
-    if lname.ends_with("_id") || lname.ends_with("name") {
+    if lname.ends_with("_id")
+        || lname.ends_with("name")
+        || [
+            "hash",
+            "digest",
+            "checksum",
+            "fingerprint",
+            "sha1",
+            "sha256",
+        ]
+        .iter()
+        .any(|w| lname.contains(w))
+    {
         return None;
     }
     Some(v)
@@ -71,6 +84,12 @@ fn is_template(v: &str) -> bool {
 /// Regular-expression literals: escapes like `\d`, classes like `[a-z]`,
 /// groups like `(?i)`, or many metacharacters at once.
 fn is_regex(v: &str) -> bool {
+    // Base64 (`eD4++rS…/…=`) uses `+` and `/` as data.
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+    {
+        return false;
+    }
     const MARKS: &[&str] = &[
         "\\d", "\\w", "\\s", "\\b", "\\.", "\\-", "(?", "[^", "a-z", "A-Z", "0-9", ".*", ".+",
         "]{", "]+", "]*", "|",

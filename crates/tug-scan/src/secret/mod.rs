@@ -149,37 +149,56 @@ pub fn entropy(s: &str) -> f64 {
         .sum()
 }
 
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "change_me",
+    "change-me",
+    "xxxx",
+    "example",
+    "placeholder",
+    "your",
+    "dummy",
+    "redacted",
+    "sample",
+    "fake",
+    "test1234",
+    "password",
+    "secret",
+    "replace",
+    "insert",
+    "todo",
+    "fixme",
+    "****",
+    "....",
+    "0000",
+    "1234567",
+];
+
 /// Values that are obviously not real secrets.
 pub fn is_placeholder(s: &str) -> bool {
     let l = s.to_ascii_lowercase();
-    const WORDS: &[&str] = &[
-        "changeme",
-        "change_me",
-        "change-me",
-        "xxxx",
-        "example",
-        "placeholder",
-        "your",
-        "dummy",
-        "redacted",
-        "sample",
-        "fake",
-        "test1234",
-        "password",
-        "secret",
-        "replace",
-        "insert",
-        "todo",
-        "fixme",
-        "****",
-        "....",
-        "0000",
-        "1234567",
-    ];
-    if WORDS.iter().any(|w| l.contains(w)) {
+    PLACEHOLDER_WORDS.iter().any(|w| l.contains(w)) || is_template_slot(s)
+}
+
+/// For provider-format tokens: a placeholder word only hides a token it
+/// makes up a good part of (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxx…`); a word
+/// inside a long random token (`xoxb-…-FAKE1NuEz5…`) proves nothing.
+fn is_token_placeholder(s: &str) -> bool {
+    if is_template_slot(s) {
         return true;
     }
-    // Template slots: `{password}`, `%(password)s`.
+    let l = s.to_ascii_lowercase();
+    let mut covered = vec![false; l.len()];
+    for w in PLACEHOLDER_WORDS {
+        for (at, _) in l.match_indices(w) {
+            covered[at..at + w.len()].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    covered.iter().filter(|&&c| c).count() * 6 >= l.len().max(1)
+}
+
+fn is_template_slot(s: &str) -> bool {
+    // Template slots: `{password}`, `%(password)s`, `${X}`, `<your-key>`.
     if (s.starts_with('{') && s.ends_with('}')) || s.starts_with("%(") {
         return true;
     }
@@ -309,7 +328,25 @@ fn matches(text: &str, allow: &Allowlist) -> Vec<Match> {
     let mut lines_taken: HashSet<usize> = HashSet::new();
     for idx in candidates(c, text) {
         let rule = &rules::RULES[idx];
-        for caps in c.each[idx].captures_iter(text) {
+        let re = &c.each[idx];
+        let mut at = 0;
+        while at <= text.len() {
+            let Some(caps) = re.captures_at(text, at) else {
+                break;
+            };
+            let Some(whole) = caps.get(0) else { break };
+            // A pattern may end by consuming the boundary character after a
+            // token; the next search starts on it so that it can also be the
+            // boundary before the next token (tokens on consecutive lines).
+            let last = text[..whole.end()]
+                .chars()
+                .next_back()
+                .map_or(0, char::len_utf8);
+            at = if whole.end() - last > whole.start() {
+                whole.end() - last
+            } else {
+                whole.end() + text[whole.end()..].chars().next().map_or(1, char::len_utf8)
+            };
             let m = if rule.is_generic() {
                 let (Some(name), Some(val)) = (caps.get(1), caps.get(3)) else {
                     continue;
@@ -332,7 +369,12 @@ fn matches(text: &str, allow: &Allowlist) -> Vec<Match> {
                 .chars()
                 .filter(|c| !c.is_whitespace())
                 .collect();
-            if is_placeholder(&compact)
+            let placeholder = if rule.is_generic() || rule.check != Check::None {
+                is_placeholder(&compact)
+            } else {
+                is_token_placeholder(&compact)
+            };
+            if placeholder
                 || entropy(&compact) < rule.min_entropy
                 || !check_passes(rule.check, &compact)
             {
