@@ -379,3 +379,31 @@ fn duplicate_keys_are_a_parse_error_with_position() {
     assert!(e.line >= 4, "{e:?}");
     assert_eq!(r.input_errors().count(), 1);
 }
+
+/// kubernetes/examples manifests (tests/data/kube-examples): the risks
+/// checkov and Trivy report there (scripts/bench/config-compare.sh) are
+/// found, and the file with a duplicate key is an error, not skipped.
+#[test]
+fn kubernetes_examples_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kube-examples");
+    let mut o = ScanOptions::new(&root);
+    o.scanners = vec![ScannerKind::Config];
+    let r = scan(&o).unwrap();
+    let all: BTreeSet<&str> = r.findings.iter().map(|f| f.rule_id.as_str()).collect();
+    for id in [
+        "TUGC001", "TUGC002", "TUGC003", "TUGC004", "TUGC005", "TUGC006", "TUGC007", "TUGC008",
+        "TUGC009", "TUGC010", "TUGC012", "TUGC013", "TUGC015", "TUGC016", "TUGC017", "TUGC018",
+        "TUGC019",
+    ] {
+        assert!(all.contains(id), "{id} not found");
+    }
+    let sysdig = rules_in(&r, "_archived/sysdig-cloud/sysdig-daemonset.yaml");
+    for id in ["TUGC001", "TUGC002", "TUGC004"] {
+        assert!(sysdig.contains(id), "{id}: {sysdig:?}");
+    }
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert!(r.errors[0]
+        .file
+        .ends_with("_archived/openshift-origin/etcd-controller.yaml"));
+    assert!(r.errors[0].message.contains("duplicate entry"));
+}
