@@ -376,7 +376,7 @@ fn duplicate_keys_are_a_parse_error_with_position() {
     let e = &r.errors[0];
     assert!(e.file.ends_with("k8s/dup.yaml"));
     assert!(e.message.contains("duplicate"), "{}", e.message);
-    assert!(e.line >= 4, "{e:?}");
+    assert_eq!((e.line, e.col), (5, 3), "{e:?}");
     assert_eq!(r.input_errors().count(), 1);
 }
 

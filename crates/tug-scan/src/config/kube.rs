@@ -107,7 +107,7 @@ pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>
         let doc = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(super::yaml_error(path, &e, "Kubernetes manifest"));
+                errors.push(super::yaml_error_in(text, path, &e, "Kubernetes manifest"));
                 // A syntax error ends the stream; findings so far stand.
                 break;
             }

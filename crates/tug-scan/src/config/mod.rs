@@ -252,6 +252,58 @@ pub fn unpinned_image(image: &str) -> Option<&'static str> {
     }
 }
 
+/// YAML parse error as a FileError, pointing at the second occurrence of a
+/// duplicate key (the parser reports the start of the mapping).
+pub fn yaml_error_in(
+    text: &str,
+    path: &std::path::Path,
+    e: &serde_yaml_ng::Error,
+    what: &str,
+) -> FileError {
+    let mut err = yaml_error(path, e, what);
+    let msg = e.to_string();
+    let Some(key) = msg
+        .split_once("duplicate entry with key \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(k, _)| k)
+    else {
+        return err;
+    };
+    let indent = err.col.saturating_sub(1);
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate().skip(err.line.saturating_sub(1)) {
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let ind = line.len() - body.len();
+        if ind < indent {
+            break;
+        }
+        let k = body
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        if ind == indent
+            && k == key
+            && body[k.len()..]
+                .trim_start_matches(['"', '\''])
+                .starts_with(':')
+        {
+            seen += 1;
+            if seen == 2 {
+                err.line = i + 1;
+                err.col = ind + 1;
+                err.hint = Some(format!("`{key}` is set twice in one mapping; keep one"));
+                break;
+            }
+        }
+    }
+    err
+}
+
 /// YAML parse error as a FileError.
 pub fn yaml_error(path: &std::path::Path, e: &serde_yaml_ng::Error, what: &str) -> FileError {
     let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
