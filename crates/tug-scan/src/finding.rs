@@ -178,6 +178,8 @@ impl Finding {
         self.advisory
             .as_ref()
             .is_some_and(|a| a.kind != AdvisoryKind::Vulnerability)
+            || (self.scanner == ScannerKind::Config
+                && crate::config::INFORMATIONAL.contains(&self.rule_id.as_str()))
     }
 
     /// Score for SARIF's `security-severity`.

@@ -115,6 +115,21 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         self.findings.iter().any(|f| !f.is_informational())
     }
+
+    /// Files under the scanned tree that could not be parsed (an advisory
+    /// database elsewhere does not count): they fail `--exit-code` unless
+    /// errors are skipped, since what they hold was not checked.
+    pub fn input_errors(&self) -> impl Iterator<Item = &FileError> {
+        let dir = if self.root.is_dir() {
+            self.root.clone()
+        } else {
+            self.root
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        self.errors.iter().filter(move |e| e.file.starts_with(&dir))
+    }
 }
 
 /// Runs the selected scanners over `opts.root`.
@@ -154,14 +169,25 @@ pub fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
             allow: allow.clone(),
         }));
     }
+    let skipped_templates = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     if want(ScannerKind::Config) {
-        file_scanners.push(Box::new(ConfigScanner));
+        file_scanners.push(Box::new(ConfigScanner {
+            skipped: skipped_templates.clone(),
+        }));
     }
 
     let walked = walk::walk(root, &file_scanners, want(ScannerKind::Vuln));
     report.findings = walked.findings;
     report.errors = walked.errors;
     report.stats.files = walked.files;
+    let mut skipped =
+        std::mem::take(&mut *skipped_templates.lock().unwrap_or_else(|e| e.into_inner()));
+    skipped.sort();
+    for rel in skipped {
+        report.notices.push(format!(
+            "{rel}: skipped: a template ({{{{ }}}} outside strings); scan the rendered output (helm template … > out.yaml)"
+        ));
+    }
 
     if want(ScannerKind::Vuln) && !walked.lockfiles.is_empty() {
         audit(opts, &dir, walked.lockfiles, &mut report)?;
@@ -239,7 +265,7 @@ fn audit(
     report.errors.append(&mut db.errors);
     report.stats.lockfiles = lockfiles.len();
     for lf in &lockfiles {
-        report.stats.packages += vuln::crate_names(&lf.text).len();
+        report.stats.packages += vuln::package_count(&lf.text);
         match vuln::audit_lockfile(&db, &lf.text, &lf.rel, &lf.path) {
             Ok(found) => {
                 for f in found {
@@ -275,7 +301,10 @@ impl FileScanner for SecretScanner {
     }
 }
 
-struct ConfigScanner;
+struct ConfigScanner {
+    /// Files skipped as templates, reported as notices after the walk.
+    skipped: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
 
 impl FileScanner for ConfigScanner {
     fn kind(&self) -> ScannerKind {
@@ -283,6 +312,12 @@ impl FileScanner for ConfigScanner {
     }
     fn scan(&self, file: &SourceFile) -> (Vec<Finding>, Vec<FileError>) {
         let Some(kind) = config::classify(&file.name, &file.text) else {
+            if config::is_skipped_template(&file.name, &file.text) {
+                self.skipped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(file.rel.clone());
+            }
             return (Vec::new(), Vec::new());
         };
         let (mut findings, errors) = config::scan(kind, &file.text, &file.rel, &file.path);

@@ -76,17 +76,22 @@ spec:
           securityContext:
             capabilities:
               add: ["CHOWN"]
+          ports:
+            - containerPort: 8080
+              hostPort: 8080
 "#;
 
 const GOOD_K8S: &str = r#"apiVersion: batch/v1
 kind: CronJob
 metadata:
   name: nightly
+  namespace: batch
 spec:
   jobTemplate:
     spec:
       template:
         spec:
+          automountServiceAccountToken: false
           securityContext:
             runAsNonRoot: true
             seccompProfile: { type: RuntimeDefault }
@@ -117,6 +122,10 @@ fn kubernetes_checks_fire_with_lines() {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(rules_in(&r, "chart/templates/pod.yaml"), BTreeSet::new());
     assert_eq!(
+        r.notices,
+        ["chart/templates/pod.yaml: skipped: a template ({{ }} outside strings); scan the rendered output (helm template … > out.yaml)"]
+    );
+    assert_eq!(
         rules_in(&r, "k8s/good.yml"),
         BTreeSet::new(),
         "{:#?}",
@@ -125,12 +134,24 @@ fn kubernetes_checks_fire_with_lines() {
     let got = rules_in(&r, "k8s/app.yaml");
     let want: BTreeSet<&str> = [
         "TUGC001", "TUGC002", "TUGC003", "TUGC004", "TUGC005", "TUGC006", "TUGC007", "TUGC008",
-        "TUGC009", "TUGC010", "TUGC011", "TUGC012", "TUGC013",
+        "TUGC009", "TUGC010", "TUGC011", "TUGC012", "TUGC013", "TUGC015", "TUGC016", "TUGC017",
+        "TUGC018",
     ]
     .into();
     assert_eq!(got, want);
     let f = "k8s/app.yaml";
     assert_eq!(one(&r, f, "TUGC001").line, 33);
+    assert_eq!(one(&r, f, "TUGC015").line, 47);
+    assert_eq!(one(&r, f, "TUGC017").line, 9);
+    // The ConfigMap and the Deployment both lack a namespace.
+    assert_eq!(
+        r.findings
+            .iter()
+            .filter(|x| x.file == f && x.rule_id == "TUGC018")
+            .map(|x| x.line)
+            .collect::<Vec<_>>(),
+        [3, 10]
+    );
     assert_eq!(one(&r, f, "TUGC001").col, 13);
     assert_eq!(one(&r, f, "TUGC004").line, 20);
     assert_eq!(one(&r, f, "TUGC003").line, 23);
@@ -265,7 +286,7 @@ fn bad_manifests_report_position_and_others_still_scan() {
         ("compose.yaml", "services:\n  a: [unclosed\n"),
         ("k8s/app.yaml", BAD_K8S),
     ]);
-    assert_eq!(rules_in(&r, "k8s/app.yaml").len(), 13);
+    assert_eq!(rules_in(&r, "k8s/app.yaml").len(), 17);
     let files: BTreeSet<String> = r
         .errors
         .iter()
@@ -292,4 +313,97 @@ fn every_config_rule_has_why_and_fix() {
     for r in tug_scan::config::RULES {
         assert!(r.id.starts_with("TUGC") && !r.why.is_empty() && !r.fix.is_empty());
     }
+}
+
+const POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+  annotations:
+    note: "rendered by {{ .Release.Name }} once"
+spec:
+  automountServiceAccountToken: true
+  securityContext:
+    runAsNonRoot: true
+    seccompProfile: { type: RuntimeDefault }
+  containers:
+    - name: web
+      image: registry.local/web:1.2.3
+      readinessProbe: { exec: { command: [true] } }
+      livenessProbe: { exec: { command: [true] } }
+      resources: { limits: { cpu: 100m, memory: 64Mi } }
+      securityContext:
+        readOnlyRootFilesystem: true
+        allowPrivilegeEscalation: false
+        capabilities:
+          drop: [NET_RAW]
+          add: [NET_RAW]
+"#;
+
+#[test]
+fn pod_hardening_checks_and_quoted_braces() {
+    // `{{` only inside a quoted value: still a manifest, still checked.
+    let r = config_scan(&[("k8s/pod.yaml", POD)]);
+    assert!(r.notices.is_empty(), "{:?}", r.notices);
+    let f = "k8s/pod.yaml";
+    assert_eq!(
+        rules_in(&r, f),
+        ["TUGC005", "TUGC016", "TUGC017", "TUGC018", "TUGC019"].into()
+    );
+    assert_eq!(one(&r, f, "TUGC018").line, 5);
+    assert_eq!(one(&r, f, "TUGC017").line, 9);
+    let caps = one(&r, f, "TUGC016");
+    assert!(caps.message.contains("adds NET_RAW"), "{}", caps.message);
+    assert_eq!(caps.line, 22);
+    // A tag without a digest is informational: alone it does not fail --exit-code.
+    let digest = one(&r, f, "TUGC019");
+    assert!(digest.is_informational());
+    assert_eq!(digest.line, 15);
+    let only_digest = tug_scan::Report {
+        findings: vec![digest.clone()],
+        ..Default::default()
+    };
+    assert!(!only_digest.has_failures());
+}
+
+#[test]
+fn duplicate_keys_are_a_parse_error_with_position() {
+    let dup =
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  name: b\nspec:\n  containers: []\n";
+    let r = config_scan(&[("k8s/dup.yaml", dup)]);
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    let e = &r.errors[0];
+    assert!(e.file.ends_with("k8s/dup.yaml"));
+    assert!(e.message.contains("duplicate"), "{}", e.message);
+    assert_eq!((e.line, e.col), (5, 3), "{e:?}");
+    assert_eq!(r.input_errors().count(), 1);
+}
+
+/// kubernetes/examples manifests (tests/data/kube-examples): the risks
+/// checkov and Trivy report there (scripts/bench/config-compare.sh) are
+/// found, and the file with a duplicate key is an error, not skipped.
+#[test]
+fn kubernetes_examples_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kube-examples");
+    let mut o = ScanOptions::new(&root);
+    o.scanners = vec![ScannerKind::Config];
+    let r = scan(&o).unwrap();
+    let all: BTreeSet<&str> = r.findings.iter().map(|f| f.rule_id.as_str()).collect();
+    for id in [
+        "TUGC001", "TUGC002", "TUGC003", "TUGC004", "TUGC005", "TUGC006", "TUGC007", "TUGC008",
+        "TUGC009", "TUGC010", "TUGC012", "TUGC013", "TUGC015", "TUGC016", "TUGC017", "TUGC018",
+        "TUGC019",
+    ] {
+        assert!(all.contains(id), "{id} not found");
+    }
+    let sysdig = rules_in(&r, "_archived/sysdig-cloud/sysdig-daemonset.yaml");
+    for id in ["TUGC001", "TUGC002", "TUGC004"] {
+        assert!(sysdig.contains(id), "{id}: {sysdig:?}");
+    }
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert!(r.errors[0]
+        .file
+        .ends_with("_archived/openshift-origin/etcd-controller.yaml"));
+    assert!(r.errors[0].message.contains("duplicate entry"));
 }

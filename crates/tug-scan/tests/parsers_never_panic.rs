@@ -70,4 +70,16 @@ proptest! {
         }
         let _ = tug_scan::secret::scan_text(&s, "x", &Default::default());
     }
+
+    #[test]
+    fn secret_scan_on_mutated_examples(i in 0usize..1000, at in 0usize..400, len in 0usize..20, insert in "\\PC{0,12}") {
+        let rules = tug_scan::secret::rules();
+        let r = &rules[i % rules.len()];
+        let text = mutate(&tug_scan::secret::example(r.fires, i as u64), at, len, &insert);
+        let lines = text.lines().count().max(1);
+        for f in tug_scan::secret::scan_text(&text, "x", &Default::default()) {
+            prop_assert!(f.line >= 1 && f.line <= lines + 1);
+        }
+        let _ = tug_scan::secret::redact_in(&text);
+    }
 }

@@ -107,6 +107,8 @@ fn nested_lockfiles_gitignore_and_target_dirs() {
     write(dir.path(), "vendored/Cargo.lock", &lock);
     let report = vuln_scan(dir.path());
     assert_eq!(report.stats.lockfiles, 2);
+    // vulnpkg 1.1.0 and 2.0.5 are two packages: 9 per lockfile, not 8 names.
+    assert_eq!(report.stats.packages, 18);
     for file in ["Cargo.lock", "tools/gen/Cargo.lock"] {
         assert_eq!(
             report.findings.iter().filter(|f| f.file == file).count(),

@@ -168,3 +168,24 @@ fn one_bad_file_never_hides_the_others() {
     );
     assert!(err.contains("notice:") && err.contains("expired"), "{err}");
 }
+
+#[test]
+fn unparsable_file_fails_exit_code_unless_skip_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "k8s/dup.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: app\n  namespace: other\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["scan", "--scanners", "config", "--exit-code", "3"];
+        args.extend_from_slice(extra);
+        tug(dir.path(), &args)
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(stdout(&out).contains("dup.yaml:6"), "{}", stdout(&out));
+    let out = run(&["--skip-errors"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("error:"), "{}", stdout(&out));
+}

@@ -1,7 +1,7 @@
 //! compose.yaml / docker-compose.yml checks.
 
 use super::{
-    finding, is_literal_secret, is_secret_name, tugyaml::dangerous_cap, unpinned_image, yaml_error,
+    finding, is_literal_secret, is_secret_name, tugyaml::dangerous_cap, unpinned_image,
     yamlpos::find_line,
 };
 use crate::finding::{FileError, Finding, Severity};
@@ -26,7 +26,12 @@ fn list(v: Option<&Value>) -> Vec<String> {
 pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>) {
     let doc: Value = match serde_yaml_ng::from_str(text) {
         Ok(v) => v,
-        Err(e) => return (Vec::new(), vec![yaml_error(path, &e, "compose file")]),
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![super::yaml_error_in(text, path, &e, "compose file")],
+            )
+        }
     };
     let mut out = Vec::new();
     let Some(services) = doc.get("services").and_then(Value::as_mapping) else {

@@ -2,8 +2,8 @@
 //! pod-spec checks in the spirit of kube-score.
 
 use super::{
-    finding, is_literal_secret, is_secret_name, tugyaml::dangerous_cap, unpinned_image,
-    yamlpos::find_line,
+    finding, is_literal_secret, is_secret_name, lacks_digest, tugyaml::dangerous_cap,
+    unpinned_image, yamlpos::find_line,
 };
 use crate::finding::{FileError, Finding, Severity};
 use serde::Deserialize;
@@ -66,6 +66,35 @@ fn item_line(text: &str, from: usize, to: usize, name: &str) -> usize {
         .map_or(from, |(i, _)| i)
 }
 
+/// Kinds that live in a namespace (the cluster-scoped ones of the core API
+/// and common extensions are listed; anything else is taken as namespaced).
+fn is_namespaced(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "Namespace"
+            | "Node"
+            | "PersistentVolume"
+            | "StorageClass"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "CustomResourceDefinition"
+            | "PriorityClass"
+            | "IngressClass"
+            | "RuntimeClass"
+            | "CSIDriver"
+            | "CSINode"
+            | "VolumeAttachment"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingWebhookConfiguration"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding"
+            | "APIService"
+            | "PodSecurityPolicy"
+            | "ClusterIssuer"
+            | "List"
+    )
+}
+
 fn b(v: Option<&Value>) -> Option<bool> {
     v.and_then(Value::as_bool)
 }
@@ -78,16 +107,13 @@ pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>
         let doc = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(super::yaml_error(path, &e, "Kubernetes manifest"));
+                errors.push(super::yaml_error_in(text, path, &e, "Kubernetes manifest"));
                 // A syntax error ends the stream; findings so far stand.
                 break;
             }
         };
         let (from, to) = ranges.get(i).copied().unwrap_or((0, usize::MAX));
         let Some(kind) = doc.get("kind").and_then(Value::as_str) else {
-            continue;
-        };
-        let Some(spec) = pod_spec(kind, &doc) else {
             continue;
         };
         let obj = format!(
@@ -97,6 +123,34 @@ pub fn scan(text: &str, rel: &str, path: &Path) -> (Vec<Finding>, Vec<FileError>
                 .and_then(Value::as_str)
                 .unwrap_or("?")
         );
+        if is_namespaced(kind) {
+            match doc
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+            {
+                None => out.push(finding(
+                    "TUGC018",
+                    None,
+                    rel,
+                    find_line(text, from, to, &["metadata"]),
+                    format!(
+                        "{obj} sets no namespace, so it lands in `default` unless applied with -n"
+                    ),
+                )),
+                Some("default") => out.push(finding(
+                    "TUGC018",
+                    None,
+                    rel,
+                    find_line(text, from, to, &["metadata", "namespace"]),
+                    format!("{obj} is in the default namespace"),
+                )),
+                Some(_) => {}
+            }
+        }
+        let Some(spec) = pod_spec(kind, &doc) else {
+            continue;
+        };
         check_pod(text, rel, from, to, &obj, spec, &mut out);
     }
     (out, errors)
@@ -157,6 +211,27 @@ fn check_pod(
             }
         }
     }
+    if b(spec.get("automountServiceAccountToken")) != Some(false) {
+        let (line, detail) = match b(spec.get("automountServiceAccountToken")) {
+            Some(true) => (
+                at(&["automountServiceAccountToken"]),
+                "sets automountServiceAccountToken: true",
+            ),
+            _ => (from + 1, "does not set automountServiceAccountToken: false"),
+        };
+        let line = if line == from + 1 {
+            find_line(text, from, to, &["kind"])
+        } else {
+            line
+        };
+        out.push(finding(
+            "TUGC017",
+            None,
+            rel,
+            line,
+            format!("{obj} {detail}"),
+        ));
+    }
     let pod_sc = spec.get("securityContext");
     let pod_non_root = pod_sc.and_then(|s| b(s.get("runAsNonRoot")));
     let pod_uid = pod_sc
@@ -214,6 +289,66 @@ fn check_pod(
                 cat(&["capabilities", "add"]),
                 format!("{who} adds {}", added.join(", ")),
             ));
+        }
+        let caps = sc.and_then(|s| s.get("capabilities"));
+        let dropped: Vec<String> = caps
+            .and_then(|c| c.get("drop"))
+            .and_then(Value::as_sequence)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(|c| c.trim().to_ascii_uppercase())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let drops = |name: &str| {
+            dropped
+                .iter()
+                .any(|d| d == name || d.strip_prefix("CAP_") == Some(name))
+        };
+        let adds_net_raw = added
+            .iter()
+            .any(|c| c.trim().to_ascii_uppercase().trim_start_matches("CAP_") == "NET_RAW");
+        if !drops("ALL") {
+            let detail = if adds_net_raw {
+                "adds NET_RAW".to_string()
+            } else if drops("NET_RAW") {
+                "drops NET_RAW but not ALL".to_string()
+            } else {
+                "does not drop ALL capabilities (NET_RAW stays)".to_string()
+            };
+            let sev = if adds_net_raw || !drops("NET_RAW") {
+                None
+            } else {
+                Some(Severity::Low)
+            };
+            out.push(finding(
+                "TUGC016",
+                sev,
+                rel,
+                if caps.is_some() {
+                    cat(&["securityContext", "capabilities"])
+                } else {
+                    cat(&["name"])
+                },
+                format!("{who} {detail}"),
+            ));
+        }
+        for p in c
+            .get("ports")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(hp) = p.get("hostPort").and_then(Value::as_i64) {
+                out.push(finding(
+                    "TUGC015",
+                    None,
+                    rel,
+                    cat(&["ports", "hostPort"]),
+                    format!("{who} binds host port {hp}"),
+                ));
+            }
         }
         let uid = sc
             .and_then(|s| s.get("runAsUser"))
@@ -307,6 +442,14 @@ fn check_pod(
                     rel,
                     cat(&["image"]),
                     format!("{who} uses {why} image `{img}`"),
+                ));
+            } else if lacks_digest(img) {
+                out.push(finding(
+                    "TUGC019",
+                    None,
+                    rel,
+                    cat(&["image"]),
+                    format!("{who} uses `{img}` without a digest"),
                 ));
             }
         }

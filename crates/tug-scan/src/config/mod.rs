@@ -20,6 +20,9 @@ pub struct ConfigRule {
     pub fix: &'static str,
 }
 
+/// Rules that inform without failing `--exit-code`.
+pub const INFORMATIONAL: &[&str] = &["TUGC019"];
+
 macro_rules! rules {
     ($($id:literal $name:literal $sev:ident $title:literal, $why:literal, $fix:literal;)*) => {
         pub const RULES: &[ConfigRule] = &[$(ConfigRule { id: $id, name: $name, title: $title, severity: Severity::$sev, why: $why, fix: $fix }),*];
@@ -69,6 +72,21 @@ rules! {
     "TUGC014" "add-remote-url" Medium "ADD of a remote URL",
         "ADD downloads without checksum verification and caches unpredictably",
         "download with curl and verify a checksum in a RUN step, or use ADD --checksum=sha256:...";
+    "TUGC015" "host-port" Medium "Host port bound",
+        "hostPort ties the pod to a node port: it bypasses NetworkPolicy-aware Services and limits scheduling",
+        "remove hostPort and expose the port through a Service";
+    "TUGC016" "capabilities-not-dropped" Low "Capabilities not dropped",
+        "the default capability set includes NET_RAW (packet spoofing on the pod network) and others few processes need",
+        "set securityContext.capabilities.drop: [ALL] and add back only what is needed";
+    "TUGC017" "service-account-token-mounted" Low "Service account token mounted",
+        "a mounted API token lets a compromised container talk to the Kubernetes API with the pod's rights",
+        "set automountServiceAccountToken: false unless the pod calls the API";
+    "TUGC018" "default-namespace" Low "Default namespace",
+        "objects in the default namespace share it with everything else and escape namespace-scoped policies",
+        "set metadata.namespace to a namespace of the application's own";
+    "TUGC019" "image-not-digest" Low "Image not pinned by digest",
+        "a tag can be moved to other content; only a digest names exactly what runs",
+        "pin the digest too (image:1.2.3@sha256:...); informational: does not fail --exit-code";
 }
 
 pub fn rule(id: &str) -> &'static ConfigRule {
@@ -130,15 +148,49 @@ pub fn classify(name: &str, text: &str) -> Option<ConfigKind> {
     {
         return Some(ConfigKind::Dockerfile);
     }
-    // Helm and other templates (`{{ ... }}`) are not manifests until rendered.
-    if (lower.ends_with(".yaml") || lower.ends_with(".yml"))
-        && text.contains("apiVersion")
-        && text.contains("kind")
-        && !text.contains("{{")
-    {
+    if is_kube_yaml(&lower, text) && !is_template(text) {
         return Some(ConfigKind::Kube);
     }
     None
+}
+
+fn is_kube_yaml(lower_name: &str, text: &str) -> bool {
+    (lower_name.ends_with(".yaml") || lower_name.ends_with(".yml"))
+        && text.contains("apiVersion")
+        && text.contains("kind")
+}
+
+/// A Kubernetes-looking YAML file that is a template (Helm, Jinja): it is
+/// skipped, and the scan says so.
+pub fn is_skipped_template(name: &str, text: &str) -> bool {
+    is_kube_yaml(&name.to_ascii_lowercase(), text) && is_template(text)
+}
+
+/// Template markup (`{{ … }}`, `{% … %}`) outside quoted strings and
+/// comments. `name: "{{ x }}"` is a plain string value: the file is still
+/// a manifest.
+fn is_template(text: &str) -> bool {
+    text.lines().any(|line| {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        let chars: Vec<char> = line.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            match quote {
+                Some(q) if c == q && !(q == '"' && prev == '\\') => quote = None,
+                Some(_) => {}
+                None if c == '#' && (i == 0 || chars[i - 1].is_whitespace()) => return false,
+                None if (c == '"' || c == '\'') && (i == 0 || !chars[i - 1].is_alphanumeric()) => {
+                    quote = Some(c)
+                }
+                None if c == '{' && matches!(chars.get(i + 1), Some('{') | Some('%')) => {
+                    return true
+                }
+                None => {}
+            }
+            prev = c;
+        }
+        false
+    })
 }
 
 /// Runs the checks for one file.
@@ -182,6 +234,11 @@ pub fn is_literal_secret(value: &str) -> bool {
     !v.is_empty() && !crate::secret::is_placeholder(v) && !v.starts_with('/')
 }
 
+/// An image reference without `@sha256:` (informational rule TUGC019).
+pub fn lacks_digest(image: &str) -> bool {
+    !image.contains("@sha256:") && !image.starts_with('$') && !image.contains("${")
+}
+
 /// `image:tag` is unpinned when it has no tag, or tag `latest`, and no digest.
 pub fn unpinned_image(image: &str) -> Option<&'static str> {
     if image.contains("@sha256:") || image.starts_with('$') || image.contains("${") {
@@ -193,6 +250,58 @@ pub fn unpinned_image(image: &str) -> Option<&'static str> {
         Some((_, "latest")) => Some("`latest`"),
         _ => None,
     }
+}
+
+/// YAML parse error as a FileError, pointing at the second occurrence of a
+/// duplicate key (the parser reports the start of the mapping).
+pub fn yaml_error_in(
+    text: &str,
+    path: &std::path::Path,
+    e: &serde_yaml_ng::Error,
+    what: &str,
+) -> FileError {
+    let mut err = yaml_error(path, e, what);
+    let msg = e.to_string();
+    let Some(key) = msg
+        .split_once("duplicate entry with key \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(k, _)| k)
+    else {
+        return err;
+    };
+    let indent = err.col.saturating_sub(1);
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate().skip(err.line.saturating_sub(1)) {
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let ind = line.len() - body.len();
+        if ind < indent {
+            break;
+        }
+        let k = body
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        if ind == indent
+            && k == key
+            && body[k.len()..]
+                .trim_start_matches(['"', '\''])
+                .starts_with(':')
+        {
+            seen += 1;
+            if seen == 2 {
+                err.line = i + 1;
+                err.col = ind + 1;
+                err.hint = Some(format!("`{key}` is set twice in one mapping; keep one"));
+                break;
+            }
+        }
+    }
+    err
 }
 
 /// YAML parse error as a FileError.

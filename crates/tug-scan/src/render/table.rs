@@ -17,11 +17,11 @@ pub fn table(report: &Report) -> String {
             .partition(|f| f.is_informational());
         section(&mut s, kind.as_str(), &main);
         if !info.is_empty() {
-            section(
-                &mut s,
-                "vuln (informational: unmaintained, unsound, notices)",
-                &info,
-            );
+            let title = match kind {
+                ScannerKind::Vuln => "vuln (informational: unmaintained, unsound, notices)",
+                _ => "config (informational)",
+            };
+            section(&mut s, title, &info);
         }
     }
     for n in &report.notices {

@@ -1,12 +1,17 @@
-//! Secret detection: prefix-anchored rules plus entropy-gated generic
-//! assignments. A `RegexSet` pass picks the few rules worth running on a
+//! Secret detection: provider rules anchored on documented formats (with
+//! checksums and decodable payloads verified where a format has them), plus
+//! a code-aware generic rule for values assigned to credential-like names.
+//! A keyword pass (Aho-Corasick) picks the few rules worth running on a
 //! file. Every finding is redacted before it leaves this module.
 
+mod generic;
 pub mod history;
+mod rules;
 
-use crate::finding::{Finding, LineIndex, ScannerKind, Severity};
+use crate::finding::{Finding, LineIndex, ScannerKind};
+use aho_corasick::AhoCorasick;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -16,212 +21,114 @@ pub const ALLOW_FILE: &str = ".tugsecretsignore";
 /// Inline marker that silences a finding on its line.
 pub const ALLOW_MARKER: &str = "tug:allow-secret";
 
-pub struct SecretRule {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub title: &'static str,
-    pub severity: Severity,
-    pattern: &'static str,
-    /// Capture group holding the secret (0 = whole match).
-    group: usize,
-    /// Minimum Shannon entropy (bits per char) of the secret.
-    min_entropy: f64,
-}
-
-// Patterns anchor on vendor prefixes where one exists; generic ones lean on the entropy gate.
-const RULES: &[SecretRule] = &[
-    SecretRule {
-        id: "TUGS001",
-        name: "aws-access-key-id",
-        title: "AWS access key ID",
-        severity: Severity::High,
-        pattern: r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
-        group: 1,
-        min_entropy: 3.0,
-    },
-    SecretRule {
-        id: "TUGS002",
-        name: "aws-secret-access-key",
-        title: "AWS secret access key",
-        severity: Severity::Critical,
-        pattern: r#"(?i)aws_?secret_?(?:access_?)?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})\b"#,
-        group: 1,
-        min_entropy: 4.0,
-    },
-    SecretRule {
-        id: "TUGS003",
-        name: "gcp-service-account-key",
-        title: "GCP service account key",
-        severity: Severity::Critical,
-        pattern: r#""private_key_id"\s*:\s*"([a-f0-9]{40})""#,
-        group: 1,
-        min_entropy: 3.0,
-    },
-    SecretRule {
-        id: "TUGS004",
-        name: "azure-storage-key",
-        title: "Azure storage account key",
-        severity: Severity::Critical,
-        pattern: r"AccountKey=([A-Za-z0-9+/]{86}==)",
-        group: 1,
-        min_entropy: 4.0,
-    },
-    SecretRule {
-        id: "TUGS005",
-        name: "github-token",
-        title: "GitHub token",
-        severity: Severity::High,
-        pattern: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})\b",
-        group: 1,
-        min_entropy: 3.5,
-    },
-    SecretRule {
-        id: "TUGS006",
-        name: "github-fine-grained-token",
-        title: "GitHub fine-grained token",
-        severity: Severity::High,
-        pattern: r"\b(github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})\b",
-        group: 1,
-        min_entropy: 3.5,
-    },
-    SecretRule {
-        id: "TUGS007",
-        name: "gitlab-token",
-        title: "GitLab personal access token",
-        severity: Severity::High,
-        pattern: r"\b(glpat-[A-Za-z0-9_\-]{20})\b",
-        group: 1,
-        min_entropy: 3.0,
-    },
-    SecretRule {
-        id: "TUGS008",
-        name: "slack-token",
-        title: "Slack token",
-        severity: Severity::High,
-        pattern: r"\b(xox[abposr]-[0-9]{8,}-[A-Za-z0-9-]{8,})",
-        group: 1,
-        min_entropy: 3.0,
-    },
-    SecretRule {
-        id: "TUGS009",
-        name: "slack-webhook",
-        title: "Slack incoming webhook",
-        severity: Severity::Medium,
-        pattern: r"(https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,})",
-        group: 1,
-        min_entropy: 3.5,
-    },
-    SecretRule {
-        id: "TUGS010",
-        name: "stripe-live-key",
-        title: "Stripe live secret key",
-        severity: Severity::Critical,
-        pattern: r"\b((?:sk|rk)_live_[A-Za-z0-9]{24,})\b",
-        group: 1,
-        min_entropy: 3.5,
-    },
-    SecretRule {
-        id: "TUGS011",
-        name: "twilio-api-key",
-        title: "Twilio API key",
-        severity: Severity::High,
-        pattern: r"\b(SK[0-9a-f]{32})\b",
-        group: 1,
-        min_entropy: 3.2,
-    },
-    SecretRule {
-        id: "TUGS012",
-        name: "sendgrid-api-key",
-        title: "SendGrid API key",
-        severity: Severity::High,
-        pattern: r"\b(SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})\b",
-        group: 1,
-        min_entropy: 4.0,
-    },
-    SecretRule {
-        id: "TUGS013",
-        name: "npm-token",
-        title: "npm access token",
-        severity: Severity::High,
-        pattern: r"\b(npm_[A-Za-z0-9]{36})\b",
-        group: 1,
-        min_entropy: 3.5,
-    },
-    SecretRule {
-        id: "TUGS014",
-        name: "pypi-token",
-        title: "PyPI upload token",
-        severity: Severity::High,
-        pattern: r"\b(pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})",
-        group: 1,
-        min_entropy: 4.0,
-    },
-    SecretRule {
-        id: "TUGS015",
-        name: "private-key",
-        title: "Private key",
-        severity: Severity::Critical,
-        pattern: r"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----\s*(?:[A-Za-z0-9-]+:[^\n]*\n\s*)*([A-Za-z0-9+/=\r\n]{64,})",
-        group: 2,
-        min_entropy: 4.0,
-    },
-    SecretRule {
-        id: "TUGS016",
-        name: "jwt",
-        title: "JSON Web Token",
-        severity: Severity::Medium,
-        pattern: r"\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,})",
-        group: 1,
-        min_entropy: 4.0,
-    },
-    SecretRule {
-        id: "TUGS017",
-        name: "password-in-url",
-        title: "Password in URL",
-        severity: Severity::High,
-        pattern: r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^:/\s@]{1,64}:([^@/\s]{4,128})@[A-Za-z0-9][A-Za-z0-9.\-_]*",
-        group: 1,
-        min_entropy: 2.5,
-    },
-    SecretRule {
-        id: "TUGS018",
-        name: "connection-string-password",
-        title: "Password in connection string",
-        severity: Severity::High,
-        pattern: r"(?i)\b(?:server|host|data source)\s*=[^;\n]+;[^\n]*?\b(?:password|pwd)\s*=\s*([^;'\x22\s]{4,})",
-        group: 1,
-        min_entropy: 2.5,
-    },
-    SecretRule {
-        id: "TUGS019",
-        name: "generic-secret-assignment",
-        title: "Secret assigned to a credential-like name",
-        severity: Severity::Medium,
-        pattern: r#"(?i)\b[A-Za-z0-9_.-]*(?:token|secret|passwd|password|api_?key|access_?key|private_?key|client_?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=_\-.!@#%^&*~]{12,})"#,
-        group: 1,
-        min_entropy: 3.5,
-    },
-];
+pub use rules::{example, Check, SecretRule, GENERIC_ID};
 
 pub fn rules() -> &'static [SecretRule] {
-    RULES
+    rules::RULES
 }
 
 struct Compiled {
-    set: RegexSet,
+    /// Every rule's keywords, case-insensitive; pattern i belongs to `owner[i]`.
+    keywords: AhoCorasick,
+    owner: Vec<usize>,
+    /// Rules without keywords run on every file.
+    always: Vec<usize>,
     each: Vec<Regex>,
 }
 
 fn compiled() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
-    C.get_or_init(|| Compiled {
-        // The patterns are constants checked by tests; failure here is a build bug.
-        set: RegexSet::new(RULES.iter().map(|r| r.pattern)).expect("secret rule patterns"),
-        each: RULES
-            .iter()
-            .map(|r| Regex::new(r.pattern).expect("secret rule pattern"))
-            .collect(),
+    C.get_or_init(|| {
+        let mut words = Vec::new();
+        let mut owner = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules::RULES.iter().enumerate() {
+            if r.keywords.is_empty() {
+                always.push(i);
+            }
+            for k in r.keywords {
+                words.push(*k);
+                owner.push(i);
+            }
+        }
+        // The patterns and keywords are constants checked by tests; failure here is a build bug.
+        Compiled {
+            keywords: AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&words)
+                .expect("secret rule keywords"),
+            owner,
+            always,
+            each: rules::RULES
+                .iter()
+                .map(|r| Regex::new(r.pattern).expect("secret rule pattern"))
+                .collect(),
+        }
     })
+}
+
+/// Indexes of the rules whose keywords occur in `text`, in registry order.
+fn candidates(c: &Compiled, text: &str) -> Vec<usize> {
+    let mut on = vec![false; rules::RULES.len()];
+    for &i in &c.always {
+        on[i] = true;
+    }
+    for m in c.keywords.find_overlapping_iter(text) {
+        on[c.owner[m.pattern().as_usize()]] = true;
+    }
+    // The generic rule goes last so a provider rule claims its line first.
+    let generic = rules::RULES.iter().position(|r| r.is_generic());
+    let mut v: Vec<usize> = (0..on.len())
+        .filter(|&i| on[i] && Some(i) != generic)
+        .collect();
+    if let Some(g) = generic.filter(|&g| on[g]) {
+        v.push(g);
+    }
+    v
+}
+
+/// GitHub's checksum: CRC32 of the text, base62 (0-9A-Za-z), six characters.
+pub fn crc32_base62(text: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = crc32fast::hash(text.as_bytes());
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `secret` passes its rule's structural check.
+fn check_passes(check: Check, secret: &str) -> bool {
+    use base64::Engine;
+    let decode = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    match check {
+        Check::None => true,
+        Check::Crc32Base62 => {
+            let body = secret.rsplit('_').next().unwrap_or_default();
+            body.len() == 36 && body.is_ascii() && crc32_base62(&body[..30]) == body[30..]
+        }
+        Check::BasicAuth => decode(secret).is_some_and(|creds| {
+            let Some((user, pass)) = creds.split_once(':') else {
+                return false;
+            };
+            !user.is_empty()
+                && pass.chars().count() >= 4
+                && !pass.chars().any(char::is_control)
+                && !is_placeholder(pass)
+        }),
+        Check::Base64Text => decode(secret).is_some_and(|t| {
+            t.chars().count() >= 6
+                && !t.chars().any(|c| c.is_control() || c.is_whitespace())
+                && !is_placeholder(&t)
+        }),
+    }
 }
 
 /// Shannon entropy in bits per character.
@@ -242,37 +149,56 @@ pub fn entropy(s: &str) -> f64 {
         .sum()
 }
 
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "change_me",
+    "change-me",
+    "xxxx",
+    "example",
+    "placeholder",
+    "your",
+    "dummy",
+    "redacted",
+    "sample",
+    "fake",
+    "test1234",
+    "password",
+    "secret",
+    "replace",
+    "insert",
+    "todo",
+    "fixme",
+    "****",
+    "....",
+    "0000",
+    "1234567",
+];
+
 /// Values that are obviously not real secrets.
 pub fn is_placeholder(s: &str) -> bool {
     let l = s.to_ascii_lowercase();
-    const WORDS: &[&str] = &[
-        "changeme",
-        "change_me",
-        "change-me",
-        "xxxx",
-        "example",
-        "placeholder",
-        "your",
-        "dummy",
-        "redacted",
-        "sample",
-        "fake",
-        "test1234",
-        "password",
-        "secret",
-        "replace",
-        "insert",
-        "todo",
-        "fixme",
-        "****",
-        "....",
-        "0000",
-        "1234567",
-    ];
-    if WORDS.iter().any(|w| l.contains(w)) {
+    PLACEHOLDER_WORDS.iter().any(|w| l.contains(w)) || is_template_slot(s)
+}
+
+/// For provider-format tokens: a placeholder word only hides a token it
+/// makes up a good part of (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxx…`); a word
+/// inside a long random token (`xoxb-…-FAKE1NuEz5…`) proves nothing.
+fn is_token_placeholder(s: &str) -> bool {
+    if is_template_slot(s) {
         return true;
     }
-    // Template slots: `{password}`, `%(password)s`.
+    let l = s.to_ascii_lowercase();
+    let mut covered = vec![false; l.len()];
+    for w in PLACEHOLDER_WORDS {
+        for (at, _) in l.match_indices(w) {
+            covered[at..at + w.len()].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    covered.iter().filter(|&&c| c).count() * 6 >= l.len().max(1)
+}
+
+fn is_template_slot(s: &str) -> bool {
+    // Template slots: `{password}`, `%(password)s`, `${X}`, `<your-key>`.
     if (s.starts_with('{') && s.ends_with('}')) || s.starts_with("%(") {
         return true;
     }
@@ -379,18 +305,111 @@ pub fn is_lockfile(name: &str) -> bool {
 /// `text` with every secret a rule finds replaced by its redacted form (for
 /// error messages that quote their input).
 pub fn redact_in(text: &str) -> String {
-    let findings = scan_text(text, "", &Allowlist::default());
-    if findings.is_empty() {
-        return text.to_string();
-    }
-    let c = compiled();
     let mut out = text.to_string();
-    for idx in c.set.matches(text).into_iter() {
-        let rule = &RULES[idx];
-        for caps in c.each[idx].captures_iter(text) {
-            if let Some(m) = caps.get(rule.group) {
-                out = out.replace(m.as_str(), &redact(m.as_str()));
+    for m in matches(text, &Allowlist::default()) {
+        out = out.replace(&text[m.span.clone()], &redact(&m.compact));
+    }
+    out
+}
+
+/// One secret found: its rule, its place in the text and its text without
+/// layout (line breaks, `\n` escapes).
+struct Match {
+    rule: usize,
+    span: std::ops::Range<usize>,
+    start: usize,
+    compact: String,
+}
+
+fn matches(text: &str, allow: &Allowlist) -> Vec<Match> {
+    let c = compiled();
+    let mut out: Vec<Match> = Vec::new();
+    let mut index: Option<LineIndex> = None;
+    let mut lines_taken: HashSet<usize> = HashSet::new();
+    for idx in candidates(c, text) {
+        let rule = &rules::RULES[idx];
+        let re = &c.each[idx];
+        let mut at = 0;
+        while at <= text.len() {
+            let Some(caps) = re.captures_at(text, at) else {
+                break;
+            };
+            let Some(whole) = caps.get(0) else { break };
+            // A pattern may end by consuming the boundary character after a
+            // token; the next search starts on it so that it can also be the
+            // boundary before the next token (tokens on consecutive lines).
+            let last = text[..whole.end()]
+                .chars()
+                .next_back()
+                .map_or(0, char::len_utf8);
+            at = if whole.end() - last > whole.start() {
+                whole.end() - last
+            } else {
+                whole.end() + text[whole.end()..].chars().next().map_or(1, char::len_utf8)
+            };
+            let m = if rule.is_generic() {
+                let (Some(name), Some(val)) = (caps.get(1), caps.get(3)) else {
+                    continue;
+                };
+                let quote = caps.get(2).map_or("", |q| q.as_str());
+                let Some(v) = generic::value(name.as_str(), quote, val.as_str()) else {
+                    continue;
+                };
+                (val.start(), val.start() + v.len())
+            } else {
+                let Some(m) = caps.get(rule.group) else {
+                    continue;
+                };
+                (m.start(), m.end())
+            };
+            let secret = &text[m.0..m.1];
+            let compact: String = secret
+                .replace("\\n", "")
+                .replace("\\r", "")
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let placeholder = if rule.is_generic() || rule.check != Check::None {
+                is_placeholder(&compact)
+            } else {
+                is_token_placeholder(&compact)
+            };
+            if placeholder
+                || entropy(&compact) < rule.min_entropy
+                || !check_passes(rule.check, &compact)
+            {
+                continue;
             }
+            // One finding per place: an earlier (more specific) rule wins.
+            if out.iter().any(|o| o.span.start < m.1 && m.0 < o.span.end) {
+                continue;
+            }
+            // Point at the secret, or at the start of a multi-line match
+            // (a key's BEGIN line), never at a boundary character before it.
+            let whole = caps.get(0).map_or(m.0, |w| w.start());
+            let start = if text[whole..m.0].contains('\n') {
+                whole + (text[whole..].len() - text[whole..].trim_start().len())
+            } else {
+                m.0
+            };
+            let index = index.get_or_insert_with(|| LineIndex::new(text));
+            let (line, _, line_text) = index.locate(text, start);
+            if line_text.contains(ALLOW_MARKER) {
+                continue;
+            }
+            if rule.is_generic() && lines_taken.contains(&line) {
+                continue;
+            }
+            if allow.allows_fingerprint(&fingerprint(rule.id, &compact)) {
+                continue;
+            }
+            lines_taken.insert(line);
+            out.push(Match {
+                rule: idx,
+                span: m.0..m.1,
+                start,
+                compact,
+            });
         }
     }
     out
@@ -398,42 +417,23 @@ pub fn redact_in(text: &str) -> String {
 
 /// Scans text for secrets. `rel` names the file in findings.
 pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
-    let c = compiled();
-    let mut out = Vec::new();
-    let mut seen: HashSet<(usize, usize)> = HashSet::new();
-    let mut index: Option<LineIndex> = None;
-    for idx in c.set.matches(text).into_iter() {
-        let rule = &RULES[idx];
-        for caps in c.each[idx].captures_iter(text) {
-            let Some(m) = caps.get(rule.group) else {
-                continue;
-            };
-            let secret = m.as_str();
-            let compact: String = secret.chars().filter(|c| !c.is_whitespace()).collect();
-            if is_placeholder(&compact) || entropy(&compact) < rule.min_entropy {
-                continue;
-            }
-            let start = caps.get(0).map_or(m.start(), |w| w.start());
-            let index = index.get_or_insert_with(|| LineIndex::new(text));
-            let (line, col, line_text) = index.locate(text, start);
-            if line_text.contains(ALLOW_MARKER) {
-                continue;
-            }
-            // One finding per place: a specific rule wins over the generic one.
-            if rule.id == "TUGS019" && !seen.insert((line, 0)) {
-                continue;
-            }
-            seen.insert((line, 0));
-            let fp = fingerprint(rule.id, &compact);
-            if allow.allows_fingerprint(&fp) {
-                continue;
-            }
-            out.push(Finding {
+    let found = matches(text, allow);
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let index = LineIndex::new(text);
+    let mut out: Vec<Finding> = found
+        .into_iter()
+        .map(|m| {
+            let rule = &rules::RULES[m.rule];
+            let (line, col, _) = index.locate(text, m.start);
+            let shown = redact(&m.compact);
+            Finding {
                 scanner: ScannerKind::Secret,
                 rule_id: rule.id.to_string(),
                 severity: rule.severity,
                 title: rule.title.to_string(),
-                message: format!("{} ({})", rule.title, redact(&compact)),
+                message: format!("{} ({shown})", rule.title),
                 file: rel.to_string(),
                 line,
                 col,
@@ -443,12 +443,12 @@ pub fn scan_text(text: &str, rel: &str, allow: &Allowlist) -> Vec<Finding> {
                         .into(),
                 ),
                 advisory: None,
-                redacted: Some(redact(&compact)),
-                fingerprint: Some(fp),
+                redacted: Some(shown),
+                fingerprint: Some(fingerprint(rule.id, &m.compact)),
                 commit: None,
-            });
-        }
-    }
+            }
+        })
+        .collect();
     out.sort_by_key(|f| (f.line, f.col));
     out
 }

@@ -311,3 +311,9 @@ pub fn crate_names(text: &str) -> BTreeSet<&str> {
         .filter_map(|l| l.strip_suffix('"'))
         .collect()
 }
+
+/// Packages a lockfile lists: one per `[[package]]` table, so two versions
+/// of one crate count twice.
+pub fn package_count(text: &str) -> usize {
+    text.lines().filter(|l| l.trim() == "[[package]]").count()
+}

@@ -34,6 +34,12 @@ pub fn rand_str(seed: u64, len: usize, alphabet: &str) -> String {
         .collect()
 }
 
+/// A GitHub-format token (`ghp_`, `npm_`…) with a valid CRC32 checksum.
+pub fn checksummed(prefix: &str, seed: u64) -> String {
+    let body = rand_str(seed, 30, ALNUM);
+    format!("{prefix}{body}{}", tug_scan::secret::crc32_base62(&body))
+}
+
 pub const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 pub const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 pub const HEX: &str = "0123456789abcdef";
@@ -62,7 +68,7 @@ pub fn planted() -> Vec<Planted> {
     );
     let s = format!("{}==", r(4, 86, B64));
     add("TUGS004", format!("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={s};EndpointSuffix=core.windows.net"), s);
-    let s = format!("ghp_{}", r(5, 36, ALNUM));
+    let s = checksummed("ghp_", 5);
     add("TUGS005", format!("token: {s}"), s);
     let s = format!("github_pat_{}_{}", r(6, 22, ALNUM), r(7, 59, ALNUM));
     add("TUGS006", format!("GH={s}"), s);
@@ -86,7 +92,7 @@ pub fn planted() -> Vec<Planted> {
     add("TUGS011", format!("twilio: {s}"), s);
     let s = format!("SG.{}.{}", r(13, 22, ALNUM), r(14, 43, ALNUM));
     add("TUGS012", format!("sendgrid={s}"), s);
-    let s = format!("npm_{}", r(15, 36, ALNUM));
+    let s = checksummed("npm_", 15);
     add(
         "TUGS013",
         format!("//registry.npmjs.org/:_authToken={s}"),
@@ -142,8 +148,8 @@ pub fn decoys() -> Vec<String> {
             rand_str(32, 64, B64)
         ),
         "header = eyJhbGciOiJub25lIn0.e30.".into(),
-        format!("ok = ghp_{} # tug:allow-secret", rand_str(33, 36, ALNUM)),
-        format!("ok = npm_{} // tug:allow-secret", rand_str(34, 36, ALNUM)),
+        format!("ok = {} # tug:allow-secret", checksummed("ghp_", 33)),
+        format!("ok = {} // tug:allow-secret", checksummed("npm_", 34)),
         "password_file = /run/secrets/db_password".into(),
         "let token = get_token(); // token_expiry_seconds".into(),
     ]

@@ -42,6 +42,9 @@ pub struct ScanArgs {
     /// Also scan the added lines of every git commit for secrets
     #[arg(long)]
     pub git_history: bool,
+    /// With --exit-code: do not fail because a scanned file could not be parsed (it is still reported)
+    #[arg(long)]
+    pub skip_errors: bool,
 }
 
 fn parse_scanner(s: &str) -> Result<ScannerKind, String> {
@@ -96,7 +99,8 @@ pub fn run(args: ScanArgs, output: OutputFormat) -> Result<ExitCode> {
             eprintln!("error: {e}");
         }
     }
-    if args.exit_code != 0 && report.has_failures() {
+    let unparsed = !args.skip_errors && report.input_errors().next().is_some();
+    if args.exit_code != 0 && (report.has_failures() || unparsed) {
         return Ok(ExitCode::from(args.exit_code));
     }
     Ok(ExitCode::SUCCESS)
