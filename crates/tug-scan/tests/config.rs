@@ -293,3 +293,16 @@ fn every_config_rule_has_why_and_fix() {
         assert!(r.id.starts_with("TUGC") && !r.why.is_empty() && !r.fix.is_empty());
     }
 }
+
+#[test]
+fn multibyte_healthcheck_in_a_scanned_tree_does_not_panic() {
+    // The Dockerfile parser once sliced `t[..3]` inside `é` on this file.
+    let r = config_scan(&[
+        ("Dockerfile", "FROM scratch\nHEALTHCHECK éé\n"),
+        (
+            "images/ü.Dockerfile",
+            "FROM ñ:ü\nHEALTHCHECK ü CMD é\nUSER 10001\n",
+        ),
+    ]);
+    assert_eq!(one(&r, "Dockerfile", "TUGC006").line, 1);
+}

@@ -9,6 +9,7 @@
 //! ```
 
 mod expand;
+pub mod heredoc;
 mod parse;
 pub mod shell;
 

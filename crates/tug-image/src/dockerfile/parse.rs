@@ -305,6 +305,14 @@ fn instruction(
     })
 }
 
+/// `text` without a leading ASCII `prefix` in any case; `None` when it does
+/// not start with it (never slices inside a multi-byte character).
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
 fn unquote(v: &str) -> String {
     let v = v.trim();
     if v.len() >= 2
@@ -381,8 +389,8 @@ fn body(
             let t = rest.trim();
             if t.eq_ignore_ascii_case("none") {
                 Body::Healthcheck(None)
-            } else if t.len() >= 3 && t[..3].eq_ignore_ascii_case("cmd") {
-                let cmd = t[3..].trim_start();
+            } else if let Some(cmd) = strip_prefix_ignore_case(t, "cmd") {
+                let cmd = cmd.trim_start();
                 if cmd.is_empty() {
                     requires(errors, "a command after CMD")
                 } else {
@@ -685,9 +693,24 @@ mod tests {
             "LABEL a=\"unterminated",
             "EXPOSE",
             "RUN <<A <<B\nA\n",
+            "HEALTHCHECK éé",
+            "HEALTHCHECK é",
+            "HEALTHCHECK ü CMD true",
+            "HEALTHCHECK CMDé",
+            "ONBUILD HEALTHCHECK ééé",
         ] {
             let _ = parse(text);
         }
+    }
+
+    #[test]
+    fn healthcheck_with_multibyte_argument_is_an_error_not_a_panic() {
+        // Found by fuzzing dockerfile_parse: `t[..3]` cut inside `é`.
+        let p = parse("FROM scratch\nHEALTHCHECK éé\n");
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert!(p.errors[0].message.contains("CMD <command> or NONE"));
+        let p = parse("FROM scratch\nHEALTHCHECK cMd échoue\n");
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 
     #[test]

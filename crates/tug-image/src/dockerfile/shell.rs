@@ -8,6 +8,7 @@
 //! assert!(s.commands[1].in_pipe());
 //! ```
 
+use super::heredoc::{self, HereDoc};
 use brush_parser::ast;
 use serde::Serialize;
 
@@ -105,6 +106,8 @@ pub struct Script {
     pub commands: Vec<Command>,
     /// Number of pipelines seen.
     pub pipelines: usize,
+    /// Here-document bodies of the script (not parsed as commands).
+    pub heredocs: Vec<HereDoc>,
 }
 
 impl Script {
@@ -130,17 +133,42 @@ impl Script {
 pub struct ShellError(pub String);
 
 /// Parses a POSIX/bash script into its simple commands.
+///
+/// Bounded in time and memory on any input: scripts over
+/// [`MAX_SCRIPT_BYTES`] or nested deeper than [`MAX_PAREN_DEPTH`] are
+/// refused, and here-documents are cut out before brush-parser sees the
+/// script (see [`heredoc`]).
 pub fn split(script: &str) -> Result<Script, ShellError> {
+    let stripped = prepare(script)?;
+    parse_stripped(stripped)
+}
+
+/// Scripts longer than this are not parsed as shell (the word split still runs).
+pub const MAX_SCRIPT_BYTES: usize = 64 * 1024;
+
+fn prepare(script: &str) -> Result<heredoc::Stripped, ShellError> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(ShellError(format!(
+            "script longer than {} KiB",
+            MAX_SCRIPT_BYTES / 1024
+        )));
+    }
+    heredoc::strip(script).map_err(|e| ShellError(format!("not parsed: {}", e.0)))
+}
+
+fn parse_stripped(stripped: heredoc::Stripped) -> Result<Script, ShellError> {
     // brush-parser is third-party code: a panic on strange input must not
     // take the linter down with it, nor print a backtrace at the user.
     quiet_panics_in_parser();
-    // The PEG parser backtracks exponentially on deeply nested parentheses.
-    if paren_depth(script) > MAX_PAREN_DEPTH {
+    // The PEG parser backtracks exponentially on deeply nested parentheses,
+    // and nested expansions recurse.
+    if paren_depth(&stripped.text) > MAX_PAREN_DEPTH {
         return Err(ShellError(format!(
-            "parentheses nested deeper than {MAX_PAREN_DEPTH} levels"
+            "parentheses or braces nested deeper than {MAX_PAREN_DEPTH} levels"
         )));
     }
-    let text = script.to_string();
+    let heredocs = stripped.heredocs;
+    let text = stripped.text;
     IN_PARSER.with(|f| f.set(true));
     let parsed = std::panic::catch_unwind(move || {
         let options = brush_parser::ParserOptions {
@@ -163,6 +191,7 @@ pub fn split(script: &str) -> Result<Script, ShellError> {
     Ok(Script {
         commands: w.commands,
         pipelines: w.pipelines,
+        heredocs,
     })
 }
 
@@ -172,11 +201,11 @@ fn paren_depth(script: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
     for c in script.chars() {
         match c {
-            '(' => {
+            '(' | '{' => {
                 depth += 1;
                 max = max.max(depth);
             }
-            ')' => depth = depth.saturating_sub(1),
+            ')' | '}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -309,12 +338,17 @@ impl Walker {
 /// `&&`, `||`, `;` and `|` when the shell parser rejects it, so rules still
 /// see something for scripts in other shells.
 pub fn split_lenient(script: &str) -> Script {
-    if let Ok(s) = split(script) {
-        return s;
-    }
+    // Here-document bodies are data, not commands, when they can be cut out.
+    let (text, heredocs) = match prepare(script) {
+        Ok(stripped) => match parse_stripped(stripped.clone()) {
+            Ok(s) => return s,
+            Err(_) => (stripped.text, stripped.heredocs),
+        },
+        Err(_) => (script.chars().take(MAX_SCRIPT_BYTES).collect(), Vec::new()),
+    };
     let mut commands = Vec::new();
     let mut pipelines = 0;
-    for seq in script.split(['\n', ';']) {
+    for seq in text.split(['\n', ';']) {
         for and_or in seq.split("&&").flat_map(|x| x.split("||")) {
             let parts: Vec<&str> = and_or.split('|').collect();
             let len = parts.len();
@@ -335,6 +369,7 @@ pub fn split_lenient(script: &str) -> Script {
     Script {
         commands,
         pipelines,
+        heredocs,
     }
 }
 
