@@ -123,10 +123,8 @@ pub fn strip(script: &str) -> Result<Stripped, Refused> {
             Ctx::Arith => {
                 match c {
                     '(' => bump(&mut stack, 1),
-                    ')' => {
-                        if close(&mut stack) {
-                            stack.pop();
-                        }
+                    ')' if close(&mut stack) => {
+                        stack.pop();
                     }
                     '<' if chars.get(i + 1) == Some(&'<') => {
                         return Err(Refused("`<<` in arithmetic"));
@@ -192,10 +190,8 @@ pub fn strip(script: &str) -> Result<Stripped, Refused> {
                 continue;
             }
             '(' => bump(&mut stack, 1),
-            ')' => {
-                if close(&mut stack) && stack.len() > 1 {
-                    stack.pop();
-                }
+            ')' if close(&mut stack) && stack.len() > 1 => {
+                stack.pop();
             }
             '}' if stack.last().is_some_and(|(_, n)| *n == usize::MAX - 1) => {
                 stack.pop();

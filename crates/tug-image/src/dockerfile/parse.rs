@@ -593,6 +593,32 @@ mod tests {
     }
 
     #[test]
+    fn heredoc_fed_to_a_shell_is_the_script() {
+        for text in [
+            "FROM a\nRUN <<EOT bash\napt-get install x\nEOT\n",
+            "FROM a\nRUN <<-EOT sh -e\n\tapt-get install x\n\tEOT\n",
+            "FROM a\nRUN /bin/bash -ex <<'EOT'\napt-get install x\nEOT\n",
+            "FROM a\nRUN bash -o pipefail <<EOT\napt-get install x\nEOT\n",
+        ] {
+            let p = parse(text);
+            assert_eq!(
+                p.instructions[1].script().as_deref(),
+                Some("apt-get install x\n"),
+                "{text}"
+            );
+        }
+        for text in [
+            "FROM a\nRUN <<EOT python3\nprint(1)\nEOT\n",
+            "FROM a\nRUN <<EOT bash -c 'echo hi'\nx\nEOT\n",
+            "FROM a\nRUN cat <<EOT > /etc/x\nx\nEOT\n",
+        ] {
+            let p = parse(text);
+            assert_ne!(p.instructions[1].script().as_deref(), Some("x\n"), "{text}");
+            assert_ne!(p.instructions[1].script().as_deref(), Some("print(1)\n"));
+        }
+    }
+
+    #[test]
     fn here_string_is_not_a_heredoc() {
         let p = parse("FROM a\nRUN cat <<< \"x\" && echo '<<EOF'\nUSER 1\n");
         assert!(p.errors.is_empty());

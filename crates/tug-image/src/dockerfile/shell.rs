@@ -13,7 +13,7 @@ use brush_parser::ast;
 use serde::Serialize;
 
 /// One simple command: `name args...`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Command {
     pub name: String,
     pub args: Vec<String>,
@@ -21,6 +21,12 @@ pub struct Command {
     pub pipeline: usize,
     /// Number of commands in that pipeline (1 when not piped).
     pub pipeline_len: usize,
+    /// The name and arguments as written, quotes included (empty after the
+    /// plain word split).
+    pub raw: Vec<String>,
+    /// A failure of the command is handled: it is followed by `&&` or `||`,
+    /// or it is the condition of `if`, `while` or `until`.
+    pub guarded: bool,
 }
 
 impl Command {
@@ -108,6 +114,10 @@ pub struct Script {
     pub pipelines: usize,
     /// Here-document bodies of the script (not parsed as commands).
     pub heredocs: Vec<HereDoc>,
+    /// Variables the script assigns (`x=1`, `for x in`, `read x`).
+    pub assigned: Vec<String>,
+    /// `set -e` (or `set -o errexit`) appears in the script.
+    pub errexit: bool,
 }
 
 impl Script {
@@ -188,10 +198,27 @@ fn parse_stripped(stripped: heredoc::Stripped) -> Result<Script, ShellError> {
     for cc in &program.complete_commands {
         w.list(cc);
     }
+    let errexit = w.commands.iter().any(|c| {
+        c.is("set")
+            && (c.args.iter().any(|a| {
+                a.starts_with('-') && !a.starts_with("--") && a.contains('e') && a != "-o"
+            }) || c.args.iter().any(|a| a == "errexit"))
+    });
+    for c in &w.commands {
+        if c.is("read") {
+            w.assigned.extend(
+                c.positional(&["-p", "-d", "-n", "-t", "-u", "-a"])
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+    }
     Ok(Script {
         commands: w.commands,
         pipelines: w.pipelines,
         heredocs,
+        assigned: w.assigned,
+        errexit,
     })
 }
 
@@ -235,6 +262,9 @@ struct Walker {
     commands: Vec<Command>,
     pipelines: usize,
     depth: usize,
+    assigned: Vec<String>,
+    /// Inside an if/while/until condition or before `&&`/`||`.
+    guarded: bool,
 }
 
 impl Walker {
@@ -245,12 +275,33 @@ impl Walker {
     }
 
     fn and_or(&mut self, l: &ast::AndOrList) {
+        let outer = self.guarded;
+        self.guarded = outer || !l.additional.is_empty();
         self.pipeline(&l.first);
-        for next in &l.additional {
+        let n = l.additional.len();
+        for (i, next) in l.additional.iter().enumerate() {
+            self.guarded = outer || i + 1 < n;
             match next {
                 ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p),
             }
         }
+        self.guarded = outer;
+    }
+
+    /// A list whose failure is handled by its caller (a condition).
+    fn guarded_list(&mut self, list: &ast::CompoundList) {
+        let outer = self.guarded;
+        self.guarded = true;
+        self.list(list);
+        self.guarded = outer;
+    }
+
+    /// A list whose failure is not handled (a body).
+    fn body_list(&mut self, list: &ast::CompoundList) {
+        let outer = self.guarded;
+        self.guarded = false;
+        self.list(list);
+        self.guarded = outer;
     }
 
     fn pipeline(&mut self, p: &ast::Pipeline) {
@@ -279,46 +330,58 @@ impl Walker {
 
     fn compound(&mut self, cc: &ast::CompoundCommand) {
         match cc {
-            ast::CompoundCommand::BraceGroup(b) => self.list(&b.list),
-            ast::CompoundCommand::Subshell(s) => self.list(&s.list),
-            ast::CompoundCommand::ForClause(f) => self.list(&f.body.list),
-            ast::CompoundCommand::ArithmeticForClause(f) => self.list(&f.body.list),
+            ast::CompoundCommand::BraceGroup(b) => self.body_list(&b.list),
+            ast::CompoundCommand::Subshell(s) => self.body_list(&s.list),
+            ast::CompoundCommand::ForClause(f) => {
+                self.assigned.push(f.variable_name.clone());
+                self.body_list(&f.body.list)
+            }
+            ast::CompoundCommand::ArithmeticForClause(f) => self.body_list(&f.body.list),
             ast::CompoundCommand::CaseClause(c) => {
                 for item in &c.cases {
                     if let Some(cmd) = &item.cmd {
-                        self.list(cmd);
+                        self.body_list(cmd);
                     }
                 }
             }
             ast::CompoundCommand::IfClause(i) => {
-                self.list(&i.condition);
-                self.list(&i.then);
+                self.guarded_list(&i.condition);
+                self.body_list(&i.then);
                 for e in i.elses.iter().flatten() {
                     if let Some(c) = &e.condition {
-                        self.list(c);
+                        self.guarded_list(c);
                     }
-                    self.list(&e.body);
+                    self.body_list(&e.body);
                 }
             }
             ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
-                self.list(&w.0);
-                self.list(&w.1.list);
+                self.guarded_list(&w.0);
+                self.body_list(&w.1.list);
             }
             ast::CompoundCommand::Arithmetic(_) | ast::CompoundCommand::Coprocess(_) => {}
         }
     }
 
     fn simple(&mut self, s: &ast::SimpleCommand, pipeline: usize, len: usize) {
+        for item in s.prefix.iter().flat_map(|x| x.0.iter()) {
+            if let ast::CommandPrefixOrSuffixItem::AssignmentWord(a, _) = item {
+                self.assign(a);
+            }
+        }
         let Some(name) = &s.word_or_name else {
             return;
         };
         let mut args = Vec::new();
+        let mut raw = vec![name.value.clone()];
         for item in s.suffix.iter().flat_map(|x| x.0.iter()) {
             match item {
                 ast::CommandPrefixOrSuffixItem::Word(w) => {
+                    raw.push(w.value.clone());
                     args.push(brush_parser::unquote_str(&w.value))
                 }
-                ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                ast::CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+                    self.assign(a);
+                    raw.push(w.value.clone());
                     args.push(brush_parser::unquote_str(&w.value))
                 }
                 ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => self.list(&sub.list),
@@ -330,7 +393,17 @@ impl Walker {
             args,
             pipeline,
             pipeline_len: len,
+            raw,
+            guarded: self.guarded,
         });
+    }
+
+    fn assign(&mut self, a: &ast::Assignment) {
+        let name = match &a.name {
+            ast::AssignmentName::VariableName(n) => n,
+            ast::AssignmentName::ArrayElementName(n, _) => n,
+        };
+        self.assigned.push(name.clone());
     }
 }
 
@@ -360,6 +433,7 @@ pub fn split_lenient(script: &str) -> Script {
                         args: args.to_vec(),
                         pipeline: pipelines,
                         pipeline_len: len,
+                        ..Command::default()
                     });
                 }
             }
@@ -370,6 +444,7 @@ pub fn split_lenient(script: &str) -> Script {
         commands,
         pipelines,
         heredocs,
+        ..Script::default()
     }
 }
 
