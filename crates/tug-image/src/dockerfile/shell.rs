@@ -178,22 +178,7 @@ fn parse_stripped(stripped: heredoc::Stripped) -> Result<Script, ShellError> {
         )));
     }
     let heredocs = stripped.heredocs;
-    let text = stripped.text;
-    IN_PARSER.with(|f| f.set(true));
-    let parsed = std::panic::catch_unwind(move || {
-        let options = brush_parser::ParserOptions {
-            sh_mode: false,
-            ..Default::default()
-        };
-        let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options);
-        parser.parse_program().map_err(|e| e.to_string())
-    });
-    IN_PARSER.with(|f| f.set(false));
-    let program = match parsed {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return Err(ShellError(e)),
-        Err(_) => return Err(ShellError("the shell parser failed on this input".into())),
-    };
+    let program = brush_parse(stripped.text).map_err(ShellError)?;
     let mut w = Walker::default();
     for cc in &program.complete_commands {
         w.list(cc);
@@ -222,7 +207,95 @@ fn parse_stripped(stripped: heredoc::Stripped) -> Result<Script, ShellError> {
     })
 }
 
+/// brush-parser on text already cleared of here-documents and deep nesting.
+fn brush_parse(text: String) -> Result<ast::Program, String> {
+    IN_PARSER.with(|f| f.set(true));
+    let parsed = std::panic::catch_unwind(move || {
+        let options = brush_parser::ParserOptions {
+            sh_mode: false,
+            ..Default::default()
+        };
+        let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options);
+        parser.parse_program().map_err(|e| e.to_string())
+    });
+    IN_PARSER.with(|f| f.set(false));
+    match parsed {
+        Ok(r) => r,
+        Err(_) => Err("the shell parser failed on this input".into()),
+    }
+}
+
+/// The bodies of `$(...)` and `` `...` `` command substitutions in a word as
+/// written (not `$((...))`, not inside single quotes).
+fn substitutions(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut double = false;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 1,
+            '"' => double = !double,
+            '\'' if !double => {
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+            }
+            '`' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < chars.len() && chars[j] != '`' {
+                    if chars[j] == '\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                let end = j.min(chars.len());
+                out.push(chars[start..end].iter().collect());
+                i = end;
+            }
+            '$' if chars.get(i + 1) == Some(&'(') && chars.get(i + 2) != Some(&'(') => {
+                let start = i + 2;
+                let mut depth = 1usize;
+                let mut j = start;
+                let mut quote: Option<char> = None;
+                while j < chars.len() {
+                    let c = chars[j];
+                    match quote {
+                        Some(q) if c == q => quote = None,
+                        Some('"') if c == '\\' => j += 1,
+                        Some(_) => {}
+                        None => match c {
+                            '\\' => j += 1,
+                            '\'' | '"' => quote = Some(c),
+                            '(' => depth += 1,
+                            ')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        },
+                    }
+                    j += 1;
+                }
+                let end = j.min(chars.len());
+                out.push(chars[start..end].iter().collect());
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
 const MAX_PAREN_DEPTH: usize = 10;
+
+/// Command substitutions are walked this many levels deep.
+const MAX_SUBSTITUTION_DEPTH: usize = 3;
 
 fn paren_depth(script: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
@@ -265,6 +338,7 @@ struct Walker {
     assigned: Vec<String>,
     /// Inside an if/while/until condition or before `&&`/`||`.
     guarded: bool,
+    substitution_depth: usize,
 }
 
 impl Walker {
@@ -362,11 +436,50 @@ impl Walker {
         }
     }
 
+    /// Commands inside `$(...)` in a word, as hadolint (through ShellCheck) sees them.
+    fn substitutions_in(&mut self, word: &str) {
+        if self.substitution_depth >= MAX_SUBSTITUTION_DEPTH
+            || !(word.contains("$(") || word.contains('`'))
+        {
+            return;
+        }
+        for body in substitutions(word) {
+            if let Ok(program) = brush_parse(body) {
+                self.substitution_depth += 1;
+                for cc in &program.complete_commands {
+                    self.list(cc);
+                }
+                self.substitution_depth -= 1;
+            }
+        }
+    }
+
     fn simple(&mut self, s: &ast::SimpleCommand, pipeline: usize, len: usize) {
         for item in s.prefix.iter().flat_map(|x| x.0.iter()) {
-            if let ast::CommandPrefixOrSuffixItem::AssignmentWord(a, _) = item {
+            if let ast::CommandPrefixOrSuffixItem::AssignmentWord(a, w) = item {
                 self.assign(a);
+                self.substitutions_in(&w.value);
             }
+        }
+        let words: Vec<&str> = s
+            .word_or_name
+            .iter()
+            .map(|w| w.value.as_str())
+            .chain(
+                s.suffix
+                    .iter()
+                    .flat_map(|x| x.0.iter())
+                    .filter_map(|i| match i {
+                        ast::CommandPrefixOrSuffixItem::Word(w)
+                        | ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                            Some(w.value.as_str())
+                        }
+                        _ => None,
+                    }),
+            )
+            .collect();
+        for w in words {
+            self.substitutions_in(w);
         }
         let Some(name) = &s.word_or_name else {
             return;
@@ -507,6 +620,28 @@ mod tests {
         let text = format!("{}\\ (F -f x<z\n{}", "(".repeat(15), "(".repeat(14));
         assert!(split(&text).is_err());
         assert!(split("echo $(( (1 + 2) * 3 ))").is_ok());
+    }
+
+    #[test]
+    fn heredoc_in_nested_substitution_found_by_fuzzing_brush() {
+        // brush-parser 0.4 panics on this one when it sees the `<<`.
+        let text = include_str!("../../../../fuzz/seeds/shell_split/brush-heredoc-panic");
+        let _ = split(text);
+        let _ = split_lenient(text);
+    }
+
+    #[test]
+    fn commands_in_substitutions_are_seen() {
+        let s = split(
+            "deps=\"$(scanelf -n /usr | tr , '\\n' | sort -u)\"; cd `ls -d php* | head -1` && make",
+        )
+        .unwrap();
+        let names: Vec<&str> = s.commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["scanelf", "tr", "sort", "ls", "head", "cd", "make"]);
+        assert!(s.has_pipe());
+        // Single quotes and arithmetic are not substitutions.
+        let s = split("echo '$(rm -rf /)' $((1 + 2))").unwrap();
+        assert_eq!(s.commands.len(), 1);
     }
 
     #[test]

@@ -655,8 +655,8 @@ pub static RULES: &[Rule] = &[
         message: "Pin versions in go install. Instead of `go install <package>` use `go install <package>@<version>`",
         why: "Unpinned or @latest tools change between builds.",
         check: dl3062,
-        fires: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@latest\n"),
-        passes: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@v0.16.2\n"),
+        fires: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@latest && go get github.com/a/b\n"),
+        passes: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@v0.16.2 && go get ./... && go run ./cmd/x\n"),
     },
     Rule {
         id: "DL3066",
@@ -1049,12 +1049,20 @@ fn dl3002(ctx: &Ctx, hits: &mut Hits) {
 }
 
 fn dl3066(ctx: &Ctx, hits: &mut Hits) {
+    let mut args: HashSet<&str> = HashSet::new();
     for ins in &ctx.parsed.instructions {
-        if let (Keyword::User, Body::Text(u)) = (ins.keyword, &ins.body) {
-            let uid = u.split(':').next().unwrap_or(u);
-            if !uid.contains('$') && !uid.chars().all(|c| c.is_ascii_digit()) {
-                hits.with(ins, uid.to_string());
+        match (ins.keyword, &ins.body) {
+            (Keyword::Arg, Body::Arg(a)) => args.extend(a.iter().map(|(k, _)| k.as_str())),
+            (Keyword::User, Body::Text(u)) => {
+                let uid = u.split(':').next().unwrap_or(u);
+                // A build argument may hold a number; an ENV or unset variable is a name.
+                let vars = unquoted_vars(uid);
+                let from_args = !vars.is_empty() && vars.iter().all(|v| args.contains(v.as_str()));
+                if !from_args && !uid.chars().all(|c| c.is_ascii_digit()) {
+                    hits.with(ins, uid.to_string());
+                }
             }
+            _ => {}
         }
     }
 }
@@ -1070,7 +1078,12 @@ fn dl3067(ctx: &Ctx, hits: &mut Hits) {
 }
 
 fn dl3003(ctx: &Ctx, hits: &mut Hits) {
-    runs_where(ctx, hits, |c| c.is("cd"));
+    // hadolint leaves ONBUILD RUN out of this rule.
+    for run in ctx.runs.iter().filter(|r| std::ptr::eq(r.ins, r.at)) {
+        if run.script.any(|c| c.is("cd")) {
+            hits.at(run.at);
+        }
+    }
 }
 
 fn dl3004(ctx: &Ctx, hits: &mut Hits) {
@@ -1080,6 +1093,14 @@ fn dl3004(ctx: &Ctx, hits: &mut Hits) {
 fn from_images<'a>(ctx: &'a Ctx) -> impl Iterator<Item = (&'a Stage, ImageRef)> + 'a {
     ctx.stages.iter().filter_map(move |s| {
         if !s.image_resolved || s.image.is_empty() || s.image == "scratch" || is_alias(ctx, s) {
+            return None;
+        }
+        // hadolint does not look through ARGs in FROM; --strict does.
+        let written = match &ctx.ins(s.from).body {
+            Body::From { image, .. } => image.as_str(),
+            _ => "",
+        };
+        if written.contains('$') && !ctx.config.strict {
             return None;
         }
         Some((s, ImageRef::parse(&s.image)))
@@ -1120,9 +1141,12 @@ fn dl3009(ctx: &Ctx, hits: &mut Hits) {
         let updates = run.script.any(|c| {
             (c.is("apt-get") || c.is("apt")) && c.subcommand(APT_VALUE_FLAGS) == Some("update")
         });
-        let cleans = run
-            .script
-            .any(|c| c.is("rm") && c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists")));
+        // hadolint also takes any `rm -rf` as the clean-up; --strict wants the lists.
+        let cleans = run.script.any(|c| {
+            c.is("rm")
+                && (c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists"))
+                    || !ctx.config.strict && c.args.iter().any(|a| a == "-rf"))
+        });
         if updates && !cleans {
             hits.at(run.at);
         }
@@ -1895,7 +1919,7 @@ fn dl3060(ctx: &Ctx, hits: &mut Hits) {
         }
         let installs = run
             .script
-            .any(|c| c.is("yarn") && matches!(c.subcommand(&[]), None | Some("install")));
+            .any(|c| c.is("yarn") && c.subcommand(&[]) == Some("install"));
         let cleans = run
             .script
             .any(|c| c.is("yarn") && c.positional(&[]).starts_with(&["cache", "clean"]));
@@ -1919,7 +1943,7 @@ fn dl3061(ctx: &Ctx, hits: &mut Hits) {
 
 fn dl3062(ctx: &Ctx, hits: &mut Hits) {
     runs_detail(ctx, hits, |c| {
-        if !sub_is(c, "go", &["install"], &[]) {
+        if !sub_is(c, "go", &["install", "get", "run"], &[]) {
             return None;
         }
         let pkgs: Vec<&str> = c.positional(&[])[1..]
