@@ -631,6 +631,34 @@ mod tests {
     }
 
     #[test]
+    fn heredocs_that_make_brush_allocate_without_bound_are_refused() {
+        // Both make brush-parser 0.4's tokenizer loop in remove_here_end_tag,
+        // pushing a token per turn (over 1 GB within seconds): a here-document
+        // whose tag is blank, at the end of the input. Found by fuzzing.
+        for seed in [
+            &include_bytes!("../../../../fuzz/seeds/shell_split/brush-heredoc-oom")[..],
+            &include_bytes!("../../../../fuzz/seeds/shell_split/brush-heredoc-oom-substitution")[..],
+        ] {
+            let text = std::str::from_utf8(seed).unwrap();
+            assert!(split(text).is_err(), "{text:?}");
+            let _ = split_lenient(text);
+        }
+        // The same through a Dockerfile.
+        let report = crate::lint::lint(
+            "FROM debian:12\nRUN x=$(cat <<-  \n",
+            &crate::lint::Config::default(),
+            &crate::lint::ContextFacts::default(),
+        );
+        let _ = report.findings;
+    }
+
+    #[test]
+    fn deep_parentheses_found_by_fuzzing_brush_are_refused() {
+        let text = include_bytes!("../../../../fuzz/seeds/shell_split/brush-deep-parens-timeout");
+        assert!(split(&String::from_utf8_lossy(text)).is_err());
+    }
+
+    #[test]
     fn commands_in_substitutions_are_seen() {
         let s = split(
             "deps=\"$(scanelf -n /usr | tr , '\\n' | sort -u)\"; cd `ls -d php* | head -1` && make",
