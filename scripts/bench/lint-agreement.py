@@ -54,6 +54,17 @@ print(f"DL rules compared: {len(both)}; findings: hadolint {len(H)}, tug {len(T)
 print(f"recall {recall:.3f}  precision {precision:.3f}")
 if skipped:
     print(f"left out as deliberate differences: {len(skipped)} hadolint DL3022 on COPY --from=<image>")
+# ShellCheck rules tug implements, compared per (file, line): hadolint shows
+# one SC finding per line, so a line where it shows another SC rule is not
+# counted against tug.
+sc = {r["id"] for r in rules if r["id"].startswith("SC")}
+HS = {(f["file"], f["line"], f["code"]) for f in had if f["code"] in sc and f["file"] not in unparsed}
+TS = {(f["file"], f["line"], f["rule"]) for f in ours if f["rule"] in sc and f["file"] not in unparsed}
+shown = {(f["file"], f["line"]) for f in had if f["code"].startswith("SC")}
+TS_judged = {t for t in TS if t in HS or (t[0], t[1]) not in shown}
+sc_tp = len(HS & TS)
+print(f"ShellCheck rules {', '.join(sorted(sc))}: hadolint {len(HS)}, tug {len(TS)}, both {sc_tp}; "
+      f"recall {sc_tp / len(HS) if HS else 1.0:.3f}  precision {sc_tp / len(TS_judged) if TS_judged else 1.0:.3f}")
 missed, extra = sorted(H - T), sorted(T - H)
 if missed:
     print("only hadolint: " + ", ".join(f"{r} x{n}" for r, n in Counter(m[2] for m in missed).most_common()))

@@ -32,7 +32,7 @@ echo "hadolint: $("$hadolint" --version)"
 mapfile -t real < <(ls "$root"/crates/tug-image/tests/data/dockerfile-corpus/*/*Dockerfile* "$root"/crates/tug-image/tests/data/dockerfile-corpus/*/*Containerfile* 2>/dev/null)
 echo
 echo "== agreement on ${#real[@]} real-world Dockerfiles (default profile)"
-python3 "$root/scripts/bench/lint-agreement.py" "$tug" "$hadolint" "${real[@]}" | sed -n '1,4p'
+python3 "$root/scripts/bench/lint-agreement.py" "$tug" "$hadolint" "${real[@]}" | sed -n '1,5p'
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT

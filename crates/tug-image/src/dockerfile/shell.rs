@@ -114,7 +114,8 @@ pub struct Script {
     pub pipelines: usize,
     /// Here-document bodies of the script (not parsed as commands).
     pub heredocs: Vec<HereDoc>,
-    /// Variables the script assigns (`x=1`, `for x in`, `read x`).
+    /// Variables the script gives a value that cannot split or glob
+    /// (`x=/opt`, not `x=$(cmd)`), and loop and `read` variables.
     pub assigned: Vec<String>,
     /// `set -e` (or `set -o errexit`) appears in the script.
     pub errexit: bool,
@@ -512,11 +513,21 @@ impl Walker {
     }
 
     fn assign(&mut self, a: &ast::Assignment) {
-        let name = match &a.name {
-            ast::AssignmentName::VariableName(n) => n,
-            ast::AssignmentName::ArrayElementName(n, _) => n,
+        let ast::AssignmentName::VariableName(name) = &a.name else {
+            return;
         };
-        self.assigned.push(name.clone());
+        // ShellCheck trusts a variable only when its value is a plain word.
+        let plain = match &a.value {
+            ast::AssignmentValue::Scalar(w) => {
+                let v = brush_parser::unquote_str(&w.value);
+                !w.value.contains(['$', '`'])
+                    && !v.contains(|c: char| c.is_whitespace() || "*?[".contains(c))
+            }
+            ast::AssignmentValue::Array(_) => false,
+        };
+        if plain {
+            self.assigned.push(name.clone());
+        }
     }
 }
 
