@@ -123,8 +123,12 @@ pub fn strip(script: &str) -> Result<Stripped, Refused> {
             Ctx::Arith => {
                 match c {
                     '(' => bump(&mut stack, 1),
-                    ')' if close(&mut stack) => {
+                    // `$((`/`((` ends at `))` outside inner parentheses.
+                    ')' if close(&mut stack) && chars.get(i + 1) == Some(&')') => {
                         stack.pop();
+                        out.push_str("))");
+                        i += 2;
+                        continue;
                     }
                     '<' if chars.get(i + 1) == Some(&'<') => {
                         return Err(Refused("`<<` in arithmetic"));
@@ -487,6 +491,13 @@ mod tests {
         let s = strip("x=\"$(cat <<EOF\nbody )\nEOF\n)\"\necho $x\n").unwrap();
         assert_eq!(s.heredocs[0].body, "body )\n");
         assert!(!s.text.contains("<<"));
+    }
+
+    #[test]
+    fn arithmetic_inside_a_substitution_closes_at_double_parenthesis() {
+        let s = strip("x=\"$(echo $((1 + (2))))\" && cat <<EOF\nbody\nEOF\n").unwrap();
+        assert_eq!(s.heredocs.len(), 1);
+        assert_eq!(s.text, "x=\"$(echo $((1 + (2))))\" && cat </dev/null\n");
     }
 
     #[test]
