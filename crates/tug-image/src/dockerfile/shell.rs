@@ -664,6 +664,13 @@ mod tests {
     }
 
     #[test]
+    fn long_scripts_are_not_shell_parsed_but_still_split() {
+        let script = "apt-get install -y curl && ".repeat(MAX_SCRIPT_BYTES / 20) + "true";
+        assert!(split(&script).is_err());
+        assert!(split_lenient(&script).any(|c| c.is("apt-get")));
+    }
+
+    #[test]
     fn deep_parentheses_found_by_fuzzing_brush_are_refused() {
         let text = include_bytes!("../../../../fuzz/seeds/shell_split/brush-deep-parens-timeout");
         assert!(split(&String::from_utf8_lossy(text)).is_err());
