@@ -13,4 +13,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let facts = ContextFacts { scanned: true, has_dockerignore: false, large: Some("x".into()) };
     let _ = lint_parsed(&parsed, &Config::default(), &facts);
+    let strict = Config { strict: true, ..Config::default() };
+    let _ = lint_parsed(&parsed, &strict, &facts);
 });

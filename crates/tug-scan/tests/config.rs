@@ -407,3 +407,16 @@ fn kubernetes_examples_corpus() {
         .ends_with("_archived/openshift-origin/etcd-controller.yaml"));
     assert!(r.errors[0].message.contains("duplicate entry"));
 }
+
+#[test]
+fn multibyte_healthcheck_in_a_scanned_tree_does_not_panic() {
+    // The Dockerfile parser once sliced `t[..3]` inside `é` on this file.
+    let r = config_scan(&[
+        ("Dockerfile", "FROM scratch\nHEALTHCHECK éé\n"),
+        (
+            "images/ü.Dockerfile",
+            "FROM ñ:ü\nHEALTHCHECK ü CMD é\nUSER 10001\n",
+        ),
+    ]);
+    assert_eq!(one(&r, "Dockerfile", "TUGC006").line, 1);
+}

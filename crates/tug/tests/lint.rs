@@ -117,15 +117,24 @@ fn config_file_ignores_overrides_and_trusted_registries() {
         "ignored: [DL3008, TUG006]\noverride:\n  style: [DL3015]\ntrustedRegistries: [docker.io]\n",
     )
     .unwrap();
-    let s = stdout(&tug(dir.path(), &["lint", "--failure-threshold", "none"]));
+    let s = stdout(&tug(
+        dir.path(),
+        &["lint", "--strict", "--failure-threshold", "none"],
+    ));
     assert!(!s.contains("DL3008") && !s.contains("TUG006"), "{s}");
     assert!(s.contains("DL3015 style"), "{s}");
     assert!(s.contains("DL3026 error"), "{s}");
     // hadolint's file is read when tug's is absent.
     std::fs::remove_file(dir.path().join(".tug-lint.yaml")).unwrap();
     std::fs::write(dir.path().join(".hadolint.yaml"), "ignored: [DL3008]\n").unwrap();
-    let s = stdout(&tug(dir.path(), &["lint", "--failure-threshold", "none"]));
+    let s = stdout(&tug(
+        dir.path(),
+        &["lint", "--strict", "--failure-threshold", "none"],
+    ));
     assert!(!s.contains("DL3008") && s.contains("TUG006"), "{s}");
+    // TUG rules are outside hadolint's default profile.
+    let s = stdout(&tug(dir.path(), &["lint", "--failure-threshold", "none"]));
+    assert!(!s.contains("TUG006") && s.contains("DL3015"), "{s}");
     // --config wins, and a broken one is an input error with a position.
     std::fs::write(dir.path().join("bad.yaml"), "ignored: [\n").unwrap();
     let o = tug(dir.path(), &["lint", "--config", "bad.yaml"]);
@@ -177,10 +186,10 @@ fn large_context_without_dockerignore() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Dockerfile"), CLEAN).unwrap();
     std::fs::create_dir(dir.path().join("target")).unwrap();
-    let s = stdout(&tug(dir.path(), &["lint"]));
+    let s = stdout(&tug(dir.path(), &["lint", "--strict"]));
     assert!(s.contains("TUG004"), "{s}");
     std::fs::write(dir.path().join(".dockerignore"), "target\n").unwrap();
-    assert!(!stdout(&tug(dir.path(), &["lint"])).contains("TUG004"));
+    assert!(!stdout(&tug(dir.path(), &["lint", "--strict"])).contains("TUG004"));
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! ```
 
 mod expand;
+pub mod heredoc;
 mod parse;
 pub mod shell;
 
@@ -243,11 +244,8 @@ impl Instruction {
                     .join(" "),
             ),
             CommandForm::Shell(text) => {
-                let trimmed = text.trim();
                 if let [only] = self.heredocs.as_slice() {
-                    let marker = trimmed.trim_start_matches("<<").trim_start_matches('-');
-                    let bare = marker.trim_matches(|c| c == '"' || c == '\'');
-                    if trimmed.starts_with("<<") && bare == only.name {
+                    if heredoc_is_the_script(text, &only.name) {
                         return Some(only.body.clone());
                     }
                 }
@@ -285,6 +283,40 @@ impl Instruction {
             })
             .collect()
     }
+}
+
+/// Shells whose standard input is a script (`RUN <<EOT bash`).
+const SHELLS: [&str; 7] = ["sh", "bash", "ash", "dash", "zsh", "ksh", "mksh"];
+
+/// Whether a RUN whose only heredoc is `name` runs the heredoc body as its
+/// script: `RUN <<EOT`, or a shell reading it on standard input
+/// (`RUN <<EOT bash`, `RUN <<-EOT sh -e`, `RUN bash -ex <<'EOT'`).
+fn heredoc_is_the_script(text: &str, name: &str) -> bool {
+    let mut words = Vec::new();
+    let mut marker = false;
+    for w in text.split_whitespace() {
+        let bare = w.strip_prefix("<<").map(|m| {
+            m.trim_start_matches('-')
+                .trim_matches(|c| c == '"' || c == '\'')
+        });
+        match bare {
+            Some(m) if m == name && !marker => marker = true,
+            _ => words.push(w),
+        }
+    }
+    if !marker {
+        return false;
+    }
+    let Some((first, flags)) = words.split_first() else {
+        return true;
+    };
+    let program = first.rsplit('/').next().unwrap_or(first);
+    // Options only: `-c script` or a script file means the body is not the script.
+    SHELLS.contains(&program)
+        && flags.iter().all(|f| {
+            let short_without_c = f.starts_with('-') && !f.starts_with("--") && !f.contains('c');
+            short_without_c || f.starts_with("--") || matches!(*f, "pipefail" | "errexit")
+        })
 }
 
 fn shell_quote(w: &str) -> String {

@@ -305,6 +305,14 @@ fn instruction(
     })
 }
 
+/// `text` without a leading ASCII `prefix` in any case; `None` when it does
+/// not start with it (never slices inside a multi-byte character).
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
 fn unquote(v: &str) -> String {
     let v = v.trim();
     if v.len() >= 2
@@ -381,8 +389,8 @@ fn body(
             let t = rest.trim();
             if t.eq_ignore_ascii_case("none") {
                 Body::Healthcheck(None)
-            } else if t.len() >= 3 && t[..3].eq_ignore_ascii_case("cmd") {
-                let cmd = t[3..].trim_start();
+            } else if let Some(cmd) = strip_prefix_ignore_case(t, "cmd") {
+                let cmd = cmd.trim_start();
                 if cmd.is_empty() {
                     requires(errors, "a command after CMD")
                 } else {
@@ -585,6 +593,32 @@ mod tests {
     }
 
     #[test]
+    fn heredoc_fed_to_a_shell_is_the_script() {
+        for text in [
+            "FROM a\nRUN <<EOT bash\napt-get install x\nEOT\n",
+            "FROM a\nRUN <<-EOT sh -e\n\tapt-get install x\n\tEOT\n",
+            "FROM a\nRUN /bin/bash -ex <<'EOT'\napt-get install x\nEOT\n",
+            "FROM a\nRUN bash -o pipefail <<EOT\napt-get install x\nEOT\n",
+        ] {
+            let p = parse(text);
+            assert_eq!(
+                p.instructions[1].script().as_deref(),
+                Some("apt-get install x\n"),
+                "{text}"
+            );
+        }
+        for text in [
+            "FROM a\nRUN <<EOT python3\nprint(1)\nEOT\n",
+            "FROM a\nRUN <<EOT bash -c 'echo hi'\nx\nEOT\n",
+            "FROM a\nRUN cat <<EOT > /etc/x\nx\nEOT\n",
+        ] {
+            let p = parse(text);
+            assert_ne!(p.instructions[1].script().as_deref(), Some("x\n"), "{text}");
+            assert_ne!(p.instructions[1].script().as_deref(), Some("print(1)\n"));
+        }
+    }
+
+    #[test]
     fn here_string_is_not_a_heredoc() {
         let p = parse("FROM a\nRUN cat <<< \"x\" && echo '<<EOF'\nUSER 1\n");
         assert!(p.errors.is_empty());
@@ -685,9 +719,24 @@ mod tests {
             "LABEL a=\"unterminated",
             "EXPOSE",
             "RUN <<A <<B\nA\n",
+            "HEALTHCHECK éé",
+            "HEALTHCHECK é",
+            "HEALTHCHECK ü CMD true",
+            "HEALTHCHECK CMDé",
+            "ONBUILD HEALTHCHECK ééé",
         ] {
             let _ = parse(text);
         }
+    }
+
+    #[test]
+    fn healthcheck_with_multibyte_argument_is_an_error_not_a_panic() {
+        // Found by fuzzing dockerfile_parse: `t[..3]` cut inside `é`.
+        let p = parse("FROM scratch\nHEALTHCHECK éé\n");
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert!(p.errors[0].message.contains("CMD <command> or NONE"));
+        let p = parse("FROM scratch\nHEALTHCHECK cMd échoue\n");
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 
     #[test]

@@ -8,11 +8,12 @@
 //! assert!(s.commands[1].in_pipe());
 //! ```
 
+use super::heredoc::{self, HereDoc};
 use brush_parser::ast;
 use serde::Serialize;
 
 /// One simple command: `name args...`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Command {
     pub name: String,
     pub args: Vec<String>,
@@ -20,6 +21,12 @@ pub struct Command {
     pub pipeline: usize,
     /// Number of commands in that pipeline (1 when not piped).
     pub pipeline_len: usize,
+    /// The name and arguments as written, quotes included (empty after the
+    /// plain word split).
+    pub raw: Vec<String>,
+    /// A failure of the command is handled: it is followed by `&&` or `||`,
+    /// or it is the condition of `if`, `while` or `until`.
+    pub guarded: bool,
 }
 
 impl Command {
@@ -105,6 +112,13 @@ pub struct Script {
     pub commands: Vec<Command>,
     /// Number of pipelines seen.
     pub pipelines: usize,
+    /// Here-document bodies of the script (not parsed as commands).
+    pub heredocs: Vec<HereDoc>,
+    /// Variables the script gives a value that cannot split or glob
+    /// (`x=/opt`, not `x=$(cmd)`), and loop and `read` variables.
+    pub assigned: Vec<String>,
+    /// `set -e` (or `set -o errexit`) appears in the script.
+    pub errexit: bool,
 }
 
 impl Script {
@@ -130,17 +144,72 @@ impl Script {
 pub struct ShellError(pub String);
 
 /// Parses a POSIX/bash script into its simple commands.
+///
+/// Bounded in time and memory on any input: scripts over
+/// [`MAX_SCRIPT_BYTES`] or nested deeper than [`MAX_PAREN_DEPTH`] are
+/// refused, and here-documents are cut out before brush-parser sees the
+/// script (see [`heredoc`]).
 pub fn split(script: &str) -> Result<Script, ShellError> {
+    let stripped = prepare(script)?;
+    parse_stripped(stripped)
+}
+
+/// Scripts longer than this are not parsed as shell (the word split still runs).
+pub const MAX_SCRIPT_BYTES: usize = 64 * 1024;
+
+fn prepare(script: &str) -> Result<heredoc::Stripped, ShellError> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(ShellError(format!(
+            "script longer than {} KiB",
+            MAX_SCRIPT_BYTES / 1024
+        )));
+    }
+    heredoc::strip(script).map_err(|e| ShellError(format!("not parsed: {}", e.0)))
+}
+
+fn parse_stripped(stripped: heredoc::Stripped) -> Result<Script, ShellError> {
     // brush-parser is third-party code: a panic on strange input must not
     // take the linter down with it, nor print a backtrace at the user.
     quiet_panics_in_parser();
-    // The PEG parser backtracks exponentially on deeply nested parentheses.
-    if paren_depth(script) > MAX_PAREN_DEPTH {
+    // The PEG parser backtracks exponentially on deeply nested parentheses,
+    // and nested expansions recurse.
+    if paren_depth(&stripped.text) > MAX_PAREN_DEPTH {
         return Err(ShellError(format!(
-            "parentheses nested deeper than {MAX_PAREN_DEPTH} levels"
+            "parentheses or braces nested deeper than {MAX_PAREN_DEPTH} levels"
         )));
     }
-    let text = script.to_string();
+    let heredocs = stripped.heredocs;
+    let program = brush_parse(stripped.text).map_err(ShellError)?;
+    let mut w = Walker::default();
+    for cc in &program.complete_commands {
+        w.list(cc);
+    }
+    let errexit = w.commands.iter().any(|c| {
+        c.is("set")
+            && (c.args.iter().any(|a| {
+                a.starts_with('-') && !a.starts_with("--") && a.contains('e') && a != "-o"
+            }) || c.args.iter().any(|a| a == "errexit"))
+    });
+    for c in &w.commands {
+        if c.is("read") {
+            w.assigned.extend(
+                c.positional(&["-p", "-d", "-n", "-t", "-u", "-a"])
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+    }
+    Ok(Script {
+        commands: w.commands,
+        pipelines: w.pipelines,
+        heredocs,
+        assigned: w.assigned,
+        errexit,
+    })
+}
+
+/// brush-parser on text already cleared of here-documents and deep nesting.
+fn brush_parse(text: String) -> Result<ast::Program, String> {
     IN_PARSER.with(|f| f.set(true));
     let parsed = std::panic::catch_unwind(move || {
         let options = brush_parser::ParserOptions {
@@ -151,32 +220,93 @@ pub fn split(script: &str) -> Result<Script, ShellError> {
         parser.parse_program().map_err(|e| e.to_string())
     });
     IN_PARSER.with(|f| f.set(false));
-    let program = match parsed {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return Err(ShellError(e)),
-        Err(_) => return Err(ShellError("the shell parser failed on this input".into())),
-    };
-    let mut w = Walker::default();
-    for cc in &program.complete_commands {
-        w.list(cc);
+    match parsed {
+        Ok(r) => r,
+        Err(_) => Err("the shell parser failed on this input".into()),
     }
-    Ok(Script {
-        commands: w.commands,
-        pipelines: w.pipelines,
-    })
+}
+
+/// The bodies of `$(...)` and `` `...` `` command substitutions in a word as
+/// written (not `$((...))`, not inside single quotes).
+fn substitutions(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut double = false;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 1,
+            '"' => double = !double,
+            '\'' if !double => {
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+            }
+            '`' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < chars.len() && chars[j] != '`' {
+                    if chars[j] == '\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                let end = j.min(chars.len());
+                out.push(chars[start..end].iter().collect());
+                i = end;
+            }
+            '$' if chars.get(i + 1) == Some(&'(') && chars.get(i + 2) != Some(&'(') => {
+                let start = i + 2;
+                let mut depth = 1usize;
+                let mut j = start;
+                let mut quote: Option<char> = None;
+                while j < chars.len() {
+                    let c = chars[j];
+                    match quote {
+                        Some(q) if c == q => quote = None,
+                        Some('"') if c == '\\' => j += 1,
+                        Some(_) => {}
+                        None => match c {
+                            '\\' => j += 1,
+                            '\'' | '"' => quote = Some(c),
+                            '(' => depth += 1,
+                            ')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        },
+                    }
+                    j += 1;
+                }
+                let end = j.min(chars.len());
+                out.push(chars[start..end].iter().collect());
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
 }
 
 const MAX_PAREN_DEPTH: usize = 10;
+
+/// Command substitutions are walked this many levels deep.
+const MAX_SUBSTITUTION_DEPTH: usize = 3;
 
 fn paren_depth(script: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
     for c in script.chars() {
         match c {
-            '(' => {
+            '(' | '{' => {
                 depth += 1;
                 max = max.max(depth);
             }
-            ')' => depth = depth.saturating_sub(1),
+            ')' | '}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -206,6 +336,10 @@ struct Walker {
     commands: Vec<Command>,
     pipelines: usize,
     depth: usize,
+    assigned: Vec<String>,
+    /// Inside an if/while/until condition or before `&&`/`||`.
+    guarded: bool,
+    substitution_depth: usize,
 }
 
 impl Walker {
@@ -216,12 +350,33 @@ impl Walker {
     }
 
     fn and_or(&mut self, l: &ast::AndOrList) {
+        let outer = self.guarded;
+        self.guarded = outer || !l.additional.is_empty();
         self.pipeline(&l.first);
-        for next in &l.additional {
+        let n = l.additional.len();
+        for (i, next) in l.additional.iter().enumerate() {
+            self.guarded = outer || i + 1 < n;
             match next {
                 ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p),
             }
         }
+        self.guarded = outer;
+    }
+
+    /// A list whose failure is handled by its caller (a condition).
+    fn guarded_list(&mut self, list: &ast::CompoundList) {
+        let outer = self.guarded;
+        self.guarded = true;
+        self.list(list);
+        self.guarded = outer;
+    }
+
+    /// A list whose failure is not handled (a body).
+    fn body_list(&mut self, list: &ast::CompoundList) {
+        let outer = self.guarded;
+        self.guarded = false;
+        self.list(list);
+        self.guarded = outer;
     }
 
     fn pipeline(&mut self, p: &ast::Pipeline) {
@@ -250,46 +405,97 @@ impl Walker {
 
     fn compound(&mut self, cc: &ast::CompoundCommand) {
         match cc {
-            ast::CompoundCommand::BraceGroup(b) => self.list(&b.list),
-            ast::CompoundCommand::Subshell(s) => self.list(&s.list),
-            ast::CompoundCommand::ForClause(f) => self.list(&f.body.list),
-            ast::CompoundCommand::ArithmeticForClause(f) => self.list(&f.body.list),
+            ast::CompoundCommand::BraceGroup(b) => self.body_list(&b.list),
+            ast::CompoundCommand::Subshell(s) => self.body_list(&s.list),
+            ast::CompoundCommand::ForClause(f) => {
+                self.assigned.push(f.variable_name.clone());
+                self.body_list(&f.body.list)
+            }
+            ast::CompoundCommand::ArithmeticForClause(f) => self.body_list(&f.body.list),
             ast::CompoundCommand::CaseClause(c) => {
                 for item in &c.cases {
                     if let Some(cmd) = &item.cmd {
-                        self.list(cmd);
+                        self.body_list(cmd);
                     }
                 }
             }
             ast::CompoundCommand::IfClause(i) => {
-                self.list(&i.condition);
-                self.list(&i.then);
+                self.guarded_list(&i.condition);
+                self.body_list(&i.then);
                 for e in i.elses.iter().flatten() {
                     if let Some(c) = &e.condition {
-                        self.list(c);
+                        self.guarded_list(c);
                     }
-                    self.list(&e.body);
+                    self.body_list(&e.body);
                 }
             }
             ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
-                self.list(&w.0);
-                self.list(&w.1.list);
+                self.guarded_list(&w.0);
+                self.body_list(&w.1.list);
             }
             ast::CompoundCommand::Arithmetic(_) | ast::CompoundCommand::Coprocess(_) => {}
         }
     }
 
+    /// Commands inside `$(...)` in a word, as hadolint (through ShellCheck) sees them.
+    fn substitutions_in(&mut self, word: &str) {
+        if self.substitution_depth >= MAX_SUBSTITUTION_DEPTH
+            || !(word.contains("$(") || word.contains('`'))
+        {
+            return;
+        }
+        for body in substitutions(word) {
+            if let Ok(program) = brush_parse(body) {
+                self.substitution_depth += 1;
+                for cc in &program.complete_commands {
+                    self.list(cc);
+                }
+                self.substitution_depth -= 1;
+            }
+        }
+    }
+
     fn simple(&mut self, s: &ast::SimpleCommand, pipeline: usize, len: usize) {
+        for item in s.prefix.iter().flat_map(|x| x.0.iter()) {
+            if let ast::CommandPrefixOrSuffixItem::AssignmentWord(a, w) = item {
+                self.assign(a);
+                self.substitutions_in(&w.value);
+            }
+        }
+        let words: Vec<&str> = s
+            .word_or_name
+            .iter()
+            .map(|w| w.value.as_str())
+            .chain(
+                s.suffix
+                    .iter()
+                    .flat_map(|x| x.0.iter())
+                    .filter_map(|i| match i {
+                        ast::CommandPrefixOrSuffixItem::Word(w)
+                        | ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                            Some(w.value.as_str())
+                        }
+                        _ => None,
+                    }),
+            )
+            .collect();
+        for w in words {
+            self.substitutions_in(w);
+        }
         let Some(name) = &s.word_or_name else {
             return;
         };
         let mut args = Vec::new();
+        let mut raw = vec![name.value.clone()];
         for item in s.suffix.iter().flat_map(|x| x.0.iter()) {
             match item {
                 ast::CommandPrefixOrSuffixItem::Word(w) => {
+                    raw.push(w.value.clone());
                     args.push(brush_parser::unquote_str(&w.value))
                 }
-                ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                ast::CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+                    self.assign(a);
+                    raw.push(w.value.clone());
                     args.push(brush_parser::unquote_str(&w.value))
                 }
                 ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => self.list(&sub.list),
@@ -301,7 +507,27 @@ impl Walker {
             args,
             pipeline,
             pipeline_len: len,
+            raw,
+            guarded: self.guarded,
         });
+    }
+
+    fn assign(&mut self, a: &ast::Assignment) {
+        let ast::AssignmentName::VariableName(name) = &a.name else {
+            return;
+        };
+        // ShellCheck trusts a variable only when its value is a plain word.
+        let plain = match &a.value {
+            ast::AssignmentValue::Scalar(w) => {
+                let v = brush_parser::unquote_str(&w.value);
+                !w.value.contains(['$', '`'])
+                    && !v.contains(|c: char| c.is_whitespace() || "*?[".contains(c))
+            }
+            ast::AssignmentValue::Array(_) => false,
+        };
+        if plain {
+            self.assigned.push(name.clone());
+        }
     }
 }
 
@@ -309,12 +535,17 @@ impl Walker {
 /// `&&`, `||`, `;` and `|` when the shell parser rejects it, so rules still
 /// see something for scripts in other shells.
 pub fn split_lenient(script: &str) -> Script {
-    if let Ok(s) = split(script) {
-        return s;
-    }
+    // Here-document bodies are data, not commands, when they can be cut out.
+    let (text, heredocs) = match prepare(script) {
+        Ok(stripped) => match parse_stripped(stripped.clone()) {
+            Ok(s) => return s,
+            Err(_) => (stripped.text, stripped.heredocs),
+        },
+        Err(_) => (script.chars().take(MAX_SCRIPT_BYTES).collect(), Vec::new()),
+    };
     let mut commands = Vec::new();
     let mut pipelines = 0;
-    for seq in script.split(['\n', ';']) {
+    for seq in text.split(['\n', ';']) {
         for and_or in seq.split("&&").flat_map(|x| x.split("||")) {
             let parts: Vec<&str> = and_or.split('|').collect();
             let len = parts.len();
@@ -326,6 +557,7 @@ pub fn split_lenient(script: &str) -> Script {
                         args: args.to_vec(),
                         pipeline: pipelines,
                         pipeline_len: len,
+                        ..Command::default()
                     });
                 }
             }
@@ -335,6 +567,8 @@ pub fn split_lenient(script: &str) -> Script {
     Script {
         commands,
         pipelines,
+        heredocs,
+        ..Script::default()
     }
 }
 
@@ -397,6 +631,63 @@ mod tests {
         let text = format!("{}\\ (F -f x<z\n{}", "(".repeat(15), "(".repeat(14));
         assert!(split(&text).is_err());
         assert!(split("echo $(( (1 + 2) * 3 ))").is_ok());
+    }
+
+    #[test]
+    fn heredoc_in_nested_substitution_found_by_fuzzing_brush() {
+        // brush-parser 0.4 panics on this one when it sees the `<<`.
+        let text = include_str!("../../../../fuzz/seeds/shell_split/brush-heredoc-panic");
+        let _ = split(text);
+        let _ = split_lenient(text);
+    }
+
+    #[test]
+    fn heredocs_that_make_brush_allocate_without_bound_are_refused() {
+        // Both make brush-parser 0.4's tokenizer loop in remove_here_end_tag,
+        // pushing a token per turn (over 1 GB within seconds): a here-document
+        // whose tag is blank, at the end of the input. Found by fuzzing.
+        for seed in [
+            &include_bytes!("../../../../fuzz/seeds/shell_split/brush-heredoc-oom")[..],
+            &include_bytes!("../../../../fuzz/seeds/shell_split/brush-heredoc-oom-substitution")[..],
+        ] {
+            let text = std::str::from_utf8(seed).unwrap();
+            assert!(split(text).is_err(), "{text:?}");
+            let _ = split_lenient(text);
+        }
+        // The same through a Dockerfile.
+        let report = crate::lint::lint(
+            "FROM debian:12\nRUN x=$(cat <<-  \n",
+            &crate::lint::Config::default(),
+            &crate::lint::ContextFacts::default(),
+        );
+        let _ = report.findings;
+    }
+
+    #[test]
+    fn long_scripts_are_not_shell_parsed_but_still_split() {
+        let script = "apt-get install -y curl && ".repeat(MAX_SCRIPT_BYTES / 20) + "true";
+        assert!(split(&script).is_err());
+        assert!(split_lenient(&script).any(|c| c.is("apt-get")));
+    }
+
+    #[test]
+    fn deep_parentheses_found_by_fuzzing_brush_are_refused() {
+        let text = include_bytes!("../../../../fuzz/seeds/shell_split/brush-deep-parens-timeout");
+        assert!(split(&String::from_utf8_lossy(text)).is_err());
+    }
+
+    #[test]
+    fn commands_in_substitutions_are_seen() {
+        let s = split(
+            "deps=\"$(scanelf -n /usr | tr , '\\n' | sort -u)\"; cd `ls -d php* | head -1` && make",
+        )
+        .unwrap();
+        let names: Vec<&str> = s.commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["scanelf", "tr", "sort", "ls", "head", "cd", "make"]);
+        assert!(s.has_pipe());
+        // Single quotes and arithmetic are not substitutions.
+        let s = split("echo '$(rm -rf /)' $((1 + 2))").unwrap();
+        assert_eq!(s.commands.len(), 1);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Config {
     /// Labels outside `label-schema` are reported (DL3050).
     #[serde(default, rename = "strict-labels", alias = "strictLabels")]
     pub strict_labels: bool,
+    /// Also run the rules outside hadolint's defaults (`tug lint --strict`).
+    #[serde(default)]
+    pub strict: bool,
 }
 
 /// The type of a label's value in `label-schema`.

@@ -1,8 +1,13 @@
 //! The Dockerfile linter: a static registry of rules run over a parsed file.
 //!
-//! Rule IDs follow hadolint's (`DL....`) where the meaning is the same, so
-//! existing `# hadolint ignore=` comments and `.hadolint.yaml` files keep
-//! working; tug's own rules are `TUG...`.
+//! Rule IDs follow hadolint's (`DL....`, and ShellCheck's `SC....` for RUN
+//! scripts) where the meaning is the same, so existing `# hadolint ignore=`
+//! comments and `.hadolint.yaml` files keep working; tug's own rules are
+//! `TUG...`.
+//!
+//! The default profile is hadolint's: its rules, with the ones hadolint
+//! leaves off (DL3057) off. `strict` (`tug lint --strict`) adds those and
+//! tug's own rules; a rule named in the config's `override` runs either way.
 //!
 //! ```
 //! use tug_image::lint::{lint, Config, ContextFacts};
@@ -86,6 +91,37 @@ pub struct Rule {
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rule").field("id", &self.id).finish()
+    }
+}
+
+/// hadolint rules that hadolint leaves off unless asked for.
+pub const OFF_BY_DEFAULT: &[&str] = &["DL3057"];
+
+/// Which profile turns a rule on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// On by default, as in hadolint.
+    Default,
+    /// Only with `--strict` (or when named in the config's `override`).
+    Strict,
+}
+
+impl Rule {
+    pub fn profile(&self) -> Profile {
+        if self.id.starts_with("TUG") || OFF_BY_DEFAULT.contains(&self.id) {
+            Profile::Strict
+        } else {
+            Profile::Default
+        }
+    }
+
+    /// Whether the rule runs under `config`.
+    pub fn enabled(&self, config: &Config) -> bool {
+        !config.is_ignored(self.id)
+            && (self.profile() == Profile::Default
+                || config.strict
+                || config.severity_of(self.id).is_some())
     }
 }
 
@@ -220,6 +256,17 @@ impl<'a> Ctx<'a> {
         self.lineage(last).iter().any(|x| x.index == s)
     }
 
+    /// ENV, ARG and other instructions of the run's stage before it, global ARGs included.
+    pub fn stage_ins_upto<'s>(
+        &'s self,
+        run: &'s Run<'a>,
+    ) -> impl Iterator<Item = &'a Instruction> + 's {
+        let all = &self.parsed.instructions;
+        all[..run.index]
+            .iter()
+            .filter(move |i| i.stage.is_none() || i.stage == run.at.stage)
+    }
+
     pub fn runs_in(&self, stage: usize) -> impl Iterator<Item = &Run<'a>> {
         self.runs.iter().filter(move |r| r.at.stage == Some(stage))
     }
@@ -237,7 +284,7 @@ pub fn lint_parsed(parsed: &Parsed, config: &Config, facts: &ContextFacts) -> Re
     let ignores = InlineIgnores::new(parsed);
     let mut findings = Vec::new();
     for rule in RULES {
-        if config.is_ignored(rule.id)
+        if !rule.enabled(config)
             || ignores
                 .global
                 .iter()

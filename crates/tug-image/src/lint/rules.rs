@@ -546,6 +546,23 @@ pub static RULES: &[Rule] = &[
         },
     },
     Rule {
+        id: "DL3054",
+        severity: Warning,
+        message: "Label is not a valid SPDX identifier",
+        why: "Tools that read the label expect an SPDX license identifier such as `MIT` or `Apache-2.0`.",
+        check: dl3054,
+        fires: Example {
+            dockerfile: "FROM debian:12\nLABEL license=\"Apache 2\"\n",
+            config: "label-schema: {license: spdx}\n",
+            context: (false, false, false),
+        },
+        passes: Example {
+            dockerfile: "FROM debian:12\nLABEL license=Apache-2.0\n",
+            config: "label-schema: {license: spdx}\n",
+            context: (false, false, false),
+        },
+    },
+    Rule {
         id: "DL3055",
         severity: Warning,
         message: "Label is not a valid git hash",
@@ -638,8 +655,26 @@ pub static RULES: &[Rule] = &[
         message: "Pin versions in go install. Instead of `go install <package>` use `go install <package>@<version>`",
         why: "Unpinned or @latest tools change between builds.",
         check: dl3062,
-        fires: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@latest\n"),
-        passes: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@v0.16.2\n"),
+        fires: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@latest && go get github.com/a/b\n"),
+        passes: ex("FROM golang:1.23\nRUN go install golang.org/x/tools/gopls@v0.16.2 && go get ./... && go run ./cmd/x\n"),
+    },
+    Rule {
+        id: "DL3066",
+        severity: Info,
+        message: "Non-numeric user-id may not be resolvable by host system",
+        why: "A user name means nothing outside the image: the engine, volumes and policies that require non-root see only numbers.",
+        check: dl3066,
+        fires: ex("FROM debian:12\nRUN useradd -l -u 10001 app\nUSER app\n"),
+        passes: ex("ARG APP_UID=10001\nFROM debian:12\nUSER 10001:10001\nUSER ${APP_UID}\n"),
+    },
+    Rule {
+        id: "DL3067",
+        severity: Warning,
+        message: "Do not copy an entire filesystem from another stage",
+        why: "`COPY --from=stage / /` brings every file of that stage, package caches and build tools included.",
+        check: dl3067,
+        fires: ex("FROM debian:12 AS build\nFROM scratch\nCOPY --from=build / /\n"),
+        passes: ex("FROM debian:12 AS build\nFROM scratch\nCOPY --from=build /app /app\nCOPY --from=build / /rootfs/\n"),
     },
     Rule {
         id: "DL4000",
@@ -696,6 +731,33 @@ pub static RULES: &[Rule] = &[
         passes: ex("FROM debian:12\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\nRUN curl -fsSL https://a/x | tar -xz\n"),
     },
     Rule {
+        id: "SC2016",
+        severity: Info,
+        message: "Expressions don't expand in single quotes, use double quotes for that",
+        why: "`'$(cmd)'` and `'$VAR'` pass the text literally; the command or variable never runs.",
+        check: sc2016,
+        fires: ex("FROM debian:12\nRUN echo 'built on $(date)' > /build-info\n"),
+        passes: ex("FROM debian:12\nRUN echo \"built on $(date)\" > /build-info && awk '{print $1}' /etc/hosts\n"),
+    },
+    Rule {
+        id: "SC2086",
+        severity: Info,
+        message: "Double quote to prevent globbing and word splitting",
+        why: "An unquoted variable with a space or `*` in its value becomes several words, so a path splits or globs.",
+        check: sc2086,
+        fires: ex("FROM debian:12\nRUN mkdir -p $HOME/.cache\n"),
+        passes: ex("FROM debian:12\nARG DIR=/opt/app\nRUN mkdir -p \"$HOME/.cache\" $DIR && d=/srv; cp -r $d /backup\n"),
+    },
+    Rule {
+        id: "SC2164",
+        severity: Warning,
+        message: "Use 'cd ... || exit' or 'cd ... || return' in case cd fails",
+        why: "When cd fails the next commands run in the wrong directory (in a RUN, usually /).",
+        check: sc2164,
+        fires: ex("FROM debian:12\nWORKDIR /src\nRUN cd build; make\n"),
+        passes: ex("FROM debian:12\nWORKDIR /src\nRUN cd build && make && (cd docs || exit 1; make)\n"),
+    },
+    Rule {
         id: "TUG001",
         severity: Warning,
         message: "Compiler toolchain runs in the final stage: use a multi-stage build",
@@ -747,6 +809,15 @@ pub static RULES: &[Rule] = &[
         check: tug005,
         fires: ex("FROM debian:12\nENV GITHUB_TOKEN=ghp_abc123\n"),
         passes: ex("FROM debian:12\nARG NPM_TOKEN\nENV TOKEN_URL=https://auth.example.com\n"),
+    },
+    Rule {
+        id: "TUG007",
+        severity: Warning,
+        message: "A `\\` ends the line before a here-document terminator",
+        why: "In an unquoted here-document the shell joins the terminator to that line, so the here-document never ends where the Dockerfile shows it.",
+        check: tug007,
+        fires: ex("FROM debian:12\nRUN cat <<EOF > /etc/app.conf\nlisten 8080 \\\nEOF\n"),
+        passes: ex("FROM debian:12\nRUN cat <<EOF > /etc/app.conf\nlisten 8080\nEOF\n"),
     },
     Rule {
         id: "TUG006",
@@ -878,6 +949,7 @@ fn pip_install(c: &Command) -> Option<Vec<String>> {
         args: args.to_vec(),
         pipeline: c.pipeline,
         pipeline_len: c.pipeline_len,
+        ..Command::default()
     };
     (sub.subcommand(PIP_VALUE_FLAGS) == Some("install")).then(|| args.to_vec())
 }
@@ -976,8 +1048,42 @@ fn dl3002(ctx: &Ctx, hits: &mut Hits) {
     }
 }
 
+fn dl3066(ctx: &Ctx, hits: &mut Hits) {
+    let mut args: HashSet<&str> = HashSet::new();
+    for ins in &ctx.parsed.instructions {
+        match (ins.keyword, &ins.body) {
+            (Keyword::Arg, Body::Arg(a)) => args.extend(a.iter().map(|(k, _)| k.as_str())),
+            (Keyword::User, Body::Text(u)) => {
+                let uid = u.split(':').next().unwrap_or(u);
+                // A build argument may hold a number; an ENV or unset variable is a name.
+                let vars = unquoted_vars(uid);
+                let from_args = !vars.is_empty() && vars.iter().all(|v| args.contains(v.as_str()));
+                if !from_args && !uid.chars().all(|c| c.is_ascii_digit()) {
+                    hits.with(ins, uid.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn dl3067(ctx: &Ctx, hits: &mut Hits) {
+    for (ins, _) in copy_froms(ctx) {
+        if let Body::Files { sources, dest } = &ins.body {
+            if dest == "/" && sources.iter().any(|s| s == "/") {
+                hits.at(ins);
+            }
+        }
+    }
+}
+
 fn dl3003(ctx: &Ctx, hits: &mut Hits) {
-    runs_where(ctx, hits, |c| c.is("cd"));
+    // hadolint leaves ONBUILD RUN out of this rule.
+    for run in ctx.runs.iter().filter(|r| std::ptr::eq(r.ins, r.at)) {
+        if run.script.any(|c| c.is("cd")) {
+            hits.at(run.at);
+        }
+    }
 }
 
 fn dl3004(ctx: &Ctx, hits: &mut Hits) {
@@ -987,6 +1093,14 @@ fn dl3004(ctx: &Ctx, hits: &mut Hits) {
 fn from_images<'a>(ctx: &'a Ctx) -> impl Iterator<Item = (&'a Stage, ImageRef)> + 'a {
     ctx.stages.iter().filter_map(move |s| {
         if !s.image_resolved || s.image.is_empty() || s.image == "scratch" || is_alias(ctx, s) {
+            return None;
+        }
+        // hadolint does not look through ARGs in FROM; --strict does.
+        let written = match &ctx.ins(s.from).body {
+            Body::From { image, .. } => image.as_str(),
+            _ => "",
+        };
+        if written.contains('$') && !ctx.config.strict {
             return None;
         }
         Some((s, ImageRef::parse(&s.image)))
@@ -1027,9 +1141,12 @@ fn dl3009(ctx: &Ctx, hits: &mut Hits) {
         let updates = run.script.any(|c| {
             (c.is("apt-get") || c.is("apt")) && c.subcommand(APT_VALUE_FLAGS) == Some("update")
         });
-        let cleans = run
-            .script
-            .any(|c| c.is("rm") && c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists")));
+        // hadolint also takes any `rm -rf` as the clean-up; --strict wants the lists.
+        let cleans = run.script.any(|c| {
+            c.is("rm")
+                && (c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists"))
+                    || !ctx.config.strict && c.args.iter().any(|a| a == "-rf"))
+        });
         if updates && !cleans {
             hits.at(run.at);
         }
@@ -1152,6 +1269,7 @@ fn dl3013(ctx: &Ctx, hits: &mut Hits) {
             args,
             pipeline: 0,
             pipeline_len: 1,
+            ..Command::default()
         };
         let pkgs: Vec<&str> = sub
             .positional(PIP_VALUE_FLAGS)
@@ -1801,7 +1919,7 @@ fn dl3060(ctx: &Ctx, hits: &mut Hits) {
         }
         let installs = run
             .script
-            .any(|c| c.is("yarn") && matches!(c.subcommand(&[]), None | Some("install")));
+            .any(|c| c.is("yarn") && c.subcommand(&[]) == Some("install"));
         let cleans = run
             .script
             .any(|c| c.is("yarn") && c.positional(&[]).starts_with(&["cache", "clean"]));
@@ -1825,7 +1943,7 @@ fn dl3061(ctx: &Ctx, hits: &mut Hits) {
 
 fn dl3062(ctx: &Ctx, hits: &mut Hits) {
     runs_detail(ctx, hits, |c| {
-        if !sub_is(c, "go", &["install"], &[]) {
+        if !sub_is(c, "go", &["install", "get", "run"], &[]) {
             return None;
         }
         let pkgs: Vec<&str> = c.positional(&[])[1..]
@@ -2140,6 +2258,216 @@ fn tug006(ctx: &Ctx, hits: &mut Hits) {
     }
 }
 
+// ---------- ShellCheck-style checks of RUN scripts ----------
+
+/// Commands whose single-quoted arguments are meant for another interpreter,
+/// where ShellCheck does not report SC2016.
+const OWN_QUOTING: &[&str] = &[
+    "sh",
+    "bash",
+    "ash",
+    "dash",
+    "zsh",
+    "ksh",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "perl",
+    "python",
+    "python3",
+    "ruby",
+    "php",
+    "node",
+    "sed",
+    "find",
+    "xargs",
+    "trap",
+    "eval",
+    "ssh",
+    "jq",
+    "yq",
+    "sudo",
+    "su",
+    "expect",
+    "docker",
+    "podman",
+    "kubectl",
+    "alias",
+    "git",
+    "envsubst",
+    "printf",
+    "runuser",
+    "gosu",
+    "su-exec",
+    "chroot",
+    "env",
+    "exec",
+    "nohup",
+    "timeout",
+    "watch",
+    "psql",
+    "mysql",
+    "sqlite3",
+    "gpg",
+    "rename",
+    "dpkg-query",
+    "xprop",
+    "unset",
+    "export",
+    "declare",
+    "local",
+    "readonly",
+    "typeset",
+    "set",
+];
+
+fn sc2016(ctx: &Ctx, hits: &mut Hits) {
+    for run in &ctx.runs {
+        let bad = run.script.commands.iter().any(|c| {
+            !OWN_QUOTING.contains(&c.program())
+                && c.raw.iter().skip(1).any(|w| single_quoted_expansion(w))
+        });
+        if bad {
+            hits.at(run.at);
+        }
+    }
+}
+
+/// A single-quoted part of a word holds `$(`, a backtick, `${` or `$NAME`.
+fn single_quoted_expansion(word: &str) -> bool {
+    let chars: Vec<char> = word.chars().collect();
+    let mut i = 0;
+    let mut double = false;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if !double || i + 1 < chars.len() => i += 1,
+            '"' => double = !double,
+            '\'' if !double => {
+                let start = i + 1;
+                let end = chars[start..]
+                    .iter()
+                    .position(|&c| c == '\'')
+                    .map_or(chars.len(), |n| start + n);
+                let inner = &chars[start..end];
+                let found = inner.windows(2).any(|w| {
+                    w[0] == '$'
+                        && (w[1] == '(' || w[1] == '{' || w[1].is_ascii_alphabetic() || w[1] == '_')
+                }) || inner.contains(&'`');
+                if found {
+                    return true;
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Names of unquoted `$NAME` / `${NAME...}` expansions in a word as written.
+fn unquoted_vars(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut double = false;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 1,
+            '"' => double = !double,
+            '\'' if !double => {
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+            }
+            '$' if !double => {
+                let name_start = match chars.get(i + 1) {
+                    Some('{') if chars.get(i + 2) != Some(&'#') => i + 2,
+                    Some(c) if c.is_ascii_alphabetic() || *c == '_' || c.is_ascii_digit() => i + 1,
+                    _ => {
+                        i += 1;
+                        continue;
+                    }
+                };
+                let mut j = name_start;
+                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                    j += 1;
+                    if name_start == i + 1 && chars[name_start].is_ascii_digit() {
+                        break;
+                    }
+                }
+                if j > name_start {
+                    out.push(chars[name_start..j].iter().collect());
+                }
+                i = j;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn sc2086(ctx: &Ctx, hits: &mut Hits) {
+    for run in &ctx.runs {
+        // Variables with a value set in the Dockerfile or the script are
+        // treated as safe, as ShellCheck does for values it can see.
+        let known: HashSet<&str> = ctx
+            .stage_ins_upto(run)
+            .flat_map(|ins| match &ins.body {
+                Body::Pairs(p) if ins.keyword == Keyword::Env => {
+                    p.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+                }
+                Body::Arg(a) => a.iter().map(|(k, _)| k.as_str()).collect(),
+                _ => Vec::new(),
+            })
+            .chain(run.script.assigned.iter().map(String::as_str))
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for c in &run.script.commands {
+            for w in &c.raw {
+                for v in unquoted_vars(w) {
+                    if !known.contains(v.as_str()) && !names.contains(&v) {
+                        names.push(v);
+                    }
+                }
+            }
+        }
+        if !names.is_empty() {
+            let list: Vec<String> = names.iter().map(|n| format!("${n}")).collect();
+            hits.with(run.at, list.join(", "));
+        }
+    }
+}
+
+fn sc2164(ctx: &Ctx, hits: &mut Hits) {
+    for run in &ctx.runs {
+        if !run.script.errexit
+            && run
+                .script
+                .any(|c| c.is("cd") && !c.guarded && !c.raw.is_empty())
+        {
+            hits.at(run.at);
+        }
+    }
+}
+
+fn tug007(ctx: &Ctx, hits: &mut Hits) {
+    for run in &ctx.runs {
+        if let Some(h) = run
+            .script
+            .heredocs
+            .iter()
+            .find(|h| h.continued_into_terminator)
+        {
+            hits.with(run.at, format!("before `{}`", h.tag));
+        }
+    }
+}
+
 // ---------- label schema (hadolint's `label-schema` config) ----------
 
 /// Labels of the final image (its stage and the stages it builds on), with the LABEL that set them.
@@ -2210,6 +2538,13 @@ fn dl3053(ctx: &Ctx, hits: &mut Hits) {
     schema_check(ctx, hits, LabelType::Rfc3339, |v| re.is_match(v));
 }
 
+fn dl3054(ctx: &Ctx, hits: &mut Hits) {
+    // One listed identifier, spelled as the list spells it (no `+`, no expression).
+    schema_check(ctx, hits, LabelType::Spdx, |v| {
+        spdx::license_id(v).is_some_and(|id| id.name == v)
+    });
+}
+
 fn dl3055(ctx: &Ctx, hits: &mut Hits) {
     schema_check(ctx, hits, LabelType::Hash, |v| {
         (7..=40).contains(&v.len()) && v.chars().all(|c| c.is_ascii_hexdigit())
@@ -2239,7 +2574,8 @@ mod tests {
     use std::path::Path;
 
     fn ids(ex: &Example) -> Vec<&'static str> {
-        let config = Config::parse(ex.config, Path::new("example.yaml")).unwrap();
+        let mut config = Config::parse(ex.config, Path::new("example.yaml")).unwrap();
+        config.strict = true;
         lint(ex.dockerfile, &config, &ex.facts())
             .findings
             .into_iter()
@@ -2282,7 +2618,11 @@ mod tests {
     }
 
     fn fired(text: &str) -> Vec<&'static str> {
-        lint(text, &Config::default(), &ContextFacts::default())
+        let config = Config {
+            strict: true,
+            ..Config::default()
+        };
+        lint(text, &config, &ContextFacts::default())
             .findings
             .into_iter()
             .map(|f| f.rule)
@@ -2306,6 +2646,22 @@ mod tests {
             "FROM debian:12\nRUN <<EOF\nset -e\napt-get update\napt-get install -y curl\nEOF\n",
         );
         assert!(f.contains(&"DL3008") && f.contains(&"DL3015"), "{f:?}");
+    }
+
+    #[test]
+    fn heredoc_fed_to_a_shell_is_linted() {
+        for text in [
+            "FROM debian:12\nRUN <<EOT bash\napt-get install -y curl\nEOT\n",
+            "FROM debian:12\nRUN <<EOT sh -e\napt-get install -y curl\nEOT\n",
+        ] {
+            let f = fired(text);
+            assert!(f.contains(&"DL3008") && f.contains(&"DL3015"), "{f:?}");
+        }
+        let f = fired("FROM debian:12\nRUN cat <<EOT > /x.sh\napt-get install -y curl\nEOT\n");
+        assert!(
+            !f.contains(&"DL3008"),
+            "a heredoc written to a file is data: {f:?}"
+        );
     }
 
     #[test]
@@ -2336,6 +2692,19 @@ mod tests {
         assert!(!f.contains(&"DL3015"), "{f:?}");
         let f = fired("# hadolint global ignore=DL3006\nFROM debian\n");
         assert!(!f.contains(&"DL3006"), "{f:?}");
+    }
+
+    #[test]
+    fn default_profile_is_hadolints() {
+        let text = "FROM debian:12\nCMD [\"app\"]\n";
+        let default = lint(text, &Config::default(), &ContextFacts::default());
+        assert!(default.findings.is_empty(), "{:?}", default.findings);
+        assert!(fired(text).contains(&"DL3057") && fired(text).contains(&"TUG006"));
+        // Naming a strict rule in `override` turns it on, as in hadolint.
+        let config = Config::parse("override:\n  info: [DL3057]\n", Path::new("c")).unwrap();
+        let r = lint(text, &config, &ContextFacts::default());
+        assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+        assert_eq!(r.findings[0].rule, "DL3057");
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct LintArgs {
     /// Ignore a rule (repeatable), in addition to the config's `ignored`
     #[arg(long = "ignore", value_name = "RULE")]
     ignore: Vec<String>,
+    /// Also run the rules hadolint leaves off (DL3057) and tug's own TUG rules
+    /// (compiler in the final image, cache-busting COPY, secrets in ENV, root user ...).
+    /// Without it the rule set is hadolint's default one.
+    #[arg(long)]
+    strict: bool,
     /// List every rule (table, or --format markdown / json)
     #[arg(long)]
     list_rules: bool,
@@ -73,7 +78,7 @@ pub fn run(args: LintArgs, out: OutputFormat) -> Result<ExitCode> {
             LintFormat::Json => {
                 let rules: Vec<_> = lint::RULES
                     .iter()
-                    .map(|r| serde_json::json!({"id": r.id, "severity": r.severity, "message": r.message, "why": r.why}))
+                    .map(|r| serde_json::json!({"id": r.id, "severity": r.severity, "profile": r.profile(), "message": r.message, "why": r.why}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rules)?);
             }
@@ -104,6 +109,7 @@ pub fn run(args: LintArgs, out: OutputFormat) -> Result<ExitCode> {
         None => Config::default(),
     };
     config.ignored.extend(args.ignore.iter().cloned());
+    config.strict |= args.strict;
     let threshold = match args.failure_threshold {
         Some(t) => t,
         None => config
