@@ -15,12 +15,14 @@
 
 pub mod compose;
 mod input;
+mod locate;
 mod model;
 mod parse;
 mod units;
 mod yaml;
 
 pub use input::schema;
+pub use locate::locate;
 pub use model::*;
 pub use parse::{load, parse_str, SpecError, SpecErrors};
 pub use units::{ByteSize, Duration};

@@ -134,6 +134,9 @@ enum Command {
     Config,
     /// Print the JSON Schema of tug.yaml (for editors and CI checks)
     Schema,
+    /// Turn the stack into Kubernetes manifests or a Helm chart: `tug render k8s --out k8s/`
+    #[command(subcommand)]
+    Render(commands::kube::RenderCommand),
     /// Convert another tool's file into tug.yaml
     #[command(subcommand)]
     Import(ImportCommand),
@@ -226,6 +229,7 @@ fn main() -> ExitCode {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Schema => commands::spec::schema(),
+        Command::Render(cmd) => commands::kube::render(cli.file.as_deref(), cli.output, cmd),
         Command::Import(ImportCommand::Compose { file, out, force }) => {
             commands::import::compose(file.as_deref(), &out, force, cli.output)
         }
