@@ -55,7 +55,11 @@ pub async fn connect(context: Option<&str>) -> Result<Cluster, ConnectError> {
         }
         Err(e) => match Config::incluster() {
             Ok(c) => (c, "in-cluster".to_string()),
-            Err(_) => return Err(ConnectError::NoConfig { reason: e.to_string() }),
+            Err(_) => {
+                return Err(ConnectError::NoConfig {
+                    reason: e.to_string(),
+                })
+            }
         },
     };
     let server = config.cluster_url.to_string();

@@ -14,12 +14,14 @@
 //! - Errors: 409, 429 and 5xx answers are retried with exponential backoff
 //!   (a few times); 410 Gone on a watch restarts the watch from a fresh read.
 
-use crate::object::Object;
 use crate::labels;
+use crate::object::Object;
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams,
+};
 use kube::Client;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -49,7 +51,9 @@ pub enum DeployError {
 impl DeployError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            DeployError::NamespaceMissing(ns) => Some(format!("create it first: kubectl create namespace {ns}")),
+            DeployError::NamespaceMissing(ns) => {
+                Some(format!("create it first: kubectl create namespace {ns}"))
+            }
             _ => None,
         }
     }
@@ -59,12 +63,30 @@ impl DeployError {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Progress {
-    Applied { object: String },
-    Pruned { object: String },
-    Rollout { deployment: String, updated: i32, available: i32, desired: i32 },
-    RolledOut { deployment: String },
-    RollingBack { deployment: String, reason: String },
-    Retrying { what: String, attempt: u32, code: u16 },
+    Applied {
+        object: String,
+    },
+    Pruned {
+        object: String,
+    },
+    Rollout {
+        deployment: String,
+        updated: i32,
+        available: i32,
+        desired: i32,
+    },
+    RolledOut {
+        deployment: String,
+    },
+    RollingBack {
+        deployment: String,
+        reason: String,
+    },
+    Retrying {
+        what: String,
+        attempt: u32,
+        code: u16,
+    },
 }
 
 /// What a dry run says would change.
@@ -111,7 +133,12 @@ impl Deployer {
     }
 
     /// Runs `f`, retrying 409/429/5xx with exponential backoff.
-    async fn retry<T, F, Fut>(&self, what: &str, progress: &mut impl FnMut(Progress), mut f: F) -> Result<T, DeployError>
+    async fn retry<T, F, Fut>(
+        &self,
+        what: &str,
+        progress: &mut impl FnMut(Progress),
+        mut f: F,
+    ) -> Result<T, DeployError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -123,13 +150,20 @@ impl Deployer {
                 Ok(v) => return Ok(v),
                 Err(e) => match retryable(&e) {
                     Some(code) if attempt < self.attempts => {
-                        progress(Progress::Retrying { what: what.to_string(), attempt, code });
+                        progress(Progress::Retrying {
+                            what: what.to_string(),
+                            attempt,
+                            code,
+                        });
                         tokio::time::sleep(delay).await;
                         delay *= 2;
                         attempt += 1;
                     }
                     _ => {
-                        return Err(DeployError::Api { what: format!("cannot {what}"), source: e });
+                        return Err(DeployError::Api {
+                            what: format!("cannot {what}"),
+                            source: e,
+                        });
                     }
                 },
             }
@@ -142,12 +176,20 @@ impl Deployer {
         match api.get_metadata_opt(&self.namespace).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(DeployError::NamespaceMissing(self.namespace.clone())),
-            Err(e) => Err(DeployError::Api { what: format!("cannot read namespace `{}`", self.namespace), source: e }),
+            Err(e) => Err(DeployError::Api {
+                what: format!("cannot read namespace `{}`", self.namespace),
+                source: e,
+            }),
         }
     }
 
     /// Server-side apply of every object, in order.
-    pub async fn apply(&self, objects: &[Object], dry_run: bool, progress: &mut impl FnMut(Progress)) -> Result<Vec<DynamicObject>, DeployError> {
+    pub async fn apply(
+        &self,
+        objects: &[Object],
+        dry_run: bool,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<DynamicObject>, DeployError> {
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         pp.dry_run = dry_run;
         let mut out = Vec::new();
@@ -159,7 +201,9 @@ impl Deployer {
             })?;
             let patch = Patch::Apply(&value);
             let applied = self
-                .retry(&format!("apply {}", o.id()), progress, || api.patch(o.name(), &pp, &patch))
+                .retry(&format!("apply {}", o.id()), progress, || {
+                    api.patch(o.name(), &pp, &patch)
+                })
                 .await?;
             if !dry_run {
                 progress(Progress::Applied { object: o.id() });
@@ -170,13 +214,25 @@ impl Deployer {
     }
 
     /// Objects of this stack on the cluster, by kind, that `keep` does not name.
-    pub async fn stale(&self, keep: &[Object], progress: &mut impl FnMut(Progress)) -> Result<Vec<(Object, String)>, DeployError> {
-        let wanted: BTreeSet<(String, String)> = keep.iter().map(|o| (o.kind().to_string(), o.name().to_string())).collect();
+    pub async fn stale(
+        &self,
+        keep: &[Object],
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<(Object, String)>, DeployError> {
+        let wanted: BTreeSet<(String, String)> = keep
+            .iter()
+            .map(|o| (o.kind().to_string(), o.name().to_string()))
+            .collect();
         let lp = ListParams::default().labels(&labels::stack_selector(&self.stack));
         let mut out = Vec::new();
         for ar in Object::all_kinds() {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.namespace, &ar);
-            let list = self.retry(&format!("list {}", ar.plural), progress, || api.list_metadata(&lp)).await?;
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &self.namespace, &ar);
+            let list = self
+                .retry(&format!("list {}", ar.plural), progress, || {
+                    api.list_metadata(&lp)
+                })
+                .await?;
             for item in list.items {
                 let name = item.metadata.name.clone().unwrap_or_default();
                 if !wanted.contains(&(ar.kind.clone(), name.clone())) {
@@ -188,12 +244,20 @@ impl Deployer {
     }
 
     /// Deletes this stack's objects that `keep` does not have.
-    pub async fn prune(&self, keep: &[Object], progress: &mut impl FnMut(Progress)) -> Result<Vec<String>, DeployError> {
+    pub async fn prune(
+        &self,
+        keep: &[Object],
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<String>, DeployError> {
         let mut pruned = Vec::new();
         for (kind, name) in self.stale(keep, progress).await? {
             let api = self.api(&kind);
             let dp = DeleteParams::background();
-            let res = self.retry(&format!("delete {}", kind.id()), progress, || api.delete(&name, &dp)).await;
+            let res = self
+                .retry(&format!("delete {}", kind.id()), progress, || {
+                    api.delete(&name, &dp)
+                })
+                .await;
             match res {
                 Ok(_) => {}
                 Err(DeployError::Api { source, .. }) if is_not_found(&source) => {}
@@ -206,27 +270,44 @@ impl Deployer {
     }
 
     /// Waits until the Deployment's rollout is complete, or fails.
-    pub async fn watch_rollout(&self, name: &str, timeout: Duration, progress: &mut impl FnMut(Progress)) -> Result<(), String> {
+    pub async fn watch_rollout(
+        &self,
+        name: &str,
+        timeout: Duration,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<(), String> {
         tokio::time::timeout(timeout, self.watch_inner(name, progress))
             .await
             .unwrap_or_else(|_| Err(format!("not available after {}s", timeout.as_secs())))
     }
 
-    async fn watch_inner(&self, name: &str, progress: &mut impl FnMut(Progress)) -> Result<(), String> {
+    async fn watch_inner(
+        &self,
+        name: &str,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<(), String> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut last = None;
         // Read, then watch from that version; 410 Gone sends us back to read.
         loop {
             let d = self
-                .retry(&format!("read deployment/{name}"), progress, || api.get(name))
+                .retry(&format!("read deployment/{name}"), progress, || {
+                    api.get(name)
+                })
                 .await
                 .map_err(|e| e.to_string())?;
             if let Some(done) = rollout_state(&d, &mut last, progress)? {
                 return Ok(done);
             }
             let rv = d.metadata.resource_version.clone().unwrap_or_default();
-            let wp = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(290);
-            let mut stream = api.watch(&wp, &rv).await.map_err(|e| e.to_string())?.boxed();
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(290);
+            let mut stream = api
+                .watch(&wp, &rv)
+                .await
+                .map_err(|e| e.to_string())?
+                .boxed();
             loop {
                 match stream.try_next().await {
                     Ok(Some(WatchEvent::Added(d) | WatchEvent::Modified(d))) => {
@@ -234,7 +315,9 @@ impl Deployer {
                             return Ok(done);
                         }
                     }
-                    Ok(Some(WatchEvent::Deleted(_))) => return Err("the deployment was deleted".into()),
+                    Ok(Some(WatchEvent::Deleted(_))) => {
+                        return Err("the deployment was deleted".into())
+                    }
                     Ok(Some(WatchEvent::Bookmark(_))) => {}
                     Ok(Some(WatchEvent::Error(s))) if s.code == 410 => break,
                     Ok(Some(WatchEvent::Error(s))) => return Err(s.message.clone()),
@@ -247,10 +330,18 @@ impl Deployer {
     }
 
     /// Puts the pod template of the previous ReplicaSet back (`kubectl rollout undo`).
-    pub async fn rollback(&self, name: &str, progress: &mut impl FnMut(Progress)) -> Result<bool, DeployError> {
+    pub async fn rollback(
+        &self,
+        name: &str,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<bool, DeployError> {
         let dapi: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
         let rsapi: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
-        let d = self.retry(&format!("read deployment/{name}"), progress, || dapi.get(name)).await?;
+        let d = self
+            .retry(&format!("read deployment/{name}"), progress, || {
+                dapi.get(name)
+            })
+            .await?;
         let uid = d.metadata.uid.clone().unwrap_or_default();
         let sel = d
             .spec
@@ -263,11 +354,19 @@ impl Deployer {
             .collect::<Vec<_>>()
             .join(",");
         let lp = ListParams::default().labels(&sel);
-        let list = self.retry("list replicasets", progress, || rsapi.list(&lp)).await?;
+        let list = self
+            .retry("list replicasets", progress, || rsapi.list(&lp))
+            .await?;
         let mut owned: Vec<(i64, ReplicaSet)> = list
             .items
             .into_iter()
-            .filter(|rs| rs.metadata.owner_references.iter().flatten().any(|o| o.uid == uid))
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid)
+            })
             .filter_map(|rs| Some((revision(&rs.metadata.annotations)?, rs)))
             .collect();
         owned.sort_by_key(|(r, _)| std::cmp::Reverse(*r));
@@ -288,7 +387,10 @@ impl Deployer {
         });
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let patch = Patch::Apply(&patch);
-        self.retry(&format!("roll back deployment/{name}"), progress, || dapi.patch(name, &pp, &patch)).await?;
+        self.retry(&format!("roll back deployment/{name}"), progress, || {
+            dapi.patch(name, &pp, &patch)
+        })
+        .await?;
         Ok(true)
     }
 
@@ -305,53 +407,86 @@ impl Deployer {
         for o in objects {
             let Object::Deployment(_) = o else { continue };
             let name = o.name();
-            let update = stack.services.get(name).map(|s| s.update.clone()).unwrap_or_default();
+            let update = stack
+                .services
+                .get(name)
+                .map(|s| s.update.clone())
+                .unwrap_or_default();
             let timeout = update.health_timeout.std() + Duration::from_secs(30);
             if let Err(reason) = self.watch_rollout(name, timeout, progress).await {
                 let mut rolled_back = false;
                 if update.auto_rollback {
-                    progress(Progress::RollingBack { deployment: name.to_string(), reason: reason.clone() });
+                    progress(Progress::RollingBack {
+                        deployment: name.to_string(),
+                        reason: reason.clone(),
+                    });
                     rolled_back = self.rollback(name, progress).await?;
                 }
-                return Err(DeployError::RolloutFailed { name: name.to_string(), reason, rolled_back });
+                return Err(DeployError::RolloutFailed {
+                    name: name.to_string(),
+                    reason,
+                    rolled_back,
+                });
             }
         }
         Ok(())
     }
 
     /// What applying would change: a server-side dry run compared with the live objects.
-    pub async fn diff(&self, objects: &[Object], progress: &mut impl FnMut(Progress)) -> Result<Vec<Change>, DeployError> {
+    pub async fn diff(
+        &self,
+        objects: &[Object],
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<Change>, DeployError> {
         self.check_namespace().await?;
         let mut out = Vec::new();
         for o in objects {
             let api = self.api(o);
-            let live = self.retry(&format!("read {}", o.id()), progress, || api.get_opt(o.name())).await?;
+            let live = self
+                .retry(&format!("read {}", o.id()), progress, || {
+                    api.get_opt(o.name())
+                })
+                .await?;
             let dry = self.apply(std::slice::from_ref(o), true, progress).await?;
             let action = match (live, dry.first()) {
                 (None, _) => "create",
                 (Some(l), Some(d)) if strip(&l) == strip(d) => "unchanged",
                 _ => "update",
             };
-            out.push(Change { object: o.id(), action });
+            out.push(Change {
+                object: o.id(),
+                action,
+            });
         }
         for (kind, _) in self.stale(objects, progress).await? {
-            out.push(Change { object: kind.id(), action: "prune" });
+            out.push(Change {
+                object: kind.id(),
+                action: "prune",
+            });
         }
         Ok(out)
     }
 
     /// Deletes every object of the stack (`tug down --kube`).
-    pub async fn down(&self, progress: &mut impl FnMut(Progress)) -> Result<Vec<String>, DeployError> {
+    pub async fn down(
+        &self,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<String>, DeployError> {
         self.check_namespace().await?;
         self.prune(&[], progress).await
     }
 
     /// The stack's Deployments as the cluster reports them.
-    pub async fn status(&self, progress: &mut impl FnMut(Progress)) -> Result<Vec<DeploymentStatus>, DeployError> {
+    pub async fn status(
+        &self,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<DeploymentStatus>, DeployError> {
         self.check_namespace().await?;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
         let lp = ListParams::default().labels(&labels::stack_selector(&self.stack));
-        let list = self.retry("list deployments", progress, || api.list(&lp)).await?;
+        let list = self
+            .retry("list deployments", progress, || api.list(&lp))
+            .await?;
         Ok(list
             .items
             .iter()
@@ -403,14 +538,23 @@ fn stub(kind: &str, name: &str) -> Object {
 }
 
 fn revision(a: &Option<std::collections::BTreeMap<String, String>>) -> Option<i64> {
-    a.as_ref()?.get("deployment.kubernetes.io/revision")?.parse().ok()
+    a.as_ref()?
+        .get("deployment.kubernetes.io/revision")?
+        .parse()
+        .ok()
 }
 
 /// The parts of an object that say what it is, not when it was written.
 fn strip(o: &DynamicObject) -> serde_json::Value {
     let mut v = serde_json::to_value(o).unwrap_or_default();
     if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        for k in ["resourceVersion", "managedFields", "generation", "creationTimestamp", "uid"] {
+        for k in [
+            "resourceVersion",
+            "managedFields",
+            "generation",
+            "creationTimestamp",
+            "uid",
+        ] {
             m.remove(k);
         }
     }
@@ -421,19 +565,38 @@ fn strip(o: &DynamicObject) -> serde_json::Value {
 }
 
 /// Some(()) when the rollout is complete, Err when it can no longer complete.
-fn rollout_state(d: &Deployment, last: &mut Option<(i32, i32, i32)>, progress: &mut impl FnMut(Progress)) -> Result<Option<()>, String> {
+fn rollout_state(
+    d: &Deployment,
+    last: &mut Option<(i32, i32, i32)>,
+    progress: &mut impl FnMut(Progress),
+) -> Result<Option<()>, String> {
     let name = d.metadata.name.clone().unwrap_or_default();
     let desired = d.spec.replicas.unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
-    if st.conditions.iter().flatten().any(|c| c.type_.as_deref() == Some("Progressing") && c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
-        return Err(format!("progress deadline exceeded ({} of {desired} updated replicas available)", st.available_replicas.unwrap_or(0)));
+    if st.conditions.iter().flatten().any(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    }) {
+        return Err(format!(
+            "progress deadline exceeded ({} of {desired} updated replicas available)",
+            st.available_replicas.unwrap_or(0)
+        ));
     }
     let observed = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-    let (updated, available, total) = (st.updated_replicas.unwrap_or(0), st.available_replicas.unwrap_or(0), st.replicas.unwrap_or(0));
+    let (updated, available, total) = (
+        st.updated_replicas.unwrap_or(0),
+        st.available_replicas.unwrap_or(0),
+        st.replicas.unwrap_or(0),
+    );
     let now = (updated, available, total);
     if *last != Some(now) {
         *last = Some(now);
-        progress(Progress::Rollout { deployment: name.clone(), updated, available, desired });
+        progress(Progress::Rollout {
+            deployment: name.clone(),
+            updated,
+            available,
+            desired,
+        });
     }
     if observed && updated == desired && available == desired && total == desired {
         progress(Progress::RolledOut { deployment: name });

@@ -14,6 +14,8 @@ use serde::Serialize;
 macro_rules! objects {
     ($($v:ident),* $(,)?) => {
         /// An object tug renders. Serializes as the object itself (apiVersion and kind included).
+        // Deployments dominate every render; boxing them buys nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Clone, Debug, PartialEq, Serialize)]
         #[serde(untagged)]
         pub enum Object {

@@ -104,7 +104,7 @@ pub fn render(
             hint: None,
         });
     }
-    for (name, _) in &opts.images {
+    for name in opts.images.keys() {
         if !stack.services.contains_key(name) {
             cx.errors.push(RenderError {
                 file: stack.file.clone(),
@@ -354,7 +354,7 @@ fn cpu_quantity(cpu: f64) -> Quantity {
 
 fn memory_quantity(bytes: u64) -> Quantity {
     for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return Quantity(format!("{}{unit}", bytes / size));
         }
     }

@@ -28,6 +28,13 @@ pub struct RenderArgs {
     /// Namespace of every object [default: the stack name]
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    #[command(flatten)]
+    pub inputs: RenderInputs,
+}
+
+/// What rendering needs besides tug.yaml.
+#[derive(clap::Args, Debug)]
+pub struct RenderInputs {
     /// The image a service runs on the cluster: `--image web=registry.example/hello:1.0.0`
     /// (needed for services built from source that name no `image:`)
     #[arg(long = "image", value_name = "SERVICE=REF")]
@@ -48,8 +55,8 @@ pub enum SkipArg {
     Publish,
 }
 
-impl RenderArgs {
-    pub fn options(&self) -> Result<tug_kube::RenderOptions> {
+impl RenderInputs {
+    pub fn options(&self, namespace: Option<String>) -> Result<tug_kube::RenderOptions> {
         let mut images = BTreeMap::new();
         for pair in &self.images {
             let (svc, image) = pair.split_once('=').filter(|(s, i)| !s.is_empty() && !i.is_empty()).ok_or_else(|| {
@@ -61,7 +68,7 @@ impl RenderArgs {
             images.insert(svc.to_string(), image.to_string());
         }
         Ok(tug_kube::RenderOptions {
-            namespace: self.namespace.clone(),
+            namespace,
             images,
             skip: self
                 .skip
@@ -91,7 +98,7 @@ pub fn render(file: Option<&Path>, output: OutputFormat, cmd: RenderCommand) -> 
         RenderCommand::Helm(a) => (true, a),
     };
     let (stack, text) = load_with_source(file)?;
-    let opts = args.options()?;
+    let opts = args.inputs.options(args.namespace.clone())?;
     let files: Vec<(PathBuf, String)> = if helm {
         tug_kube::helm::chart(&stack, &text, &opts)?
     } else {
@@ -143,6 +150,150 @@ pub fn render(file: Option<&Path>, output: OutputFormat, cmd: RenderCommand) -> 
         ),
         OutputFormat::Table => {
             eprintln!("wrote {} files to {}", files.len(), out.display())
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where on Kubernetes: `--kube [--context C] [--namespace N]`.
+#[derive(clap::Args, Debug)]
+pub struct KubeTarget {
+    /// Target Kubernetes (kubeconfig, or the in-cluster service account)
+    #[arg(long)]
+    pub kube: bool,
+    /// The kubeconfig context [default: its current context]
+    #[arg(long, value_name = "CONTEXT", requires = "kube")]
+    pub context: Option<String>,
+    /// The namespace of the stack [default: the stack name]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "kube")]
+    pub namespace: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: KubeTarget,
+    #[command(flatten)]
+    pub inputs: RenderInputs,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum KubeAction {
+    Deploy,
+    Diff,
+    Status,
+    Down,
+}
+
+fn print_progress(output: OutputFormat, p: &tug_kube::deploy::Progress) {
+    use tug_kube::deploy::Progress as P;
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string(p).unwrap_or_default()),
+        OutputFormat::Table => match p {
+            P::Applied { object } => eprintln!("applied  {object}"),
+            P::Pruned { object } => eprintln!("pruned   {object}"),
+            P::Rollout { deployment, updated, available, desired } => eprintln!(
+                "rollout  deployment/{deployment}: {updated}/{desired} updated, {available}/{desired} available"
+            ),
+            P::RolledOut { deployment } => eprintln!("ready    deployment/{deployment}"),
+            P::RollingBack { deployment, reason } => {
+                eprintln!("rollback deployment/{deployment}: {reason}")
+            }
+            P::Retrying { what, attempt, code } => {
+                eprintln!("retry    {what} (HTTP {code}, attempt {attempt})")
+            }
+        },
+    }
+}
+
+/// `tug deploy|diff|status|down --kube`.
+pub async fn kube(
+    file: Option<&Path>,
+    output: OutputFormat,
+    action: KubeAction,
+    target: &KubeTarget,
+    inputs: Option<&RenderInputs>,
+) -> Result<ExitCode> {
+    if !target.kube {
+        return Err(crate::exit::fail(
+            crate::exit::INVALID_INPUT,
+            "this command targets Kubernetes: pass --kube (on this machine, use `tug up`, `tug ps`)",
+        ));
+    }
+    let (stack, text) = load_with_source(file)?;
+    let opts = match inputs {
+        Some(i) => i.options(target.namespace.clone())?,
+        None => tug_kube::RenderOptions {
+            namespace: target.namespace.clone(),
+            ..Default::default()
+        },
+    };
+    let ns = opts.namespace(&stack).to_string();
+    // Render first: a stack that cannot go to Kubernetes never reaches the cluster.
+    let objects = match action {
+        KubeAction::Deploy | KubeAction::Diff => tug_kube::render(&stack, &text, &opts)?,
+        _ => Vec::new(),
+    };
+    let cluster = tug_kube::connect::connect(target.context.as_deref()).await?;
+    let d = tug_kube::deploy::Deployer::new(cluster.client, &ns, &stack.name);
+    let mut progress = |p: tug_kube::deploy::Progress| print_progress(output, &p);
+    let hinted = |e: tug_kube::deploy::DeployError| match e.hint() {
+        Some(h) => anyhow::anyhow!("{e}\n  hint: {h}"),
+        None => anyhow::Error::new(e),
+    };
+    match action {
+        KubeAction::Deploy => {
+            d.deploy(&objects, &stack, &mut progress)
+                .await
+                .map_err(hinted)?;
+            if output == OutputFormat::Table {
+                eprintln!(
+                    "deployed {} to {} (context {}, namespace {ns})",
+                    stack.name, cluster.server, cluster.context
+                );
+            }
+        }
+        KubeAction::Diff => {
+            let changes = d.diff(&objects, &mut progress).await.map_err(hinted)?;
+            match output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&changes)?),
+                OutputFormat::Table => {
+                    for c in &changes {
+                        println!("{:<10} {}", c.action, c.object);
+                    }
+                }
+            }
+        }
+        KubeAction::Status => {
+            let st = d.status(&mut progress).await.map_err(hinted)?;
+            match output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&st)?),
+                OutputFormat::Table => {
+                    let mut t = comfy_table::Table::new();
+                    t.load_preset(comfy_table::presets::NOTHING);
+                    t.set_header(["DEPLOYMENT", "READY", "UP-TO-DATE", "AVAILABLE", "IMAGE"]);
+                    for s in &st {
+                        t.add_row([
+                            s.name.clone(),
+                            format!("{}/{}", s.ready, s.desired),
+                            s.updated.to_string(),
+                            s.available.to_string(),
+                            s.image.clone(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+            }
+        }
+        KubeAction::Down => {
+            let removed = d.down(&mut progress).await.map_err(hinted)?;
+            if output == OutputFormat::Table {
+                eprintln!(
+                    "removed {} objects of {} from namespace {ns}",
+                    removed.len(),
+                    stack.name
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
