@@ -12,9 +12,15 @@ pub mod connect;
 pub mod deploy;
 pub mod helm;
 mod object;
+pub mod operator;
 mod render;
 
 pub use object::{from_yaml, to_yaml, Object};
+
+/// One YAML document (`---` first), written as [`to_yaml`] writes objects.
+pub fn yaml_document(v: &serde_json::Value) -> String {
+    format!("---\n{}", object::yaml_of(v))
+}
 pub use render::{render, service_labels, stack_labels, RenderOptions, Skip};
 
 /// A problem with the stack for Kubernetes, at `file:line:col` in tug.yaml.

@@ -154,6 +154,20 @@ enum Command {
         #[command(flatten)]
         kube: commands::kube::KubeTarget,
     },
+    /// Run the Kubernetes operator that reconciles Stack resources (tug.dev/v1alpha1)
+    ///
+    /// A Stack's spec is a tug.yaml document; its children are what `tug
+    /// render k8s` gives, owned by the Stack, applied server-side, pruned by
+    /// label, and deleted with it (finalizer). Status conditions say Ready,
+    /// Progressing and Degraded. Run one replica: leader election is not
+    /// built yet.
+    Operator {
+        #[command(subcommand)]
+        cmd: Option<commands::kube::OperatorCommand>,
+        /// The kubeconfig context [default: its current context, else in-cluster]
+        #[arg(long, value_name = "CONTEXT")]
+        context: Option<String>,
+    },
     /// Turn the stack into Kubernetes manifests or a Helm chart: `tug render k8s --out k8s/`
     #[command(subcommand)]
     Render(commands::kube::RenderCommand),
@@ -279,6 +293,11 @@ fn main() -> ExitCode {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Schema => commands::spec::schema(),
+        Command::Operator { cmd, context } => rt.block_on(commands::kube::operator(
+            cli.output,
+            cmd,
+            context.as_deref(),
+        )),
         Command::Render(cmd) => commands::kube::render(cli.file.as_deref(), cli.output, cmd),
         Command::Import(ImportCommand::Compose { file, out, force }) => {
             commands::import::compose(file.as_deref(), &out, force, cli.output)

@@ -298,3 +298,34 @@ pub async fn kube(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Print the CustomResourceDefinition of Stack (tug.dev/v1alpha1): `tug operator crd | kubectl apply -f -`
+    Crd,
+}
+
+/// `tug operator [crd]`.
+pub async fn operator(
+    output: OutputFormat,
+    cmd: Option<OperatorCommand>,
+    context: Option<&str>,
+) -> Result<ExitCode> {
+    if let Some(OperatorCommand::Crd) = cmd {
+        let crd = serde_json::to_value(tug_kube::operator::crd())?;
+        match output {
+            OutputFormat::Json => {
+                super::spec::print_out(&(serde_json::to_string_pretty(&crd)? + "\n"))?
+            }
+            OutputFormat::Table => super::spec::print_out(&tug_kube::yaml_document(&crd))?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cluster = tug_kube::connect::connect(context).await?;
+    eprintln!(
+        "tug operator: reconciling Stacks (tug.dev/v1alpha1) on {} (context {})",
+        cluster.server, cluster.context
+    );
+    tug_kube::operator::run(cluster.client).await;
+    Ok(ExitCode::SUCCESS)
+}
