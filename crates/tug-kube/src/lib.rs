@@ -11,6 +11,7 @@
 pub mod connect;
 pub mod deploy;
 pub mod helm;
+pub mod leader;
 mod object;
 pub mod operator;
 mod render;

@@ -11,7 +11,9 @@
 //! - Guarantees: the same spec gives the same children as `tug render k8s`;
 //!   deleting the Stack deletes its children (finalizer `tug.dev/cleanup`,
 //!   and owner references for the garbage collector).
-//! - Not yet: leader election with a Lease, `/metrics` and `/healthz`.
+//! - Leader election: [`run_leader`] reconciles only while it holds the
+//!   Lease `tug-operator` (see [`crate::leader`]).
+//! - Not yet: `/metrics` and `/healthz`.
 
 use crate::deploy::{DeployError, Deployer};
 use crate::object::Object;
@@ -382,4 +384,46 @@ pub async fn run(client: Client) {
             }
         })
         .await;
+}
+
+/// Runs the controller only while this replica holds the `tug-operator`
+/// Lease in `namespace`; returns when the lease is lost, so that the process
+/// exits and its restart campaigns again.
+pub async fn run_leader(client: Client, namespace: &str, identity: &str) {
+    let lock = crate::leader::LeaseLock::new(
+        client.clone(),
+        namespace,
+        "tug-operator",
+        identity,
+        Duration::from_secs(15),
+    );
+    loop {
+        match lock
+            .try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now())
+            .await
+        {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the operator's Lease"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    tracing::info!(identity, "leading");
+    let renew = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match lock
+                .try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return "another replica holds the Lease".to_string(),
+                Err(e) => return e.to_string(),
+            }
+        }
+    };
+    tokio::select! {
+        () = run(client) => {}
+        why = renew => tracing::error!(reason = %why, "lost leadership"),
+    }
 }

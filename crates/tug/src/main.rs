@@ -159,8 +159,8 @@ enum Command {
     /// A Stack's spec is a tug.yaml document; its children are what `tug
     /// render k8s` gives, owned by the Stack, applied server-side, pruned by
     /// label, and deleted with it (finalizer). Status conditions say Ready,
-    /// Progressing and Degraded. Run one replica: leader election is not
-    /// built yet.
+    /// Progressing and Degraded. Replicas elect a leader with the Lease
+    /// `tug-operator` in the operator's namespace; only the leader reconciles.
     Operator {
         #[command(subcommand)]
         cmd: Option<commands::kube::OperatorCommand>,

@@ -326,6 +326,11 @@ pub async fn operator(
         "tug operator: reconciling Stacks (tug.dev/v1alpha1) on {} (context {})",
         cluster.server, cluster.context
     );
-    tug_kube::operator::run(cluster.client).await;
-    Ok(ExitCode::SUCCESS)
+    let ns = cluster.client.default_namespace().to_string();
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("tug-operator-{}", std::process::id()));
+    tug_kube::operator::run_leader(cluster.client, &ns, &identity).await;
+    Err(anyhow::anyhow!(
+        "lost the operator's Lease; exiting so that a restart campaigns again"
+    ))
 }
