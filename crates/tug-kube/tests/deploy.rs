@@ -425,3 +425,48 @@ async fn a_kubeconfig_that_points_nowhere_names_the_context_and_the_server() {
         .to_string();
     assert!(e.contains("context `prod` cannot be used"), "{e}");
 }
+
+#[tokio::test]
+async fn diff_is_a_server_side_dry_run_that_changes_nothing() {
+    let (_, objects) = hello();
+    let live_cm =
+        serde_json::to_value(objects.iter().find(|o| o.kind() == "ConfigMap").unwrap()).unwrap();
+    let (client, log) = mock(move |s, _| match (s.method.as_str(), s.path.as_str()) {
+        ("GET", NS) => (200, partial("hello").to_string()),
+        ("GET", p) if p.ends_with("/configmaps/web-env-7cc6687a2e") => (200, live_cm.to_string()),
+        ("GET", p) if p.ends_with("/deployments/web") => {
+            (200, deployment(1, 3, 3, false).to_string())
+        }
+        ("GET", p) if p.contains("/services?") => {
+            (200, list("PartialObjectMetadata", vec![partial("old-api")]))
+        }
+        ("GET", p) if p.contains("labelSelector") => (200, list("PartialObjectMetadata", vec![])),
+        ("GET", _) => (404, status(404, "NotFound")),
+        ("PATCH", _) => (200, s.body.to_string()),
+        _ => (500, status(500, "Unexpected")),
+    });
+    let changes = deployer(client).diff(&objects, &mut |_| {}).await.unwrap();
+    let got: Vec<(String, &str)> = changes
+        .iter()
+        .map(|c| (c.object.clone(), c.action))
+        .collect();
+    assert!(
+        got.contains(&("configmap/web-env-7cc6687a2e".into(), "unchanged")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("deployment/web".into(), "update")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("serviceaccount/web".into(), "create")),
+        "{got:?}"
+    );
+    assert_eq!(got.last(), Some(&("service/old-api".into(), "prune")));
+    let log = log.lock().unwrap();
+    assert!(log
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .all(|s| s.path.contains("dryRun=All")));
+    assert!(!log.iter().any(|s| s.method == "DELETE"));
+}
