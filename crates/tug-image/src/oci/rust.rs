@@ -85,21 +85,43 @@ pub struct BuiltBinary {
     pub version: Option<String>,
 }
 
-/// Runs `cargo build` for the binary (statically linked, for the host target
-/// so its target dir stays apart from normal builds) and returns its path,
-/// found from cargo's JSON messages.
-pub fn cargo_build_static(opts: &RustBuildOptions) -> Result<BuiltBinary, OciError> {
+/// The directory static builds use: beside the normal target dir (or under
+/// `$CARGO_TARGET_DIR`), so static flags never invalidate normal builds.
+pub fn static_target_dir(workspace: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("tug-static"),
+        _ => workspace.join("target").join("tug-static"),
+    }
+}
+
+/// Runs `cargo build` for the binary (statically linked, `--locked`, for the
+/// host target, in [`static_target_dir`]) and returns its path, found from
+/// cargo's JSON messages. Cargo's progress and diagnostics go to `on_line`
+/// as they are printed. Blocking: call it from a thread (or `spawn_blocking`).
+pub fn cargo_build_static(
+    opts: &RustBuildOptions,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> Result<BuiltBinary, OciError> {
     let target = host_target()?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&opts.workspace_dir)
-        .args(["build", "--profile", &opts.profile, "-p", &opts.package])
+        .args([
+            "build",
+            "--locked",
+            "--profile",
+            &opts.profile,
+            "-p",
+            &opts.package,
+        ])
         .args([
             "--target",
             &target,
             "--message-format=json-render-diagnostics",
         ])
+        .env("CARGO_TARGET_DIR", static_target_dir(&opts.workspace_dir))
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     if let Some(b) = &opts.bin {
         cmd.args(["--bin", b]);
@@ -109,20 +131,41 @@ pub fn cargo_build_static(opts: &RustBuildOptions) -> Result<BuiltBinary, OciErr
         flags.push_str(" -C target-feature=+crt-static");
         cmd.env("RUSTFLAGS", flags.trim());
     }
-    let out = cmd.output().map_err(|e| {
+    let mut child = cmd.spawn().map_err(|e| {
         OciError::Cargo(format!(
             "running cargo in {}: {e}",
             opts.workspace_dir.display()
         ))
     })?;
-    if !out.status.success() {
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    // stderr streams live on its own thread while stdout (JSON) is collected.
+    let stdout = std::thread::scope(|s| {
+        if let Some(err) = stderr {
+            s.spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    on_line(&line);
+                }
+            });
+        }
+        let mut text = String::new();
+        if let Some(mut out) = stdout {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut text);
+        }
+        text
+    });
+    let status = child
+        .wait()
+        .map_err(|e| OciError::Cargo(format!("waiting for cargo: {e}")))?;
+    if !status.success() {
         return Err(OciError::Cargo(format!(
-            "`cargo build -p {}` exited with {} (its errors are printed above)",
-            opts.package, out.status
+            "`cargo build -p {}` exited with {status} (its errors are shown above)",
+            opts.package
         )));
     }
     let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
@@ -262,8 +305,12 @@ pub fn assemble_rust(
         .build()
 }
 
-/// `cargo build` then [`assemble_rust`].
-pub fn build_rust(opts: &RustBuildOptions) -> Result<Image, OciError> {
-    let bin = cargo_build_static(opts)?;
+/// The one Rust build path (`tug build` and `tug up` alike): `cargo build`
+/// then [`assemble_rust`]. Blocking; cargo's output goes to `on_line` live.
+pub fn build_rust(
+    opts: &RustBuildOptions,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> Result<Image, OciError> {
+    let bin = cargo_build_static(opts, on_line)?;
     assemble_rust(&bin.path, &bin.name, bin.version.as_deref(), opts)
 }

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tug_image::oci::{self, Image, RustBuildOptions};
+use tug_image::oci::{self, Image};
 use tug_image::registry::{self, ClientOptions, PushEvent, PushOptions, Reference};
 
 /// Appends a line to an output buffer (printed at once, broken pipes ignored).
@@ -142,28 +142,11 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
     };
 
     let people = output == OutputFormat::Table;
-    let mut built = Vec::new();
+    let mut push_to = Vec::new();
     for name in &chosen {
         let svc = &stack.services[name];
-        let rust = svc
-            .build
-            .as_ref()
-            .and_then(|b| b.rust.as_ref())
-            .expect("checked above");
-        let workspace = match &rust.workspace {
-            Some(w) if w.is_relative() => stack.dir.join(w),
-            Some(w) => w.clone(),
-            None => stack.dir.clone(),
-        };
-        let mut opts = RustBuildOptions::new(workspace, rust.package.clone());
-        opts.bin = rust.bin.clone();
-        opts.profile = rust.profile.clone();
-        opts.port = svc.port;
-        if let Some(user) = &svc.security.user {
-            opts.user = Some(user.clone());
-        }
-        let push_to = match (&svc.image, args.push) {
-            (Some(i), _) => Some(Reference::parse(i).map_err(|e| {
+        push_to.push(match (&svc.image, args.push) {
+            (Some(i), true) => Some(Reference::parse(i).map_err(|e| {
                 fail(INVALID_INPUT, format!("{}: service `{name}`: {e}", stack.file.display()))
             })?),
             (None, true) => {
@@ -175,33 +158,42 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                     ),
                 ))
             }
-            (None, false) => None,
-        };
-        if people {
-            eprintln!(
-                "building {name}: cargo build -p {} ({}, static)",
-                rust.package, rust.profile
-            );
+            (_, false) => None,
+        });
+    }
+    // Every service at once, through the builder `tug up` uses; cargo's
+    // output is streamed as it comes, prefixed by the service.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let several = chosen.len() > 1;
+    let log = move |ev: tug_engine::Event| match ev {
+        tug_engine::Event::BuildLog { service, line } if several => {
+            eprintln!("{service} | {line}")
         }
-        let bin =
-            oci::cargo_build_static(&opts).with_context(|| format!("building service `{name}`"))?;
-        let pb = spinner(people, format!("assembling {name}"));
-        let image = oci::assemble_rust(&bin.path, &bin.name, bin.version.as_deref(), &opts)
-            .with_context(|| format!("assembling the image of `{name}`"))?;
-        pb.finish_and_clear();
-        let tag = match &svc.image {
+        tug_engine::Event::BuildLog { line, .. } => eprintln!("{line}"),
+        tug_engine::Event::Image { service, message } if people => {
+            eprintln!("{service}: {message}")
+        }
+        _ => {}
+    };
+    let images = rt.block_on(futures_util::future::join_all(
+        chosen
+            .iter()
+            .map(|name| tug_engine::images::build_rust(&stack, name, &log)),
+    ));
+    let mut built = Vec::new();
+    for ((name, image), push_to) in chosen.iter().zip(images).zip(push_to) {
+        let image = image.with_context(|| format!("building service `{name}`"))?;
+        let tag = match &stack.services[name].image {
             Some(i) => i.clone(),
-            None => format!(
-                "{}-{name}:{}",
-                stack.name,
-                &oci::hex_of(&image.config_digest())[..12]
-            ),
+            None => tug_engine::images::built_tag(&stack, name, &image),
         };
         built.push(Built {
             service: name.clone(),
             tag,
             image,
-            push_to: push_to.filter(|_| args.push),
+            push_to,
         });
     }
 
@@ -233,9 +225,6 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                 let mut archive = Vec::new();
                 oci::write_docker_archive(&mut archive, &images)
                     .with_context(|| format!("writing {dest}"))?;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
                 rt.block_on(async {
                     use tug_runtime::Runtime;
                     let engine = super::stack::connect_engine().await?;
