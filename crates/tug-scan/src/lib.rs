@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod finding;
+pub mod image;
 pub mod render;
 pub mod secret;
 pub mod vuln;

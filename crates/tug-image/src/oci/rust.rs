@@ -31,6 +31,9 @@ pub struct RustBuildOptions {
     /// Label the image with the workspace's git commit. Off when the image
     /// must depend on the binary alone (a new commit is not a new binary).
     pub revision_label: bool,
+    /// Embed the dependency list in the binary as `cargo auditable` does
+    /// (see [`super::auditable`]), so scanners can audit the image.
+    pub auditable: bool,
 }
 
 impl RustBuildOptions {
@@ -47,6 +50,7 @@ impl RustBuildOptions {
             port: None,
             user: None,
             revision_label: true,
+            auditable: true,
         }
     }
 
@@ -103,10 +107,12 @@ pub fn cargo_build_static(
     on_line: &(dyn Fn(&str) + Sync),
 ) -> Result<BuiltBinary, OciError> {
     let target = host_target()?;
+    let target_dir = static_target_dir(&opts.workspace_dir);
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // `cargo rustc` so the section's link flags reach the final binary only.
     cmd.current_dir(&opts.workspace_dir)
         .args([
-            "build",
+            "rustc",
             "--locked",
             "--profile",
             &opts.profile,
@@ -118,13 +124,36 @@ pub fn cargo_build_static(
             &target,
             "--message-format=json-render-diagnostics",
         ])
-        .env("CARGO_TARGET_DIR", static_target_dir(&opts.workspace_dir))
+        .env("CARGO_TARGET_DIR", &target_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    if let Some(b) = &opts.bin {
-        cmd.args(["--bin", b]);
+    let meta = super::auditable::cargo_metadata(&opts.workspace_dir, &target)?;
+    let bin = match &opts.bin {
+        Some(b) => b.clone(),
+        None => only_binary(&meta, &opts.package)?,
+    };
+    cmd.args(["--bin", &bin]);
+    if opts.auditable {
+        let info = super::auditable::dependency_list(&meta, &opts.package)?;
+        let data = super::auditable::section_data(&info)?;
+        if let Some(object) = super::auditable::object_file(&target, &data) {
+            let dir = target_dir.join("auditable");
+            let path = dir.join(format!("{}-{bin}.o", opts.package));
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::write(&path, object))
+                .map_err(|source| OciError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            cmd.arg("--")
+                .arg(format!("-Clink-arg={}", path.display()))
+                .arg(format!(
+                    "-Clink-arg=-Wl,--undefined={}",
+                    super::auditable::SYMBOL
+                ));
+        }
     }
     if opts.static_link {
         let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
@@ -160,7 +189,7 @@ pub fn cargo_build_static(
         .map_err(|e| OciError::Cargo(format!("waiting for cargo: {e}")))?;
     if !status.success() {
         return Err(OciError::Cargo(format!(
-            "`cargo build -p {}` exited with {status} (its errors are shown above)",
+            "`cargo rustc -p {}` exited with {status} (its errors are shown above)",
             opts.package
         )));
     }
@@ -214,6 +243,39 @@ pub fn cargo_build_static(
                         .map(|b| b.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
+                ))
+            }),
+    }
+}
+
+/// The package's one binary (or the one named like the package).
+fn only_binary(meta: &serde_json::Value, package: &str) -> Result<String, OciError> {
+    let bins: Vec<&str> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == package && p["source"].is_null())
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    match bins.as_slice() {
+        [] => Err(OciError::Cargo(format!(
+            "package {package} has no binary target; add a [[bin]] or src/main.rs"
+        ))),
+        [one] => Ok(one.to_string()),
+        many => many
+            .iter()
+            .find(|b| **b == package)
+            .map(|b| b.to_string())
+            .ok_or_else(|| {
+                OciError::Cargo(format!(
+                    "package {package} has several binaries ({}); choose one with `bin:`",
+                    many.join(", ")
                 ))
             }),
     }

@@ -675,6 +675,7 @@ pub fn pull(reference: &Reference, opts: &ClientOptions) -> Result<RawImage, Reg
             media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
             data: client.get_blob(repo, &digest)?,
             digest,
+            missing: None,
         });
     }
     Ok(RawImage {
