@@ -21,6 +21,7 @@ pub mod config;
 pub mod finding;
 pub mod image;
 pub mod render;
+pub mod sbom;
 pub mod secret;
 pub mod vuln;
 mod walk;

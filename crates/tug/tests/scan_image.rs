@@ -32,7 +32,11 @@ fn scan_json(image: &str, db: &std::path::Path) -> serde_json::Value {
 }
 
 fn check(doc: &serde_json::Value, source: &str) {
-    assert_eq!(doc["binaries_audited"], serde_json::json!(["/app/hello"]), "{source}: {doc}");
+    assert_eq!(
+        doc["binaries_audited"],
+        serde_json::json!(["/app/hello"]),
+        "{source}: {doc}"
+    );
     assert_eq!(doc["errors"], serde_json::json!([]), "{source}: {doc}");
     let ids: Vec<&str> = doc["findings"]
         .as_array()
@@ -72,7 +76,10 @@ fn scans_the_hello_image_from_every_source() {
         .output()
         .unwrap();
     let t = String::from_utf8_lossy(&out.stdout);
-    assert!(t.contains("RUSTSEC-2099-0101") && t.contains("2 layers"), "{t}");
+    assert!(
+        t.contains("RUSTSEC-2099-0101") && t.contains("2 layers"),
+        "{t}"
+    );
 
     if !common::engine() || std::net::TcpStream::connect("127.0.0.1:5000").is_err() {
         return;
@@ -112,5 +119,9 @@ fn a_broken_image_source_is_explained() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("not an OCI image layout"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not an OCI image layout"),
+        "{}",
+        text(&out)
+    );
 }

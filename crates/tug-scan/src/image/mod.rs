@@ -37,6 +37,9 @@ pub struct ImageScanOptions {
     pub db: Option<PathBuf>,
     pub ignore: Vec<String>,
     pub severities: Vec<Severity>,
+    /// Audit the binaries' dependency lists (needs the database); off, they
+    /// are only collected (for an SBOM).
+    pub audit: bool,
 }
 
 impl Default for ImageScanOptions {
@@ -46,6 +49,7 @@ impl Default for ImageScanOptions {
             db: None,
             ignore: Vec::new(),
             severities: Vec::new(),
+            audit: true,
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct ImageReport {
     pub binaries_without_audit_data: Vec<String>,
     /// Binaries whose embedded dependency list was audited.
     pub binaries_audited: Vec<String>,
+    /// Each binary's embedded dependency list (image path, list).
+    #[serde(skip)]
+    pub dependencies: Vec<(String, vuln::lockfile::Lockfile)>,
 }
 
 /// Where a file's version came from and what later layers did to it.
@@ -165,7 +172,7 @@ pub fn scan_image(
         scanners: opts.scanners.clone(),
         ..Default::default()
     };
-    let mut db = if want(ScannerKind::Vuln) {
+    let mut db = if want(ScannerKind::Vuln) && opts.audit {
         let dir = opts.db.clone().unwrap_or_else(vuln::default_db_dir);
         Some(vuln::Database::open(&dir)?)
     } else {
@@ -418,6 +425,10 @@ pub fn scan_image(
         layers,
         binaries_without_audit_data: without,
         binaries_audited: locks.iter().map(|(_, p, _)| format!("/{p}")).collect(),
+        dependencies: locks
+            .into_iter()
+            .map(|(_, p, l)| (format!("/{p}"), l))
+            .collect(),
     })
 }
 

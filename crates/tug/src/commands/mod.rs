@@ -5,6 +5,7 @@ pub mod history;
 pub mod image;
 pub mod import;
 pub mod lint;
+pub mod sbom;
 pub mod scan;
 pub mod spec;
 pub mod stack;

@@ -50,7 +50,7 @@ pub struct ScanArgs {
 
 /// An image to scan rather than a directory: a known prefix, or a name that
 /// is no path on disk but reads as an image reference.
-fn image_source(arg: &std::path::Path) -> Option<String> {
+pub fn image_source(arg: &std::path::Path) -> Option<String> {
     let s = arg.to_str()?;
     if ["oci:", "docker-archive:", "engine:"]
         .iter()
@@ -77,6 +77,7 @@ fn scan_image(args: &ScanArgs, image: &str, db: PathBuf, output: OutputFormat) -
         db: Some(db),
         ignore: args.ignore.clone(),
         severities: args.severity.clone(),
+        audit: true,
     };
     scan_opts.scanners.dedup();
     let scanned = tug_scan::image::scan_image(&raw, image, &scan_opts)
