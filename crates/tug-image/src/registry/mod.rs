@@ -15,7 +15,9 @@ mod auth;
 mod reference;
 
 pub use auth::Credentials;
+mod referrers;
 pub use reference::{Reference, ReferenceError, DOCKER_HUB};
+pub use referrers::{fallback_tag, Attached, MEDIA_CYCLONEDX, MEDIA_EMPTY, MEDIA_SPDX};
 
 use crate::oci::{
     sha256_digest, Image, RawImage, RawLayer, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST,

@@ -71,6 +71,63 @@ pub struct BuildArgs {
     /// Allow plain HTTP to a registry that is not on loopback
     #[arg(long)]
     pub insecure: bool,
+    /// With --push: attach an SBOM of each image's Rust packages as an OCI
+    /// referrer (referrers API, or the referrers tag where the registry lacks it)
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "push")]
+    pub sbom: Option<super::sbom::SbomFormat>,
+}
+
+/// Builds the SBOM of a built image and attaches it to the pushed manifest.
+fn attach_sbom(
+    image: &Image,
+    to: &Reference,
+    format: super::sbom::SbomFormat,
+    insecure: bool,
+) -> Result<registry::Attached> {
+    let scanned = tug_scan::image::scan_image(
+        &image.to_raw(),
+        &to.to_string(),
+        &tug_scan::image::ImageScanOptions {
+            scanners: vec![tug_scan::ScannerKind::Vuln],
+            audit: false,
+            ..Default::default()
+        },
+    )?;
+    let mut sbom = tug_scan::sbom::Sbom::new(to.to_string(), "container");
+    for (path, lock) in &scanned.dependencies {
+        sbom.add(lock, path);
+    }
+    let (fmt, media) = match format {
+        super::sbom::SbomFormat::Cyclonedx => {
+            (tug_scan::sbom::Format::CycloneDx, registry::MEDIA_CYCLONEDX)
+        }
+        super::sbom::SbomFormat::Spdx => (tug_scan::sbom::Format::Spdx, registry::MEDIA_SPDX),
+    };
+    // The image's own time: the same image always gets the same SBOM.
+    let created = image
+        .config
+        .created()
+        .clone()
+        .unwrap_or_else(tug_scan::sbom::created_now);
+    let doc = serde_json::to_vec(&sbom.render(fmt, &created))?;
+    let client = registry::RegistryClient::new(
+        to,
+        ClientOptions {
+            insecure,
+            ..Default::default()
+        },
+    )?;
+    Ok(client.attach(
+        &to.repository,
+        (
+            &image.digest(),
+            image.manifest_blob.len() as u64,
+            oci::MEDIA_MANIFEST,
+        ),
+        media,
+        &doc,
+        serde_json::json!({ "org.opencontainers.image.created": created }),
+    )?)
 }
 
 struct Built {
@@ -272,7 +329,14 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             pb.finish_and_clear();
             pushed = Some(report);
         }
-        results.push((b, pushed));
+        let sbom = match (&b.push_to, args.sbom) {
+            (Some(r), Some(format)) => Some(
+                attach_sbom(&b.image, r, format, args.insecure)
+                    .with_context(|| format!("attaching the SBOM of `{}`", b.service))?,
+            ),
+            _ => None,
+        };
+        results.push((b, pushed, sbom));
     }
 
     let mut out = String::new();
@@ -280,7 +344,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
         OutputFormat::Json => {
             let doc: Vec<serde_json::Value> = results
                 .iter()
-                .map(|(b, p)| {
+                .map(|(b, p, sbom)| {
                     serde_json::json!({
                         "service": b.service,
                         "tag": b.tag,
@@ -289,6 +353,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                         "size": b.image.size(),
                         "output": args.dest.as_ref().map(|d| d.to_string()),
                         "push": p,
+                        "sbom": sbom,
                     })
                 })
                 .collect();
@@ -299,7 +364,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             );
         }
         OutputFormat::Table => {
-            for (b, p) in &results {
+            for (b, p, sbom) in &results {
                 outln!(
                     out,
                     "{}  {}  {}  {}",
@@ -317,6 +382,19 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                         p.uploaded.len(),
                         p.skipped.len(),
                         p.mounted.len()
+                    );
+                }
+                if let Some(s) = sbom {
+                    outln!(
+                        out,
+                        "  sbom {} attached as {} ({})",
+                        s.artifact_type,
+                        s.digest,
+                        if s.referrers_api {
+                            "referrers API"
+                        } else {
+                            "referrers tag"
+                        }
                     );
                 }
             }

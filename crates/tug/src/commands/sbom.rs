@@ -63,8 +63,13 @@ pub fn sbom_of(source: &std::path::Path, insecure: bool) -> Result<Sbom> {
         }
         return Ok(sbom);
     }
+    // A directory inside a workspace uses the workspace's Cargo.lock.
     let lock_path = if source.is_dir() {
-        source.join("Cargo.lock")
+        source
+            .ancestors()
+            .map(|d| d.join("Cargo.lock"))
+            .find(|l| l.is_file())
+            .unwrap_or_else(|| source.join("Cargo.lock"))
     } else {
         source.to_path_buf()
     };
