@@ -14,6 +14,9 @@ if ! "$HOME/.local/bin/docker-compose" version >/dev/null 2>&1; then
 fi
 export TUG_DOCKER_COMPOSE="$HOME/.local/bin/docker-compose"
 export TUG_REQUIRE_COMPOSE=1
+# The reference producer of `.dep-v0` audit data, for the interop tests.
+command -v cargo-auditable >/dev/null || cargo install --locked cargo-auditable
+export TUG_REQUIRE_TOOLS=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

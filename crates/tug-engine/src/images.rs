@@ -77,23 +77,12 @@ async fn resolve_executable<R: Runtime>(
         (Some(Build { rust: Some(rb), .. }), _) => {
             events(Event::Image { service: name.into(), message: format!("compiling {}", rb.package) });
             let bin = compile_rust(stack, name, rb, events).await?;
-            let data = std::fs::read(&bin).map_err(|e| image_error(name, &rb.package, format!("reading {}: {e}", bin.display())))?;
-            let digest = hex::encode(Sha256::digest(&data));
-            let file_name = bin.file_name().map(|f| f.to_os_string()).unwrap_or_else(|| rb.package.clone().into());
-            let dir = crate::store::state_dir(&stack.name).join("bin").join(&digest[..16]);
-            let kept = dir.join(file_name);
-            if !kept.exists() {
-                let copy = || -> std::io::Result<()> {
-                    std::fs::create_dir_all(&dir)?;
-                    let tmp = dir.join(".partial");
-                    std::fs::write(&tmp, &data)?;
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-                    std::fs::rename(&tmp, &kept)
-                };
-                copy().map_err(|e| image_error(name, &rb.package, format!("keeping the binary in {}: {e}", dir.display())))?;
-            }
-            kept.display().to_string()
+            let state = crate::store::state_dir(&stack.name).join("bin");
+            let package = rb.package.clone();
+            tokio::task::spawn_blocking(move || keep_binary(&bin, &state, &package))
+                .await
+                .map_err(|e| image_error(name, &rb.package, e))?
+                .map_err(|e| image_error(name, &rb.package, e))?
         }
         (Some(_), _) => {
             return Err(image_error(
@@ -125,6 +114,31 @@ async fn resolve_executable<R: Runtime>(
         id: info.id,
         user: info.user,
     })
+}
+
+/// Keeps a copy of the binary under `state/<digest>/`, so a rollback finds
+/// the old one; returns the kept path.
+fn keep_binary(bin: &Path, state: &Path, package: &str) -> Result<String, String> {
+    let data = std::fs::read(bin).map_err(|e| format!("reading {}: {e}", bin.display()))?;
+    let digest = hex::encode(Sha256::digest(&data));
+    let file_name = bin
+        .file_name()
+        .map(|f| f.to_os_string())
+        .unwrap_or_else(|| package.into());
+    let dir = state.join(&digest[..16]);
+    let kept = dir.join(file_name);
+    if !kept.exists() {
+        let copy = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(".partial");
+            std::fs::write(&tmp, &data)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&tmp, &kept)
+        };
+        copy().map_err(|e| format!("keeping the binary in {}: {e}", dir.display()))?;
+    }
+    Ok(kept.display().to_string())
 }
 
 /// Whether the engine already has `tag` (built images are tagged by content,
@@ -169,8 +183,8 @@ async fn build<R: Runtime>(
         Some(image) => tug_runtime::docker::split_reference(image).0.to_string(),
         None => format!("{}-{name}", stack.name),
     };
-    if let Some(rb) = &b.rust {
-        return build_rust_image(rt, stack, name, s, rb, &repo, events).await;
+    if b.rust.is_some() {
+        return build_rust_image(rt, stack, name, events).await;
     }
     let dir = b.context.clone().unwrap_or_else(|| stack.dir.clone());
     let dockerfile = b
@@ -179,7 +193,13 @@ async fn build<R: Runtime>(
         .unwrap_or_else(|| PathBuf::from("Dockerfile"))
         .to_string_lossy()
         .into_owned();
-    let context_tar = context_tar(&dir).map_err(|e| {
+    let context_tar = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || context_tar(&dir))
+            .await
+            .map_err(|e| image_error(name, &repo, e))?
+    }
+    .map_err(|e| {
         image_error(
             name,
             &repo,
@@ -286,52 +306,135 @@ fn append(
     b.append_data(&mut h, path, data)
 }
 
-/// Compiles the package statically and assembles its image without a
-/// daemon (tug-image's reproducible builder), then loads it into the engine.
-/// The tag is the image's config digest: the same binary gives the same tag,
-/// and nothing is loaded or replaced.
-async fn build_rust_image<R: Runtime>(
-    rt: &R,
+/// Everything that decides a Rust service's image, read from tug.yaml alone:
+/// `tug up` and `tug build` both build from these, so the same source gives
+/// the same image digest from either. No git revision label: the image
+/// depends on the binary, and a new commit is not a new binary.
+pub fn rust_build_options(
     stack: &Stack,
     name: &str,
-    s: &Service,
-    rb: &RustBuild,
-    repo: &str,
-    events: Sink<'_>,
-) -> Result<String, EngineError> {
-    events(Event::Image {
-        service: name.into(),
-        message: format!("compiling {} statically", rb.package),
-    });
-    let bin = compile_rust(stack, name, rb, events).await?;
-    let bin_name = rb.bin.clone().unwrap_or_else(|| rb.package.clone());
-    let mut opts = tug_image::oci::RustBuildOptions::new(
-        workspace_dir(stack, rb).unwrap_or_else(|| stack.dir.clone()),
-        &rb.package,
-    );
+) -> Result<tug_image::oci::RustBuildOptions, EngineError> {
+    let s = stack
+        .services
+        .get(name)
+        .ok_or_else(|| image_error(name, "", format!("the stack has no service `{name}`")))?;
+    let rb = s
+        .build
+        .as_ref()
+        .and_then(|b| b.rust.as_ref())
+        .ok_or_else(|| image_error(name, "", "the service has no `build: { rust: ... }`"))?;
+    let ws = workspace_dir(stack, rb).ok_or_else(|| {
+        image_error(
+            name,
+            &rb.package,
+            format!(
+                "no Cargo.lock at or above {}: set build.rust.workspace",
+                stack.dir.display()
+            ),
+        )
+    })?;
+    let mut opts = tug_image::oci::RustBuildOptions::new(ws, &rb.package);
+    opts.bin = rb.bin.clone();
+    opts.profile = rb.profile.clone();
     opts.port = s.port;
+    opts.user = s.security.user.clone();
     opts.revision_label = false;
     opts.labels.insert(
         tug_runtime::labels::IMAGE_OF.into(),
         format!("{}/{name}", stack.name),
     );
-    let image = tug_image::oci::assemble_rust(&bin, &bin_name, None, &opts)
-        .map_err(|e| image_error(name, repo, e))?;
-    let tag = format!(
+    Ok(opts)
+}
+
+/// The local tag of a built image: the service's repository (or
+/// `<stack>-<service>`) and the config digest, so the same image keeps its tag.
+pub fn built_tag(stack: &Stack, name: &str, image: &tug_image::oci::Image) -> String {
+    let repo = match stack.services.get(name).and_then(|s| s.image.as_ref()) {
+        Some(image) => tug_runtime::docker::split_reference(image).0.to_string(),
+        None => format!("{}-{name}", stack.name),
+    };
+    let digest = image.config_digest();
+    format!(
         "{repo}:{}",
-        image
-            .config_digest()
-            .trim_start_matches("sha256:")
+        tug_image::oci::hex_of(&digest)
             .get(..12)
             .unwrap_or("latest")
-    );
+    )
+}
+
+/// Runs `f` on the blocking pool; its lines (cargo's output) reach `events`
+/// as `BuildLog`s while it runs, not after.
+async fn blocking_with_log<T: Send + 'static>(
+    name: &str,
+    events: Sink<'_>,
+    f: impl FnOnce(&(dyn Fn(&str) + Sync)) -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let task = tokio::task::spawn_blocking(move || {
+        let send = move |line: &str| {
+            let _ = tx.send(line.to_string());
+        };
+        f(&send)
+    });
+    while let Some(line) = rx.recv().await {
+        if !line.trim().is_empty() {
+            events(Event::BuildLog {
+                service: name.into(),
+                line,
+            });
+        }
+    }
+    task.await
+        .map_err(|e| image_error(name, "", format!("build task failed: {e}")))
+}
+
+/// The one Rust build path: compiles the service's package statically and
+/// assembles its image without a daemon, all off the async executor, with
+/// cargo's output streamed as `BuildLog` events. Services build concurrently
+/// when awaited together (cargo's own lock orders builds of one workspace).
+pub async fn build_rust(
+    stack: &Stack,
+    name: &str,
+    events: Sink<'_>,
+) -> Result<tug_image::oci::Image, EngineError> {
+    let opts = rust_build_options(stack, name)?;
+    events(Event::Image {
+        service: name.into(),
+        message: format!("compiling {} statically", opts.package),
+    });
+    let package = opts.package.clone();
+    blocking_with_log(name, events, move |log| {
+        tug_image::oci::build_rust(&opts, log)
+    })
+    .await?
+    .map_err(|e| image_error(name, &package, e))
+}
+
+/// Builds the Rust service's image and loads it into the engine under
+/// [`built_tag`]; an image the engine already has is not loaded again.
+async fn build_rust_image<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    name: &str,
+    events: Sink<'_>,
+) -> Result<String, EngineError> {
+    let image = build_rust(stack, name, events).await?;
+    let tag = built_tag(stack, name, &image);
     if already_there(rt, name, &tag, "loading", events).await? {
         return Ok(tag);
     }
-    let mut archive = Vec::new();
-    image
-        .write_docker_archive(&mut archive, &tag)
-        .map_err(|e| image_error(name, &tag, e))?;
+    let archive = {
+        let t = tag.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut archive = Vec::new();
+            image
+                .write_docker_archive(&mut archive, &t)
+                .map(|_| archive)
+        })
+        .await
+        .map_err(|e| image_error(name, &tag, e))?
+        .map_err(|e| image_error(name, &tag, e))?
+    };
     rt.load_image(archive)
         .await
         .map_err(|e| image_error(name, &tag, format!("loading into the engine: {e}")))?;
@@ -351,89 +454,22 @@ fn workspace_dir(stack: &Stack, rb: &RustBuild) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-fn host_triple() -> Option<String> {
-    let out = std::process::Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .ok()?;
-    String::from_utf8(out.stdout)
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-}
-
-/// Compiles the package statically and returns the binary's path.
+/// Compiles the package statically (the same cargo invocation as images)
+/// and returns the binary's path.
 async fn compile_rust(
     stack: &Stack,
     name: &str,
     rb: &RustBuild,
     events: Sink<'_>,
 ) -> Result<PathBuf, EngineError> {
-    let fail = |d: String| image_error(name, &rb.package, d);
-    let ws = workspace_dir(stack, rb).ok_or_else(|| {
-        fail(format!(
-            "no Cargo.lock at or above {}: set build.rust.workspace",
-            stack.dir.display()
-        ))
-    })?;
-    let triple = host_triple()
-        .ok_or_else(|| fail("cannot run `rustc -vV`: is a Rust toolchain installed?".into()))?;
-    let bin = rb.bin.clone().unwrap_or_else(|| rb.package.clone());
-    let mut cmd = tokio::process::Command::new("cargo");
-    cmd.current_dir(&ws)
-        .args([
-            "build",
-            "--locked",
-            "--message-format=json-render-diagnostics",
-            "-p",
-            &rb.package,
-            "--bin",
-            &bin,
-        ])
-        .args(["--profile", &rb.profile, "--target", &triple])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        // Own target dir: static flags would otherwise invalidate the normal build.
-        .env("CARGO_TARGET_DIR", ws.join("target").join("tug-static"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd
-        .spawn()
-        .map_err(|e| fail(format!("cannot run cargo: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| fail(format!("cargo: {e}")))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
-        events(Event::BuildLog {
-            service: name.into(),
-            line: line.to_string(),
-        });
-    }
-    if !out.status.success() {
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        return Err(fail(format!("cargo build failed:\n{}", tail.join("\n"))));
-    }
-    let mut exe = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == bin.as_str() {
-            if let Some(p) = msg["executable"].as_str() {
-                exe = Some(PathBuf::from(p));
-            }
-        }
-    }
-    exe.ok_or_else(|| fail(format!("cargo built no binary named `{bin}`")))
+    let opts = rust_build_options(stack, name)?;
+    let package = rb.package.clone();
+    blocking_with_log(name, events, move |log| {
+        tug_image::oci::cargo_build_static(&opts, log)
+    })
+    .await?
+    .map(|b| b.path)
+    .map_err(|e| image_error(name, &package, e))
 }
 
 #[cfg(test)]

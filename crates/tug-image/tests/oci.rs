@@ -123,7 +123,7 @@ fn rust_image_is_reproducible_across_builds_and_mtimes() {
         .unwrap()
         .set_modified(std::time::SystemTime::now())
         .unwrap();
-    let rebuilt = tug_image::oci::build_rust(&opts).unwrap();
+    let rebuilt = tug_image::oci::build_rust(&opts, &|l| eprintln!("{l}")).unwrap();
     assert_eq!(rebuilt.digest(), a.digest());
 
     // The config says what a Rust service needs.

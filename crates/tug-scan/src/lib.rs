@@ -19,7 +19,9 @@
 
 pub mod config;
 pub mod finding;
+pub mod image;
 pub mod render;
+pub mod sbom;
 pub mod secret;
 pub mod vuln;
 mod walk;

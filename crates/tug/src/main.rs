@@ -191,6 +191,8 @@ enum Command {
     Image(commands::image::ImageCommand),
     /// Audit Cargo.lock files against RustSec, find secrets and risky configuration
     Scan(commands::scan::ScanArgs),
+    /// A bill of materials (CycloneDX 1.5 or SPDX 2.3) of a Cargo.lock or an image
+    Sbom(commands::sbom::SbomArgs),
     /// Lint Dockerfiles (hadolint-compatible rule IDs, plus tug's own)
     Lint(commands::lint::LintArgs),
     /// Generate an optimized multi-stage Dockerfile and .dockerignore for a Rust workspace
@@ -326,6 +328,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(cli.file.as_deref(), cli.output, args),
         Command::Image(cmd) => commands::image::run(cli.output, cmd),
         Command::Scan(args) => commands::scan::run(args, cli.output),
+        Command::Sbom(args) => commands::sbom::run(args),
         Command::Lint(args) => commands::lint::run(args, cli.output),
         Command::Dockerfile(args) => commands::dockerfile::run(args, cli.file.as_deref()),
         Command::Completions { shell } => {

@@ -22,11 +22,17 @@ pub struct RawLayer {
     pub digest: String,
     /// The blob as stored: gzip-compressed or plain tar.
     pub data: Vec<u8>,
+    /// Why the blob could not be read (missing from the layout or archive);
+    /// `data` is then empty. Readers go on so the other layers stay usable.
+    pub missing: Option<String>,
 }
 
 impl RawLayer {
     /// The layer's tar, decompressed when it is gzip.
     pub fn tar(&self) -> Result<Vec<u8>, OciError> {
+        if let Some(why) = &self.missing {
+            return Err(OciError::Invalid(format!("layer {}: {why}", self.digest)));
+        }
         if self.data.starts_with(&[0x1f, 0x8b]) {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(self.data.as_slice())
@@ -120,10 +126,15 @@ fn from_blobs(
     let mut layers = Vec::new();
     for l in doc["layers"].as_array().into_iter().flatten() {
         let d = l["digest"].as_str().unwrap_or_default().to_string();
+        let (data, missing) = match get(&d) {
+            Ok(data) => (data, None),
+            Err(e) => (Vec::new(), Some(format!("blob cannot be read: {e}"))),
+        };
         layers.push(RawLayer {
             media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
-            data: get(&d)?,
+            data,
             digest: d,
+            missing,
         });
     }
     Ok(RawImage {
@@ -205,7 +216,15 @@ pub fn read_docker_archive<R: Read>(r: R, source: &str) -> Result<RawImage, OciE
     let mut layers = Vec::new();
     for l in first["Layers"].as_array().into_iter().flatten() {
         let name = l.as_str().unwrap_or_default();
-        let data = take(&files, name)?;
+        let Ok(data) = take(&files, name) else {
+            layers.push(RawLayer {
+                media_type: super::MEDIA_LAYER_TAR.into(),
+                digest: name.to_string(),
+                data: Vec::new(),
+                missing: Some(format!("{source}: the archive has no {name}")),
+            });
+            continue;
+        };
         layers.push(RawLayer {
             media_type: if data.starts_with(&[0x1f, 0x8b]) {
                 super::MEDIA_LAYER_GZIP.into()
@@ -214,6 +233,7 @@ pub fn read_docker_archive<R: Read>(r: R, source: &str) -> Result<RawImage, OciE
             },
             digest: sha256_digest(&data),
             data,
+            missing: None,
         });
     }
     // Docker 25+ also writes an OCI layout; keep its manifest when present.

@@ -18,6 +18,7 @@
 //! ```
 
 mod archive;
+pub mod auditable;
 mod layer;
 mod rust;
 
@@ -273,6 +274,7 @@ impl Image {
                     media_type: l.media_type.clone(),
                     digest: l.digest.clone(),
                     data: l.data.clone(),
+                    missing: None,
                 })
                 .collect(),
         }

@@ -31,6 +31,9 @@ pub struct RustBuildOptions {
     /// Label the image with the workspace's git commit. Off when the image
     /// must depend on the binary alone (a new commit is not a new binary).
     pub revision_label: bool,
+    /// Embed the dependency list in the binary as `cargo auditable` does
+    /// (see [`super::auditable`]), so scanners can audit the image.
+    pub auditable: bool,
 }
 
 impl RustBuildOptions {
@@ -47,6 +50,7 @@ impl RustBuildOptions {
             port: None,
             user: None,
             revision_label: true,
+            auditable: true,
         }
     }
 
@@ -85,44 +89,112 @@ pub struct BuiltBinary {
     pub version: Option<String>,
 }
 
-/// Runs `cargo build` for the binary (statically linked, for the host target
-/// so its target dir stays apart from normal builds) and returns its path,
-/// found from cargo's JSON messages.
-pub fn cargo_build_static(opts: &RustBuildOptions) -> Result<BuiltBinary, OciError> {
+/// The directory static builds use: beside the normal target dir (or under
+/// `$CARGO_TARGET_DIR`), so static flags never invalidate normal builds.
+pub fn static_target_dir(workspace: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("tug-static"),
+        _ => workspace.join("target").join("tug-static"),
+    }
+}
+
+/// Runs `cargo build` for the binary (statically linked, `--locked`, for the
+/// host target, in [`static_target_dir`]) and returns its path, found from
+/// cargo's JSON messages. Cargo's progress and diagnostics go to `on_line`
+/// as they are printed. Blocking: call it from a thread (or `spawn_blocking`).
+pub fn cargo_build_static(
+    opts: &RustBuildOptions,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> Result<BuiltBinary, OciError> {
     let target = host_target()?;
+    let target_dir = static_target_dir(&opts.workspace_dir);
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // `cargo rustc` so the section's link flags reach the final binary only.
     cmd.current_dir(&opts.workspace_dir)
-        .args(["build", "--profile", &opts.profile, "-p", &opts.package])
+        .args([
+            "rustc",
+            "--locked",
+            "--profile",
+            &opts.profile,
+            "-p",
+            &opts.package,
+        ])
         .args([
             "--target",
             &target,
             "--message-format=json-render-diagnostics",
         ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    if let Some(b) = &opts.bin {
-        cmd.args(["--bin", b]);
+    let meta = super::auditable::cargo_metadata(&opts.workspace_dir, &target)?;
+    let bin = match &opts.bin {
+        Some(b) => b.clone(),
+        None => only_binary(&meta, &opts.package)?,
+    };
+    cmd.args(["--bin", &bin]);
+    if opts.auditable {
+        let info = super::auditable::dependency_list(&meta, &opts.package)?;
+        let data = super::auditable::section_data(&info)?;
+        if let Some(object) = super::auditable::object_file(&target, &data) {
+            let dir = target_dir.join("auditable");
+            let path = dir.join(format!("{}-{bin}.o", opts.package));
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::write(&path, object))
+                .map_err(|source| OciError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            cmd.arg("--")
+                .arg(format!("-Clink-arg={}", path.display()))
+                .arg(format!(
+                    "-Clink-arg=-Wl,--undefined={}",
+                    super::auditable::SYMBOL
+                ));
+        }
     }
     if opts.static_link {
         let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
         flags.push_str(" -C target-feature=+crt-static");
         cmd.env("RUSTFLAGS", flags.trim());
     }
-    let out = cmd.output().map_err(|e| {
+    let mut child = cmd.spawn().map_err(|e| {
         OciError::Cargo(format!(
             "running cargo in {}: {e}",
             opts.workspace_dir.display()
         ))
     })?;
-    if !out.status.success() {
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    // stderr streams live on its own thread while stdout (JSON) is collected.
+    let stdout = std::thread::scope(|s| {
+        if let Some(err) = stderr {
+            s.spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    on_line(&line);
+                }
+            });
+        }
+        let mut text = String::new();
+        if let Some(mut out) = stdout {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut text);
+        }
+        text
+    });
+    let status = child
+        .wait()
+        .map_err(|e| OciError::Cargo(format!("waiting for cargo: {e}")))?;
+    if !status.success() {
         return Err(OciError::Cargo(format!(
-            "`cargo build -p {}` exited with {} (its errors are printed above)",
-            opts.package, out.status
+            "`cargo rustc -p {}` exited with {status} (its errors are shown above)",
+            opts.package
         )));
     }
     let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
@@ -171,6 +243,39 @@ pub fn cargo_build_static(opts: &RustBuildOptions) -> Result<BuiltBinary, OciErr
                         .map(|b| b.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
+                ))
+            }),
+    }
+}
+
+/// The package's one binary (or the one named like the package).
+fn only_binary(meta: &serde_json::Value, package: &str) -> Result<String, OciError> {
+    let bins: Vec<&str> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == package && p["source"].is_null())
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    match bins.as_slice() {
+        [] => Err(OciError::Cargo(format!(
+            "package {package} has no binary target; add a [[bin]] or src/main.rs"
+        ))),
+        [one] => Ok(one.to_string()),
+        many => many
+            .iter()
+            .find(|b| **b == package)
+            .map(|b| b.to_string())
+            .ok_or_else(|| {
+                OciError::Cargo(format!(
+                    "package {package} has several binaries ({}); choose one with `bin:`",
+                    many.join(", ")
                 ))
             }),
     }
@@ -262,8 +367,12 @@ pub fn assemble_rust(
         .build()
 }
 
-/// `cargo build` then [`assemble_rust`].
-pub fn build_rust(opts: &RustBuildOptions) -> Result<Image, OciError> {
-    let bin = cargo_build_static(opts)?;
+/// The one Rust build path (`tug build` and `tug up` alike): `cargo build`
+/// then [`assemble_rust`]. Blocking; cargo's output goes to `on_line` live.
+pub fn build_rust(
+    opts: &RustBuildOptions,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> Result<Image, OciError> {
+    let bin = cargo_build_static(opts, on_line)?;
     assemble_rust(&bin.path, &bin.name, bin.version.as_deref(), opts)
 }

@@ -15,7 +15,9 @@ mod auth;
 mod reference;
 
 pub use auth::Credentials;
+mod referrers;
 pub use reference::{Reference, ReferenceError, DOCKER_HUB};
+pub use referrers::{fallback_tag, Attached, MEDIA_CYCLONEDX, MEDIA_EMPTY, MEDIA_SPDX};
 
 use crate::oci::{
     sha256_digest, Image, RawImage, RawLayer, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST,
@@ -675,6 +677,7 @@ pub fn pull(reference: &Reference, opts: &ClientOptions) -> Result<RawImage, Reg
             media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
             data: client.get_blob(repo, &digest)?,
             digest,
+            missing: None,
         });
     }
     Ok(RawImage {

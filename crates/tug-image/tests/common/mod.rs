@@ -26,7 +26,8 @@ pub fn hello_options() -> RustBuildOptions {
 pub fn hello_binary() -> &'static BuiltBinary {
     static BIN: OnceLock<(tempfile::TempDir, BuiltBinary)> = OnceLock::new();
     &BIN.get_or_init(|| {
-        let mut bin = cargo_build_static(&hello_options()).expect("static build of examples/hello");
+        let mut bin = cargo_build_static(&hello_options(), &|l| eprintln!("{l}"))
+            .expect("static build of examples/hello");
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join(&bin.name);
         std::fs::copy(&bin.path, &copy).unwrap();

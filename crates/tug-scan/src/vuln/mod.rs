@@ -221,6 +221,12 @@ pub fn audit_lockfile(
             hint: Some("regenerate it with `cargo generate-lockfile`".into()),
         }
     })?;
+    Ok(audit_lock(db, &lock, rel))
+}
+
+/// Audits a parsed dependency list (from a Cargo.lock, or the one
+/// `cargo auditable` embeds in a binary). `rel` is the path shown in findings.
+pub fn audit_lock(db: &Database, lock: &Lockfile, rel: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let paths = lock.paths();
     for (i, pkg) in lock.packages.iter().enumerate() {
@@ -301,7 +307,7 @@ pub fn audit_lockfile(
             });
         }
     }
-    Ok(findings)
+    findings
 }
 
 /// Crate names a lockfile mentions, without a full parse (for `load_crates`).

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tug_image::oci::{self, Image, RustBuildOptions};
+use tug_image::oci::{self, Image};
 use tug_image::registry::{self, ClientOptions, PushEvent, PushOptions, Reference};
 
 /// Appends a line to an output buffer (printed at once, broken pipes ignored).
@@ -71,6 +71,63 @@ pub struct BuildArgs {
     /// Allow plain HTTP to a registry that is not on loopback
     #[arg(long)]
     pub insecure: bool,
+    /// With --push: attach an SBOM of each image's Rust packages as an OCI
+    /// referrer (referrers API, or the referrers tag where the registry lacks it)
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "push")]
+    pub sbom: Option<super::sbom::SbomFormat>,
+}
+
+/// Builds the SBOM of a built image and attaches it to the pushed manifest.
+fn attach_sbom(
+    image: &Image,
+    to: &Reference,
+    format: super::sbom::SbomFormat,
+    insecure: bool,
+) -> Result<registry::Attached> {
+    let scanned = tug_scan::image::scan_image(
+        &image.to_raw(),
+        &to.to_string(),
+        &tug_scan::image::ImageScanOptions {
+            scanners: vec![tug_scan::ScannerKind::Vuln],
+            audit: false,
+            ..Default::default()
+        },
+    )?;
+    let mut sbom = tug_scan::sbom::Sbom::new(to.to_string(), "container");
+    for (path, lock) in &scanned.dependencies {
+        sbom.add(lock, path);
+    }
+    let (fmt, media) = match format {
+        super::sbom::SbomFormat::Cyclonedx => {
+            (tug_scan::sbom::Format::CycloneDx, registry::MEDIA_CYCLONEDX)
+        }
+        super::sbom::SbomFormat::Spdx => (tug_scan::sbom::Format::Spdx, registry::MEDIA_SPDX),
+    };
+    // The image's own time: the same image always gets the same SBOM.
+    let created = image
+        .config
+        .created()
+        .clone()
+        .unwrap_or_else(tug_scan::sbom::created_now);
+    let doc = serde_json::to_vec(&sbom.render(fmt, &created))?;
+    let client = registry::RegistryClient::new(
+        to,
+        ClientOptions {
+            insecure,
+            ..Default::default()
+        },
+    )?;
+    Ok(client.attach(
+        &to.repository,
+        (
+            &image.digest(),
+            image.manifest_blob.len() as u64,
+            oci::MEDIA_MANIFEST,
+        ),
+        media,
+        &doc,
+        serde_json::json!({ "org.opencontainers.image.created": created }),
+    )?)
 }
 
 struct Built {
@@ -142,28 +199,11 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
     };
 
     let people = output == OutputFormat::Table;
-    let mut built = Vec::new();
+    let mut push_to = Vec::new();
     for name in &chosen {
         let svc = &stack.services[name];
-        let rust = svc
-            .build
-            .as_ref()
-            .and_then(|b| b.rust.as_ref())
-            .expect("checked above");
-        let workspace = match &rust.workspace {
-            Some(w) if w.is_relative() => stack.dir.join(w),
-            Some(w) => w.clone(),
-            None => stack.dir.clone(),
-        };
-        let mut opts = RustBuildOptions::new(workspace, rust.package.clone());
-        opts.bin = rust.bin.clone();
-        opts.profile = rust.profile.clone();
-        opts.port = svc.port;
-        if let Some(user) = &svc.security.user {
-            opts.user = Some(user.clone());
-        }
-        let push_to = match (&svc.image, args.push) {
-            (Some(i), _) => Some(Reference::parse(i).map_err(|e| {
+        push_to.push(match (&svc.image, args.push) {
+            (Some(i), true) => Some(Reference::parse(i).map_err(|e| {
                 fail(INVALID_INPUT, format!("{}: service `{name}`: {e}", stack.file.display()))
             })?),
             (None, true) => {
@@ -175,33 +215,42 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                     ),
                 ))
             }
-            (None, false) => None,
-        };
-        if people {
-            eprintln!(
-                "building {name}: cargo build -p {} ({}, static)",
-                rust.package, rust.profile
-            );
+            (_, false) => None,
+        });
+    }
+    // Every service at once, through the builder `tug up` uses; cargo's
+    // output is streamed as it comes, prefixed by the service.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let several = chosen.len() > 1;
+    let log = move |ev: tug_engine::Event| match ev {
+        tug_engine::Event::BuildLog { service, line } if several => {
+            eprintln!("{service} | {line}")
         }
-        let bin =
-            oci::cargo_build_static(&opts).with_context(|| format!("building service `{name}`"))?;
-        let pb = spinner(people, format!("assembling {name}"));
-        let image = oci::assemble_rust(&bin.path, &bin.name, bin.version.as_deref(), &opts)
-            .with_context(|| format!("assembling the image of `{name}`"))?;
-        pb.finish_and_clear();
-        let tag = match &svc.image {
+        tug_engine::Event::BuildLog { line, .. } => eprintln!("{line}"),
+        tug_engine::Event::Image { service, message } if people => {
+            eprintln!("{service}: {message}")
+        }
+        _ => {}
+    };
+    let images = rt.block_on(futures_util::future::join_all(
+        chosen
+            .iter()
+            .map(|name| tug_engine::images::build_rust(&stack, name, &log)),
+    ));
+    let mut built = Vec::new();
+    for ((name, image), push_to) in chosen.iter().zip(images).zip(push_to) {
+        let image = image.with_context(|| format!("building service `{name}`"))?;
+        let tag = match &stack.services[name].image {
             Some(i) => i.clone(),
-            None => format!(
-                "{}-{name}:{}",
-                stack.name,
-                &oci::hex_of(&image.config_digest())[..12]
-            ),
+            None => tug_engine::images::built_tag(&stack, name, &image),
         };
         built.push(Built {
             service: name.clone(),
             tag,
             image,
-            push_to: push_to.filter(|_| args.push),
+            push_to,
         });
     }
 
@@ -233,9 +282,6 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                 let mut archive = Vec::new();
                 oci::write_docker_archive(&mut archive, &images)
                     .with_context(|| format!("writing {dest}"))?;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
                 rt.block_on(async {
                     use tug_runtime::Runtime;
                     let engine = super::stack::connect_engine().await?;
@@ -283,7 +329,14 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             pb.finish_and_clear();
             pushed = Some(report);
         }
-        results.push((b, pushed));
+        let sbom = match (&b.push_to, args.sbom) {
+            (Some(r), Some(format)) => Some(
+                attach_sbom(&b.image, r, format, args.insecure)
+                    .with_context(|| format!("attaching the SBOM of `{}`", b.service))?,
+            ),
+            _ => None,
+        };
+        results.push((b, pushed, sbom));
     }
 
     let mut out = String::new();
@@ -291,7 +344,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
         OutputFormat::Json => {
             let doc: Vec<serde_json::Value> = results
                 .iter()
-                .map(|(b, p)| {
+                .map(|(b, p, sbom)| {
                     serde_json::json!({
                         "service": b.service,
                         "tag": b.tag,
@@ -300,6 +353,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                         "size": b.image.size(),
                         "output": args.dest.as_ref().map(|d| d.to_string()),
                         "push": p,
+                        "sbom": sbom,
                     })
                 })
                 .collect();
@@ -310,7 +364,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             );
         }
         OutputFormat::Table => {
-            for (b, p) in &results {
+            for (b, p, sbom) in &results {
                 outln!(
                     out,
                     "{}  {}  {}  {}",
@@ -328,6 +382,19 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                         p.uploaded.len(),
                         p.skipped.len(),
                         p.mounted.len()
+                    );
+                }
+                if let Some(s) = sbom {
+                    outln!(
+                        out,
+                        "  sbom {} attached as {} ({})",
+                        s.artifact_type,
+                        s.digest,
+                        if s.referrers_api {
+                            "referrers API"
+                        } else {
+                            "referrers tag"
+                        }
                     );
                 }
             }

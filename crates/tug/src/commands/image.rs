@@ -106,6 +106,24 @@ fn engine_image(image: &str) -> Result<Option<Vec<u8>>> {
     })
 }
 
+/// Reads an image from any source `tug image inspect` and `tug scan` accept:
+/// oci:DIR, docker-archive:FILE, engine:NAME or a registry reference.
+pub fn load_image(image: &str, opts: &ClientOptions) -> Result<tug_image::oci::RawImage> {
+    let source = ImageSource::parse(image.strip_prefix("engine:").unwrap_or(image)).map_err(|e| {
+        fail(
+            INVALID_INPUT,
+            format!("{e}; give oci:DIR, docker-archive:FILE, engine:NAME or a reference like 127.0.0.1:5000/app:1"),
+        )
+    })?;
+    Ok(match engine_image(image)? {
+        Some(archive) => tug_image::oci::read_docker_archive(std::io::Cursor::new(archive), image)
+            .with_context(|| format!("reading {image} from the engine"))?,
+        None => source
+            .load(opts)
+            .with_context(|| format!("reading {image}"))?,
+    })
+}
+
 fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.lowest_efficiency) {
         return Err(fail(
@@ -125,15 +143,6 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
             ),
         ));
     }
-    let source =
-        ImageSource::parse(a.image.strip_prefix("engine:").unwrap_or(&a.image)).map_err(|e| {
-            fail(
-                INVALID_INPUT,
-                format!(
-                "{e}; give oci:DIR, docker-archive:FILE or a reference like 127.0.0.1:5000/app:1"
-            ),
-            )
-        })?;
     let pb = if output == OutputFormat::Table {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.enable_steady_tick(Duration::from_millis(120));
@@ -146,15 +155,7 @@ fn inspect(output: OutputFormat, a: InspectArgs) -> Result<ExitCode> {
         insecure: a.insecure,
         ..Default::default()
     };
-    let raw = match engine_image(&a.image)? {
-        Some(archive) => {
-            tug_image::oci::read_docker_archive(std::io::Cursor::new(archive), &a.image)
-                .with_context(|| format!("reading {} from the engine", a.image))?
-        }
-        None => source
-            .load(&opts)
-            .with_context(|| format!("reading {}", a.image))?,
-    };
+    let raw = load_image(&a.image, &opts)?;
     pb.set_message(format!("analysing {}", a.image));
     let mut analysis = analyze(&raw).with_context(|| format!("analysing {}", a.image))?;
     pb.finish_and_clear();

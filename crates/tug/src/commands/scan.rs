@@ -15,8 +15,9 @@ pub enum ScanFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct ScanArgs {
-    /// Directory (or file) to scan
-    #[arg(default_value = ".")]
+    /// Directory (or file) to scan, or an image: oci:DIR, docker-archive:FILE,
+    /// engine:NAME or a registry reference (127.0.0.1:5000/app:1)
+    #[arg(default_value = ".", value_name = "PATH|IMAGE")]
     pub path: PathBuf,
     /// Scanners to run
     #[arg(long, value_delimiter = ',', default_value = "vuln,secret,config", value_parser = parse_scanner)]
@@ -45,6 +46,92 @@ pub struct ScanArgs {
     /// With --exit-code: do not fail because a scanned file could not be parsed (it is still reported)
     #[arg(long)]
     pub skip_errors: bool,
+    /// Allow plain HTTP to a registry that is not on loopback (images only)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// An image to scan rather than a directory: a known prefix, or a name that
+/// is no path on disk but reads as an image reference.
+pub fn image_source(arg: &std::path::Path) -> Option<String> {
+    let s = arg.to_str()?;
+    if ["oci:", "docker-archive:", "engine:"]
+        .iter()
+        .any(|p| s.starts_with(p))
+    {
+        return Some(s.to_string());
+    }
+    if arg.exists() {
+        return None;
+    }
+    let looks_like_ref = s.contains(':') || s.contains('/');
+    (looks_like_ref && tug_image::registry::Reference::parse(s).is_ok()).then(|| s.to_string())
+}
+
+fn scan_image(args: &ScanArgs, image: &str, db: PathBuf, output: OutputFormat) -> Result<ExitCode> {
+    use anyhow::Context as _;
+    let opts = tug_image::registry::ClientOptions {
+        insecure: args.insecure,
+        ..Default::default()
+    };
+    let raw = super::image::load_image(image, &opts)?;
+    let mut scan_opts = tug_scan::image::ImageScanOptions {
+        scanners: args.scanners.clone(),
+        db: Some(db),
+        ignore: args.ignore.clone(),
+        severities: args.severity.clone(),
+        audit: true,
+    };
+    scan_opts.scanners.dedup();
+    let scanned = tug_scan::image::scan_image(&raw, image, &scan_opts)
+        .map_err(|e| {
+            let mut msg = e.to_string();
+            if let Some(h) = e.hint() {
+                msg.push_str("\n  hint: ");
+                msg.push_str(h);
+            }
+            crate::exit::fail(crate::exit::INVALID_INPUT, msg)
+        })
+        .with_context(|| format!("scanning {image}"))?;
+    let report = &scanned.report;
+    let format = args.format.unwrap_or(match output {
+        OutputFormat::Json => ScanFormat::Json,
+        OutputFormat::Table => ScanFormat::Table,
+    });
+    let text = match format {
+        ScanFormat::Table => {
+            let bytes: u64 = scanned.layers.iter().map(|l| l.bytes).sum();
+            let mut t = tug_scan::render::table(report);
+            t.push_str(&format!(
+                "{} layers, {} files, {} read; {} binar{} audited\n",
+                scanned.layers.len(),
+                report.stats.files,
+                super::image::human(bytes),
+                scanned.binaries_audited.len(),
+                if scanned.binaries_audited.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            ));
+            t
+        }
+        ScanFormat::Json => serde_json::to_string_pretty(&scanned)? + "\n",
+        ScanFormat::Sarif => tug_scan::render::sarif(report) + "\n",
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    if format != ScanFormat::Table {
+        for n in &report.notices {
+            eprintln!("notice: {n}");
+        }
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    if args.exit_code != 0 && report.has_failures() {
+        return Ok(ExitCode::from(args.exit_code));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_scanner(s: &str) -> Result<ScannerKind, String> {
@@ -63,6 +150,9 @@ pub fn run(args: ScanArgs, output: OutputFormat) -> Result<ExitCode> {
     if args.update_db {
         let msg = tug_scan::vuln::update_db(&db).map_err(|e| crate::exit::fail(1, e))?;
         eprintln!("{msg}");
+    }
+    if let Some(image) = image_source(&args.path) {
+        return scan_image(&args, &image, db, output);
     }
     let mut opts = ScanOptions::new(&args.path);
     opts.scanners = args.scanners.clone();

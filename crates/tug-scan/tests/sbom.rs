@@ -1,0 +1,141 @@
+//! SBOMs validated against the published CycloneDX 1.5 and SPDX 2.3 JSON
+//! schemas (vendored under tests/schemas with their licences).
+
+use std::path::{Path, PathBuf};
+use tug_scan::sbom::{Format, Sbom};
+use tug_scan::vuln::lockfile::Lockfile;
+
+fn schemas() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas")
+}
+
+fn load(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(schemas().join(name)).unwrap()).unwrap()
+}
+
+fn cyclonedx_validator() -> jsonschema::Validator {
+    let res = |name: &str| jsonschema::Resource::from_contents(load(name)).unwrap();
+    jsonschema::options()
+        .with_resource(
+            "http://cyclonedx.org/schema/spdx.schema.json",
+            res("cyclonedx-spdx.schema.json"),
+        )
+        .with_resource(
+            "http://cyclonedx.org/schema/jsf-0.82.schema.json",
+            res("cyclonedx-jsf-0.82.schema.json"),
+        )
+        .should_validate_formats(true)
+        .build(&load("cyclonedx-bom-1.5.schema.json"))
+        .unwrap()
+}
+
+fn spdx_validator() -> jsonschema::Validator {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&load("spdx-2.3.schema.json"))
+        .unwrap()
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &serde_json::Value) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+fn workspace_sbom() -> Sbom {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+    let lock = Lockfile::parse(&std::fs::read_to_string(&ws).unwrap()).unwrap();
+    let mut s = Sbom::new("tug", "application");
+    s.add(&lock, "Cargo.lock");
+    s
+}
+
+#[test]
+fn cyclonedx_of_this_workspace_is_valid_and_complete() {
+    let s = workspace_sbom();
+    let doc = s.render(Format::CycloneDx, "2026-01-01T00:00:00Z");
+    assert_valid(&cyclonedx_validator(), &doc);
+    let comps = doc["components"].as_array().unwrap();
+    assert_eq!(comps.len(), s.components.len());
+    let serde = comps.iter().find(|c| c["name"] == "serde").unwrap();
+    assert!(serde["purl"]
+        .as_str()
+        .unwrap()
+        .starts_with("pkg:cargo/serde@1."));
+    let tug = comps.iter().find(|c| c["name"] == "tug").unwrap();
+    assert_eq!(tug["type"], "application");
+    assert!(
+        tug.get("purl").is_none(),
+        "workspace members are not on crates.io"
+    );
+    // Every dependency edge points at a listed component.
+    let refs: Vec<&str> = comps
+        .iter()
+        .map(|c| c["bom-ref"].as_str().unwrap())
+        .collect();
+    for d in doc["dependencies"].as_array().unwrap() {
+        for on in d["dependsOn"].as_array().unwrap() {
+            assert!(refs.contains(&on.as_str().unwrap()), "{on}");
+        }
+    }
+    // Deterministic.
+    assert_eq!(doc, s.render(Format::CycloneDx, "2026-01-01T00:00:00Z"));
+}
+
+#[test]
+fn spdx_of_this_workspace_is_valid_and_complete() {
+    let s = workspace_sbom();
+    let doc = s.render(Format::Spdx, "2026-01-01T00:00:00Z");
+    assert_valid(&spdx_validator(), &doc);
+    let pkgs = doc["packages"].as_array().unwrap();
+    assert_eq!(pkgs.len(), s.components.len());
+    let rel = doc["relationships"].as_array().unwrap();
+    assert!(rel.iter().any(|r| r["relationshipType"] == "DESCRIBES"));
+    assert!(rel.iter().any(|r| r["relationshipType"] == "DEPENDS_ON"));
+}
+
+#[test]
+fn the_validators_reject_a_broken_document() {
+    let s = workspace_sbom();
+    let mut doc = s.render(Format::CycloneDx, "2026-01-01T00:00:00Z");
+    doc["specVersion"] = serde_json::json!(1.5);
+    assert!(!cyclonedx_validator().is_valid(&doc));
+    let mut doc = s.render(Format::Spdx, "2026-01-01T00:00:00Z");
+    doc["packages"][0]["filesAnalyzed"] = serde_json::json!("no");
+    assert!(!spdx_validator().is_valid(&doc));
+}
+
+#[test]
+fn an_image_sbom_lists_what_its_binaries_embed() {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let opts = tug_image::oci::RustBuildOptions::new(ws, "hello");
+    let img = tug_image::oci::build_rust(&opts, &|l| eprintln!("{l}")).unwrap();
+    let scanned = tug_scan::image::scan_image(
+        &img.to_raw(),
+        "hello",
+        &tug_scan::image::ImageScanOptions {
+            scanners: vec![tug_scan::ScannerKind::Vuln],
+            audit: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut s = Sbom::new("hello", "container");
+    for (path, lock) in &scanned.dependencies {
+        s.add(lock, path);
+    }
+    let names: Vec<&str> = s.components.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names.contains(&"hello") && names.contains(&"signal-hook"),
+        "{names:?}"
+    );
+    let doc = s.render(Format::CycloneDx, "2026-01-01T00:00:00Z");
+    assert_valid(&cyclonedx_validator(), &doc);
+    assert_eq!(doc["metadata"]["component"]["type"], "container");
+    assert_valid(
+        &spdx_validator(),
+        &s.render(Format::Spdx, "2026-01-01T00:00:00Z"),
+    );
+}
