@@ -91,8 +91,26 @@ fn satisfies(status: &Status, condition: Condition) -> Option<bool> {
     }
 }
 
-/// Converges the stack. See the crate docs for the contract.
+/// Converges the stack. See the crate docs for the contract. Publishes
+/// `Converging` first and `Converged` last, whatever happens between.
 pub async fn up<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<UpReport, EngineError> {
+    events(Event::Converging {
+        stack: stack.name.clone(),
+    });
+    let result = converge(rt, stack, opts, events).await;
+    events(Event::Converged {
+        stack: stack.name.clone(),
+        ok: result.is_ok(),
+    });
+    result
+}
+
+async fn converge<R: Runtime>(
     rt: &R,
     stack: &Stack,
     opts: &UpOptions,
@@ -107,8 +125,23 @@ pub async fn up<R: Runtime>(
     )
     .await;
     let mut images_by_service = BTreeMap::new();
+    let mut first_error = None;
     for (name, r) in stack.services.keys().zip(resolved) {
-        images_by_service.insert(name.clone(), r?);
+        match r {
+            Ok(i) => {
+                images_by_service.insert(name.clone(), i);
+            }
+            Err(e) => {
+                events(Event::ServiceFailed {
+                    service: name.clone(),
+                    reason: failure_reason(&e),
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     let hashes: BTreeMap<String, String> = stack
         .services
@@ -150,6 +183,14 @@ pub async fn up<R: Runtime>(
     .await?;
     report.images = refs;
     Ok(report)
+}
+
+/// The first line of why a service failed, for its `ServiceFailed` event.
+fn failure_reason(e: &EngineError) -> String {
+    match e {
+        EngineError::ServiceFailed { reason, .. } => reason.clone(),
+        other => other.to_string().lines().next().unwrap_or("").to_string(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -234,10 +275,16 @@ async fn apply<R: Runtime>(
                 .map_err(Some)
             }
             .await;
-            if result.is_err() {
+            if let Err(e) = &result {
                 tx.send_modify(|m| {
                     m.insert(name.clone(), Status::Failed);
                 });
+                if let Some(e) = e {
+                    events(Event::ServiceFailed {
+                        service: name.clone(),
+                        reason: failure_reason(e),
+                    });
+                }
             }
             (name, result)
         }

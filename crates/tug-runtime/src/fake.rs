@@ -167,6 +167,17 @@ impl FakeRuntime {
         }
     }
 
+    /// Simulates a container dying while the event stream is down: its
+    /// `Died` event is never delivered.
+    pub fn kill_unseen(&self, id: &str, exit_code: i64) {
+        self.with(|s| {
+            if let Some(c) = s.containers.get_mut(id) {
+                c.info.state = ContainerState::Exited;
+                c.info.exit_code = Some(exit_code);
+            }
+        });
+    }
+
     /// Simulates the kernel's OOM killer: `OomKilled`, then died with 137.
     pub fn oom_kill(&self, id: &str) {
         if let Some(c) = self.with(|s| s.containers.get(id).map(|c| c.info.clone())) {
