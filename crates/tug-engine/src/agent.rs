@@ -33,7 +33,7 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 const RESET_AFTER: Duration = Duration::from_secs(10);
 /// Probe cadence of a running replica that has not passed a probe yet.
-const FAST_PROBE: Duration = Duration::from_millis(250);
+pub const FAST_PROBE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default)]
 struct Replica {
@@ -41,6 +41,8 @@ struct Replica {
     next_restart: Option<Instant>,
     running_since: Option<Instant>,
     health_failures: u32,
+    /// When a failed probe last counted: fast probes count once per interval.
+    counted: Option<Instant>,
     next_probe: Option<Instant>,
     /// Host-side probe results: `Some(true)` after a success.
     healthy: Option<bool>,
@@ -221,7 +223,13 @@ impl Supervisor {
                 }
                 Err(e) => {
                     // Failures in the start period do not count until the first success.
-                    if r.healthy == Some(true) || now.duration_since(since) >= t.start_period {
+                    let past_start =
+                        r.healthy == Some(true) || now.duration_since(since) >= t.start_period;
+                    let counts = r
+                        .counted
+                        .is_none_or(|at| now.duration_since(at) >= t.interval);
+                    if past_start && counts {
+                        r.counted = Some(now);
                         r.health_failures += 1;
                         if r.health_failures >= t.retries.max(1) {
                             r.healthy = Some(false);
