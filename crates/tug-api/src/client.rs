@@ -33,7 +33,7 @@ impl Client {
     pub async fn for_stack(stack: &str) -> Option<Client> {
         let (socket, _, _) = tug_engine::ops::agent_paths(stack);
         let c = Client::at(&socket);
-        c.get("/v1/agent").await.ok().map(|_| c)
+        c.info().await.ok().map(|_| c)
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
@@ -42,6 +42,35 @@ impl Client {
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.call("POST", path, Some(body)).await
+    }
+
+    /// GET `path`, read as `T`.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let v = self.get(path).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("bad reply: {e}")))
+    }
+
+    /// POST `body` to `path`, the answer read as `T`.
+    pub async fn post_as<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let v = self.post(path, &body).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("bad reply: {e}")))
+    }
+
+    pub async fn info(&self) -> Result<crate::api::AgentInfo, ClientError> {
+        self.get_as("/v1/agent").await
+    }
+
+    /// The agent's live snapshot.
+    pub async fn ps(&self) -> Result<crate::api::Ps, ClientError> {
+        self.get_as("/v1/ps").await
     }
 
     /// Sends one request; the response when it succeeded, the agent's error otherwise.

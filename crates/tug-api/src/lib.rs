@@ -24,5 +24,7 @@
 //! Errors answer `{"error": "...", "invalid": bool}` with status 400 (bad
 //! input) or 500.
 
+pub mod api;
 pub mod client;
+pub mod openapi;
 pub mod server;

@@ -1,22 +1,47 @@
-//! The agent process: supervision loop plus the API server.
+//! The agent process: supervision driven by the engine's events, the event
+//! bus and its subscribers (store writer, live snapshot), and the API server.
+//!
+//! ```text
+//!  engine events ──► supervision task ──publish──► Bus ──► store writer ──► SSE
+//!  (+ probes, slow      │  (restart, replace;            └──► snapshot task
+//!   resync)             │   converge in its own task)              │
+//!                       └──────────── replicas ───────► ArcSwap<Ps> ◄── GET /v1/ps
+//! ```
+//!
+//! Nothing on a request path waits for a converge: `ps` and `history` load
+//! the snapshot; the supervision task never holds a lock across a converge,
+//! which runs in its own task while restarts and probes go on.
 
-use axum::extract::{Query, State};
+use crate::api::{self, ErrorBody, Page, Ps};
+use arc_swap::ArcSwap;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::UnixListener;
-use tokio::sync::{watch, Mutex};
-use tug_engine::agent::Supervisor;
+use tokio::sync::{broadcast, watch};
+use tug_engine::agent::{SeenHealth, Supervisor};
+use tug_engine::bus::{Bus, Received};
 use tug_engine::ops::{self, ApplyLock, OpsError};
-use tug_engine::store::Store;
+use tug_engine::store::{Recorded, Revision, Store, Writer};
 use tug_engine::{Event, UpOptions};
-use tug_runtime::Runtime;
+use tug_runtime::{
+    labels, ContainerChange, ContainerInfo, ContainerState, EngineHealth, Runtime, RuntimeEvent,
+};
 use tug_spec::Stack;
+
+/// The safety net for lost engine events: a full look this often.
+pub const RESYNC: Duration = Duration::from_secs(30);
+/// Revisions the snapshot keeps for `tug history`.
+const HISTORY: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -36,38 +61,55 @@ pub enum AgentError {
 struct Agent<R> {
     rt: R,
     stack: Stack,
-    supervisor: Mutex<Supervisor>,
     opts: UpOptions,
     shutdown: watch::Sender<bool>,
     socket: PathBuf,
+    log: PathBuf,
+    bus: Bus,
+    recorded: broadcast::Sender<Arc<Recorded>>,
+    snapshot: ArcSwap<Ps>,
+    history: ArcSwap<Vec<Revision>>,
 }
 
 type Shared<R> = Arc<Agent<R>>;
-type Reply = (StatusCode, Json<Value>);
 
-fn ok(v: Value) -> Reply {
-    (StatusCode::OK, Json(v))
+fn reply<T: serde::Serialize>(v: T) -> Response {
+    (StatusCode::OK, Json(v)).into_response()
 }
 
-fn error(e: OpsError) -> Reply {
-    let invalid = matches!(e, OpsError::Invalid(_));
-    let status = if invalid {
-        StatusCode::BAD_REQUEST
+fn invalid(message: impl Into<String>) -> Response {
+    failure(StatusCode::BAD_REQUEST, message.into(), true)
+}
+
+fn failure(status: StatusCode, error: String, invalid: bool) -> Response {
+    (status, Json(ErrorBody { error, invalid })).into_response()
+}
+
+fn error(e: OpsError) -> Response {
+    match e {
+        OpsError::Invalid(m) => invalid(m),
+        e => failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), false),
+    }
+}
+
+/// A JSON body, or what is wrong with it (for a 400).
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
     } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+        bytes
     };
-    (
-        status,
-        Json(json!({"error": e.to_string(), "invalid": invalid})),
-    )
+    serde_json::from_slice(bytes).map_err(|e| format!("bad request body: {e}"))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, String> {
+    q.map(|Query(t)| t)
+        .map_err(|e| format!("bad query: {}", e.body_text()))
 }
 
 /// Is an agent answering on `socket`?
 pub async fn answering(socket: &Path) -> bool {
-    crate::client::Client::at(socket)
-        .get("/v1/agent")
-        .await
-        .is_ok()
+    crate::client::Client::at(socket).info().await.is_ok()
 }
 
 /// Runs the agent for `stack` until SIGTERM, SIGINT or `POST /v1/down`.
@@ -84,15 +126,27 @@ pub async fn run<R: Runtime + Clone + 'static>(rt: R, stack: Stack) -> Result<()
     run_until(rt, stack, signals).await
 }
 
+/// Creates `dir` reachable by its owner only, whatever the umask.
+fn private_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+fn private_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
 /// Like [`run`], stopping when `shutdown` completes (or on `POST /v1/down`).
 pub async fn run_until<R: Runtime + Clone + 'static>(
     rt: R,
     stack: Stack,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let (socket, pidfile, _) = ops::agent_paths(&stack.name);
+    let (socket, pidfile, log) = ops::agent_paths(&stack.name);
     if let Some(dir) = socket.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        private_dir(dir);
     }
     if answering(&socket).await {
         let pid = std::fs::read_to_string(&pidfile)
@@ -111,30 +165,73 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         path: socket.clone(),
         source,
     })?;
+    private_file(&socket);
     let _ = std::fs::write(&pidfile, format!("{}\n", std::process::id()));
+    private_file(&pidfile);
+
+    let bus = Bus::new();
+    let store = {
+        let name = stack.name.clone();
+        tokio::task::spawn_blocking(move || ops::open_store(&name))
+            .await
+            .ok()
+    };
+    let store = match store {
+        Some((Some(s), warning)) => {
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+            }
+            private_file(s.path());
+            Some(s)
+        }
+        Some((None, warning)) => {
+            tracing::warn!("{}", warning.unwrap_or_default());
+            None
+        }
+        None => None,
+    };
+    let writer = store
+        .or_else(|| Store::in_memory().ok())
+        .map(|s| Writer::spawn(s, &bus));
+    let recorded = match &writer {
+        Some(w) => w.announcer(),
+        None => broadcast::channel(1).0,
+    };
     let (down_tx, mut stopped) = watch::channel(false);
     let agent = Arc::new(Agent {
         rt,
+        snapshot: ArcSwap::from_pointee(Ps {
+            stack: stack.name.clone(),
+            ..Ps::default()
+        }),
+        history: ArcSwap::from_pointee(Vec::new()),
         stack,
-        supervisor: Mutex::new(Supervisor::new()),
         opts: UpOptions::default(),
         shutdown: down_tx,
         socket: socket.clone(),
+        log,
+        bus,
+        recorded,
     });
-    tracing::info!(stack = %agent.stack.name, socket = %socket.display(), "agent started");
+    tracing::info!(stack = %agent.stack.name, socket = %socket.display(), pid = std::process::id(), "agent started");
 
-    let ticker = tokio::spawn(supervise(Arc::clone(&agent)));
+    refresh_history(&agent).await;
+    let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
+    let supervisor = tokio::spawn(supervise(Arc::clone(&agent)));
     let app = Router::new()
-        .route("/v1/agent", get(info))
+        .route("/v1/agent", get(info::<R>))
         .route("/v1/ps", get(ps::<R>))
-        .route("/v1/history", get(history))
-        .route("/v1/events", get(events))
+        .route("/v1/history", get(history::<R>))
+        .route("/v1/events", get(events::<R>))
         .route("/v1/logs", get(logs::<R>))
         .route("/v1/events/stream", get(event_stream::<R>))
         .route("/v1/scale", post(scale::<R>))
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
         .route("/v1/down", post(down::<R>))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
     let signals = async move {
         tokio::select! {
@@ -145,10 +242,18 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(signals)
         .await;
-    ticker.abort();
+    supervisor.abort();
+    watcher.abort();
+    let _ = supervisor.await;
+    let _ = watcher.await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pidfile);
     tracing::info!(stack = %agent.stack.name, "agent stopped");
+    // Every bus clone lives in the agent: once it is gone the writer drains.
+    drop(agent);
+    if let Some(w) = writer {
+        let _ = tokio::task::spawn_blocking(move || w.finish()).await;
+    }
     served.map_err(|source| AgentError::Socket {
         path: socket,
         source,
@@ -156,40 +261,310 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
 }
 
 /// The desired stack: the newest succeeded revision, pinned to its images.
-fn desired(agent: &Agent<impl Runtime>) -> Option<Stack> {
-    let (store, _) = ops::open_store(&agent.stack.name);
-    let rev = store?.last_good(None).ok()??;
-    rev.pinned_stack(&agent.stack.dir, &agent.stack.file).ok()
+async fn desired<R: Runtime>(agent: &Agent<R>) -> Option<(i64, Stack)> {
+    let (name, dir, file) = (
+        agent.stack.name.clone(),
+        agent.stack.dir.clone(),
+        agent.stack.file.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let (store, _) = ops::open_store(&name);
+        let rev = store?.last_good(None).ok()??;
+        Some((rev.id, rev.pinned_stack(&dir, &file).ok()?))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
-async fn supervise<R: Runtime>(agent: Shared<R>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Ok(Some(_lock)) = ApplyLock::try_acquire(&agent.stack.name) else {
-            continue;
-        };
-        let stack = match desired(&agent) {
-            Some(s) => s,
-            None => match rebuild_from_labels(&agent).await {
-                Some(s) => s,
-                None => continue,
-            },
-        };
-        let (store, _) = ops::open_store(&stack.name);
-        let store = store.map(std::sync::Mutex::new);
-        let sink = |e: Event| {
-            tracing::info!(event = %serde_json::to_string(&e).unwrap_or_default(), "supervision");
-            if let Some(Ok(s)) = store.as_ref().map(|s| s.lock()) {
-                let _ = s.append_event(None, &e);
+async fn refresh_history<R: Runtime>(agent: &Agent<R>) {
+    let name = agent.stack.name.clone();
+    let revs = tokio::task::spawn_blocking(move || {
+        ops::open_store(&name)
+            .0
+            .and_then(|s| s.revisions(HISTORY).ok())
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(revs) = revs {
+        let good = revs
+            .iter()
+            .find(|r| r.outcome == tug_engine::store::Outcome::Succeeded)
+            .map(|r| r.id);
+        agent.history.store(Arc::new(revs));
+        agent.snapshot.rcu(|s| Ps {
+            revision: good,
+            ..(**s).clone()
+        });
+    }
+}
+
+/// What a service is doing, from one of its events, for the snapshot.
+fn doing(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::Image { message, .. } => message.clone(),
+        Event::ImageReady { image, .. } => format!("image {image}"),
+        Event::Removing { container, .. } => format!("removing {container}"),
+        Event::Waiting { on, condition, .. } => format!("waiting for {on} to be {condition}"),
+        Event::Creating { replica, .. } => format!("creating replica {replica}"),
+        Event::Started { replica, .. } => format!("started replica {replica}, checking health"),
+        Event::Healthy { replica, .. } => format!("replica {replica} healthy"),
+        Event::ServiceReady { state, .. } => state.clone(),
+        Event::ServiceFailed { reason, .. } => format!("failed: {reason}"),
+        Event::RollingBack { reason, .. } => format!("rolling back: {reason}"),
+        _ => return None,
+    })
+}
+
+/// The snapshot's subscriber: what a converge is doing, and the history
+/// once it is over.
+async fn watch_bus<R: Runtime>(agent: Shared<R>) {
+    let mut sub = agent.bus.subscribe();
+    while let Some(r) = sub.recv().await {
+        let p = match r {
+            Received::Event(p) => p,
+            Received::Missed(n) => {
+                tracing::warn!(missed = n, "the snapshot fell behind the event bus");
+                continue;
             }
         };
-        let mut sup = agent.supervisor.lock().await;
-        if let Err(e) = sup.step(&agent.rt, &stack, &agent.opts, &sink).await {
-            tracing::warn!(error = %e, "supervision step failed");
+        match &p.event {
+            Event::Converging { .. } => {
+                agent.snapshot.rcu(|s| Ps {
+                    converge: Some(api::Converge {
+                        since: p.time,
+                        services: Default::default(),
+                    }),
+                    ..(**s).clone()
+                });
+            }
+            Event::Converged { .. } => {
+                agent.snapshot.rcu(|s| Ps {
+                    converge: None,
+                    ..(**s).clone()
+                });
+                refresh_history(&agent).await;
+            }
+            e => {
+                if let (Some(service), Some(what)) = (e.service(), doing(e)) {
+                    agent.snapshot.rcu(|s| {
+                        let mut s = (**s).clone();
+                        if let Some(c) = s.converge.as_mut() {
+                            c.services.insert(service.to_string(), what.clone());
+                        }
+                        s
+                    });
+                }
+            }
         }
     }
+}
+
+fn replica_row(c: &ContainerInfo, sup: &Supervisor) -> api::Replica {
+    let health = match (c.state, sup.health(&c.name)) {
+        (s, _) if s != ContainerState::Running => "-",
+        (_, Some(SeenHealth::Healthy)) => "healthy",
+        (_, Some(SeenHealth::Unhealthy)) => "unhealthy",
+        (_, Some(_)) => "starting",
+        (_, None) => match c.health {
+            EngineHealth::None => "-",
+            EngineHealth::Starting => "starting",
+            EngineHealth::Healthy => "healthy",
+            EngineHealth::Unhealthy => "unhealthy",
+        },
+    };
+    api::Replica {
+        service: c.label(labels::SERVICE).unwrap_or("").to_string(),
+        replica: tug_engine::agent::replica_of(c).ok(),
+        name: c.name.clone(),
+        id: c.id.chars().take(12).collect(),
+        state: match c.state {
+            ContainerState::Exited => format!("exited ({})", c.exit_code.unwrap_or(-1)),
+            s => s.to_string(),
+        },
+        health: health.to_string(),
+        endpoint: c
+            .host_port
+            .filter(|_| c.state == ContainerState::Running)
+            .map(|p| format!("127.0.0.1:{p}")),
+        created: c.created,
+        image: c.image.clone(),
+        note: sup.note(&c.name),
+    }
+}
+
+/// Publishes the replicas as supervision last saw them.
+fn publish_replicas<R: Runtime>(agent: &Agent<R>, sup: &Supervisor, extra: &[ContainerInfo]) {
+    let mut by_name: std::collections::BTreeMap<&str, &ContainerInfo> = sup
+        .observed()
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    for c in extra {
+        by_name.insert(c.name.as_str(), c);
+    }
+    let mut rows: Vec<api::Replica> = by_name.values().map(|c| replica_row(c, sup)).collect();
+    rows.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
+    agent.snapshot.rcu(|s| Ps {
+        replicas: rows.clone(),
+        ..(**s).clone()
+    });
+}
+
+/// The supervision task: reacts to the engine's events at once, runs
+/// probes and restarts when they are due, and looks at everything every
+/// [`RESYNC`] (and after reconnecting to the engine) in case an event was lost.
+async fn supervise<R: Runtime + Clone + 'static>(agent: Shared<R>) {
+    let mut sup = Supervisor::new();
+    let mut engine = agent
+        .rt
+        .events(&tug_runtime::stack_filter(&agent.stack.name));
+    let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut converging: Option<(tokio::task::JoinHandle<()>, Arc<ApplyLock>)> = None;
+    // Containers seen by events since the last full look.
+    let mut fresh: Vec<ContainerInfo> = Vec::new();
+    let mut tend_now = true;
+    let mut retry_at: Option<Instant> = None;
+    agent.snapshot.rcu(|s| Ps {
+        engine_connected: true,
+        ..(**s).clone()
+    });
+    loop {
+        if converging.as_ref().is_some_and(|(t, _)| t.is_finished()) {
+            converging = None;
+            tend_now = true;
+        }
+        if tend_now {
+            tend_now = false;
+            match tend(&agent, &mut sup, &mut converging).await {
+                Ok(()) => {
+                    retry_at = None;
+                    fresh.clear();
+                }
+                Err(why) => {
+                    tracing::debug!(%why, "supervision deferred");
+                    retry_at = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
+            publish_replicas(&agent, &sup, &fresh);
+        }
+        let due = [sup.next_due(), retry_at].into_iter().flatten().min();
+        let wake = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let converge_done = async {
+            match converging.as_mut() {
+                Some((t, _)) => {
+                    let _ = t.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            e = engine.next() => match e {
+                Some(RuntimeEvent::Container(e)) => {
+                    let react = matches!(
+                        e.change,
+                        ContainerChange::Died { .. }
+                            | ContainerChange::Destroyed
+                            | ContainerChange::Health { health: EngineHealth::Unhealthy }
+                    );
+                    if !matches!(e.change, ContainerChange::Started) {
+                        agent.bus.publish(None, Event::Replica {
+                            service: e.label(labels::SERVICE).unwrap_or("").to_string(),
+                            replica: e.label(labels::REPLICA).and_then(|r| r.parse().ok()),
+                            container: e.name.clone(),
+                            change: e.change.clone(),
+                        });
+                    }
+                    tracing::debug!(container = %e.name, change = ?e.change, "engine event");
+                    if react {
+                        tend_now = true;
+                    } else if let Ok(Some(info)) = agent.rt.inspect_container(&e.id).await {
+                        fresh.retain(|c| c.id != info.id);
+                        fresh.push(info);
+                        publish_replicas(&agent, &sup, &fresh);
+                    }
+                }
+                Some(RuntimeEvent::Lost { reason }) => {
+                    agent.snapshot.rcu(|s| Ps { engine_connected: false, ..(**s).clone() });
+                    agent.bus.publish(None, Event::EngineLost { reason });
+                }
+                Some(RuntimeEvent::Resumed) => {
+                    agent.snapshot.rcu(|s| Ps { engine_connected: true, ..(**s).clone() });
+                    agent.bus.publish(None, Event::EngineResumed);
+                    tend_now = true;
+                }
+                None => {
+                    tracing::warn!("the engine's event stream ended; resyncing every {RESYNC:?}");
+                    engine = futures_util::stream::pending().boxed();
+                }
+            },
+            _ = wake => {
+                let now = Instant::now();
+                if sup.probe(now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
+                    tend_now = true;
+                }
+                publish_replicas(&agent, &sup, &fresh);
+            }
+            _ = resync.tick() => tend_now = true,
+            _ = converge_done => {}
+        }
+    }
+}
+
+/// One look at the stack under the apply lock: restarts and replacements
+/// now; a converge, when one is due, in a task of its own.
+async fn tend<R: Runtime + Clone + 'static>(
+    agent: &Shared<R>,
+    sup: &mut Supervisor,
+    converging: &mut Option<(tokio::task::JoinHandle<()>, Arc<ApplyLock>)>,
+) -> Result<(), String> {
+    if *agent.shutdown.borrow() {
+        return Ok(());
+    }
+    let lock = match converging {
+        Some((_, lock)) => Arc::clone(lock),
+        None => match ApplyLock::try_acquire(&agent.stack.name) {
+            Ok(Some(l)) => Arc::new(l),
+            Ok(None) => return Err("another tug command holds the stack's apply lock".into()),
+            Err(e) => return Err(format!("apply lock: {e}")),
+        },
+    };
+    let stack = match desired(agent).await {
+        Some((_, s)) => s,
+        None => rebuild_from_labels(agent)
+            .await
+            .ok_or("no desired state yet")?,
+    };
+    let bus = agent.bus.clone();
+    let sink = move |e: Event| bus.publish(None, e);
+    let report = sup
+        .tend(&agent.rt, &stack, converging.is_none(), &sink)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "supervision failed");
+            e.to_string()
+        })?;
+    if report.needs_converge && converging.is_none() {
+        let a = Arc::clone(agent);
+        let held = Arc::clone(&lock);
+        let task = tokio::spawn(async move {
+            let _held = held;
+            let bus = a.bus.clone();
+            let sink = move |e: Event| bus.publish(None, e);
+            if let Err(e) = tug_engine::up(&a.rt, &stack, &a.opts, &sink).await {
+                tracing::warn!(error = %e, "converge failed");
+            }
+        });
+        *converging = Some((task, lock));
+    }
+    Ok(())
 }
 
 /// With no usable history (a new, missing or corrupt store), the desired
@@ -204,140 +579,217 @@ async fn rebuild_from_labels<R: Runtime>(agent: &Agent<R>) -> Option<Stack> {
     for (name, svc) in stack.services.iter_mut() {
         let running = infos
             .iter()
-            .find(|c| c.label(tug_runtime::labels::SERVICE) == Some(name.as_str()))?;
+            .find(|c| c.label(labels::SERVICE) == Some(name.as_str()))?;
         svc.image = Some(running.image.clone());
         svc.build = None;
         images.insert(name.clone(), running.image.clone());
     }
-    let (store, _) = ops::open_store(&stack.name);
-    let store = store?;
-    let rev = store
-        .begin(
-            &stack,
-            "rebuilt from labels: the history had no good revision",
-        )
-        .ok()?;
-    store
-        .finish(rev, tug_engine::store::Outcome::Succeeded, "", &images)
-        .ok()?;
+    let recorded = stack.clone();
+    let rev = tokio::task::spawn_blocking(move || {
+        let store = ops::open_store(&recorded.name).0?;
+        let rev = store
+            .begin(
+                &recorded,
+                "rebuilt from labels: the history had no good revision",
+            )
+            .ok()?;
+        store
+            .finish(rev, tug_engine::store::Outcome::Succeeded, "", &images)
+            .ok()?;
+        Some(rev)
+    })
+    .await
+    .ok()
+    .flatten()?;
     tracing::warn!(stack = %stack.name, revision = rev, "no good revision in the history: rebuilt the desired state from the running replicas");
     Some(stack)
 }
 
-async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Reply {
-    ok(json!({"pid": std::process::id(), "stack": a.stack.name, "socket": a.socket}))
+async fn not_found() -> Response {
+    failure(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: see GET /v1/openapi.json".into(),
+        true,
+    )
 }
 
-async fn ps<R: Runtime>(State(a): State<Shared<R>>) -> Reply {
-    let stack = desired(&a).unwrap_or_else(|| a.stack.clone());
-    match tug_engine::status(&a.rt, &stack.name, Some(&stack)).await {
-        Ok(rows) => {
-            let sup = a.supervisor.lock().await;
-            let rows: Vec<Value> = rows
-                .into_iter()
-                .map(|r| {
-                    let note = sup.note(&r.name);
-                    let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
-                    v["note"] = json!(note);
-                    v
-                })
-                .collect();
-            ok(Value::Array(rows))
-        }
-        Err(e) => error(e.into()),
+async fn openapi() -> Response {
+    (
+        [("content-type", "application/json")],
+        crate::openapi::document(),
+    )
+        .into_response()
+}
+
+async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    reply(api::AgentInfo {
+        pid: std::process::id(),
+        stack: a.stack.name.clone(),
+        socket: a.socket.clone(),
+        log: a.log.clone(),
+    })
+}
+
+async fn ps<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    reply(&**a.snapshot.load())
+}
+
+async fn history<R: Runtime>(
+    State(a): State<Shared<R>>,
+    q: Result<Query<Page>, QueryRejection>,
+) -> Response {
+    let p = match query(q) {
+        Ok(p) => p,
+        Err(m) => return invalid(m),
+    };
+    let limit = p.limit.unwrap_or(20) as usize;
+    let cached = a.history.load();
+    if limit <= cached.len() || cached.len() < HISTORY {
+        return reply(&cached[..limit.min(cached.len())]);
+    }
+    let name = a.stack.name.clone();
+    match tokio::task::spawn_blocking(move || with_store(&name, |s| Ok(s.revisions(limit)?))).await
+    {
+        Ok(Ok(revs)) => reply(revs),
+        Ok(Err(e)) => error(e),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), false),
     }
 }
 
-#[derive(Deserialize)]
-struct Page {
-    limit: Option<usize>,
-    after: Option<i64>,
-}
-
-fn with_store(stack: &str, f: impl FnOnce(&Store) -> Result<Value, OpsError>) -> Reply {
+fn with_store<T>(
+    stack: &str,
+    f: impl FnOnce(&Store) -> Result<T, OpsError>,
+) -> Result<T, OpsError> {
     match ops::open_store(stack) {
-        (Some(s), _) => f(&s).map(ok).unwrap_or_else(error),
-        (None, w) => error(OpsError::Invalid(w.unwrap_or_default())),
+        (Some(s), _) => f(&s),
+        (None, w) => Err(OpsError::Invalid(w.unwrap_or_default())),
     }
 }
 
-async fn history<R: Runtime>(State(a): State<Shared<R>>, Query(p): Query<Page>) -> Reply {
-    with_store(&a.stack.name, |s| {
-        Ok(serde_json::to_value(s.revisions(p.limit.unwrap_or(20))?).unwrap_or(Value::Null))
+/// Recorded events after `after`, oldest first (a blocking store read).
+async fn recorded_after(
+    stack: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<api::EventRecord>, OpsError> {
+    let name = stack.to_string();
+    tokio::task::spawn_blocking(move || {
+        with_store(&name, |s| {
+            Ok(s.events(after, limit)?
+                .into_iter()
+                .map(|(id, time, event)| api::EventRecord { id, time, event })
+                .collect())
+        })
     })
+    .await
+    .map_err(|e| OpsError::Io(std::io::Error::other(e)))?
 }
 
-async fn events<R: Runtime>(State(a): State<Shared<R>>, Query(p): Query<Page>) -> Reply {
-    with_store(&a.stack.name, |s| {
-        let rows = s.events(p.after.unwrap_or(0), p.limit.unwrap_or(1000))?;
-        Ok(Value::Array(
-            rows.into_iter()
-                .map(|(id, time, event)| json!({"id": id, "time": time, "event": event}))
-                .collect(),
-        ))
-    })
-}
-
-fn converged(c: ops::Converged) -> Reply {
-    match c.result {
-        Ok(report) => ok(json!({"revision": c.revision, "report": report, "warning": c.warning})),
-        Err(e) => error(e.into()),
+async fn events<R: Runtime>(
+    State(a): State<Shared<R>>,
+    q: Result<Query<Page>, QueryRejection>,
+) -> Response {
+    let p = match query(q) {
+        Ok(p) => p,
+        Err(m) => return invalid(m),
+    };
+    let limit = p.limit.unwrap_or(1000).min(10_000) as usize;
+    match recorded_after(&a.stack.name, p.after.unwrap_or(0), limit).await {
+        Ok(rows) => reply(rows),
+        Err(e) => error(e),
     }
 }
 
-/// Server-sent events: every event after `after`, then new ones as they are
-/// recorded (by the agent or by any `tug` command on this stack).
+/// Server-sent events: every recorded event after `after`, then each new
+/// one as the store writer records it (pushed, never polled). A client that
+/// falls behind gets the events it missed from the store, so none is lost.
 async fn event_stream<R: Runtime>(
     State(a): State<Shared<R>>,
-    Query(p): Query<Page>,
-) -> axum::response::sse::Sse<
-    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-> {
+    q: Result<Query<Page>, QueryRejection>,
+) -> Response {
     use axum::response::sse::{Event as Sse, KeepAlive};
+    let p = match query(q) {
+        Ok(p) => p,
+        Err(m) => return invalid(m),
+    };
+    // Subscribe first, then read the backlog: nothing falls in between.
+    let live = a.recorded.subscribe();
     let stack = a.stack.name.clone();
-    let start = (
-        p.after.unwrap_or(0),
-        std::collections::VecDeque::<(i64, serde_json::Value)>::new(),
-    );
-    let events = futures_util::stream::unfold(start, move |(mut after, mut queue)| {
-        let stack = stack.clone();
-        async move {
-            loop {
-                if let Some((id, e)) = queue.pop_front() {
-                    let ev = Sse::default().id(id.to_string()).data(e.to_string());
-                    return Some((Ok(ev), (after, queue)));
+    struct St {
+        live: broadcast::Receiver<Arc<Recorded>>,
+        queue: VecDeque<api::EventRecord>,
+        after: i64,
+        backfill: bool,
+        stack: String,
+    }
+    let st = St {
+        live,
+        queue: VecDeque::new(),
+        after: p.after.unwrap_or(0),
+        backfill: true,
+        stack,
+    };
+    let events = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(r) = st.queue.pop_front() {
+                if r.id <= st.after {
+                    continue;
                 }
-                if let (Some(store), _) = ops::open_store(&stack) {
-                    for (id, time, e) in store.events(after, 1000).unwrap_or_default() {
-                        after = after.max(id);
-                        queue.push_back((id, json!({"id": id, "time": time, "event": e})));
-                    }
+                st.after = r.id;
+                let data = serde_json::to_string(&r).unwrap_or_default();
+                let ev = Sse::default().id(r.id.to_string()).data(data);
+                return Some((Ok::<_, std::convert::Infallible>(ev), st));
+            }
+            if std::mem::take(&mut st.backfill) {
+                if let Ok(rows) = recorded_after(&st.stack, st.after, 10_000).await {
+                    st.queue.extend(rows);
                 }
-                if queue.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+            match st.live.recv().await {
+                Ok(r) => st.queue.push_back(api::EventRecord {
+                    id: r.id,
+                    time: r.time,
+                    event: r.event.clone(),
+                }),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(
+                        missed = n,
+                        "an event stream client fell behind; backfilling"
+                    );
+                    st.backfill = true;
                 }
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
-    axum::response::sse::Sse::new(events).keep_alive(KeepAlive::default())
-}
-
-#[derive(Deserialize)]
-struct LogsQuery {
-    service: Option<String>,
-    tail: Option<usize>,
-    #[serde(default)]
-    follow: bool,
+    axum::response::sse::Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Log lines as newline-delimited JSON, streamed while `follow` holds.
 async fn logs<R: Runtime>(
     State(a): State<Shared<R>>,
-    Query(q): Query<LogsQuery>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    use futures_util::StreamExt;
-    match tug_engine::log_lines(&a.rt, &a.stack.name, q.service.as_deref(), q.tail, q.follow).await
+    q: Result<Query<api::LogsQuery>, QueryRejection>,
+) -> Response {
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(m) => return invalid(m),
+    };
+    if let Some(s) = &q.service {
+        if let Err(e) = ops::known_services(&a.stack, std::slice::from_ref(s)) {
+            return error(e);
+        }
+    }
+    match tug_engine::log_lines(
+        &a.rt,
+        &a.stack.name,
+        q.service.as_deref(),
+        q.tail.map(|t| t as usize),
+        q.follow,
+    )
+    .await
     {
         Ok(lines) => {
             let body = lines.map(|l| match l {
@@ -354,43 +806,50 @@ async fn logs<R: Runtime>(
             )
                 .into_response()
         }
-        Err(e) => error(e.into()).into_response(),
+        Err(e) => error(e.into()),
     }
 }
 
-#[derive(Deserialize)]
-struct ScaleBody {
-    pairs: Vec<String>,
+fn converged(c: ops::Converged) -> Response {
+    match c.result {
+        Ok(report) => reply(api::Converged {
+            revision: c.revision,
+            report: report.into(),
+            warning: c.warning,
+        }),
+        Err(e) => error(e.into()),
+    }
 }
 
-async fn scale<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<ScaleBody>) -> Reply {
-    let base = desired(&a).unwrap_or_else(|| a.stack.clone());
+async fn scale<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
+    let b: api::ScaleRequest = match body(&bytes) {
+        Ok(b) => b,
+        Err(m) => return invalid(m),
+    };
+    let base = desired(&a)
+        .await
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| a.stack.clone());
     let stack = match ops::scaled(&base, &b.pairs) {
         Ok(s) => s,
         Err(e) => return error(e),
     };
-    match ops::converge(
-        &a.rt,
-        &stack,
-        &a.opts,
-        &format!("scale {}", b.pairs.join(" ")),
-        &|_| {},
-    )
-    .await
-    {
+    let message = format!("scale {}", b.pairs.join(" "));
+    match ops::converge(&a.rt, &stack, &a.opts, &message, &a.bus).await {
         Ok(c) => converged(c),
         Err(e) => error(e),
     }
 }
 
-#[derive(Deserialize)]
-struct RestartBody {
-    #[serde(default)]
-    services: Vec<String>,
-}
-
-async fn restart<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<RestartBody>) -> Reply {
-    let stack = desired(&a).unwrap_or_else(|| a.stack.clone());
+async fn restart<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
+    let b: api::RestartRequest = match body(&bytes) {
+        Ok(b) => b,
+        Err(m) => return invalid(m),
+    };
+    let stack = desired(&a)
+        .await
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| a.stack.clone());
     let names = match ops::known_services(&stack, &b.services) {
         Ok(n) => n,
         Err(e) => return error(e),
@@ -399,22 +858,28 @@ async fn restart<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<RestartBo
         Ok(l) => l,
         Err(e) => return error(e.into()),
     };
-    match tug_engine::restart(&a.rt, &stack, &names, &a.opts, &|_| {}).await {
-        Ok(n) => ok(json!({"restarted": n, "services": names})),
+    let bus = a.bus.clone();
+    let sink = move |e: Event| bus.publish(None, e);
+    match tug_engine::restart(&a.rt, &stack, &names, &a.opts, &sink).await {
+        Ok(n) => reply(api::Restarted {
+            restarted: n,
+            services: names,
+        }),
         Err(e) => error(e.into()),
     }
 }
 
-#[derive(Deserialize)]
-struct RollbackBody {
-    to: Option<i64>,
-}
-
-async fn rollback<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<RollbackBody>) -> Reply {
-    let target = match ops::open_store(&a.stack.name) {
-        (Some(s), _) => ops::rollback_target(&s, &a.stack.name, b.to),
-        (None, w) => Err(OpsError::Invalid(w.unwrap_or_default())),
+async fn rollback<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
+    let b: api::RollbackRequest = match body(&bytes) {
+        Ok(b) => b,
+        Err(m) => return invalid(m),
     };
+    let name = a.stack.name.clone();
+    let target = tokio::task::spawn_blocking(move || {
+        with_store(&name, |s| ops::rollback_target(s, &name, b.to))
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Io(std::io::Error::other(e))));
     let target = match target {
         Ok(t) => t,
         Err(e) => return error(e),
@@ -428,27 +893,20 @@ async fn rollback<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<Rollback
             )))
         }
     };
-    match ops::converge(
-        &a.rt,
-        &stack,
-        &a.opts,
-        &format!("rollback to revision {}", target.id),
-        &|_| {},
-    )
-    .await
-    {
+    let message = format!("rollback to revision {}", target.id);
+    match ops::converge(&a.rt, &stack, &a.opts, &message, &a.bus).await {
         Ok(c) => converged(c),
         Err(e) => error(e),
     }
 }
 
-#[derive(Deserialize)]
-struct DownBody {
-    #[serde(default)]
-    volumes: bool,
-}
-
-async fn down<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<DownBody>) -> Reply {
+async fn down<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
+    let b: api::DownRequest = match body(&bytes) {
+        Ok(b) => b,
+        Err(m) => return invalid(m),
+    };
+    // Supervision stops first, so nothing is recreated behind the removal.
+    let _ = a.shutdown.send(true);
     let _lock = match ApplyLock::acquire(&a.stack.name).await {
         Ok(l) => l,
         Err(e) => return error(e.into()),
@@ -461,9 +919,12 @@ async fn down<R: Runtime>(State(a): State<Shared<R>>, Json(b): Json<DownBody>) -
         .max()
         .unwrap_or(Duration::from_secs(10));
     let r = tug_engine::down(&a.rt, &a.stack.name, grace, b.volumes).await;
-    let _ = a.shutdown.send(true);
     match r {
-        Ok(report) => ok(serde_json::to_value(report).unwrap_or(Value::Null)),
+        Ok(report) => reply(api::Removed {
+            containers: report.containers,
+            networks: report.networks,
+            volumes: report.volumes,
+        }),
         Err(e) => error(e.into()),
     }
 }

@@ -1,52 +1,100 @@
-//! Supervision: what the agent does every tick.
+//! Supervision: what the agent does when something happens.
 //!
-//! # Contract of [`Supervisor::step`]
+//! # Contract of [`Supervisor::tend`]
 //!
 //! Expected flow: observe the stack from labels; restart replicas that exited
-//! when their `restart` policy says so, with exponential backoff (1s, 2s, 4s…
-//! capped at 30s, reset after 10s of running); probe replicas whose health
-//! check is made from the host and replace a replica after `retries`
-//! consecutive failures past its `start_period` (exec checks: when the engine
-//! reports it unhealthy); then, if replicas are missing or extra, converge.
+//! when their `restart` policy says so (the first restart at once, then with
+//! exponential backoff: 1s, 2s, 4s… capped at 30s, reset after 10s of
+//! running); remove a replica that failed its health checks (exec checks: the
+//! engine reports it unhealthy; host checks: [`Supervisor::probe`] counted
+//! `retries` consecutive failures past its `start_period`); then say whether
+//! replicas are missing or extra, so the caller converges.
+//!
+//! [`Supervisor::step`] is `tend` followed by that converge, in one call.
 //!
 //! Guarantees: only the stack's own labelled containers are touched; a new
 //! supervisor (an agent restarted) adopts running replicas without touching
-//! them, because all it keeps in memory is backoff and probe counters.
+//! them, because all it keeps in memory is backoff and probe counters. A
+//! container without a valid `dev.tug.replica` label is reported (a warning,
+//! once) and left alone, never taken as replica 0.
 //!
-//! Assumptions: the caller holds the stack's apply lock for the whole step,
-//! so a `tug up` in progress and the agent never act at the same time.
+//! Assumptions: the caller holds the stack's apply lock, so a `tug up` in
+//! progress and the agent never act at the same time.
 
 use crate::event::{Event, Sink};
 use crate::{health, observe, plan, render, EngineError, UpOptions};
+use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-use tug_runtime::{labels, ContainerState, EngineHealth, Runtime};
+use tug_runtime::{labels, ContainerInfo, ContainerState, EngineHealth, Runtime};
 use tug_spec::{Probe, RestartPolicy, Stack};
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 const RESET_AFTER: Duration = Duration::from_secs(10);
+/// Probe cadence of a running replica that has not passed a probe yet.
+pub const FAST_PROBE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default)]
 struct Replica {
     restarts: u32,
     next_restart: Option<Instant>,
     running_since: Option<Instant>,
-    first_seen: Option<Instant>,
     health_failures: u32,
+    /// When a failed probe last counted: fast probes count once per interval.
+    counted: Option<Instant>,
     next_probe: Option<Instant>,
+    /// Host-side probe results: `Some(true)` after a success.
+    healthy: Option<bool>,
+    /// What to probe, while the replica runs a host-checked service.
+    target: Option<ProbeTarget>,
 }
 
-/// Backoff before restart number `n` (1-based).
+#[derive(Clone, Debug)]
+struct ProbeTarget {
+    probe: Probe,
+    port: Option<u16>,
+    interval: Duration,
+    timeout: Duration,
+    start_period: Duration,
+    retries: u32,
+}
+
+/// Backoff before restart number `n` (1-based): the first is immediate.
 pub fn backoff(n: u32) -> Duration {
+    if n <= 1 {
+        return Duration::ZERO;
+    }
     BACKOFF_START
-        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .saturating_mul(1u32 << (n - 2).min(16))
         .min(BACKOFF_CAP)
+}
+
+/// The replica number of a container from its `dev.tug.replica` label.
+pub fn replica_of(c: &ContainerInfo) -> Result<u32, String> {
+    match c.label(labels::REPLICA) {
+        None => Err(format!(
+            "container {} has no {} label",
+            c.name,
+            labels::REPLICA
+        )),
+        Some(v) => v.parse().map_err(|_| {
+            format!(
+                "container {} has an invalid {} label `{v}`",
+                c.name,
+                labels::REPLICA
+            )
+        }),
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Supervisor {
     replicas: HashMap<String, Replica>,
+    /// The stack's containers as the last [`Supervisor::tend`] saw them.
+    observed: Vec<ContainerInfo>,
+    /// Containers already reported for a bad replica label.
+    reported: std::collections::HashSet<String>,
 }
 
 /// What one step did.
@@ -54,7 +102,19 @@ pub struct Supervisor {
 pub struct StepReport {
     pub restarted: Vec<String>,
     pub replaced: Vec<String>,
+    /// Replicas are missing or extra: a converge is due.
+    pub needs_converge: bool,
     pub converged: bool,
+}
+
+/// Health as tug sees it: the engine's for exec checks, the probes' for host checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeenHealth {
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
 }
 
 impl Supervisor {
@@ -70,6 +130,39 @@ impl Supervisor {
         Some(format!("backoff {}s", left.as_secs().max(1)))
     }
 
+    /// The health of a replica as supervision knows it (host probes), if any.
+    pub fn health(&self, container: &str) -> Option<SeenHealth> {
+        let r = self.replicas.get(container)?;
+        let h = r.target.as_ref()?;
+        Some(match r.healthy {
+            Some(true) => SeenHealth::Healthy,
+            _ if r.health_failures >= h.retries.max(1) => SeenHealth::Unhealthy,
+            _ => SeenHealth::Starting,
+        })
+    }
+
+    /// The stack's containers as last observed.
+    pub fn observed(&self) -> &[ContainerInfo] {
+        &self.observed
+    }
+
+    /// Whether a restart's backoff is over at `now`.
+    pub fn restart_due(&self, now: Instant) -> bool {
+        self.replicas
+            .values()
+            .any(|r| r.next_restart.is_some_and(|at| now >= at))
+    }
+
+    /// When something timed is next due: a restart after its backoff, or a probe.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.replicas
+            .values()
+            .flat_map(|r| [r.next_restart, r.target.as_ref().and(r.next_probe)])
+            .flatten()
+            .min()
+    }
+
+    /// Tends the stack, then converges when replicas are missing or extra.
     pub async fn step<R: Runtime>(
         &mut self,
         rt: &R,
@@ -77,11 +170,101 @@ impl Supervisor {
         opts: &UpOptions,
         events: Sink<'_>,
     ) -> Result<StepReport, EngineError> {
+        let mut report = self.tend(rt, stack, true, events).await?;
+        if self.probe(Instant::now()).await {
+            let again = self.tend(rt, stack, true, events).await?;
+            report.restarted.extend(again.restarted);
+            report.replaced.extend(again.replaced);
+            report.needs_converge = again.needs_converge;
+        }
+        if report.needs_converge {
+            crate::up(rt, stack, opts, events).await?;
+            report.converged = true;
+        }
+        Ok(report)
+    }
+
+    /// Runs every host-side probe that is due at `now`, all at once. True
+    /// when a replica crossed its failure threshold (a [`Supervisor::tend`]
+    /// should follow).
+    pub async fn probe(&mut self, now: Instant) -> bool {
+        let due: Vec<(String, ProbeTarget)> = self
+            .replicas
+            .iter()
+            .filter_map(|(name, r)| {
+                let t = r.target.clone()?;
+                r.running_since?;
+                r.next_probe
+                    .is_none_or(|at| now >= at)
+                    .then(|| (name.clone(), t))
+            })
+            .collect();
+        if due.is_empty() {
+            return false;
+        }
+        let results = join_all(due.iter().map(|(_, t)| async move {
+            match (&t.probe, t.port) {
+                (_, None) => Err("no published port".to_string()),
+                (Probe::Http(path), Some(p)) => health::http(p, path, t.timeout).await,
+                (_, Some(p)) => health::tcp(p, t.timeout).await,
+            }
+        }))
+        .await;
+        let mut crossed = false;
+        for ((name, t), result) in due.into_iter().zip(results) {
+            let Some(r) = self.replicas.get_mut(&name) else {
+                continue;
+            };
+            let since = r.running_since.unwrap_or(now);
+            match result {
+                Ok(_) => {
+                    r.health_failures = 0;
+                    r.healthy = Some(true);
+                }
+                Err(e) => {
+                    // Failures in the start period do not count until the first success.
+                    let past_start =
+                        r.healthy == Some(true) || now.duration_since(since) >= t.start_period;
+                    let counts = r
+                        .counted
+                        .is_none_or(|at| now.duration_since(at) >= t.interval);
+                    if past_start && counts {
+                        r.counted = Some(now);
+                        r.health_failures += 1;
+                        if r.health_failures >= t.retries.max(1) {
+                            r.healthy = Some(false);
+                            crossed = true;
+                            tracing::info!(container = %name, error = %e, failures = r.health_failures, "replica failed its health checks");
+                        }
+                    }
+                }
+            }
+            // Fast until the first success, then the configured interval.
+            let every = if r.healthy == Some(true) {
+                t.interval
+            } else {
+                FAST_PROBE.min(t.interval)
+            };
+            r.next_probe = Some(now + every);
+        }
+        crossed
+    }
+
+    /// Observes the stack and restarts or removes replicas as the rules say;
+    /// `replace` false leaves unhealthy replicas for later (a converge is in
+    /// flight). Never converges: see [`StepReport::needs_converge`].
+    pub async fn tend<R: Runtime>(
+        &mut self,
+        rt: &R,
+        stack: &Stack,
+        replace: bool,
+        events: Sink<'_>,
+    ) -> Result<StepReport, EngineError> {
         let now = Instant::now();
         let (observed, infos) = observe(rt, &stack.name).await?;
         let mut report = StepReport::default();
-        let seen: Vec<String> = infos.iter().map(|c| c.name.clone()).collect();
-        self.replicas.retain(|k, _| seen.contains(k));
+        let seen: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
+        self.replicas.retain(|k, _| seen.contains(&k.as_str()));
         for c in &infos {
             let Some(service) = c.label(labels::SERVICE) else {
                 continue;
@@ -89,16 +272,22 @@ impl Supervisor {
             let Some(svc) = stack.services.get(service) else {
                 continue;
             };
-            let replica: u32 = c
-                .label(labels::REPLICA)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
+            let replica = match replica_of(c) {
+                Ok(r) => r,
+                Err(why) => {
+                    if self.reported.insert(c.name.clone()) {
+                        tracing::warn!(container = %c.name, "{why}: left alone");
+                    }
+                    continue;
+                }
+            };
             let st = self.replicas.entry(c.name.clone()).or_default();
-            st.first_seen.get_or_insert(now);
             match c.state {
                 ContainerState::Exited | ContainerState::Dead => {
                     st.running_since = None;
                     st.health_failures = 0;
+                    st.healthy = None;
+                    st.target = None;
                     let code = c.exit_code.unwrap_or(-1);
                     let wanted = match svc.restart {
                         RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
@@ -108,29 +297,27 @@ impl Supervisor {
                     if !wanted {
                         continue;
                     }
-                    match st.next_restart {
-                        None => {
+                    let at = *st.next_restart.get_or_insert_with(|| {
+                        st.restarts += 1;
+                        now + backoff(st.restarts)
+                    });
+                    if now < at {
+                        continue;
+                    }
+                    events(Event::Restarting {
+                        service: service.into(),
+                        replica,
+                        exit_code: code,
+                        attempt: st.restarts,
+                    });
+                    st.next_restart = None;
+                    match rt.start_container(&c.id).await {
+                        Ok(()) => report.restarted.push(c.name.clone()),
+                        Err(e) => {
                             st.restarts += 1;
                             st.next_restart = Some(now + backoff(st.restarts));
+                            tracing::warn!(container = %c.name, error = %e, "restart failed");
                         }
-                        Some(at) if now >= at => {
-                            events(Event::Restarting {
-                                service: service.into(),
-                                replica,
-                                exit_code: code,
-                                attempt: st.restarts,
-                            });
-                            st.next_restart = None;
-                            match rt.start_container(&c.id).await {
-                                Ok(()) => report.restarted.push(c.name.clone()),
-                                Err(e) => {
-                                    st.restarts += 1;
-                                    st.next_restart = Some(now + backoff(st.restarts));
-                                    tracing::warn!(container = %c.name, error = %e, "restart failed");
-                                }
-                            }
-                        }
-                        Some(_) => {}
                     }
                 }
                 ContainerState::Running => {
@@ -143,28 +330,18 @@ impl Supervisor {
                     let unhealthy = match h.probe() {
                         Probe::Exec(_) => c.health == EngineHealth::Unhealthy,
                         probe => {
-                            if st.next_probe.is_some_and(|t| now < t)
-                                || now.duration_since(since) < h.start_period.std()
-                            {
-                                false
-                            } else {
-                                st.next_probe = Some(now + h.interval.std());
-                                let result = match (probe, c.host_port) {
-                                    (_, None) => Err("no published port".to_string()),
-                                    (Probe::Http(path), Some(p)) => {
-                                        health::http(p, &path, h.timeout.std()).await
-                                    }
-                                    (_, Some(p)) => health::tcp(p, h.timeout.std()).await,
-                                };
-                                match result {
-                                    Ok(_) => st.health_failures = 0,
-                                    Err(_) => st.health_failures += 1,
-                                }
-                                st.health_failures >= h.retries.max(1)
-                            }
+                            st.target = Some(ProbeTarget {
+                                probe,
+                                port: c.host_port,
+                                interval: h.interval.std(),
+                                timeout: h.timeout.std(),
+                                start_period: h.start_period.std(),
+                                retries: h.retries,
+                            });
+                            st.healthy == Some(false)
                         }
                     };
-                    if unhealthy {
+                    if unhealthy && replace {
                         events(Event::Replacing {
                             service: service.into(),
                             replica,
@@ -191,21 +368,19 @@ impl Supervisor {
                     .map(|h| (n.clone(), h.to_string()))
             })
             .collect();
-        let needs = if hashes.len() == stack.services.len() && report.replaced.is_empty() {
-            let desired = render::desired(stack, &hashes);
-            let p = plan::plan(&desired, &observed);
-            // Stopped replicas are the restart logic's business, not a plan's.
-            !p.remove.is_empty()
-                || p.services
-                    .values()
-                    .any(|s| !s.create.is_empty() || !s.replace.is_empty())
-        } else {
-            true
-        };
-        if needs {
-            crate::up(rt, stack, opts, events).await?;
-            report.converged = true;
-        }
+        report.needs_converge =
+            if hashes.len() == stack.services.len() && report.replaced.is_empty() {
+                let desired = render::desired(stack, &hashes);
+                let p = plan::plan(&desired, &observed);
+                // Stopped replicas are the restart logic's business, not a plan's.
+                !p.remove.is_empty()
+                    || p.services
+                        .values()
+                        .any(|s| !s.create.is_empty() || !s.replace.is_empty())
+            } else {
+                true
+            };
+        self.observed = infos;
         Ok(report)
     }
 }
@@ -216,8 +391,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let b: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(b, [1, 2, 4, 8, 16, 30, 30]);
+        let b: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(b, [0, 1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(backoff(1000), BACKOFF_CAP);
     }
 }

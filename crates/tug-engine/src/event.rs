@@ -1,5 +1,5 @@
-//! The one event stream: progress displays, JSON output and (later) the
-//! store and the API all consume these.
+//! The one event stream: published on the [`Bus`](crate::bus::Bus), consumed
+//! by progress displays, JSON output, the store and the agent's API.
 
 use serde::Serialize;
 
@@ -78,9 +78,37 @@ pub enum Event {
         service: String,
         reason: String,
     },
+    /// A converge of the stack begins.
+    Converging {
+        stack: String,
+    },
+    /// The converge is over (`ok` false: it failed; see `ServiceFailed`).
+    Converged {
+        stack: String,
+        ok: bool,
+    },
     /// Nothing to change.
     UpToDate {
         stack: String,
+    },
+    /// A replica's container changed on the engine (it died, was OOM-killed,
+    /// changed health): what the agent saw, before it reacts.
+    Replica {
+        service: String,
+        replica: Option<u32>,
+        container: String,
+        #[serde(flatten)]
+        change: tug_runtime::ContainerChange,
+    },
+    /// The agent lost the engine's event stream (the engine went away).
+    EngineLost {
+        reason: String,
+    },
+    /// The agent is back on the engine's event stream and resynchronises.
+    EngineResumed,
+    /// A recorder fell behind and this many events were not recorded.
+    EventsDropped {
+        count: u64,
     },
 }
 
@@ -99,10 +127,16 @@ impl Event {
             | Event::ServiceFailed { service, .. }
             | Event::RollingBack { service, .. }
             | Event::Restarting { service, .. }
-            | Event::Replacing { service, .. } => Some(service),
-            Event::NetworkCreated { .. } | Event::VolumeCreated { .. } | Event::UpToDate { .. } => {
-                None
-            }
+            | Event::Replacing { service, .. }
+            | Event::Replica { service, .. } => Some(service),
+            Event::NetworkCreated { .. }
+            | Event::VolumeCreated { .. }
+            | Event::UpToDate { .. }
+            | Event::Converging { .. }
+            | Event::Converged { .. }
+            | Event::EngineLost { .. }
+            | Event::EngineResumed
+            | Event::EventsDropped { .. } => None,
         }
     }
 }

@@ -19,6 +19,7 @@
 //! and its last health probe output; services waiting on it are not started.
 
 pub mod agent;
+pub mod bus;
 pub mod event;
 pub mod health;
 pub mod images;

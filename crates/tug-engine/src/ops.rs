@@ -1,13 +1,12 @@
 //! Operations shared by the CLI and the agent's API: each one takes the
 //! stack's apply lock and records what it applied in the history store.
 
-use crate::event::{Event, Sink};
+use crate::bus::Bus;
 use crate::store::{state_dir, Outcome, Revision, Store};
 use crate::{EngineError, UpOptions, UpReport};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use tug_runtime::Runtime;
 use tug_spec::Stack;
 
@@ -20,6 +19,10 @@ pub struct ApplyLock {
 fn lock_file(stack: &str) -> std::io::Result<File> {
     let dir = state_dir(stack);
     std::fs::create_dir_all(&dir)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     File::options()
         .create(true)
         .truncate(false)
@@ -82,29 +85,21 @@ pub struct Converged {
 }
 
 /// Converges `stack` under the apply lock, recording the revision (with
-/// `message`) and every event in the history store. A store that cannot be
-/// opened never stops the stack: it only produces a warning.
+/// `message`) in the history store and publishing every event on `bus`
+/// (whose subscribers record and show them). A store that cannot be opened
+/// never stops the stack: it only produces a warning.
 pub async fn converge<R: Runtime>(
     rt: &R,
     stack: &Stack,
     opts: &UpOptions,
     message: &str,
-    events: Sink<'_>,
+    bus: &Bus,
 ) -> Result<Converged, OpsError> {
     let _lock = ApplyLock::acquire(&stack.name).await?;
     let (store, warning) = open_store(&stack.name);
-    let store = store.map(Mutex::new);
-    let revision = store
-        .as_ref()
-        .and_then(|s| s.lock().ok()?.begin(stack, message).ok());
-    let record = |e: Event| {
-        if let Some(Ok(s)) = store.as_ref().map(|s| s.lock()) {
-            let _ = s.append_event(revision, &e);
-        }
-        events(e);
-    };
-    let result = crate::up(rt, stack, opts, &record).await;
-    if let (Some(Ok(s)), Some(rev)) = (store.as_ref().map(|s| s.lock()), revision) {
+    let revision = store.as_ref().and_then(|s| s.begin(stack, message).ok());
+    let result = crate::up(rt, stack, opts, &|e| bus.publish(revision, e)).await;
+    if let (Some(s), Some(rev)) = (store.as_ref(), revision) {
         let _ = match &result {
             Ok(r) => s.finish(rev, Outcome::Succeeded, "", &r.images),
             Err(e) if e.rolled_back() => {
@@ -153,6 +148,9 @@ pub fn rollback_target(store: &Store, stack: &str, to: Option<i64>) -> Result<Re
     }
 }
 
+/// Most replicas `tug scale` (and `POST /v1/scale`) gives one service.
+pub const MAX_REPLICAS: u32 = 256;
+
 /// The stack with replicas changed by `SERVICE=N` pairs.
 pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
     let mut stack = stack.clone();
@@ -164,9 +162,14 @@ pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
         };
         let n: u32 = n.parse().map_err(|_| {
             OpsError::Invalid(format!(
-                "`{p}`: replicas must be a whole number, for example {name}=3"
+                "`{p}`: replicas must be a whole number from 0 to {MAX_REPLICAS}, for example {name}=3"
             ))
         })?;
+        if n > MAX_REPLICAS {
+            return Err(OpsError::Invalid(format!(
+                "`{p}`: at most {MAX_REPLICAS} replicas per service"
+            )));
+        }
         let known = stack
             .services
             .keys()

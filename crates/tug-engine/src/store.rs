@@ -5,9 +5,12 @@
 //! corrupt store is moved aside and started anew with a warning, and the
 //! running stack is not affected.
 
+use crate::bus::{Bus, Published, Received};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::broadcast;
 
 #[derive(Debug, thiserror::Error)]
 #[error("history store {path}: {source}")]
@@ -152,7 +155,10 @@ impl Store {
             source,
         };
         if let Some(dir) = path.parent() {
+            use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::create_dir_all(dir);
+            // The state directory is its owner's only, whatever the umask.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
         match Self::try_open(path) {
             Ok(s) => Ok((s, None)),
@@ -171,6 +177,11 @@ impl Store {
 
     fn try_open(path: &Path) -> rusqlite::Result<Store> {
         let conn = Connection::open(path)?;
+        // SQLite gives the -wal and -shm files the database file's mode.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -181,6 +192,21 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// A store that keeps nothing past this process: for an agent whose
+    /// store cannot be opened, so its event stream still works.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open_in_memory()?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        match open() {
+            Ok(conn) => Ok(Store { conn, path }),
+            Err(source) => Err(StoreError { path, source }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -283,6 +309,25 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Records a batch of published events in one transaction; their ids.
+    pub fn append_events(&self, batch: &[Arc<Published>]) -> Result<Vec<i64>, StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let mut ids = Vec::with_capacity(batch.len());
+        {
+            let mut q = tx
+                .prepare_cached("INSERT INTO events (time, revision, event) VALUES (?1, ?2, ?3)")
+                .map_err(|e| self.err(e))?;
+            for p in batch {
+                let json = serde_json::to_string(&p.event).unwrap_or_default();
+                q.execute(params![p.time, p.revision, json])
+                    .map_err(|e| self.err(e))?;
+                ids.push(self.conn.last_insert_rowid());
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
     /// Events after `after` (an event id), oldest first: (id, time, event JSON).
     pub fn events(
         &self,
@@ -304,6 +349,101 @@ impl Store {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// An event as the store recorded it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Recorded {
+    /// The store's id: `tug events --since ID`, `GET /v1/events?after=ID`.
+    pub id: i64,
+    pub time: i64,
+    pub event: serde_json::Value,
+}
+
+/// Most events written in one transaction.
+const BATCH: usize = 512;
+
+/// The one writer of events: a thread subscribed to the bus that records
+/// what is published in batches (one transaction for whatever has queued up),
+/// then announces each recorded event, with its id, to [`Writer::recorded`]
+/// subscribers (the agent's server-sent events).
+pub struct Writer {
+    thread: Option<std::thread::JoinHandle<()>>,
+    recorded: broadcast::Sender<Arc<Recorded>>,
+}
+
+impl Writer {
+    /// Starts recording the events of `bus` in `store`. The writer ends
+    /// when every clone of the bus is dropped and the rest is written.
+    pub fn spawn(store: Store, bus: &Bus) -> Writer {
+        let mut sub = bus.subscribe();
+        let (recorded, _) = broadcast::channel(crate::bus::CAPACITY);
+        let announce = recorded.clone();
+        let thread = std::thread::Builder::new()
+            .name("tug-store-writer".into())
+            .spawn(move || {
+                let mut batch: Vec<Arc<Published>> = Vec::new();
+                let take = |r: Received, batch: &mut Vec<Arc<Published>>| match r {
+                    Received::Event(p) => batch.push(p),
+                    Received::Missed(count) => {
+                        tracing::warn!(count, "the store writer fell behind; events dropped");
+                        batch.push(Arc::new(Published {
+                            time: crate::bus::now(),
+                            revision: None,
+                            event: crate::Event::EventsDropped { count },
+                        }));
+                    }
+                };
+                while let Some(first) = sub.blocking_recv() {
+                    take(first, &mut batch);
+                    while batch.len() < BATCH {
+                        match sub.try_recv() {
+                            Some(r) => take(r, &mut batch),
+                            None => break,
+                        }
+                    }
+                    match store.append_events(&batch) {
+                        Ok(ids) => {
+                            for (id, p) in ids.into_iter().zip(&batch) {
+                                let _ = announce.send(Arc::new(Recorded {
+                                    id,
+                                    time: p.time,
+                                    event: serde_json::to_value(&p.event)
+                                        .unwrap_or(serde_json::Value::Null),
+                                }));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, events = batch.len(), "recording events failed")
+                        }
+                    }
+                    batch.clear();
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::warn!("could not start the store writer: events are not recorded");
+        }
+        Writer { thread, recorded }
+    }
+
+    /// Recorded events from now on.
+    pub fn recorded(&self) -> broadcast::Receiver<Arc<Recorded>> {
+        self.recorded.subscribe()
+    }
+
+    /// A handle that subscribes to recorded events, for other tasks.
+    pub fn announcer(&self) -> broadcast::Sender<Arc<Recorded>> {
+        self.recorded.clone()
+    }
+
+    /// Waits until the writer has written everything (every clone of its
+    /// bus must be dropped first, or this waits for ever). Blocking.
+    pub fn finish(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -408,5 +548,35 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].2["event"], "creating");
         assert_eq!(s.events(e1, 10).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_writer_records_every_published_event_and_announces_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tug.db");
+        let (s, _) = Store::open(&path).unwrap();
+        let bus = Bus::new();
+        let writer = Writer::spawn(s, &bus);
+        let mut recorded = writer.recorded();
+        for i in 0..1000 {
+            bus.publish(
+                Some(7),
+                crate::Event::Creating {
+                    service: "api".into(),
+                    replica: i,
+                },
+            );
+        }
+        let first = recorded.recv().await.unwrap();
+        assert_eq!(first.event["replica"], 0);
+        drop(bus);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        let (s, _) = Store::open(&path).unwrap();
+        let all = s.events(0, 5000).unwrap();
+        assert_eq!(all.len(), 1000);
+        assert_eq!(all[0].0, first.id);
+        assert_eq!(all[999].2["replica"], 999);
     }
 }

@@ -91,8 +91,26 @@ fn satisfies(status: &Status, condition: Condition) -> Option<bool> {
     }
 }
 
-/// Converges the stack. See the crate docs for the contract.
+/// Converges the stack. See the crate docs for the contract. Publishes
+/// `Converging` first and `Converged` last, whatever happens between.
 pub async fn up<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    events: Sink<'_>,
+) -> Result<UpReport, EngineError> {
+    events(Event::Converging {
+        stack: stack.name.clone(),
+    });
+    let result = converge(rt, stack, opts, events).await;
+    events(Event::Converged {
+        stack: stack.name.clone(),
+        ok: result.is_ok(),
+    });
+    result
+}
+
+async fn converge<R: Runtime>(
     rt: &R,
     stack: &Stack,
     opts: &UpOptions,
@@ -107,8 +125,23 @@ pub async fn up<R: Runtime>(
     )
     .await;
     let mut images_by_service = BTreeMap::new();
+    let mut first_error = None;
     for (name, r) in stack.services.keys().zip(resolved) {
-        images_by_service.insert(name.clone(), r?);
+        match r {
+            Ok(i) => {
+                images_by_service.insert(name.clone(), i);
+            }
+            Err(e) => {
+                events(Event::ServiceFailed {
+                    service: name.clone(),
+                    reason: failure_reason(&e),
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     let hashes: BTreeMap<String, String> = stack
         .services
@@ -150,6 +183,14 @@ pub async fn up<R: Runtime>(
     .await?;
     report.images = refs;
     Ok(report)
+}
+
+/// The first line of why a service failed, for its `ServiceFailed` event.
+fn failure_reason(e: &EngineError) -> String {
+    match e {
+        EngineError::ServiceFailed { reason, .. } => reason.clone(),
+        other => other.to_string().lines().next().unwrap_or("").to_string(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -234,10 +275,16 @@ async fn apply<R: Runtime>(
                 .map_err(Some)
             }
             .await;
-            if result.is_err() {
+            if let Err(e) = &result {
                 tx.send_modify(|m| {
                     m.insert(name.clone(), Status::Failed);
                 });
+                if let Some(e) = e {
+                    events(Event::ServiceFailed {
+                        service: name.clone(),
+                        reason: failure_reason(e),
+                    });
+                }
             }
             (name, result)
         }
@@ -329,7 +376,11 @@ async fn service_up<R: Runtime>(
     let mut created = 0;
     let mut fresh: Vec<String> = Vec::new();
     for id in &sp.start {
-        start(rt, name, replica_of(id).unwrap_or(0), id, events).await?;
+        // The plan only starts containers with a valid replica label.
+        let Some(replica) = replica_of(id) else {
+            continue;
+        };
+        start(rt, name, replica, id, events).await?;
         started += 1;
         fresh.push(id.clone());
     }
@@ -616,10 +667,13 @@ async fn wait_replica<R: Runtime>(
     events: Sink<'_>,
 ) -> Result<Reached, EngineError> {
     let svc = &stack.services[name];
-    let replica: u32 = container
-        .label(labels::REPLICA)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
+    let replica =
+        crate::agent::replica_of(container).map_err(|why| EngineError::ServiceFailed {
+            service: name.into(),
+            reason: why,
+            logs: Vec::new(),
+            probe: None,
+        })?;
     let started = Instant::now();
     let deadline = started
         + opts.timeout
@@ -633,6 +687,7 @@ async fn wait_replica<R: Runtime>(
     let mut failures = 0u32;
     let mut last_probe: Option<String> = None;
     let mut next_probe = Instant::now();
+    let mut last_counted: Option<Instant> = None;
     let fail = |reason: String, probe: Option<String>| async move {
         EngineError::ServiceFailed {
             service: name.into(),
@@ -722,7 +777,9 @@ async fn wait_replica<R: Runtime>(
                 _ => last_probe = c.health_output.clone(),
             },
             (Some(p), Some(h)) if Instant::now() >= next_probe => {
-                next_probe = Instant::now() + h.interval.std();
+                // A starting replica is probed fast until its first success
+                // (the gate returns then); `interval` is the healthy cadence.
+                next_probe = Instant::now() + h.interval.std().min(crate::agent::FAST_PROBE);
                 let Some(port) = c.host_port else {
                     return Err(fail(
                         format!("replica {replica} publishes no port to probe: set `port`"),
@@ -744,8 +801,12 @@ async fn wait_replica<R: Runtime>(
                     }
                     Err(e) => {
                         last_probe = Some(e);
-                        if started.elapsed() >= h.start_period.std() {
+                        // Fast probes count as failed checks once per `interval`.
+                        let counts =
+                            last_counted.is_none_or(|t: Instant| t.elapsed() >= h.interval.std());
+                        if started.elapsed() >= h.start_period.std() && counts {
                             failures += 1;
+                            last_counted = Some(Instant::now());
                         }
                         if failures >= h.retries.max(1) {
                             return Err(fail(
@@ -899,10 +960,13 @@ pub async fn restart<R: Runtime>(
             .collect();
         mine.sort_by_key(|c| c.label(labels::REPLICA).and_then(|r| r.parse::<u32>().ok()));
         for c in mine {
-            let replica = c
-                .label(labels::REPLICA)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
+            let replica = match crate::agent::replica_of(c) {
+                Ok(r) => r,
+                Err(why) => {
+                    tracing::warn!(container = %c.name, "{why}: not restarted");
+                    continue;
+                }
+            };
             rt.stop_container(&c.id, svc.stop_grace_period.std())
                 .await?;
             start(rt, name, replica, &c.id, events).await?;

@@ -45,21 +45,14 @@ async fn adopting_a_healthy_stack_touches_nothing() {
 }
 
 #[tokio::test]
-async fn exited_replica_restarts_after_backoff() {
+async fn exited_replica_restarts_at_once_then_after_backoff() {
     let (rt, st) = setup(APP).await;
     let victim = containers(&rt).await[0].clone();
     rt.kill(&victim.id, 1);
     let mut sup = Supervisor::new();
     let events = std::sync::Mutex::new(Vec::new());
     let sink = |e: Event| events.lock().unwrap().push(e);
-    // First sight: backoff starts, nothing restarted yet.
-    let r = sup
-        .step(&rt, &st, &UpOptions::default(), &sink)
-        .await
-        .unwrap();
-    assert!(r.restarted.is_empty());
-    assert_eq!(sup.note(&victim.name).as_deref(), Some("backoff 1s"));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The first restart is immediate.
     let r = sup
         .step(&rt, &st, &UpOptions::default(), &sink)
         .await
@@ -81,6 +74,41 @@ async fn exited_replica_restarts_after_backoff() {
             ..
         }
     )));
+    // Dying again at once: the second waits 1s.
+    rt.kill(&victim.id, 1);
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &sink)
+        .await
+        .unwrap();
+    assert!(r.restarted.is_empty());
+    assert_eq!(sup.note(&victim.name).as_deref(), Some("backoff 1s"));
+    assert!(sup.next_due().is_some());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = sup
+        .step(&rt, &st, &UpOptions::default(), &sink)
+        .await
+        .unwrap();
+    assert_eq!(r.restarted, vec![victim.name.clone()]);
+}
+
+#[tokio::test]
+async fn a_container_without_a_valid_replica_label_is_left_alone() {
+    let (rt, st) = setup(APP).await;
+    let c = containers(&rt).await[0].clone();
+    let mut spec = rt.spec_of(&c.id).unwrap();
+    spec.name = "s-api-stray".into();
+    spec.labels
+        .insert(labels::REPLICA.into(), "not-a-number".into());
+    let stray = rt.create_container(&spec).await.unwrap();
+    rt.kill(&stray, 1);
+    let mut sup = Supervisor::new();
+    let r = sup.tend(&rt, &st, true, &|_| {}).await.unwrap();
+    assert!(r.restarted.is_empty(), "{r:?}");
+    assert!(
+        tug_engine::agent::replica_of(&rt.inspect_container(&stray).await.unwrap().unwrap())
+            .unwrap_err()
+            .contains("invalid dev.tug.replica label `not-a-number`")
+    );
 }
 
 #[tokio::test]

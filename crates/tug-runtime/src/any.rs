@@ -90,4 +90,7 @@ impl Runtime for AnyRuntime {
     ) -> BoxStream<'static, Result<LogLine>> {
         each!(self, r => r.logs(id, tail, follow))
     }
+    fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
+        each!(self, r => r.events(filter))
+    }
 }

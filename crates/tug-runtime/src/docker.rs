@@ -665,6 +665,132 @@ impl Runtime for DockerRuntime {
             })
             .boxed()
     }
+
+    fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
+        let mut filters = to_filters(filter);
+        filters.insert("type".into(), vec!["container".into()]);
+        filters.insert(
+            "event".into(),
+            ["start", "die", "oom", "health_status", "destroy"]
+                .map(String::from)
+                .to_vec(),
+        );
+        let state = EventsState {
+            docker: self.docker.clone(),
+            filters,
+            since: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos())),
+            inner: None,
+            lost: false,
+            backoff: RECONNECT_START,
+        };
+        futures_util::stream::unfold(state, |mut st| async move {
+            let e = st.step().await;
+            Some((e, st))
+        })
+        .boxed()
+    }
+}
+
+/// First wait before reconnecting the event stream; doubles up to [`RECONNECT_CAP`].
+const RECONNECT_START: Duration = Duration::from_millis(100);
+const RECONNECT_CAP: Duration = Duration::from_secs(5);
+
+/// Where [`DockerRuntime::events`] is: reading a stream, or (re)connecting.
+struct EventsState {
+    docker: Docker,
+    filters: HashMap<String, Vec<String>>,
+    inner: Option<BoxStream<'static, Result<bollard::models::EventMessage, BError>>>,
+    /// For the first connection: the moment `events` was called, so nothing
+    /// between that call and the first poll is missed.
+    since: Option<String>,
+    /// The stream broke and no `Resumed` was sent yet.
+    lost: bool,
+    backoff: Duration,
+}
+
+impl EventsState {
+    /// The next item: a container event, `Lost` when the stream breaks, or
+    /// `Resumed` once it is back.
+    async fn step(&mut self) -> RuntimeEvent {
+        loop {
+            if let Some(inner) = self.inner.as_mut() {
+                let reason = match inner.next().await {
+                    Some(Ok(msg)) => match container_event(msg) {
+                        Some(e) => return RuntimeEvent::Container(e),
+                        None => continue,
+                    },
+                    Some(Err(e)) => message(&e),
+                    None => "the engine closed the event stream".to_string(),
+                };
+                self.inner = None;
+                self.lost = true;
+                tracing::warn!(%reason, "container engine event stream lost; reconnecting");
+                return RuntimeEvent::Lost { reason };
+            }
+            if self.lost {
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(RECONNECT_CAP);
+            }
+            // The stream's own errors only show once polled: ping first, so a
+            // dead engine costs one backoff step, not a busy loop.
+            if self.docker.ping().await.is_err() {
+                self.lost = true;
+                continue;
+            }
+            let mut opts = q::EventsOptionsBuilder::default().filters(&self.filters);
+            if let Some(since) = self.since.take() {
+                opts = opts.since(&since);
+            }
+            let opts = opts.build();
+            self.inner = Some(self.docker.events(Some(opts)).boxed());
+            self.backoff = RECONNECT_START;
+            if std::mem::take(&mut self.lost) {
+                tracing::info!("container engine event stream resumed");
+                return RuntimeEvent::Resumed;
+            }
+        }
+    }
+}
+
+/// A container event from the engine's message, when it is one tug uses.
+fn container_event(msg: bollard::models::EventMessage) -> Option<ContainerEvent> {
+    let actor = msg.actor?;
+    let id = actor.id?;
+    let mut attrs = actor.attributes.unwrap_or_default();
+    let action = msg.action?;
+    let change = match action.as_str() {
+        "start" => ContainerChange::Started,
+        "die" => ContainerChange::Died {
+            exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+        },
+        "oom" => ContainerChange::OomKilled,
+        "destroy" => ContainerChange::Destroyed,
+        a => match a.strip_prefix("health_status:").map(str::trim) {
+            Some("healthy") => ContainerChange::Health {
+                health: EngineHealth::Healthy,
+            },
+            Some("unhealthy") => ContainerChange::Health {
+                health: EngineHealth::Unhealthy,
+            },
+            Some("starting") => ContainerChange::Health {
+                health: EngineHealth::Starting,
+            },
+            _ => return None,
+        },
+    };
+    let name = attrs.remove("name").unwrap_or_default();
+    // The attributes are the container's labels plus `name`, `image` and
+    // per-event extras (`exitCode`); only tug's own keys are labels here.
+    let labels = attrs.into_iter().filter(|(k, _)| k.contains('.')).collect();
+    Some(ContainerEvent {
+        id,
+        name,
+        labels,
+        change,
+    })
 }
 
 /// Splits `name:tag` (a registry port is not a tag); digests stay in the name.
@@ -694,6 +820,56 @@ mod tests {
             split_reference("localhost:5000/app:2"),
             ("localhost:5000/app", "2")
         );
+    }
+
+    #[test]
+    fn engine_messages_become_container_events() {
+        use bollard::models::{EventActor, EventMessage};
+        let msg = |action: &str, attrs: &[(&str, &str)]| EventMessage {
+            action: Some(action.into()),
+            actor: Some(EventActor {
+                id: Some("abc".into()),
+                attributes: Some(
+                    attrs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        };
+        let died = container_event(msg(
+            "die",
+            &[
+                ("exitCode", "137"),
+                ("name", "s-api-0"),
+                ("image", "x"),
+                (labels::SERVICE, "api"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            died.change,
+            ContainerChange::Died {
+                exit_code: Some(137)
+            }
+        );
+        assert_eq!(died.name, "s-api-0");
+        assert_eq!(died.label(labels::SERVICE), Some("api"));
+        assert_eq!(died.labels.len(), 1);
+        assert_eq!(
+            container_event(msg("health_status: unhealthy", &[]))
+                .unwrap()
+                .change,
+            ContainerChange::Health {
+                health: EngineHealth::Unhealthy
+            }
+        );
+        assert_eq!(
+            container_event(msg("oom", &[])).unwrap().change,
+            ContainerChange::OomKilled
+        );
+        assert!(container_event(msg("exec_start: sh", &[])).is_none());
     }
 
     #[test]

@@ -30,9 +30,19 @@ struct State {
 }
 
 /// A recording runtime. Cheap to clone; clones share state.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FakeRuntime {
     state: Arc<Mutex<State>>,
+    events: tokio::sync::broadcast::Sender<RuntimeEvent>,
+}
+
+impl Default for FakeRuntime {
+    fn default() -> Self {
+        FakeRuntime {
+            state: Arc::default(),
+            events: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 fn matches(labels: &BTreeMap<String, String>, filter: &LabelFilter) -> bool {
@@ -51,6 +61,25 @@ impl FakeRuntime {
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
+    }
+
+    /// Publishes a change of container `id` (nobody listening is fine).
+    fn emit(&self, c: &ContainerInfo, change: ContainerChange) {
+        let _ = self.events.send(RuntimeEvent::Container(ContainerEvent {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            labels: c.labels.clone(),
+            change,
+        }));
+    }
+
+    /// Tells event watchers that events may have been lost, as an engine
+    /// restart does: `Lost`, then `Resumed`.
+    pub fn interrupt_events(&self) {
+        let _ = self.events.send(RuntimeEvent::Lost {
+            reason: "interrupted".into(),
+        });
+        let _ = self.events.send(RuntimeEvent::Resumed);
     }
 
     /// Records `call` and returns the injected fault for `op`, if any.
@@ -122,6 +151,25 @@ impl FakeRuntime {
 
     /// Simulates a container dying on its own.
     pub fn kill(&self, id: &str, exit_code: i64) {
+        let info = self.with(|s| {
+            let c = s.containers.get_mut(id)?;
+            c.info.state = ContainerState::Exited;
+            c.info.exit_code = Some(exit_code);
+            Some(c.info.clone())
+        });
+        if let Some(c) = info {
+            self.emit(
+                &c,
+                ContainerChange::Died {
+                    exit_code: Some(exit_code),
+                },
+            );
+        }
+    }
+
+    /// Simulates a container dying while the event stream is down: its
+    /// `Died` event is never delivered.
+    pub fn kill_unseen(&self, id: &str, exit_code: i64) {
         self.with(|s| {
             if let Some(c) = s.containers.get_mut(id) {
                 c.info.state = ContainerState::Exited;
@@ -130,13 +178,25 @@ impl FakeRuntime {
         });
     }
 
+    /// Simulates the kernel's OOM killer: `OomKilled`, then died with 137.
+    pub fn oom_kill(&self, id: &str) {
+        if let Some(c) = self.with(|s| s.containers.get(id).map(|c| c.info.clone())) {
+            self.emit(&c, ContainerChange::OomKilled);
+        }
+        self.kill(id, 137);
+    }
+
     /// Sets the health the engine reports for a running container.
     pub fn set_health(&self, id: &str, health: EngineHealth) {
-        self.with(|s| {
-            if let Some(c) = s.containers.get_mut(id) {
-                c.info.health = health;
-            }
+        let info = self.with(|s| {
+            let c = s.containers.get_mut(id)?;
+            let changed = c.info.health != health;
+            c.info.health = health;
+            changed.then(|| c.info.clone())
         });
+        if let Some(c) = info {
+            self.emit(&c, ContainerChange::Health { health });
+        }
     }
 
     /// Adds a log line to a container.
@@ -339,6 +399,7 @@ impl Runtime for FakeRuntime {
                 .find(|(p, _)| name.starts_with(p.as_str()))
                 .map(|(_, h)| *h);
             let c = s.containers.get_mut(id).expect("checked above");
+            let mut changes = vec![ContainerChange::Started];
             match exit {
                 Some(code) => {
                     c.info.state = ContainerState::Exited;
@@ -347,16 +408,26 @@ impl Runtime for FakeRuntime {
                         stream: LogStream::Stderr,
                         text: format!("exiting with {code}"),
                     });
+                    changes.push(ContainerChange::Died {
+                        exit_code: Some(code),
+                    });
                 }
                 None => {
                     c.info.state = ContainerState::Running;
                     c.info.exit_code = None;
                     if c.spec.healthcheck.is_some() {
-                        c.info.health = health.unwrap_or(EngineHealth::Healthy);
+                        let h = health.unwrap_or(EngineHealth::Healthy);
+                        c.info.health = h;
+                        changes.push(ContainerChange::Health { health: h });
                     }
                 }
             }
-            Ok(())
+            Ok((c.info.clone(), changes))
+        })
+        .map(|(info, changes)| {
+            for change in changes {
+                self.emit(&info, change);
+            }
         })
     }
 
@@ -365,14 +436,17 @@ impl Runtime for FakeRuntime {
             "stop_container",
             format!("stop_container {}", self.name_of(id)),
         )?;
-        self.with(|s| {
-            if let Some(c) = s.containers.get_mut(id) {
-                if c.info.state == ContainerState::Running {
-                    c.info.state = ContainerState::Exited;
-                    c.info.exit_code = Some(0);
-                }
-            }
+        let stopped = self.with(|s| {
+            let c = s.containers.get_mut(id)?;
+            (c.info.state == ContainerState::Running).then(|| {
+                c.info.state = ContainerState::Exited;
+                c.info.exit_code = Some(0);
+                c.info.clone()
+            })
         });
+        if let Some(c) = stopped {
+            self.emit(&c, ContainerChange::Died { exit_code: Some(0) });
+        }
         Ok(())
     }
 
@@ -381,7 +455,17 @@ impl Runtime for FakeRuntime {
             "remove_container",
             format!("remove_container {}", self.name_of(id)),
         )?;
-        self.with(|s| s.containers.remove(id));
+        if let Some(c) = self.with(|s| s.containers.remove(id)) {
+            if c.info.state == ContainerState::Running {
+                self.emit(
+                    &c.info,
+                    ContainerChange::Died {
+                        exit_code: Some(137),
+                    },
+                );
+            }
+            self.emit(&c.info, ContainerChange::Destroyed);
+        }
         Ok(())
     }
 
@@ -420,6 +504,35 @@ impl Runtime for FakeRuntime {
         });
         let skip = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
         futures_util::stream::iter(lines.into_iter().skip(skip).map(Ok)).boxed()
+    }
+
+    fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
+        let rx = self.events.subscribe();
+        let filter = filter.clone();
+        futures_util::stream::unfold((rx, false), move |(mut rx, mut lagged)| {
+            let filter = filter.clone();
+            async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    if std::mem::take(&mut lagged) {
+                        return Some((RuntimeEvent::Resumed, (rx, false)));
+                    }
+                    match rx.recv().await {
+                        Ok(RuntimeEvent::Container(e)) if !matches(&e.labels, &filter) => {}
+                        Ok(e) => return Some((e, (rx, false))),
+                        Err(RecvError::Lagged(n)) => {
+                            let lost = RuntimeEvent::Lost {
+                                reason: format!("{n} events dropped"),
+                            };
+                            return Some((lost, (rx, true)));
+                        }
+                        // The runtime is gone: the stream stays open, silent.
+                        Err(RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            }
+        })
+        .boxed()
     }
 }
 

@@ -288,6 +288,54 @@ pub enum RuntimeKind {
     Process,
 }
 
+/// What happened to a container, as the engine (or the process supervisor) reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ContainerChange {
+    Started,
+    /// The process exited; `exit_code` is `None` when the engine did not say.
+    Died {
+        exit_code: Option<i64>,
+    },
+    /// The kernel's OOM killer hit it (a `Died` follows).
+    OomKilled,
+    /// The engine's own (exec) health check changed its verdict.
+    Health {
+        health: EngineHealth,
+    },
+    Destroyed,
+}
+
+/// One event of a container tug watches.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ContainerEvent {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub change: ContainerChange,
+}
+
+impl ContainerEvent {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// An item of [`Runtime::events`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuntimeEvent {
+    Container(ContainerEvent),
+    /// The stream broke (the engine went away); reconnecting with backoff.
+    Lost {
+        reason: String,
+    },
+    /// The stream is back after [`RuntimeEvent::Lost`]: events may have been
+    /// missed, so a watcher re-reads the state it cares about.
+    Resumed,
+}
+
 /// A label selector: every pair must match; a `None` value only requires the key.
 pub type LabelFilter = Vec<(String, Option<String>)>;
 
@@ -371,6 +419,11 @@ pub trait Runtime: Send + Sync {
         tail: Option<usize>,
         follow: bool,
     ) -> BoxStream<'static, Result<LogLine>>;
+    /// Changes of the containers matching `filter`, from now on, for as long
+    /// as the stream is polled. It never ends: when the engine goes away it
+    /// yields [`RuntimeEvent::Lost`], reconnects with backoff, then yields
+    /// [`RuntimeEvent::Resumed`].
+    fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent>;
 }
 
 pub mod testing;

@@ -34,6 +34,11 @@
 //! - **Logs** are two files without timestamps, so [`Runtime::logs`] gives
 //!   the stdout lines, then the stderr lines, and `tail` applies to each;
 //!   `follow` polls until the process has exited and both files are drained.
+//! - **Events** ([`Runtime::events`]) come from a watcher that reads the
+//!   state files and /proc every 250 ms (running due exec health checks as
+//!   `list_containers` does) and reports what changed since its last look:
+//!   started, died with the status the supervisor recorded, health changed,
+//!   destroyed. A stop and a start within one look are not seen.
 //! - **Restarts** are not this adapter's job: the `restart` policy is not
 //!   applied and `restart_count` is always 0.
 //!
@@ -98,6 +103,7 @@ mod store;
 mod supervise;
 
 use crate::*;
+use futures_util::StreamExt;
 use rustix::process::Signal;
 use sha2::{Digest, Sha256};
 use std::io;
@@ -346,9 +352,14 @@ fn privilege_drop_of(c: &Container) -> Vec<String> {
     }
 }
 
-fn info_of(store: &Store, mut c: Container) -> Result<ContainerInfo> {
+fn info_of(store: &Store, c: Container) -> Result<ContainerInfo> {
+    info_checked(store, c, true)
+}
+
+/// The container as observed; `check` runs its exec health check when due.
+fn info_checked(store: &Store, mut c: Container, check: bool) -> Result<ContainerInfo> {
     let (state, exit_code) = observe(store, &c);
-    if state == ContainerState::Running {
+    if state == ContainerState::Running && check {
         check_health(store, &mut c)?;
     } else if state == ContainerState::Exited && exit_code.is_some() && c.exit_code != exit_code {
         let _lock = store.lock()?;
@@ -780,6 +791,126 @@ impl Runtime for ProcessRuntime {
     ) -> BoxStream<'static, Result<LogLine>> {
         logs::stream(self.store.clone(), id.to_string(), tail, follow)
     }
+
+    fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
+        // The baseline is taken now, so the stream reports every change from
+        // this call on, however late it is first polled. It reads a few small
+        // state files and runs no health check.
+        let baseline = self.store.all().ok().map(|all| {
+            all.into_iter()
+                .filter(|c| matches(&c.labels, filter))
+                .filter_map(|c| info_checked(&self.store, c, false).ok())
+                .map(|c| (c.id.clone(), c))
+                .collect()
+        });
+        let watch = Watch {
+            rt: self.clone(),
+            filter: filter.clone(),
+            seen: baseline,
+            pending: std::collections::VecDeque::new(),
+            lost: false,
+        };
+        futures_util::stream::unfold(watch, |mut w| async move {
+            let e = w.next().await;
+            Some((e, w))
+        })
+        .boxed()
+    }
+}
+
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The event watcher: the last look at the containers, and what it found
+/// changed that was not handed out yet.
+struct Watch {
+    rt: ProcessRuntime,
+    filter: LabelFilter,
+    seen: Option<BTreeMap<String, ContainerInfo>>,
+    pending: std::collections::VecDeque<RuntimeEvent>,
+    lost: bool,
+}
+
+impl Watch {
+    async fn next(&mut self) -> RuntimeEvent {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return e;
+            }
+            // The first look is the baseline; later ones wait their turn.
+            if self.seen.is_some() || self.lost {
+                tokio::time::sleep(WATCH_EVERY).await;
+            }
+            let now = match self.rt.list_containers(&self.filter).await {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|c| (c.id.clone(), c))
+                    .collect::<BTreeMap<_, _>>(),
+                Err(e) => {
+                    if !self.lost {
+                        self.lost = true;
+                        return RuntimeEvent::Lost {
+                            reason: e.to_string(),
+                        };
+                    }
+                    continue;
+                }
+            };
+            if std::mem::take(&mut self.lost) {
+                self.pending.push_back(RuntimeEvent::Resumed);
+            }
+            if let Some(before) = self.seen.take() {
+                self.pending.extend(changes(&before, &now));
+            }
+            self.seen = Some(now);
+        }
+    }
+}
+
+/// What changed between two looks, in the order an engine reports it.
+fn changes(
+    before: &BTreeMap<String, ContainerInfo>,
+    now: &BTreeMap<String, ContainerInfo>,
+) -> Vec<RuntimeEvent> {
+    let event = |c: &ContainerInfo, change| {
+        RuntimeEvent::Container(ContainerEvent {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            labels: c.labels.clone(),
+            change,
+        })
+    };
+    let running = |c: Option<&ContainerInfo>| c.is_some_and(|c| c.state == ContainerState::Running);
+    let mut out = Vec::new();
+    for (id, c) in now {
+        let old = before.get(id);
+        if c.state == ContainerState::Running && !running(old) {
+            out.push(event(c, ContainerChange::Started));
+        }
+        if c.state == ContainerState::Exited && running(old) {
+            out.push(event(
+                c,
+                ContainerChange::Died {
+                    exit_code: c.exit_code,
+                },
+            ));
+        }
+        let health_before = old.map(|o| o.health).unwrap_or(EngineHealth::None);
+        if c.state == ContainerState::Running
+            && c.health != health_before
+            && c.health != EngineHealth::None
+        {
+            out.push(event(c, ContainerChange::Health { health: c.health }));
+        }
+    }
+    for (id, c) in before {
+        if !now.contains_key(id) {
+            if c.state == ContainerState::Running {
+                out.push(event(c, ContainerChange::Died { exit_code: None }));
+            }
+            out.push(event(c, ContainerChange::Destroyed));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

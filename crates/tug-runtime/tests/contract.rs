@@ -31,6 +31,8 @@ fn free_port() -> u16 {
 struct Fixture {
     image: String,
     command: Option<Vec<String>>,
+    /// A health check command that succeeds.
+    true_command: Vec<String>,
 }
 
 impl Fixture {
@@ -45,6 +47,7 @@ fn process_fixture() -> Fixture {
     Fixture {
         image: "/bin/sleep".into(),
         command: Some(vec!["300".into()]),
+        true_command: vec!["/bin/true".into()],
     }
 }
 
@@ -176,6 +179,7 @@ async fn fake_runtime_keeps_the_contract() {
     let fx = Fixture {
         image: "tug-test/busybox:1".into(),
         command: None,
+        true_command: vec!["true".into()],
     };
     contract(&rt, &fx).await;
 }
@@ -195,6 +199,7 @@ async fn docker_runtime_keeps_the_contract() {
     let fx = Fixture {
         image: busybox_image(&rt).await,
         command: None,
+        true_command: vec!["/bin/busybox".into(), "true".into()],
     };
     contract(&rt, &fx).await;
 }
@@ -232,6 +237,7 @@ async fn docker_port_held_by_a_listener() {
     let fx = Fixture {
         image: busybox_image(&rt).await,
         command: None,
+        true_command: Vec::new(),
     };
     port_held_by_a_listener(&rt, &fx).await;
 }
@@ -290,5 +296,231 @@ async fn docker_logs_and_health() {
             text: "two".into()
         }),
         "{lines:?}"
+    );
+}
+
+/// Reads `events` until one satisfies `want`, for at most 30 s.
+async fn expect_event(
+    events: &mut futures_util::stream::BoxStream<'static, RuntimeEvent>,
+    what: &str,
+    want: impl Fn(&ContainerEvent) -> bool,
+) -> ContainerEvent {
+    use futures_util::StreamExt;
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = events.next().await {
+            if let RuntimeEvent::Container(c) = &e {
+                if want(c) {
+                    return Some(c.clone());
+                }
+            }
+            seen.push(e);
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(e)) => e,
+        _ => panic!("no {what} event; saw {seen:?}"),
+    }
+}
+
+/// The event stream: started, health, died with its exit code, destroyed;
+/// only the filter's containers. `exits_3` makes a spec exit with code 3
+/// shortly after it starts.
+async fn events_contract<R: Runtime>(rt: &R, fx: &Fixture, exits_3: impl Fn(&mut ContainerSpec)) {
+    let stack = unique("events");
+    let labels = BTreeMap::from([(labels::STACK.to_string(), stack.clone())]);
+    let mut events = rt.events(&stack_filter(&stack));
+
+    // Another stack's container: never reported.
+    let mut other = fx.spec(format!("{}-x", unique("other")));
+    other
+        .labels
+        .insert(labels::STACK.into(), unique("other-stack"));
+    other.stop_grace = Duration::from_secs(1);
+    let other_id = rt.create_container(&other).await.unwrap();
+    rt.start_container(&other_id).await.unwrap();
+
+    let mut spec = fx.spec(format!("{stack}-a"));
+    spec.labels = labels.clone();
+    spec.labels.insert(labels::SERVICE.into(), "a".into());
+    spec.stop_grace = Duration::from_secs(1);
+    spec.healthcheck = Some(ExecHealth {
+        test: fx.true_command.clone(),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+        retries: 2,
+        start_period: Duration::ZERO,
+    });
+    let id = rt.create_container(&spec).await.unwrap();
+    rt.start_container(&id).await.unwrap();
+    let started = expect_event(&mut events, "started", |e| {
+        e.change == ContainerChange::Started
+    })
+    .await;
+    assert_eq!(started.id, id);
+    assert_eq!(started.name, spec.name);
+    assert_eq!(started.label(labels::SERVICE), Some("a"));
+    // Process health checks run when the container is looked at.
+    let _ = rt.list_containers(&stack_filter(&stack)).await.unwrap();
+    expect_event(&mut events, "healthy", |e| {
+        e.id == id
+            && e.change
+                == ContainerChange::Health {
+                    health: EngineHealth::Healthy,
+                }
+    })
+    .await;
+
+    let mut dying = fx.spec(format!("{stack}-b"));
+    dying.labels = labels.clone();
+    exits_3(&mut dying);
+    let dying_id = rt.create_container(&dying).await.unwrap();
+    rt.start_container(&dying_id).await.unwrap();
+    let died = expect_event(&mut events, "died", |e| {
+        e.id == dying_id && matches!(e.change, ContainerChange::Died { .. })
+    })
+    .await;
+    assert_eq!(died.change, ContainerChange::Died { exit_code: Some(3) });
+
+    rt.stop_container(&id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    expect_event(&mut events, "died (stopped)", |e| {
+        e.id == id && matches!(e.change, ContainerChange::Died { .. })
+    })
+    .await;
+    rt.remove_container(&id).await.unwrap();
+    rt.remove_container(&dying_id).await.unwrap();
+    rt.remove_container(&other_id).await.unwrap();
+    let mut gone = Vec::new();
+    while gone.len() < 2 {
+        let e = expect_event(&mut events, "destroyed", |e| {
+            e.change == ContainerChange::Destroyed
+        })
+        .await;
+        assert_eq!(e.label(labels::STACK), Some(stack.as_str()));
+        gone.push(e.id);
+    }
+    gone.sort();
+    let mut want = vec![id, dying_id];
+    want.sort();
+    assert_eq!(gone, want);
+}
+
+#[tokio::test]
+async fn fake_runtime_reports_events() {
+    let rt = FakeRuntime::new();
+    rt.add_image("tug-test/busybox:1", "");
+    let fx = Fixture {
+        image: "tug-test/busybox:1".into(),
+        command: None,
+        true_command: vec!["true".into()],
+    };
+    let fake = rt.clone();
+    events_contract(&rt, &fx, move |s| fake.exit_on_start(&s.name, 3)).await;
+}
+
+#[tokio::test]
+async fn fake_runtime_reports_oom_and_interruptions() {
+    use futures_util::StreamExt;
+    let rt = FakeRuntime::new();
+    rt.add_image("i", "");
+    let mut events = rt.events(&stack_filter("s"));
+    let mut spec = ContainerSpec::new("s-a", "i");
+    spec.labels.insert(labels::STACK.into(), "s".into());
+    let id = rt.create_container(&spec).await.unwrap();
+    rt.start_container(&id).await.unwrap();
+    rt.oom_kill(&id);
+    rt.interrupt_events();
+    let got: Vec<RuntimeEvent> = events.by_ref().take(5).collect().await;
+    let changes: Vec<_> = got
+        .iter()
+        .map(|e| match e {
+            RuntimeEvent::Container(c) => format!("{:?}", c.change),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "Started",
+            "OomKilled",
+            "Died { exit_code: Some(137) }",
+            "Lost { reason: \"interrupted\" }",
+            "Resumed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn process_runtime_reports_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ProcessRuntime::new(dir.path().to_path_buf());
+    events_contract(&rt, &process_fixture(), |s| {
+        s.image = "/bin/sh".into();
+        s.command = Some(vec!["-c".into(), "sleep 0.3; exit 3".into()]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn docker_runtime_reports_events() {
+    let Some(rt) = engine_or_skip("docker_runtime_reports_events").await else {
+        return;
+    };
+    let fx = Fixture {
+        image: busybox_image(&rt).await,
+        command: None,
+        true_command: vec!["/bin/busybox".into(), "true".into()],
+    };
+    events_contract(&rt, &fx, |s| {
+        s.command = Some(vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "sleep 0.3; exit 3".into(),
+        ]);
+    })
+    .await;
+}
+
+/// The kernel's OOM killer on a real engine: `OomKilled`, then `Died`.
+#[tokio::test]
+async fn docker_reports_oom_kills() {
+    let Some(rt) = engine_or_skip("docker_reports_oom_kills").await else {
+        return;
+    };
+    let image = busybox_image(&rt).await;
+    let stack = unique("oom");
+    let mut events = rt.events(&stack_filter(&stack));
+    let mut spec = ContainerSpec::new(format!("{stack}-x"), &image);
+    spec.labels.insert(labels::STACK.into(), stack.clone());
+    spec.memory = Some(16 * 1024 * 1024);
+    // A string that doubles until the memory limit is hit.
+    spec.command = Some(vec![
+        "/bin/busybox".into(),
+        "sh".into(),
+        "-c".into(),
+        "a=xxxxxxxxxxxxxxxx; while :; do a=$a$a; done".into(),
+    ]);
+    let id = rt.create_container(&spec).await.unwrap();
+    rt.start_container(&id).await.unwrap();
+    let oom = expect_event(&mut events, "oom", |e| {
+        e.id == id && e.change == ContainerChange::OomKilled
+    })
+    .await;
+    let died = expect_event(&mut events, "died", |e| {
+        e.id == id && matches!(e.change, ContainerChange::Died { .. })
+    })
+    .await;
+    rt.remove_container(&id).await.unwrap();
+    assert_eq!(oom.name, spec.name);
+    assert_eq!(
+        died.change,
+        ContainerChange::Died {
+            exit_code: Some(137)
+        }
     );
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod commands;
 mod exit;
+mod logging;
 mod output;
 
 use output::OutputFormat;
@@ -46,6 +47,9 @@ pub struct Cli {
     /// COMPOSE_PROFILES is read too)
     #[arg(long = "profile", global = true, value_name = "NAME")]
     profile: Vec<String>,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 
     #[command(subcommand)]
     command: Command,
@@ -100,9 +104,18 @@ enum Command {
     },
     /// Supervise the stack and serve its API on a unix socket (what `tug up -d` leaves running)
     ///
-    /// Restarts replicas that exit (exponential backoff), replaces unhealthy
-    /// ones and recreates missing ones. For systemd units or containers.
-    Agent,
+    /// Reacts to the engine's events: restarts replicas that exit (the first
+    /// time at once, then with exponential backoff), replaces unhealthy ones
+    /// and recreates missing ones, with a full resync every 30s as a safety
+    /// net. Logs to <state dir>/<stack>/agent.log (rotated at 10 MiB, 5
+    /// kept); `tug agent logs` shows it. For systemd units or containers.
+    Agent {
+        /// The log file's format
+        #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+        log_format: logging::LogFormat,
+        #[command(subcommand)]
+        action: Option<AgentAction>,
+    },
     /// Show what tug and its agent did: builds, starts, health, restarts, rollbacks
     Events {
         /// Keep printing new events
@@ -205,6 +218,19 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum AgentAction {
+    /// Show the agent's log file
+    Logs {
+        /// Keep printing new lines
+        #[arg(short = 'F', long)]
+        follow: bool,
+        /// Only the last N lines
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        tail: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ImportCommand {
     /// Convert a compose file; prints what could not be carried over and what differs
     ///
@@ -232,6 +258,9 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Agent { action: None, .. }) {
+        logging::init_cli(cli.verbose);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -290,7 +319,14 @@ fn main() -> ExitCode {
             service.as_deref(),
             limit,
         )),
-        Command::Agent => rt.block_on(commands::agent::agent(file)),
+        Command::Agent {
+            log_format,
+            action: None,
+        } => rt.block_on(commands::agent::agent(file, log_format, cli.verbose)),
+        Command::Agent {
+            action: Some(AgentAction::Logs { follow, tail }),
+            ..
+        } => rt.block_on(commands::agent::logs(file, follow, tail)),
         Command::Events { follow, since } => {
             rt.block_on(commands::agent::events(file, cli.output, follow, since))
         }

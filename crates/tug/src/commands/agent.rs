@@ -13,8 +13,21 @@ use tug_runtime::any::AnyRuntime;
 use tug_spec::Stack;
 
 /// `tug agent`: supervise the stack and serve the API until stopped.
-pub async fn agent(file: Option<&Path>) -> Result<ExitCode> {
+pub async fn agent(
+    file: Option<&Path>,
+    format: crate::logging::LogFormat,
+    verbose: u8,
+) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
+    // Everything the agent creates (state dir, socket, store, log) is its
+    // owner's only, whatever the umask.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let (_, _, log) = tug_engine::ops::agent_paths(&stack.name);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::logging::init_agent(&log, format, verbose)
+        .with_context(|| format!("opening the agent log {}", log.display()))?;
     let rt = connect(&stack).await?;
     tug_api::server::run(rt, stack).await.map_err(|e| match e {
         e @ tug_api::server::AgentError::AlreadyRunning { .. } => {
@@ -25,18 +38,74 @@ pub async fn agent(file: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `tug agent logs`: the agent's log file, its last `tail` lines, then new
+/// ones with `follow`.
+pub async fn logs(file: Option<&Path>, follow: bool, tail: usize) -> Result<ExitCode> {
+    let stack = super::spec::load(file)?;
+    let (_, _, log) = tug_engine::ops::agent_paths(&stack.name);
+    let text = match std::fs::read(&log) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => {
+            println!(
+                "stack {} has no agent log yet ({}): `tug up -d` starts an agent",
+                stack.name,
+                log.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines[lines.len().saturating_sub(tail)..] {
+        println!("{l}");
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Like `tail -F`: follows the file across rotations.
+    let mut offset = text.len() as u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Ok(meta) = std::fs::metadata(&log) else {
+            continue;
+        };
+        if meta.len() < offset {
+            offset = 0;
+        }
+        if meta.len() == offset {
+            continue;
+        }
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(&log)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        offset += buf.len() as u64;
+        print!("{}", String::from_utf8_lossy(&buf));
+    }
+}
+
 /// Starts a background agent for the stack unless one answers; its pid.
 pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Result<String> {
     if let Some(c) = Client::for_stack(&stack.name).await {
-        return Ok(c.get("/v1/agent").await?["pid"].to_string());
+        return Ok(c.info().await?.pid.to_string());
     }
     let (socket, _, log) = tug_engine::ops::agent_paths(&stack.name);
     let file = std::path::absolute(&stack.file).unwrap_or_else(|_| stack.file.clone());
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("opening {}", log.display()))?;
+    // The agent logs to `log` itself; this only catches what it prints
+    // before its logger is up (or a crash).
+    let stderr = log.with_extension("stderr");
+    let log_file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&stderr)
+            .with_context(|| format!("opening {}", stderr.display()))?
+    };
     use std::os::unix::process::CommandExt;
     let child =
         std::process::Command::new(std::env::current_exe().context("locating the tug binary")?)
@@ -64,8 +133,9 @@ pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(anyhow::anyhow!(
-        "the agent did not start: see {}",
-        log.display()
+        "the agent did not start: see {} and {}",
+        log.display(),
+        stderr.display()
     ))
 }
 

@@ -215,25 +215,48 @@ pub async fn converge<R: Runtime>(
     output: OutputFormat,
     message: &str,
 ) -> Result<tug_engine::UpReport> {
-    let done = match output {
-        OutputFormat::Json => {
-            let sink = |e: Event| println!("{}", serde_json::to_string(&e).unwrap_or_default());
-            tug_engine::ops::converge(rt, stack, opts, message, &sink).await?
-        }
-        OutputFormat::Table => {
-            let progress = Progress::new(stack.services.keys().cloned());
-            let done =
-                tug_engine::ops::converge(rt, stack, opts, message, &|e| progress.on(&e)).await?;
-            let failed = match &done.result {
-                Err(tug_engine::EngineError::ServiceFailed { service, .. }) => {
-                    Some(service.as_str())
+    // One bus: the store's writer and the display subscribe to it.
+    let bus = tug_engine::bus::Bus::new();
+    let (store, warning) = tug_engine::ops::open_store(&stack.name);
+    warn(warning);
+    let writer = store.map(|s| tug_engine::store::Writer::spawn(s, &bus));
+    let mut sub = bus.subscribe();
+    let progress = (output == OutputFormat::Table)
+        .then(|| std::sync::Arc::new(Progress::new(stack.services.keys().cloned())));
+    let display = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            use tug_engine::bus::Received;
+            while let Some(r) = sub.recv().await {
+                match (r, &progress) {
+                    (Received::Event(p), Some(progress)) => progress.on(&p.event),
+                    (Received::Event(p), None) => {
+                        println!("{}", serde_json::to_string(&p.event).unwrap_or_default())
+                    }
+                    (Received::Missed(n), _) => {
+                        eprintln!(
+                            "{} {n} progress events were not shown",
+                            style("warning:").yellow()
+                        )
+                    }
                 }
-                _ => None,
-            };
-            progress.finish(failed);
-            done
-        }
+            }
+        })
     };
+    let done = tug_engine::ops::converge(rt, stack, opts, message, &bus).await;
+    drop(bus);
+    let _ = display.await;
+    if let Some(w) = writer {
+        let _ = tokio::task::spawn_blocking(move || w.finish()).await;
+    }
+    let done = done?;
+    if let Some(progress) = &progress {
+        let failed = match &done.result {
+            Err(tug_engine::EngineError::ServiceFailed { service, .. }) => Some(service.as_str()),
+            _ => None,
+        };
+        progress.finish(failed);
+    }
     warn(done.warning);
     let revision = done.revision;
     let report = done.result?;
@@ -381,10 +404,29 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let rows: Vec<serde_json::Value> = match tug_api::client::Client::for_stack(&stack.name).await {
-        Some(agent) => serde_json::from_value(agent.get("/v1/ps").await?)?,
-        None => rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
-    };
+    let (rows, converge): (Vec<serde_json::Value>, _) =
+        match tug_api::client::Client::for_stack(&stack.name).await {
+            // The agent answers from its live snapshot, even mid-converge.
+            Some(agent) => {
+                let ps = agent.ps().await?;
+                let rows = ps
+                    .replicas
+                    .iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect();
+                (rows, ps.converge)
+            }
+            None => (
+                rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
+                None,
+            ),
+        };
+    if let (Some(c), OutputFormat::Table) = (&converge, output) {
+        println!("{} converging for {}", style("⟳").cyan(), age(c.since));
+        for (service, doing) in &c.services {
+            println!("  {service}: {doing}");
+        }
+    }
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Table if rows.is_empty() => {

@@ -1,0 +1,188 @@
+//! The agent's API types: one definition, used by the server to answer and
+//! by the client to read the answers.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /v1/agent`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentInfo {
+    pub pid: u32,
+    pub stack: String,
+    #[schema(value_type = String)]
+    pub socket: std::path::PathBuf,
+    /// The agent's log file.
+    #[schema(value_type = String)]
+    pub log: std::path::PathBuf,
+}
+
+/// `GET /v1/ps`: the agent's live snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Ps {
+    pub stack: String,
+    /// The revision the agent holds the stack to.
+    pub revision: Option<i64>,
+    pub replicas: Vec<Replica>,
+    /// What a converge in progress is doing, if one runs.
+    pub converge: Option<Converge>,
+    /// Whether the agent is on the engine's event stream.
+    pub engine_connected: bool,
+}
+
+/// One replica as `tug ps` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Replica {
+    pub service: String,
+    /// `None` when the container's `dev.tug.replica` label is missing or invalid.
+    pub replica: Option<u32>,
+    pub name: String,
+    pub id: String,
+    pub state: String,
+    pub health: String,
+    pub endpoint: Option<String>,
+    pub created: i64,
+    pub image: String,
+    /// Supervision's note, e.g. `backoff 8s`.
+    pub note: Option<String>,
+}
+
+/// A converge in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Converge {
+    /// When it began, seconds since the epoch.
+    pub since: i64,
+    /// What each service is doing, e.g. `started replica 1, checking health`.
+    pub services: BTreeMap<String, String>,
+}
+
+/// `POST /v1/scale`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    /// `SERVICE=N` pairs.
+    pub pairs: Vec<String>,
+}
+
+/// `POST /v1/restart`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    /// Services to restart; empty: all.
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// `POST /v1/rollback`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The revision to return to; `None`: the previous good one.
+    #[serde(default)]
+    pub to: Option<i64>,
+}
+
+/// `POST /v1/down`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DownRequest {
+    #[serde(default)]
+    pub volumes: bool,
+}
+
+/// The answer to scale and rollback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Converged {
+    pub revision: Option<i64>,
+    pub report: Report,
+    pub warning: Option<String>,
+}
+
+/// What a converge changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    pub images: BTreeMap<String, String>,
+    pub created: usize,
+    pub started: usize,
+    pub removed: usize,
+    pub up_to_date: bool,
+}
+
+impl From<tug_engine::UpReport> for Report {
+    fn from(r: tug_engine::UpReport) -> Self {
+        Report {
+            images: r.images,
+            created: r.created,
+            started: r.started,
+            removed: r.removed,
+            up_to_date: r.up_to_date,
+        }
+    }
+}
+
+/// The answer to restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Restarted {
+    pub restarted: usize,
+    pub services: Vec<String>,
+}
+
+/// The answer to down.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removed {
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+}
+
+/// One recorded event: `GET /v1/events` and each server-sent event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventRecord {
+    pub id: i64,
+    pub time: i64,
+    /// The event: `{"event": "<kind>", ...fields}`.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+}
+
+/// One applied revision, newest first in `GET /v1/history`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Revision {
+    pub id: i64,
+    pub created: i64,
+    /// `pending`, `succeeded`, `failed` or `rolled-back`.
+    pub outcome: String,
+    pub message: String,
+    /// The resolved stack as applied.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    pub images: BTreeMap<String, String>,
+}
+
+/// `?limit=N&after=ID` of the history and events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub after: Option<i64>,
+}
+
+/// `GET /v1/logs` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    pub service: Option<String>,
+    pub tail: Option<u32>,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// Every error: a message to show, and whether the input was at fault (4xx).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    pub invalid: bool,
+}
+
+/// Largest request body the agent reads.
+pub const MAX_BODY: usize = 64 * 1024;

@@ -1,0 +1,111 @@
+//! The OpenAPI document of the agent's API, generated from the types in
+//! [`crate::api`] and served at `GET /v1/openapi.json`.
+
+use crate::api::*;
+use utoipa::OpenApi;
+
+#[utoipa::path(get, path = "/v1/agent", responses((status = 200, body = AgentInfo)))]
+#[allow(dead_code)]
+fn agent() {}
+
+#[utoipa::path(get, path = "/v1/ps", responses((status = 200, description = "the live snapshot; answers while a converge runs", body = Ps)))]
+#[allow(dead_code)]
+fn ps() {}
+
+#[utoipa::path(get, path = "/v1/history", params(Page), responses(
+    (status = 200, description = "revisions, newest first", body = [Revision]),
+    (status = 400, body = ErrorBody)))]
+#[allow(dead_code)]
+fn history() {}
+
+#[utoipa::path(get, path = "/v1/events", params(Page), responses(
+    (status = 200, description = "recorded events after `after`, oldest first", body = [EventRecord]),
+    (status = 400, body = ErrorBody)))]
+#[allow(dead_code)]
+fn events() {}
+
+#[utoipa::path(get, path = "/v1/events/stream", params(Page), responses(
+    (status = 200, description = "server-sent events: `id:` the event id, `data:` an EventRecord", content_type = "text/event-stream", body = String),
+    (status = 400, body = ErrorBody)))]
+#[allow(dead_code)]
+fn event_stream() {}
+
+#[utoipa::path(get, path = "/v1/logs", params(LogsQuery), responses(
+    (status = 200, description = "log lines as NDJSON: {service, replica, stderr, text}", content_type = "application/x-ndjson", body = String),
+    (status = 400, body = ErrorBody)))]
+#[allow(dead_code)]
+fn logs() {}
+
+#[utoipa::path(post, path = "/v1/scale", request_body = ScaleRequest, responses(
+    (status = 200, body = Converged),
+    (status = 400, description = "bad input: unknown service, replicas not a whole number from 0 to 256", body = ErrorBody),
+    (status = 413, description = "body over 64 KiB"),
+    (status = 500, body = ErrorBody)))]
+#[allow(dead_code)]
+fn scale() {}
+
+#[utoipa::path(post, path = "/v1/restart", request_body = RestartRequest, responses(
+    (status = 200, body = Restarted),
+    (status = 400, body = ErrorBody),
+    (status = 413, description = "body over 64 KiB"),
+    (status = 500, body = ErrorBody)))]
+#[allow(dead_code)]
+fn restart() {}
+
+#[utoipa::path(post, path = "/v1/rollback", request_body = RollbackRequest, responses(
+    (status = 200, body = Converged),
+    (status = 400, body = ErrorBody),
+    (status = 413, description = "body over 64 KiB"),
+    (status = 500, body = ErrorBody)))]
+#[allow(dead_code)]
+fn rollback() {}
+
+#[utoipa::path(post, path = "/v1/down", request_body = DownRequest, responses(
+    (status = 200, description = "removed; the agent then exits", body = Removed),
+    (status = 400, body = ErrorBody),
+    (status = 413, description = "body over 64 KiB"),
+    (status = 500, body = ErrorBody)))]
+#[allow(dead_code)]
+fn down() {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tug agent",
+        description = "The API of a stack's agent, on the unix socket <state dir>/<stack>/agent.sock."
+    ),
+    paths(
+        agent,
+        ps,
+        history,
+        events,
+        event_stream,
+        logs,
+        scale,
+        restart,
+        rollback,
+        down
+    )
+)]
+struct Doc;
+
+/// The document, as JSON.
+pub fn document() -> String {
+    Doc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_names_every_route_and_type() {
+        let doc: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        for p in ["/v1/ps", "/v1/scale", "/v1/events/stream", "/v1/down"] {
+            assert!(doc["paths"].get(p).is_some(), "{p}");
+        }
+        assert!(doc["components"]["schemas"]["Ps"].is_object());
+        assert!(doc["components"]["schemas"]["ScaleRequest"].is_object());
+    }
+}

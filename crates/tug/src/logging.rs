@@ -1,0 +1,83 @@
+//! The tracing subscriber: stderr for commands (`-v`, `-vv`, `RUST_LOG`),
+//! a size-rotated file in the state directory for the agent.
+
+use std::io::Write;
+use std::path::Path;
+use tracing_subscriber::EnvFilter;
+
+/// How the agent writes its log file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event: time, level, target, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Rotate the agent's log at this size, keeping this many old files.
+pub const LOG_LIMIT: usize = 10 * 1024 * 1024;
+pub const LOG_KEEP: usize = 5;
+
+/// `RUST_LOG` when set; else warnings (info with -v, debug with -vv, trace
+/// with -vvv) from tug's own crates.
+fn filter(verbose: u8, default: &str) -> EnvFilter {
+    if let Ok(f) = EnvFilter::try_from_env("RUST_LOG") {
+        return f;
+    }
+    let level = match verbose {
+        0 => default,
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let crates = [
+        "tug",
+        "tug_api",
+        "tug_engine",
+        "tug_runtime",
+        "tug_image",
+        "tug_spec",
+        "tug_scan",
+    ];
+    let spec: Vec<String> = std::iter::once("warn".to_string())
+        .chain(crates.iter().map(|c| format!("{c}={level}")))
+        .collect();
+    EnvFilter::new(spec.join(","))
+}
+
+/// Logs to stderr, for every command but the agent.
+pub fn init_cli(verbose: u8) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter(verbose, "warn"))
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .try_init();
+}
+
+/// Logs to `path`, rotated at [`LOG_LIMIT`] (`agent.log.1` … `.5`), owner-only.
+pub fn init_agent(path: &Path, format: LogFormat, verbose: u8) -> std::io::Result<()> {
+    use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true).create(true).append(true).mode(0o600);
+    // Probe once, so an unwritable state directory is an error, not silence.
+    open.open(path)?.flush()?;
+    let file = FileRotate::new(
+        path,
+        AppendCount::new(LOG_KEEP),
+        ContentLimit::BytesSurpassed(LOG_LIMIT),
+        Compression::None,
+        Some(open),
+    );
+    let writer = std::sync::Mutex::new(file);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(verbose, "info"))
+        .with_ansi(false)
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    Ok(())
+}
