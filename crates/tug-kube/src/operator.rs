@@ -13,7 +13,7 @@
 //!   and owner references for the garbage collector).
 //! - Leader election: [`run_leader`] reconciles only while it holds the
 //!   Lease `tug-operator` (see [`crate::leader`]).
-//! - Not yet: `/metrics` and `/healthz`.
+//! - [`serve`] answers `/healthz` and `/metrics` (Prometheus text).
 
 use crate::deploy::{DeployError, Deployer};
 use crate::object::Object;
@@ -300,6 +300,74 @@ pub async fn cleanup(client: &Client, stack: &StackResource) -> Result<(), Opera
 struct Ctx {
     client: Client,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
+}
+
+/// What the operator counts, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    reconciles_ok: std::sync::atomic::AtomicU64,
+    reconciles_failed: std::sync::atomic::AtomicU64,
+    leader: std::sync::atomic::AtomicBool,
+}
+
+impl Metrics {
+    fn count(&self, ok: bool) {
+        let c = if ok {
+            &self.reconciles_ok
+        } else {
+            &self.reconciles_failed
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader
+            .store(leading, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        format!(
+            "# HELP tug_operator_reconciles_total Stack reconciles by result.\n\
+             # TYPE tug_operator_reconciles_total counter\n\
+             tug_operator_reconciles_total{{result=\"ok\"}} {}\n\
+             tug_operator_reconciles_total{{result=\"error\"}} {}\n\
+             # HELP tug_operator_leader Whether this replica holds the operator's Lease.\n\
+             # TYPE tug_operator_leader gauge\n\
+             tug_operator_leader {}\n",
+            self.reconciles_ok.load(Relaxed),
+            self.reconciles_failed.load(Relaxed),
+            u8::from(self.leader.load(Relaxed)),
+        )
+    }
+}
+
+/// Serves `/healthz` and `/metrics` on `listener` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        );
+    axum::serve(listener, app).await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +375,15 @@ struct Ctx {
 pub struct ReconcileError(#[from] kube::runtime::finalizer::Error<OperatorError>);
 
 async fn reconcile_event(
+    stack: Arc<StackResource>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, ReconcileError> {
+    let r = reconcile_inner(stack, ctx.clone()).await;
+    ctx.metrics.count(r.is_ok());
+    r
+}
+
+async fn reconcile_inner(
     stack: Arc<StackResource>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, ReconcileError> {
@@ -360,7 +437,7 @@ fn error_policy(_: Arc<StackResource>, e: &ReconcileError, _: Arc<Ctx>) -> Actio
 }
 
 /// Runs the controller for every Stack the client can see, until the stream ends.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, metrics: Arc<Metrics>) {
     use futures_util::StreamExt;
     let api: Api<StackResource> = Api::all_with(client.clone(), &api_resource());
     let ctx = Arc::new(Ctx {
@@ -372,6 +449,7 @@ pub async fn run(client: Client) {
             },
         ),
         client,
+        metrics,
     });
     Controller::new_with(api, watcher::Config::default(), api_resource())
         .run(reconcile_event, error_policy, ctx)
@@ -389,7 +467,7 @@ pub async fn run(client: Client) {
 /// Runs the controller only while this replica holds the `tug-operator`
 /// Lease in `namespace`; returns when the lease is lost, so that the process
 /// exits and its restart campaigns again.
-pub async fn run_leader(client: Client, namespace: &str, identity: &str) {
+pub async fn run_leader(client: Client, namespace: &str, identity: &str, metrics: Arc<Metrics>) {
     let lock = crate::leader::LeaseLock::new(
         client.clone(),
         namespace,
@@ -409,6 +487,7 @@ pub async fn run_leader(client: Client, namespace: &str, identity: &str) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     tracing::info!(identity, "leading");
+    metrics.set_leader(true);
     let renew = async {
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -423,7 +502,8 @@ pub async fn run_leader(client: Client, namespace: &str, identity: &str) {
         }
     };
     tokio::select! {
-        () = run(client) => {}
+        () = run(client, metrics.clone()) => {}
         why = renew => tracing::error!(reason = %why, "lost leadership"),
     }
+    metrics.set_leader(false);
 }

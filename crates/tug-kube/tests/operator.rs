@@ -295,3 +295,33 @@ mod leader {
         );
     }
 }
+
+#[tokio::test]
+async fn healthz_and_prometheus_metrics_answer_over_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let metrics = Arc::new(tug_kube::operator::Metrics::default());
+    metrics.set_leader(true);
+    tokio::spawn(tug_kube::operator::serve(listener, metrics));
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+    let h = get(addr, "/healthz").await;
+    assert!(h.starts_with("HTTP/1.1 200") && h.ends_with("ok\n"), "{h}");
+    let m = get(addr, "/metrics").await;
+    assert!(m.contains("text/plain; version=0.0.4"), "{m}");
+    assert!(
+        m.contains("tug_operator_reconciles_total{result=\"ok\"} 0\n"),
+        "{m}"
+    );
+    assert!(m.contains("tug_operator_leader 1\n"), "{m}");
+}

@@ -190,6 +190,9 @@ enum Command {
         /// The kubeconfig context [default: its current context, else in-cluster]
         #[arg(long, value_name = "CONTEXT")]
         context: Option<String>,
+        /// Where /healthz and /metrics answer
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Turn the stack into Kubernetes manifests or a Helm chart: `tug render k8s --out k8s/`
     #[command(subcommand)]
@@ -352,10 +355,15 @@ fn main() -> ExitCode {
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Schema => commands::spec::schema(),
-        Command::Operator { cmd, context } => rt.block_on(commands::kube::operator(
+        Command::Operator {
+            cmd,
+            context,
+            listen,
+        } => rt.block_on(commands::kube::operator(
             cli.output,
             cmd,
             context.as_deref(),
+            listen,
         )),
         Command::Render(cmd) => commands::kube::render(cli.file.as_deref(), cli.output, cmd),
         Command::Import(ImportCommand::Compose { file, out, force }) => {

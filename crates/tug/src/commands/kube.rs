@@ -310,6 +310,7 @@ pub async fn operator(
     output: OutputFormat,
     cmd: Option<OperatorCommand>,
     context: Option<&str>,
+    listen: std::net::SocketAddr,
 ) -> Result<ExitCode> {
     if let Some(OperatorCommand::Crd) = cmd {
         let crd = serde_json::to_value(tug_kube::operator::crd())?;
@@ -326,10 +327,15 @@ pub async fn operator(
         "tug operator: reconciling Stacks (tug.dev/v1alpha1) on {} (context {})",
         cluster.server, cluster.context
     );
+    let metrics = std::sync::Arc::new(tug_kube::operator::Metrics::default());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} for /healthz and /metrics"))?;
+    tokio::spawn(tug_kube::operator::serve(listener, metrics.clone()));
     let ns = cluster.client.default_namespace().to_string();
     let identity = std::env::var("POD_NAME")
         .unwrap_or_else(|_| format!("tug-operator-{}", std::process::id()));
-    tug_kube::operator::run_leader(cluster.client, &ns, &identity).await;
+    tug_kube::operator::run_leader(cluster.client, &ns, &identity, metrics).await;
     Err(anyhow::anyhow!(
         "lost the operator's Lease; exiting so that a restart campaigns again"
     ))
