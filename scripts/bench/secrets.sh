@@ -128,13 +128,23 @@ AL = string.ascii_letters + string.digits
 B64 = AL + "+/"
 HEX = "0123456789abcdef"
 def s(k, al=AL): return "".join(r.choice(al) for _ in range(k))
+def gh():
+    # 30 random characters and their CRC32 in base62, as GitHub issues them.
+    import zlib
+    body, d = s(30), "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    n = zlib.crc32(body.encode())
+    out = ""
+    for _ in range(6):
+        out = d[n % 62] + out
+        n //= 62
+    return body + out
 # (kind, line maker): each returns the text of one line holding one secret.
 kinds = [
     ("aws-key-id", lambda: f"aws_access_key_id = AKIA{s(16, string.ascii_uppercase + '234567')}"),
     ("aws-secret", lambda: f'aws_secret_access_key = "{s(40, B64)}"'),
     ("gcp-sa", lambda: f'  "type": "service_account", "private_key_id": "{s(40, HEX)}",'),
     ("azure", lambda: f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={s(86, B64)}==;EndpointSuffix=core.windows.net"),
-    ("github", lambda: f"GITHUB_TOKEN=ghp_{s(36)}"),
+    ("github", lambda: f"GITHUB_TOKEN=ghp_{gh()}"),
     ("github-pat", lambda: f"token = github_pat_{s(22)}_{s(59)}"),
     ("gitlab", lambda: f"gitlab_token: glpat-{s(20)}"),
     ("slack", lambda: f"slack = 'xoxb-{r.randint(10**11, 10**12-1)}-{r.randint(10**12, 10**13-1)}-{s(24)}'"),
