@@ -18,6 +18,11 @@ fn registry_ids_and_names_are_unique_and_wide() {
         assert!(ids.insert(r.id), "duplicate id {}", r.id);
         assert!(names.insert(r.name), "duplicate name {}", r.name);
         assert!(
+            regex::Regex::new(r.pattern()).is_ok(),
+            "{}: pattern does not compile",
+            r.id
+        );
+        assert!(
             r.keywords.iter().all(|k| *k == k.to_ascii_lowercase()),
             "{}: keywords are matched case-insensitively; write them lower-case",
             r.id

@@ -39,7 +39,7 @@ pub fn value<'a>(name: &str, quote: &str, raw: &'a str) -> Option<&'a str> {
         // Generics, calls and indexing: `Option<String>`, `get(x)`, `m[k]`.
         return None;
     }
-    if !quoted && is_code_reference(v) {
+    if !quoted && (is_code_reference(v) || is_snake_identifier(v)) {
         return None;
     }
     // Data has a digit and a letter; names of things (`SECRET_KEY`,
@@ -140,6 +140,30 @@ fn is_code_reference(v: &str) -> bool {
     parts >= 2 && (v.contains('.') || v.contains("::") || v.contains("->"))
 }
 
+/// `D3DKMT_PRESENTHISTORYTOKEN`, `x25519_generate_private_key`,
+/// `MI_UserCredentials_0`: a constant, type or function named in code.
+fn is_snake_identifier(v: &str) -> bool {
+    if !v.contains('_')
+        || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || v.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return false;
+    }
+    v.split('_').filter(|s| !s.is_empty()).all(|seg| {
+        seg.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            || seg
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            || is_identifier_words(seg)
+            || seg.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && seg
+                    .chars()
+                    .skip(1)
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
 /// camelCase or snake_case words (`userPassword2`, `db_password_v2`).
 fn is_identifier_words(v: &str) -> bool {
     if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -169,7 +193,8 @@ fn is_identifier_words(v: &str) -> bool {
     }
     words.iter().all(|w| {
         let letters = w.trim_end_matches(|c: char| c.is_ascii_digit());
-        letters.len() >= 2
+        // `X509`, `Sha256`: one letter may lead a number.
+        (letters.len() >= 2 || (letters.len() == 1 && w.len() > 1))
             && letters.chars().all(|c| c.is_ascii_alphabetic())
             && (letters.chars().skip(1).all(|c| c.is_ascii_lowercase())
                 || letters.chars().all(|c| c.is_ascii_uppercase()))
@@ -202,6 +227,11 @@ mod tests {
             ("password", "\"", "/run/secrets/db_password"),
             ("token", "", "Config::DEFAULT_TOKEN"),
             ("token_id", "\"", "a1b2c3d4e5f6a7b8"),
+            ("PresentHistoryToken", "", "D3DKMT_PRESENTHISTORYTOKEN,"),
+            ("generate_private_key", "", "x25519_generate_private_key,"),
+            ("credentials", "", "MI_UserCredentials_0,"),
+            ("MsV1_0ChangePassword", "", "MSV1_0_PROTOCOL_MESSAGE_TYPE"),
+            ("InheritPrivateKey", "", "X509RequestInheritOptions"),
         ] {
             assert_eq!(value(name, q, v), None, "{name} = {v}");
         }
@@ -212,6 +242,7 @@ mod tests {
         for (name, q, v) in [
             ("storageAccountKey", "\"", "q8Zk2mV9xLp4Rt7Wb3Nc"),
             ("API_TOKEN", "", "9f8e7d6c5b4a39281706f5e4"),
+            ("API_TOKEN", "", "kX9_pQ2mZ7vR4tL8wN3b"),
             ("password", "'", "S3cure!Passw0rd#2024"),
         ] {
             assert_eq!(value(name, q, v), Some(v), "{name} = {v}");

@@ -33,7 +33,17 @@ struct Compiled {
     owner: Vec<usize>,
     /// Rules without keywords run on every file.
     always: Vec<usize>,
-    each: Vec<Regex>,
+    /// Compiled on first use: most files wake only a few rules, and
+    /// compiling all of them costs more than scanning a small tree.
+    each: Vec<OnceLock<Regex>>,
+}
+
+impl Compiled {
+    fn regex(&self, idx: usize) -> &Regex {
+        // The patterns are constants checked by tests; failure here is a build bug.
+        self.each[idx]
+            .get_or_init(|| Regex::new(rules::RULES[idx].pattern).expect("secret rule pattern"))
+    }
 }
 
 fn compiled() -> &'static Compiled {
@@ -59,10 +69,7 @@ fn compiled() -> &'static Compiled {
                 .expect("secret rule keywords"),
             owner,
             always,
-            each: rules::RULES
-                .iter()
-                .map(|r| Regex::new(r.pattern).expect("secret rule pattern"))
-                .collect(),
+            each: rules::RULES.iter().map(|_| OnceLock::new()).collect(),
         }
     })
 }
@@ -172,6 +179,8 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "....",
     "0000",
     "1234567",
+    // RFC 7617's example credentials (`Aladdin:opensesame`).
+    "opensesame",
 ];
 
 /// Values that are obviously not real secrets.
@@ -328,7 +337,7 @@ fn matches(text: &str, allow: &Allowlist) -> Vec<Match> {
     let mut lines_taken: HashSet<usize> = HashSet::new();
     for idx in candidates(c, text) {
         let rule = &rules::RULES[idx];
-        let re = &c.each[idx];
+        let re = c.regex(idx);
         let mut at = 0;
         while at <= text.len() {
             let Some(caps) = re.captures_at(text, at) else {

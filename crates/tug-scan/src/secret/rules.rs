@@ -496,7 +496,7 @@ pub static RULES: &[SecretRule] = &[
         "MONGODB_ATLAS_PRIVATE_KEY={{uuid}}", "MONGODB_ATLAS_PUBLIC_KEY=abcdefgh"),
     rule("TUGS114", "snowflake-password", "Snowflake password", High, &["snowflake"],
         keyed!("snowflake[\\w.\\-]{0,12}password", r"[^\s'\x22]{8,}"),
-        "SNOWFLAKE_PASSWORD={{A16}}", "SNOWFLAKE_ACCOUNT=xy12345"),
+        "SNOWFLAKE_PASSWORD={{A16}}", "SNOWFLAKE_ACCOUNT=xy12345").entropy(3.3),
     rule("TUGS115", "jdbc-password", "Password in a JDBC URL", High, &["jdbc:"],
         r"(?i)jdbc:[a-z0-9]+:[^\s'\x22]*[?;&]password=([^&;\s'\x22]{4,})",
         "url=jdbc:mysql://db:3306/app?user=app&password={{A14}}", "url=jdbc:mysql://db:3306/app?user=app")
