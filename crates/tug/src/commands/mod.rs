@@ -7,5 +7,6 @@ pub mod import;
 pub mod lint;
 pub mod sbom;
 pub mod scan;
+pub mod sign;
 pub mod spec;
 pub mod stack;
