@@ -2,7 +2,7 @@
 # Image scanning: time of `tug scan IMAGE` on the examples/hello image and on
 # a generated ~200 MB image (4 layers: text files, random binaries, copies of
 # the hello binary with its cargo-auditable data, a layer deleting files),
-# per uncompressed layer byte; and SBOM-free audit of the same images.
+# per uncompressed layer byte; then SBOM generation time.
 #
 #   scripts/bench/scan-image.sh [MB=200]
 #
@@ -75,4 +75,13 @@ for img in hello big; do
     if [ -z "$best" ] || (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
   done
   python3 -c "b=$bytes; t=$best; print(f'{\"$img\":6} {b/1e6:8.1f} MB uncompressed  best of $RUNS: {t:6.3f} s  {t/b*1e9:7.2f} ns/byte  {b/t/1e6:7.1f} MB/s')"
+done
+
+# SBOM generation: the hello image (its binary's embedded list) and this
+# workspace's Cargo.lock.
+for src in "oci:$WORK/hello" "oci:$WORK/big" .; do
+  s=$(date +%s.%N)
+  n=$("$TUG" sbom "$src" --format cyclonedx | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["components"]))')
+  e=$(date +%s.%N)
+  python3 -c "print(f'sbom {\"$src\".split(\"/\")[-1]:8} {$n:5d} components  {($e-$s):6.3f} s')"
 done

@@ -206,7 +206,8 @@ fn oci_layout_round_trips() {
     assert_eq!(raw.layers[0].data, img.layers[0].data);
     let e = read_oci_layout(dir.path(), Some("y:2")).unwrap_err();
     assert!(e.to_string().contains("no image tagged \"y:2\""), "{e}");
-    // A corrupted blob is caught.
+    // A corrupted layer blob is caught: the layer says why it cannot be
+    // read (the other layers stay usable, e.g. for a scan).
     std::fs::write(
         dir.path()
             .join("blobs/sha256")
@@ -214,7 +215,8 @@ fn oci_layout_round_trips() {
         b"junk",
     )
     .unwrap();
-    let e = read_oci_layout(dir.path(), None).unwrap_err();
+    let raw = read_oci_layout(dir.path(), None).unwrap();
+    let e = raw.layers[0].tar().unwrap_err();
     assert!(e.to_string().contains("does not match its digest"), "{e}");
     let e = read_oci_layout(&dir.path().join("nope"), None).unwrap_err();
     assert!(e.to_string().contains("not an OCI image layout"), "{e}");

@@ -209,6 +209,12 @@ enum Command {
     Scan(commands::scan::ScanArgs),
     /// A bill of materials (CycloneDX 1.5 or SPDX 2.3) of a Cargo.lock or an image
     Sbom(commands::sbom::SbomArgs),
+    /// Make a signing key pair (tug.key, encrypted, and tug.pub), as cosign does
+    Keygen(commands::sign::KeygenArgs),
+    /// Sign an image in its registry (cosign's key-based format)
+    Sign(commands::sign::SignArgs),
+    /// Verify an image's signature with a public key
+    Verify(commands::sign::VerifyArgs),
     /// Lint Dockerfiles (hadolint-compatible rule IDs, plus tug's own)
     Lint(commands::lint::LintArgs),
     /// Generate an optimized multi-stage Dockerfile and .dockerignore for a Rust workspace
@@ -373,6 +379,9 @@ fn main() -> ExitCode {
         Command::Image(cmd) => commands::image::run(cli.output, cmd),
         Command::Scan(args) => commands::scan::run(args, cli.output),
         Command::Sbom(args) => commands::sbom::run(args),
+        Command::Keygen(args) => commands::sign::keygen(args),
+        Command::Sign(args) => commands::sign::sign_image(cli.output, args),
+        Command::Verify(args) => commands::sign::verify(cli.output, args),
         Command::Lint(args) => commands::lint::run(args, cli.output),
         Command::Dockerfile(args) => commands::dockerfile::run(args, cli.file.as_deref()),
         Command::Completions { shell } => {

@@ -16,6 +16,7 @@ mod reference;
 
 pub use auth::Credentials;
 mod referrers;
+pub mod sign;
 pub use reference::{Reference, ReferenceError, DOCKER_HUB};
 pub use referrers::{fallback_tag, Attached, MEDIA_CYCLONEDX, MEDIA_EMPTY, MEDIA_SPDX};
 

@@ -8,5 +8,6 @@ pub mod kube;
 pub mod lint;
 pub mod sbom;
 pub mod scan;
+pub mod sign;
 pub mod spec;
 pub mod stack;

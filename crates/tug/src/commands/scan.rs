@@ -64,7 +64,14 @@ pub fn image_source(arg: &std::path::Path) -> Option<String> {
     if arg.exists() {
         return None;
     }
-    let looks_like_ref = s.contains(':') || s.contains('/');
+    // A reference names its registry (`host:port/…`, `x.y/…`) or a tag or
+    // digest; anything else (`no/such/dir`) is a missing path.
+    let first = s.split('/').next().unwrap_or("");
+    let last = s.rsplit('/').next().unwrap_or("");
+    let looks_like_ref = s.contains('@')
+        || last.contains(':')
+        || (s.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost"));
     (looks_like_ref && tug_image::registry::Reference::parse(s).is_ok()).then(|| s.to_string())
 }
 
