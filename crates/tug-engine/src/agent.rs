@@ -321,6 +321,13 @@ impl Supervisor {
             let st = self.replicas.entry(c.name.clone()).or_default();
             match c.state {
                 ContainerState::Exited | ContainerState::Dead => {
+                    // It ran long enough since its last start: a fresh crash.
+                    if st
+                        .running_since
+                        .is_some_and(|t| now.duration_since(t) >= RESET_AFTER)
+                    {
+                        st.restarts = 0;
+                    }
                     st.running_since = None;
                     st.health_failures = 0;
                     st.healthy = None;
@@ -349,7 +356,10 @@ impl Supervisor {
                     });
                     st.next_restart = None;
                     match rt.start_container(&c.id).await {
-                        Ok(()) => report.restarted.push(c.name.clone()),
+                        Ok(()) => {
+                            st.running_since = Some(now);
+                            report.restarted.push(c.name.clone())
+                        }
                         Err(e) => {
                             st.restarts += 1;
                             st.next_restart = Some(now + backoff(st.restarts));
