@@ -232,6 +232,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
         .route("/v1/down", post(down::<R>))
+        .route("/v1/resync", post(resync::<R>))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
@@ -666,6 +667,13 @@ async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Response {
         socket: a.socket.clone(),
         log: a.log.clone(),
     })
+}
+
+/// Reads the replicas from the engine now (a `tug up` changed them) and
+/// answers with the snapshot that has them.
+async fn resync<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    refresh(&a).await;
+    reply(&**a.snapshot.load())
 }
 
 async fn ps<R: Runtime>(State(a): State<Shared<R>>) -> Response {
