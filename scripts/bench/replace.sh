@@ -6,7 +6,8 @@
 # up. Prints the median and the max of each, per tug binary given, so an
 # older build (say, the agent that polled every second) runs in the same go.
 #   scripts/bench/replace.sh [N] [TUG_BINARY...]   (default 20, target/debug/tug)
-# Then the agent's idle RSS and CPU with 50 replicas, for the first binary.
+# Then the agent's idle RSS and CPU with 50 replicas, for the first binary
+# (IDLE=0 skips that part).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-20}
@@ -90,6 +91,7 @@ for bin in "${bins[@]}"; do
 done
 
 # Idle cost of the agent supervising 50 replicas (first binary).
+[ "${IDLE:-1}" = 0 ] && exit 0
 bin=${bins[0]}
 write 50
 "$bin" -f "$work/tug.yaml" up -d --timeout 300s >/dev/null

@@ -68,6 +68,12 @@ impl Client {
         self.get_as("/v1/agent").await
     }
 
+    /// Has the agent read the replicas from the engine again (after a
+    /// converge it did not run); its snapshot then.
+    pub async fn resync(&self) -> Result<crate::api::Ps, ClientError> {
+        self.post_as("/v1/resync", &serde_json::json!({})).await
+    }
+
     /// The agent's live snapshot.
     pub async fn ps(&self) -> Result<crate::api::Ps, ClientError> {
         self.get_as("/v1/ps").await

@@ -1,17 +1,22 @@
 //! The agent of a stack and its API.
 //!
-//! The agent stays with a stack after `tug up -d`: every second it takes the
-//! stack's apply lock (skipping the tick when a `tug` command holds it),
-//! reads the desired state from the newest succeeded revision in the history
-//! store (pinned to the images that revision ran), and lets the engine's
-//! [`Supervisor`](tug_engine::agent::Supervisor) restart, replace and converge.
+//! The agent stays with a stack after `tug up -d`. When the engine reports a
+//! change of one of its containers (and every 30 s, and after reconnecting to
+//! the engine) it takes the stack's apply lock (trying again a second later
+//! when a `tug` command holds it), reads the desired state from the newest
+//! succeeded revision in the history store (pinned to the images that
+//! revision ran), and lets the engine's
+//! [`Supervisor`](tug_engine::agent::Supervisor) restart and replace; a
+//! converge runs in a task of its own. Readers take the live snapshot.
 //!
 //! It serves an HTTP/JSON API on `<state dir>/agent.sock`:
 //!
 //! | method and path | what |
 //! |---|---|
 //! | `GET /v1/agent` | pid, stack, socket |
-//! | `GET /v1/ps` | replicas, with supervision notes (`backoff 8s`) |
+//! | `GET /v1/ps` | the live snapshot: replicas with health and notes (`backoff 8s`), the converge in progress |
+//! | `POST /v1/resync` | read the replicas from the engine again (after a `tug up`), then the snapshot |
+//! | `GET /v1/openapi.json` | the OpenAPI document of this API |
 //! | `GET /v1/history?limit=N` | revisions, newest first |
 //! | `GET /v1/events?after=ID&limit=N` | events, oldest first |
 //! | `GET /v1/events/stream?after=ID` | the same, then new ones, as server-sent events |
@@ -21,8 +26,9 @@
 //! | `POST /v1/rollback` `{"to": null}` | back to the previous good revision |
 //! | `POST /v1/down` `{"volumes": false}` | remove the stack, then the agent exits |
 //!
-//! Errors answer `{"error": "...", "invalid": bool}` with status 400 (bad
-//! input) or 500.
+//! Request and response types are in [`api`]. Errors answer
+//! `{"error": "...", "invalid": bool}` with status 400 (bad input), 404 (no
+//! such route), 413 (a body over 64 KiB) or 500.
 
 pub mod api;
 pub mod client;

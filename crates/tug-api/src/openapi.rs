@@ -68,6 +68,10 @@ fn rollback() {}
 #[allow(dead_code)]
 fn down() {}
 
+#[utoipa::path(post, path = "/v1/resync", responses((status = 200, description = "the snapshot, after reading the replicas from the engine again", body = Ps)))]
+#[allow(dead_code)]
+fn resync() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, watch};
 use tug_engine::agent::{SeenHealth, Supervisor};
 use tug_engine::bus::{Bus, Received};
 use tug_engine::ops::{self, ApplyLock, OpsError};
-use tug_engine::store::{Recorded, Revision, Store, Writer};
+use tug_engine::store::{Recorded, Store, Writer};
 use tug_engine::{Event, UpOptions};
 use tug_runtime::{
     labels, ContainerChange, ContainerInfo, ContainerState, EngineHealth, Runtime, RuntimeEvent,
@@ -40,8 +40,6 @@ use tug_spec::Stack;
 
 /// The safety net for lost engine events: a full look this often.
 pub const RESYNC: Duration = Duration::from_secs(30);
-/// Revisions the snapshot keeps for `tug history`.
-const HISTORY: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -68,7 +66,10 @@ struct Agent<R> {
     bus: Bus,
     recorded: broadcast::Sender<Arc<Recorded>>,
     snapshot: ArcSwap<Ps>,
-    history: ArcSwap<Vec<Revision>>,
+    /// True once supervision has looked at the stack (and probed it) once.
+    ready: watch::Sender<bool>,
+    /// Asks supervision to look at the replicas again now (answered when done).
+    refresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
 }
 
 type Shared<R> = Arc<Agent<R>>;
@@ -198,13 +199,15 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         None => broadcast::channel(1).0,
     };
     let (down_tx, mut stopped) = watch::channel(false);
+    let (refresh, refreshes) = tokio::sync::mpsc::channel(16);
     let agent = Arc::new(Agent {
+        refresh,
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
             ..Ps::default()
         }),
-        history: ArcSwap::from_pointee(Vec::new()),
+        ready: watch::channel(false).0,
         stack,
         opts: UpOptions::default(),
         shutdown: down_tx,
@@ -217,7 +220,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
 
     refresh_history(&agent).await;
     let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
-    let supervisor = tokio::spawn(supervise(Arc::clone(&agent)));
+    let supervisor = tokio::spawn(supervise(Arc::clone(&agent), refreshes));
     let app = Router::new()
         .route("/v1/agent", get(info::<R>))
         .route("/v1/ps", get(ps::<R>))
@@ -229,6 +232,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
         .route("/v1/down", post(down::<R>))
+        .route("/v1/resync", post(resync::<R>))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
@@ -277,27 +281,22 @@ async fn desired<R: Runtime>(agent: &Agent<R>) -> Option<(i64, Stack)> {
     .flatten()
 }
 
+/// Puts the revision the agent holds the stack to in the snapshot.
 async fn refresh_history<R: Runtime>(agent: &Agent<R>) {
     let name = agent.stack.name.clone();
-    let revs = tokio::task::spawn_blocking(move || {
+    let good = tokio::task::spawn_blocking(move || {
         ops::open_store(&name)
             .0
-            .and_then(|s| s.revisions(HISTORY).ok())
+            .and_then(|s| s.last_good(None).ok().flatten())
+            .map(|r| r.id)
     })
     .await
     .ok()
     .flatten();
-    if let Some(revs) = revs {
-        let good = revs
-            .iter()
-            .find(|r| r.outcome == tug_engine::store::Outcome::Succeeded)
-            .map(|r| r.id);
-        agent.history.store(Arc::new(revs));
-        agent.snapshot.rcu(|s| Ps {
-            revision: good,
-            ..(**s).clone()
-        });
-    }
+    agent.snapshot.rcu(|s| Ps {
+        revision: good,
+        ..(**s).clone()
+    });
 }
 
 /// What a service is doing, from one of its events, for the snapshot.
@@ -394,28 +393,37 @@ fn replica_row(c: &ContainerInfo, sup: &Supervisor) -> api::Replica {
     }
 }
 
-/// Publishes the replicas as supervision last saw them.
-fn publish_replicas<R: Runtime>(agent: &Agent<R>, sup: &Supervisor, extra: &[ContainerInfo]) {
-    let mut by_name: std::collections::BTreeMap<&str, &ContainerInfo> = sup
-        .observed()
-        .iter()
-        .map(|c| (c.name.as_str(), c))
-        .collect();
-    for c in extra {
-        by_name.insert(c.name.as_str(), c);
-    }
-    let mut rows: Vec<api::Replica> = by_name.values().map(|c| replica_row(c, sup)).collect();
-    rows.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
+/// Publishes the replicas as supervision knows them.
+fn publish_replicas<R: Runtime>(
+    agent: &Agent<R>,
+    sup: &Supervisor,
+    known: &std::collections::BTreeMap<String, ContainerInfo>,
+) {
+    let mut rows: Vec<api::Replica> = known.values().map(|c| replica_row(c, sup)).collect();
+    rows.sort_by(|a, b| (&a.service, a.replica, &a.name).cmp(&(&b.service, b.replica, &b.name)));
     agent.snapshot.rcu(|s| Ps {
         replicas: rows.clone(),
         ..(**s).clone()
     });
 }
 
+/// Asks supervision to read the replicas from the engine now, and waits
+/// (at most a few seconds) until the snapshot has them: an API call that
+/// changed them answers after its changes show in `ps`.
+async fn refresh<R: Runtime>(agent: &Agent<R>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if agent.refresh.send(tx).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+    }
+}
+
 /// The supervision task: reacts to the engine's events at once, runs
 /// probes and restarts when they are due, and looks at everything every
 /// [`RESYNC`] (and after reconnecting to the engine) in case an event was lost.
-async fn supervise<R: Runtime + Clone + 'static>(agent: Shared<R>) {
+async fn supervise<R: Runtime + Clone + 'static>(
+    agent: Shared<R>,
+    mut refreshes: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+) {
     let mut sup = Supervisor::new();
     let mut engine = agent
         .rt
@@ -423,9 +431,11 @@ async fn supervise<R: Runtime + Clone + 'static>(agent: Shared<R>) {
     let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut converging: Option<(tokio::task::JoinHandle<()>, Arc<ApplyLock>)> = None;
-    // Containers seen by events since the last full look.
-    let mut fresh: Vec<ContainerInfo> = Vec::new();
+    // The replicas as last seen: a full look, then engine events on top.
+    let mut known: std::collections::BTreeMap<String, ContainerInfo> = Default::default();
     let mut tend_now = true;
+    // The desired stack of the last look, for replicas events report.
+    let mut desired_stack: Option<Stack> = None;
     let mut retry_at: Option<Instant> = None;
     agent.snapshot.rcu(|s| Ps {
         engine_connected: true,
@@ -439,16 +449,26 @@ async fn supervise<R: Runtime + Clone + 'static>(agent: Shared<R>) {
         if tend_now {
             tend_now = false;
             match tend(&agent, &mut sup, &mut converging).await {
-                Ok(()) => {
+                Ok(stack) => {
+                    desired_stack = Some(stack);
                     retry_at = None;
-                    fresh.clear();
+                    known = sup
+                        .observed()
+                        .iter()
+                        .map(|c| (c.id.clone(), c.clone()))
+                        .collect();
                 }
                 Err(why) => {
                     tracing::debug!(%why, "supervision deferred");
                     retry_at = Some(Instant::now() + Duration::from_secs(1));
                 }
             }
-            publish_replicas(&agent, &sup, &fresh);
+            if !*agent.ready.borrow() {
+                // The first look: probe at once, so the first `ps` has health.
+                sup.probe(Instant::now()).await;
+                agent.ready.send_replace(true);
+            }
+            publish_replicas(&agent, &sup, &known);
         }
         let due = [sup.next_due(), retry_at].into_iter().flatten().min();
         let wake = async {
@@ -485,11 +505,16 @@ async fn supervise<R: Runtime + Clone + 'static>(agent: Shared<R>) {
                     tracing::debug!(container = %e.name, change = ?e.change, "engine event");
                     if react {
                         tend_now = true;
-                    } else if let Ok(Some(info)) = agent.rt.inspect_container(&e.id).await {
-                        fresh.retain(|c| c.id != info.id);
-                        fresh.push(info);
-                        publish_replicas(&agent, &sup, &fresh);
                     }
+                    if e.change == ContainerChange::Destroyed {
+                        known.remove(&e.id);
+                    } else if let Ok(Some(info)) = agent.rt.inspect_container(&e.id).await {
+                        if let Some(stack) = &desired_stack {
+                            sup.track(&info, stack);
+                        }
+                        known.insert(info.id.clone(), info);
+                    }
+                    publish_replicas(&agent, &sup, &known);
                 }
                 Some(RuntimeEvent::Lost { reason }) => {
                     agent.snapshot.rcu(|s| Ps { engine_connected: false, ..(**s).clone() });
@@ -510,9 +535,21 @@ async fn supervise<R: Runtime + Clone + 'static>(agent: Shared<R>) {
                 if sup.probe(now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
-                publish_replicas(&agent, &sup, &fresh);
+                publish_replicas(&agent, &sup, &known);
             }
             _ = resync.tick() => tend_now = true,
+            Some(done) = refreshes.recv() => {
+                if let Ok((_, infos)) = tug_engine::observe(&agent.rt, &agent.stack.name).await {
+                    if let Some(stack) = &desired_stack {
+                        for c in &infos {
+                            sup.track(c, stack);
+                        }
+                    }
+                    known = infos.into_iter().map(|c| (c.id.clone(), c)).collect();
+                    publish_replicas(&agent, &sup, &known);
+                }
+                let _ = done.send(());
+            }
             _ = converge_done => {}
         }
     }
@@ -524,9 +561,9 @@ async fn tend<R: Runtime + Clone + 'static>(
     agent: &Shared<R>,
     sup: &mut Supervisor,
     converging: &mut Option<(tokio::task::JoinHandle<()>, Arc<ApplyLock>)>,
-) -> Result<(), String> {
+) -> Result<Stack, String> {
     if *agent.shutdown.borrow() {
-        return Ok(());
+        return Err("stopping".into());
     }
     let lock = match converging {
         Some((_, lock)) => Arc::clone(lock),
@@ -554,6 +591,7 @@ async fn tend<R: Runtime + Clone + 'static>(
     if report.needs_converge && converging.is_none() {
         let a = Arc::clone(agent);
         let held = Arc::clone(&lock);
+        let stack = stack.clone();
         let task = tokio::spawn(async move {
             let _held = held;
             let bus = a.bus.clone();
@@ -564,7 +602,7 @@ async fn tend<R: Runtime + Clone + 'static>(
         });
         *converging = Some((task, lock));
     }
-    Ok(())
+    Ok(stack)
 }
 
 /// With no usable history (a new, missing or corrupt store), the desired
@@ -602,6 +640,7 @@ async fn rebuild_from_labels<R: Runtime>(agent: &Agent<R>) -> Option<Stack> {
     .ok()
     .flatten()?;
     tracing::warn!(stack = %stack.name, revision = rev, "no good revision in the history: rebuilt the desired state from the running replicas");
+    refresh_history(agent).await;
     Some(stack)
 }
 
@@ -630,7 +669,17 @@ async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Response {
     })
 }
 
+/// Reads the replicas from the engine now (a `tug up` changed them) and
+/// answers with the snapshot that has them.
+async fn resync<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    refresh(&a).await;
+    reply(&**a.snapshot.load())
+}
+
 async fn ps<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    // Only a newly started agent waits, for its first look at the stack.
+    let mut ready = a.ready.subscribe();
+    let _ = tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r)).await;
     reply(&**a.snapshot.load())
 }
 
@@ -642,11 +691,8 @@ async fn history<R: Runtime>(
         Ok(p) => p,
         Err(m) => return invalid(m),
     };
-    let limit = p.limit.unwrap_or(20) as usize;
-    let cached = a.history.load();
-    if limit <= cached.len() || cached.len() < HISTORY {
-        return reply(&cached[..limit.min(cached.len())]);
-    }
+    // A read of the store (WAL: never blocked by a writer), off the executor.
+    let limit = p.limit.unwrap_or(20).min(10_000) as usize;
     let name = a.stack.name.clone();
     match tokio::task::spawn_blocking(move || with_store(&name, |s| Ok(s.revisions(limit)?))).await
     {
@@ -835,7 +881,9 @@ async fn scale<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes)
         Err(e) => return error(e),
     };
     let message = format!("scale {}", b.pairs.join(" "));
-    match ops::converge(&a.rt, &stack, &a.opts, &message, &a.bus).await {
+    let done = ops::converge(&a.rt, &stack, &a.opts, &message, &a.bus).await;
+    refresh(&a).await;
+    match done {
         Ok(c) => converged(c),
         Err(e) => error(e),
     }
@@ -860,7 +908,9 @@ async fn restart<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Byte
     };
     let bus = a.bus.clone();
     let sink = move |e: Event| bus.publish(None, e);
-    match tug_engine::restart(&a.rt, &stack, &names, &a.opts, &sink).await {
+    let done = tug_engine::restart(&a.rt, &stack, &names, &a.opts, &sink).await;
+    refresh(&a).await;
+    match done {
         Ok(n) => reply(api::Restarted {
             restarted: n,
             services: names,
@@ -894,7 +944,9 @@ async fn rollback<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Byt
         }
     };
     let message = format!("rollback to revision {}", target.id);
-    match ops::converge(&a.rt, &stack, &a.opts, &message, &a.bus).await {
+    let done = ops::converge(&a.rt, &stack, &a.opts, &message, &a.bus).await;
+    refresh(&a).await;
+    match done {
         Ok(c) => converged(c),
         Err(e) => error(e),
     }
@@ -906,7 +958,7 @@ async fn down<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) 
         Err(m) => return invalid(m),
     };
     // Supervision stops first, so nothing is recreated behind the removal.
-    let _ = a.shutdown.send(true);
+    a.shutdown.send_replace(true);
     let _lock = match ApplyLock::acquire(&a.stack.name).await {
         Ok(l) => l,
         Err(e) => return error(e.into()),

@@ -91,6 +91,8 @@ async fn agent(services: &str) -> Running {
         assert!(Instant::now() < deadline, "the agent did not answer");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A new agent's first `ps` waits for its first look at the stack.
+    Client::at(&socket).ps().await.unwrap();
     Running {
         rt,
         stack,
@@ -103,9 +105,10 @@ async fn agent(services: &str) -> Running {
 const APP: &str =
     "  api:\n    image: app:1\n    replicas: 2\n    health: { exec: [/bin/check], interval: 1s }\n";
 
-/// `GET /v1/ps`, which must answer within 2 s whatever the agent is doing.
+/// `GET /v1/ps`, which must answer within 3 s whatever the agent is doing
+/// (a gated converge here waits 120 s).
 async fn ps(c: &Client) -> Ps {
-    tokio::time::timeout(Duration::from_secs(2), c.ps())
+    tokio::time::timeout(Duration::from_secs(3), c.ps())
         .await
         .expect("ps answers at once")
         .unwrap()

@@ -60,6 +60,28 @@ struct ProbeTarget {
     retries: u32,
 }
 
+impl Replica {
+    /// Points the host-side probe at a running replica (from now, when new).
+    fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant) {
+        let Some(h) = &svc.health else { return };
+        let probe = h.probe();
+        if matches!(probe, Probe::Exec(_)) {
+            return;
+        }
+        self.running_since.get_or_insert(now);
+        self.target = Some(ProbeTarget {
+            probe,
+            port: c.host_port,
+            interval: h.interval.std(),
+            timeout: h.timeout.std(),
+            start_period: h.start_period.std(),
+            retries: h.retries,
+        });
+        // A replica seen running for the first time is probed now.
+        self.next_probe.get_or_insert(now);
+    }
+}
+
 /// Backoff before restart number `n` (1-based): the first is immediate.
 pub fn backoff(n: u32) -> Duration {
     if n <= 1 {
@@ -139,6 +161,21 @@ impl Supervisor {
             _ if r.health_failures >= h.retries.max(1) => SeenHealth::Unhealthy,
             _ => SeenHealth::Starting,
         })
+    }
+
+    /// Starts probing a replica an engine event reported running, before the
+    /// next look at the whole stack (which may wait for the apply lock).
+    pub fn track(&mut self, c: &ContainerInfo, stack: &Stack) {
+        if c.state != ContainerState::Running || replica_of(c).is_err() {
+            return;
+        }
+        let Some(svc) = c.label(labels::SERVICE).and_then(|s| stack.services.get(s)) else {
+            return;
+        };
+        self.replicas
+            .entry(c.name.clone())
+            .or_default()
+            .aim(c, svc, Instant::now());
     }
 
     /// The stack's containers as last observed.
@@ -284,6 +321,13 @@ impl Supervisor {
             let st = self.replicas.entry(c.name.clone()).or_default();
             match c.state {
                 ContainerState::Exited | ContainerState::Dead => {
+                    // It ran long enough since its last start: a fresh crash.
+                    if st
+                        .running_since
+                        .is_some_and(|t| now.duration_since(t) >= RESET_AFTER)
+                    {
+                        st.restarts = 0;
+                    }
                     st.running_since = None;
                     st.health_failures = 0;
                     st.healthy = None;
@@ -312,7 +356,10 @@ impl Supervisor {
                     });
                     st.next_restart = None;
                     match rt.start_container(&c.id).await {
-                        Ok(()) => report.restarted.push(c.name.clone()),
+                        Ok(()) => {
+                            st.running_since = Some(now);
+                            report.restarted.push(c.name.clone())
+                        }
                         Err(e) => {
                             st.restarts += 1;
                             st.next_restart = Some(now + backoff(st.restarts));
@@ -329,15 +376,8 @@ impl Supervisor {
                     let Some(h) = &svc.health else { continue };
                     let unhealthy = match h.probe() {
                         Probe::Exec(_) => c.health == EngineHealth::Unhealthy,
-                        probe => {
-                            st.target = Some(ProbeTarget {
-                                probe,
-                                port: c.host_port,
-                                interval: h.interval.std(),
-                                timeout: h.timeout.std(),
-                                start_period: h.start_period.std(),
-                                retries: h.retries,
-                            });
+                        _ => {
+                            st.aim(c, svc, now);
                             st.healthy == Some(false)
                         }
                     };

@@ -23,10 +23,12 @@ fn lock_file(stack: &str) -> std::io::Result<File> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
+    use std::os::unix::fs::OpenOptionsExt;
     File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(dir.join("apply.lock"))
 }
 

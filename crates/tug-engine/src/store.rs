@@ -376,7 +376,7 @@ pub struct Writer {
 impl Writer {
     /// Starts recording the events of `bus` in `store`. The writer ends
     /// when every clone of the bus is dropped and the rest is written.
-    pub fn spawn(store: Store, bus: &Bus) -> Writer {
+    pub fn spawn(mut store: Store, bus: &Bus) -> Writer {
         let mut sub = bus.subscribe();
         let (recorded, _) = broadcast::channel(crate::bus::CAPACITY);
         let announce = recorded.clone();
@@ -401,6 +401,14 @@ impl Writer {
                         match sub.try_recv() {
                             Some(r) => take(r, &mut batch),
                             None => break,
+                        }
+                    }
+                    // A store deleted under the writer is started anew, as
+                    // `Store::open` does for a corrupt one.
+                    if store.path() != Path::new(":memory:") && !store.path().exists() {
+                        if let Ok((fresh, _)) = Store::open(store.path()) {
+                            tracing::warn!(path = %fresh.path().display(), "the history store was removed; recording anew");
+                            store = fresh;
                         }
                     }
                     match store.append_events(&batch) {

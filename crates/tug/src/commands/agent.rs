@@ -90,6 +90,8 @@ pub async fn logs(file: Option<&Path>, follow: bool, tail: usize) -> Result<Exit
 /// Starts a background agent for the stack unless one answers; its pid.
 pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Result<String> {
     if let Some(c) = Client::for_stack(&stack.name).await {
+        // It supervised while this command converged: show it the result.
+        c.resync().await?;
         return Ok(c.info().await?.pid.to_string());
     }
     let (socket, _, log) = tug_engine::ops::agent_paths(&stack.name);
@@ -170,6 +172,9 @@ pub async fn attached(
         None => Ok(()),
         Some(Err(e)) => Err(e),
         Some(Ok(_)) if Client::for_stack(&name).await.is_some() => {
+            if let Some(c) = Client::for_stack(&name).await {
+                let _ = c.resync().await;
+            }
             eprintln!("an agent already supervises stack {name}: streaming logs, Ctrl-C detaches");
             let logs_rt = rt.clone();
             let logs_stack = stack.clone();

@@ -179,7 +179,14 @@ pub async fn up(
         };
         return super::agent::attached(rt, stack, &opts, output, stop).await;
     }
-    converge(&rt, &stack, &opts, output, "up").await?;
+    let converged = converge(&rt, &stack, &opts, output, "up").await;
+    if converged.is_err() {
+        // A failed (rolled back) converge changed replicas too.
+        if let Some(agent) = tug_api::client::Client::for_stack(&stack.name).await {
+            let _ = agent.resync().await;
+        }
+    }
+    converged?;
     {
         let pid = super::agent::ensure_running(&stack, rt.kind()).await?;
         if output == OutputFormat::Table {
