@@ -311,9 +311,19 @@ pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> R
     let stack = super::spec::load(file)?;
     let report: serde_json::Value = match tug_api::client::Client::for_stack(&stack.name).await {
         Some(agent) => {
-            agent
+            let report = agent
                 .post("/v1/down", &serde_json::json!({"volumes": volumes}))
-                .await?
+                .await?;
+            // The agent answers before it exits; `down` returns once it is gone,
+            // so nothing of the stack outlives the command.
+            let (socket, _, _) = tug_engine::ops::agent_paths(&stack.name);
+            for _ in 0..100 {
+                if !socket.exists() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            report
         }
         None => {
             let rt = connect(&stack).await?;
