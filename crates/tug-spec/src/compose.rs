@@ -454,10 +454,7 @@ fn known_root_image(image: &str) -> Option<(&'static str, &'static str)> {
         parts.remove(0);
     }
     let repo = parts.join("/");
-    ROOT_IMAGES
-        .iter()
-        .find(|(r, _)| *r == repo || repo.rsplit('/').next() == Some(r) && !r.contains('/'))
-        .copied()
+    ROOT_IMAGES.iter().find(|(r, _)| *r == repo).copied()
 }
 
 /// The largest `-Xmx` in `text`, in bytes.
@@ -1921,6 +1918,26 @@ mod tests {
         );
         let p = port_text(":2283:2283").unwrap();
         assert_eq!((p.host_ip, p.publish, p.port), (None, Some(2283), 2283));
+    }
+
+    #[test]
+    fn root_images_are_matched_on_their_repository() {
+        for image in [
+            "postgres:16",
+            "docker.io/library/nginx",
+            "localhost:5000/postgres:16",
+            "nginx@sha256:00",
+        ] {
+            assert!(known_root_image(image).is_some(), "{image}");
+        }
+        // Other publishers' images of the same software run as they please.
+        for image in [
+            "bitnami/redis:7",
+            "nginxinc/nginx-unprivileged",
+            "postgresql",
+        ] {
+            assert!(known_root_image(image).is_none(), "{image}");
+        }
     }
 
     #[test]
