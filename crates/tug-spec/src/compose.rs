@@ -1,7 +1,12 @@
 //! Import of a compose file (the compose-spec subset tug can run) into tug.yaml.
 //!
 //! Whatever has no tug equivalent is listed in [`Import::dropped`] with the
-//! reason and its position, so nothing disappears silently.
+//! reason and its position, so nothing disappears silently; whatever is
+//! carried over but would behave differently under tug's defaults is listed
+//! in [`Import::notes`] with the tug.yaml line that changes it. Values are
+//! interpolated as compose does ([`crate::interpolate`]); `env` values keep
+//! their `${VAR}` references, everything else is resolved. A value compose
+//! would reject is an error at its position.
 //!
 //! ```
 //! let compose = "services:\n  web:\n    image: nginx:1\n    ports: [\"8080:80\"]\n    container_name: w\n";
