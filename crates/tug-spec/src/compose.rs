@@ -1,7 +1,12 @@
 //! Import of a compose file (the compose-spec subset tug can run) into tug.yaml.
 //!
 //! Whatever has no tug equivalent is listed in [`Import::dropped`] with the
-//! reason and its position, so nothing disappears silently.
+//! reason and its position, so nothing disappears silently; whatever is
+//! carried over but would behave differently under tug's defaults is listed
+//! in [`Import::notes`] with the tug.yaml line that changes it. Values are
+//! interpolated as compose does ([`crate::interpolate`]); `env` values keep
+//! their `${VAR}` references, everything else is resolved. A value compose
+//! would reject is an error at its position.
 //!
 //! ```
 //! let compose = "services:\n  web:\n    image: nginx:1\n    ports: [\"8080:80\"]\n    container_name: w\n";
@@ -454,10 +459,7 @@ fn known_root_image(image: &str) -> Option<(&'static str, &'static str)> {
         parts.remove(0);
     }
     let repo = parts.join("/");
-    ROOT_IMAGES
-        .iter()
-        .find(|(r, _)| *r == repo || repo.rsplit('/').next() == Some(r) && !r.contains('/'))
-        .copied()
+    ROOT_IMAGES.iter().find(|(r, _)| *r == repo).copied()
 }
 
 /// The largest `-Xmx` in `text`, in bytes.
@@ -1921,6 +1923,26 @@ mod tests {
         );
         let p = port_text(":2283:2283").unwrap();
         assert_eq!((p.host_ip, p.publish, p.port), (None, Some(2283), 2283));
+    }
+
+    #[test]
+    fn root_images_are_matched_on_their_repository() {
+        for image in [
+            "postgres:16",
+            "docker.io/library/nginx",
+            "localhost:5000/postgres:16",
+            "nginx@sha256:00",
+        ] {
+            assert!(known_root_image(image).is_some(), "{image}");
+        }
+        // Other publishers' images of the same software run as they please.
+        for image in [
+            "bitnami/redis:7",
+            "nginxinc/nginx-unprivileged",
+            "postgresql",
+        ] {
+            assert!(known_root_image(image).is_none(), "{image}");
+        }
     }
 
     #[test]

@@ -335,25 +335,71 @@ impl MarkedEventReceiver for Builder {
 /// Ok holds the tree (None for an empty document) and non-fatal problems
 /// such as duplicate keys.
 pub(crate) fn parse(text: &str) -> Result<(Option<Node>, Vec<YamlError>), YamlError> {
-    let mut b = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut b, false) {
-        let m = e.marker();
-        return Err(YamlError {
-            line: m.line().max(1),
-            col: m.col() + 1,
-            message: format!("invalid YAML: {}", e.info()),
-        });
-    }
+    let mut text = std::borrow::Cow::Borrowed(text);
+    let mut retries = 0;
+    let b = loop {
+        let mut b = Builder::default();
+        let mut parser = Parser::new_from_str(&text);
+        match parser.load(&mut b, false) {
+            Ok(()) => break b,
+            Err(e) => {
+                let m = e.marker();
+                // A flow collection closed at its key's indentation (`test: [` ...
+                // `]`) is accepted by the YAML parsers compose files are written
+                // for, not by the strict scanner: indent the bracket and retry.
+                if e.info() == "invalid indentation" && retries < 64 {
+                    if let Some(fixed) = indent_closing_bracket(&text, m.line()) {
+                        text = std::borrow::Cow::Owned(fixed);
+                        retries += 1;
+                        continue;
+                    }
+                }
+                return Err(YamlError {
+                    line: m.line().max(1),
+                    col: m.col() + 1,
+                    message: format!("invalid YAML: {}", e.info()),
+                });
+            }
+        }
+    };
     if let Some(e) = b.fatal {
         return Err(e);
     }
     Ok((b.root, b.errors))
 }
 
+/// `text` with line `line` (1-based) indented one level deeper than the
+/// line before it, when that line starts with `]` or `}`; line numbers stay.
+fn indent_closing_bracket(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let i = line.checked_sub(1)?;
+    let target = lines.get(i)?;
+    if !target.trim_start().starts_with([']', '}']) {
+        return None;
+    }
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let prev = lines[..i].iter().rev().find(|l| !l.trim().is_empty())?;
+    let want = indent(prev).max(indent(target)) + 1;
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out[i] = format!("{}{}", " ".repeat(want), target.trim_start_matches(' '));
+    Some(out.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_collection_closed_at_the_key_indentation() {
+        let (root, errs) = parse(
+            "a:\n  test: [\n      \"x\",\n      # note\n      \"y\",\n  ]\n  b: {\n    c: 1\n}\n",
+        )
+        .unwrap();
+        assert!(errs.is_empty());
+        let a = root.unwrap().get("a").unwrap().clone();
+        assert_eq!(a.get("test").unwrap().as_seq().unwrap().len(), 2);
+        assert_eq!(a.get("b").unwrap().get("c").unwrap().as_i64(), Some(1));
+    }
 
     #[test]
     fn positions_are_one_based() {

@@ -65,8 +65,16 @@ fn every_file_converts_and_validates() {
     let files = corpus();
     assert!(files.len() >= 25, "the corpus has {} files", files.len());
     let (mut services, mut dropped, mut notes) = (0, 0, 0);
+    let schema = jsonschema::validator_for(&tug_spec::schema()).unwrap();
     for f in &files {
         let (imp, stack) = convert(f);
+        // Editors and CI check tug.yaml with the schema: the import must pass it.
+        let doc: serde_json::Value = serde_yaml_ng::from_str(&imp.yaml).unwrap();
+        let errs: Vec<String> = schema
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {e}", e.instance_path))
+            .collect();
+        assert!(errs.is_empty(), "{}: {errs:#?}", f.display());
         services += stack.services.len();
         dropped += imp.dropped.len();
         notes += imp.notes.len();
