@@ -214,8 +214,11 @@ fn rendered_objects_pass_tug_scans_configuration_checks() {
         let (findings, errors) =
             tug_scan::config::kube::scan(&text, &format!("{name}.yaml"), Path::new("x.yaml"));
         assert!(errors.is_empty(), "{errors:?}");
+        // Informational findings (a tag without a digest) never fail a scan;
+        // README says why renders name images by tag.
         let ids: Vec<String> = findings
             .iter()
+            .filter(|f| !f.is_informational())
             .map(|f| format!("{}: {}", f.rule_id, f.message))
             .collect();
         assert!(ids.is_empty(), "{name}: {ids:#?}");
