@@ -970,7 +970,7 @@ async fn down<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) 
         .map(|s| s.stop_grace_period.std())
         .max()
         .unwrap_or(Duration::from_secs(10));
-    let r = tug_engine::down(&a.rt, &a.stack.name, grace, b.volumes).await;
+    let r = tug_engine::down(&a.rt, &a.stack.name, grace, b.volumes, &*a.opts.drain).await;
     match r {
         Ok(report) => reply(api::Removed {
             containers: report.containers,

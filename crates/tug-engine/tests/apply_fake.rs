@@ -1,8 +1,8 @@
 //! The apply rules, on the recording FakeRuntime.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tug_engine::{down, up, EngineError, Event, UpOptions};
+use tug_engine::{down, up, Drain, EngineError, Event, NoDrain, UpOptions};
 use tug_runtime::fake::FakeRuntime;
 use tug_runtime::{labels, stack_filter, EngineHealth, Runtime, RuntimeError};
 
@@ -33,9 +33,120 @@ async fn run(
     let events = Mutex::new(Vec::new());
     let opts = UpOptions {
         timeout: Duration::from_secs(5),
+        ..UpOptions::default()
     };
     let r = up(rt, st, &opts, &|e| events.lock().unwrap().push(e)).await;
     (r, events.into_inner().unwrap())
+}
+
+/// A drain hook that notes `retire NAME` with its place in the runtime's
+/// call log, so tests see where it was called among the engine calls.
+#[derive(Clone)]
+struct Recorder(FakeRuntime, Arc<Mutex<Vec<(usize, String)>>>);
+
+impl Recorder {
+    /// The runtime's calls with the retires in place, keeping `ops` only.
+    fn calls_of(&self, ops: &[&str]) -> Vec<String> {
+        let mut calls = self.0.calls();
+        for (at, r) in self.1.lock().unwrap().iter().rev() {
+            calls.insert(*at, r.clone());
+        }
+        calls
+            .into_iter()
+            .filter(|c| ops.iter().any(|o| c.starts_with(&format!("{o} "))))
+            .collect()
+    }
+
+    fn clear(&self) {
+        self.0.clear_calls();
+        self.1.lock().unwrap().clear();
+    }
+}
+
+impl Drain for Recorder {
+    fn retire<'a>(
+        &'a self,
+        service: &'a str,
+        replica: u32,
+        container: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let name = self
+                .0
+                .inspect_container(container)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.name)
+                .unwrap_or_default();
+            assert!(
+                name.starts_with(&format!("s-{service}-{replica}-")),
+                "{name}"
+            );
+            let at = self.0.calls().len();
+            self.1.lock().unwrap().push((at, format!("retire {name}")));
+        })
+    }
+}
+
+fn draining(rec: &Recorder) -> UpOptions {
+    UpOptions {
+        timeout: Duration::from_secs(5),
+        drain: Arc::new(rec.clone()),
+    }
+}
+
+/// Every `stop_container X` of a running X comes right after `retire X`.
+fn assert_drained_first(calls: &[String], expected: usize) {
+    let retired: Vec<&String> = calls.iter().filter(|c| c.starts_with("retire ")).collect();
+    assert_eq!(retired.len(), expected, "{calls:?}");
+    for (k, c) in calls.iter().enumerate() {
+        if let Some(name) = c.strip_prefix("retire ") {
+            assert_eq!(
+                calls.get(k + 1).map(String::as_str),
+                Some(format!("stop_container {name}").as_str()),
+                "{calls:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn drain_hook_runs_before_each_stop_of_a_serving_replica() {
+    let rt = rt();
+    let rec = Recorder(rt.clone(), Arc::default());
+    let st = stack(TWO);
+    let opts = draining(&rec);
+    let on = ["retire", "stop_container"];
+    up(&rt, &st, &opts, &|_| {}).await.unwrap();
+    // Nothing is stopped on the way up.
+    assert!(rec.calls_of(&["retire"]).is_empty());
+
+    // A rollout retires both old api replicas.
+    rec.clear();
+    let v2 = stack(&TWO.replace("replicas: 2", "replicas: 2\n    env: { V: '2' }"));
+    up(&rt, &v2, &opts, &|_| {}).await.unwrap();
+    assert_drained_first(&rec.calls_of(&on), 2);
+
+    // Scale down retires the replica that goes.
+    rec.clear();
+    let one = stack(&TWO.replace("replicas: 2", "replicas: 1\n    env: { V: '2' }"));
+    up(&rt, &one, &opts, &|_| {}).await.unwrap();
+    let calls = rec.calls_of(&on);
+    assert_drained_first(&calls, 1);
+    assert!(calls[0].starts_with("retire s-api-1-"), "{calls:?}");
+
+    // `stop` retires every running replica; `down` then has none to drain.
+    rec.clear();
+    tug_engine::stop(&rt, "s", Duration::from_secs(1), &*opts.drain)
+        .await
+        .unwrap();
+    assert_drained_first(&rec.calls_of(&on), 2);
+    rec.clear();
+    down(&rt, "s", Duration::from_secs(1), false, &*opts.drain)
+        .await
+        .unwrap();
+    assert!(rec.calls_of(&["retire"]).is_empty());
 }
 
 const TWO: &str = "name: s
@@ -241,10 +352,14 @@ async fn orphans_removed_and_other_stacks_untouched() {
         3
     );
 
-    let d = down(&rt, "s", Duration::from_secs(1), false).await.unwrap();
+    let d = down(&rt, "s", Duration::from_secs(1), false, &NoDrain)
+        .await
+        .unwrap();
     assert_eq!((d.containers, d.networks, d.volumes), (1, 1, 0));
     assert_eq!(rt.list_volumes(&stack_filter("s")).await.unwrap().len(), 1);
-    let d = down(&rt, "s", Duration::from_secs(1), true).await.unwrap();
+    let d = down(&rt, "s", Duration::from_secs(1), true, &NoDrain)
+        .await
+        .unwrap();
     assert_eq!(d.volumes, 1);
     assert_eq!(
         rt.list_containers(&stack_filter("other"))

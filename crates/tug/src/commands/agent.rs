@@ -206,7 +206,7 @@ pub async fn attached(
     };
     eprintln!("stopping stack {name} gracefully");
     let _lock = tug_engine::ops::ApplyLock::acquire(&name).await?;
-    let n = tug_engine::stop(&rt, &name, grace).await?;
+    let n = tug_engine::stop(&rt, &name, grace, &*opts.drain).await?;
     eprintln!(
         "{} stopped {n} container(s); `tug up` starts them again, `tug down` removes them",
         style("✓").green()

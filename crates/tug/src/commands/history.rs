@@ -155,7 +155,10 @@ pub async fn rollback(
             target.id
         );
     }
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     converge(
         &rt,
         &pinned,
@@ -181,7 +184,10 @@ pub async fn scale(
         return Ok(ExitCode::SUCCESS);
     }
     let rt = connect(&stack).await?;
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     converge(
         &rt,
         &scaled,
@@ -209,7 +215,10 @@ pub async fn restart(
             .unwrap_or(0) as usize,
         None => {
             let rt = connect(&stack).await?;
-            let opts = UpOptions { timeout };
+            let opts = UpOptions {
+                timeout,
+                ..UpOptions::default()
+            };
             let sink = |e: tug_engine::Event| {
                 if output == OutputFormat::Json {
                     println!("{}", serde_json::to_string(&e).unwrap_or_default());

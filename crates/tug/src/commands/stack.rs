@@ -165,7 +165,10 @@ pub async fn up(
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     let rt = connect(&stack).await?;
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     if !detach {
         // Attached: Ctrl-C or SIGTERM at any moment stops the stack gracefully.
         use tokio::signal::unix::{signal, SignalKind};
@@ -334,7 +337,9 @@ pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> R
                 .max()
                 .unwrap_or(Duration::from_secs(10));
             let _lock = tug_engine::ops::ApplyLock::acquire(&stack.name).await?;
-            serde_json::to_value(tug_engine::down(&rt, &stack.name, grace, volumes).await?)?
+            serde_json::to_value(
+                tug_engine::down(&rt, &stack.name, grace, volumes, &tug_engine::NoDrain).await?,
+            )?
         }
     };
     match output {
