@@ -264,8 +264,16 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     })
 }
 
-/// The desired stack: the newest succeeded revision, pinned to its images.
+/// The desired stack: the newest requested revision (see
+/// [`Store::last_requested`]), pinned to its images.
 async fn desired<R: Runtime>(agent: &Agent<R>) -> Option<(i64, Stack)> {
+    desired_revision(agent).await.map(|(id, _, s)| (id, s))
+}
+
+/// [`desired`] with the revision's outcome: an interrupted one is carried on.
+async fn desired_revision<R: Runtime>(
+    agent: &Agent<R>,
+) -> Option<(i64, tug_engine::store::Outcome, Stack)> {
     let (name, dir, file) = (
         agent.stack.name.clone(),
         agent.stack.dir.clone(),
@@ -273,8 +281,8 @@ async fn desired<R: Runtime>(agent: &Agent<R>) -> Option<(i64, Stack)> {
     );
     tokio::task::spawn_blocking(move || {
         let (store, _) = ops::open_store(&name);
-        let rev = store?.last_good(None).ok()??;
-        Some((rev.id, rev.pinned_stack(&dir, &file).ok()?))
+        let rev = store?.last_requested().ok()??;
+        Some((rev.id, rev.outcome, rev.pinned_stack(&dir, &file).ok()?))
     })
     .await
     .ok()
@@ -287,7 +295,7 @@ async fn refresh_history<R: Runtime>(agent: &Agent<R>) {
     let good = tokio::task::spawn_blocking(move || {
         ops::open_store(&name)
             .0
-            .and_then(|s| s.last_good(None).ok().flatten())
+            .and_then(|s| s.last_requested().ok().flatten())
             .map(|r| r.id)
     })
     .await
@@ -573,11 +581,15 @@ async fn tend<R: Runtime + Clone + 'static>(
             Err(e) => return Err(format!("apply lock: {e}")),
         },
     };
-    let stack = match desired(agent).await {
-        Some((_, s)) => s,
-        None => rebuild_from_labels(agent)
-            .await
-            .ok_or("no desired state yet")?,
+    interrupt_pending(agent).await;
+    let (revision, stack) = match desired_revision(agent).await {
+        Some((id, outcome, s)) => (Some((id, outcome)), s),
+        None => (
+            None,
+            rebuild_from_labels(agent)
+                .await
+                .ok_or("no desired state yet")?,
+        ),
     };
     let bus = agent.bus.clone();
     let sink = move |e: Event| bus.publish(None, e);
@@ -594,15 +606,33 @@ async fn tend<R: Runtime + Clone + 'static>(
         let stack = stack.clone();
         let task = tokio::spawn(async move {
             let _held = held;
-            let bus = a.bus.clone();
-            let sink = move |e: Event| bus.publish(None, e);
-            if let Err(e) = tug_engine::up(&a.rt, &stack, &a.opts, &sink).await {
+            if let Err(e) = ops::resume(&a.rt, &stack, revision, &a.opts, &a.bus).await {
                 tracing::warn!(error = %e, "converge failed");
             }
         });
         *converging = Some((task, lock));
     }
     Ok(stack)
+}
+
+/// Under the apply lock no run applies anything: a revision still pending
+/// was left by a run that died, and is recorded as interrupted.
+async fn interrupt_pending<R: Runtime>(agent: &Agent<R>) {
+    let name = agent.stack.name.clone();
+    let ids = tokio::task::spawn_blocking(move || {
+        ops::open_store(&name)
+            .0
+            .and_then(|s| s.interrupt_pending().ok())
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    for id in ids {
+        tracing::warn!(
+            revision = id,
+            "a run died while applying this revision: carrying it on"
+        );
+    }
 }
 
 /// With no usable history (a new, missing or corrupt store), the desired

@@ -421,12 +421,19 @@ async fn service_up<R: Runtime>(
             .and_then(|c| c.replica)
     };
 
-    // Dead containers go at once; outdated running ones are rolled.
+    // Dead containers go at once; outdated running ones are rolled. An
+    // outdated replica still running beside a current one (a run was
+    // interrupted mid-rollout) serves until the current one passes its
+    // gate: resuming never lowers capacity, whichever way it goes.
     let mut outdated: BTreeMap<u32, Vec<Removal>> = BTreeMap::new();
+    let mut superseded: Vec<&Removal> = Vec::new();
     for r in &sp.replace {
         match (r.reason, replica_of(&r.id)) {
             (plan::RemoveReason::Outdated, Some(i)) if sp.create.contains(&i) => {
                 outdated.entry(i).or_default().push(r.clone())
+            }
+            (plan::RemoveReason::Outdated, Some(_)) if r.running && svc.publish.is_none() => {
+                superseded.push(r)
             }
             _ => remove(rt, &*opts.drain, r, grace, events).await?,
         }
@@ -448,8 +455,25 @@ async fn service_up<R: Runtime>(
         created += 1;
         started += 1;
     }
+    // The current replicas that take over from superseded ones are gated
+    // too, even those that were already running.
+    for r in &superseded {
+        let i = r.replica;
+        fresh.extend(
+            observed
+                .containers
+                .iter()
+                .filter(|c| c.service == name && c.replica == i && c.hash == want.hash)
+                .filter(|c| c.state == ContainerState::Running && !fresh.contains(&c.id))
+                .map(|c| c.id.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
     reached(Reached::Started);
     let mut level = gate(rt, stack, name, &fresh, opts, events).await?;
+    for r in superseded {
+        remove(rt, &*opts.drain, r, grace, events).await?;
+    }
 
     let u = &svc.update;
     // A fixed host port cannot be held twice: such services replace stop-first.

@@ -490,3 +490,109 @@ async fn failed_rollout_rolls_back_to_the_old_replicas() {
         .iter()
         .all(|c| c.state == tug_runtime::ContainerState::Running));
 }
+
+/// A rollout stopped half-way by a failed create (auto rollback off): the
+/// new replica 0 runs, the old replica 0 is stopped, the old replica 1 runs.
+async fn half_rolled(rt: &FakeRuntime) -> (tug_spec::Stack, tug_spec::Stack) {
+    let v1 = stack(&TWO.replace(
+        "replicas: 2",
+        "replicas: 2\n    update: { auto_rollback: false }",
+    ));
+    let v2 = stack(&TWO.replace(
+        "replicas: 2",
+        "replicas: 2\n    update: { auto_rollback: false }\n    env: { V: '2' }",
+    ));
+    run(rt, &v1).await.0.unwrap();
+    // The new replica 1 exits as it starts (the old one is not started again).
+    rt.exit_on_start("s-api-1-", 1);
+    assert!(run(rt, &v2).await.0.is_err());
+    let api: Vec<(String, tug_runtime::ContainerState)> = rt
+        .list_containers(&stack_filter("s"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.label(labels::SERVICE) == Some("api"))
+        .map(|c| (c.name, c.state))
+        .collect();
+    use tug_runtime::ContainerState::{Exited, Running};
+    let count = |i: &str, st| {
+        api.iter()
+            .filter(|(n, s)| n.starts_with(&format!("s-api-{i}-")) && *s == st)
+            .count()
+    };
+    assert_eq!(
+        (
+            count("0", Running),
+            count("0", Exited),
+            count("1", Running),
+            count("1", Exited)
+        ),
+        (1, 1, 1, 1),
+        "{api:?}"
+    );
+    (v1, v2)
+}
+
+/// Running api replicas after each call, from the call log of a run.
+fn capacity_through(calls: &[String], running: &mut std::collections::BTreeSet<String>) -> usize {
+    let mut least = running.len();
+    for c in calls {
+        if let Some(n) = c.strip_prefix("start_container ") {
+            running.insert(n.to_string());
+        } else if let Some(n) = c.strip_prefix("stop_container ") {
+            running.remove(n);
+        }
+        least = least.min(running.len());
+    }
+    least
+}
+
+async fn running_api(rt: &FakeRuntime) -> std::collections::BTreeSet<String> {
+    rt.list_containers(&stack_filter("s"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            c.label(labels::SERVICE) == Some("api")
+                && c.state == tug_runtime::ContainerState::Running
+        })
+        .map(|c| c.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn resuming_a_half_done_rollout_backwards_keeps_capacity() {
+    let rt = rt();
+    let (v1, _) = half_rolled(&rt).await;
+    // The old replica 0 is started and healthy before the new one goes.
+    let mut running = running_api(&rt).await;
+    rt.clear_calls();
+    run(&rt, &v1).await.0.unwrap();
+    let calls = rt.calls_of(&["start_container", "stop_container"]);
+    assert!(capacity_through(&calls, &mut running) >= 2, "{calls:?}");
+    assert_eq!(running_api(&rt).await.len(), 2);
+    assert_eq!(
+        rt.list_containers(&stack_filter("s")).await.unwrap().len(),
+        3,
+        "nothing of the new version is left"
+    );
+}
+
+#[tokio::test]
+async fn resuming_a_half_done_rollout_forwards_keeps_capacity() {
+    let rt = rt();
+    let (_, v2) = half_rolled(&rt).await;
+    let mut running = running_api(&rt).await;
+    rt.clear_calls();
+    // The rollout goes on (and its replica 1 fails again): capacity never
+    // drops below replicas - max_unavailable = 2.
+    let r = run(&rt, &v2).await.0;
+    let calls = rt.calls_of(&["start_container", "stop_container"]);
+    assert!(
+        capacity_through(&calls, &mut running) >= 2,
+        "{r:?} {calls:?}"
+    );
+    assert!(calls
+        .iter()
+        .any(|c| c.starts_with("start_container s-api-1-")));
+}

@@ -42,6 +42,7 @@ pub async fn history(
                         Some("succeeded") => Outcome::Succeeded,
                         Some("failed") => Outcome::Failed,
                         Some("rolled-back") => Outcome::RolledBack,
+                        Some("interrupted") => Outcome::Interrupted,
                         _ => Outcome::Pending,
                     },
                     message: r["message"].as_str().unwrap_or("").to_string(),
@@ -85,7 +86,7 @@ pub async fn history(
             for (r, changed) in rows {
                 let color = match r.outcome {
                     Outcome::Succeeded => Color::Green,
-                    Outcome::Pending => Color::Yellow,
+                    Outcome::Pending | Outcome::Interrupted => Color::Yellow,
                     _ => Color::Red,
                 };
                 let message: String = r
