@@ -70,6 +70,9 @@ struct Agent<R> {
     ready: watch::Sender<bool>,
     /// Asks supervision to look at the replicas again now (answered when done).
     refresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    /// Converges of `POST /v1/up` in progress, stopped (and recorded as
+    /// interrupted) when the agent shuts down.
+    ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 type Shared<R> = Arc<Agent<R>>;
@@ -202,6 +205,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     let (refresh, refreshes) = tokio::sync::mpsc::channel(16);
     let agent = Arc::new(Agent {
         refresh,
+        ups: Default::default(),
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
@@ -228,6 +232,10 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/events", get(events::<R>))
         .route("/v1/logs", get(logs::<R>))
         .route("/v1/events/stream", get(event_stream::<R>))
+        .route(
+            "/v1/up",
+            post(up::<R>).layer(DefaultBodyLimit::max(api::MAX_UP_BODY)),
+        )
         .route("/v1/scale", post(scale::<R>))
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
@@ -237,11 +245,13 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
+    let stopping = Arc::clone(&agent);
     let signals = async move {
         tokio::select! {
             _ = shutdown => {},
             _ = stopped.wait_for(|s| *s) => {},
         }
+        stop_ups(&stopping);
     };
     let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(signals)
@@ -895,6 +905,123 @@ fn converged(c: ops::Converged) -> Response {
         }),
         Err(e) => error(e.into()),
     }
+}
+
+/// Stops the converges of `POST /v1/up` in progress: each is recorded as
+/// interrupted, and the next converge carries it on.
+fn stop_ups<R>(agent: &Agent<R>) {
+    let ups = std::mem::take(&mut *agent.ups.lock().unwrap_or_else(|p| p.into_inner()));
+    for u in ups {
+        u.abort();
+    }
+}
+
+/// `POST /v1/up`: converges to the stack sent, in a task of the agent's own
+/// (a client that goes away stops nothing), publishing every event on the
+/// agent's bus and streaming it back as NDJSON, then the outcome.
+async fn up<R: Runtime + Clone + 'static>(
+    State(a): State<Shared<R>>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    use tug_engine::bus::Received;
+    let b: api::UpRequest = match body(&bytes) {
+        Ok(b) => b,
+        Err(m) => return invalid(m),
+    };
+    let stack: Stack = match serde_json::from_value(b.stack) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("`stack` is not a stack: {e}")),
+    };
+    if stack.name != a.stack.name {
+        return invalid(format!(
+            "this agent supervises stack {}, not {}",
+            a.stack.name, stack.name
+        ));
+    }
+    if *a.shutdown.borrow() {
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is stopping".into(),
+            false,
+        );
+    }
+    let opts = UpOptions {
+        timeout: b
+            .timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(a.opts.timeout),
+        drain: Arc::clone(&a.opts.drain),
+    };
+    let message = b.message.unwrap_or_else(|| "up".into());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<api::UpLine>();
+    // The converge publishes on a bus of its own; each event goes on to the
+    // agent's bus (store, snapshot, SSE) and to this client.
+    let own = tug_engine::bus::Bus::new();
+    let mut sub = own.subscribe();
+    let (agent_bus, lines) = (a.bus.clone(), tx.clone());
+    let forward = tokio::spawn(async move {
+        while let Some(r) = sub.recv().await {
+            if let Received::Event(p) = r {
+                agent_bus.publish(p.revision, p.event.clone());
+                if let Ok(event) = serde_json::to_value(&p.event) {
+                    let _ = lines.send(api::UpLine::Event { event });
+                }
+            }
+        }
+    });
+    let agent = Arc::clone(&a);
+    let task = tokio::spawn(async move {
+        let done = ops::converge(&agent.rt, &stack, &opts, &message, &own).await;
+        drop(own);
+        let _ = forward.await;
+        refresh(&agent).await;
+        let line = match done {
+            Ok(c) => match c.result {
+                Ok(report) => api::UpLine::Done {
+                    revision: c.revision,
+                    report: report.into(),
+                    warning: c.warning,
+                },
+                Err(e) => api::UpLine::Failed {
+                    service: match &e {
+                        tug_engine::EngineError::ServiceFailed { service, .. } => {
+                            Some(service.clone())
+                        }
+                        _ => None,
+                    },
+                    rolled_back: e.rolled_back(),
+                    error: e.to_string(),
+                    revision: c.revision,
+                },
+            },
+            Err(e) => api::UpLine::Failed {
+                error: e.to_string(),
+                service: None,
+                rolled_back: false,
+                revision: None,
+            },
+        };
+        let _ = tx.send(line);
+    });
+    {
+        let mut ups = a.ups.lock().unwrap_or_else(|p| p.into_inner());
+        ups.retain(|u| !u.is_finished());
+        ups.push(task.abort_handle());
+    }
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        let mut b = serde_json::to_vec(&line).unwrap_or_default();
+        b.push(b'\n');
+        Some((
+            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(b)),
+            rx,
+        ))
+    });
+    (
+        [("content-type", "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 async fn scale<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {

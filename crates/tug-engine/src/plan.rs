@@ -44,7 +44,7 @@ pub struct Observed {
     pub containers: Vec<ObservedContainer>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RemoveReason {
     /// Its service is no longer in tug.yaml.

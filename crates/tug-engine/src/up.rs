@@ -160,7 +160,10 @@ pub async fn up<R: Runtime>(
     events(Event::Converging {
         stack: stack.name.clone(),
     });
-    let result = converge(rt, stack, opts, events).await;
+    let result = match converge(rt, stack, opts, events).await {
+        Err(e) => Err(explain(stack, e).await),
+        ok => ok,
+    };
     events(Event::Converged {
         stack: stack.name.clone(),
         ok: result.is_ok(),
@@ -241,6 +244,80 @@ async fn converge<R: Runtime>(
     .await?;
     report.images = refs;
     Ok(report)
+}
+
+/// What a replica's last log lines say about the hardened defaults: the
+/// default at fault, and the tug.yaml key that loosens it.
+fn hardening_cause(
+    logs: &[String],
+) -> Option<(&'static str, &'static [&'static str], &'static str)> {
+    let text = logs.join("\n").to_lowercase();
+    if text.contains("read-only file system") {
+        Some((
+            "the root filesystem is read-only by default (write to /tmp or a volume)",
+            &["security", "read_only"],
+            "security: { read_only: false }",
+        ))
+    } else if text.contains("chown") && (text.contains("not permitted") || text.contains("failed"))
+    {
+        Some((
+            "all capabilities are dropped by default, CHOWN included",
+            &["security", "cap_add"],
+            "security: { cap_add: [CHOWN] }",
+        ))
+    } else if text.contains("operation not permitted") {
+        Some((
+            "all capabilities are dropped and no-new-privileges is set by default",
+            &["security", "cap_add"],
+            "security: { cap_add: [THE_CAPABILITY] }",
+        ))
+    } else if text.contains("permission denied") {
+        Some((
+            "the container runs as a non-root user by default (the image's, else 65534:65534)",
+            &["security", "user"],
+            "security: { user: \"0\" }",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Adds a hint to a failed replica's error when its last log lines show a
+/// hardened default at work: the default, and where in tug.yaml to loosen it.
+async fn explain(stack: &Stack, e: EngineError) -> EngineError {
+    let EngineError::ServiceFailed {
+        service,
+        reason,
+        logs,
+        probe,
+    } = e
+    else {
+        return e;
+    };
+    let Some((default, key, fix)) = hardening_cause(&logs) else {
+        return EngineError::ServiceFailed {
+            service,
+            reason,
+            logs,
+            probe,
+        };
+    };
+    let text = tokio::fs::read_to_string(&stack.file)
+        .await
+        .unwrap_or_default();
+    let mut path = vec!["services", service.as_str()];
+    path.extend_from_slice(key);
+    let (line, col) = tug_spec::locate(&text, &path);
+    let reason = format!(
+        "{reason}\nhint: {default}; to loosen it, set `{fix}` for service `{service}` ({}:{line}:{col})",
+        stack.file.display()
+    );
+    EngineError::ServiceFailed {
+        service,
+        reason,
+        logs,
+        probe,
+    }
 }
 
 /// The first line of why a service failed, for its `ServiceFailed` event.
