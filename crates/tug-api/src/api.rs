@@ -104,6 +104,14 @@ pub struct UpRequest {
     /// How long one service may take to turn healthy, in seconds (default 120).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// The stack's directory and file (not in its JSON form); default: the
+    /// agent's.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// One line of the `POST /v1/up` answer (NDJSON): every event of the

@@ -455,6 +455,10 @@ async fn supervise<R: Runtime + Clone + 'static>(
     // The desired stack of the last look, for replicas events report.
     let mut desired_stack: Option<Stack> = None;
     let mut retry_at: Option<Instant> = None;
+    // Refreshes asked for (an API call changed the replicas): answered after
+    // a full look and a probe of new replicas, so the `ps` that follows has
+    // their health.
+    let mut waiting: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     agent.snapshot.rcu(|s| Ps {
         engine_connected: true,
         ..(**s).clone()
@@ -481,12 +485,15 @@ async fn supervise<R: Runtime + Clone + 'static>(
                     retry_at = Some(Instant::now() + Duration::from_secs(1));
                 }
             }
-            if !*agent.ready.borrow() {
+            if !*agent.ready.borrow() || !waiting.is_empty() {
                 // The first look: probe at once, so the first `ps` has health.
                 sup.probe(Instant::now()).await;
                 agent.ready.send_replace(true);
             }
             publish_replicas(&agent, &sup, &known);
+            for done in waiting.drain(..) {
+                let _ = done.send(());
+            }
         }
         let due = [sup.next_due(), retry_at].into_iter().flatten().min();
         let wake = async {
@@ -557,16 +564,9 @@ async fn supervise<R: Runtime + Clone + 'static>(
             }
             _ = resync.tick() => tend_now = true,
             Some(done) = refreshes.recv() => {
-                if let Ok((_, infos)) = tug_engine::observe(&agent.rt, &agent.stack.name).await {
-                    if let Some(stack) = &desired_stack {
-                        for c in &infos {
-                            sup.track(c, stack);
-                        }
-                    }
-                    known = infos.into_iter().map(|c| (c.id.clone(), c)).collect();
-                    publish_replicas(&agent, &sup, &known);
-                }
-                let _ = done.send(());
+                // A full look at once: the desired revision may have changed.
+                waiting.push(done);
+                tend_now = true;
             }
             _ = converge_done => {}
         }
@@ -610,7 +610,10 @@ async fn tend<R: Runtime + Clone + 'static>(
             tracing::warn!(error = %e, "supervision failed");
             e.to_string()
         })?;
-    if report.needs_converge && converging.is_none() {
+    // An interrupted revision is carried on even when its replicas look
+    // settled (the run died before it changed any): its outcome is recorded.
+    let carry_on = matches!(revision, Some((_, tug_engine::store::Outcome::Interrupted)));
+    if (report.needs_converge || carry_on) && converging.is_none() {
         let a = Arc::clone(agent);
         let held = Arc::clone(&lock);
         let stack = stack.clone();
@@ -928,10 +931,12 @@ async fn up<R: Runtime + Clone + 'static>(
         Ok(b) => b,
         Err(m) => return invalid(m),
     };
-    let stack: Stack = match serde_json::from_value(b.stack) {
+    let mut stack: Stack = match serde_json::from_value(b.stack) {
         Ok(s) => s,
         Err(e) => return invalid(format!("`stack` is not a stack: {e}")),
     };
+    stack.dir = b.dir.unwrap_or_else(|| a.stack.dir.clone());
+    stack.file = b.file.unwrap_or_else(|| a.stack.file.clone());
     if stack.name != a.stack.name {
         return invalid(format!(
             "this agent supervises stack {}, not {}",

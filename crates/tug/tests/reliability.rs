@@ -74,7 +74,7 @@ fn a_failure_the_hardened_defaults_explain_names_the_default_and_the_line() {
         &shell(
             "web",
             "echo x > /etc/app.conf || exit 1; exec sleep 3600",
-            "",
+            "    restart: 'no'\n",
         ),
     );
     let out = s.run(&["up", "-d", "--timeout", "10s"]);
@@ -185,4 +185,48 @@ fn closing_the_output_early_never_aborts_up() {
     });
     let info = s.run(&["agent", "logs"]);
     assert!(info.status.success(), "{}", text(&info));
+}
+
+#[test]
+fn state_is_its_owners_only_whatever_the_umask() {
+    if !engine() {
+        return;
+    }
+    busybox_image();
+    let s = TestStack::new("umask", &shell("web", "exec sleep 3600", ""));
+    // The temp dir itself must not be what keeps others out.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000; exec '{}' -f '{}' up -d",
+            env!("CARGO_BIN_EXE_tug"),
+            s.file().display()
+        ))
+        .env("NO_COLOR", "1")
+        .env("TUG_STATE_DIR", s.state())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = s.state().join(&s.name);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for f in ["tug.db", "agent.sock", "agent.log", "agent.pid"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    // A second user reads nothing of it (when this test can be one).
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if rustix::process::geteuid().is_root() && setpriv.exists() {
+        for f in ["tug.db", "agent.log"] {
+            let read = Command::new(setpriv)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                .arg(dir.join(f))
+                .output()
+                .unwrap();
+            assert!(!read.status.success(), "{f} is readable by another user");
+        }
+    } else {
+        eprintln!("\n!!! SKIPPED the second-user half: needs root and setpriv\n");
+    }
 }

@@ -278,6 +278,8 @@ pub async fn through_agent(
         stack: serde_json::to_value(stack)?,
         message: Some("up".into()),
         timeout_secs: Some(timeout.as_secs()),
+        dir: Some(stack.dir.clone()),
+        file: Some(stack.file.clone()),
     };
     let mut outcome = None;
     agent
