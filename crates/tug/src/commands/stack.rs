@@ -690,3 +690,20 @@ pub async fn stream_logs<R: Runtime>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::may_fall_back;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn processes_stand_in_only_for_a_stack_new_to_engines_without_docker_host() {
+        assert!(may_fall_back(None, false));
+        assert!(may_fall_back(Some(OsStr::new("")), false));
+        assert!(!may_fall_back(None, true), "it ran on an engine");
+        assert!(!may_fall_back(
+            Some(OsStr::new("unix:///run/podman/podman.sock")),
+            false
+        ));
+    }
+}
