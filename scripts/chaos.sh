@@ -53,6 +53,7 @@ YAML
   img=$(docker ps --filter "label=dev.tug.stack=tugchaosimg$$" --format '{{.Image}}' | head -1)
   docker tag "$img" tug-chaos/hello:1
   "$tug" -f "$work/build.yaml" down >/dev/null
+  docker rmi "$img" >/dev/null # the build's own tag; tug-chaos/hello:1 stays
 fi
 
 write() { # $1 = version
