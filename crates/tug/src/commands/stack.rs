@@ -421,7 +421,7 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let (rows, converge): (Vec<serde_json::Value>, _) =
+    let (rows, converge, gateway): (Vec<serde_json::Value>, _, _) =
         match tug_api::client::Client::for_stack(&stack.name).await {
             // The agent answers from its live snapshot, even mid-converge.
             Some(agent) => {
@@ -431,11 +431,12 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
                     .iter()
                     .map(|r| serde_json::to_value(r).unwrap_or_default())
                     .collect();
-                (rows, ps.converge)
+                (rows, ps.converge, ps.gateway)
             }
             None => (
                 rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
                 None,
+                Vec::new(),
             ),
         };
     if let (Some(c), OutputFormat::Table) = (&converge, output) {
@@ -450,6 +451,12 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
             println!("stack {} has no containers: run `tug up`", stack.name)
         }
         OutputFormat::Table => print_ps(&rows),
+    }
+    if output == OutputFormat::Table && !gateway.is_empty() {
+        println!(
+            "gateway: {}  (`tug routes` lists its routes)",
+            gateway.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
