@@ -122,6 +122,51 @@ pub struct DownRequest {
     pub volumes: bool,
 }
 
+/// `POST /v1/up`: converge the agent's stack to `stack`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpRequest {
+    /// The resolved stack (tug-spec's JSON form, as `tug up` loads tug.yaml);
+    /// its name must be the agent's stack.
+    #[schema(value_type = Object)]
+    pub stack: serde_json::Value,
+    /// Why, for the history (default `up`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// How long one service may take to turn healthy, in seconds (default 120).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// One line of the `POST /v1/up` answer (NDJSON): every event of the
+/// converge as it happens, then `done` or `failed`. The converge runs in
+/// the agent: a client that goes away does not stop it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "line", rename_all = "snake_case")]
+pub enum UpLine {
+    Event {
+        /// `{"event": "<kind>", ...fields}`, as in the event stream.
+        #[schema(value_type = Object)]
+        event: serde_json::Value,
+    },
+    Done {
+        revision: Option<i64>,
+        report: Report,
+        warning: Option<String>,
+    },
+    Failed {
+        error: String,
+        /// The service that failed, when one did.
+        service: Option<String>,
+        /// Its previous replicas were put back.
+        rolled_back: bool,
+        revision: Option<i64>,
+    },
+}
+
+/// Largest `POST /v1/up` body: a whole stack.
+pub const MAX_UP_BODY: usize = 4 * 1024 * 1024;
+
 /// The answer to scale and rollback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Converged {
@@ -182,7 +227,7 @@ pub struct EventRecord {
 pub struct Revision {
     pub id: i64,
     pub created: i64,
-    /// `pending`, `succeeded`, `failed` or `rolled-back`.
+    /// `pending`, `succeeded`, `failed`, `rolled-back` or `interrupted`.
     pub outcome: String,
     pub message: String,
     /// The resolved stack as applied.

@@ -142,13 +142,43 @@ impl Client {
     }
 
     /// GET `path` and hand each line of the (streamed) answer to `line`.
-    pub async fn get_lines(
+    pub async fn get_lines(&self, path: &str, line: impl FnMut(&str)) -> Result<(), ClientError> {
+        self.lines("GET", path, Vec::new(), line).await
+    }
+
+    /// `POST /v1/up`: hands each line of the converge's stream to `line`, as
+    /// it comes. Returns when the agent has sent the outcome (or went away).
+    pub async fn up(
         &self,
+        request: &crate::api::UpRequest,
+        mut line: impl FnMut(crate::api::UpLine),
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut bad = None;
+        self.lines("POST", "/v1/up", body, |l| {
+            match serde_json::from_str::<crate::api::UpLine>(l) {
+                Ok(u) => line(u),
+                Err(e) => {
+                    bad.get_or_insert(format!("bad line from the agent: {e}"));
+                }
+            }
+        })
+        .await?;
+        match bad {
+            Some(m) => Err(ClientError::Protocol(m)),
+            None => Ok(()),
+        }
+    }
+
+    async fn lines(
+        &self,
+        method: &str,
         path: &str,
+        request: Vec<u8>,
         mut line: impl FnMut(&str),
     ) -> Result<(), ClientError> {
         use hyper::body::Body as _;
-        let mut body = self.send("GET", path, Vec::new()).await?.into_body();
+        let mut body = self.send(method, path, request).await?.into_body();
         let mut pending = Vec::new();
         while !body.is_end_stream() {
             let Some(frame) = body.frame().await else {

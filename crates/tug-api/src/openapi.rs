@@ -36,6 +36,13 @@ fn event_stream() {}
 #[allow(dead_code)]
 fn logs() {}
 
+#[utoipa::path(post, path = "/v1/up", request_body = UpRequest, responses(
+    (status = 200, description = "the converge's events as they happen, then its outcome: NDJSON of UpLine", content_type = "application/x-ndjson", body = UpLine),
+    (status = 400, description = "bad input: not a stack, or another stack than the agent's", body = ErrorBody),
+    (status = 413, description = "body over 4 MiB")))]
+#[allow(dead_code)]
+fn up() {}
+
 #[utoipa::path(post, path = "/v1/scale", request_body = ScaleRequest, responses(
     (status = 200, body = Converged),
     (status = 400, description = "bad input: unknown service, replicas not a whole number from 0 to 256", body = ErrorBody),
@@ -93,6 +100,7 @@ fn metrics() {}
         events,
         event_stream,
         logs,
+        up,
         scale,
         restart,
         rollback,
@@ -116,7 +124,13 @@ mod tests {
     fn the_document_names_every_route_and_type() {
         let doc: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-        for p in ["/v1/ps", "/v1/scale", "/v1/events/stream", "/v1/down"] {
+        for p in [
+            "/v1/ps",
+            "/v1/up",
+            "/v1/scale",
+            "/v1/events/stream",
+            "/v1/down",
+        ] {
             assert!(doc["paths"].get(p).is_some(), "{p}");
         }
         assert!(doc["components"]["schemas"]["Ps"].is_object());

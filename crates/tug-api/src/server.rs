@@ -74,6 +74,9 @@ struct Agent<R> {
     refresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
     /// The stack's gateway, fed the ready replicas by supervision.
     gateway: Option<tug_gateway::Gateway>,
+    /// Converges of `POST /v1/up` in progress, stopped (and recorded as
+    /// interrupted) when the agent shuts down.
+    ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 type Shared<R> = Arc<Agent<R>>;
@@ -208,8 +211,24 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         None => (None, Vec::new()),
     };
     let (refresh, refreshes) = tokio::sync::mpsc::channel(16);
+    let opts = UpOptions {
+        drain: match &gateway {
+            Some(gw) => Arc::new(GatewayDrain {
+                rt: rt.clone(),
+                gateway: gw.clone(),
+                graces: stack
+                    .services
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.stop_grace_period.std()))
+                    .collect(),
+            }),
+            None => UpOptions::default().drain,
+        },
+        ..UpOptions::default()
+    };
     let agent = Arc::new(Agent {
         refresh,
+        ups: Default::default(),
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
@@ -219,7 +238,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         gateway,
         ready: watch::channel(false).0,
         stack,
-        opts: UpOptions::default(),
+        opts,
         shutdown: down_tx,
         socket: socket.clone(),
         log,
@@ -230,7 +249,6 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
 
     refresh_history(&agent).await;
     let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
-    let drainer = tokio::spawn(drain_on_removal(Arc::clone(&agent)));
     let supervisor = tokio::spawn(supervise(Arc::clone(&agent), refreshes));
     let app = Router::new()
         .route("/v1/agent", get(info::<R>))
@@ -239,6 +257,10 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/events", get(events::<R>))
         .route("/v1/logs", get(logs::<R>))
         .route("/v1/events/stream", get(event_stream::<R>))
+        .route(
+            "/v1/up",
+            post(up::<R>).layer(DefaultBodyLimit::max(api::MAX_UP_BODY)),
+        )
         .route("/v1/scale", post(scale::<R>))
         .route("/v1/restart", post(restart::<R>))
         .route("/v1/rollback", post(rollback::<R>))
@@ -250,18 +272,19 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
+    let stopping = Arc::clone(&agent);
     let signals = async move {
         tokio::select! {
             _ = shutdown => {},
             _ = stopped.wait_for(|s| *s) => {},
         }
+        stop_ups(&stopping);
     };
     let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(signals)
         .await;
     supervisor.abort();
     watcher.abort();
-    drainer.abort();
     let _ = supervisor.await;
     let _ = watcher.await;
     let _ = std::fs::remove_file(&socket);
@@ -337,26 +360,37 @@ fn access_log_writer(path: PathBuf) -> tokio::sync::mpsc::Sender<String> {
     tx
 }
 
-/// A replica being removed leaves the gateway's pools before it stops.
-async fn drain_on_removal<R: Runtime>(agent: Shared<R>) {
-    let Some(gw) = agent.gateway.clone() else {
-        return;
-    };
-    let mut sub = agent.bus.subscribe();
-    while let Some(r) = sub.recv().await {
-        if let Received::Event(p) = r {
-            if let Event::Removing { container, .. } = &p.event {
-                let (gw, name) = (gw.clone(), container.clone());
-                let grace = agent
-                    .stack
-                    .services
-                    .values()
-                    .map(|s| s.stop_grace_period.std())
-                    .max()
-                    .unwrap_or(Duration::from_secs(10));
-                tokio::spawn(async move { gw.drain(&name, grace).await });
+/// Apply's drain hook: the replica leaves the gateway's pools, and apply
+/// stops it once its in-flight requests are done (at most the service's
+/// `stop_grace_period`).
+struct GatewayDrain<R> {
+    rt: R,
+    gateway: tug_gateway::Gateway,
+    graces: std::collections::BTreeMap<String, Duration>,
+}
+
+impl<R: Runtime> tug_engine::Drain for GatewayDrain<R> {
+    fn retire<'a>(
+        &'a self,
+        service: &'a str,
+        _replica: u32,
+        container: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // Pools know replicas by name; apply names them by id.
+            let name = match self.rt.inspect_container(container).await {
+                Ok(Some(c)) => c.name,
+                _ => return,
+            };
+            let grace = self
+                .graces
+                .get(service)
+                .copied()
+                .unwrap_or(Duration::from_secs(10));
+            if !self.gateway.drain(&name, grace).await {
+                tracing::warn!(replica = %name, "requests still in flight after the grace period; stopping anyway");
             }
-        }
+        })
     }
 }
 
@@ -382,8 +416,16 @@ fn ready_endpoints(
     out
 }
 
-/// The desired stack: the newest succeeded revision, pinned to its images.
+/// The desired stack: the newest requested revision (see
+/// [`Store::last_requested`]), pinned to its images.
 async fn desired<R: Runtime>(agent: &Agent<R>) -> Option<(i64, Stack)> {
+    desired_revision(agent).await.map(|(id, _, s)| (id, s))
+}
+
+/// [`desired`] with the revision's outcome: an interrupted one is carried on.
+async fn desired_revision<R: Runtime>(
+    agent: &Agent<R>,
+) -> Option<(i64, tug_engine::store::Outcome, Stack)> {
     let (name, dir, file) = (
         agent.stack.name.clone(),
         agent.stack.dir.clone(),
@@ -391,8 +433,8 @@ async fn desired<R: Runtime>(agent: &Agent<R>) -> Option<(i64, Stack)> {
     );
     tokio::task::spawn_blocking(move || {
         let (store, _) = ops::open_store(&name);
-        let rev = store?.last_good(None).ok()??;
-        Some((rev.id, rev.pinned_stack(&dir, &file).ok()?))
+        let rev = store?.last_requested().ok()??;
+        Some((rev.id, rev.outcome, rev.pinned_stack(&dir, &file).ok()?))
     })
     .await
     .ok()
@@ -405,7 +447,7 @@ async fn refresh_history<R: Runtime>(agent: &Agent<R>) {
     let good = tokio::task::spawn_blocking(move || {
         ops::open_store(&name)
             .0
-            .and_then(|s| s.last_good(None).ok().flatten())
+            .and_then(|s| s.last_requested().ok().flatten())
             .map(|r| r.id)
     })
     .await
@@ -694,11 +736,15 @@ async fn tend<R: Runtime + Clone + 'static>(
             Err(e) => return Err(format!("apply lock: {e}")),
         },
     };
-    let stack = match desired(agent).await {
-        Some((_, s)) => s,
-        None => rebuild_from_labels(agent)
-            .await
-            .ok_or("no desired state yet")?,
+    interrupt_pending(agent).await;
+    let (revision, stack) = match desired_revision(agent).await {
+        Some((id, outcome, s)) => (Some((id, outcome)), s),
+        None => (
+            None,
+            rebuild_from_labels(agent)
+                .await
+                .ok_or("no desired state yet")?,
+        ),
     };
     let bus = agent.bus.clone();
     let sink = move |e: Event| bus.publish(None, e);
@@ -715,15 +761,33 @@ async fn tend<R: Runtime + Clone + 'static>(
         let stack = stack.clone();
         let task = tokio::spawn(async move {
             let _held = held;
-            let bus = a.bus.clone();
-            let sink = move |e: Event| bus.publish(None, e);
-            if let Err(e) = tug_engine::up(&a.rt, &stack, &a.opts, &sink).await {
+            if let Err(e) = ops::resume(&a.rt, &stack, revision, &a.opts, &a.bus).await {
                 tracing::warn!(error = %e, "converge failed");
             }
         });
         *converging = Some((task, lock));
     }
     Ok(stack)
+}
+
+/// Under the apply lock no run applies anything: a revision still pending
+/// was left by a run that died, and is recorded as interrupted.
+async fn interrupt_pending<R: Runtime>(agent: &Agent<R>) {
+    let name = agent.stack.name.clone();
+    let ids = tokio::task::spawn_blocking(move || {
+        ops::open_store(&name)
+            .0
+            .and_then(|s| s.interrupt_pending().ok())
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    for id in ids {
+        tracing::warn!(
+            revision = id,
+            "a run died while applying this revision: carrying it on"
+        );
+    }
 }
 
 /// With no usable history (a new, missing or corrupt store), the desired
@@ -1031,6 +1095,123 @@ fn converged(c: ops::Converged) -> Response {
     }
 }
 
+/// Stops the converges of `POST /v1/up` in progress: each is recorded as
+/// interrupted, and the next converge carries it on.
+fn stop_ups<R>(agent: &Agent<R>) {
+    let ups = std::mem::take(&mut *agent.ups.lock().unwrap_or_else(|p| p.into_inner()));
+    for u in ups {
+        u.abort();
+    }
+}
+
+/// `POST /v1/up`: converges to the stack sent, in a task of the agent's own
+/// (a client that goes away stops nothing), publishing every event on the
+/// agent's bus and streaming it back as NDJSON, then the outcome.
+async fn up<R: Runtime + Clone + 'static>(
+    State(a): State<Shared<R>>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    use tug_engine::bus::Received;
+    let b: api::UpRequest = match body(&bytes) {
+        Ok(b) => b,
+        Err(m) => return invalid(m),
+    };
+    let stack: Stack = match serde_json::from_value(b.stack) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("`stack` is not a stack: {e}")),
+    };
+    if stack.name != a.stack.name {
+        return invalid(format!(
+            "this agent supervises stack {}, not {}",
+            a.stack.name, stack.name
+        ));
+    }
+    if *a.shutdown.borrow() {
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is stopping".into(),
+            false,
+        );
+    }
+    let opts = UpOptions {
+        timeout: b
+            .timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(a.opts.timeout),
+        drain: Arc::clone(&a.opts.drain),
+    };
+    let message = b.message.unwrap_or_else(|| "up".into());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<api::UpLine>();
+    // The converge publishes on a bus of its own; each event goes on to the
+    // agent's bus (store, snapshot, SSE) and to this client.
+    let own = tug_engine::bus::Bus::new();
+    let mut sub = own.subscribe();
+    let (agent_bus, lines) = (a.bus.clone(), tx.clone());
+    let forward = tokio::spawn(async move {
+        while let Some(r) = sub.recv().await {
+            if let Received::Event(p) = r {
+                agent_bus.publish(p.revision, p.event.clone());
+                if let Ok(event) = serde_json::to_value(&p.event) {
+                    let _ = lines.send(api::UpLine::Event { event });
+                }
+            }
+        }
+    });
+    let agent = Arc::clone(&a);
+    let task = tokio::spawn(async move {
+        let done = ops::converge(&agent.rt, &stack, &opts, &message, &own).await;
+        drop(own);
+        let _ = forward.await;
+        refresh(&agent).await;
+        let line = match done {
+            Ok(c) => match c.result {
+                Ok(report) => api::UpLine::Done {
+                    revision: c.revision,
+                    report: report.into(),
+                    warning: c.warning,
+                },
+                Err(e) => api::UpLine::Failed {
+                    service: match &e {
+                        tug_engine::EngineError::ServiceFailed { service, .. } => {
+                            Some(service.clone())
+                        }
+                        _ => None,
+                    },
+                    rolled_back: e.rolled_back(),
+                    error: e.to_string(),
+                    revision: c.revision,
+                },
+            },
+            Err(e) => api::UpLine::Failed {
+                error: e.to_string(),
+                service: None,
+                rolled_back: false,
+                revision: None,
+            },
+        };
+        let _ = tx.send(line);
+    });
+    {
+        let mut ups = a.ups.lock().unwrap_or_else(|p| p.into_inner());
+        ups.retain(|u| !u.is_finished());
+        ups.push(task.abort_handle());
+    }
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        let mut b = serde_json::to_vec(&line).unwrap_or_default();
+        b.push(b'\n');
+        Some((
+            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(b)),
+            rx,
+        ))
+    });
+    (
+        [("content-type", "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
 async fn scale<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
     let b: api::ScaleRequest = match body(&bytes) {
         Ok(b) => b,
@@ -1134,7 +1315,7 @@ async fn down<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) 
         .map(|s| s.stop_grace_period.std())
         .max()
         .unwrap_or(Duration::from_secs(10));
-    let r = tug_engine::down(&a.rt, &a.stack.name, grace, b.volumes).await;
+    let r = tug_engine::down(&a.rt, &a.stack.name, grace, b.volumes, &*a.opts.drain).await;
     match r {
         Ok(report) => reply(api::Removed {
             containers: report.containers,

@@ -302,6 +302,20 @@ impl Supervisor {
         let mut report = StepReport::default();
         let seen: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
         self.replicas.retain(|k, _| seen.contains(&k.as_str()));
+        // A service with replicas of two configurations is mid-rollout (or a
+        // rollout was interrupted): its stopped replicas were stopped by tug,
+        // not crashed, and the converge decides what runs.
+        let mut hashes_of: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+        for c in &infos {
+            if let (Some(s), Some(h)) = (c.label(labels::SERVICE), c.label(labels::CONFIG_HASH)) {
+                hashes_of.entry(s).or_default().insert(h);
+            }
+        }
+        let mixed: Vec<&str> = hashes_of
+            .iter()
+            .filter(|(_, h)| h.len() > 1)
+            .map(|(s, _)| *s)
+            .collect();
         for c in &infos {
             let Some(service) = c.label(labels::SERVICE) else {
                 continue;
@@ -320,6 +334,9 @@ impl Supervisor {
             };
             let st = self.replicas.entry(c.name.clone()).or_default();
             match c.state {
+                ContainerState::Exited | ContainerState::Dead if mixed.contains(&service) => {
+                    st.next_restart = None;
+                }
                 ContainerState::Exited | ContainerState::Dead => {
                     // It ran long enough since its last start: a fresh crash.
                     if st
@@ -408,18 +425,19 @@ impl Supervisor {
                     .map(|h| (n.clone(), h.to_string()))
             })
             .collect();
-        report.needs_converge =
-            if hashes.len() == stack.services.len() && report.replaced.is_empty() {
-                let desired = render::desired(stack, &hashes);
-                let p = plan::plan(&desired, &observed);
-                // Stopped replicas are the restart logic's business, not a plan's.
-                !p.remove.is_empty()
-                    || p.services
-                        .values()
-                        .any(|s| !s.create.is_empty() || !s.replace.is_empty())
-            } else {
-                true
-            };
+        report.needs_converge = if !mixed.is_empty() {
+            true
+        } else if hashes.len() == stack.services.len() && report.replaced.is_empty() {
+            let desired = render::desired(stack, &hashes);
+            let p = plan::plan(&desired, &observed);
+            // Stopped replicas are the restart logic's business, not a plan's.
+            !p.remove.is_empty()
+                || p.services
+                    .values()
+                    .any(|s| !s.create.is_empty() || !s.replace.is_empty())
+        } else {
+            true
+        };
         self.observed = infos;
         Ok(report)
     }

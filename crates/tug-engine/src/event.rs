@@ -1,9 +1,11 @@
 //! The one event stream: published on the [`Bus`](crate::bus::Bus), consumed
 //! by progress displays, JSON output, the store and the agent's API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Serialized as `{"event": "snake_case_name", ...fields}`; read back by
+/// the CLI from the agent's `POST /v1/up` stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// An image is being built or looked up.

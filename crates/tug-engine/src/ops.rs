@@ -3,7 +3,7 @@
 
 use crate::bus::Bus;
 use crate::store::{state_dir, Outcome, Revision, Store};
-use crate::{EngineError, UpOptions, UpReport};
+use crate::{EngineError, Event, UpOptions, UpReport};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -90,6 +90,13 @@ pub struct Converged {
 /// `message`) in the history store and publishing every event on `bus`
 /// (whose subscribers record and show them). A store that cannot be opened
 /// never stops the stack: it only produces a warning.
+///
+/// Outcomes are honest: a converge that changed nothing records no
+/// revision; one whose future is dropped half-way (its caller caught
+/// SIGTERM, the agent shut down) is recorded as interrupted, and so is one
+/// left pending by a run that died (found when the next one takes the lock).
+/// The images are recorded as soon as they are resolved, so an interrupted
+/// revision can be carried on with exactly those images.
 pub async fn converge<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -99,22 +106,131 @@ pub async fn converge<R: Runtime>(
 ) -> Result<Converged, OpsError> {
     let _lock = ApplyLock::acquire(&stack.name).await?;
     let (store, warning) = open_store(&stack.name);
-    let revision = store.as_ref().and_then(|s| s.begin(stack, message).ok());
-    let result = crate::up(rt, stack, opts, &|e| bus.publish(revision, e)).await;
-    if let (Some(s), Some(rev)) = (store.as_ref(), revision) {
-        let _ = match &result {
-            Ok(r) => s.finish(rev, Outcome::Succeeded, "", &r.images),
-            Err(e) if e.rolled_back() => {
-                s.finish(rev, Outcome::RolledBack, &e.to_string(), &BTreeMap::new())
-            }
-            Err(e) => s.finish(rev, Outcome::Failed, &e.to_string(), &BTreeMap::new()),
-        };
+    if let Some(s) = &store {
+        let _ = s.interrupt_pending();
     }
-    Ok(Converged {
+    let revision = store.as_ref().and_then(|s| s.begin(stack, message).ok());
+    converge_revision(rt, stack, opts, store, revision, bus, |_| {})
+        .await
+        .map(|(revision, result)| Converged {
+            revision,
+            result,
+            warning,
+        })
+}
+
+/// Marks its revision interrupted when dropped before [`Recording::finish`].
+struct Recording {
+    store: std::sync::Mutex<Option<Store>>,
+    revision: Option<i64>,
+    done: bool,
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let (Ok(Some(s)), Some(rev)) = (self.store.get_mut(), self.revision) {
+            let _ = s.finish(
+                rev,
+                Outcome::Interrupted,
+                "interrupted before it completed",
+                &BTreeMap::new(),
+            );
+        }
+    }
+}
+
+/// Runs the converge of `revision` (already begun) and records its outcome;
+/// `resumed` maps the message of a revision the agent carried on. Returns
+/// the revision (`None` when nothing changed) and the converge's result.
+async fn converge_revision<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    store: Option<Store>,
+    revision: Option<i64>,
+    bus: &Bus,
+    resumed: impl FnOnce(&mut String),
+) -> Result<(Option<i64>, Result<UpReport, EngineError>), OpsError> {
+    let mut rec = Recording {
+        store: std::sync::Mutex::new(store),
         revision,
-        result,
-        warning,
+        done: false,
+    };
+    let images = std::sync::Mutex::new(BTreeMap::new());
+    let wanted = stack.services.len();
+    let sink = |e: Event| {
+        if let (Event::ImageReady { service, image }, Some(rev)) = (&e, revision) {
+            let mut images = images.lock().unwrap_or_else(|p| p.into_inner());
+            images.insert(service.clone(), image.clone());
+            if images.len() == wanted {
+                if let Ok(Some(s)) = rec.store.lock().as_deref() {
+                    let _ = s.set_images(rev, &images);
+                }
+            }
+        }
+        bus.publish(revision, e)
+    };
+    let result = crate::up(rt, stack, opts, &sink).await;
+    rec.done = true;
+    let store = rec.store.get_mut().ok().and_then(|s| s.take());
+    let (Some(s), Some(rev)) = (store, revision) else {
+        return Ok((revision, result));
+    };
+    let mut note = String::new();
+    resumed(&mut note);
+    let _ = match &result {
+        Ok(r) if r.up_to_date && note.is_empty() => {
+            s.discard(rev)?;
+            return Ok((None, result));
+        }
+        Ok(r) => s.finish(rev, Outcome::Succeeded, &note, &r.images),
+        Err(e) if e.rolled_back() => {
+            s.finish(rev, Outcome::RolledBack, &e.to_string(), &BTreeMap::new())
+        }
+        Err(e) => s.finish(rev, Outcome::Failed, &e.to_string(), &BTreeMap::new()),
+    };
+    Ok((Some(rev), result))
+}
+
+/// The agent's converge of the revision it holds the stack to. When that
+/// revision was interrupted, its outcome is recorded now: succeeded once
+/// carried on, or failed (so the agent then heads for the last good one).
+/// The caller holds the apply lock.
+pub async fn resume<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    revision: Option<(i64, Outcome)>,
+    opts: &UpOptions,
+    bus: &Bus,
+) -> Result<UpReport, EngineError> {
+    let carried = match revision {
+        Some((id, Outcome::Interrupted | Outcome::Pending)) => Some(id),
+        _ => None,
+    };
+    let Some(id) = carried else {
+        return crate::up(rt, stack, opts, &|e| bus.publish(None, e)).await;
+    };
+    let (store, _) = open_store(&stack.name);
+    let prior = store
+        .as_ref()
+        .and_then(|s| s.revision(id).ok().flatten())
+        .map(|r| r.message)
+        .unwrap_or_default();
+    match converge_revision(rt, stack, opts, store, Some(id), bus, |m| {
+        *m = format!("{prior} (interrupted, carried on by the agent)")
     })
+    .await
+    {
+        Ok((_, result)) => result,
+        Err(OpsError::Engine(e)) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, revision = id, "recording a carried-on revision");
+            Ok(UpReport::default())
+        }
+    }
 }
 
 /// The revision `tug rollback` returns to: `to` (it must have succeeded), or

@@ -44,7 +44,7 @@ pub struct Observed {
     pub containers: Vec<ObservedContainer>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RemoveReason {
     /// Its service is no longer in tug.yaml.
@@ -64,6 +64,10 @@ pub struct Removal {
     pub id: String,
     pub name: String,
     pub service: String,
+    /// From the container's label; `None` when the label is missing or bad.
+    pub replica: Option<u32>,
+    /// Running now: it may be serving traffic, so it is drained first.
+    pub running: bool,
     pub reason: RemoveReason,
 }
 
@@ -108,6 +112,8 @@ fn removal(c: &ObservedContainer, reason: RemoveReason) -> Removal {
         id: c.id.clone(),
         name: c.name.clone(),
         service: c.service.clone(),
+        replica: c.replica,
+        running: c.state == ContainerState::Running,
         reason,
     }
 }
@@ -404,6 +410,8 @@ mod tests {
                 id: "w".into(),
                 name: "s-worker-0-w1".into(),
                 service: "worker".into(),
+                replica: Some(0),
+                running: true,
                 reason: RemoveReason::Orphan
             }]
         );

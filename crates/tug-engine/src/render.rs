@@ -49,21 +49,85 @@ pub fn effective_user(service: &Service, image_user: &str) -> String {
     }
 }
 
-/// The config hash of a service: changes exactly when its containers must be replaced.
+/// Fields of a service that do not shape its containers: changing them
+/// never replaces a replica. `image` and `build` are hashed as the image id.
+const NOT_HASHED: &[&str] = &[
+    "replicas",
+    "image",
+    "build",
+    "depends_on",
+    "update",
+    "stop_grace_period",
+    "env_file",
+];
+
+/// The canonical form of what shapes a service's containers, which
+/// [`config_hash`] hashes: the service's JSON form (tug-spec's serde model)
+/// without [`NOT_HASHED`] fields, without any field (at any depth) whose
+/// value is the default, and with object keys sorted. A field a newer tug
+/// adds keeps its default for an unchanged tug.yaml, so it leaves the form
+/// (and the hash) as it was: a newer tug does not recreate unchanged
+/// containers.
+pub fn canonical_service(service: &Service) -> serde_json::Value {
+    use serde_json::Value;
+    static DEFAULT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let default = DEFAULT.get_or_init(|| {
+        tug_spec::parse_str(
+            "name: d\nservices:\n  d:\n    image: d\n",
+            "/tug.yaml".as_ref(),
+        )
+        .ok()
+        .and_then(|s| s.services.get("d").cloned())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+    });
+    fn prune(v: Value, default: Option<&Value>) -> Option<Value> {
+        if default == Some(&v) {
+            return None;
+        }
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<(String, Value)> = map.into_iter().collect();
+                keys.sort_by(|a, b| a.0.cmp(&b.0));
+                let out: serde_json::Map<String, Value> = keys
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        let d = default.and_then(|d| d.get(&k));
+                        prune(v, d).map(|v| (k, v))
+                    })
+                    .collect();
+                Some(Value::Object(out))
+            }
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| prune(v, None).unwrap_or(Value::Null))
+                    .collect(),
+            )),
+            other => Some(other),
+        }
+    }
+    let mut v = serde_json::to_value(service).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        for k in NOT_HASHED {
+            map.remove(*k);
+        }
+    }
+    prune(v, Some(default)).unwrap_or_else(|| Value::Object(Default::default()))
+}
+
+/// The config hash of a service: changes exactly when its containers must
+/// be replaced. SHA-256 of `tug/v2`, the stack and service names, the
+/// [`canonical_service`] form and the image id, NUL-separated; the first 8
+/// bytes in hex.
 pub fn config_hash(stack: &str, name: &str, service: &Service, image: &ResolvedImage) -> String {
     let mut h = Sha256::new();
-    h.update(b"tug/v1\0");
+    h.update(b"tug/v2\0");
     h.update(stack.as_bytes());
     h.update(b"\0");
     h.update(name.as_bytes());
     h.update(b"\0");
-    let mut s = service.clone();
-    // Scaling is not a change of configuration; the image is hashed by id,
-    // so pinning a build to the image it produced (a rollback) changes nothing.
-    s.replicas = 0;
-    s.image = None;
-    s.build = None;
-    h.update(serde_json::to_vec(&s).unwrap_or_default());
+    h.update(canonical_service(service).to_string().as_bytes());
     h.update(b"\0");
     h.update(image.id.as_bytes());
     hex::encode(&h.finalize()[..8])
@@ -185,6 +249,7 @@ pub fn container_spec(
             read_only: true,
         });
     }
+    // A tmpfs at /tmp (mode 1777, whatever the image's /tmp is, if any).
     if s.security.read_only && !s.volumes.iter().any(|m| m.target == "/tmp") {
         spec.tmpfs = vec!["/tmp".into()];
     }
@@ -233,6 +298,69 @@ mod tests {
             id: "sha256:1".into(),
             user: user.into(),
         }
+    }
+
+    const PINNED: &str = "name: s
+services:
+  api:
+    image: app:1
+    replicas: 3
+    port: 8080
+    env: { B: '2', A: '1' }
+    health: { http: /health, interval: 2s }
+    security: { read_only: false }
+    update: { max_surge: 2 }
+";
+
+    /// Pins the hash of a fixed spec: if this changes, every running
+    /// container of every user is recreated by the new tug. Change it only
+    /// on purpose, and say so in the release notes.
+    #[test]
+    fn config_hash_of_a_fixed_spec_is_pinned() {
+        let st = stack(PINNED);
+        let svc = &st.services["api"];
+        assert_eq!(
+            canonical_service(svc).to_string(),
+            r#"{"env":{"A":"1","B":"2"},"health":{"http":"/health","interval":"2s","retries":3,"start_period":"0s","timeout":"1s"},"port":8080,"security":{"read_only":false}}"#
+        );
+        assert_eq!(config_hash("s", "api", svc, &image("")), "c96c03add2fc10c4");
+    }
+
+    #[test]
+    fn what_does_not_shape_a_container_does_not_change_its_hash() {
+        let base = stack(PINNED);
+        let h = |st: &Stack| config_hash("s", "api", &st.services["api"], &image(""));
+        // Scaling, rollout settings, dependencies, grace, defaults spelt out.
+        for change in [
+            PINNED.replace("replicas: 3", "replicas: 5"),
+            PINNED.replace("max_surge: 2", "max_surge: 1"),
+            PINNED.replace(
+                "    port: 8080\n",
+                "    port: 8080\n    stop_grace_period: 30s\n",
+            ),
+            PINNED.replace(
+                "read_only: false",
+                "read_only: false, no_new_privileges: true",
+            ),
+        ] {
+            assert_eq!(h(&stack(&change)), h(&base), "{change}");
+        }
+        // What the container runs with does.
+        for change in [
+            PINNED.replace("A: '1'", "A: '3'"),
+            PINNED.replace("read_only: false", "read_only: true"),
+            PINNED.replace("port: 8080", "port: 8081"),
+        ] {
+            assert_ne!(h(&stack(&change)), h(&base), "{change}");
+        }
+        let other = ResolvedImage {
+            id: "sha256:2".into(),
+            ..image("")
+        };
+        assert_ne!(
+            config_hash("s", "api", &base.services["api"], &other),
+            h(&base)
+        );
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum Outcome {
     Succeeded,
     Failed,
     RolledBack,
+    /// The run applying it stopped half-way (a signal, a kill, an agent
+    /// shutdown); the agent or the next `tug up` carries it on.
+    Interrupted,
 }
 
 impl Outcome {
@@ -47,6 +50,7 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled-back",
+            Outcome::Interrupted => "interrupted",
         }
     }
     fn parse(s: &str) -> Outcome {
@@ -54,6 +58,7 @@ impl Outcome {
             "succeeded" => Outcome::Succeeded,
             "failed" => Outcome::Failed,
             "rolled-back" => Outcome::RolledBack,
+            "interrupted" => Outcome::Interrupted,
             _ => Outcome::Pending,
         }
     }
@@ -244,6 +249,70 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Records the images a revision runs as soon as they are known, so an
+    /// interrupted revision can be carried on with exactly those images.
+    pub fn set_images(&self, id: i64, images: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let images = serde_json::to_string(images).unwrap_or_else(|_| "{}".into());
+        self.conn
+            .execute(
+                "UPDATE revisions SET images = ?2 WHERE id = ?1",
+                params![id, images],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets a revision that changed nothing (and its events).
+    pub fn discard(&self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM events WHERE revision = ?1", [id])
+            .and_then(|_| {
+                self.conn
+                    .execute("DELETE FROM revisions WHERE id = ?1", [id])
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Marks every pending revision interrupted: called by whoever holds the
+    /// stack's apply lock, so no run is still applying them. Their ids.
+    pub fn interrupt_pending(&self) -> Result<Vec<i64>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("UPDATE revisions SET outcome = 'interrupted' WHERE outcome = 'pending' RETURNING id")
+            .map_err(|e| self.err(e))?;
+        let ids = q
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e));
+        ids
+    }
+
+    /// The revision the stack is headed for: the newest one that succeeded,
+    /// or that was interrupted (or is pending) once its images were known
+    /// and is newer than the last good one. Failed and rolled-back ones are
+    /// not headed for.
+    pub fn last_requested(&self) -> Result<Option<Revision>, StoreError> {
+        let good = self.last_good(None)?;
+        let mut q = self
+            .conn
+            .prepare("SELECT id, created, outcome, message, spec, images FROM revisions WHERE outcome IN ('pending', 'interrupted') AND id > ?1 ORDER BY id DESC")
+            .map_err(|e| self.err(e))?;
+        let newer: Vec<Revision> = q
+            .query_map([good.as_ref().map(|g| g.id).unwrap_or(0)], Self::row)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        let complete = |r: &Revision| {
+            r.spec
+                .get("services")
+                .and_then(|s| s.as_object())
+                .is_some_and(|s| s.keys().all(|k| r.images.contains_key(k)))
+        };
+        Ok(newer.into_iter().find(complete).or(good))
     }
 
     fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
@@ -468,6 +537,34 @@ mod tests {
 
     fn stack(yaml: &str) -> tug_spec::Stack {
         tug_spec::parse_str(yaml, "/srv/tug.yaml".as_ref()).unwrap()
+    }
+
+    #[test]
+    fn interrupted_revisions_are_headed_for_once_their_images_are_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(&dir.path().join("tug.db")).unwrap();
+        let st = |image: &str| stack(&format!("name: s\nservices:\n  api:\n    image: {image}\n"));
+        let images = |i: &str| BTreeMap::from([("api".to_string(), i.to_string())]);
+        let a = s.begin(&st("x:1"), "up").unwrap();
+        s.finish(a, Outcome::Succeeded, "", &images("x:1")).unwrap();
+        // Killed before its images were resolved: nothing of it ran.
+        let b = s.begin(&st("x:2"), "up").unwrap();
+        assert_eq!(s.last_requested().unwrap().unwrap().id, a);
+        // Killed mid-rollout: its images are known, so it is carried on.
+        let c = s.begin(&st("x:3"), "up").unwrap();
+        s.set_images(c, &images("x:3")).unwrap();
+        assert_eq!(s.interrupt_pending().unwrap(), vec![b, c]);
+        let r = s.last_requested().unwrap().unwrap();
+        assert_eq!((r.id, r.outcome), (c, Outcome::Interrupted));
+        // Once it fails, the last good one is headed for again.
+        s.finish(c, Outcome::Failed, "unhealthy", &BTreeMap::new())
+            .unwrap();
+        assert_eq!(s.last_requested().unwrap().unwrap().id, a);
+        // A revision that changed nothing is not kept.
+        let d = s.begin(&st("x:1"), "up").unwrap();
+        s.discard(d).unwrap();
+        assert!(s.revision(d).unwrap().is_none());
+        assert_eq!(s.revisions(10).unwrap().len(), 3);
     }
 
     #[test]

@@ -4,26 +4,84 @@ use crate::event::{Event, Sink};
 use crate::plan::{self, Desired, Observed, ObservedContainer, Plan, Removal};
 use crate::render::{self, ResolvedImage};
 use crate::{health, images, EngineError};
-use futures_util::future::join_all;
+use futures_util::future::{join_all, BoxFuture};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tug_runtime::{labels, stack_filter, ContainerInfo, ContainerState, EngineHealth, Runtime};
 use tug_spec::{Condition, Probe, RestartPolicy, Stack, UpdateOrder};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct UpOptions {
     /// How long one service may take to turn healthy once started.
     pub timeout: Duration,
+    /// Asked before a running replica is stopped on purpose.
+    pub drain: Arc<dyn Drain>,
 }
 
 impl Default for UpOptions {
     fn default() -> Self {
         UpOptions {
             timeout: Duration::from_secs(120),
+            drain: Arc::new(NoDrain),
         }
     }
+}
+
+impl std::fmt::Debug for UpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpOptions")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hook apply calls before it stops a running replica that may serve
+/// traffic: a rollout retiring an old replica, a scale down, a service gone
+/// from tug.yaml, a duplicate, `restart`, `stop` and `down`. A load balancer
+/// takes the replica out of its pool there and returns once the requests in
+/// flight are done; apply stops the replica when the future completes.
+///
+/// Apply puts no deadline on the future: an implementation bounds its own
+/// wait (the service's `stop_grace_period` is a fair bound). Replicas that
+/// are already dead, or were never started, are not drained. Calls for
+/// different replicas may run at the same time.
+pub trait Drain: Send + Sync {
+    fn retire<'a>(
+        &'a self,
+        service: &'a str,
+        replica: u32,
+        container: &'a str,
+    ) -> BoxFuture<'a, ()>;
+}
+
+/// The default [`Drain`]: nothing routes traffic, so nothing waits.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDrain;
+
+impl Drain for NoDrain {
+    fn retire<'a>(&'a self, _: &'a str, _: u32, _: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Drains a running replica (see [`Drain`]), then stops it.
+async fn retire_stop<R: Runtime>(
+    rt: &R,
+    drain: &dyn Drain,
+    service: &str,
+    replica: Option<u32>,
+    running: bool,
+    id: &str,
+    grace: Duration,
+) -> Result<(), EngineError> {
+    if let (true, Some(replica)) = (running, replica) {
+        drain.retire(service, replica, id).await;
+    }
+    rt.stop_container(id, grace).await?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -102,7 +160,10 @@ pub async fn up<R: Runtime>(
     events(Event::Converging {
         stack: stack.name.clone(),
     });
-    let result = converge(rt, stack, opts, events).await;
+    let result = match converge(rt, stack, opts, events).await {
+        Err(e) => Err(explain(stack, e).await),
+        ok => ok,
+    };
     events(Event::Converged {
         stack: stack.name.clone(),
         ok: result.is_ok(),
@@ -185,6 +246,80 @@ async fn converge<R: Runtime>(
     Ok(report)
 }
 
+/// What a replica's last log lines say about the hardened defaults: the
+/// default at fault, and the tug.yaml key that loosens it.
+fn hardening_cause(
+    logs: &[String],
+) -> Option<(&'static str, &'static [&'static str], &'static str)> {
+    let text = logs.join("\n").to_lowercase();
+    if text.contains("read-only file system") {
+        Some((
+            "the root filesystem is read-only by default (write to /tmp or a volume)",
+            &["security", "read_only"],
+            "security: { read_only: false }",
+        ))
+    } else if text.contains("chown") && (text.contains("not permitted") || text.contains("failed"))
+    {
+        Some((
+            "all capabilities are dropped by default, CHOWN included",
+            &["security", "cap_add"],
+            "security: { cap_add: [CHOWN] }",
+        ))
+    } else if text.contains("operation not permitted") {
+        Some((
+            "all capabilities are dropped and no-new-privileges is set by default",
+            &["security", "cap_add"],
+            "security: { cap_add: [THE_CAPABILITY] }",
+        ))
+    } else if text.contains("permission denied") {
+        Some((
+            "the container runs as a non-root user by default (the image's, else 65534:65534)",
+            &["security", "user"],
+            "security: { user: \"0\" }",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Adds a hint to a failed replica's error when its last log lines show a
+/// hardened default at work: the default, and where in tug.yaml to loosen it.
+async fn explain(stack: &Stack, e: EngineError) -> EngineError {
+    let EngineError::ServiceFailed {
+        service,
+        reason,
+        logs,
+        probe,
+    } = e
+    else {
+        return e;
+    };
+    let Some((default, key, fix)) = hardening_cause(&logs) else {
+        return EngineError::ServiceFailed {
+            service,
+            reason,
+            logs,
+            probe,
+        };
+    };
+    let text = tokio::fs::read_to_string(&stack.file)
+        .await
+        .unwrap_or_default();
+    let mut path = vec!["services", service.as_str()];
+    path.extend_from_slice(key);
+    let (line, col) = tug_spec::locate(&text, &path);
+    let reason = format!(
+        "{reason}\nhint: {default}; to loosen it, set `{fix}` for service `{service}` ({}:{line}:{col})",
+        stack.file.display()
+    );
+    EngineError::ServiceFailed {
+        service,
+        reason,
+        logs,
+        probe,
+    }
+}
+
 /// The first line of why a service failed, for its `ServiceFailed` event.
 fn failure_reason(e: &EngineError) -> String {
     match e {
@@ -223,7 +358,7 @@ async fn apply<R: Runtime>(
     join_all(
         plan.remove
             .iter()
-            .map(|r| remove(rt, r, grace(&r.service), events)),
+            .map(|r| remove(rt, &*opts.drain, r, grace(&r.service), events)),
     )
     .await
     .into_iter()
@@ -315,6 +450,7 @@ async fn apply<R: Runtime>(
 
 async fn remove<R: Runtime>(
     rt: &R,
+    drain: &dyn Drain,
     r: &Removal,
     grace: Duration,
     events: Sink<'_>,
@@ -324,7 +460,7 @@ async fn remove<R: Runtime>(
         container: r.name.clone(),
         reason: r.reason,
     });
-    rt.stop_container(&r.id, grace).await?;
+    retire_stop(rt, drain, &r.service, r.replica, r.running, &r.id, grace).await?;
     rt.remove_container(&r.id).await?;
     Ok(())
 }
@@ -362,14 +498,21 @@ async fn service_up<R: Runtime>(
             .and_then(|c| c.replica)
     };
 
-    // Dead containers go at once; outdated running ones are rolled.
+    // Dead containers go at once; outdated running ones are rolled. An
+    // outdated replica still running beside a current one (a run was
+    // interrupted mid-rollout) serves until the current one passes its
+    // gate: resuming never lowers capacity, whichever way it goes.
     let mut outdated: BTreeMap<u32, Vec<Removal>> = BTreeMap::new();
+    let mut superseded: Vec<&Removal> = Vec::new();
     for r in &sp.replace {
         match (r.reason, replica_of(&r.id)) {
             (plan::RemoveReason::Outdated, Some(i)) if sp.create.contains(&i) => {
                 outdated.entry(i).or_default().push(r.clone())
             }
-            _ => remove(rt, r, grace, events).await?,
+            (plan::RemoveReason::Outdated, Some(_)) if r.running && svc.publish.is_none() => {
+                superseded.push(r)
+            }
+            _ => remove(rt, &*opts.drain, r, grace, events).await?,
         }
     }
     let mut started = 0;
@@ -389,22 +532,40 @@ async fn service_up<R: Runtime>(
         created += 1;
         started += 1;
     }
+    // The current replicas that take over from superseded ones are gated
+    // too, even those that were already running.
+    for r in &superseded {
+        let i = r.replica;
+        fresh.extend(
+            observed
+                .containers
+                .iter()
+                .filter(|c| c.service == name && c.replica == i && c.hash == want.hash)
+                .filter(|c| c.state == ContainerState::Running && !fresh.contains(&c.id))
+                .map(|c| c.id.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
     reached(Reached::Started);
     let mut level = gate(rt, stack, name, &fresh, opts, events).await?;
+    for r in superseded {
+        remove(rt, &*opts.drain, r, grace, events).await?;
+    }
 
     let u = &svc.update;
     // A fixed host port cannot be held twice: such services replace stop-first.
     let stop_first = u.order == UpdateOrder::StopFirst || svc.publish.is_some();
     let rollout_opts = UpOptions {
         timeout: u.health_timeout.std(),
+        drain: Arc::clone(&opts.drain),
     };
     let rolling: Vec<u32> = outdated.keys().copied().collect();
     let mut stopped: Vec<&Removal> = Vec::new();
-    let mut new_ids: Vec<String> = Vec::new();
+    let mut new_ids: Vec<(u32, String)> = Vec::new();
     for step in plan::rollout_steps(&rolling, u.max_surge, u.max_unavailable, stop_first) {
         for i in &step.stop_first {
             for r in &outdated[i] {
-                rt.stop_container(&r.id, grace).await?;
+                retire_stop(rt, &*opts.drain, name, r.replica, r.running, &r.id, grace).await?;
                 stopped.push(r);
             }
         }
@@ -412,7 +573,10 @@ async fn service_up<R: Runtime>(
         let mut result = Ok(Reached::Healthy);
         for &i in &step.start {
             match create_start(rt, stack, name, i, &want.hash, &images[name], events).await {
-                Ok(id) => ids.push(id),
+                Ok(id) => {
+                    ids.push(id.clone());
+                    new_ids.push((i, id));
+                }
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -421,28 +585,33 @@ async fn service_up<R: Runtime>(
         }
         created += ids.len();
         started += ids.len();
-        new_ids.extend(ids.iter().cloned());
         if result.is_ok() {
             result = gate(rt, stack, name, &ids, &rollout_opts, events).await;
         }
         match result {
             Ok(l) => level = level.min(l),
             Err(e) if u.auto_rollback => {
-                return Err(
-                    roll_back(rt, name, &new_ids, &stopped, &outdated, grace, e, events).await,
+                return Err(roll_back(
+                    rt, opts, name, &new_ids, &stopped, &outdated, grace, e, events,
                 )
+                .await)
             }
             Err(e) => return Err(e),
         }
         for i in &step.stop_after {
             for r in &outdated[i] {
-                rt.stop_container(&r.id, grace).await?;
+                retire_stop(rt, &*opts.drain, name, r.replica, r.running, &r.id, grace).await?;
                 stopped.push(r);
             }
         }
     }
     for r in outdated.values().flatten() {
-        remove(rt, r, grace, events).await?;
+        // Stopped above already: nothing left to drain.
+        let stopped = Removal {
+            running: false,
+            ..r.clone()
+        };
+        remove(rt, &*opts.drain, &stopped, grace, events).await?;
     }
     if sp.is_empty() {
         // Untouched service: its current replicas still gate its dependents.
@@ -477,8 +646,9 @@ async fn service_up<R: Runtime>(
 #[allow(clippy::too_many_arguments)]
 async fn roll_back<R: Runtime>(
     rt: &R,
+    opts: &UpOptions,
     name: &str,
-    new_ids: &[String],
+    new_ids: &[(u32, String)],
     stopped: &[&Removal],
     outdated: &BTreeMap<u32, Vec<Removal>>,
     grace: Duration,
@@ -490,12 +660,14 @@ async fn roll_back<R: Runtime>(
         reason: cause.to_string().lines().next().unwrap_or("").to_string(),
     });
     let mut problems = Vec::new();
-    for id in new_ids {
-        if let Err(e) = rt
-            .stop_container(id, grace)
-            .await
-            .and(rt.remove_container(id).await)
-        {
+    for (replica, id) in new_ids {
+        let drain = &*opts.drain;
+        let removed = async {
+            retire_stop(rt, drain, name, Some(*replica), true, id, grace).await?;
+            rt.remove_container(id).await?;
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = removed.await {
             problems.push(e.to_string());
         }
     }
@@ -843,18 +1015,34 @@ pub struct DownReport {
     pub volumes: usize,
 }
 
-/// Removes everything of the stack: containers and networks, and volumes when asked.
+/// [`retire_stop`] for a container as the engine lists it.
+async fn drain_info<R: Runtime>(
+    rt: &R,
+    drain: &dyn Drain,
+    c: &ContainerInfo,
+    grace: Duration,
+) -> Result<(), EngineError> {
+    let service = c.label(labels::SERVICE).unwrap_or("");
+    let replica = crate::agent::replica_of(c).ok();
+    let running = c.state == ContainerState::Running;
+    retire_stop(rt, drain, service, replica, running, &c.id, grace).await
+}
+
+/// Removes everything of the stack: containers and networks, and volumes when
+/// asked. Running replicas are drained first (see [`Drain`]).
 pub async fn down<R: Runtime>(
     rt: &R,
     stack: &str,
     grace: Duration,
     volumes: bool,
+    drain: &dyn Drain,
 ) -> Result<DownReport, EngineError> {
     let filter = stack_filter(stack);
     let containers = rt.list_containers(&filter).await?;
     join_all(containers.iter().map(|c| async move {
-        rt.stop_container(&c.id, grace).await?;
-        rt.remove_container(&c.id).await
+        drain_info(rt, drain, c, grace).await?;
+        rt.remove_container(&c.id).await?;
+        Ok::<(), EngineError>(())
     }))
     .await
     .into_iter()
@@ -967,8 +1155,9 @@ pub async fn restart<R: Runtime>(
                     continue;
                 }
             };
-            rt.stop_container(&c.id, svc.stop_grace_period.std())
-                .await?;
+            let running = c.state == ContainerState::Running;
+            let grace = svc.stop_grace_period.std();
+            retire_stop(rt, &*opts.drain, name, Some(replica), running, &c.id, grace).await?;
             start(rt, name, replica, &c.id, events).await?;
             gate(rt, stack, name, std::slice::from_ref(&c.id), opts, events).await?;
             n += 1;
@@ -981,11 +1170,17 @@ pub async fn restart<R: Runtime>(
     Ok(n)
 }
 
-/// Stops every container of the stack gracefully, keeping them (and the
-/// network and volumes) for the next `tug up`.
-pub async fn stop<R: Runtime>(rt: &R, stack: &str, grace: Duration) -> Result<usize, EngineError> {
+/// Stops every container of the stack gracefully (draining running
+/// replicas first), keeping them (and the network and volumes) for the next
+/// `tug up`.
+pub async fn stop<R: Runtime>(
+    rt: &R,
+    stack: &str,
+    grace: Duration,
+    drain: &dyn Drain,
+) -> Result<usize, EngineError> {
     let containers = rt.list_containers(&stack_filter(stack)).await?;
-    join_all(containers.iter().map(|c| rt.stop_container(&c.id, grace)))
+    join_all(containers.iter().map(|c| drain_info(rt, drain, c, grace)))
         .await
         .into_iter()
         .collect::<Result<Vec<()>, _>>()?;

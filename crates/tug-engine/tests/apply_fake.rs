@@ -1,8 +1,8 @@
 //! The apply rules, on the recording FakeRuntime.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tug_engine::{down, up, EngineError, Event, UpOptions};
+use tug_engine::{down, up, Drain, EngineError, Event, NoDrain, UpOptions};
 use tug_runtime::fake::FakeRuntime;
 use tug_runtime::{labels, stack_filter, EngineHealth, Runtime, RuntimeError};
 
@@ -33,9 +33,120 @@ async fn run(
     let events = Mutex::new(Vec::new());
     let opts = UpOptions {
         timeout: Duration::from_secs(5),
+        ..UpOptions::default()
     };
     let r = up(rt, st, &opts, &|e| events.lock().unwrap().push(e)).await;
     (r, events.into_inner().unwrap())
+}
+
+/// A drain hook that notes `retire NAME` with its place in the runtime's
+/// call log, so tests see where it was called among the engine calls.
+#[derive(Clone)]
+struct Recorder(FakeRuntime, Arc<Mutex<Vec<(usize, String)>>>);
+
+impl Recorder {
+    /// The runtime's calls with the retires in place, keeping `ops` only.
+    fn calls_of(&self, ops: &[&str]) -> Vec<String> {
+        let mut calls = self.0.calls();
+        for (at, r) in self.1.lock().unwrap().iter().rev() {
+            calls.insert(*at, r.clone());
+        }
+        calls
+            .into_iter()
+            .filter(|c| ops.iter().any(|o| c.starts_with(&format!("{o} "))))
+            .collect()
+    }
+
+    fn clear(&self) {
+        self.0.clear_calls();
+        self.1.lock().unwrap().clear();
+    }
+}
+
+impl Drain for Recorder {
+    fn retire<'a>(
+        &'a self,
+        service: &'a str,
+        replica: u32,
+        container: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let name = self
+                .0
+                .inspect_container(container)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.name)
+                .unwrap_or_default();
+            assert!(
+                name.starts_with(&format!("s-{service}-{replica}-")),
+                "{name}"
+            );
+            let at = self.0.calls().len();
+            self.1.lock().unwrap().push((at, format!("retire {name}")));
+        })
+    }
+}
+
+fn draining(rec: &Recorder) -> UpOptions {
+    UpOptions {
+        timeout: Duration::from_secs(5),
+        drain: Arc::new(rec.clone()),
+    }
+}
+
+/// Every `stop_container X` of a running X comes right after `retire X`.
+fn assert_drained_first(calls: &[String], expected: usize) {
+    let retired: Vec<&String> = calls.iter().filter(|c| c.starts_with("retire ")).collect();
+    assert_eq!(retired.len(), expected, "{calls:?}");
+    for (k, c) in calls.iter().enumerate() {
+        if let Some(name) = c.strip_prefix("retire ") {
+            assert_eq!(
+                calls.get(k + 1).map(String::as_str),
+                Some(format!("stop_container {name}").as_str()),
+                "{calls:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn drain_hook_runs_before_each_stop_of_a_serving_replica() {
+    let rt = rt();
+    let rec = Recorder(rt.clone(), Arc::default());
+    let st = stack(TWO);
+    let opts = draining(&rec);
+    let on = ["retire", "stop_container"];
+    up(&rt, &st, &opts, &|_| {}).await.unwrap();
+    // Nothing is stopped on the way up.
+    assert!(rec.calls_of(&["retire"]).is_empty());
+
+    // A rollout retires both old api replicas.
+    rec.clear();
+    let v2 = stack(&TWO.replace("replicas: 2", "replicas: 2\n    env: { V: '2' }"));
+    up(&rt, &v2, &opts, &|_| {}).await.unwrap();
+    assert_drained_first(&rec.calls_of(&on), 2);
+
+    // Scale down retires the replica that goes.
+    rec.clear();
+    let one = stack(&TWO.replace("replicas: 2", "replicas: 1\n    env: { V: '2' }"));
+    up(&rt, &one, &opts, &|_| {}).await.unwrap();
+    let calls = rec.calls_of(&on);
+    assert_drained_first(&calls, 1);
+    assert!(calls[0].starts_with("retire s-api-1-"), "{calls:?}");
+
+    // `stop` retires every running replica; `down` then has none to drain.
+    rec.clear();
+    tug_engine::stop(&rt, "s", Duration::from_secs(1), &*opts.drain)
+        .await
+        .unwrap();
+    assert_drained_first(&rec.calls_of(&on), 2);
+    rec.clear();
+    down(&rt, "s", Duration::from_secs(1), false, &*opts.drain)
+        .await
+        .unwrap();
+    assert!(rec.calls_of(&["retire"]).is_empty());
 }
 
 const TWO: &str = "name: s
@@ -241,10 +352,14 @@ async fn orphans_removed_and_other_stacks_untouched() {
         3
     );
 
-    let d = down(&rt, "s", Duration::from_secs(1), false).await.unwrap();
+    let d = down(&rt, "s", Duration::from_secs(1), false, &NoDrain)
+        .await
+        .unwrap();
     assert_eq!((d.containers, d.networks, d.volumes), (1, 1, 0));
     assert_eq!(rt.list_volumes(&stack_filter("s")).await.unwrap().len(), 1);
-    let d = down(&rt, "s", Duration::from_secs(1), true).await.unwrap();
+    let d = down(&rt, "s", Duration::from_secs(1), true, &NoDrain)
+        .await
+        .unwrap();
     assert_eq!(d.volumes, 1);
     assert_eq!(
         rt.list_containers(&stack_filter("other"))
@@ -374,4 +489,110 @@ async fn failed_rollout_rolls_back_to_the_old_replicas() {
     assert!(now
         .iter()
         .all(|c| c.state == tug_runtime::ContainerState::Running));
+}
+
+/// A rollout stopped half-way by a failed create (auto rollback off): the
+/// new replica 0 runs, the old replica 0 is stopped, the old replica 1 runs.
+async fn half_rolled(rt: &FakeRuntime) -> (tug_spec::Stack, tug_spec::Stack) {
+    let v1 = stack(&TWO.replace(
+        "replicas: 2",
+        "replicas: 2\n    update: { auto_rollback: false }",
+    ));
+    let v2 = stack(&TWO.replace(
+        "replicas: 2",
+        "replicas: 2\n    update: { auto_rollback: false }\n    env: { V: '2' }",
+    ));
+    run(rt, &v1).await.0.unwrap();
+    // The new replica 1 exits as it starts (the old one is not started again).
+    rt.exit_on_start("s-api-1-", 1);
+    assert!(run(rt, &v2).await.0.is_err());
+    let api: Vec<(String, tug_runtime::ContainerState)> = rt
+        .list_containers(&stack_filter("s"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.label(labels::SERVICE) == Some("api"))
+        .map(|c| (c.name, c.state))
+        .collect();
+    use tug_runtime::ContainerState::{Exited, Running};
+    let count = |i: &str, st| {
+        api.iter()
+            .filter(|(n, s)| n.starts_with(&format!("s-api-{i}-")) && *s == st)
+            .count()
+    };
+    assert_eq!(
+        (
+            count("0", Running),
+            count("0", Exited),
+            count("1", Running),
+            count("1", Exited)
+        ),
+        (1, 1, 1, 1),
+        "{api:?}"
+    );
+    (v1, v2)
+}
+
+/// Running api replicas after each call, from the call log of a run.
+fn capacity_through(calls: &[String], running: &mut std::collections::BTreeSet<String>) -> usize {
+    let mut least = running.len();
+    for c in calls {
+        if let Some(n) = c.strip_prefix("start_container ") {
+            running.insert(n.to_string());
+        } else if let Some(n) = c.strip_prefix("stop_container ") {
+            running.remove(n);
+        }
+        least = least.min(running.len());
+    }
+    least
+}
+
+async fn running_api(rt: &FakeRuntime) -> std::collections::BTreeSet<String> {
+    rt.list_containers(&stack_filter("s"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            c.label(labels::SERVICE) == Some("api")
+                && c.state == tug_runtime::ContainerState::Running
+        })
+        .map(|c| c.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn resuming_a_half_done_rollout_backwards_keeps_capacity() {
+    let rt = rt();
+    let (v1, _) = half_rolled(&rt).await;
+    // The old replica 0 is started and healthy before the new one goes.
+    let mut running = running_api(&rt).await;
+    rt.clear_calls();
+    run(&rt, &v1).await.0.unwrap();
+    let calls = rt.calls_of(&["start_container", "stop_container"]);
+    assert!(capacity_through(&calls, &mut running) >= 2, "{calls:?}");
+    assert_eq!(running_api(&rt).await.len(), 2);
+    assert_eq!(
+        rt.list_containers(&stack_filter("s")).await.unwrap().len(),
+        3,
+        "nothing of the new version is left"
+    );
+}
+
+#[tokio::test]
+async fn resuming_a_half_done_rollout_forwards_keeps_capacity() {
+    let rt = rt();
+    let (_, v2) = half_rolled(&rt).await;
+    let mut running = running_api(&rt).await;
+    rt.clear_calls();
+    // The rollout goes on (and its replica 1 fails again): capacity never
+    // drops below replicas - max_unavailable = 2.
+    let r = run(&rt, &v2).await.0;
+    let calls = rt.calls_of(&["start_container", "stop_container"]);
+    assert!(
+        capacity_through(&calls, &mut running) >= 2,
+        "{r:?} {calls:?}"
+    );
+    assert!(calls
+        .iter()
+        .any(|c| c.starts_with("start_container s-api-1-")));
 }

@@ -161,3 +161,31 @@ async fn missing_replica_is_recreated() {
     assert!(r.converged);
     assert_eq!(containers(&rt).await.len(), 2);
 }
+
+#[tokio::test]
+async fn replicas_stopped_by_an_interrupted_rollout_are_not_restarted_as_crashes() {
+    let v1 = APP.replace(
+        "replicas: 2",
+        "replicas: 2\n    update: { auto_rollback: false }",
+    );
+    let (rt, st) = setup(&v1).await;
+    // A rollout stopped half-way: a new replica 0 runs, the old one was stopped.
+    let v2 = stack(&v1.replace("replicas: 2", "replicas: 2\n    env: { V: '2' }"));
+    rt.exit_on_start("s-api-1-", 1);
+    let _ = up(&rt, &v2, &UpOptions::default(), &|_| {}).await;
+    rt.clear_calls();
+    let events = std::sync::Mutex::new(Vec::new());
+    let sink = |e: Event| events.lock().unwrap().push(e);
+    let r = Supervisor::new().tend(&rt, &st, true, &sink).await.unwrap();
+    assert!(r.restarted.is_empty(), "{r:?}");
+    assert!(r.needs_converge, "a converge decides what runs");
+    assert!(
+        !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Restarting { .. })),
+        "{events:?}"
+    );
+    assert!(rt.calls_of(&["start_container"]).is_empty());
+}

@@ -398,7 +398,7 @@ impl Runtime for DockerRuntime {
             tmpfs: Some(
                 spec.tmpfs
                     .iter()
-                    .map(|p| (p.clone(), "rw,nosuid,nodev,size=64m".to_string()))
+                    .map(|p| (p.clone(), "rw,nosuid,nodev,size=64m,mode=1777".to_string()))
                     .collect(),
             ),
             readonly_rootfs: Some(spec.read_only_root),

@@ -211,7 +211,7 @@ impl std::fmt::Display for ContainerState {
 }
 
 /// Health as the engine reports it (for [`ExecHealth`] checks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineHealth {
     None,
@@ -289,7 +289,7 @@ pub enum RuntimeKind {
 }
 
 /// What happened to a container, as the engine (or the process supervisor) reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum ContainerChange {
     Started,

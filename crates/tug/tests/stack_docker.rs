@@ -92,7 +92,7 @@ fn containers_are_hardened() {
         .output()
         .unwrap();
     let got = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    assert_eq!(got, "true|[ALL]|[no-new-privileges:true]|256|536870912|10001:10001|rw,nosuid,nodev,size=64m|127.0.0.1");
+    assert_eq!(got, "true|[ALL]|[no-new-privileges:true]|256|536870912|10001:10001|rw,nosuid,nodev,size=64m,mode=1777|127.0.0.1");
 }
 
 #[test]
@@ -123,29 +123,29 @@ fn engine_unreachable_has_its_own_exit_code() {
 }
 
 #[test]
-fn without_an_engine_services_run_as_processes_with_a_notice() {
+fn an_engine_named_by_docker_host_never_falls_back_to_processes() {
     let s = TestStack::new("fallback", &service("web", ""));
-    let out = s
-        .command(&["up", "-d"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
+    // DOCKER_HOST names the engine: no silent switch, for any command.
+    for args in [&["up", "-d"][..], &["ps"], &["logs"], &["down"]] {
+        let out = s
+            .command(args)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot reach the container engine at unix:///nonexistent/docker.sock (DOCKER_HOST names the engine to use)"), "{args:?}: {err}");
+        assert!(err.contains("`--runtime process`"), "{err}");
+    }
+    // Asked for, local processes run the stack.
+    let s = TestStack::on(Some("process"), "fallback", &service("web", ""));
+    let out = s.command(&["up", "-d"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("notice: no container engine answers at unix:///nonexistent/docker.sock: running services as local processes"), "{err}");
-    let ps = s
-        .command(&["ps", "-o", "json"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
+    let ps = s.command(&["ps", "-o", "json"]).output().unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
     let endpoint = rows[0]["endpoint"].as_str().unwrap().to_string();
     assert!(get(&endpoint, "/").contains("hello from web-0"), "{rows}");
-    let out = s
-        .command(&["down"])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
+    let out = s.command(&["down"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(get(&endpoint, "/").is_empty(), "the process is gone");
 }

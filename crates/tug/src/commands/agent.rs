@@ -95,6 +95,12 @@ pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Re
         return Ok(c.info().await?.pid.to_string());
     }
     let (socket, _, log) = tug_engine::ops::agent_paths(&stack.name);
+    if let Some(dir) = log.parent() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The state directory is its owner's only, whatever the umask.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     let file = std::path::absolute(&stack.file).unwrap_or_else(|_| stack.file.clone());
     // The agent logs to `log` itself; this only catches what it prints
     // before its logger is up (or a crash).
@@ -164,8 +170,21 @@ pub async fn attached(
         let _ = stopped_tx.send(());
     });
     let mut stopped_rx = stopped_rx;
+    // With an agent running, it converges (one code path); else this
+    // process converges, then runs the agent itself.
+    let running = Client::for_stack(&name).await;
+    let converge = async {
+        match &running {
+            Some(agent) => super::stack::through_agent(agent, &stack, opts.timeout, output)
+                .await
+                .map(|_| ()),
+            None => super::stack::converge(&rt, &stack, opts, output, "up")
+                .await
+                .map(|_| ()),
+        }
+    };
     let converged = tokio::select! {
-        r = super::stack::converge(&rt, &stack, opts, output, "up") => Some(r),
+        r = converge => Some(r),
         _ = &mut stopped_rx => None,
     };
     let result = match converged {
@@ -206,7 +225,7 @@ pub async fn attached(
     };
     eprintln!("stopping stack {name} gracefully");
     let _lock = tug_engine::ops::ApplyLock::acquire(&name).await?;
-    let n = tug_engine::stop(&rt, &name, grace).await?;
+    let n = tug_engine::stop(&rt, &name, grace, &*opts.drain).await?;
     eprintln!(
         "{} stopped {n} container(s); `tug up` starts them again, `tug down` removes them",
         style("✓").green()

@@ -42,6 +42,7 @@ pub async fn history(
                         Some("succeeded") => Outcome::Succeeded,
                         Some("failed") => Outcome::Failed,
                         Some("rolled-back") => Outcome::RolledBack,
+                        Some("interrupted") => Outcome::Interrupted,
                         _ => Outcome::Pending,
                     },
                     message: r["message"].as_str().unwrap_or("").to_string(),
@@ -85,7 +86,7 @@ pub async fn history(
             for (r, changed) in rows {
                 let color = match r.outcome {
                     Outcome::Succeeded => Color::Green,
-                    Outcome::Pending => Color::Yellow,
+                    Outcome::Pending | Outcome::Interrupted => Color::Yellow,
                     _ => Color::Red,
                 };
                 let message: String = r
@@ -155,7 +156,10 @@ pub async fn rollback(
             target.id
         );
     }
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     converge(
         &rt,
         &pinned,
@@ -181,7 +185,10 @@ pub async fn scale(
         return Ok(ExitCode::SUCCESS);
     }
     let rt = connect(&stack).await?;
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     converge(
         &rt,
         &scaled,
@@ -209,7 +216,10 @@ pub async fn restart(
             .unwrap_or(0) as usize,
         None => {
             let rt = connect(&stack).await?;
-            let opts = UpOptions { timeout };
+            let opts = UpOptions {
+                timeout,
+                ..UpOptions::default()
+            };
             let sink = |e: tug_engine::Event| {
                 if output == OutputFormat::Json {
                     println!("{}", serde_json::to_string(&e).unwrap_or_default());

@@ -37,8 +37,23 @@ pub async fn connect_engine() -> Result<DockerRuntime> {
     })
 }
 
+/// Marks a stack that ran on a container engine: from then on an engine
+/// that does not answer is an error, never a silent switch to processes.
+fn engine_marker(stack: &str) -> std::path::PathBuf {
+    tug_engine::store::state_dir(stack).join("engine")
+}
+
+/// Whether an unreachable engine may fall back to local processes: only
+/// for a stack that never ran on an engine, and when `DOCKER_HOST` does not
+/// name the engine to use.
+pub fn may_fall_back(docker_host: Option<&std::ffi::OsStr>, ran_on_engine: bool) -> bool {
+    docker_host.is_none_or(|h| h.is_empty()) && !ran_on_engine
+}
+
 /// The runtime for `stack`: `--runtime`, else the file's `runtime:`, else a
-/// container engine when one answers and local processes otherwise.
+/// container engine when one answers; local processes only as
+/// [`may_fall_back`] allows, with a notice. Otherwise an engine that does
+/// not answer is exit code 3, for every command.
 pub async fn connect(stack: &tug_spec::Stack) -> Result<AnyRuntime> {
     match RUNTIME_FLAG.get().copied().flatten().or(stack.runtime) {
         Some(RuntimeChoice::Process) => Ok(AnyRuntime::Process(ProcessRuntime::new(
@@ -46,8 +61,32 @@ pub async fn connect(stack: &tug_spec::Stack) -> Result<AnyRuntime> {
         ))),
         Some(RuntimeChoice::Docker) => Ok(AnyRuntime::Docker(connect_engine().await?)),
         None => match DockerRuntime::connect().await {
-            Ok(rt) => Ok(AnyRuntime::Docker(rt)),
-            Err(RuntimeError::Unreachable { addr, .. }) => {
+            Ok(rt) => {
+                let marker = engine_marker(&stack.name);
+                if !marker.exists() {
+                    if let Some(dir) = marker.parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                        use std::os::unix::fs::PermissionsExt;
+                        let _ =
+                            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+                    }
+                    let _ = std::fs::write(&marker, "docker\n");
+                }
+                Ok(AnyRuntime::Docker(rt))
+            }
+            Err(RuntimeError::Unreachable { addr, detail }) => {
+                let ran = engine_marker(&stack.name).exists();
+                if !may_fall_back(std::env::var_os("DOCKER_HOST").as_deref(), ran) {
+                    let why = if ran {
+                        format!("stack {} runs on a container engine", stack.name)
+                    } else {
+                        "DOCKER_HOST names the engine to use".to_string()
+                    };
+                    return Err(fail(
+                        ENGINE_UNREACHABLE,
+                        format!("cannot reach the container engine at {addr} ({why}): start Docker or Podman, or fix DOCKER_HOST; `--runtime process` runs the services as local processes instead\n  ({detail})"),
+                    ));
+                }
                 eprintln!(
                     "{} no container engine answers at {addr}: running services as local processes (set `runtime: docker` to require an engine)",
                     style("notice:").cyan()
@@ -165,7 +204,10 @@ pub async fn up(
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     let rt = connect(&stack).await?;
-    let opts = UpOptions { timeout };
+    let opts = UpOptions {
+        timeout,
+        ..UpOptions::default()
+    };
     if !detach {
         // Attached: Ctrl-C or SIGTERM at any moment stops the stack gracefully.
         use tokio::signal::unix::{signal, SignalKind};
@@ -179,25 +221,132 @@ pub async fn up(
         };
         return super::agent::attached(rt, stack, &opts, output, stop).await;
     }
-    let converged = converge(&rt, &stack, &opts, output, "up").await;
-    if converged.is_err() {
-        // A failed (rolled back) converge changed replicas too.
-        if let Some(agent) = tug_api::client::Client::for_stack(&stack.name).await {
-            let _ = agent.resync().await;
+    // The agent converges: this command starts it first (so the stack is
+    // supervised whatever happens to this process), sends it the stack and
+    // shows the converge's events as they come. Killing this command (or
+    // closing its output) does not stop the converge.
+    let pid = super::agent::ensure_running(&stack, rt.kind()).await?;
+    let (socket, _, _) = tug_engine::ops::agent_paths(&stack.name);
+    let agent = tug_api::client::Client::at(&socket);
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = through_agent(&agent, &stack, timeout, output) => { r?; }
+        _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
+            eprintln!(
+                "{} the agent (pid {pid}) goes on with the converge: `tug ps` and `tug events -f` show it",
+                style("notice:").cyan()
+            );
+            return Ok(ExitCode::from(130));
         }
     }
-    converged?;
-    {
-        let pid = super::agent::ensure_running(&stack, rt.kind()).await?;
-        if output == OutputFormat::Table {
-            println!(
-                "{} agent supervising stack {} (pid {pid})",
-                style("✓").green(),
-                style(&stack.name).bold()
-            );
-        }
+    if output == OutputFormat::Table {
+        out(format_args!(
+            "{} agent supervising stack {} (pid {pid})",
+            style("✓").green(),
+            style(&stack.name).bold()
+        ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a line to stdout. Output closed early (`tug up -d | head -1`) is
+/// not an error: the operation it reports on goes on.
+fn out(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Sends `stack` to the agent's `POST /v1/up` and renders its stream:
+/// progress (or one JSON event per line), then the outcome.
+pub async fn through_agent(
+    agent: &tug_api::client::Client,
+    stack: &tug_spec::Stack,
+    timeout: Duration,
+    output: OutputFormat,
+) -> Result<tug_api::api::Report> {
+    use tug_api::api::UpLine;
+    let progress =
+        (output == OutputFormat::Table).then(|| Progress::new(stack.services.keys().cloned()));
+    // The agent may run in another directory.
+    let mut stack = stack.clone();
+    stack.dir = std::path::absolute(&stack.dir).unwrap_or(stack.dir);
+    stack.file = std::path::absolute(&stack.file).unwrap_or(stack.file);
+    let stack = &stack;
+    let request = tug_api::api::UpRequest {
+        stack: serde_json::to_value(stack)?,
+        message: Some("up".into()),
+        timeout_secs: Some(timeout.as_secs()),
+    };
+    let mut outcome = None;
+    agent
+        .up(&request, |line| match line {
+            UpLine::Event { event } => match &progress {
+                Some(p) => {
+                    if let Ok(e) = serde_json::from_value::<Event>(event) {
+                        p.on(&e)
+                    }
+                }
+                None => out(event),
+            },
+            other => outcome = Some(other),
+        })
+        .await?;
+    let failed_service = match &outcome {
+        Some(UpLine::Failed { service, .. }) => service.clone(),
+        _ => None,
+    };
+    if let Some(p) = &progress {
+        p.finish(failed_service.as_deref());
+    }
+    match outcome {
+        Some(UpLine::Done {
+            revision,
+            report,
+            warning,
+        }) => {
+            warn(warning);
+            match output {
+                OutputFormat::Json => out(
+                    serde_json::json!({"event": "done", "report": report, "revision": revision}),
+                ),
+                OutputFormat::Table => {
+                    let rev = revision
+                        .map(|r| format!(" (revision {r})"))
+                        .unwrap_or_default();
+                    if report.up_to_date {
+                        out(format_args!(
+                            "{} stack {} is up to date{rev}",
+                            style("✓").green(),
+                            style(&stack.name).bold()
+                        ));
+                    } else {
+                        out(format_args!(
+                            "{} stack {} is up{rev}: {} created, {} started, {} removed",
+                            style("✓").green(),
+                            style(&stack.name).bold(),
+                            report.created,
+                            report.started,
+                            report.removed
+                        ));
+                    }
+                    let ps = agent.ps().await?;
+                    let rows: Vec<serde_json::Value> = ps
+                        .replicas
+                        .iter()
+                        .map(|r| serde_json::to_value(r).unwrap_or_default())
+                        .collect();
+                    print_ps(&rows);
+                }
+            }
+            Ok(report)
+        }
+        Some(UpLine::Failed { error, .. }) => Err(anyhow::anyhow!(error)),
+        _ => Err(anyhow::anyhow!(
+            "the agent stopped before the converge finished (the revision is recorded as interrupted, and the next agent carries it on): see `tug agent logs`"
+        )),
+    }
 }
 
 fn warn(w: Option<String>) {
@@ -334,7 +483,9 @@ pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> R
                 .max()
                 .unwrap_or(Duration::from_secs(10));
             let _lock = tug_engine::ops::ApplyLock::acquire(&stack.name).await?;
-            serde_json::to_value(tug_engine::down(&rt, &stack.name, grace, volumes).await?)?
+            serde_json::to_value(
+                tug_engine::down(&rt, &stack.name, grace, volumes, &tug_engine::NoDrain).await?,
+            )?
         }
     };
     match output {
@@ -416,7 +567,7 @@ pub fn print_ps(rows: &[serde_json::Value]) {
     if !console::colors_enabled() {
         t.force_no_tty();
     }
-    println!("{t}");
+    out(t);
 }
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
@@ -426,6 +577,12 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
             // The agent answers from its live snapshot, even mid-converge.
             Some(agent) => {
                 let ps = agent.ps().await?;
+                if !ps.engine_connected {
+                    return Err(fail(
+                        ENGINE_UNREACHABLE,
+                        format!("the agent of stack {} cannot reach the container engine: start Docker or Podman (the agent resumes by itself)", stack.name),
+                    ));
+                }
                 let rows = ps
                     .replicas
                     .iter()
