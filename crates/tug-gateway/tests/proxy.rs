@@ -820,3 +820,54 @@ async fn replica_killed_under_load_fails_only_its_in_flight_posts() {
     assert!(post_failed <= 4, "{post_failed} POSTs failed");
     assert!(b.hits.load(Ordering::SeqCst) > 0 && a.hits.load(Ordering::SeqCst) > 0);
 }
+
+#[tokio::test]
+async fn server_sent_events_stream_through() {
+    // A replica that sends one event, then the next only after the client
+    // could have seen the first: a buffering proxy would hold both.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut up, _) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = up.read(&mut buf).await.unwrap();
+        up.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n").await.unwrap();
+        let _ = second_rx.await;
+        up.write_all(b"9\r\ndata: 2\n\n\r\n0\r\n\r\n")
+            .await
+            .unwrap();
+    });
+    let s = gateway(&svc("a", "{}"), Tuning::default()).await;
+    s.gw.set_ready(
+        "a",
+        vec![Endpoint {
+            name: "sse".into(),
+            addr,
+        }],
+    );
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("data: 1") {
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .expect("the first event arrives before the stream ends")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(!String::from_utf8_lossy(&got).contains("data: 2"));
+    second_tx.send(()).unwrap();
+    while !String::from_utf8_lossy(&got).contains("data: 2") {
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+}
