@@ -21,7 +21,7 @@
 //! - Draining: [`Gateway::drain`] stops new requests to a replica and waits
 //!   for its in-flight ones, for the engine to call before stopping it.
 //! - Limits: header read timeout, request head size (431), body size (413),
-//!   connection count; a request carrying both `Content-Length` and
+//!   connection count (a quarter of it per client address); a request carrying both `Content-Length` and
 //!   `Transfer-Encoding` gets 400 and its connection is closed.
 //!
 //! ```no_run

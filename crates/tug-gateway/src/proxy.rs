@@ -496,6 +496,11 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections as usize));
+    // One client address may hold a quarter of the connections at most, so
+    // a slow client cannot take them all.
+    let share = (shared.config.max_connections / 4).max(1);
+    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>> =
+        Default::default();
     loop {
         // Over the limit, new connections wait in the kernel's backlog.
         let permit = tokio::select! {
@@ -513,11 +518,25 @@ pub(crate) async fn serve(
             },
             _ = stopped(&mut shutdown) => return,
         };
+        let held = {
+            let mut m = per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(client.ip()).or_insert(0);
+            if *n >= share {
+                tracing::debug!(client = %client.ip(), connections = *n, "client over its share of connections");
+                continue;
+            }
+            *n += 1;
+            ClientShare {
+                map: Arc::clone(&per_client),
+                ip: client.ip(),
+            }
+        };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _held = held;
             let flags = Arc::new(ConnFlags::default());
             let conn = Arc::new(Conn {
                 client,
@@ -550,4 +569,22 @@ pub(crate) async fn serve(
 
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A client's hold on one connection of its share.
+struct ClientShare {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }

@@ -871,3 +871,41 @@ async fn server_sent_events_stream_through() {
         got.extend_from_slice(&buf[..n]);
     }
 }
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    let a = backend("a").await;
+    let text = "name: t\ngateway: { listen: ['127.0.0.1:0'], max_connections: 8 }\nservices:\n  a: { image: x, port: 80, route: {} }\n";
+    let stack = tug_spec::parse_str(text, "tug.yaml".as_ref()).unwrap();
+    let gw = Gateway::for_stack(&stack).unwrap();
+    let (_stop, rx) = watch::channel(false);
+    let addr = gw.start(rx).await.unwrap()[0];
+    gw.set_ready("a", vec![a.endpoint()]);
+    // Two slow clients from 127.0.0.1 hold its share (8 / 4)...
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so a third connection from it is closed at once.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(2), c.read_to_end(&mut out)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "refused: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    // Once they go, the client is served again.
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = raw(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
