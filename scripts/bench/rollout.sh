@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A rolling update of 5 replicas to a new version, with tug and with
 # docker-compose (which recreates the service), on the same engine and image.
-# While each update runs, a load loop sends requests to the service's
-# replicas (endpoints re-read from the engine every 200 ms, as a balancer
-# would) and counts the ones that fail, and the longest stretch in which all
-# of them failed. Prints time to done, failures and that longest outage.
+# While each update runs, a load loop sends requests and counts the ones
+# that fail, and the longest stretch in which all of them failed: for tug,
+# through its gateway (one URL; replicas drained before they stop); for
+# compose, to the service's replicas (endpoints re-read from the engine
+# every 200 ms, as a balancer would). Prints time to done, failures and that longest outage.
 #   scripts/bench/rollout.sh [ROUNDS]     (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,14 +13,17 @@ rounds=${1:-3}
 source scripts/bench/compose-lib.sh
 trap 'cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; (cd "$work" && docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
 
+gwport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 write() { # $1 = version
   cat >"$work/tug.yaml" <<YAML
 name: tugbenchr
+gateway: { listen: ["127.0.0.1:$gwport"], access_log: off }
 services:
   web:
     image: tug-bench/hello:1
     replicas: 5
     port: 8080
+    route: { path: / }
     env: { VERSION: "$1" }
     health: { exec: [/app/hello, check], interval: 1s, timeout: 1s, retries: 3 }
     stop_grace_period: 2s
@@ -37,7 +41,8 @@ services:
 YAML
 }
 
-# Load loop: until the stop file appears, GET / on the replicas that run.
+# Load loop: until the stop file appears, GET / on the replicas that run
+# (found by label), or on one address (`addr=127.0.0.1:PORT`).
 cat >"$work/load.py" <<'PY'
 import json, os, socket, subprocess, sys, time
 label, stop = sys.argv[1], sys.argv[2]
@@ -46,7 +51,9 @@ i = 0
 # The longest stretch in which every request failed: an outage as a client sees it.
 fail_since, longest = None, 0.0
 while not os.path.exists(stop):
-    if time.time() - last > 0.2:
+    if label.startswith("addr="):
+        eps = [int(label.rsplit(":", 1)[1])]
+    elif time.time() - last > 0.2:
         ids = subprocess.run(["docker", "ps", "-q", "--filter", "label=" + label], capture_output=True, text=True).stdout.split()
         found = []
         if ids:
@@ -69,7 +76,7 @@ while not os.path.exists(stop):
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         data = s.recv(64)
         s.close()
-        good = data.startswith(b"HTTP/1.1 200")
+        good = data.split(b" ")[1:2] == [b"200"]
     except OSError:
         good = False
     if good:
@@ -86,8 +93,9 @@ PY
 declare -a tt tf to ct cf co
 for r in $(seq 1 "$rounds"); do
   write "1.$r"; "$tug" -f "$work/tug.yaml" up -d >/dev/null
+  until curl -sf "http://127.0.0.1:$gwport/" >/dev/null; do sleep 0.1; done
   write "2.$r"
-  rm -f "$work/stop"; python3 "$work/load.py" dev.tug.stack=tugbenchr "$work/stop" >"$work/load.out" & lp=$!
+  rm -f "$work/stop"; python3 "$work/load.py" "addr=127.0.0.1:$gwport" "$work/stop" >"$work/load.out" & lp=$!
   sleep 0.5
   t0=$(now); "$tug" -f "$work/tug.yaml" up -d >/dev/null; t1=$(now)
   sleep 0.5; touch "$work/stop"; wait $lp

@@ -28,6 +28,38 @@ pub struct Ps {
     pub converge: Option<Converge>,
     /// Whether the agent is on the engine's event stream.
     pub engine_connected: bool,
+    /// The gateway's URLs, when the stack has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway: Vec<String>,
+}
+
+/// `GET /v1/routes`: the gateway's routes and the replicas behind them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Routes {
+    /// The gateway's URLs; empty when the stack has no gateway.
+    pub listen: Vec<String>,
+    pub routes: Vec<RouteRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RouteRow {
+    pub service: String,
+    /// `None`: any host.
+    pub host: Option<String>,
+    pub path: String,
+    pub strip_prefix: bool,
+    /// `p2c`, `round_robin`, `hash(client)` or `hash(<header>)`.
+    pub balance: String,
+    pub replicas: Vec<RouteReplica>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RouteReplica {
+    pub name: String,
+    pub address: String,
+    /// `ready`, `ejected` (after failures, for a while) or `draining`.
+    pub state: String,
+    pub in_flight: u32,
 }
 
 /// One replica as `tug ps` shows it.

@@ -79,6 +79,14 @@ fn down() {}
 #[allow(dead_code)]
 fn resync() {}
 
+#[utoipa::path(get, path = "/v1/routes", responses((status = 200, description = "the gateway's routes and their replicas", body = Routes)))]
+#[allow(dead_code)]
+fn routes() {}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "the gateway's metrics, Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
+#[allow(dead_code)]
+fn metrics() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -96,7 +104,9 @@ fn resync() {}
         scale,
         restart,
         rollback,
-        down
+        down,
+        routes,
+        metrics
     )
 )]
 struct Doc;

@@ -54,6 +54,8 @@ pub enum AgentError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("gateway: {0}")]
+    Gateway(#[from] tug_gateway::GatewayError),
 }
 
 struct Agent<R> {
@@ -70,6 +72,8 @@ struct Agent<R> {
     ready: watch::Sender<bool>,
     /// Asks supervision to look at the replicas again now (answered when done).
     refresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    /// The stack's gateway, fed the ready replicas by supervision.
+    gateway: Option<tug_gateway::Gateway>,
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
@@ -202,18 +206,39 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         None => broadcast::channel(1).0,
     };
     let (down_tx, mut stopped) = watch::channel(false);
+    let (gateway, gateway_urls) = match start_gateway(&stack, stopped.clone()).await? {
+        Some((g, urls)) => (Some(g), urls),
+        None => (None, Vec::new()),
+    };
     let (refresh, refreshes) = tokio::sync::mpsc::channel(16);
+    let opts = UpOptions {
+        drain: match &gateway {
+            Some(gw) => Arc::new(GatewayDrain {
+                rt: rt.clone(),
+                gateway: gw.clone(),
+                graces: stack
+                    .services
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.stop_grace_period.std()))
+                    .collect(),
+            }),
+            None => UpOptions::default().drain,
+        },
+        ..UpOptions::default()
+    };
     let agent = Arc::new(Agent {
         refresh,
         ups: Default::default(),
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
+            gateway: gateway_urls,
             ..Ps::default()
         }),
+        gateway,
         ready: watch::channel(false).0,
         stack,
-        opts: UpOptions::default(),
+        opts,
         shutdown: down_tx,
         socket: socket.clone(),
         log,
@@ -242,6 +267,8 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/down", post(down::<R>))
         .route("/v1/resync", post(resync::<R>))
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1/routes", get(routes::<R>))
+        .route("/metrics", get(metrics::<R>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
@@ -272,6 +299,121 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         path: socket,
         source,
     })
+}
+
+/// Starts the stack's gateway when it has one; its URLs. Its listeners
+/// close when `stopped` turns true.
+async fn start_gateway(
+    stack: &Stack,
+    stopped: watch::Receiver<bool>,
+) -> Result<Option<(tug_gateway::Gateway, Vec<String>)>, AgentError> {
+    let Some(config) = &stack.gateway else {
+        return Ok(None);
+    };
+    let routes = stack
+        .services
+        .iter()
+        .flat_map(|(name, s)| s.routes.iter().map(move |r| (name.clone(), r.clone())))
+        .collect();
+    let (_, _, log) = ops::agent_paths(&stack.name);
+    let access = (config.access_log != tug_spec::AccessLog::Off)
+        .then(|| access_log_writer(log.with_file_name("access.log")));
+    let gw = tug_gateway::Gateway::new(
+        config.clone(),
+        routes,
+        tug_gateway::Tuning::default(),
+        access,
+    );
+    let addrs = gw.start(stopped).await?;
+    let urls = addrs.iter().map(|a| format!("http://{a}")).collect();
+    Ok(Some((gw, urls)))
+}
+
+/// A task appending access log lines to `path`, off the request path.
+fn access_log_writer(path: PathBuf) -> tokio::sync::mpsc::Sender<String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .await;
+        let mut file = match file {
+            Ok(f) => tokio::io::BufWriter::new(f),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open the access log");
+                return;
+            }
+        };
+        while let Some(line) = rx.recv().await {
+            let _ = file.write_all(line.as_bytes()).await;
+            let _ = file.write_all(b"\n").await;
+            // Write out a burst at once, then flush when it is over.
+            if rx.is_empty() {
+                let _ = file.flush().await;
+            }
+        }
+        let _ = file.flush().await;
+    });
+    tx
+}
+
+/// Apply's drain hook: the replica leaves the gateway's pools, and apply
+/// stops it once its in-flight requests are done (at most the service's
+/// `stop_grace_period`).
+struct GatewayDrain<R> {
+    rt: R,
+    gateway: tug_gateway::Gateway,
+    graces: std::collections::BTreeMap<String, Duration>,
+}
+
+impl<R: Runtime> tug_engine::Drain for GatewayDrain<R> {
+    fn retire<'a>(
+        &'a self,
+        service: &'a str,
+        _replica: u32,
+        container: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // Pools know replicas by name; apply names them by id.
+            let name = match self.rt.inspect_container(container).await {
+                Ok(Some(c)) => c.name,
+                _ => return,
+            };
+            let grace = self
+                .graces
+                .get(service)
+                .copied()
+                .unwrap_or(Duration::from_secs(10));
+            if !self.gateway.drain(&name, grace).await {
+                tracing::warn!(replica = %name, "requests still in flight after the grace period; stopping anyway");
+            }
+        })
+    }
+}
+
+/// The ready replicas of each service: running, healthy (or without a
+/// check), reachable on the host.
+fn ready_endpoints(
+    rows: &[api::Replica],
+) -> std::collections::BTreeMap<String, Vec<tug_gateway::Endpoint>> {
+    let mut out: std::collections::BTreeMap<String, Vec<tug_gateway::Endpoint>> =
+        Default::default();
+    for r in rows {
+        let ready = r.state == "running" && (r.health == "healthy" || r.health == "-");
+        let addr = r.endpoint.as_deref().and_then(|e| e.parse().ok());
+        if let (true, Some(addr)) = (ready, addr) {
+            out.entry(r.service.clone())
+                .or_default()
+                .push(tug_gateway::Endpoint {
+                    name: r.name.clone(),
+                    addr,
+                });
+        }
+    }
+    out
 }
 
 /// The desired stack: the newest requested revision (see
@@ -419,6 +561,9 @@ fn publish_replicas<R: Runtime>(
 ) {
     let mut rows: Vec<api::Replica> = known.values().map(|c| replica_row(c, sup)).collect();
     rows.sort_by(|a, b| (&a.service, a.replica, &a.name).cmp(&(&b.service, b.replica, &b.name)));
+    if let Some(gw) = &agent.gateway {
+        gw.set_all_ready(ready_endpoints(&rows));
+    }
     agent.snapshot.rcu(|s| Ps {
         replicas: rows.clone(),
         ..(**s).clone()
@@ -717,6 +862,49 @@ async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Response {
 async fn resync<R: Runtime>(State(a): State<Shared<R>>) -> Response {
     refresh(&a).await;
     reply(&**a.snapshot.load())
+}
+
+async fn routes<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    let Some(gw) = &a.gateway else {
+        return reply(api::Routes::default());
+    };
+    let rows = gw
+        .routes()
+        .into_iter()
+        .map(|r| api::RouteRow {
+            service: r.service,
+            host: r.host,
+            path: r.path,
+            strip_prefix: r.strip_prefix,
+            balance: r.balance,
+            replicas: r
+                .replicas
+                .into_iter()
+                .map(|x| api::RouteReplica {
+                    name: x.name,
+                    address: x.address,
+                    state: x.state,
+                    in_flight: x.in_flight,
+                })
+                .collect(),
+        })
+        .collect();
+    reply(api::Routes {
+        listen: a.snapshot.load().gateway.clone(),
+        routes: rows,
+    })
+}
+
+async fn metrics<R: Runtime>(State(a): State<Shared<R>>) -> Response {
+    let text = a.gateway.as_ref().map(|g| g.metrics()).unwrap_or_default();
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn ps<R: Runtime>(State(a): State<Shared<R>>) -> Response {

@@ -79,6 +79,135 @@ struct StackIn {
     secrets: Option<BTreeMap<String, FileRefIn>>,
     /// Configuration files by name; services mount them read-only where they say.
     configs: Option<BTreeMap<String, FileRefIn>>,
+    gateway: Option<GatewayIn>,
+}
+
+/// The HTTP entry point: serves every service's `route` and balances over its ready replicas.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GatewayIn {
+    /// Addresses to serve: `:8000` is 127.0.0.1:8000; any other interface is written out (`0.0.0.0:8000`).
+    listen: Option<ListenIn>,
+    /// Access log line per request: json (default), combined or off.
+    access_log: Option<AccessLogIn>,
+    /// Client connections open at once (default 10000).
+    #[schemars(range(min = 1))]
+    max_connections: Option<u32>,
+    /// Time a client may take to send the request head (default 10s).
+    header_timeout: Option<DurationIn>,
+    /// Largest request head; 431 above (default 64Ki).
+    max_header_size: Option<SizeIn>,
+    /// Largest request body; 413 above (default 100Mi).
+    max_body_size: Option<SizeIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ListenIn {
+    One(ListenAddr),
+    Many(Vec<ListenAddr>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ListenAddr {
+    Port(u16),
+    Text(String),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum AccessLogIn {
+    Json,
+    Combined,
+    Off,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum RoutesIn {
+    One(RouteIn),
+    Many(Vec<RouteIn>),
+}
+
+/// Requests for `host` (any when unset) under `path` go to this service.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RouteIn {
+    /// A host name like `api.localhost` or `*.example.com`.
+    host: Option<String>,
+    /// A path prefix starting with `/` (default `/`); the longest match wins.
+    #[schemars(regex(pattern = r"^/"))]
+    path: Option<String>,
+    /// Remove `path` from the request before forwarding it.
+    strip_prefix: Option<bool>,
+    timeouts: Option<TimeoutsIn>,
+    retry: Option<RetryIn>,
+    /// p2c (default: the less busy of two random replicas), round_robin, or a consistent hash.
+    balance: Option<BalanceIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsIn {
+    /// Time to connect to a replica (default 2s).
+    connect: Option<DurationIn>,
+    /// Time to the response head (default 30s).
+    request: Option<DurationIn>,
+    /// Idle upstream connections close after this (default 90s).
+    idle: Option<DurationIn>,
+}
+
+/// Retries go to another replica; failed connects always, statuses for idempotent methods only.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RetryIn {
+    /// Tries after the first (default 2).
+    attempts: Option<u32>,
+    /// 5xx statuses retried (default [502, 503, 504]).
+    on: Option<Vec<RetryStatus>>,
+}
+
+#[derive(JsonSchema)]
+struct RetryStatus(#[schemars(range(min = 500, max = 599))] u16);
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum BalanceIn {
+    Name(BalanceName),
+    Hash(HashIn),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum BalanceName {
+    P2c,
+    RoundRobin,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HashIn {
+    hash: HashKeyIn,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum HashKeyIn {
+    Client(ClientKey),
+    Header(HeaderKey),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum ClientKey {
+    Client,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HeaderKey {
+    header: String,
 }
 
 #[derive(JsonSchema)]
@@ -212,6 +341,8 @@ struct ServiceIn {
     /// Time between SIGTERM and SIGKILL (default 10s).
     stop_grace_period: Option<DurationIn>,
     update: Option<UpdateIn>,
+    /// Requests the gateway sends here: one route or a list.
+    route: Option<RoutesIn>,
 }
 
 /// `build: ./dir`, a Dockerfile build, or a Rust build.

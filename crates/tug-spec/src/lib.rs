@@ -19,6 +19,7 @@ pub mod interpolate;
 mod locate;
 mod model;
 mod parse;
+mod route;
 mod units;
 mod yaml;
 
@@ -27,4 +28,5 @@ pub use interpolate::Vars;
 pub use locate::locate;
 pub use model::*;
 pub use parse::{load, load_with, parse_str, parse_str_with, SpecError, SpecErrors};
+pub use route::listen_address;
 pub use units::{ByteSize, Duration};

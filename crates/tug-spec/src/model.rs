@@ -1,5 +1,6 @@
 //! The resolved model. Field names are the tug.yaml keys.
 
+pub use crate::route::{AccessLog, Balance, Gateway, HashKey, Retry, Route, Timeouts};
 use crate::units::{ByteSize, Duration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,6 +23,9 @@ pub struct Stack {
     /// Configuration files by name, mounted read-only where a service asks.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configs: BTreeMap<String, FileRef>,
+    /// The stack's HTTP entry point, serving the services' routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
     /// Directory that relative paths in the file were resolved against.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -114,6 +118,9 @@ pub struct Service {
     pub stop_grace_period: Duration,
     #[serde(default)]
     pub update: Update,
+    /// Requests the gateway sends to this service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
 }
 
 /// A secret or config: a file on the host (absolute after resolution).

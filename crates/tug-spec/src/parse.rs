@@ -341,7 +341,9 @@ pub(crate) struct Cx<'f> {
     pub errors: Vec<SpecError>,
 }
 
-const STACK_KEYS: &[&str] = &["name", "services", "runtime", "secrets", "configs"];
+const STACK_KEYS: &[&str] = &[
+    "name", "services", "runtime", "secrets", "configs", "gateway",
+];
 const UPDATE_KEYS: &[&str] = &[
     "max_surge",
     "max_unavailable",
@@ -374,6 +376,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "restart",
     "stop_grace_period",
     "update",
+    "route",
 ];
 const PORT_KEYS: &[&str] = &["port", "protocol", "publish", "host_ip"];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
@@ -716,6 +719,7 @@ impl<'f> Cx<'f> {
         // Where each dependency is written, for error positions.
         let mut dep_nodes: BTreeMap<(String, String), &Node> = BTreeMap::new();
         let mut svc_nodes: BTreeMap<String, &Node> = BTreeMap::new();
+        let mut svc_values: Vec<(&str, &Node)> = Vec::new();
         if let Some(s) = f.get("services") {
             if let Some(map) = s.as_map() {
                 for (k, v) in map {
@@ -731,6 +735,7 @@ impl<'f> Cx<'f> {
                         );
                     }
                     svc_nodes.insert(sname.to_string(), k);
+                    svc_values.push((sname, v));
                     if let Some((svc, deps)) = self.service(sname, k, v, dir, &secrets, &configs) {
                         for (d, n) in deps {
                             dep_nodes.insert((sname.to_string(), d), n);
@@ -778,8 +783,11 @@ impl<'f> Cx<'f> {
                 }
             },
         };
+        let gateway = f.get("gateway").and_then(|g| self.gateway(g));
+        self.stack_routes(&mut services, &svc_values, f.get("gateway"));
         Some(Stack {
             name: name?,
+            gateway,
             services,
             runtime,
             secrets,
@@ -1336,6 +1344,7 @@ impl<'f> Cx<'f> {
                 restart,
                 stop_grace_period,
                 update,
+                routes: Vec::new(),
             },
             deps,
         ))

@@ -91,6 +91,13 @@ enum Command {
     },
     /// List the stack's replicas: state, health, endpoint, age, image
     Ps,
+    /// List the gateway's routes and the replicas behind each, with their state
+    ///
+    /// A replica is `ready` (it gets requests), `ejected` (out for a while
+    /// after failures in a row) or `draining` (being retired: it finishes its
+    /// requests and gets no new ones). A route with no ready replica answers
+    /// 503 with Retry-After. Without a running agent, the routes of tug.yaml.
+    Routes,
     /// Show the logs of the stack's replicas, interleaved, one colour per replica
     Logs {
         /// Only this service
@@ -322,6 +329,7 @@ fn main() -> ExitCode {
             None,
         )),
         Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
+        Command::Routes => rt.block_on(commands::routes::routes(file, cli.output)),
         Command::History { service, limit } => rt.block_on(commands::history::history(
             file,
             cli.output,

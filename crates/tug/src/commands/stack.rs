@@ -574,32 +574,30 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let (rows, converge): (Vec<serde_json::Value>, _) = match tug_api::client::Client::for_stack(
-        &stack.name,
-    )
-    .await
-    {
-        // The agent answers from its live snapshot, even mid-converge.
-        Some(agent) => {
-            let ps = agent.ps().await?;
-            if !ps.engine_connected {
-                return Err(fail(
+    let (rows, converge, gateway): (Vec<serde_json::Value>, _, _) =
+        match tug_api::client::Client::for_stack(&stack.name).await {
+            // The agent answers from its live snapshot, even mid-converge.
+            Some(agent) => {
+                let ps = agent.ps().await?;
+                if !ps.engine_connected {
+                    return Err(fail(
                         ENGINE_UNREACHABLE,
                         format!("the agent of stack {} cannot reach the container engine: start Docker or Podman (the agent resumes by itself)", stack.name),
                     ));
+                }
+                let rows = ps
+                    .replicas
+                    .iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect();
+                (rows, ps.converge, ps.gateway)
             }
-            let rows = ps
-                .replicas
-                .iter()
-                .map(|r| serde_json::to_value(r).unwrap_or_default())
-                .collect();
-            (rows, ps.converge)
-        }
-        None => (
-            rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
-            None,
-        ),
-    };
+            None => (
+                rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
+                None,
+                Vec::new(),
+            ),
+        };
     if let (Some(c), OutputFormat::Table) = (&converge, output) {
         println!("{} converging for {}", style("⟳").cyan(), age(c.since));
         for (service, doing) in &c.services {
@@ -612,6 +610,12 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
             println!("stack {} has no containers: run `tug up`", stack.name)
         }
         OutputFormat::Table => print_ps(&rows),
+    }
+    if output == OutputFormat::Table && !gateway.is_empty() {
+        println!(
+            "gateway: {}  (`tug routes` lists its routes)",
+            gateway.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

