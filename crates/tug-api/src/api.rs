@@ -28,6 +28,9 @@ pub struct Ps {
     pub converge: Option<Converge>,
     /// Whether the agent is on the engine's event stream.
     pub engine_connected: bool,
+    /// The engine the agent runs the stack on, e.g. `podman 4.3.1 (API 1.41)`.
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// One replica as `tug ps` shows it.

@@ -200,11 +200,13 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     };
     let (down_tx, mut stopped) = watch::channel(false);
     let (refresh, refreshes) = tokio::sync::mpsc::channel(16);
+    let engine = rt.engine();
     let agent = Arc::new(Agent {
         refresh,
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
+            engine: engine.to_string(),
             ..Ps::default()
         }),
         ready: watch::channel(false).0,
@@ -465,7 +467,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
             }
             if !*agent.ready.borrow() {
                 // The first look: probe at once, so the first `ps` has health.
-                sup.probe(Instant::now()).await;
+                sup.probe(&agent.rt, Instant::now()).await;
                 agent.ready.send_replace(true);
             }
             publish_replicas(&agent, &sup, &known);
@@ -532,7 +534,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
             },
             _ = wake => {
                 let now = Instant::now();
-                if sup.probe(now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
+                if sup.probe(&agent.rt, now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
                 publish_replicas(&agent, &sup, &known);

@@ -11,3 +11,4 @@ pub mod scan;
 pub mod sign;
 pub mod spec;
 pub mod stack;
+pub mod version;

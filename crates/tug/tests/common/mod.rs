@@ -38,6 +38,8 @@ pub struct TestStack {
     pub dir: tempfile::TempDir,
     /// `--runtime` for every command, if any.
     pub runtime: Option<&'static str>,
+    /// `DOCKER_HOST` for every command (and the docker CLI), if not the default.
+    pub docker_host: Option<String>,
 }
 
 impl TestStack {
@@ -53,7 +55,12 @@ impl TestStack {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let dir = tempfile::tempdir().unwrap();
-        let s = TestStack { name, dir, runtime };
+        let s = TestStack {
+            name,
+            dir,
+            runtime,
+            docker_host: None,
+        };
         s.write(services);
         s
     }
@@ -85,6 +92,18 @@ impl TestStack {
         c.args(args)
             .env("NO_COLOR", "1")
             .env("TUG_STATE_DIR", self.state());
+        if let Some(h) = &self.docker_host {
+            c.env("DOCKER_HOST", h);
+        }
+        c
+    }
+
+    /// The docker CLI, on this stack's engine.
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new("docker");
+        if let Some(h) = &self.docker_host {
+            c.args(["-H", h]);
+        }
         c
     }
 
@@ -94,7 +113,8 @@ impl TestStack {
 
     /// Container ids of a service, read from the engine (docker runtime only).
     pub fn ids(&self, service: &str) -> Vec<String> {
-        let out = Command::new("docker")
+        let out = self
+            .docker()
             .args([
                 "ps",
                 "-aq",
@@ -141,7 +161,8 @@ impl Drop for TestStack {
             return;
         }
         // Built images are tagged per stack; drop them with it.
-        if let Ok(o) = Command::new("docker")
+        if let Ok(o) = self
+            .docker()
             .args([
                 "images",
                 "-q",
@@ -155,11 +176,7 @@ impl Drop for TestStack {
                 .map(String::from)
                 .collect();
             if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .arg("rmi")
-                    .arg("-f")
-                    .args(&ids)
-                    .output();
+                let _ = self.docker().arg("rmi").arg("-f").args(&ids).output();
             }
         }
     }
