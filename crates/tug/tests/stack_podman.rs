@@ -6,36 +6,12 @@ mod common;
 
 use common::*;
 
-/// The Podman socket, or a loud skip; with `TUG_REQUIRE_ENGINE=1` a set
-/// socket that does not answer is a failure.
-fn podman() -> Option<String> {
-    let Some(host) = std::env::var("TUG_PODMAN_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-    else {
-        eprintln!("\n!!! SKIPPED: TUG_PODMAN_HOST is not set; run `export TUG_PODMAN_HOST=$(bash scripts/podman.sh)`\n");
-        return None;
-    };
-    let ok = std::process::Command::new("docker")
-        .args(["-H", &host, "version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
-            panic!("TUG_REQUIRE_ENGINE=1 but Podman at {host} does not answer");
-        }
-        eprintln!("\n!!! SKIPPED: Podman at {host} does not answer; run scripts/podman.sh\n");
-        return None;
-    }
-    Some(host)
-}
-
 /// Loaded into Podman by scripts/podman.sh.
 const BUSYBOX: &str = "tug-test/busybox:1";
 
 #[test]
 fn a_stack_runs_on_podman_with_exec_health_checks_run_by_tug() {
-    let Some(host) = podman() else { return };
+    let Some(host) = podman_host() else { return };
     let mut s = TestStack::new(
         "pm",
         &(service("web", "    replicas: 2\n")

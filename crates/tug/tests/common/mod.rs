@@ -31,6 +31,31 @@ pub fn engine() -> bool {
     ok
 }
 
+/// The Podman API socket scripts/podman.sh set up (`TUG_PODMAN_HOST`), when
+/// it answers; a loud skip otherwise, or with `TUG_REQUIRE_ENGINE=1` and the
+/// variable set, a failure.
+pub fn podman_host() -> Option<String> {
+    let Some(host) = std::env::var("TUG_PODMAN_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+    else {
+        eprintln!("\n!!! SKIPPED on Podman: TUG_PODMAN_HOST is not set; run `export TUG_PODMAN_HOST=$(bash scripts/podman.sh)`\n");
+        return None;
+    };
+    let ok = Command::new("docker")
+        .args(["-H", &host, "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
+            panic!("TUG_REQUIRE_ENGINE=1 but Podman at {host} does not answer");
+        }
+        eprintln!("\n!!! SKIPPED on Podman: {host} does not answer; run scripts/podman.sh\n");
+        return None;
+    }
+    Some(host)
+}
+
 /// A stack in a temp dir with its own state dir, torn down (with volumes)
 /// when dropped, even on failure.
 pub struct TestStack {
@@ -47,7 +72,13 @@ impl TestStack {
         Self::on(None, prefix, services)
     }
 
+    /// `runtime` is `docker`, `process`, or `podman` (the docker runtime on
+    /// the socket `TUG_PODMAN_HOST` names).
     pub fn on(runtime: Option<&'static str>, prefix: &str, services: &str) -> Self {
+        let (runtime, docker_host) = match runtime {
+            Some("podman") => (Some("docker"), podman_host()),
+            r => (r, None),
+        };
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t{prefix}{}x{}",
@@ -59,7 +90,7 @@ impl TestStack {
             name,
             dir,
             runtime,
-            docker_host: None,
+            docker_host,
         };
         s.write(services);
         s
