@@ -56,7 +56,7 @@ CONF
 
 podman_() { CONTAINERS_CONF="$conf" podman "$@"; }
 
-answers() { curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
+answers() { timeout 5 podman --url "unix://$sock" version >/dev/null 2>&1; }
 
 if ! answers; then
   echo "podman.sh: starting podman system service on $sock" >&2
@@ -71,13 +71,19 @@ if ! answers; then
   answers || { echo "podman.sh: the service did not answer, see $dir/service.log" >&2; tail -20 "$dir/service.log" >&2; exit 1; }
 fi
 
-# The test images: the same locally built ones the Docker tests use.
-for image in tug-test/busybox:1; do
-  if ! podman_ image exists "$image"; then
-    if docker image inspect "$image" >/dev/null 2>&1; then
-      docker save "$image" | podman_ load -q >/dev/null
-    fi
+# The test image: the same one the Docker tests use (tug-runtime's
+# testing::busybox_image), from Docker when it has it, else built the same way.
+image=tug-test/busybox:1
+if ! podman_ image exists "$image"; then
+  if docker image inspect "$image" >/dev/null 2>&1; then
+    docker save "$image" | podman_ load -q >/dev/null
+  else
+    ctx=$(mktemp -d)
+    cp /bin/busybox "$ctx/busybox"
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "3600"]\n' >"$ctx/Dockerfile"
+    podman_ build -q -t "$image" "$ctx" >/dev/null
+    rm -rf "$ctx"
   fi
-done
+fi
 
 echo "unix://$sock"
