@@ -1129,6 +1129,68 @@ mod tests {
     }
 
     #[test]
+    fn partial_writes_are_joined_into_lines_per_stream() {
+        let mut j = LineJoiner::default();
+        j.push(LogStream::Stdout, b"ab");
+        j.push(LogStream::Stderr, b"err\r\n");
+        j.push(LogStream::Stdout, b"c\nd\n\nhalf");
+        j.push(LogStream::Stderr, b"tail");
+        let text = |j: &LineJoiner| -> Vec<(LogStream, String)> {
+            j.ready.iter().map(|l| (l.stream, l.text.clone())).collect()
+        };
+        assert_eq!(
+            text(&j),
+            [
+                (LogStream::Stderr, "err".to_string()),
+                (LogStream::Stdout, "abc".to_string()),
+                (LogStream::Stdout, "d".to_string()),
+                (LogStream::Stdout, String::new()),
+            ]
+        );
+        j.finish();
+        assert_eq!(
+            text(&j)[4..],
+            [
+                (LogStream::Stdout, "half".to_string()),
+                (LogStream::Stderr, "tail".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn engines_are_told_apart_by_their_version_components() {
+        use bollard::models::{SystemVersion, SystemVersionComponents};
+        let component = |name: &str, version: &str| SystemVersionComponents {
+            name: name.into(),
+            version: version.into(),
+            details: None,
+        };
+        let podman = SystemVersion {
+            components: Some(vec![
+                component("Podman Engine", "4.3.1"),
+                component("Conmon", "conmon version 2.1.6"),
+            ]),
+            version: Some("4.3.1".into()),
+            api_version: Some("1.41".into()),
+            ..Default::default()
+        };
+        let e = engine_of(&podman);
+        assert_eq!((e.name.as_str(), e.version.as_str()), ("podman", "4.3.1"));
+        assert_eq!(e.to_string(), "podman 4.3.1 (API 1.41)");
+        let docker = SystemVersion {
+            components: Some(vec![component("Engine", "20.10.24+dfsg1")]),
+            version: Some("20.10.24+dfsg1".into()),
+            api_version: Some("1.41".into()),
+            ..Default::default()
+        };
+        let e = engine_of(&docker);
+        assert_eq!(
+            (e.name.as_str(), e.version.as_str()),
+            ("docker", "20.10.24+dfsg1")
+        );
+    }
+
+    #[test]
     fn times() {
         assert_eq!(parse_time("1970-01-01T00:00:10Z"), 10);
         assert_eq!(parse_time("2026-11-26T12:00:00.123Z"), 1_795_694_400);
