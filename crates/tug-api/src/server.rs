@@ -226,6 +226,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         },
         ..UpOptions::default()
     };
+    let engine = rt.engine();
     let agent = Arc::new(Agent {
         refresh,
         ups: Default::default(),
@@ -233,6 +234,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
             gateway: gateway_urls,
+            engine: engine.to_string(),
             ..Ps::default()
         }),
         gateway,
@@ -632,7 +634,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
             }
             if !*agent.ready.borrow() || !waiting.is_empty() {
                 // The first look: probe at once, so the first `ps` has health.
-                sup.probe(Instant::now()).await;
+                sup.probe(&agent.rt, Instant::now()).await;
                 agent.ready.send_replace(true);
             }
             publish_replicas(&agent, &sup, &known);
@@ -702,7 +704,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
             },
             _ = wake => {
                 let now = Instant::now();
-                if sup.probe(now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
+                if sup.probe(&agent.rt, now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
                 publish_replicas(&agent, &sup, &known);

@@ -26,7 +26,7 @@ use crate::{health, observe, plan, render, EngineError, UpOptions};
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-use tug_runtime::{labels, ContainerInfo, ContainerState, EngineHealth, Runtime};
+use tug_runtime::{labels, ContainerInfo, ContainerState, Runtime};
 use tug_spec::{Probe, RestartPolicy, Stack};
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -53,6 +53,8 @@ struct Replica {
 #[derive(Clone, Debug)]
 struct ProbeTarget {
     probe: Probe,
+    /// The container, for exec probes.
+    id: String,
     port: Option<u16>,
     interval: Duration,
     timeout: Duration,
@@ -64,13 +66,10 @@ impl Replica {
     /// Points the host-side probe at a running replica (from now, when new).
     fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant) {
         let Some(h) = &svc.health else { return };
-        let probe = h.probe();
-        if matches!(probe, Probe::Exec(_)) {
-            return;
-        }
         self.running_since.get_or_insert(now);
         self.target = Some(ProbeTarget {
-            probe,
+            probe: h.probe(),
+            id: c.id.clone(),
             port: c.host_port,
             interval: h.interval.std(),
             timeout: h.timeout.std(),
@@ -208,7 +207,7 @@ impl Supervisor {
         events: Sink<'_>,
     ) -> Result<StepReport, EngineError> {
         let mut report = self.tend(rt, stack, true, events).await?;
-        if self.probe(Instant::now()).await {
+        if self.probe(rt, Instant::now()).await {
             let again = self.tend(rt, stack, true, events).await?;
             report.restarted.extend(again.restarted);
             report.replaced.extend(again.replaced);
@@ -224,7 +223,7 @@ impl Supervisor {
     /// Runs every host-side probe that is due at `now`, all at once. True
     /// when a replica crossed its failure threshold (a [`Supervisor::tend`]
     /// should follow).
-    pub async fn probe(&mut self, now: Instant) -> bool {
+    pub async fn probe<R: Runtime>(&mut self, rt: &R, now: Instant) -> bool {
         let due: Vec<(String, ProbeTarget)> = self
             .replicas
             .iter()
@@ -239,13 +238,10 @@ impl Supervisor {
         if due.is_empty() {
             return false;
         }
-        let results = join_all(due.iter().map(|(_, t)| async move {
-            match (&t.probe, t.port) {
-                (_, None) => Err("no published port".to_string()),
-                (Probe::Http(path), Some(p)) => health::http(p, path, t.timeout).await,
-                (_, Some(p)) => health::tcp(p, t.timeout).await,
-            }
-        }))
+        let results = join_all(
+            due.iter()
+                .map(|(_, t)| health::probe(rt, &t.probe, &t.id, t.port, t.timeout)),
+        )
         .await;
         let mut crossed = false;
         for ((name, t), result) in due.into_iter().zip(results) {
@@ -391,13 +387,8 @@ impl Supervisor {
                     }
                     st.next_restart = None;
                     let Some(h) = &svc.health else { continue };
-                    let unhealthy = match h.probe() {
-                        Probe::Exec(_) => c.health == EngineHealth::Unhealthy,
-                        _ => {
-                            st.aim(c, svc, now);
-                            st.healthy == Some(false)
-                        }
-                    };
+                    st.aim(c, svc, now);
+                    let unhealthy = st.healthy == Some(false);
                     if unhealthy && replace {
                         events(Event::Replacing {
                             service: service.into(),

@@ -1,12 +1,52 @@
 //! Health probes tug runs from the host against a replica's published endpoint
-//! (decision 3), so FROM-scratch images need no curl inside.
+//! (decision 3), so FROM-scratch images need no curl inside, and exec probes
+//! tug runs inside the replica through the runtime.
 
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tug_runtime::Runtime;
+use tug_spec::Probe;
 
 /// Outcome of one probe: `Ok` with a short description, or why it failed.
 pub type ProbeResult = Result<String, String>;
+
+/// Runs one probe of a running replica, on every runtime the same way: HTTP
+/// and TCP from the host at its published `port`, exec inside it through the
+/// runtime's exec API (never the engine's HEALTHCHECK, which Podman only runs
+/// through systemd). Exit code 0 is healthy.
+pub async fn probe<R: Runtime>(
+    rt: &R,
+    probe: &Probe,
+    id: &str,
+    port: Option<u16>,
+    timeout: Duration,
+) -> ProbeResult {
+    match (probe, port) {
+        (Probe::Exec(command), _) => exec(rt, id, command, timeout).await,
+        (_, None) => Err("the replica publishes no port to probe: set `port`".into()),
+        (Probe::Http(path), Some(port)) => http(port, path, timeout).await,
+        (Probe::Tcp, Some(port)) => tcp(port, timeout).await,
+    }
+}
+
+pub async fn exec<R: Runtime>(
+    rt: &R,
+    id: &str,
+    command: &[String],
+    timeout: Duration,
+) -> ProbeResult {
+    let shown = command.join(" ");
+    match rt.exec(id, command, timeout).await {
+        Ok(out) if out.exit_code == 0 => Ok(format!("`{shown}` exited with 0")),
+        Ok(out) if out.output.is_empty() => Err(format!("`{shown}` exited with {}", out.exit_code)),
+        Ok(out) => Err(format!(
+            "`{shown}` exited with {}: {}",
+            out.exit_code, out.output
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 pub async fn tcp(port: u16, timeout: Duration) -> ProbeResult {
     match tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port))).await {

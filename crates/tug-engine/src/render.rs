@@ -3,8 +3,8 @@
 use crate::plan::{Desired, DesiredService};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use tug_runtime::{labels, ContainerSpec, ExecHealth, MountKind, MountSpec, PortSpec, Restart};
-use tug_spec::{MountSource, Probe, RestartPolicy, Service, Stack, DEFAULT_USER};
+use tug_runtime::{labels, ContainerSpec, MountKind, MountSpec, PortSpec, Restart};
+use tug_spec::{MountSource, RestartPolicy, Service, Stack, DEFAULT_USER};
 
 /// Name of the stack's network.
 pub fn network_name(stack: &str) -> String {
@@ -269,16 +269,9 @@ pub fn container_spec(
         RestartPolicy::OnFailure => Restart::OnFailure,
         RestartPolicy::UnlessStopped => Restart::UnlessStopped,
     };
-    spec.healthcheck = s.health.as_ref().and_then(|h| match h.probe() {
-        Probe::Exec(test) => Some(ExecHealth {
-            test,
-            interval: h.interval.std(),
-            timeout: h.timeout.std(),
-            retries: h.retries,
-            start_period: h.start_period.std(),
-        }),
-        _ => None,
-    });
+    // No `healthcheck`: exec checks are run by tug through the runtime's exec
+    // API like every other probe, not by the engine (Podman without systemd
+    // never runs a HEALTHCHECK).
     spec.no_healthcheck = s.health_disabled;
     spec.stop_grace = s.stop_grace_period.std();
     spec
@@ -453,6 +446,11 @@ services:
         let off = stack("name: s\nservices:\n  api:\n    image: app:1\n    health: none\n");
         let spec = container_spec(&off, "api", 0, "h", &image(""));
         assert!(spec.no_healthcheck && spec.healthcheck.is_none());
+        let exec = stack(
+            "name: s\nservices:\n  api:\n    image: app:1\n    health: { exec: [/bin/check] }\n",
+        );
+        let spec = container_spec(&exec, "api", 0, "h", &image(""));
+        assert!(!spec.no_healthcheck && spec.healthcheck.is_none());
     }
 
     #[test]

@@ -928,41 +928,18 @@ async fn wait_replica<R: Runtime>(
                 return Ok(Reached::Healthy)
             }
             (None, _) | (_, None) => {}
-            (Some(Probe::Exec(_)), Some(h)) => match c.health {
-                EngineHealth::Healthy => {
-                    events(Event::Healthy {
-                        service: name.into(),
-                        replica,
-                    });
-                    return Ok(Reached::Healthy);
-                }
-                EngineHealth::Unhealthy => {
-                    return Err(fail(
-                        format!(
-                            "replica {replica} is unhealthy after {} failed checks",
-                            h.retries
-                        ),
-                        c.health_output,
-                    )
-                    .await);
-                }
-                _ => last_probe = c.health_output.clone(),
-            },
             (Some(p), Some(h)) if Instant::now() >= next_probe => {
                 // A starting replica is probed fast until its first success
                 // (the gate returns then); `interval` is the healthy cadence.
                 next_probe = Instant::now() + h.interval.std().min(crate::agent::FAST_PROBE);
-                let Some(port) = c.host_port else {
+                if c.host_port.is_none() && !matches!(p, Probe::Exec(_)) {
                     return Err(fail(
                         format!("replica {replica} publishes no port to probe: set `port`"),
                         None,
                     )
                     .await);
-                };
-                let result = match p {
-                    Probe::Http(path) => health::http(port, path, h.timeout.std()).await,
-                    _ => health::tcp(port, h.timeout.std()).await,
-                };
+                }
+                let result = health::probe(rt, p, &c.id, c.host_port, h.timeout.std()).await;
                 match result {
                     Ok(_) => {
                         events(Event::Healthy {
@@ -1090,13 +1067,10 @@ pub async fn status<R: Runtime>(
     let rows = infos.iter().map(|c| async move {
         let service = c.label(labels::SERVICE).unwrap_or("").to_string();
         let svc = stack.and_then(|s| s.services.get(&service));
-        let health = match (svc.and_then(|s| s.health.as_ref()), c.state, c.host_port) {
-            (_, s, _) if s != ContainerState::Running => "-".to_string(),
-            (Some(h), _, Some(port)) if !matches!(h.probe(), Probe::Exec(_)) => {
-                let r = match h.probe() {
-                    Probe::Http(path) => health::http(port, &path, h.timeout.std()).await,
-                    _ => health::tcp(port, h.timeout.std()).await,
-                };
+        let health = match (svc.and_then(|s| s.health.as_ref()), c.state) {
+            (_, s) if s != ContainerState::Running => "-".to_string(),
+            (Some(h), _) if c.host_port.is_some() || matches!(h.probe(), Probe::Exec(_)) => {
+                let r = health::probe(rt, &h.probe(), &c.id, c.host_port, h.timeout.std()).await;
                 if r.is_ok() { "healthy" } else { "unhealthy" }.to_string()
             }
             _ => match c.health {

@@ -27,6 +27,12 @@ impl Runtime for AnyRuntime {
     fn kind(&self) -> RuntimeKind {
         each!(self, r => r.kind())
     }
+    fn engine(&self) -> EngineInfo {
+        each!(self, r => r.engine())
+    }
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+        each!(self, r => r.exec(id, command, timeout).await)
+    }
     async fn ping(&self) -> Result<()> {
         each!(self, r => r.ping().await)
     }

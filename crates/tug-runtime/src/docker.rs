@@ -1,4 +1,12 @@
 //! The Docker Engine API adapter (also Podman's Docker-compatible socket).
+//!
+//! Podman 4.3's compatibility API differs in ways this adapter evens out:
+//! a taken container name is a 500 (not a 409), and its log endpoint hands
+//! out each write as a frame and counts partial writes as lines for `tail`,
+//! so lines are joined here and `tail` is applied on tug's side. Two things
+//! it cannot do, and tug does not rely on: HEALTHCHECK without systemd (its
+//! timers run through systemd; tug runs exec checks through [`Runtime::exec`])
+//! and, on cgroup v1 hosts, OOM reporting (no `oom` event, `OOMKilled` false).
 
 use crate::*;
 use bollard::errors::Error as BError;
@@ -17,6 +25,7 @@ use std::collections::HashMap;
 pub struct DockerRuntime {
     docker: Docker,
     addr: String,
+    engine: EngineInfo,
 }
 
 fn default_addr() -> String {
@@ -26,15 +35,29 @@ fn default_addr() -> String {
 impl DockerRuntime {
     /// Connects to `DOCKER_HOST` (or the default socket) and checks that the engine answers.
     pub async fn connect() -> Result<Self> {
-        let addr = default_addr();
+        Self::connect_to(&default_addr()).await
+    }
+
+    /// Connects to the engine at `addr` (`unix:///path`, `tcp://host:port`)
+    /// and checks that it answers.
+    pub async fn connect_to(addr: &str) -> Result<Self> {
         let unreachable = |e: BError| RuntimeError::Unreachable {
-            addr: addr.clone(),
+            addr: addr.to_string(),
             detail: e.to_string(),
         };
-        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = Docker::connect_with_host(addr).map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(DockerRuntime { docker, addr })
+        let version = docker.version().await.map_err(unreachable)?;
+        Ok(DockerRuntime {
+            docker,
+            addr: addr.to_string(),
+            engine: engine_of(&version),
+        })
+    }
+
+    fn is_podman(&self) -> bool {
+        self.engine.name == "podman"
     }
 
     pub fn client(&self) -> &Docker {
@@ -60,6 +83,23 @@ impl DockerRuntime {
             }
         }
         Ok(out)
+    }
+}
+
+/// Docker or Podman, from `GET /version`: Podman lists a "Podman Engine" component.
+fn engine_of(v: &bollard::models::SystemVersion) -> EngineInfo {
+    let podman = v
+        .components
+        .iter()
+        .flatten()
+        .find(|c| c.name.starts_with("Podman"));
+    EngineInfo {
+        name: if podman.is_some() { "podman" } else { "docker" }.into(),
+        version: podman
+            .map(|c| c.version.clone())
+            .or_else(|| v.version.clone())
+            .unwrap_or_else(|| "unknown".into()),
+        api_version: v.api_version.clone(),
     }
 }
 
@@ -133,6 +173,10 @@ fn parse_time(s: &str) -> i64 {
 impl Runtime for DockerRuntime {
     fn address(&self) -> String {
         self.addr.clone()
+    }
+
+    fn engine(&self) -> EngineInfo {
+        self.engine.clone()
     }
 
     async fn ping(&self) -> Result<()> {
@@ -465,7 +509,8 @@ impl Runtime for DockerRuntime {
             .build();
         match self.docker.create_container(Some(opts), body).await {
             Ok(r) => Ok(r.id),
-            Err(e) if status_code(&e) == Some(409) => {
+            // Podman 4.3 answers a taken name with a 500.
+            Err(e) if status_code(&e) == Some(409) || message(&e).contains("is already in use") => {
                 Err(RuntimeError::Conflict(format!("container {}", spec.name)))
             }
             Err(e) if status_code(&e) == Some(404) => {
@@ -632,49 +677,113 @@ impl Runtime for DockerRuntime {
         }))
     }
 
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+        let shown = command.join(" ");
+        let context = || format!("running `{shown}` in {id}");
+        let run = async {
+            let config = bollard::models::ExecConfig {
+                cmd: Some(command.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let created = match self.docker.create_exec(id, config).await {
+                Ok(c) => c,
+                Err(e) if status_code(&e) == Some(404) => {
+                    return Err(RuntimeError::NotFound(format!("container {id}")))
+                }
+                Err(e) => return Err(RuntimeError::api(context(), message(&e))),
+            };
+            let mut output = Vec::new();
+            let started = self
+                .docker
+                .start_exec(&created.id, None::<bollard::exec::StartExecOptions>)
+                .await
+                .map_err(|e| RuntimeError::api(context(), message(&e)))?;
+            if let bollard::exec::StartExecResults::Attached {
+                output: mut out, ..
+            } = started
+            {
+                while let Some(chunk) = out.next().await {
+                    let chunk = chunk.map_err(|e| RuntimeError::api(context(), message(&e)))?;
+                    output.extend_from_slice(&chunk.into_bytes());
+                    if output.len() > 2 * EXEC_OUTPUT_MAX {
+                        output.drain(..output.len() - EXEC_OUTPUT_MAX);
+                    }
+                }
+            }
+            // The output ends when the process does; the exit code may lag a little.
+            loop {
+                let inspect = self
+                    .docker
+                    .inspect_exec(&created.id)
+                    .await
+                    .map_err(|e| RuntimeError::api(context(), message(&e)))?;
+                match (inspect.running, inspect.exit_code) {
+                    (Some(false), Some(code)) => break Ok((code, output)),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        };
+        // On a timeout the process is left to the engine: the exec API cannot kill it.
+        let (exit_code, output) =
+            tokio::time::timeout(timeout, run)
+                .await
+                .map_err(|_| RuntimeError::ExecTimeout {
+                    command: shown.clone(),
+                    after: timeout,
+                })??;
+        let start = output.len().saturating_sub(EXEC_OUTPUT_MAX);
+        Ok(ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&output[start..]).trim().to_string(),
+        })
+    }
+
     fn logs(
         &self,
         id: &str,
         tail: Option<usize>,
         follow: bool,
     ) -> BoxStream<'static, Result<LogLine>> {
-        let opts = q::LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(follow)
-            .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
-            .build();
+        let docker = self.docker.clone();
         let id = id.to_string();
-        self.docker
-            .logs(&id, Some(opts))
-            .map_err(move |e| RuntimeError::api(format!("reading logs of {id}"), message(&e)))
-            .map_ok(|out| {
-                use bollard::container::LogOutput;
-                let (stream, bytes) = match out {
-                    LogOutput::StdErr { message } => (LogStream::Stderr, message),
-                    LogOutput::StdOut { message }
-                    | LogOutput::Console { message }
-                    | LogOutput::StdIn { message } => (LogStream::Stdout, message),
-                };
-                LogLine {
-                    stream,
-                    text: String::from_utf8_lossy(&bytes)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string(),
-                }
+        match tail {
+            // Podman counts partial writes as lines: read it all, trim here.
+            Some(n) if self.is_podman() && follow => {
+                futures_util::stream::once(podman_follow_tail(docker, id, n))
+                    .flatten()
+                    .boxed()
+            }
+            Some(n) if self.is_podman() => futures_util::stream::once(async move {
+                let history = history_lines(&docker, &id, true).await;
+                futures_util::stream::iter(match history {
+                    Ok((lines, _)) => {
+                        let skip = lines.len().saturating_sub(n);
+                        lines.into_iter().skip(skip).map(Ok).collect()
+                    }
+                    Err(e) => vec![Err(e)],
+                })
             })
-            .boxed()
+            .flatten()
+            .boxed(),
+            _ => joined_lines(raw_logs(&docker, &id, tail, follow), true),
+        }
     }
 
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
         let mut filters = to_filters(filter);
         filters.insert("type".into(), vec!["container".into()]);
-        filters.insert(
-            "event".into(),
-            ["start", "die", "oom", "health_status", "destroy"]
-                .map(String::from)
-                .to_vec(),
-        );
+        // Podman 4.3 matches only the first of several `event` values; the
+        // actions tug does not use are dropped by `container_event` anyway.
+        if !self.is_podman() {
+            filters.insert(
+                "event".into(),
+                ["start", "die", "oom", "health_status", "destroy"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
         let state = EventsState {
             docker: self.docker.clone(),
             filters,
@@ -692,6 +801,147 @@ impl Runtime for DockerRuntime {
         })
         .boxed()
     }
+}
+
+/// The engine's log frames, as (stream, bytes).
+fn raw_logs(
+    docker: &Docker,
+    id: &str,
+    tail: Option<usize>,
+    follow: bool,
+) -> BoxStream<'static, Result<(LogStream, bytes::Bytes)>> {
+    let opts = q::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .follow(follow)
+        .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
+        .build();
+    let id = id.to_string();
+    docker
+        .logs(&id, Some(opts))
+        .map_err(move |e| RuntimeError::api(format!("reading logs of {id}"), message(&e)))
+        .map_ok(|out| {
+            use bollard::container::LogOutput;
+            match out {
+                LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                LogOutput::StdOut { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => (LogStream::Stdout, message),
+            }
+        })
+        .boxed()
+}
+
+/// Joins frames into lines, per stream. With `flush`, a last line without
+/// its newline is still a line when the frames end.
+#[derive(Default)]
+struct LineJoiner {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    ready: std::collections::VecDeque<LogLine>,
+}
+
+impl LineJoiner {
+    fn push(&mut self, stream: LogStream, bytes: &[u8]) {
+        let buf = match stream {
+            LogStream::Stdout => &mut self.stdout,
+            LogStream::Stderr => &mut self.stderr,
+        };
+        buf.extend_from_slice(bytes);
+        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            self.ready.push_back(LogLine {
+                stream,
+                text: line_text(&line),
+            });
+        }
+    }
+
+    fn finish(&mut self) {
+        for (stream, buf) in [
+            (LogStream::Stdout, &mut self.stdout),
+            (LogStream::Stderr, &mut self.stderr),
+        ] {
+            if !buf.is_empty() {
+                self.ready.push_back(LogLine {
+                    stream,
+                    text: line_text(buf),
+                });
+                buf.clear();
+            }
+        }
+    }
+}
+
+fn line_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches(['\n', '\r'])
+        .to_string()
+}
+
+fn joined_lines(
+    frames: BoxStream<'static, Result<(LogStream, bytes::Bytes)>>,
+    flush: bool,
+) -> BoxStream<'static, Result<LogLine>> {
+    let state = (frames, LineJoiner::default(), false);
+    futures_util::stream::unfold(state, move |(mut frames, mut j, mut ended)| async move {
+        loop {
+            if let Some(line) = j.ready.pop_front() {
+                return Some((Ok(line), (frames, j, ended)));
+            }
+            if ended {
+                return None;
+            }
+            match frames.next().await {
+                Some(Ok((stream, bytes))) => j.push(stream, &bytes),
+                Some(Err(e)) => return Some((Err(e), (frames, j, true))),
+                None => {
+                    ended = true;
+                    if flush {
+                        j.finish();
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Every line logged so far; with `flush` an unfinished last line too. Also
+/// the number of finished lines.
+async fn history_lines(docker: &Docker, id: &str, flush: bool) -> Result<(Vec<LogLine>, usize)> {
+    let mut frames = raw_logs(docker, id, None, false);
+    let mut j = LineJoiner::default();
+    while let Some(frame) = frames.next().await {
+        let (stream, bytes) = frame?;
+        j.push(stream, &bytes);
+    }
+    let finished = j.ready.len();
+    if flush {
+        j.finish();
+    }
+    Ok((j.ready.into(), finished))
+}
+
+/// `--tail n --follow` on Podman: the last `n` finished lines of the
+/// history, then the followed stream past them (it replays the history
+/// first, in the same order, so those lines are skipped by count).
+async fn podman_follow_tail(
+    docker: Docker,
+    id: String,
+    n: usize,
+) -> BoxStream<'static, Result<LogLine>> {
+    let (history, finished) = match history_lines(&docker, &id, false).await {
+        Ok(h) => h,
+        Err(e) => return futures_util::stream::iter([Err(e)]).boxed(),
+    };
+    let shown: Vec<Result<LogLine>> = history
+        .into_iter()
+        .skip(finished.saturating_sub(n))
+        .map(Ok)
+        .collect();
+    let live = joined_lines(raw_logs(&docker, &id, None, true), true).skip(finished);
+    futures_util::stream::iter(shown).chain(live).boxed()
 }
 
 /// First wait before reconnecting the event stream; doubles up to [`RECONNECT_CAP`].
@@ -767,7 +1017,8 @@ fn container_event(msg: bollard::models::EventMessage) -> Option<ContainerEvent>
             exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
         },
         "oom" => ContainerChange::OomKilled,
-        "destroy" => ContainerChange::Destroyed,
+        // Podman says `remove`.
+        "destroy" | "remove" => ContainerChange::Destroyed,
         a => match a.strip_prefix("health_status:").map(str::trim) {
             Some("healthy") => ContainerChange::Health {
                 health: EngineHealth::Healthy,
@@ -870,6 +1121,73 @@ mod tests {
             ContainerChange::OomKilled
         );
         assert!(container_event(msg("exec_start: sh", &[])).is_none());
+        assert!(container_event(msg("cleanup", &[])).is_none());
+        assert_eq!(
+            container_event(msg("remove", &[])).unwrap().change,
+            ContainerChange::Destroyed
+        );
+    }
+
+    #[test]
+    fn partial_writes_are_joined_into_lines_per_stream() {
+        let mut j = LineJoiner::default();
+        j.push(LogStream::Stdout, b"ab");
+        j.push(LogStream::Stderr, b"err\r\n");
+        j.push(LogStream::Stdout, b"c\nd\n\nhalf");
+        j.push(LogStream::Stderr, b"tail");
+        let text = |j: &LineJoiner| -> Vec<(LogStream, String)> {
+            j.ready.iter().map(|l| (l.stream, l.text.clone())).collect()
+        };
+        assert_eq!(
+            text(&j),
+            [
+                (LogStream::Stderr, "err".to_string()),
+                (LogStream::Stdout, "abc".to_string()),
+                (LogStream::Stdout, "d".to_string()),
+                (LogStream::Stdout, String::new()),
+            ]
+        );
+        j.finish();
+        assert_eq!(
+            text(&j)[4..],
+            [
+                (LogStream::Stdout, "half".to_string()),
+                (LogStream::Stderr, "tail".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn engines_are_told_apart_by_their_version_components() {
+        use bollard::models::{SystemVersion, SystemVersionComponents};
+        let component = |name: &str, version: &str| SystemVersionComponents {
+            name: name.into(),
+            version: version.into(),
+            details: None,
+        };
+        let podman = SystemVersion {
+            components: Some(vec![
+                component("Podman Engine", "4.3.1"),
+                component("Conmon", "conmon version 2.1.6"),
+            ]),
+            version: Some("4.3.1".into()),
+            api_version: Some("1.41".into()),
+            ..Default::default()
+        };
+        let e = engine_of(&podman);
+        assert_eq!((e.name.as_str(), e.version.as_str()), ("podman", "4.3.1"));
+        assert_eq!(e.to_string(), "podman 4.3.1 (API 1.41)");
+        let docker = SystemVersion {
+            components: Some(vec![component("Engine", "20.10.24+dfsg1")]),
+            version: Some("20.10.24+dfsg1".into()),
+            api_version: Some("1.41".into()),
+            ..Default::default()
+        };
+        let e = engine_of(&docker);
+        assert_eq!(
+            (e.name.as_str(), e.version.as_str()),
+            ("docker", "20.10.24+dfsg1")
+        );
     }
 
     #[test]

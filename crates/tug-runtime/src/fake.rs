@@ -217,8 +217,55 @@ impl Runtime for FakeRuntime {
         "fake://".into()
     }
 
+    fn engine(&self) -> EngineInfo {
+        EngineInfo {
+            name: "fake".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: None,
+        }
+    }
+
     async fn ping(&self) -> Result<()> {
         self.enter("ping", "ping".into())
+    }
+
+    /// Exits 0 while the container's health (from [`FakeRuntime::set_health`],
+    /// else [`FakeRuntime::set_health_on_start`]) is healthy or unset, 1 otherwise.
+    async fn exec(&self, id: &str, command: &[String], _timeout: Duration) -> Result<ExecOutput> {
+        self.enter(
+            "exec",
+            format!("exec {} {}", self.name_of(id), command.join(" ")),
+        )?;
+        self.with(|s| {
+            let c = s
+                .containers
+                .get(id)
+                .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+            if c.info.state != ContainerState::Running {
+                return Err(RuntimeError::api(
+                    format!("running `{}` in {id}", command.join(" ")),
+                    "container is not running",
+                ));
+            }
+            let health = match c.info.health {
+                EngineHealth::None => s
+                    .health_on_start
+                    .iter()
+                    .find(|(p, _)| c.info.name.starts_with(p.as_str()))
+                    .map_or(EngineHealth::Healthy, |(_, h)| *h),
+                h => h,
+            };
+            Ok(match health {
+                EngineHealth::Healthy | EngineHealth::None => ExecOutput {
+                    exit_code: 0,
+                    output: "ok".into(),
+                },
+                h => ExecOutput {
+                    exit_code: 1,
+                    output: format!("{h:?}").to_lowercase(),
+                },
+            })
+        })
     }
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {

@@ -60,6 +60,8 @@ pub enum RuntimeError {
     Build(String),
     #[error("{context}: {message}")]
     Api { context: String, message: String },
+    #[error("`{command}` did not finish within {after:?}")]
+    ExecTimeout { command: String, after: Duration },
 }
 
 impl RuntimeError {
@@ -278,6 +280,39 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// Which engine a runtime talks to, as `tug version` and `tug ps` name it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineInfo {
+    /// `docker`, `podman` or `process`.
+    pub name: String,
+    /// The engine's own version (tug's for the process runtime).
+    pub version: String,
+    /// The Docker Engine API version spoken, for engines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+}
+
+impl std::fmt::Display for EngineInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)?;
+        if let Some(api) = &self.api_version {
+            write!(f, " (API {api})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of a command run inside a container by [`Runtime::exec`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    /// Its stdout and stderr, interleaved, at most the last [`EXEC_OUTPUT_MAX`] bytes.
+    pub output: String,
+}
+
+/// How much of an exec's output is kept (as much as Docker keeps of a health probe).
+pub const EXEC_OUTPUT_MAX: usize = 4096;
+
 /// What a runtime runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -354,6 +389,8 @@ pub trait Runtime: Send + Sync {
         RuntimeKind::Container
     }
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+    /// The engine and its version.
+    fn engine(&self) -> EngineInfo;
 
     fn inspect_image(
         &self,
@@ -412,7 +449,19 @@ pub trait Runtime: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<ContainerInfo>>> + Send;
-    /// Log lines; with `follow` the stream stays open until the container stops.
+    /// Runs `command` in the running container `id` (not through a shell) and
+    /// waits for it, at most `timeout` ([`RuntimeError::ExecTimeout`]). Exec
+    /// health checks go through here on every runtime, never through the
+    /// engine's own HEALTHCHECK.
+    fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecOutput>> + Send;
+    /// Whole lines, per stream (a partial write is not a line); `tail` keeps
+    /// the last lines of the history; with `follow` the stream stays open
+    /// until the container stops.
     fn logs(
         &self,
         id: &str,

@@ -491,6 +491,14 @@ impl Runtime for ProcessRuntime {
         format!("process://{}", self.store.root.display())
     }
 
+    fn engine(&self) -> EngineInfo {
+        EngineInfo {
+            name: "process".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: None,
+        }
+    }
+
     async fn ping(&self) -> Result<()> {
         self.blocking(|s| {
             std::fs::create_dir_all(&s.root)
@@ -781,6 +789,44 @@ impl Runtime for ProcessRuntime {
         let id = id.to_string();
         self.blocking(move |s| s.find(&id)?.map(|c| info_of(s, c)).transpose())
             .await
+    }
+
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+        let id = id.to_string();
+        let command = command.to_vec();
+        self.blocking(move |s| {
+            let c = s
+                .find(&id)?
+                .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+            let (state, _) = observe(s, &c);
+            let run = match (&c.run, state) {
+                (Some(run), ContainerState::Running) => run,
+                _ => {
+                    return Err(RuntimeError::api(
+                        format!("running `{}` in {}", command.join(" "), c.name),
+                        format!("container {} is not running", c.name),
+                    ))
+                }
+            };
+            // As the service itself: its environment and user.
+            let mut full = privilege_drop_of(&c);
+            full.extend(command.iter().cloned());
+            let dir = s.container_dir(&c.name);
+            match supervise::run_command(&full, &run_env(&c, run.host_port), &dir, timeout) {
+                Ok(supervise::Ran::Exited(exit_code, output)) => {
+                    Ok(ExecOutput { exit_code, output })
+                }
+                Ok(supervise::Ran::TimedOut) => Err(RuntimeError::ExecTimeout {
+                    command: command.join(" "),
+                    after: timeout,
+                }),
+                Err(e) => Err(RuntimeError::api(
+                    format!("running `{}` in {}", command.join(" "), c.name),
+                    e,
+                )),
+            }
+        })
+        .await
     }
 
     fn logs(

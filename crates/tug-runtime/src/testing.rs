@@ -19,6 +19,35 @@ pub async fn engine_or_skip(test: &str) -> Option<DockerRuntime> {
     }
 }
 
+/// Connects to the Podman API socket named by `TUG_PODMAN_HOST` (set up by
+/// scripts/podman.sh), or explains loudly why the calling test is skipped.
+/// With `TUG_REQUIRE_ENGINE=1`, a set but silent socket is a failure, and so
+/// is an engine there that is not Podman.
+pub async fn podman_or_skip(test: &str) -> Option<DockerRuntime> {
+    let required = std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1");
+    let Some(addr) = std::env::var("TUG_PODMAN_HOST")
+        .ok()
+        .filter(|a| !a.is_empty())
+    else {
+        eprintln!(
+            "\n!!! SKIPPED {test}: TUG_PODMAN_HOST is not set\n!!! run `export TUG_PODMAN_HOST=$(bash scripts/podman.sh)`\n"
+        );
+        return None;
+    };
+    match DockerRuntime::connect_to(&addr).await {
+        Ok(rt) if rt.engine().name == "podman" => Some(rt),
+        Ok(rt) => panic!(
+            "{test}: TUG_PODMAN_HOST={addr} is {}, not Podman",
+            rt.engine()
+        ),
+        Err(e) if required => panic!("{test}: TUG_REQUIRE_ENGINE=1 but {e}"),
+        Err(e) => {
+            eprintln!("\n!!! SKIPPED {test}: {e}\n!!! run scripts/podman.sh to start it\n");
+            None
+        }
+    }
+}
+
 /// A tar archive of `files` (path, mode, contents).
 pub fn tar_of(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

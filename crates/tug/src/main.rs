@@ -165,6 +165,12 @@ enum Command {
     },
     /// Check tug.yaml and report every problem with file:line:col
     Validate,
+    /// Show tug's version and the engine it talks to (Docker or Podman, and
+    /// its version; the process runtime with --runtime process)
+    ///
+    /// The engine is the one at DOCKER_HOST (default
+    /// unix:///var/run/docker.sock); exit code 3 when it does not answer.
+    Version,
     /// Print the resolved stack with every default filled in
     Config,
     /// Print the JSON Schema of tug.yaml (for editors and CI checks)
@@ -367,6 +373,10 @@ fn main() -> ExitCode {
             tail,
         )),
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
+        Command::Version => rt.block_on(commands::version::version(
+            cli.output,
+            matches!(cli.runtime, Some(RuntimeArg::Process)),
+        )),
         Command::Config => commands::spec::config(cli.file.as_deref(), cli.output),
         Command::Schema => commands::spec::schema(),
         Command::Operator {

@@ -1,14 +1,19 @@
-//! The same scenarios on both runtimes: containers on the engine, and local
-//! processes. Each scenario is one function, run once per runtime.
+//! The same scenarios on both runtimes: containers on the engine (Docker,
+//! and Podman when `TUG_PODMAN_HOST` is set), and local processes. Each
+//! scenario is one function, run once per runtime.
 
 mod common;
 
 use common::*;
 
-/// Runs `scenario` on docker (when an engine answers) and on processes.
+/// Runs `scenario` on docker (when an engine answers), on Podman (when
+/// scripts/podman.sh set it up) and on processes.
 fn both(scenario: fn(&'static str)) {
     if engine() {
         scenario("docker");
+    }
+    if podman_host().is_some() {
+        scenario("podman");
     }
     scenario("process");
 }

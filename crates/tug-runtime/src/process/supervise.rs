@@ -202,10 +202,37 @@ pub(crate) fn run_check(
     dir: &Path,
     timeout: Duration,
 ) -> Result<String, String> {
-    let Some((program, args)) = test.split_first() else {
-        return Err("empty health check command".into());
+    match run_command(test, env, dir, timeout)? {
+        Ran::Exited(0, output) => Ok(output),
+        Ran::Exited(code, output) if output.is_empty() => Err(format!("exited with {code}")),
+        Ran::Exited(_, output) => Err(output),
+        Ran::TimedOut => Err(format!("health check timed out after {timeout:?}")),
+    }
+}
+
+/// How a command of [`run_command`] ended.
+pub(crate) enum Ran {
+    /// Exit status (128 + the signal when killed, as a shell reports it) and
+    /// the first 4 KiB of its output.
+    Exited(i64, String),
+    /// Killed (its whole process group) at the timeout.
+    TimedOut,
+}
+
+/// Runs `command` in its own process group, stdout and stderr to one file;
+/// `Err` when it cannot be started.
+pub(crate) fn run_command(
+    command: &[String],
+    env: &[(String, String)],
+    dir: &Path,
+    timeout: Duration,
+) -> Result<Ran, String> {
+    let Some((program, args)) = command.split_first() else {
+        return Err("empty command".into());
     };
-    let out_path: PathBuf = dir.join(format!("health.{}.out", std::process::id()));
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out_path: PathBuf = dir.join(format!("exec.{}.{n}.out", std::process::id()));
     let out = File::create(&out_path).map_err(|e| e.to_string())?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut child = Command::new(program)
@@ -228,14 +255,11 @@ pub(crate) fn run_check(
             Err(e) => return Err(e.to_string()),
         }
     };
-    let status = match status {
-        Some(s) => s,
-        None => {
-            signal_group(child.id() as i32, Signal::KILL);
-            let _ = child.wait();
-            let _ = fs::remove_file(&out_path);
-            return Err(format!("health check timed out after {timeout:?}"));
-        }
+    let Some(status) = status else {
+        signal_group(child.id() as i32, Signal::KILL);
+        let _ = child.wait();
+        let _ = fs::remove_file(&out_path);
+        return Ok(Ran::TimedOut);
     };
     let mut output = String::new();
     if let Ok(f) = File::open(&out_path) {
@@ -244,11 +268,10 @@ pub(crate) fn run_check(
         output = String::from_utf8_lossy(&buf).trim().to_string();
     }
     let _ = fs::remove_file(&out_path);
-    if status.success() {
-        Ok(output)
-    } else if output.is_empty() {
-        Err(format!("exited with {status}"))
-    } else {
-        Err(output)
-    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1);
+    Ok(Ran::Exited(i64::from(code), output))
 }

@@ -12,3 +12,4 @@ pub mod scan;
 pub mod sign;
 pub mod spec;
 pub mod stack;
+pub mod version;

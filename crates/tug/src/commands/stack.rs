@@ -574,7 +574,7 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let (rows, converge, gateway): (Vec<serde_json::Value>, _, _) =
+    let (mut rows, converge, gateway, engine): (Vec<serde_json::Value>, _, _, _) =
         match tug_api::client::Client::for_stack(&stack.name).await {
             // The agent answers from its live snapshot, even mid-converge.
             Some(agent) => {
@@ -590,14 +590,23 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
                     .iter()
                     .map(|r| serde_json::to_value(r).unwrap_or_default())
                     .collect();
-                (rows, ps.converge, ps.gateway)
+                (rows, ps.converge, ps.gateway, ps.engine)
             }
-            None => (
-                rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
-                None,
-                Vec::new(),
-            ),
+            None => {
+                let rt = connect(&stack).await?;
+                let status = tug_engine::status(&rt, &stack.name, Some(&stack)).await?;
+                (rows(status), None, Vec::new(), rt.engine().to_string())
+            }
         };
+    // Which engine runs each replica, for machines too.
+    for r in &mut rows {
+        if let Some(r) = r.as_object_mut() {
+            r.insert("engine".into(), engine.clone().into());
+        }
+    }
+    if output == OutputFormat::Table && !engine.is_empty() {
+        println!("{} {engine}", style("engine:").dim());
+    }
     if let (Some(c), OutputFormat::Table) = (&converge, output) {
         println!("{} converging for {}", style("⟳").cyan(), age(c.since));
         for (service, doing) in &c.services {

@@ -31,6 +31,31 @@ pub fn engine() -> bool {
     ok
 }
 
+/// The Podman API socket scripts/podman.sh set up (`TUG_PODMAN_HOST`), when
+/// it answers; a loud skip otherwise, or with `TUG_REQUIRE_ENGINE=1` and the
+/// variable set, a failure.
+pub fn podman_host() -> Option<String> {
+    let Some(host) = std::env::var("TUG_PODMAN_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+    else {
+        eprintln!("\n!!! SKIPPED on Podman: TUG_PODMAN_HOST is not set; run `export TUG_PODMAN_HOST=$(bash scripts/podman.sh)`\n");
+        return None;
+    };
+    let ok = Command::new("docker")
+        .args(["-H", &host, "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
+            panic!("TUG_REQUIRE_ENGINE=1 but Podman at {host} does not answer");
+        }
+        eprintln!("\n!!! SKIPPED on Podman: {host} does not answer; run scripts/podman.sh\n");
+        return None;
+    }
+    Some(host)
+}
+
 /// A stack in a temp dir with its own state dir, torn down (with volumes)
 /// when dropped, even on failure.
 pub struct TestStack {
@@ -38,6 +63,8 @@ pub struct TestStack {
     pub dir: tempfile::TempDir,
     /// `--runtime` for every command, if any.
     pub runtime: Option<&'static str>,
+    /// `DOCKER_HOST` for every command (and the docker CLI), if not the default.
+    pub docker_host: Option<String>,
 }
 
 impl TestStack {
@@ -45,7 +72,13 @@ impl TestStack {
         Self::on(None, prefix, services)
     }
 
+    /// `runtime` is `docker`, `process`, or `podman` (the docker runtime on
+    /// the socket `TUG_PODMAN_HOST` names).
     pub fn on(runtime: Option<&'static str>, prefix: &str, services: &str) -> Self {
+        let (runtime, docker_host) = match runtime {
+            Some("podman") => (Some("docker"), podman_host()),
+            r => (r, None),
+        };
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t{prefix}{}x{}",
@@ -53,7 +86,12 @@ impl TestStack {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let dir = tempfile::tempdir().unwrap();
-        let s = TestStack { name, dir, runtime };
+        let s = TestStack {
+            name,
+            dir,
+            runtime,
+            docker_host,
+        };
         s.write(services);
         s
     }
@@ -85,6 +123,18 @@ impl TestStack {
         c.args(args)
             .env("NO_COLOR", "1")
             .env("TUG_STATE_DIR", self.state());
+        if let Some(h) = &self.docker_host {
+            c.env("DOCKER_HOST", h);
+        }
+        c
+    }
+
+    /// The docker CLI, on this stack's engine.
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new("docker");
+        if let Some(h) = &self.docker_host {
+            c.args(["-H", h]);
+        }
         c
     }
 
@@ -94,7 +144,8 @@ impl TestStack {
 
     /// Container ids of a service, read from the engine (docker runtime only).
     pub fn ids(&self, service: &str) -> Vec<String> {
-        let out = Command::new("docker")
+        let out = self
+            .docker()
             .args([
                 "ps",
                 "-aq",
@@ -141,7 +192,8 @@ impl Drop for TestStack {
             return;
         }
         // Built images are tagged per stack; drop them with it.
-        if let Ok(o) = Command::new("docker")
+        if let Ok(o) = self
+            .docker()
             .args([
                 "images",
                 "-q",
@@ -155,11 +207,7 @@ impl Drop for TestStack {
                 .map(String::from)
                 .collect();
             if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .arg("rmi")
-                    .arg("-f")
-                    .args(&ids)
-                    .output();
+                let _ = self.docker().arg("rmi").arg("-f").args(&ids).output();
             }
         }
     }
