@@ -151,7 +151,7 @@ pub fn rollback_target(store: &Store, stack: &str, to: Option<i64>) -> Result<Re
 }
 
 /// Most replicas `tug scale` (and `POST /v1/scale`) gives one service.
-pub const MAX_REPLICAS: u32 = 256;
+pub const MAX_REPLICAS: u32 = tug_spec::MAX_REPLICAS;
 
 /// The stack with replicas changed by `SERVICE=N` pairs.
 pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
@@ -184,6 +184,17 @@ pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
                 stack.name
             )));
         };
+        if let Some(a) = &svc.autoscale {
+            // 0 stops the service; the autoscaler leaves a stopped one alone.
+            if n != 0 && (n < a.min || n > a.max) {
+                return Err(OpsError::Invalid(format!(
+                    "`{p}`: service `{name}` autoscales from {} to {} replicas (`autoscale.min` and `autoscale.max` in {}): pick a number in that range, 0 to stop it, or change the bounds in the file",
+                    a.min,
+                    a.max,
+                    stack.file.display()
+                )));
+            }
+        }
         if let (Some(port), true) = (svc.publish, n > 1) {
             return Err(OpsError::Invalid(format!(
                 "service `{name}` publishes fixed host port {port}: it can run one replica only"
