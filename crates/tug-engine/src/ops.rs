@@ -97,7 +97,20 @@ pub async fn converge<R: Runtime>(
     message: &str,
     bus: &Bus,
 ) -> Result<Converged, OpsError> {
-    let _lock = ApplyLock::acquire(&stack.name).await?;
+    let lock = ApplyLock::acquire(&stack.name).await?;
+    converge_held(&lock, rt, stack, opts, message, bus).await
+}
+
+/// [`converge`] for a caller that already holds the stack's apply lock (and
+/// read the desired state under it).
+pub async fn converge_held<R: Runtime>(
+    _lock: &ApplyLock,
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    message: &str,
+    bus: &Bus,
+) -> Result<Converged, OpsError> {
     let (store, warning) = open_store(&stack.name);
     let revision = store.as_ref().and_then(|s| s.begin(stack, message).ok());
     let result = crate::up(rt, stack, opts, &|e| bus.publish(revision, e)).await;

@@ -421,7 +421,7 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let (rows, converge): (Vec<serde_json::Value>, _) =
+    let (rows, converge, autoscale): (Vec<serde_json::Value>, _, _) =
         match tug_api::client::Client::for_stack(&stack.name).await {
             // The agent answers from its live snapshot, even mid-converge.
             Some(agent) => {
@@ -431,11 +431,12 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
                     .iter()
                     .map(|r| serde_json::to_value(r).unwrap_or_default())
                     .collect();
-                (rows, ps.converge)
+                (rows, ps.converge, ps.autoscale)
             }
             None => (
                 rows(tug_engine::status(&connect(&stack).await?, &stack.name, Some(&stack)).await?),
                 None,
+                Default::default(),
             ),
         };
     if let (Some(c), OutputFormat::Table) = (&converge, output) {
@@ -451,7 +452,55 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
         }
         OutputFormat::Table => print_ps(&rows),
     }
+    if output == OutputFormat::Table && !autoscale.is_empty() {
+        print_autoscale(&autoscale);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each autoscaled service: its count, bounds, each metric against its
+/// target, and why the autoscaler chose its count.
+fn print_autoscale(rows: &std::collections::BTreeMap<String, tug_api::api::Autoscaling>) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    t.set_header([
+        "AUTOSCALED",
+        "REPLICAS",
+        "MIN-MAX",
+        "METRIC / TARGET",
+        "REASON",
+    ]);
+    for (service, a) in rows {
+        let metrics: Vec<String> = a
+            .metrics
+            .iter()
+            .map(|m| {
+                let kind = match m.metric.as_str() {
+                    "cpu" => tug_autoscale::MetricKind::Cpu,
+                    "inflight" => tug_autoscale::MetricKind::Inflight,
+                    _ => tug_autoscale::MetricKind::Rps,
+                };
+                let value = m.value.map_or_else(|| "-".to_string(), |v| kind.show(v));
+                format!("{} {value}/{}", m.metric, kind.show(m.target))
+            })
+            .collect();
+        let replicas = if a.desired == a.current {
+            a.current.to_string()
+        } else {
+            format!("{} -> {}", a.current, a.desired)
+        };
+        t.add_row(vec![
+            Cell::new(service),
+            Cell::new(replicas),
+            Cell::new(format!("{}-{}", a.min, a.max)),
+            Cell::new(metrics.join(", ")),
+            Cell::new(a.reason.replace('_', " ")),
+        ]);
+    }
+    if !console::colors_enabled() {
+        t.force_no_tty();
+    }
+    println!("{t}");
 }
 
 pub async fn logs(
