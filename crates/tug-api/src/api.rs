@@ -34,6 +34,9 @@ pub struct Ps {
     /// The engine the agent runs the stack on, e.g. `podman 4.3.1 (API 1.41)`.
     #[serde(default)]
     pub engine: String,
+    /// The autoscaler's last look at each autoscaled service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub autoscale: BTreeMap<String, Autoscaling>,
 }
 
 /// `GET /v1/routes`: the gateway's routes and the replicas behind them.
@@ -63,6 +66,30 @@ pub struct RouteReplica {
     /// `ready`, `ejected` (after failures, for a while) or `draining`.
     pub state: String,
     pub in_flight: u32,
+}
+
+/// An autoscaled service as the autoscaler last saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Autoscaling {
+    pub min: u32,
+    pub max: u32,
+    pub current: u32,
+    pub desired: u32,
+    /// Why `desired` is what it is, e.g. `scale_down_stabilized`.
+    pub reason: String,
+    pub metrics: Vec<AutoscaleMetric>,
+    /// When it looked, seconds since the epoch.
+    pub time: i64,
+}
+
+/// One metric against its target, averaged over the replicas.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutoscaleMetric {
+    /// `cpu` (percent of the CPU limit), `inflight` or `rps`.
+    pub metric: String,
+    /// `None`: no replica reported it.
+    pub value: Option<f64>,
+    pub target: f64,
 }
 
 /// One replica as `tug ps` shows it.

@@ -45,7 +45,7 @@ fn up() {}
 
 #[utoipa::path(post, path = "/v1/scale", request_body = ScaleRequest, responses(
     (status = 200, body = Converged),
-    (status = 400, description = "bad input: unknown service, replicas not a whole number from 0 to 256", body = ErrorBody),
+    (status = 400, description = "bad input: unknown service, replicas not a whole number from 0 to 256, or outside the service's `autoscale` min and max", body = ErrorBody),
     (status = 413, description = "body over 64 KiB"),
     (status = 500, body = ErrorBody)))]
 #[allow(dead_code)]

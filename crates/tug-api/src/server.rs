@@ -38,6 +38,8 @@ use tug_runtime::{
 };
 use tug_spec::Stack;
 
+pub mod autoscale;
+
 /// The safety net for lost engine events: a full look this often.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
@@ -252,6 +254,12 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     refresh_history(&agent).await;
     let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
     let supervisor = tokio::spawn(supervise(Arc::clone(&agent), refreshes));
+    // Request metrics join when the gateway feeds them; CPU is read meanwhile.
+    let autoscaler = tokio::spawn(autoscale::run(
+        Arc::clone(&agent),
+        None,
+        autoscale::interval(),
+    ));
     let app = Router::new()
         .route("/v1/agent", get(info::<R>))
         .route("/v1/ps", get(ps::<R>))
@@ -287,6 +295,8 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .await;
     supervisor.abort();
     watcher.abort();
+    autoscaler.abort();
+    let _ = autoscaler.await;
     let _ = supervisor.await;
     let _ = watcher.await;
     let _ = std::fs::remove_file(&socket);

@@ -112,6 +112,14 @@ pub enum Event {
     EventsDropped {
         count: u64,
     },
+    /// The autoscaler's decision for a service, with what it was based on.
+    Autoscaled {
+        service: String,
+        current: u32,
+        desired: u32,
+        reason: tug_autoscale::Reason,
+        metrics: Vec<tug_autoscale::MetricReading>,
+    },
 }
 
 impl Event {
@@ -130,7 +138,8 @@ impl Event {
             | Event::RollingBack { service, .. }
             | Event::Restarting { service, .. }
             | Event::Replacing { service, .. }
-            | Event::Replica { service, .. } => Some(service),
+            | Event::Replica { service, .. }
+            | Event::Autoscaled { service, .. } => Some(service),
             Event::NetworkCreated { .. }
             | Event::VolumeCreated { .. }
             | Event::UpToDate { .. }

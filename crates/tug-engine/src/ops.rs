@@ -104,7 +104,20 @@ pub async fn converge<R: Runtime>(
     message: &str,
     bus: &Bus,
 ) -> Result<Converged, OpsError> {
-    let _lock = ApplyLock::acquire(&stack.name).await?;
+    let lock = ApplyLock::acquire(&stack.name).await?;
+    converge_held(&lock, rt, stack, opts, message, bus).await
+}
+
+/// [`converge`] for a caller that already holds the stack's apply lock (and
+/// read the desired state under it).
+pub async fn converge_held<R: Runtime>(
+    _lock: &ApplyLock,
+    rt: &R,
+    stack: &Stack,
+    opts: &UpOptions,
+    message: &str,
+    bus: &Bus,
+) -> Result<Converged, OpsError> {
     let (store, warning) = open_store(&stack.name);
     if let Some(s) = &store {
         let _ = s.interrupt_pending();
@@ -267,7 +280,7 @@ pub fn rollback_target(store: &Store, stack: &str, to: Option<i64>) -> Result<Re
 }
 
 /// Most replicas `tug scale` (and `POST /v1/scale`) gives one service.
-pub const MAX_REPLICAS: u32 = 256;
+pub const MAX_REPLICAS: u32 = tug_spec::MAX_REPLICAS;
 
 /// The stack with replicas changed by `SERVICE=N` pairs.
 pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
@@ -300,6 +313,17 @@ pub fn scaled(stack: &Stack, pairs: &[String]) -> Result<Stack, OpsError> {
                 stack.name
             )));
         };
+        if let Some(a) = &svc.autoscale {
+            // 0 stops the service; the autoscaler leaves a stopped one alone.
+            if n != 0 && (n < a.min || n > a.max) {
+                return Err(OpsError::Invalid(format!(
+                    "`{p}`: service `{name}` autoscales from {} to {} replicas (`autoscale.min` and `autoscale.max` in {}): pick a number in that range, 0 to stop it, or change the bounds in the file",
+                    a.min,
+                    a.max,
+                    stack.file.display()
+                )));
+            }
+        }
         if let (Some(port), true) = (svc.publish, n > 1) {
             return Err(OpsError::Invalid(format!(
                 "service `{name}` publishes fixed host port {port}: it can run one replica only"

@@ -70,18 +70,34 @@ pub fn chart(
                 _ => {}
             }
         }
-        values.insert(
-            name.clone(),
-            json!({
-                "image": c.and_then(|c| c.image.clone()),
-                "replicas": dep.spec.replicas,
-                "resources": c.and_then(|c| c.resources.clone()).map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or(json!({})),
-                "env": env,
-                "secretEnv": secret_env,
-            }),
-        );
+        let mut entry = json!({
+            "image": c.and_then(|c| c.image.clone()),
+            "replicas": dep.spec.replicas,
+            "resources": c.and_then(|c| c.resources.clone()).map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or(json!({})),
+            "env": env,
+            "secretEnv": secret_env,
+        });
+        // An HPA sets the count of an autoscaled service.
+        if dep.spec.replicas.is_none() {
+            if let Some(m) = entry.as_object_mut() {
+                m.remove("replicas");
+            }
+        }
+        values.insert(name.clone(), entry);
     }
 
+    // Services whose count an HPA sets: their PDB does not depend on a value.
+    let autoscaled: std::collections::BTreeSet<String> = objects
+        .iter()
+        .filter(|o| matches!(o, Object::HorizontalPodAutoscaler(_)))
+        .filter_map(|o| {
+            o.metadata()
+                .labels
+                .as_ref()?
+                .get(crate::labels::TUG_SERVICE)
+                .cloned()
+        })
+        .collect();
     for o in &objects {
         let mut v = serde_json::to_value(o).unwrap_or_default();
         v["metadata"]["namespace"] = json!("@@NAMESPACE:-@@");
@@ -109,8 +125,10 @@ pub fn chart(
                 drop_immutable(&mut v);
                 file = format!("secret-{s}-secret.yaml");
             }
-            (Object::Deployment(_), Some(s)) => {
-                v["spec"]["replicas"] = ph("REPLICAS", s);
+            (Object::Deployment(d), Some(s)) => {
+                if d.spec.replicas.is_some() {
+                    v["spec"]["replicas"] = ph("REPLICAS", s);
+                }
                 let tpl = &mut v["spec"]["template"];
                 tpl["metadata"]["annotations"]["checksum/env"] = ph("CHECKSUM", s);
                 let c = &mut tpl["spec"]["containers"][0];
@@ -121,7 +139,7 @@ pub fn chart(
                     {"secretRef": {"name": format!("{s}-secret")}},
                 ]);
             }
-            (Object::PodDisruptionBudget(_), Some(s)) => {
+            (Object::PodDisruptionBudget(_), Some(s)) if !autoscaled.contains(s) => {
                 wrap_if = Some(format!(
                     "{{{{- if gt (int {}.replicas) 1 }}}}\n",
                     values_of(s)

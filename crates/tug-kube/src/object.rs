@@ -1,6 +1,7 @@
 //! One rendered object: a typed k8s-openapi value of one of the kinds tug renders.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -62,6 +63,7 @@ objects!(
     Service,
     PodDisruptionBudget,
     NetworkPolicy,
+    HorizontalPodAutoscaler,
 );
 
 impl Object {

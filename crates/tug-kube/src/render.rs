@@ -34,6 +34,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use tug_spec::{Condition, MountSource, Probe as SpecProbe, RestartPolicy, Stack, UpdateOrder};
 
+mod hpa;
+
 /// Settings of tug.yaml that Kubernetes has no per-workload equivalent for,
 /// which a user may choose to leave out (`--skip`) instead of getting an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -799,7 +801,12 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
     out.push(Object::Deployment(Deployment {
         metadata: meta(name, ns, labels.clone()),
         spec: DeploymentSpec {
-            replicas: Some(i32::try_from(s.replicas).unwrap_or(i32::MAX)),
+            // An autoscaled Deployment leaves its count to the HPA: applying
+            // one would reset it on every deploy.
+            replicas: s
+                .autoscale
+                .is_none()
+                .then(|| i32::try_from(s.replicas).unwrap_or(i32::MAX)),
             selector: LabelSelector {
                 match_labels: Some(selector(&stack.name, name)),
                 ..LabelSelector::default()
@@ -849,7 +856,11 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
         }));
     }
 
-    if s.replicas > 1 {
+    if let Some(a) = &s.autoscale {
+        out.extend(hpa::hpa(cx, name, ns, &labels, a, s.resources.cpu));
+    }
+
+    if s.replicas > 1 || s.autoscale.as_ref().is_some_and(|a| a.max > 1) {
         out.push(Object::PodDisruptionBudget(PodDisruptionBudget {
             metadata: meta(name, ns, labels.clone()),
             spec: Some(PodDisruptionBudgetSpec {

@@ -172,7 +172,7 @@ async fn deploy_applies_server_side_as_tug_prunes_by_label_and_watches_the_rollo
         .iter()
         .filter(|s| s.method == "GET" && s.path.contains("labelSelector"))
         .collect();
-    assert_eq!(lists.len(), 8);
+    assert_eq!(lists.len(), 9);
     for l in &lists {
         assert!(
             l.path.contains(

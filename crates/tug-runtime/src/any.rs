@@ -99,4 +99,7 @@ impl Runtime for AnyRuntime {
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
         each!(self, r => r.events(filter))
     }
+    async fn stats(&self, id: &str) -> Result<Option<Stats>> {
+        each!(self, r => r.stats(id).await)
+    }
 }

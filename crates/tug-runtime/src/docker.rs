@@ -801,6 +801,35 @@ impl Runtime for DockerRuntime {
         })
         .boxed()
     }
+
+    async fn stats(&self, id: &str) -> Result<Option<Stats>> {
+        // One sample, without the engine's one-second wait for a second one.
+        let opts = q::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(id, Some(opts));
+        let s = match stream.next().await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) if status_code(&e) == Some(404) => return Ok(None),
+            Some(Err(e)) => {
+                return Err(RuntimeError::api(
+                    format!("reading the stats of container {id}"),
+                    message(&e),
+                ))
+            }
+            None => return Ok(None),
+        };
+        let cpu = s.cpu_stats.unwrap_or_default();
+        // A stopped container reports zeros, without the host's CPU time.
+        if cpu.system_cpu_usage.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Stats {
+            cpu_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            memory: s.memory_stats.and_then(|m| m.usage),
+        }))
+    }
 }
 
 /// The engine's log frames, as (stream, bytes).

@@ -27,6 +27,8 @@ struct State {
     health_on_start: Vec<(String, EngineHealth)>,
     /// Containers (by name prefix) that exit with this code as soon as they start.
     exit_on_start: Vec<(String, i64)>,
+    /// CPU time reported by `stats`, by container id.
+    cpu_ns: HashMap<String, u64>,
 }
 
 /// A recording runtime. Cheap to clone; clones share state.
@@ -200,6 +202,11 @@ impl FakeRuntime {
     }
 
     /// Adds a log line to a container.
+    /// Sets the CPU time `stats` reports for a container.
+    pub fn set_cpu_ns(&self, id: &str, ns: u64) {
+        self.with(|s| s.cpu_ns.insert(id.to_string(), ns));
+    }
+
     pub fn push_log(&self, id: &str, text: &str) {
         self.with(|s| {
             if let Some(c) = s.containers.get_mut(id) {
@@ -551,6 +558,20 @@ impl Runtime for FakeRuntime {
         });
         let skip = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
         futures_util::stream::iter(lines.into_iter().skip(skip).map(Ok)).boxed()
+    }
+
+    async fn stats(&self, id: &str) -> Result<Option<Stats>> {
+        self.enter("stats", format!("stats {}", self.name_of(id)))?;
+        Ok(self.with(|s| {
+            let running = s
+                .containers
+                .get(id)
+                .is_some_and(|c| c.info.state == ContainerState::Running);
+            running.then(|| Stats {
+                cpu_ns: s.cpu_ns.get(id).copied().unwrap_or(0),
+                memory: None,
+            })
+        }))
     }
 
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {

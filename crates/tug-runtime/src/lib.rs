@@ -371,6 +371,15 @@ pub enum RuntimeEvent {
     Resumed,
 }
 
+/// Resource use of a running container, as counters the caller turns into rates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// CPU time used since the container started, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, in bytes, when the engine says.
+    pub memory: Option<u64>,
+}
+
 /// A label selector: every pair must match; a `None` value only requires the key.
 pub type LabelFilter = Vec<(String, Option<String>)>;
 
@@ -473,6 +482,9 @@ pub trait Runtime: Send + Sync {
     /// yields [`RuntimeEvent::Lost`], reconnects with backoff, then yields
     /// [`RuntimeEvent::Resumed`].
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent>;
+    /// CPU and memory use of a running container; `None` when it is not
+    /// running or not found.
+    fn stats(&self, id: &str) -> impl Future<Output = Result<Option<Stats>>> + Send;
 }
 
 pub mod testing;

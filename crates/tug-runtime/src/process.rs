@@ -838,6 +838,23 @@ impl Runtime for ProcessRuntime {
         logs::stream(self.store.clone(), id.to_string(), tail, follow)
     }
 
+    async fn stats(&self, id: &str) -> Result<Option<Stats>> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            let Some(c) = s.find(&id)? else {
+                return Ok(None);
+            };
+            let Some(run) = c.run.as_ref().filter(|_| is_running(&c)) else {
+                return Ok(None);
+            };
+            Ok(supervise::cpu_ns(run.pid).map(|cpu_ns| Stats {
+                cpu_ns,
+                memory: supervise::resident_bytes(run.pid),
+            }))
+        })
+        .await
+    }
+
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
         // The baseline is taken now, so the stream reports every change from
         // this call on, however late it is first polled. It reads a few small

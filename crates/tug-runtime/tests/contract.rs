@@ -126,6 +126,8 @@ async fn contract<R: Runtime>(rt: &R, fx: &Fixture) {
     let info = rt.inspect_container(&id).await.unwrap().unwrap();
     assert_eq!(info.state, ContainerState::Running);
     assert!(info.host_port.is_some_and(|p| p > 0), "{info:?}");
+    // Stats: a running container has some; created, stopped or unknown ones none.
+    assert!(rt.stats(&id).await.unwrap().is_some());
 
     // A fixed host port taken by a running container: PortInUse on start.
     let port = free_port();
@@ -167,11 +169,14 @@ async fn contract<R: Runtime>(rt: &R, fx: &Fixture) {
         rt.inspect_container(&id).await.unwrap().unwrap().state,
         ContainerState::Exited
     );
+    assert_eq!(rt.stats(&id).await.unwrap(), None);
+    assert_eq!(rt.stats(&id2).await.unwrap(), None);
     for c in [&id, &id1, &id2] {
         rt.remove_container(c).await.unwrap();
         rt.remove_container(c).await.unwrap();
     }
     assert!(rt.inspect_container(&id).await.unwrap().is_none());
+    assert_eq!(rt.stats(&id).await.unwrap(), None);
     assert!(rt.list_containers(&filter).await.unwrap().is_empty());
     assert!(matches!(
         rt.start_container(&format!("{stack}-a")).await,
@@ -619,6 +624,18 @@ mod engines {
         );
     }
 
+    /// CPU time grows while a container burns CPU.
+    pub async fn counts_cpu(rt: &DockerRuntime) {
+        let image = busybox_image(rt).await;
+        let burn = vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "while :; do :; done".into(),
+        ];
+        cpu_contract(rt, &image, burn).await;
+    }
+
     macro_rules! on_engine {
         ($engine:ident, $connect:path, $($test:ident),*) => {
             mod $engine {
@@ -649,6 +666,42 @@ mod engines {
         reports_events,
         names_the_engine,
         logs_are_lines,
-        reports_oom_kills
+        reports_oom_kills,
+        counts_cpu
     );
 }
+
+/// CPU time grows while a replica burns CPU, on every runtime that runs one.
+async fn cpu_contract<R: Runtime>(rt: &R, image: &str, burn: Vec<String>) {
+    let stack = unique("cpu");
+    let mut spec = ContainerSpec::new(format!("{stack}-burn"), image);
+    spec.labels = BTreeMap::from([(labels::STACK.to_string(), stack.clone())]);
+    spec.command = Some(burn);
+    spec.stop_grace = Duration::from_secs(1);
+    let id = rt.create_container(&spec).await.unwrap();
+    rt.start_container(&id).await.unwrap();
+    let first = rt
+        .stats(&id)
+        .await
+        .unwrap()
+        .expect("stats of a running container");
+    let mut later = first;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        later = rt.stats(&id).await.unwrap().expect("still running");
+        if later.cpu_ns > first.cpu_ns {
+            break;
+        }
+    }
+    rt.remove_container(&id).await.unwrap();
+    assert!(later.cpu_ns > first.cpu_ns, "{first:?} then {later:?}");
+}
+
+#[tokio::test]
+async fn process_runtime_counts_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ProcessRuntime::new(dir.path().to_path_buf());
+    let burn = vec!["-c".into(), "while :; do :; done".into()];
+    cpu_contract(&rt, "/bin/sh", burn).await;
+}
+

@@ -343,6 +343,7 @@ struct ServiceIn {
     update: Option<UpdateIn>,
     /// Requests the gateway sends here: one route or a list.
     route: Option<RoutesIn>,
+    autoscale: Option<AutoscaleIn>,
 }
 
 /// `build: ./dir`, a Dockerfile build, or a Rust build.
@@ -656,4 +657,110 @@ impl JsonSchema for SizeIn {
             ]
         })
     }
+}
+
+/// Replicas follow the load between `min` and `max`, as a Kubernetes
+/// HorizontalPodAutoscaler would scale them (an HPA on Kubernetes).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AutoscaleIn {
+    /// Fewest replicas (default 1; 0 only with `idle`).
+    #[schemars(range(min = 0, max = 256))]
+    min: Option<u32>,
+    /// Most replicas.
+    #[schemars(range(min = 1, max = 256))]
+    max: u32,
+    /// Average CPU per replica, in percent of `resources.cpu` (one CPU when unset): `70%`.
+    /// With no target at all: 80%.
+    target_cpu: Option<PercentIn>,
+    /// Average requests in flight per replica.
+    #[schemars(range(min = 0))]
+    target_inflight: Option<f64>,
+    /// Average requests per second per replica.
+    #[schemars(range(min = 0))]
+    target_rps: Option<f64>,
+    /// With `min: 0`: stop the service after this long without requests.
+    idle: Option<DurationIn>,
+    behavior: Option<BehaviorIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum PercentIn {
+    Number(#[schemars(range(min = 1))] u32),
+    Text(PercentText),
+}
+
+struct PercentText;
+
+impl JsonSchema for PercentText {
+    fn schema_name() -> Cow<'static, str> {
+        "PercentText".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": "^[0-9]+ *%$", "description": "a percentage like 70%" })
+    }
+}
+
+/// How fast replicas are added and removed.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct BehaviorIn {
+    /// Default: no stabilization; per 15s, double or add 4 replicas, whichever is more.
+    scale_up: Option<RulesIn>,
+    /// Default: 5m stabilization; then any number per 15s.
+    scale_down: Option<RulesIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RulesIn {
+    /// Recommendations this recent still count (whole seconds, at most 1h).
+    stabilization: Option<DurationIn>,
+    /// Which policy wins: the largest change (max, default), the smallest (min), or none (disabled).
+    select: Option<SelectIn>,
+    #[schemars(length(min = 1))]
+    policies: Option<Vec<PolicyIn>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum SelectIn {
+    Max,
+    Min,
+    Disabled,
+}
+
+/// At most `pods` replicas, or `percent` of them, per `period`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum PolicyIn {
+    Pods(PodsPolicy),
+    Percent(PercentPolicy),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PodsPolicy {
+    #[schemars(range(min = 1))]
+    pods: u32,
+    /// Whole seconds, at most 30m.
+    period: DurationIn,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PercentPolicy {
+    #[schemars(range(min = 1))]
+    percent: u32,
+    /// Whole seconds, at most 30m.
+    period: DurationIn,
 }

@@ -13,6 +13,7 @@
 //! assert_eq!(stack.services["web"].replicas, 1);
 //! ```
 
+mod autoscale;
 pub mod compose;
 mod input;
 pub mod interpolate;

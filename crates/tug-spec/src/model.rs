@@ -121,6 +121,9 @@ pub struct Service {
     /// Requests the gateway sends to this service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// Replicas follow the load between `min` and `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
 }
 
 /// A secret or config: a file on the host (absolute after resolution).
@@ -440,4 +443,128 @@ pub enum RestartPolicy {
     Always,
     OnFailure,
     UnlessStopped,
+}
+
+/// Most replicas one service may have (`replicas`, `autoscale.max`, `tug scale`).
+pub const MAX_REPLICAS: u32 = 256;
+
+/// `autoscale:` of a service: the replica count follows its metrics, the way
+/// a Kubernetes HorizontalPodAutoscaler (autoscaling/v2) does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    /// Average CPU per replica, in percent of `resources.cpu` (one CPU when
+    /// unset). With no target at all: 80, as on Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu: Option<u32>,
+    /// Average requests in flight per replica (from the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_inflight: Option<f64>,
+    /// Average requests per second per replica (from the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rps: Option<f64>,
+    /// With `min: 0`: stop the service after this long without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Duration>,
+    #[serde(default)]
+    pub behavior: ScaleBehavior,
+}
+
+/// The CPU target when `autoscale:` names none (the Kubernetes default).
+pub const DEFAULT_TARGET_CPU: u32 = 80;
+
+/// How fast replicas are added and removed (autoscaling/v2 `behavior`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleBehavior {
+    #[serde(default = "ScaleRules::default_up")]
+    pub scale_up: ScaleRules,
+    #[serde(default = "ScaleRules::default_down")]
+    pub scale_down: ScaleRules,
+}
+
+impl Default for ScaleBehavior {
+    fn default() -> Self {
+        ScaleBehavior {
+            scale_up: ScaleRules::default_up(),
+            scale_down: ScaleRules::default_down(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRules {
+    /// Recommendations of this long ago still count: the lowest of the
+    /// window for scaling up, the highest for scaling down.
+    pub stabilization: Duration,
+    /// Which policy wins when several allow different changes.
+    #[serde(default)]
+    pub select: SelectPolicy,
+    pub policies: Vec<ScalePolicy>,
+}
+
+impl ScaleRules {
+    /// No stabilization; per 15 s, double or add 4 replicas, whichever is more.
+    pub fn default_up() -> Self {
+        ScaleRules {
+            stabilization: Duration::from_secs(0),
+            select: SelectPolicy::Max,
+            policies: vec![
+                ScalePolicy {
+                    kind: PolicyKind::Pods,
+                    value: 4,
+                    period: Duration::from_secs(15),
+                },
+                ScalePolicy {
+                    kind: PolicyKind::Percent,
+                    value: 100,
+                    period: Duration::from_secs(15),
+                },
+            ],
+        }
+    }
+
+    /// Five minutes of stabilization; then any number of replicas per 15 s.
+    pub fn default_down() -> Self {
+        ScaleRules {
+            stabilization: Duration::from_secs(300),
+            select: SelectPolicy::Max,
+            policies: vec![ScalePolicy {
+                kind: PolicyKind::Percent,
+                value: 100,
+                period: Duration::from_secs(15),
+            }],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectPolicy {
+    /// The policy allowing the largest change.
+    #[default]
+    Max,
+    /// The policy allowing the smallest change.
+    Min,
+    /// No scaling in this direction.
+    Disabled,
+}
+
+/// At most `value` replicas (or percent of them) changed per `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalePolicy {
+    pub kind: PolicyKind,
+    pub value: u32,
+    pub period: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Pods,
+    Percent,
 }

@@ -377,6 +377,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "stop_grace_period",
     "update",
     "route",
+    "autoscale",
 ];
 const PORT_KEYS: &[&str] = &["port", "protocol", "publish", "host_ip"];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
@@ -1272,6 +1273,12 @@ impl<'f> Cx<'f> {
             .get("update")
             .and_then(|v| self.update(name, v))
             .unwrap_or_default();
+        let mut replicas = replicas;
+        let autoscale = f.get("autoscale").and_then(|v| {
+            let a = self.autoscale(name, v)?;
+            self.autoscale_fits(name, &a, v, &f, &mut replicas);
+            Some(a)
+        });
         let mut labels = BTreeMap::new();
         if let Some(v) = f.get("labels") {
             for (kn, k, val) in self.pairs(v, &field("labels")) {
@@ -1345,6 +1352,7 @@ impl<'f> Cx<'f> {
                 stop_grace_period,
                 update,
                 routes: Vec::new(),
+                autoscale,
             },
             deps,
         ))

@@ -56,6 +56,27 @@ fn stat(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// CPU time of `pid` and its reaped children (fields 14 to 17 of
+/// /proc/<pid>/stat, in clock ticks), in nanoseconds.
+pub(crate) fn cpu_ns(pid: i32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks = ticks.saturating_add(fields.get(i)?.parse::<i64>().ok()?.max(0) as u64);
+    }
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Some(ticks.saturating_mul(1_000_000_000 / hz))
+}
+
+/// Resident memory of `pid` (field 2 of /proc/<pid>/statm, in pages), in bytes.
+pub(crate) fn resident_bytes(pid: i32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages.saturating_mul(rustix::param::page_size() as u64))
+}
+
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
     stat(pid).map(|(_, t)| t)
 }

@@ -574,7 +574,7 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let (mut rows, converge, gateway, engine): (Vec<serde_json::Value>, _, _, _) =
+    let (mut rows, converge, gateway, engine, autoscale): (Vec<serde_json::Value>, _, _, _, _) =
         match tug_api::client::Client::for_stack(&stack.name).await {
             // The agent answers from its live snapshot, even mid-converge.
             Some(agent) => {
@@ -590,12 +590,18 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
                     .iter()
                     .map(|r| serde_json::to_value(r).unwrap_or_default())
                     .collect();
-                (rows, ps.converge, ps.gateway, ps.engine)
+                (rows, ps.converge, ps.gateway, ps.engine, ps.autoscale)
             }
             None => {
                 let rt = connect(&stack).await?;
                 let status = tug_engine::status(&rt, &stack.name, Some(&stack)).await?;
-                (rows(status), None, Vec::new(), rt.engine().to_string())
+                (
+                    rows(status),
+                    None,
+                    Vec::new(),
+                    rt.engine().to_string(),
+                    Default::default(),
+                )
             }
         };
     // Which engine runs each replica, for machines too.
@@ -626,7 +632,55 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
             gateway.join(", ")
         );
     }
+    if output == OutputFormat::Table && !autoscale.is_empty() {
+        print_autoscale(&autoscale);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each autoscaled service: its count, bounds, each metric against its
+/// target, and why the autoscaler chose its count.
+fn print_autoscale(rows: &std::collections::BTreeMap<String, tug_api::api::Autoscaling>) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    t.set_header([
+        "AUTOSCALED",
+        "REPLICAS",
+        "MIN-MAX",
+        "METRIC / TARGET",
+        "REASON",
+    ]);
+    for (service, a) in rows {
+        let metrics: Vec<String> = a
+            .metrics
+            .iter()
+            .map(|m| {
+                let kind = match m.metric.as_str() {
+                    "cpu" => tug_autoscale::MetricKind::Cpu,
+                    "inflight" => tug_autoscale::MetricKind::Inflight,
+                    _ => tug_autoscale::MetricKind::Rps,
+                };
+                let value = m.value.map_or_else(|| "-".to_string(), |v| kind.show(v));
+                format!("{} {value}/{}", m.metric, kind.show(m.target))
+            })
+            .collect();
+        let replicas = if a.desired == a.current {
+            a.current.to_string()
+        } else {
+            format!("{} -> {}", a.current, a.desired)
+        };
+        t.add_row(vec![
+            Cell::new(service),
+            Cell::new(replicas),
+            Cell::new(format!("{}-{}", a.min, a.max)),
+            Cell::new(metrics.join(", ")),
+            Cell::new(a.reason.replace('_', " ")),
+        ]);
+    }
+    if !console::colors_enabled() {
+        t.force_no_tty();
+    }
+    println!("{t}");
 }
 
 pub async fn logs(
