@@ -15,7 +15,8 @@ use crate::oci::{canonical_json, sha256_digest, MEDIA_MANIFEST};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::{DerSignature, Signature};
+pub use p256::ecdsa::{SigningKey, VerifyingKey};
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
