@@ -212,6 +212,16 @@ struct ServiceIn {
     /// Time between SIGTERM and SIGKILL (default 10s).
     stop_grace_period: Option<DurationIn>,
     update: Option<UpdateIn>,
+    verify: Option<VerifyIn>,
+}
+
+/// Require a signed image: `tug up` refuses it unless its signature
+/// verifies with this public key.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyIn {
+    /// The public key (PEM, from `tug keygen` or cosign), relative to tug.yaml.
+    key: String,
 }
 
 /// `build: ./dir`, a Dockerfile build, or a Rust build.

@@ -374,6 +374,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "restart",
     "stop_grace_period",
     "update",
+    "verify",
 ];
 const PORT_KEYS: &[&str] = &["port", "protocol", "publish", "host_ip"];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
@@ -1303,6 +1304,22 @@ impl<'f> Cx<'f> {
                 }
             },
         };
+        let verify = f.get("verify").and_then(|v| {
+            let vf = self.fields(v, &format!("`{}`", field("verify")), &["key"])?;
+            let Some(k) = vf.get("key") else {
+                self.err(v, format!("`{}` needs `key`", field("verify")), Some("e.g. `verify: { key: tug.pub }`".into()));
+                return None;
+            };
+            let key = dir.join(self.string(k, &field("verify.key"))?);
+            if !key.is_file() {
+                self.err(
+                    k,
+                    format!("no public key at {}", key.display()),
+                    Some("make a key pair with `tug keygen`, or give the path of the signer's .pub file".into()),
+                );
+            }
+            Some(crate::model::Verify { key })
+        });
         let stop_grace_period = match f.get("stop_grace_period") {
             Some(v) => self
                 .duration(v, &field("stop_grace_period"))
@@ -1336,6 +1353,7 @@ impl<'f> Cx<'f> {
                 restart,
                 stop_grace_period,
                 update,
+                verify,
             },
             deps,
         ))
