@@ -29,7 +29,7 @@ pub const MEDIA_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// Bounds on the scrypt parameters a key file may ask for.
 const MAX_SCRYPT_N: u64 = 1 << 16;
-const MAX_SCRYPT_WORK: u64 = 1 << 18;
+const MAX_SCRYPT_WORK: u64 = 1 << 19;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -121,10 +121,10 @@ pub fn decrypt_private(pem: &str, password: &[u8]) -> Result<SigningKey, SignErr
         .as_u64()
         .ok_or_else(|| bad("kdf.params.p"))?;
     // The parameters come from the file: bound the work and memory a key
-    // can ask for (cosign writes N=32768, r=8, p=1).
+    // can ask for (cosign writes N=65536, r=8, p=1).
     if n > MAX_SCRYPT_N || r == 0 || r > 16 || p == 0 || p > 4 || n * r * p > MAX_SCRYPT_WORK {
         return Err(SignError::Key(format!(
-            "the key asks for scrypt N={n}, r={r}, p={p}, beyond what tug accepts (N ≤ {MAX_SCRYPT_N}, r ≤ 16, p ≤ 4, N·r·p ≤ {MAX_SCRYPT_WORK}; cosign writes N=32768, r=8, p=1)"
+            "the key asks for scrypt N={n}, r={r}, p={p}, beyond what tug accepts (N ≤ {MAX_SCRYPT_N}, r ≤ 16, p ≤ 4, N·r·p ≤ {MAX_SCRYPT_WORK}; cosign writes N=65536, r=8, p=1)"
         )));
     }
     let (r, p) = (r as u32, p as u32);
