@@ -94,6 +94,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Stack, SpecErrors> {
 pub fn parse_str_with(text: &str, file: &Path, vars: &Vars) -> Result<Stack, SpecErrors> {
     let dir = stack_dir(file);
     let mut cx = Cx::new(file);
+    cx.vars = vars.clone();
     let root = match yaml::parse(text) {
         Err(e) => {
             cx.at(e.line, e.col, e.message, None);
@@ -302,6 +303,42 @@ pub(crate) fn port_text(text: &str) -> Result<PortText, String> {
 
 /// `KEY=VALUE` lines, `#` comments, optional quotes and `export ` prefixes.
 pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+    Ok(env_lines(text)?
+        .into_iter()
+        .map(|(_, k, v, _)| (k, v))
+        .collect())
+}
+
+/// A service's `env_file`, interpolated as compose does: unquoted and
+/// double-quoted values expand `${VAR}` forms from `vars` (the environment
+/// and `.env`), then from the file's earlier lines; single-quoted values
+/// stay literal.
+pub(crate) fn parse_env_file_with(
+    text: &str,
+    vars: &Vars,
+) -> Result<Vec<(String, String)>, (usize, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (line, k, v, literal) in env_lines(text)? {
+        let v = if literal || !v.contains('$') {
+            v
+        } else {
+            let mut scope = vars.clone();
+            for (ek, ev) in &out {
+                if scope.get(ek).is_none() {
+                    scope = scope.with(ek, ev);
+                }
+            }
+            crate::interpolate::interpolate(&v, &scope)
+                .map_err(|e| (line, format!("`{k}`: {e}")))?
+                .text
+        };
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// (line, key, value, single-quoted) per assignment.
+fn env_lines(text: &str) -> Result<Vec<(usize, String, String, bool)>, (usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -317,6 +354,7 @@ pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize
             return Err((i + 1, format!("invalid variable name `{k}`")));
         }
         let v = v.trim();
+        let literal = v.len() >= 2 && v.starts_with('\'') && v.ends_with('\'');
         let v = if let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
             inner
                 .replace("\\n", "\n")
@@ -330,7 +368,7 @@ pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize
                 None => v.to_string(),
             }
         };
-        out.push((k.to_string(), v));
+        out.push((i + 1, k.to_string(), v, literal));
     }
     Ok(out)
 }
@@ -339,6 +377,8 @@ pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize
 pub(crate) struct Cx<'f> {
     file: &'f Path,
     pub errors: Vec<SpecError>,
+    /// What `env_file` values are interpolated with.
+    vars: Vars,
 }
 
 const STACK_KEYS: &[&str] = &["name", "services", "runtime", "secrets", "configs"];
@@ -424,6 +464,7 @@ impl<'f> Cx<'f> {
         Cx {
             file,
             errors: Vec::new(),
+            vars: Vars::default(),
         }
     }
 
@@ -1071,7 +1112,7 @@ impl<'f> Cx<'f> {
                 };
                 let path = dir.join(&p);
                 match std::fs::read_to_string(&path) {
-                    Ok(t) => match parse_env_file(&t) {
+                    Ok(t) => match parse_env_file_with(&t, &self.vars) {
                         Ok(pairs) => {
                             for (k, val) in pairs {
                                 env.entry(k).or_insert(val);
@@ -1879,6 +1920,42 @@ mod tests {
             ]
         );
         assert_eq!(parse_env_file("A=1\nnope\n").unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn env_file_values_are_interpolated_as_compose_does() {
+        let vars = Vars::from_pairs([("HOST", "db"), ("A", "from-env")]);
+        let v = parse_env_file_with(
+            "A=file\nURL=postgres://${HOST}:${PORT:-5432}/x\nB=\"$A-$$\"\nC='${HOST}'\nD=${MISSING}\nE=${A}\n",
+            &vars,
+        )
+        .unwrap();
+        let get = |k: &str| v.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("URL"), "postgres://db:5432/x");
+        // The environment wins over the file's own earlier lines, as in compose.
+        assert_eq!(get("B"), "from-env-$");
+        assert_eq!(get("C"), "${HOST}");
+        assert_eq!(get("D"), "");
+        let err = parse_env_file_with("X=1\nY=${NEEDED:?set NEEDED}\n", &vars).unwrap_err();
+        assert_eq!(err.0, 2);
+        assert!(err.1.contains("set NEEDED"), "{}", err.1);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.env"),
+            "GREETING=hello ${WHO}\nFIRST=1\nSECOND=${FIRST}2\n",
+        )
+        .unwrap();
+        let file = dir.path().join("tug.yaml");
+        let stack = parse_str_with(
+            "name: s\nservices:\n  web:\n    image: x:1\n    env_file: app.env\n",
+            &file,
+            &Vars::from_pairs([("WHO", "you")]),
+        )
+        .unwrap();
+        let env = &stack.services["web"].env;
+        assert_eq!(env["GREETING"], "hello you");
+        assert_eq!(env["SECOND"], "12");
     }
 
     #[test]
