@@ -337,8 +337,10 @@ pub(crate) fn parse_env_file_with(
     Ok(out)
 }
 
-/// (line, key, value, single-quoted) per assignment.
-fn env_lines(text: &str) -> Result<Vec<(usize, String, String, bool)>, (usize, String)> {
+/// One assignment of an env file: (line, key, value, single-quoted).
+type EnvLine = (usize, String, String, bool);
+
+fn env_lines(text: &str) -> Result<Vec<EnvLine>, (usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
