@@ -123,6 +123,13 @@ fn up_refuses_unsigned_and_wrongly_signed_images_before_creating_anything() {
     let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
     assert!(image.ends_with(&format!("@{digest}")), "{image}");
 
+    // Down while the file is valid (the bad one below cannot be read).
+    let out = s.run(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(created(&s.name), "");
+    // The verified image this test pulled.
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+
     // A bad key path is an error at its line in tug.yaml.
     s.write(&format!(
         "  box:\n    image: {tag}\n    verify: {{ key: nowhere.pub }}\n"
