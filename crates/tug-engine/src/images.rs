@@ -21,9 +21,20 @@ pub async fn resolve<R: Runtime>(
     if rt.kind() == tug_runtime::RuntimeKind::Process {
         return resolve_executable(rt, stack, name, s, events).await;
     }
-    let reference = match &s.build {
-        Some(b) => build(rt, stack, name, s, b, events).await?,
-        None => {
+    let reference = match (&s.build, &s.verify) {
+        (Some(_), Some(v)) => {
+            return Err(image_error(
+                name,
+                s.image.as_deref().unwrap_or(""),
+                format!(
+                    "`verify: {{ key: {} }}` checks an image from a registry, but this service is built here: push and sign it (`tug build --push --key KEY`), then run it by `image:` alone",
+                    v.key.display()
+                ),
+            ))
+        }
+        (None, Some(v)) => verified(rt, name, s.image.as_deref().unwrap_or(""), &v.key, events).await?,
+        (Some(b), None) => build(rt, stack, name, s, b, events).await?,
+        (None, None) => {
             let reference = s.image.clone().ok_or_else(|| EngineError::Image {
                 service: name.into(),
                 image: String::new(),
@@ -73,6 +84,16 @@ async fn resolve_executable<R: Runtime>(
     s: &Service,
     events: Sink<'_>,
 ) -> Result<ResolvedImage, EngineError> {
+    if let Some(v) = &s.verify {
+        return Err(image_error(
+            name,
+            s.image.as_deref().unwrap_or(""),
+            format!(
+                "the process runtime runs executables and cannot check `verify: {{ key: {} }}`; run on a container engine (`runtime: docker`)",
+                v.key.display()
+            ),
+        ));
+    }
     let reference = match (&s.build, &s.image) {
         (Some(Build { rust: Some(rb), .. }), _) => {
             events(Event::Image { service: name.into(), message: format!("compiling {}", rb.package) });
@@ -161,6 +182,66 @@ async fn already_there<R: Runtime>(
         message,
     });
     Ok(there)
+}
+
+/// Checks the image's signature in its registry with the public key, then
+/// makes sure the engine runs exactly the verified manifest: the returned
+/// reference is pinned by digest (`repo@sha256:…`), pulled when missing.
+async fn verified<R: Runtime>(
+    rt: &R,
+    name: &str,
+    image: &str,
+    key: &Path,
+    events: Sink<'_>,
+) -> Result<String, EngineError> {
+    use tug_image::registry::{sign, ClientOptions, Reference, RegistryClient};
+    let fail = |detail: String| {
+        image_error(
+            name,
+            image,
+            format!(
+                "signature check with the key {} failed: {detail}",
+                key.display()
+            ),
+        )
+    };
+    events(Event::Image {
+        service: name.into(),
+        message: format!("verifying the signature of {image} with {}", key.display()),
+    });
+    let (input, key_path) = (image.to_string(), key.to_path_buf());
+    let checked = tokio::task::spawn_blocking(move || -> Result<(Reference, String), String> {
+        let pem = std::fs::read_to_string(&key_path).map_err(|e| e.to_string())?;
+        let public = sign::public_key(&pem).map_err(|e| e.to_string())?;
+        let r = Reference::parse(&input).map_err(|e| e.to_string())?;
+        let client =
+            RegistryClient::new(&r, ClientOptions::default()).map_err(|e| e.to_string())?;
+        let digest = client.verify(&r, &public).map_err(|e| e.to_string())?;
+        Ok((r, digest))
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?
+    .map_err(fail)?;
+    let (r, digest) = checked;
+    let pinned = format!("{}/{}@{digest}", r.registry, r.repository);
+    if rt.inspect_image(&pinned).await?.is_none() {
+        events(Event::Image {
+            service: name.into(),
+            message: format!("pulling {pinned}"),
+        });
+        rt.pull_image(&pinned).await.map_err(|e| {
+            image_error(
+                name,
+                &pinned,
+                format!("the pull of the verified image failed: {e}"),
+            )
+        })?;
+    }
+    events(Event::Image {
+        service: name.into(),
+        message: format!("{image} verified ({digest})"),
+    });
+    Ok(pinned)
 }
 
 fn image_error(service: &str, image: &str, detail: impl ToString) -> EngineError {

@@ -63,3 +63,16 @@ fn payload_and_tag_follow_cosign() {
     );
     assert!(p["optional"].is_null());
 }
+
+/// Found by fuzzing `cosign_key`: a key file's scrypt parameters decided
+/// the work and memory of decrypting it, without bound.
+#[test]
+fn regression_cosign_key_scrypt_params_unbounded() {
+    let pem = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/fuzz/cosign-key-scrypt-params-unbounded.pem"),
+    )
+    .unwrap();
+    let err = decrypt_private(&pem, b"").unwrap_err().to_string();
+    assert!(err.contains("beyond what tug accepts"), "{err}");
+}

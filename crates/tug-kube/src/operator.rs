@@ -301,6 +301,49 @@ struct Ctx {
     client: Client,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    backoff: ErrorBackoff,
+}
+
+/// Requeue delays after failed reconciles, per Stack: 2 s after the first
+/// failure, doubling with each failure in a row, at most 5 min; a success
+/// starts over. A broken Stack is retried soon, then rarely, and a burst of
+/// API errors (429, 5xx) does not turn into a burst of retries.
+#[derive(Debug, Default)]
+pub struct ErrorBackoff {
+    failures: std::sync::Mutex<BTreeMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    pub const FIRST: Duration = Duration::from_secs(2);
+    pub const MAX: Duration = Duration::from_secs(300);
+
+    /// The delay after the `n`th failure in a row (`n` ≥ 1).
+    pub fn delay(n: u32) -> Duration {
+        let doublings = n.saturating_sub(1).min(16);
+        (Self::FIRST * (1u32 << doublings)).min(Self::MAX)
+    }
+
+    /// Records a failure of `key`; the delay before its next try.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Self::delay(*n)
+    }
+
+    /// Records a success of `key`: the next failure starts from the first delay.
+    pub fn succeeded(&self, key: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.remove(key);
+    }
+}
+
+fn backoff_key(stack: &StackResource) -> String {
+    format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    )
 }
 
 /// What the operator counts, for `/metrics`.
@@ -378,8 +421,12 @@ async fn reconcile_event(
     stack: Arc<StackResource>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, ReconcileError> {
+    let key = backoff_key(&stack);
     let r = reconcile_inner(stack, ctx.clone()).await;
     ctx.metrics.count(r.is_ok());
+    if r.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
     r
 }
 
@@ -431,9 +478,10 @@ async fn reconcile_inner(
     .await?)
 }
 
-fn error_policy(_: Arc<StackResource>, e: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %e, "reconcile failed");
-    Action::requeue(Duration::from_secs(10))
+fn error_policy(stack: Arc<StackResource>, e: &ReconcileError, ctx: Arc<Ctx>) -> Action {
+    let delay = ctx.backoff.failed(&backoff_key(&stack));
+    tracing::warn!(error = %e, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
 }
 
 /// Runs the controller for every Stack the client can see, until the stream ends.
@@ -450,6 +498,7 @@ pub async fn run(client: Client, metrics: Arc<Metrics>) {
         ),
         client,
         metrics,
+        backoff: ErrorBackoff::default(),
     });
     Controller::new_with(api, watcher::Config::default(), api_resource())
         .run(reconcile_event, error_policy, ctx)
@@ -506,4 +555,30 @@ pub async fn run_leader(client: Client, namespace: &str, identity: &str, metrics
         why = renew => tracing::error!(reason = %why, "lost leadership"),
     }
     metrics.set_leader(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorBackoff;
+    use std::time::Duration;
+
+    #[test]
+    fn error_backoff_doubles_per_failure_up_to_the_cap() {
+        let d: Vec<u64> = (1..=10).map(|n| ErrorBackoff::delay(n).as_secs()).collect();
+        assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(ErrorBackoff::delay(u32::MAX), ErrorBackoff::MAX);
+        assert_eq!(ErrorBackoff::delay(0), ErrorBackoff::FIRST);
+    }
+
+    #[test]
+    fn error_backoff_is_per_stack_and_a_success_starts_over() {
+        let b = ErrorBackoff::default();
+        assert_eq!(b.failed("ns/a"), Duration::from_secs(2));
+        assert_eq!(b.failed("ns/a"), Duration::from_secs(4));
+        assert_eq!(b.failed("ns/b"), Duration::from_secs(2));
+        assert_eq!(b.failed("ns/a"), Duration::from_secs(8));
+        b.succeeded("ns/a");
+        assert_eq!(b.failed("ns/a"), Duration::from_secs(2));
+        assert_eq!(b.failed("ns/b"), Duration::from_secs(4));
+    }
 }

@@ -22,6 +22,8 @@ pub struct Component {
     pub root: bool,
     /// Where it was found: a Cargo.lock, or a binary in the image.
     pub found_in: Vec<String>,
+    /// The package URL of a distribution package (`pkg:deb/…`, `pkg:apk/…`).
+    pub os_purl: Option<String>,
 }
 
 impl Component {
@@ -30,6 +32,9 @@ impl Component {
     }
     /// The package URL: `pkg:cargo/name@version` for crates.io packages.
     pub fn purl(&self) -> Option<String> {
+        if let Some(p) = &self.os_purl {
+            return Some(p.clone());
+        }
         self.is_crates_io()
             .then(|| format!("pkg:cargo/{}@{}", self.name, self.version))
     }
@@ -79,6 +84,7 @@ impl Sbom {
                 deps: Vec::new(),
                 root: p.source == Source::Path,
                 found_in: Vec::new(),
+                os_purl: None,
             };
             let i = *index.entry(key(&c)).or_insert_with(|| {
                 self.components.push(c);
@@ -96,6 +102,29 @@ impl Sbom {
                     self.components[i].deps.push(j);
                 }
             }
+        }
+    }
+
+    /// Adds an image's distribution packages (Debian, Alpine).
+    pub fn add_os(
+        &mut self,
+        packages: &[crate::image::ospkg::OsPackage],
+        release: Option<&crate::image::ospkg::OsRelease>,
+        found_in: &str,
+    ) {
+        for p in packages {
+            let distro = release
+                .filter(|r| !r.id.is_empty())
+                .map(|r| format!("{}-{}", r.id, r.version_id));
+            self.components.push(Component {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                source: Source::Registry(format!("{:?}", p.distro).to_lowercase()),
+                deps: Vec::new(),
+                root: false,
+                found_in: vec![found_in.to_string()],
+                os_purl: Some(p.purl(distro.as_deref())),
+            });
         }
     }
 

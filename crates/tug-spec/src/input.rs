@@ -344,6 +344,16 @@ struct ServiceIn {
     /// Requests the gateway sends here: one route or a list.
     route: Option<RoutesIn>,
     autoscale: Option<AutoscaleIn>,
+    verify: Option<VerifyIn>,
+}
+
+/// Require a signed image: `tug up` refuses it unless its signature
+/// verifies with this public key.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyIn {
+    /// The public key (PEM, from `tug keygen` or cosign), relative to tug.yaml.
+    key: String,
 }
 
 /// `build: ./dir`, a Dockerfile build, or a Rust build.

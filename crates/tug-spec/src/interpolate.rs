@@ -90,6 +90,12 @@ impl Vars {
         Ok(Vars { map })
     }
 
+    /// These variables and one more.
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.map.insert(name.to_string(), value.to_string());
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.map.get(name).map(String::as_str)
     }

@@ -124,6 +124,18 @@ pub struct Service {
     /// Replicas follow the load between `min` and `max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<Autoscale>,
+    /// Image signature required before any container of the service is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// `verify: { key: FILE }`: the image must carry a cosign-format signature
+/// that verifies with this public key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// The public key (PEM), absolute after resolution.
+    pub key: PathBuf,
 }
 
 /// A secret or config: a file on the host (absolute after resolution).

@@ -94,6 +94,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Stack, SpecErrors> {
 pub fn parse_str_with(text: &str, file: &Path, vars: &Vars) -> Result<Stack, SpecErrors> {
     let dir = stack_dir(file);
     let mut cx = Cx::new(file);
+    cx.vars = vars.clone();
     let root = match yaml::parse(text) {
         Err(e) => {
             cx.at(e.line, e.col, e.message, None);
@@ -302,6 +303,44 @@ pub(crate) fn port_text(text: &str) -> Result<PortText, String> {
 
 /// `KEY=VALUE` lines, `#` comments, optional quotes and `export ` prefixes.
 pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+    Ok(env_lines(text)?
+        .into_iter()
+        .map(|(_, k, v, _)| (k, v))
+        .collect())
+}
+
+/// A service's `env_file`, interpolated as compose does: unquoted and
+/// double-quoted values expand `${VAR}` forms from `vars` (the environment
+/// and `.env`), then from the file's earlier lines; single-quoted values
+/// stay literal.
+pub(crate) fn parse_env_file_with(
+    text: &str,
+    vars: &Vars,
+) -> Result<Vec<(String, String)>, (usize, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (line, k, v, literal) in env_lines(text)? {
+        let v = if literal || !v.contains('$') {
+            v
+        } else {
+            let mut scope = vars.clone();
+            for (ek, ev) in &out {
+                if scope.get(ek).is_none() {
+                    scope = scope.with(ek, ev);
+                }
+            }
+            crate::interpolate::interpolate(&v, &scope)
+                .map_err(|e| (line, format!("`{k}`: {e}")))?
+                .text
+        };
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// One assignment of an env file: (line, key, value, single-quoted).
+type EnvLine = (usize, String, String, bool);
+
+fn env_lines(text: &str) -> Result<Vec<EnvLine>, (usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -317,6 +356,7 @@ pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize
             return Err((i + 1, format!("invalid variable name `{k}`")));
         }
         let v = v.trim();
+        let literal = v.len() >= 2 && v.starts_with('\'') && v.ends_with('\'');
         let v = if let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
             inner
                 .replace("\\n", "\n")
@@ -330,7 +370,7 @@ pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize
                 None => v.to_string(),
             }
         };
-        out.push((k.to_string(), v));
+        out.push((i + 1, k.to_string(), v, literal));
     }
     Ok(out)
 }
@@ -339,6 +379,8 @@ pub(crate) fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize
 pub(crate) struct Cx<'f> {
     file: &'f Path,
     pub errors: Vec<SpecError>,
+    /// What `env_file` values are interpolated with.
+    vars: Vars,
 }
 
 const STACK_KEYS: &[&str] = &[
@@ -378,6 +420,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "update",
     "route",
     "autoscale",
+    "verify",
 ];
 const PORT_KEYS: &[&str] = &["port", "protocol", "publish", "host_ip"];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
@@ -427,6 +470,7 @@ impl<'f> Cx<'f> {
         Cx {
             file,
             errors: Vec::new(),
+            vars: Vars::default(),
         }
     }
 
@@ -1079,7 +1123,7 @@ impl<'f> Cx<'f> {
                 };
                 let path = dir.join(&p);
                 match std::fs::read_to_string(&path) {
-                    Ok(t) => match parse_env_file(&t) {
+                    Ok(t) => match parse_env_file_with(&t, &self.vars) {
                         Ok(pairs) => {
                             for (k, val) in pairs {
                                 env.entry(k).or_insert(val);
@@ -1318,6 +1362,22 @@ impl<'f> Cx<'f> {
                 }
             },
         };
+        let verify = f.get("verify").and_then(|v| {
+            let vf = self.fields(v, &format!("`{}`", field("verify")), &["key"])?;
+            let Some(k) = vf.get("key") else {
+                self.err(v, format!("`{}` needs `key`", field("verify")), Some("e.g. `verify: { key: tug.pub }`".into()));
+                return None;
+            };
+            let key = dir.join(self.string(k, &field("verify.key"))?);
+            if !key.is_file() {
+                self.err(
+                    k,
+                    format!("no public key at {}", key.display()),
+                    Some("make a key pair with `tug keygen`, or give the path of the signer's .pub file".into()),
+                );
+            }
+            Some(crate::model::Verify { key })
+        });
         let stop_grace_period = match f.get("stop_grace_period") {
             Some(v) => self
                 .duration(v, &field("stop_grace_period"))
@@ -1353,6 +1413,7 @@ impl<'f> Cx<'f> {
                 update,
                 routes: Vec::new(),
                 autoscale,
+                verify,
             },
             deps,
         ))
@@ -1878,6 +1939,42 @@ mod tests {
             ]
         );
         assert_eq!(parse_env_file("A=1\nnope\n").unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn env_file_values_are_interpolated_as_compose_does() {
+        let vars = Vars::from_pairs([("HOST", "db"), ("A", "from-env")]);
+        let v = parse_env_file_with(
+            "A=file\nURL=postgres://${HOST}:${PORT:-5432}/x\nB=\"$A-$$\"\nC='${HOST}'\nD=${MISSING}\nE=${A}\n",
+            &vars,
+        )
+        .unwrap();
+        let get = |k: &str| v.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("URL"), "postgres://db:5432/x");
+        // The environment wins over the file's own earlier lines, as in compose.
+        assert_eq!(get("B"), "from-env-$");
+        assert_eq!(get("C"), "${HOST}");
+        assert_eq!(get("D"), "");
+        let err = parse_env_file_with("X=1\nY=${NEEDED:?set NEEDED}\n", &vars).unwrap_err();
+        assert_eq!(err.0, 2);
+        assert!(err.1.contains("set NEEDED"), "{}", err.1);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.env"),
+            "GREETING=hello ${WHO}\nFIRST=1\nSECOND=${FIRST}2\n",
+        )
+        .unwrap();
+        let file = dir.path().join("tug.yaml");
+        let stack = parse_str_with(
+            "name: s\nservices:\n  web:\n    image: x:1\n    env_file: app.env\n",
+            &file,
+            &Vars::from_pairs([("WHO", "you")]),
+        )
+        .unwrap();
+        let env = &stack.services["web"].env;
+        assert_eq!(env["GREETING"], "hello you");
+        assert_eq!(env["SECOND"], "12");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 mod archive;
 pub mod auditable;
 mod layer;
+pub mod provenance;
 mod rust;
 
 pub use archive::{read_docker_archive, read_oci_layout, RawImage, RawLayer};

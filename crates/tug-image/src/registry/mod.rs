@@ -15,6 +15,7 @@ mod auth;
 mod reference;
 
 pub use auth::Credentials;
+pub mod attest;
 mod referrers;
 pub mod sign;
 pub use reference::{Reference, ReferenceError, DOCKER_HUB};

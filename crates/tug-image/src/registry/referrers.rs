@@ -99,6 +99,27 @@ impl RegistryClient {
         data: &[u8],
         annotations: Value,
     ) -> Result<Attached, RegistryError> {
+        self.attach_as(
+            repo,
+            subject,
+            artifact_type,
+            artifact_type,
+            data,
+            annotations,
+        )
+    }
+
+    /// [`Self::attach`] with a layer media type of its own (a signed
+    /// envelope around an artifact of `artifact_type`, say).
+    pub fn attach_as(
+        &self,
+        repo: &str,
+        subject: (&str, u64, &str),
+        artifact_type: &str,
+        layer_type: &str,
+        data: &[u8],
+        annotations: Value,
+    ) -> Result<Attached, RegistryError> {
         let (subject_digest, subject_size, subject_type) = subject;
         let empty = b"{}";
         for blob in [&empty[..], data] {
@@ -112,7 +133,7 @@ impl RegistryClient {
             "mediaType": MEDIA_MANIFEST,
             "artifactType": artifact_type,
             "config": {"mediaType": MEDIA_EMPTY, "digest": sha256_digest(empty), "size": 2, "data": "e30="},
-            "layers": [{"mediaType": artifact_type, "digest": sha256_digest(data), "size": data.len()}],
+            "layers": [{"mediaType": layer_type, "digest": sha256_digest(data), "size": data.len()}],
             "subject": {"mediaType": subject_type, "digest": subject_digest, "size": subject_size},
             "annotations": annotations,
         });

@@ -15,7 +15,8 @@ use crate::oci::{canonical_json, sha256_digest, MEDIA_MANIFEST};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::{DerSignature, Signature};
+pub use p256::ecdsa::{SigningKey, VerifyingKey};
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -26,6 +27,9 @@ pub const PRIVATE_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 pub const OLD_PRIVATE_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 pub const MEDIA_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// Bounds on the scrypt parameters a key file may ask for.
+const MAX_SCRYPT_N: u64 = 1 << 16;
+const MAX_SCRYPT_WORK: u64 = 1 << 19;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -112,10 +116,18 @@ pub fn decrypt_private(pem: &str, password: &[u8]) -> Result<SigningKey, SignErr
     }
     let r = doc["kdf"]["params"]["r"]
         .as_u64()
-        .ok_or_else(|| bad("kdf.params.r"))? as u32;
+        .ok_or_else(|| bad("kdf.params.r"))?;
     let p = doc["kdf"]["params"]["p"]
         .as_u64()
-        .ok_or_else(|| bad("kdf.params.p"))? as u32;
+        .ok_or_else(|| bad("kdf.params.p"))?;
+    // The parameters come from the file: bound the work and memory a key
+    // can ask for (cosign writes N=65536, r=8, p=1).
+    if n > MAX_SCRYPT_N || r == 0 || r > 16 || p == 0 || p > 4 || n * r * p > MAX_SCRYPT_WORK {
+        return Err(SignError::Key(format!(
+            "the key asks for scrypt N={n}, r={r}, p={p}, beyond what tug accepts (N ≤ {MAX_SCRYPT_N}, r ≤ 16, p ≤ 4, N·r·p ≤ {MAX_SCRYPT_WORK}; cosign writes N=65536, r=8, p=1)"
+        )));
+    }
+    let (r, p) = (r as u32, p as u32);
     let b64 = |v: &Value, what: &str| {
         v.as_str()
             .and_then(|s| B64.decode(s).ok())

@@ -14,6 +14,7 @@
 //! error naming it; the other layers are still scanned.
 
 pub mod auditable;
+pub mod ospkg;
 pub mod rules;
 
 use crate::finding::{FileError, Finding, ScannerKind, Severity};
@@ -40,6 +41,9 @@ pub struct ImageScanOptions {
     /// Audit the binaries' dependency lists (needs the database); off, they
     /// are only collected (for an SBOM).
     pub audit: bool,
+    /// A distribution's security data (see [`ospkg`]) to audit Debian and
+    /// Alpine packages against; without it they are listed, not audited.
+    pub os_db: Option<PathBuf>,
 }
 
 impl Default for ImageScanOptions {
@@ -50,6 +54,7 @@ impl Default for ImageScanOptions {
             ignore: Vec::new(),
             severities: Vec::new(),
             audit: true,
+            os_db: None,
         }
     }
 }
@@ -77,6 +82,10 @@ pub struct ImageReport {
     /// Each binary's embedded dependency list (image path, list).
     #[serde(skip)]
     pub dependencies: Vec<(String, vuln::lockfile::Lockfile)>,
+    /// Debian and Alpine packages installed in the image.
+    pub os_packages: Vec<ospkg::OsPackage>,
+    /// The image's `/etc/os-release`, when it has one.
+    pub os_release: Option<ospkg::OsRelease>,
 }
 
 /// Where a file's version came from and what later layers did to it.
@@ -184,6 +193,8 @@ pub fn scan_image(
     let mut layers = Vec::new();
     let mut locks: Vec<(usize, String, vuln::lockfile::Lockfile)> = Vec::new();
     let mut without = Vec::new();
+    // The package databases and os-release, as the last layer wrote them.
+    let mut os_files: BTreeMap<String, (usize, Vec<u8>)> = BTreeMap::new();
 
     for (i, layer) in image.layers.iter().enumerate() {
         let mut stats = LayerStats {
@@ -302,6 +313,12 @@ pub fn scan_image(
                 break;
             }
             let shown = format!("/{path}");
+            if path == ospkg::DPKG_STATUS
+                || path == ospkg::APK_INSTALLED
+                || ospkg::OS_RELEASE.contains(&path.as_str())
+            {
+                os_files.insert(path.clone(), (i, data.clone()));
+            }
             if auditable::is_binary(&data) {
                 if !want(ScannerKind::Vuln) {
                     continue;
@@ -386,6 +403,58 @@ pub fn scan_image(
         }
     }
 
+    // Distribution packages: listed, and audited when security data is given.
+    os_files.retain(|path, (layer, _)| tree.fate(*layer, path) == Fate::Present);
+    let text = |p: &str| {
+        os_files
+            .get(p)
+            .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+    };
+    let os_release = ospkg::OS_RELEASE
+        .iter()
+        .find_map(|p| text(p))
+        .map(|t| ospkg::parse_os_release(&t));
+    let mut os_packages = Vec::new();
+    if let Some(t) = text(ospkg::DPKG_STATUS) {
+        os_packages.extend(ospkg::parse_dpkg_status(&t));
+    }
+    if let Some(t) = text(ospkg::APK_INSTALLED) {
+        os_packages.extend(ospkg::parse_apk_installed(&t));
+    }
+    if want(ScannerKind::Vuln) && !os_packages.is_empty() {
+        report.stats.packages += os_packages.len();
+        match &opts.os_db {
+            Some(dir) => {
+                let release = os_release.clone().unwrap_or_default();
+                match ospkg::audit(&os_packages, &release, dir) {
+                    Ok(a) => {
+                        for f in a.findings {
+                            if opts.ignore.contains(&f.rule_id) {
+                                report.stats.ignored += 1;
+                            } else {
+                                report.findings.push(f);
+                            }
+                        }
+                        report.notices.extend(a.notices);
+                    }
+                    Err(e) => report.errors.push(FileError {
+                        file: dir.clone(),
+                        line: 0,
+                        col: 0,
+                        message: e.to_string(),
+                        hint: Some("--os-db takes a directory laid out as the README's `tug scan IMAGE` section says".into()),
+                    }),
+                }
+            }
+            None if opts.audit => report.notices.push(format!(
+                "{} distribution package{} (Debian/Alpine) listed but not audited: skipped without security data; pass --os-db DIR",
+                os_packages.len(),
+                if os_packages.len() == 1 { "" } else { "s" }
+            )),
+            None => {}
+        }
+    }
+
     if want(ScannerKind::Config) {
         config_findings(image, &tree, &mut report);
     }
@@ -429,6 +498,8 @@ pub fn scan_image(
             .into_iter()
             .map(|(_, p, l)| (format!("/{p}"), l))
             .collect(),
+        os_packages,
+        os_release,
     })
 }
 

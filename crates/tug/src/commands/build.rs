@@ -75,6 +75,53 @@ pub struct BuildArgs {
     /// referrer (referrers API, or the referrers tag where the registry lacks it)
     #[arg(long, value_enum, value_name = "FORMAT", requires = "push")]
     pub sbom: Option<super::sbom::SbomFormat>,
+    /// Attach SLSA provenance (what the image was built from: source digest,
+    /// Cargo.lock hash, toolchain, flags) as an in-toto attestation referrer.
+    /// On by default with --push
+    #[arg(long, requires = "push", overrides_with = "no_provenance")]
+    pub provenance: bool,
+    /// Push without provenance
+    #[arg(long)]
+    pub no_provenance: bool,
+    /// With --push: sign each image and its provenance with this private key
+    /// (cosign's format; password from TUG_KEY_PASSWORD, else a prompt)
+    #[arg(long, value_name = "KEY", requires = "push")]
+    pub key: Option<PathBuf>,
+}
+
+/// Builds the provenance statement of a pushed image and attaches it,
+/// signed when a key is given.
+fn attach_provenance(
+    stack: &tug_spec::Stack,
+    b: &Built,
+    to: &Reference,
+    key: Option<&tug_image::registry::sign::SigningKey>,
+    insecure: bool,
+) -> Result<registry::Attached> {
+    let opts = tug_engine::images::rust_build_options(stack, &b.service)?;
+    let record = oci::provenance::record(&opts)?;
+    let statement = oci::provenance::statement(
+        &format!("{}/{}", to.registry, to.repository),
+        &b.image.digest(),
+        &record,
+    );
+    let client = registry::RegistryClient::new(
+        to,
+        ClientOptions {
+            insecure,
+            ..Default::default()
+        },
+    )?;
+    Ok(client.attach_statement(
+        &to.repository,
+        (
+            &b.image.digest(),
+            b.image.manifest_blob.len() as u64,
+            oci::MEDIA_MANIFEST,
+        ),
+        &statement,
+        key,
+    )?)
 }
 
 /// Builds the SBOM of a built image and attaches it to the pushed manifest.
@@ -295,6 +342,11 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
         pb.finish_and_clear();
     }
 
+    let key = match &args.key {
+        Some(path) => Some(super::sign::private_key(path)?),
+        None => None,
+    };
+    let provenance = args.push && !args.no_provenance;
     let mut results = Vec::new();
     for b in &built {
         let mut pushed = None;
@@ -336,7 +388,36 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             ),
             _ => None,
         };
-        results.push((b, pushed, sbom));
+        let mut attested = None;
+        let mut signed = None;
+        if let Some(r) = &b.push_to {
+            if provenance {
+                attested = Some(
+                    attach_provenance(&stack, b, r, key.as_ref(), args.insecure)
+                        .with_context(|| format!("attaching the provenance of `{}`", b.service))?,
+                );
+            }
+            if let Some(k) = &key {
+                let pinned = Reference {
+                    tag: None,
+                    digest: Some(b.image.digest()),
+                    ..r.clone()
+                };
+                let client = registry::RegistryClient::new(
+                    r,
+                    ClientOptions {
+                        insecure: args.insecure,
+                        ..Default::default()
+                    },
+                )?;
+                signed = Some(
+                    client
+                        .sign(&pinned, k)
+                        .with_context(|| format!("signing `{}`", b.service))?,
+                );
+            }
+        }
+        results.push((b, pushed, sbom, attested, signed));
     }
 
     let mut out = String::new();
@@ -344,7 +425,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
         OutputFormat::Json => {
             let doc: Vec<serde_json::Value> = results
                 .iter()
-                .map(|(b, p, sbom)| {
+                .map(|(b, p, sbom, provenance, signed)| {
                     serde_json::json!({
                         "service": b.service,
                         "tag": b.tag,
@@ -354,6 +435,8 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                         "output": args.dest.as_ref().map(|d| d.to_string()),
                         "push": p,
                         "sbom": sbom,
+                        "provenance": provenance,
+                        "signature": signed,
                     })
                 })
                 .collect();
@@ -364,7 +447,7 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
             );
         }
         OutputFormat::Table => {
-            for (b, p, sbom) in &results {
+            for (b, p, sbom, provenance, signed) in &results {
                 outln!(
                     out,
                     "{}  {}  {}  {}",
@@ -396,6 +479,17 @@ pub fn run(file: Option<&Path>, output: OutputFormat, args: BuildArgs) -> Result
                             "referrers tag"
                         }
                     );
+                }
+                if let Some(a) = provenance {
+                    outln!(
+                        out,
+                        "  provenance (SLSA v1, {}) attached as {}",
+                        if key.is_some() { "signed" } else { "unsigned" },
+                        a.digest
+                    );
+                }
+                if let Some(s) = signed {
+                    outln!(out, "  signed ({})", s.signature_tag);
                 }
             }
             match &args.dest {

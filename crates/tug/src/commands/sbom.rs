@@ -58,6 +58,22 @@ pub fn sbom_of(source: &std::path::Path, insecure: bool) -> Result<Sbom> {
             eprintln!("notice: {n}");
         }
         let mut sbom = Sbom::new(image, "container");
+        sbom.add_os(
+            &scanned.os_packages,
+            scanned.os_release.as_ref(),
+            &format!(
+                "/{}",
+                if scanned
+                    .os_packages
+                    .iter()
+                    .any(|p| p.distro == tug_scan::image::ospkg::Distro::Alpine)
+                {
+                    tug_scan::image::ospkg::APK_INSTALLED
+                } else {
+                    tug_scan::image::ospkg::DPKG_STATUS
+                }
+            ),
+        );
         for (path, lock) in &scanned.dependencies {
             sbom.add(lock, path);
         }

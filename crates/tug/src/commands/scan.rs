@@ -34,6 +34,12 @@ pub struct ScanArgs {
     /// RustSec advisory database directory [default: $TUG_ADVISORY_DB or ~/.cache/tug/advisory-db]
     #[arg(long, value_name = "DIR")]
     pub db: Option<PathBuf>,
+    /// For an image: a distribution's security data to audit its Debian and
+    /// Alpine packages against (DIR/debian.json: the Debian security
+    /// tracker's JSON; DIR/alpine/v3.19/*.json: Alpine's secdb); without
+    /// it those packages are listed and the report says they were skipped
+    #[arg(long, value_name = "DIR")]
+    pub os_db: Option<PathBuf>,
     /// Clone or fast-forward the advisory database with git before scanning (the only network access)
     #[arg(long)]
     pub update_db: bool,
@@ -88,6 +94,7 @@ fn scan_image(args: &ScanArgs, image: &str, db: PathBuf, output: OutputFormat) -
         ignore: args.ignore.clone(),
         severities: args.severity.clone(),
         audit: true,
+        os_db: args.os_db.clone(),
     };
     scan_opts.scanners.dedup();
     let scanned = tug_scan::image::scan_image(&raw, image, &scan_opts)
@@ -109,6 +116,18 @@ fn scan_image(args: &ScanArgs, image: &str, db: PathBuf, output: OutputFormat) -
         ScanFormat::Table => {
             let bytes: u64 = scanned.layers.iter().map(|l| l.bytes).sum();
             let mut t = tug_scan::render::table(report);
+            if !scanned.os_packages.is_empty() {
+                t.push_str("distribution packages:\n");
+                for p in &scanned.os_packages {
+                    t.push_str(&format!(
+                        "  {:<8} {:<32} {:<28} {}\n",
+                        format!("{:?}", p.distro).to_lowercase(),
+                        p.name,
+                        p.version,
+                        p.arch.as_deref().unwrap_or("")
+                    ));
+                }
+            }
             t.push_str(&format!(
                 "{} layers, {} files, {} read; {} binar{} audited\n",
                 scanned.layers.len(),

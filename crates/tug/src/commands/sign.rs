@@ -37,8 +37,12 @@ pub struct VerifyArgs {
     /// The image in its registry
     pub image: String,
     /// The public key (PEM) the signature must verify with
-    #[arg(long, value_name = "PUB")]
-    pub key: PathBuf,
+    #[arg(long, value_name = "PUB", required_unless_present = "provenance")]
+    pub key: Option<PathBuf>,
+    /// Also check the image's SLSA provenance attestation: its subject is
+    /// this image and, with --key, its DSSE signature verifies with the key
+    #[arg(long)]
+    pub provenance: bool,
     /// Allow plain HTTP to a registry that is not on loopback
     #[arg(long)]
     pub insecure: bool,
@@ -127,10 +131,15 @@ fn write_private(path: &Path, pem: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Reads and decrypts a private key (password from TUG_KEY_PASSWORD, else asked).
+pub fn private_key(path: &Path) -> Result<sign::SigningKey> {
+    let pem = read(path)?;
+    sign::decrypt_private(&pem, password(false)?.as_bytes())
+        .map_err(|e| fail(INVALID_INPUT, format!("{}: {e}", path.display())))
+}
+
 pub fn sign_image(output: OutputFormat, args: SignArgs) -> Result<ExitCode> {
-    let pem = read(&args.key)?;
-    let key = sign::decrypt_private(&pem, password(false)?.as_bytes())
-        .map_err(|e| fail(INVALID_INPUT, format!("{}: {e}", args.key.display())))?;
+    let key = private_key(&args.key)?;
     let (r, c) = client(&args.image, args.insecure)?;
     let signed = c
         .sign(&r, &key)
@@ -149,23 +158,67 @@ pub fn sign_image(output: OutputFormat, args: SignArgs) -> Result<ExitCode> {
 }
 
 pub fn verify(output: OutputFormat, args: VerifyArgs) -> Result<ExitCode> {
-    let key = sign::public_key(&read(&args.key)?)
-        .map_err(|e| fail(INVALID_INPUT, format!("{}: {e}", args.key.display())))?;
+    let key = match &args.key {
+        Some(path) => Some(
+            sign::public_key(&read(path)?)
+                .map_err(|e| fail(INVALID_INPUT, format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let (r, c) = client(&args.image, args.insecure)?;
-    match c.verify(&r, &key) {
-        Ok(digest) => {
-            match output {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::json!({"image": args.image, "digest": digest, "verified": true})
-                ),
-                OutputFormat::Table => println!("verified {} ({digest})", args.image),
+    let mut doc = serde_json::json!({"image": args.image, "verified": true});
+    let mut lines = Vec::new();
+    if let Some(key) = &key {
+        match c.verify(&r, key) {
+            Ok(digest) => {
+                lines.push(format!("verified {} ({digest})", args.image));
+                doc["digest"] = digest.into();
             }
-            Ok(ExitCode::SUCCESS)
+            Err(e @ (sign::SignError::Unsigned { .. } | sign::SignError::Invalid { .. })) => {
+                return Err(fail(1, format!("verification failed: {e}")))
+            }
+            Err(e) => return Err(e).with_context(|| format!("verifying {}", args.image)),
         }
-        Err(e @ (sign::SignError::Unsigned { .. } | sign::SignError::Invalid { .. })) => {
-            Err(fail(1, format!("verification failed: {e}")))
-        }
-        Err(e) => Err(e).with_context(|| format!("verifying {}", args.image)),
     }
+    if args.provenance {
+        use tug_image::registry::attest::AttestError;
+        match c.verify_provenance(&r, key.as_ref()) {
+            Ok(p) => {
+                let def = &p.statement["predicate"]["buildDefinition"];
+                let deps = &def["resolvedDependencies"];
+                lines.push(format!(
+                    "provenance {} ({}): built by {} from source sha256:{}, Cargo.lock sha256:{}, {}",
+                    if p.signature_checked {
+                        "verified"
+                    } else {
+                        "found (no --key: signature unchecked)"
+                    },
+                    p.attestation,
+                    p.statement["predicate"]["runDetails"]["builder"]["id"]
+                        .as_str()
+                        .unwrap_or("?"),
+                    deps[0]["digest"]["sha256"].as_str().unwrap_or("?"),
+                    deps[1]["digest"]["sha256"].as_str().unwrap_or("?"),
+                    def["internalParameters"]["toolchain"].as_str().unwrap_or("?"),
+                ));
+                doc["digest"] = p.digest.clone().into();
+                doc["provenance"] = serde_json::to_value(&p)?;
+            }
+            Err(e @ (AttestError::Missing { .. } | AttestError::Invalid { .. })) => {
+                return Err(fail(1, format!("provenance check failed: {e}")))
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("checking the provenance of {}", args.image))
+            }
+        }
+    }
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
+        OutputFormat::Table => {
+            for l in lines {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
