@@ -19,6 +19,8 @@ pub mod interpolate;
 mod locate;
 mod model;
 mod parse;
+mod parse_pipeline;
+pub mod pipeline;
 mod units;
 mod yaml;
 

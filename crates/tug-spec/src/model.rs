@@ -22,6 +22,9 @@ pub struct Stack {
     /// Configuration files by name, mounted read-only where a service asks.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configs: BTreeMap<String, FileRef>,
+    /// CI/CD pipelines by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pipelines: BTreeMap<String, crate::pipeline::Pipeline>,
     /// Directory that relative paths in the file were resolved against.
     #[serde(skip)]
     pub dir: PathBuf,
