@@ -12,4 +12,11 @@
 //! assert_eq!(ci.jobs["test"].steps[0].run, "echo ok");
 //! ```
 
+pub mod exec;
+pub mod files;
+pub mod mask;
 pub mod model;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod store;
