@@ -206,10 +206,13 @@ pub async fn container_step(
     c: &ContainerStep<'_>,
     on_line: OnLine<'_>,
 ) -> StepEnd {
-    let script = match run.working_dir {
-        Some(d) => format!("cd '{WORKSPACE_MOUNT}/{d}' || exit 1\n{}", run.script),
-        None => run.script.to_string(),
+    // The engine API has no working directory per container here: the
+    // script starts with the `cd`, so the image needs nothing but the shell.
+    let dir = match run.working_dir {
+        Some(d) => format!("{WORKSPACE_MOUNT}/{d}"),
+        None => WORKSPACE_MOUNT.to_string(),
     };
+    let script = format!("cd '{dir}' || exit 1\n{}", run.script);
     let mut spec = ContainerSpec::new(&c.name, c.image);
     let mut command = run.shell.to_vec();
     command.push(script);
@@ -245,8 +248,6 @@ pub async fn container_step(
     end
 }
 
-/// The working directory command prefix is part of the script, so the
-/// image needs nothing but the shell.
 async fn container_wait(
     rt: &DockerRuntime,
     id: &str,

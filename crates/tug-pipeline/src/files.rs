@@ -14,16 +14,21 @@ use sha2::{Digest, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Copies the project into `dest`: files `.gitignore` leaves out and `.git`
-/// itself are not copied; untracked files are.
-pub fn copy_project(src: &Path, dest: &Path) -> io::Result<u64> {
+/// Copies the project into `dest`: files `.gitignore` leaves out, `.git`
+/// itself and `skip` (a state directory inside the project) are not
+/// copied; untracked files are.
+pub fn copy_project(src: &Path, dest: &Path, skip: &Path) -> io::Result<u64> {
     std::fs::create_dir_all(dest)?;
     let mut n = 0;
+    let (skip, dest_owned) = (skip.to_path_buf(), dest.to_path_buf());
     let walk = ignore::WalkBuilder::new(src)
         .hidden(false)
         .git_global(false)
         .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
+        .filter_entry(move |e| {
+            e.file_name() != ".git" && e.path() != skip && !dest_owned.starts_with(e.path())
+                || e.depth() == 0
+        })
         .build();
     for entry in walk {
         let entry = entry.map_err(io::Error::other)?;
@@ -31,10 +36,6 @@ pub fn copy_project(src: &Path, dest: &Path) -> io::Result<u64> {
             Ok(r) if !r.as_os_str().is_empty() => r,
             _ => continue,
         };
-        // The state directory may sit inside the project (TUG_STATE_DIR=./.tug).
-        if dest.starts_with(entry.path()) {
-            continue;
-        }
         let to = dest.join(rel);
         copy_entry(entry.path(), &to, &mut n)?;
     }
@@ -150,7 +151,7 @@ mod tests {
         std::fs::write(src.join("target/debug/x"), "big").unwrap();
         std::fs::write(src.join("sub/new.txt"), "untracked").unwrap();
         let dest = d.path().join("ws");
-        copy_project(&src, &dest).unwrap();
+        copy_project(&src, &dest, &d.path().join("none")).unwrap();
         assert!(dest.join("sub/new.txt").exists());
         assert!(dest.join(".gitignore").exists());
         assert!(!dest.join("target").exists());

@@ -431,7 +431,9 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
             let ws = run_dir.join("ws").join(&slug);
             let src = cfg.project_dir.clone();
             let dest = ws.clone();
-            match tokio::task::spawn_blocking(move || files::copy_project(&src, &dest)).await {
+            let skip = cfg.state_dir.clone();
+            match tokio::task::spawn_blocking(move || files::copy_project(&src, &dest, &skip)).await
+            {
                 Ok(Ok(_)) => ws,
                 Ok(Err(e)) => {
                     let r = fail(

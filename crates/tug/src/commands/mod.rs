@@ -6,6 +6,7 @@ pub mod image;
 pub mod import;
 pub mod kube;
 pub mod lint;
+pub mod pipeline;
 pub mod sbom;
 pub mod scan;
 pub mod sign;
