@@ -148,7 +148,8 @@ pub fn junit(r: &RunReport) -> String {
             .to_string()
     };
     let tests = steps.len().to_string();
-    let failures = count(&|st, _| st.failed());
+    // A failure `continue_on_error` allowed is reported, not counted.
+    let failures = count(&|st, allowed| st.failed() && !allowed);
     let skipped = count(&|st, _| matches!(st, JobStatus::Skipped | JobStatus::Cancelled));
     let time = format!("{:.3}", r.seconds);
     let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
@@ -170,9 +171,21 @@ pub fn junit(r: &RunReport) -> String {
     suite.push_attribute(("time", time.as_str()));
     let _ = w.write_event(Event::Start(suite));
     for (j, s) in steps {
-        let (name, status, secs, code) = match s {
-            Some(s) => (s.name.as_str(), s.status, s.seconds, s.exit_code),
-            None => (j.name.as_str(), j.status, j.seconds, None),
+        let (name, status, secs, code, allowed) = match s {
+            Some(s) => (
+                s.name.as_str(),
+                s.status,
+                s.seconds,
+                s.exit_code,
+                s.allowed_failure,
+            ),
+            None => (
+                j.name.as_str(),
+                j.status,
+                j.seconds,
+                None,
+                j.allowed_failure,
+            ),
         };
         let mut tc = BytesStart::new("testcase");
         tc.push_attribute(("classname", j.name.as_str()));
@@ -181,6 +194,18 @@ pub fn junit(r: &RunReport) -> String {
         tc.push_attribute(("time", t.as_str()));
         let _ = w.write_event(Event::Start(tc));
         match status {
+            JobStatus::Failed | JobStatus::TimedOut if allowed => {
+                let note = match code {
+                    Some(c) => format!(
+                        "{} (exit code {c}), allowed by continue_on_error",
+                        status.as_str()
+                    ),
+                    None => format!("{}, allowed by continue_on_error", status.as_str()),
+                };
+                let _ = w.write_event(Event::Start(BytesStart::new("system-out")));
+                let _ = w.write_event(Event::Text(BytesText::new(&note)));
+                let _ = w.write_event(Event::End(BytesEnd::new("system-out")));
+            }
             JobStatus::Failed | JobStatus::TimedOut => {
                 let msg = match (status, code) {
                     (JobStatus::TimedOut, _) => "timed out".to_string(),
@@ -213,4 +238,63 @@ pub fn junit(r: &RunReport) -> String {
     let mut out = String::from_utf8_lossy(&w.into_inner()).into_owned();
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, status: JobStatus, allowed: bool) -> StepReport {
+        StepReport {
+            name: name.into(),
+            status,
+            exit_code: Some(if status == JobStatus::Succeeded { 0 } else { 1 }),
+            allowed_failure: allowed,
+            seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn junit_counts_blocking_failures_and_escapes() {
+        let job = |name: &str, status, steps| JobReport {
+            name: name.into(),
+            job: name.into(),
+            matrix: BTreeMap::new(),
+            status,
+            allowed_failure: false,
+            reason: Some("`a` & <b> did not succeed".into()),
+            attempts: 1,
+            seconds: 1.0,
+            steps,
+            cache: Vec::new(),
+            log: None,
+        };
+        let r = RunReport {
+            id: 7,
+            stack: "shop".into(),
+            pipeline: "ci".into(),
+            status: RunStatus::Failed,
+            started: 0,
+            seconds: 2.0,
+            jobs: vec![
+                job(
+                    "test",
+                    JobStatus::Failed,
+                    vec![
+                        step("ok", JobStatus::Succeeded, false),
+                        step("lint", JobStatus::Failed, true),
+                        step("unit <x>", JobStatus::Failed, false),
+                    ],
+                ),
+                job("deploy", JobStatus::Skipped, Vec::new()),
+            ],
+        };
+        let x = junit(&r);
+        assert!(x.contains(r#"tests="4" failures="1""#), "{x}");
+        assert!(x.contains(r#"skipped="1""#), "{x}");
+        assert!(x.contains("allowed by continue_on_error"), "{x}");
+        assert!(x.contains("unit &lt;x&gt;"), "{x}");
+        assert!(x.contains("&amp; &lt;b&gt;"), "{x}");
+        assert_eq!(x.matches("<failure").count(), 1, "{x}");
+    }
 }
