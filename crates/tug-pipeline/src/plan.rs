@@ -90,6 +90,42 @@ pub fn plan(pipeline: &Pipeline, only: &[String]) -> Result<Vec<Unit>, PlanError
     Ok(units)
 }
 
+/// The jobs a change of `changed` (paths relative to the project) reruns:
+/// jobs whose `paths` match one of them, jobs without `paths` (they depend
+/// on everything), and every job that needs one of those, in name order.
+/// Globs that do not parse match nothing.
+pub fn affected(pipeline: &Pipeline, changed: &[std::path::PathBuf]) -> Vec<String> {
+    let mut hit: BTreeSet<&str> = BTreeSet::new();
+    for (name, job) in &pipeline.jobs {
+        let matches = job.paths.is_empty() || {
+            let mut b = globset::GlobSetBuilder::new();
+            for g in &job.paths {
+                if let Ok(g) = globset::Glob::new(g) {
+                    b.add(g);
+                }
+            }
+            b.build()
+                .is_ok_and(|set| changed.iter().any(|c| set.is_match(c)))
+        };
+        if matches {
+            hit.insert(name);
+        }
+    }
+    // Dependents, to a fixed point.
+    loop {
+        let before = hit.len();
+        for (name, job) in &pipeline.jobs {
+            if job.needs.iter().any(|n| hit.contains(n.as_str())) {
+                hit.insert(name);
+            }
+        }
+        if hit.len() == before {
+            break;
+        }
+    }
+    hit.into_iter().map(str::to_string).collect()
+}
+
 fn combinations(job: &Job) -> Vec<BTreeMap<String, String>> {
     match &job.matrix {
         Some(m) => m.combinations(),
@@ -207,6 +243,25 @@ mod tests {
             plan(&p, &["x".into()]),
             Err(PlanError::UnknownJob(j, _)) if j == "x"
         ));
+    }
+
+    #[test]
+    fn a_change_reruns_the_jobs_whose_paths_match_and_their_dependents() {
+        let with_paths = |needs: &[&str], paths: &[&str]| Job {
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+            ..job(needs)
+        };
+        let p = pipeline(vec![
+            ("docs", with_paths(&[], &["docs/**"])),
+            ("test", with_paths(&[], &["src/**/*.rs", "Cargo.*"])),
+            ("image", with_paths(&["test"], &["Dockerfile"])),
+            ("publish", job(&["image"])),
+        ]);
+        let a = |f: &str| affected(&p, &[std::path::PathBuf::from(f)]);
+        // `publish` has no paths: any change reruns it.
+        assert_eq!(a("src/main.rs"), ["image", "publish", "test"]);
+        assert_eq!(a("docs/index.md"), ["docs", "publish"]);
+        assert_eq!(a("Dockerfile"), ["image", "publish"]);
     }
 
     #[test]

@@ -41,6 +41,20 @@ pub enum PipelineCommand {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
+    /// Run a pipeline, then rerun it on every change of the project's files
+    ///
+    /// Changes are debounced; files `.gitignore` leaves out, `.git` and the
+    /// state directory are not watched. A job with `paths:` (globs relative
+    /// to tug.yaml) reruns only when a changed file matches them; a job
+    /// without reruns on any change; the jobs that need a rerun job rerun
+    /// too (with the jobs they need). Ctrl-C stops.
+    Watch {
+        /// The pipeline [default: the only one in tug.yaml]
+        name: Option<String>,
+        /// Quiet time after the last change before a rerun
+        #[arg(long, default_value = "300ms", value_parser = crate::parse_duration)]
+        debounce: std::time::Duration,
+    },
     /// List the stack's pipeline runs, newest first
     Runs {
         /// How many runs to show
@@ -72,7 +86,9 @@ pub async fn run(
             junit,
             report,
         } => {
-            run_pipeline(
+            let cancel = CancellationToken::new();
+            on_signal(cancel.clone());
+            let status = run_pipeline(
                 &stack,
                 &state_dir,
                 &store,
@@ -82,8 +98,13 @@ pub async fn run(
                 parallelism,
                 junit,
                 report,
+                cancel,
             )
-            .await
+            .await?;
+            Ok(exit_code(status))
+        }
+        PipelineCommand::Watch { name, debounce } => {
+            watch(&stack, &state_dir, &store, output, name, debounce).await
         }
         PipelineCommand::Runs { limit } => {
             let rt = tug_runtime::docker::DockerRuntime::connect().await.ok();
@@ -94,20 +115,10 @@ pub async fn run(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_pipeline(
-    stack: &tug_spec::Stack,
-    state_dir: &Path,
-    store: &RunStore,
-    output: OutputFormat,
-    name: Option<String>,
-    jobs: Vec<String>,
-    parallelism: Option<u32>,
-    junit: Option<PathBuf>,
-    report_file: Option<PathBuf>,
-) -> Result<ExitCode> {
+/// The pipeline named, or the only one.
+fn pick(stack: &tug_spec::Stack, name: Option<String>) -> Result<String> {
     let names: Vec<&str> = stack.pipelines.keys().map(String::as_str).collect();
-    let name = match name {
+    Ok(match name {
         Some(n) if stack.pipelines.contains_key(&n) => n,
         Some(n) => {
             return Err(fail(
@@ -135,7 +146,48 @@ async fn run_pipeline(
                 format!("{} has several pipelines: name one of {}", stack.file.display(), names.join(", ")),
             ))
         }
-    };
+    })
+}
+
+/// Stops the run on Ctrl-C or SIGTERM: steps stopped, containers removed.
+fn on_signal(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let t = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = t => {}
+        }
+        eprintln!(
+            "{} stopping the run: its steps are stopped and its containers removed",
+            style("interrupted:").yellow()
+        );
+        cancel.cancel();
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_pipeline(
+    stack: &tug_spec::Stack,
+    state_dir: &Path,
+    store: &RunStore,
+    output: OutputFormat,
+    name: Option<String>,
+    jobs: Vec<String>,
+    parallelism: Option<u32>,
+    junit: Option<PathBuf>,
+    report_file: Option<PathBuf>,
+    cancel: CancellationToken,
+) -> Result<RunStatus> {
+    let name = pick(stack, name)?;
     let pipeline = stack.pipelines[&name].clone();
     for j in &jobs {
         if !pipeline.jobs.contains_key(j) {
@@ -168,7 +220,6 @@ async fn run_pipeline(
         );
     }
     let id = store.begin(&stack.name, &name, &tug_pipeline::exec::owner_tag())?;
-    let cancel = CancellationToken::new();
     let cfg = RunConfig {
         id,
         stack: stack.name.clone(),
@@ -188,31 +239,6 @@ async fn run_pipeline(
     };
     let run_dir = cfg.run_dir();
     store.set_dir(id, &run_dir)?;
-    // Ctrl-C or SIGTERM: stop the steps, clean up, mark the run interrupted.
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let t = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = t => {}
-            }
-            eprintln!(
-                "{} stopping the run: its steps are stopped and its containers removed",
-                style("interrupted:").yellow()
-            );
-            cancel.cancel();
-        });
-    }
     let json = matches!(output, OutputFormat::Json);
     if !json {
         eprintln!("{} pipeline {name}, run {id}", style("▶").cyan());
@@ -234,11 +260,15 @@ async fn run_pipeline(
         OutputFormat::Json => println!("{json_text}"),
         OutputFormat::Table => summary(&report),
     }
-    Ok(match report.status {
+    Ok(report.status)
+}
+
+fn exit_code(s: RunStatus) -> ExitCode {
+    match s {
         RunStatus::Succeeded => ExitCode::SUCCESS,
         RunStatus::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
-    })
+    }
 }
 
 fn write_file(p: &Path, text: &str) -> Result<()> {
@@ -477,4 +507,132 @@ fn logs(store: &RunStore, output: OutputFormat, id: i64, job: Option<&str>) -> R
         writeln!(out, "{}", serde_json::to_string_pretty(&json_lines)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn watch(
+    stack: &tug_spec::Stack,
+    state_dir: &Path,
+    store: &RunStore,
+    output: OutputFormat,
+    name: Option<String>,
+    debounce: std::time::Duration,
+) -> Result<ExitCode> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let name = pick(stack, name)?;
+    let pipeline = stack.pipelines[&name].clone();
+    let cancel = CancellationToken::new();
+    on_signal(cancel.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    // Reads (a job copying the project) are not changes.
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if !matches!(ev.kind, EventKind::Access(_) | EventKind::Other) {
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
+            }
+        }
+    })
+    .context("starting the file watcher")?;
+    watcher
+        .watch(&stack.dir, RecursiveMode::Recursive)
+        .with_context(|| format!("watching {}", stack.dir.display()))?;
+    let ignore = {
+        let mut b = ignore::gitignore::GitignoreBuilder::new(&stack.dir);
+        b.add(stack.dir.join(".gitignore"));
+        b.build().ok()
+    };
+    let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let mut jobs: Vec<String> = Vec::new();
+    let mut last = RunStatus::Succeeded;
+    loop {
+        last = run_pipeline(
+            stack,
+            state_dir,
+            store,
+            output,
+            Some(name.clone()),
+            jobs.clone(),
+            None,
+            None,
+            None,
+            cancel.clone(),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("{} {e:#}", style("error:").red());
+            last
+        });
+        if cancel.is_cancelled() {
+            break;
+        }
+        eprintln!(
+            "{} watching {} for changes (Ctrl-C stops)",
+            style("…").dim(),
+            stack.dir.display()
+        );
+        // Wait for a batch with a relevant change.
+        let changed: Vec<PathBuf> = loop {
+            let first = tokio::select! {
+                b = rx.recv() => b,
+                _ = cancel.cancelled() => None,
+            };
+            let Some(first) = first else { break Vec::new() };
+            // Debounce: gather until `debounce` passes without a change.
+            let mut batch = vec![first];
+            while let Ok(Some(p)) = tokio::time::timeout(debounce, rx.recv()).await {
+                batch.push(p);
+            }
+            let mut rel: Vec<PathBuf> = batch
+                .into_iter()
+                .filter(|p| !p.starts_with(&state) && !p.starts_with(state_dir))
+                .filter_map(|p| p.strip_prefix(&stack.dir).ok().map(Path::to_path_buf))
+                .filter(|p| !p.as_os_str().is_empty() && !p.starts_with(".git"))
+                .filter(|p| {
+                    ignore.as_ref().is_none_or(|g| {
+                        !g.matched_path_or_any_parents(p, stack.dir.join(p).is_dir())
+                            .is_ignore()
+                    })
+                })
+                .collect();
+            rel.sort();
+            rel.dedup();
+            if !rel.is_empty() {
+                break rel;
+            }
+        };
+        if cancel.is_cancelled() || changed.is_empty() {
+            break;
+        }
+        jobs = tug_pipeline::plan::affected(&pipeline, &changed);
+        let shown: Vec<String> = changed
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
+        let more = if changed.len() > 3 {
+            format!(" and {} more", changed.len() - 3)
+        } else {
+            String::new()
+        };
+        if jobs.is_empty() {
+            eprintln!(
+                "{} {}{more}: no job's paths match",
+                style("changed:").cyan(),
+                shown.join(", ")
+            );
+            continue;
+        }
+        eprintln!(
+            "{} {}{more}: rerunning {}",
+            style("changed:").cyan(),
+            shown.join(", "),
+            jobs.join(", ")
+        );
+    }
+    Ok(exit_code(if cancel.is_cancelled() {
+        RunStatus::Interrupted
+    } else {
+        last
+    }))
 }
