@@ -1014,16 +1014,15 @@ pub async fn sweep(
     let orphans = store.mark_orphans(exec::owner_alive)?;
     let mut owners: Vec<String> = orphans.iter().map(|(_, o)| o.clone()).collect();
     if let Some(rt) = rt {
-        let filter = vec![(labels::RUN.to_string(), None)];
-        if let Ok(cs) = rt.list_containers(&filter).await {
-            for c in cs {
-                let owner = c.label(labels::OWNER).unwrap_or("");
-                if !exec::owner_alive(owner) {
-                    let _ = rt.remove_container(&c.id).await;
-                    if !owners.iter().any(|o| o == owner) {
-                        owners.push(owner.to_string());
-                    }
-                }
+        // Runs this store knows first, by owner: a narrow listing that other
+        // runs' containers, coming and going, cannot disturb.
+        for o in owners.clone() {
+            remove_owned(rt, vec![(labels::OWNER.to_string(), Some(o))]).await;
+        }
+        // Then any run's leftovers (another state directory, a store lost).
+        for o in remove_owned(rt, vec![(labels::RUN.to_string(), None)]).await {
+            if !owners.contains(&o) {
+                owners.push(o);
             }
         }
         for o in owners {
@@ -1036,6 +1035,34 @@ pub async fn sweep(
         }
     }
     Ok(orphans.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Removes the containers matching `filter` whose owner is gone; returns
+/// those owners. A listing can fail while containers are being removed
+/// elsewhere, so it is retried.
+async fn remove_owned(rt: &DockerRuntime, filter: tug_runtime::LabelFilter) -> Vec<String> {
+    let mut owners = Vec::new();
+    for attempt in 0..5 {
+        match rt.list_containers(&filter).await {
+            Ok(cs) => {
+                for c in cs {
+                    let owner = c.label(labels::OWNER).unwrap_or("").to_string();
+                    if !exec::owner_alive(&owner) {
+                        let _ = rt.remove_container(&c.id).await;
+                        if !owners.contains(&owner) {
+                            owners.push(owner);
+                        }
+                    }
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, attempt, "listing pipeline containers");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    owners
 }
 
 /// The log file of `unit` in a run directory.

@@ -172,15 +172,17 @@ fn signal(pid: u32, sig: &str) {
 }
 
 fn start_long(p: &Project) -> std::process::Child {
+    let err_file = p.state().with_extension("stderr");
     let child = p
         .cmd(&["pipeline", "run"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&err_file).unwrap())
         .spawn()
         .unwrap();
     assert!(
         wait_for(Duration::from_secs(60), || !p.containers().is_empty()),
-        "the step's container never appeared"
+        "the step's container never appeared: {}",
+        std::fs::read_to_string(&err_file).unwrap_or_default()
     );
     child
 }
@@ -213,5 +215,55 @@ fn killing_tug_leaves_nothing_after_the_next_command_and_marks_the_run_interrupt
     // SIGKILL leaves the container; the next pipeline command sweeps it.
     let runs = p.runs();
     assert_eq!(runs[0]["status"], "interrupted", "{runs:#}");
-    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    // Another test's sweep may be removing it at the same moment: allow
+    // the engine a moment to finish that removal.
+    assert!(
+        wait_for(Duration::from_secs(5), || p.containers().is_empty()),
+        "{:?}",
+        p.containers()
+    );
+}
+
+#[test]
+fn watch_reruns_only_the_jobs_whose_paths_match() {
+    let p = Project::new(
+        "plwatch",
+        "  ci:\n    jobs:\n      test: { paths: [\"src/**\"], steps: [echo test] }\n      docs: { paths: [\"docs/**\"], steps: [echo docs] }\n      ship: { needs: [test], paths: [Dockerfile], steps: [echo ship] }\n",
+    );
+    std::fs::create_dir_all(p.dir.path().join("docs")).unwrap();
+    std::fs::create_dir_all(p.dir.path().join("target")).unwrap();
+    std::fs::write(p.dir.path().join(".gitignore"), "target/\n").unwrap();
+    let mut child = p
+        .cmd(&["pipeline", "watch", "--debounce", "200ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = || p.runs().as_array().unwrap().len();
+    assert!(
+        wait_for(Duration::from_secs(30), || count() >= 1),
+        "no first run"
+    );
+    // Ignored files do not trigger a run; a docs change reruns docs only.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(p.dir.path().join("target/out"), "x").unwrap();
+    std::fs::write(p.dir.path().join("docs/index.md"), "# docs").unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || count() >= 2),
+        "no rerun"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let all = p.runs();
+    signal(child.id(), "-INT");
+    let _ = child.wait();
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all:#}");
+    let jobs: Vec<&str> = all[0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["docs"]);
+    // A source change reruns test and ship, which needs it.
+    assert_eq!(all[1]["jobs"].as_array().unwrap().len(), 3);
 }
