@@ -80,6 +80,162 @@ struct StackIn {
     /// Configuration files by name; services mount them read-only where they say.
     configs: Option<BTreeMap<String, FileRefIn>>,
     gateway: Option<GatewayIn>,
+    /// CI/CD pipelines by name: DAGs of jobs run on the host or in containers.
+    pipelines: Option<BTreeMap<String, PipelineIn>>,
+}
+
+/// A pipeline: jobs (a DAG through `needs`) of shell steps.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PipelineIn {
+    /// Jobs by name (letters, digits, '_', '-' and '.').
+    jobs: BTreeMap<String, JobIn>,
+    /// Environment for every job.
+    env: Option<Pairs>,
+    /// Jobs run at once (default: the number of cores).
+    #[schemars(range(min = 1))]
+    parallelism: Option<u32>,
+    /// `copy` (default): each job in a fresh copy of the project; `shared`: in the project itself.
+    workspace: Option<WorkspaceIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum WorkspaceIn {
+    Copy,
+    Shared,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum WhenIn {
+    OnSuccess,
+    OnFailure,
+    Always,
+}
+
+/// One job: steps run in order, on the host or in `image`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct JobIn {
+    /// Jobs that finish before this one starts.
+    needs: Option<OneOrMany>,
+    /// Shell commands, or `{ name, run, env, working_dir, timeout, continue_on_error, if }`.
+    steps: StepsIn,
+    env: Option<Pairs>,
+    /// Stack secret names (as upper-cased variables), or `VAR: name | { secret } | { env }`.
+    secrets: Option<SecretsIn>,
+    /// Run the steps in a container of this image, the workspace mounted; unset: on the host.
+    image: Option<String>,
+    /// Directory the steps start in, relative to the workspace.
+    working_dir: Option<String>,
+    /// Time one attempt of the job may take.
+    timeout: Option<DurationIn>,
+    /// Further attempts after a failed one (default 0).
+    #[schemars(range(min = 0))]
+    retry: Option<u32>,
+    /// When the job runs given its `needs` (default on_success).
+    #[serde(rename = "if")]
+    when: Option<WhenIn>,
+    /// A failure does not fail the pipeline or the jobs that need this one.
+    continue_on_error: Option<bool>,
+    /// Axis name -> values, plus `include`, `exclude`, `fail_fast`, `max_parallel`.
+    matrix: Option<BTreeMap<String, serde_json::Value>>,
+    /// Sidecar containers gated on their health.
+    services: Option<BTreeMap<String, JobServiceIn>>,
+    /// Directories saved and restored under a key from file hashes.
+    cache: Option<OneOrManyCache>,
+    /// Paths kept after the job and given to the jobs that need it.
+    artifacts: Option<OneOrMany>,
+    /// Globs of the files the job depends on (for `tug pipeline watch`).
+    paths: Option<OneOrMany>,
+    /// The shell steps run in (default `sh -e -c`).
+    shell: Option<Argv>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum StepsIn {
+    One(String),
+    Many(Vec<StepIn>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum StepIn {
+    Run(Scalar),
+    Full(StepFull),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct StepFull {
+    name: Option<Scalar>,
+    run: Scalar,
+    env: Option<Pairs>,
+    working_dir: Option<String>,
+    timeout: Option<DurationIn>,
+    continue_on_error: Option<bool>,
+    #[serde(rename = "if")]
+    when: Option<WhenIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum SecretsIn {
+    Names(Vec<String>),
+    Vars(BTreeMap<String, SecretIn>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum SecretIn {
+    Name(String),
+    Secret(SecretFromSecret),
+    Env(SecretFromEnv),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SecretFromSecret {
+    /// A stack secret.
+    secret: String,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SecretFromEnv {
+    /// A variable of tug's environment.
+    env: String,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct JobServiceIn {
+    image: String,
+    env: Option<Pairs>,
+    command: Option<Argv>,
+    #[schemars(range(min = 1, max = 65535))]
+    port: Option<u32>,
+    health: Option<HealthIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum OneOrManyCache {
+    One(CacheIn),
+    Many(Vec<CacheIn>),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CacheIn {
+    /// Key prefix (letters, digits, '_', '-', '.'); the hashes of `files` follow it.
+    key: String,
+    /// Globs whose contents make the key.
+    files: Option<OneOrMany>,
+    /// Directories saved and restored.
+    paths: OneOrMany,
 }
 
 /// The HTTP entry point: serves every service's `route` and balances over its ready replicas.

@@ -305,6 +305,26 @@ pub(crate) fn tree(
     (done, errors)
 }
 
+/// Like [`tree`], leaving the values of the top-level keys in `skip` as written.
+pub(crate) fn tree_except(
+    node: &mut Node,
+    vars: &Vars,
+    skip: &[&str],
+) -> (HashMap<(usize, usize), Done>, Vec<TreeError>) {
+    let mut done = HashMap::new();
+    let mut errors = Vec::new();
+    if let Kind::Map(entries) = &mut node.kind {
+        for (k, v) in entries {
+            if !k.scalar().is_some_and(|k| skip.contains(&k)) {
+                walk(v, vars, &mut done, &mut errors);
+            }
+        }
+    } else {
+        walk(node, vars, &mut done, &mut errors);
+    }
+    (done, errors)
+}
+
 fn walk(
     node: &mut Node,
     vars: &Vars,

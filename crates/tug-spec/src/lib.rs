@@ -21,6 +21,8 @@ mod locate;
 mod model;
 mod parse;
 mod route;
+mod parse_pipeline;
+pub mod pipeline;
 mod units;
 mod yaml;
 

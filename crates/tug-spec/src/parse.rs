@@ -116,7 +116,8 @@ pub fn parse_str_with(text: &str, file: &Path, vars: &Vars) -> Result<Stack, Spe
         );
         return Err(cx.finish());
     };
-    let (done, errors) = crate::interpolate::tree(&mut root, vars);
+    // Pipeline steps are shell scripts: the shell expands them at run time.
+    let (done, errors) = crate::interpolate::tree_except(&mut root, vars, &["pipelines"]);
     for e in errors {
         cx.at(e.line, e.col, e.message, None);
     }
@@ -384,7 +385,13 @@ pub(crate) struct Cx<'f> {
 }
 
 const STACK_KEYS: &[&str] = &[
-    "name", "services", "runtime", "secrets", "configs", "gateway",
+    "name",
+    "services",
+    "runtime",
+    "secrets",
+    "configs",
+    "gateway",
+    "pipelines",
 ];
 const UPDATE_KEYS: &[&str] = &[
     "max_surge",
@@ -494,7 +501,7 @@ impl<'f> Cx<'f> {
         self.at(n.line, n.col, message.into(), hint);
     }
 
-    fn expected(&mut self, n: &Node, what: &str, expected: &str) {
+    pub(crate) fn expected(&mut self, n: &Node, what: &str, expected: &str) {
         self.err(
             n,
             format!("`{what}` must be {expected}, found {}", n.describe()),
@@ -712,7 +719,7 @@ impl<'f> Cx<'f> {
         out
     }
 
-    fn string_list(&mut self, n: &Node, what: &str) -> Vec<String> {
+    pub(crate) fn string_list(&mut self, n: &Node, what: &str) -> Vec<String> {
         if let Some(s) = n.scalar() {
             return vec![s.to_string()];
         }
@@ -759,6 +766,10 @@ impl<'f> Cx<'f> {
         let configs = f
             .get("configs")
             .map(|v| self.file_refs("configs", v, dir))
+            .unwrap_or_default();
+        let pipelines = f
+            .get("pipelines")
+            .map(|v| self.pipelines(v, &secrets))
             .unwrap_or_default();
         let mut services = BTreeMap::new();
         // Where each dependency is written, for error positions.
@@ -837,6 +848,7 @@ impl<'f> Cx<'f> {
             runtime,
             secrets,
             configs,
+            pipelines,
             dir: dir.to_path_buf(),
             file: file.to_path_buf(),
         })
@@ -1563,7 +1575,7 @@ impl<'f> Cx<'f> {
         })
     }
 
-    fn health(&mut self, name: &str, n: &Node) -> Option<Health> {
+    pub(crate) fn health(&mut self, name: &str, n: &Node) -> Option<Health> {
         let what = format!("{name}.health");
         let f = self.fields(n, &format!("`{what}`"), HEALTH_KEYS)?;
         let http = f.get("http").and_then(|v| {

@@ -163,6 +163,9 @@ enum Command {
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Run the pipelines of tug.yaml and look at past runs
+    #[command(subcommand)]
+    Pipeline(commands::pipeline::PipelineCommand),
     /// Check tug.yaml and report every problem with file:line:col
     Validate,
     /// Show tug's version and the engine it talks to (Docker or Podman, and
@@ -372,6 +375,7 @@ fn main() -> ExitCode {
             follow,
             tail,
         )),
+        Command::Pipeline(cmd) => rt.block_on(commands::pipeline::run(file, cli.output, cmd)),
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),
         Command::Version => rt.block_on(commands::version::version(
             cli.output,

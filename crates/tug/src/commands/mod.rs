@@ -7,6 +7,7 @@ pub mod import;
 pub mod kube;
 pub mod lint;
 pub mod routes;
+pub mod pipeline;
 pub mod sbom;
 pub mod scan;
 pub mod sign;
