@@ -12,4 +12,5 @@
 //! assert_eq!(ci.jobs["test"].steps[0].run, "echo ok");
 //! ```
 
+pub mod github;
 pub mod model;

@@ -22,7 +22,7 @@ mod parse;
 mod parse_pipeline;
 pub mod pipeline;
 mod units;
-mod yaml;
+pub mod yaml;
 
 pub use input::schema;
 pub use interpolate::Vars;
