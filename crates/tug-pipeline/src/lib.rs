@@ -13,4 +13,5 @@
 //! ```
 
 pub mod github;
+pub mod gitlab;
 pub mod model;
