@@ -12,6 +12,14 @@
 //! assert_eq!(ci.jobs["test"].steps[0].run, "echo ok");
 //! ```
 
+pub mod exec;
+pub mod files;
+pub mod generate;
 pub mod github;
 pub mod gitlab;
+pub mod mask;
 pub mod model;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod store;

@@ -68,7 +68,7 @@ fn the_corpus_imports() {
                 // Every planned job is in the pipeline, with a step per workflow step.
                 for j in imp.jobs.iter().filter(|j| j.skipped.is_none()) {
                     assert!(
-                        imp.pipeline.jobs.contains_key(&j.key),
+                        imp.pipeline.jobs.contains_key(&j.id),
                         "{}: {}",
                         f.display(),
                         j.key
@@ -192,13 +192,13 @@ jobs:
         .iter()
         .map(|j| (j.key.as_str(), &j.skipped))
         .collect();
-    assert_eq!(by_key["test-ubuntu-latest-stable-yes"], &None);
-    assert_eq!(by_key["test-ubuntu-22.04-nightly"], &None);
-    assert!(by_key["test-windows-latest-beta"]
+    assert_eq!(by_key["test (ubuntu-latest, stable, yes)"], &None);
+    assert_eq!(by_key["test (ubuntu-22.04, nightly)"], &None);
+    assert!(by_key["test (windows-latest, beta)"]
         .as_ref()
         .unwrap()
         .contains("only Linux runners"));
-    assert!(!by_key.contains_key("test-ubuntu-latest-beta"));
+    assert!(!by_key.contains_key("test (ubuntu-latest, beta)"));
     assert!(by_key["docs"]
         .as_ref()
         .unwrap()
@@ -210,6 +210,16 @@ jobs:
     assert_eq!(by_key["lint"], &None);
     assert_eq!(imp.uses.len(), 1);
     assert_eq!(imp.uses[0].at.line, 33);
+    // The matrix runs as one job of the model: a unit per combination that runs here.
+    let m = imp.pipeline.jobs["test"].matrix.as_ref().unwrap();
+    assert_eq!(
+        m.axes["gh"],
+        vec![
+            "ubuntu-latest, stable, yes".to_string(),
+            "ubuntu-22.04, nightly".into()
+        ]
+    );
+    assert!(!m.fail_fast);
     let lint = &imp.pipeline.jobs["lint"];
     assert_eq!(lint.steps.len(), 4, "3 steps and the job's end");
 }

@@ -84,6 +84,8 @@ pub struct JobPlan {
     /// Concurrency groups held while the job runs.
     pub groups: Vec<String>,
     pub cache_dir: PathBuf,
+    /// The job's `continue-on-error`: its failed steps do not fail the job.
+    pub continue_on_error: Option<Dyn>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,6 +94,21 @@ pub struct StepPlan {
     pub builtin: Option<Builtin>,
     /// The shell command line, `{0}` standing for the script file.
     pub shell: Vec<String>,
+}
+
+/// The matrix axis of an imported job: the combination's values as GitHub
+/// shows them; the step runner finds its plan by it (`MATRIX_GH`).
+pub const MATRIX_AXIS: &str = "gh";
+
+mod erased {
+    pub trait Json {
+        fn json(&self) -> serde_json::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec_pretty(self)
+        }
+    }
 }
 
 /// The contexts that are known before a job starts.
@@ -378,6 +395,8 @@ fn shell_for(
 
 struct Combo {
     key: String,
+    /// The matrix values as GitHub shows them: `ubuntu-latest, stable`.
+    label: String,
     name: String,
     matrix: Map<String, Value>,
     index: usize,
@@ -413,7 +432,7 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
 
     let mut outcomes: Vec<JobOutcome> = Vec::new();
     let mut notes: Vec<UsesNote> = Vec::new();
-    let mut plans: Vec<(JobPlan, Job)> = Vec::new();
+    let mut plans: Vec<(String, BTreeMap<String, String>, Vec<JobPlan>, Job)> = Vec::new();
     let mut combos_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
     // Jobs in dependency order, so a job knows whether its needs were left out.
@@ -433,25 +452,70 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
             }
         };
         let mut keys = Vec::new();
+        let mut planned: Vec<(String, JobPlan, Job)> = Vec::new();
+        let matrix = j.strategy.is_some();
         for c in combos {
+            let unit = if matrix {
+                format!("{} ({})", j.id, c.label)
+            } else {
+                j.id.clone()
+            };
             match plan_job(wf, j, &c, &base, opts, &combos_of, &mut notes) {
                 Ok((plan, job)) => {
                     keys.push(c.key.clone());
                     outcomes.push(JobOutcome {
-                        key: c.key.clone(),
+                        key: unit,
                         id: j.id.clone(),
                         name: c.name.clone(),
                         skipped: None,
                     });
-                    plans.push((plan, job));
+                    planned.push((c.label.clone(), plan, job));
                 }
                 Err(reason) => outcomes.push(JobOutcome {
-                    key: c.key.clone(),
+                    key: unit,
                     id: j.id.clone(),
                     name: c.name.clone(),
                     skipped: Some(reason),
                 }),
             }
+        }
+        if let Some((_, _, first)) = planned.first() {
+            // One model job; the executor runs a unit per combination (fail-fast,
+            // max-parallel), each finding its plan by the `gh` axis.
+            let mut job = first.clone();
+            if matrix {
+                let strategy = j.strategy.as_ref().expect("matrix");
+                let scope = base.clone();
+                job.matrix = Some(crate::model::Matrix {
+                    axes: [(
+                        MATRIX_AXIS.to_string(),
+                        planned.iter().map(|(l, _, _)| l.clone()).collect(),
+                    )]
+                    .into(),
+                    fail_fast: dyn_bool(
+                        &scope,
+                        &strategy
+                            .fail_fast
+                            .clone()
+                            .or(Some(Dyn::Value(Value::Bool(true)))),
+                    )
+                    .unwrap_or(true),
+                    max_parallel: dyn_number(&scope, &strategy.max_parallel)
+                        .filter(|n| *n >= 1.0)
+                        .map(|n| n as u32),
+                    ..Default::default()
+                });
+            }
+            let index: BTreeMap<String, String> = planned
+                .iter()
+                .map(|(l, p, _)| (l.clone(), p.key.clone()))
+                .collect();
+            plans.push((
+                j.id.clone(),
+                index,
+                planned.into_iter().map(|(_, p, _)| p).collect(),
+                job,
+            ));
         }
         combos_of.insert(j.id.clone(), keys);
     }
@@ -462,15 +526,30 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
     };
     std::fs::create_dir_all(opts.state_dir.join("jobs"))
         .map_err(|e| io_error(&opts.state_dir, e))?;
-    for (plan, job) in plans {
-        let path = opts
-            .state_dir
-            .join("jobs")
-            .join(format!("{}.json", plan.key));
-        let text = serde_json::to_vec_pretty(&plan)
+    let write = |path: PathBuf, v: &dyn erased::Json| -> Result<(), ImportErrors> {
+        let text = v
+            .json()
             .map_err(|e| io_error(&path, std::io::Error::other(e)))?;
-        std::fs::write(&path, text).map_err(|e| io_error(&path, e))?;
-        pipeline.jobs.insert(plan.key.clone(), job);
+        std::fs::write(&path, text).map_err(|e| io_error(&path, e))
+    };
+    for (id, index, job_plans, job) in plans {
+        for plan in &job_plans {
+            write(
+                opts.state_dir
+                    .join("jobs")
+                    .join(format!("{}.json", plan.key)),
+                plan,
+            )?;
+        }
+        if job.matrix.is_some() {
+            write(
+                opts.state_dir
+                    .join("jobs")
+                    .join(format!("{id}.matrix.json")),
+                &index,
+            )?;
+        }
+        pipeline.jobs.insert(id, job);
     }
     // The order of the file, for people reading the list.
     let pos = |id: &str| {
@@ -528,6 +607,7 @@ fn combos(j: &JobDef, base: &Scope) -> Result<Vec<Combo>, String> {
     let Some(s) = &j.strategy else {
         return Ok(vec![Combo {
             key: j.id.clone(),
+            label: String::new(),
             name: j.id.clone(),
             matrix: Map::new(),
             index: 0,
@@ -623,6 +703,7 @@ fn combos(j: &JobDef, base: &Scope) -> Result<Vec<Combo>, String> {
             seen.push(key.clone());
             Combo {
                 key,
+                label: values.join(", "),
                 name: format!("{} ({})", j.id, values.join(", ")),
                 matrix: m,
                 index,
@@ -667,13 +748,13 @@ fn plan_job(
 
     // needs: every combination of every needed job.
     let mut needs = Vec::new();
-    let mut need_keys = Vec::new();
+    let mut need_ids = Vec::new();
     for (n, _) in &j.needs {
         let keys = combos_of.get(n).cloned().unwrap_or_default();
         if keys.is_empty() {
             return Err(format!("needs `{n}`, which is left out"));
         }
-        need_keys.extend(keys.iter().cloned());
+        need_ids.push(n.clone());
         needs.push((n.clone(), keys));
     }
 
@@ -851,6 +932,7 @@ fn plan_job(
         outputs: j.outputs.clone(),
         groups,
         cache_dir: opts.cache_dir.clone(),
+        continue_on_error: j.continue_on_error.clone(),
     };
 
     // The model: one step per workflow step, the post steps, then the record of the job.
@@ -862,7 +944,7 @@ fn plan_job(
     let command = |which: &str| {
         let mut parts: Vec<String> = opts.step_command.iter().map(|s| q(s)).collect();
         parts.push(q(&opts.state_dir.display().to_string()));
-        parts.push(q(&c.key));
+        parts.push(q(&j.id));
         parts.push(which.to_string());
         parts.join(" ")
     };
@@ -942,12 +1024,13 @@ fn plan_job(
         );
     }
     let job = Job {
-        needs: need_keys,
+        needs: need_ids,
         steps: model_steps,
         timeout: (timeout_min > 0.0 && timeout_min.is_finite())
             .then(|| tug_spec::Duration::from_millis((timeout_min * 60_000.0) as u64)),
         when,
-        continue_on_error: dyn_bool(&scope, &j.continue_on_error).unwrap_or(false),
+        // Decided per combination by the step runner.
+        continue_on_error: false,
         services,
         ..Default::default()
     };

@@ -114,7 +114,20 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RunnerError> {
 }
 
 impl Job {
-    fn load(state: &Path, key: &str) -> Result<Job, RunnerError> {
+    /// `id` is the workflow's job id; a matrix job's combination comes from
+    /// the executor's `MATRIX_GH`.
+    fn load(state: &Path, id: &str) -> Result<Job, RunnerError> {
+        let index = state.join("jobs").join(format!("{id}.matrix.json"));
+        let key = if index.is_file() {
+            let index: BTreeMap<String, String> = read_json(&index)?;
+            let var = format!("MATRIX_{}", super::plan::MATRIX_AXIS.to_ascii_uppercase());
+            let label = std::env::var(&var).unwrap_or_default();
+            index.get(&label).cloned().ok_or_else(|| {
+                RunnerError::Which(format!("{id}: no combination `{label}` ({var})"))
+            })?
+        } else {
+            id.to_string()
+        };
         let plan: JobPlan = read_json(&state.join("jobs").join(format!("{key}.json")))?;
         let dir = state.join("run").join(key);
         std::fs::create_dir_all(dir.join("steps")).map_err(io(&dir))?;
