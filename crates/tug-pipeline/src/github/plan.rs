@@ -111,6 +111,9 @@ mod erased {
     }
 }
 
+/// A workflow job planned: its id, matrix label -> plan key, the plans, the model job.
+type PlannedJob = (String, BTreeMap<String, String>, Vec<JobPlan>, Job);
+
 /// The contexts that are known before a job starts.
 const STATIC_CONTEXTS: &[&str] = &[
     "github", "inputs", "vars", "matrix", "strategy", "runner", "env", "secrets",
@@ -432,7 +435,7 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
 
     let mut outcomes: Vec<JobOutcome> = Vec::new();
     let mut notes: Vec<UsesNote> = Vec::new();
-    let mut plans: Vec<(String, BTreeMap<String, String>, Vec<JobPlan>, Job)> = Vec::new();
+    let mut plans: Vec<PlannedJob> = Vec::new();
     let mut combos_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
     // Jobs in dependency order, so a job knows whether its needs were left out.
