@@ -20,6 +20,11 @@ export TUG_REQUIRE_COMPOSE=1
 # The reference producer of `.dep-v0` audit data, for the interop tests.
 command -v cargo-auditable >/dev/null || cargo install --locked cargo-auditable
 export TUG_REQUIRE_TOOLS=1
+# Validates generated CI files against the GitHub and GitLab schemas
+# (crates/tug-pipeline/tests/generate.rs).
+if ! "$HOME/.local/bin/check-jsonschema" --version >/dev/null 2>&1; then
+  python3 -m pip install --user --quiet check-jsonschema
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

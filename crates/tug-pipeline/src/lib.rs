@@ -14,6 +14,9 @@
 
 pub mod exec;
 pub mod files;
+pub mod generate;
+pub mod github;
+pub mod gitlab;
 pub mod mask;
 pub mod model;
 pub mod plan;

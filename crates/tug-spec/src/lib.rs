@@ -24,7 +24,7 @@ mod route;
 mod parse_pipeline;
 pub mod pipeline;
 mod units;
-mod yaml;
+pub mod yaml;
 
 pub use input::schema;
 pub use interpolate::Vars;

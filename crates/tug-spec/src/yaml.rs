@@ -9,14 +9,14 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 const MAX_NODES: usize = 200_000;
 
 #[derive(Clone, Debug)]
-pub(crate) struct Node {
+pub struct Node {
     pub kind: Kind,
     pub line: usize,
     pub col: usize,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// `plain` is false for quoted and block scalars and `!!str`: they are always strings.
     Scalar {
         text: String,
@@ -28,7 +28,7 @@ pub(crate) enum Kind {
 
 /// A problem found while reading the YAML itself.
 #[derive(Clone, Debug)]
-pub(crate) struct YamlError {
+pub struct YamlError {
     pub line: usize,
     pub col: usize,
     pub message: String,
@@ -334,7 +334,7 @@ impl MarkedEventReceiver for Builder {
 /// Reads the first document of `text`. Err holds a fatal syntax error;
 /// Ok holds the tree (None for an empty document) and non-fatal problems
 /// such as duplicate keys.
-pub(crate) fn parse(text: &str) -> Result<(Option<Node>, Vec<YamlError>), YamlError> {
+pub fn parse(text: &str) -> Result<(Option<Node>, Vec<YamlError>), YamlError> {
     let mut text = std::borrow::Cow::Borrowed(text);
     let mut retries = 0;
     let b = loop {

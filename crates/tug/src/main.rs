@@ -235,6 +235,9 @@ enum Command {
     Lint(commands::lint::LintArgs),
     /// Generate an optimized multi-stage Dockerfile and .dockerignore for a Rust workspace
     Dockerfile(commands::dockerfile::DockerfileArgs),
+    /// Run GitHub Actions and GitLab CI files here; generate CI files that call tug
+    #[command(subcommand)]
+    Ci(commands::ci::CiCommand),
     /// Print shell completions: `tug completions bash > /etc/bash_completion.d/tug`
     Completions {
         #[arg(value_enum)]
@@ -406,6 +409,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::sign::verify(cli.output, args),
         Command::Lint(args) => commands::lint::run(args, cli.output),
         Command::Dockerfile(args) => commands::dockerfile::run(args, cli.file.as_deref()),
+        Command::Ci(cmd) => commands::ci::run(cli.file.as_deref(), cmd),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tug", &mut std::io::stdout());

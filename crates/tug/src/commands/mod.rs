@@ -1,5 +1,6 @@
 pub mod agent;
 pub mod build;
+pub mod ci;
 pub mod dockerfile;
 pub mod history;
 pub mod image;

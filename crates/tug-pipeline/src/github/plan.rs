@@ -1,0 +1,1041 @@
+//! From a read workflow to the pipeline model: matrices expanded, `runs-on`
+//! mapped, conditions decided where they can be, every job's plan written
+//! for the step runner.
+
+use super::actions::{self, Builtin, Verdict};
+use super::expr::{parse_condition, Expr, Scope, Status, Template};
+use super::workflow::{self, Dyn, JobDef, RunDefaults, StepDef, Tpl};
+use super::{ImportErrors, Loc};
+use crate::model::{Job, JobService, Pipeline, Step, When};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How to import and where the run keeps its state.
+pub struct Options {
+    /// The project directory (`github.workspace`).
+    pub workspace: PathBuf,
+    /// `github.event_name`.
+    pub event: String,
+    /// `inputs` (for `workflow_dispatch` workflows).
+    pub inputs: BTreeMap<String, String>,
+    /// `runs-on` label -> image (`--platform ubuntu-latest=IMAGE`).
+    pub platforms: BTreeMap<String, String>,
+    /// The command that runs one step: `[tug, "pipeline", "github-step"]`.
+    pub step_command: Vec<String>,
+    /// This run's state: plans, step records, artifacts.
+    pub state_dir: PathBuf,
+    /// Where actions/cache keeps its entries between runs.
+    pub cache_dir: PathBuf,
+    /// Whether a tool is on the host's PATH.
+    pub on_path: Box<dyn Fn(&str) -> bool>,
+}
+
+/// The result of an import.
+pub struct Import {
+    pub pipeline: Pipeline,
+    /// Every job (each matrix combination), planned or left out.
+    pub jobs: Vec<JobOutcome>,
+    /// `uses:` without a built-in equivalent, with what to do.
+    pub uses: Vec<UsesNote>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobOutcome {
+    /// The pipeline's job name.
+    pub key: String,
+    /// The workflow's job id.
+    pub id: String,
+    /// How GitHub would show it: its `name`, or `id (matrix values)`.
+    pub name: String,
+    /// None: planned; Some: left out, and why.
+    pub skipped: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UsesNote {
+    pub uses: String,
+    pub file: PathBuf,
+    pub at: Loc,
+    pub advice: String,
+    /// The jobs left out because of it.
+    pub jobs: Vec<String>,
+}
+
+/// Everything the step runner needs about one job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobPlan {
+    pub file: PathBuf,
+    pub key: String,
+    pub id: String,
+    pub name: String,
+    /// github, inputs, vars, matrix, strategy, runner.
+    pub contexts: Map<String, Value>,
+    pub workflow_env: Vec<(String, Tpl)>,
+    pub job_env: Vec<(String, Tpl)>,
+    pub defaults: RunDefaults,
+    /// A job condition that reads `needs` (decided when the job starts).
+    pub condition: Option<Tpl>,
+    /// Needed job id -> the keys of its combinations.
+    pub needs: Vec<(String, Vec<String>)>,
+    pub steps: Vec<StepPlan>,
+    pub outputs: Vec<(String, Tpl)>,
+    /// Concurrency groups held while the job runs.
+    pub groups: Vec<String>,
+    pub cache_dir: PathBuf,
+    /// The job's `continue-on-error`: its failed steps do not fail the job.
+    pub continue_on_error: Option<Dyn>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepPlan {
+    pub def: StepDef,
+    pub builtin: Option<Builtin>,
+    /// The shell command line, `{0}` standing for the script file.
+    pub shell: Vec<String>,
+}
+
+/// The matrix axis of an imported job: the combination's values as GitHub
+/// shows them; the step runner finds its plan by it (`MATRIX_GH`).
+pub const MATRIX_AXIS: &str = "gh";
+
+mod erased {
+    pub trait Json {
+        fn json(&self) -> serde_json::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec_pretty(self)
+        }
+    }
+}
+
+/// A workflow job planned: its id, matrix label -> plan key, the plans, the model job.
+type PlannedJob = (String, BTreeMap<String, String>, Vec<JobPlan>, Job);
+
+/// The contexts that are known before a job starts.
+const STATIC_CONTEXTS: &[&str] = &[
+    "github", "inputs", "vars", "matrix", "strategy", "runner", "env", "secrets",
+];
+
+fn is_static(e: &Expr) -> bool {
+    let mut refs = Vec::new();
+    e.references(&mut refs);
+    let mut ctx = Vec::new();
+    contexts_of(e, &mut ctx);
+    ctx.iter().all(|c| STATIC_CONTEXTS.contains(&c.as_str()))
+}
+
+fn contexts_of(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Context(c) => out.push(c.clone()),
+        Expr::Index(a, b) | Expr::Compare(_, a, b) | Expr::And(a, b) | Expr::Or(a, b) => {
+            contexts_of(a, out);
+            contexts_of(b, out);
+        }
+        Expr::Star(a) | Expr::Not(a) => contexts_of(a, out),
+        Expr::Call { args, .. } => args.iter().for_each(|a| contexts_of(a, out)),
+        _ => {}
+    }
+}
+
+fn template_is_static(t: &Template) -> bool {
+    t.parts.iter().all(|p| match p {
+        super::expr::Part::Text(_) => true,
+        super::expr::Part::Expr(e) => is_static(e),
+    })
+}
+
+/// Reads and plans a workflow file.
+pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportErrors> {
+    let wf = workflow::read(file, src).map_err(ImportErrors::sorted)?;
+    plan(&wf, src, opts)
+}
+
+fn git(ws: &Path, args: &[&str]) -> Option<String> {
+    let o = std::process::Command::new("git")
+        .arg("-C")
+        .arg(ws)
+        .args(args)
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn github_context(wf: &workflow::Workflow, opts: &Options) -> Value {
+    let ws = &opts.workspace;
+    let branch = git(ws, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_else(|| "main".into());
+    let sha = git(ws, &["rev-parse", "HEAD"]).unwrap_or_else(|| "0".repeat(40));
+    let repo = git(ws, &["remote", "get-url", "origin"])
+        .and_then(|u| {
+            let u = u.trim_end_matches(".git");
+            let mut parts = u.rsplit(['/', ':']);
+            let name = parts.next()?;
+            let owner = parts.next()?;
+            Some(format!("{owner}/{name}"))
+        })
+        .unwrap_or_else(|| {
+            let dir = ws
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            format!("local/{dir}")
+        });
+    let owner = repo.split('/').next().unwrap_or("local").to_string();
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    json!({
+        "event_name": opts.event,
+        "event": {},
+        "ref": format!("refs/heads/{branch}"),
+        "ref_name": branch,
+        "ref_type": "branch",
+        "head_ref": "",
+        "base_ref": "",
+        "sha": sha,
+        "repository": repo,
+        "repository_owner": owner,
+        "server_url": "https://github.com",
+        "api_url": "https://api.github.com",
+        "workspace": ws.display().to_string(),
+        "workflow": wf.name.clone().unwrap_or_else(|| wf.file.display().to_string()),
+        "actor": std::env::var("USER").unwrap_or_else(|_| "local".into()),
+        "run_id": run_id.to_string(),
+        "run_number": "1",
+        "run_attempt": "1",
+        "token": "",
+        "action": "",
+        "job": "",
+    })
+}
+
+fn runner_context(opts: &Options) -> Value {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "X64",
+        "aarch64" => "ARM64",
+        "arm" => "ARM",
+        "x86" => "X86",
+        other => other,
+    };
+    json!({
+        "os": "Linux",
+        "arch": arch,
+        "name": "tug",
+        "environment": "self-hosted",
+        "temp": opts.state_dir.join("tmp").display().to_string(),
+        "tool_cache": opts.state_dir.join("tool-cache").display().to_string(),
+        "debug": "",
+    })
+}
+
+/// GitHub's matrix: the product of the axes, less `exclude`, with `include`
+/// extending the combinations it matches (or added as its own).
+pub fn expand_matrix(s: &workflow::Strategy) -> Vec<Map<String, Value>> {
+    let mut combos: Vec<Map<String, Value>> = vec![Map::new()];
+    for (axis, values) in &s.axes {
+        let mut next = Vec::new();
+        for c in &combos {
+            for v in values {
+                let mut c = c.clone();
+                c.insert(axis.clone(), v.clone());
+                next.push(c);
+            }
+        }
+        combos = next;
+    }
+    if s.axes.is_empty() || s.axes.iter().any(|(_, v)| v.is_empty()) {
+        combos.clear();
+    }
+    combos.retain(|c| {
+        !s.exclude
+            .iter()
+            .any(|ex| ex.iter().all(|(k, v)| c.get(k) == Some(v)))
+    });
+    let axis_keys: Vec<&String> = s.axes.iter().map(|(k, _)| k).collect();
+    let originals = combos.len();
+    for inc in &s.include {
+        let mut matched = false;
+        for c in combos.iter_mut().take(originals) {
+            if inc
+                .iter()
+                .all(|(k, v)| !axis_keys.contains(&k) || c.get(k) == Some(v))
+            {
+                for (k, v) in inc {
+                    if !axis_keys.contains(&k) {
+                        c.insert(k.clone(), v.clone());
+                    }
+                }
+                matched = true;
+            }
+        }
+        if !matched {
+            combos.push(inc.clone());
+        }
+    }
+    combos
+}
+
+fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_') {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(_) | Value::Array(_) => v.to_string(),
+        other => super::expr::to_string(other),
+    }
+}
+
+/// Renders a template against static contexts: Ok(None) when it reads run-time contexts.
+fn render_static(scope: &Scope, t: &Tpl) -> Result<Option<String>, String> {
+    let tpl = Template::parse(&t.text).map_err(|e| e.message)?;
+    if !template_is_static(&tpl) {
+        return Ok(None);
+    }
+    scope.render(&tpl).map(Some).map_err(|e| e.message)
+}
+
+fn dyn_bool(scope: &Scope, d: &Option<Dyn>) -> Option<bool> {
+    match d {
+        None => Some(false),
+        Some(Dyn::Value(v)) => Some(super::expr::truthy(v)),
+        Some(Dyn::Expr(t)) => {
+            let tpl = Template::parse(&t.text).ok()?;
+            if !template_is_static(&tpl) {
+                return None;
+            }
+            scope
+                .render_value(&tpl)
+                .ok()
+                .map(|v| super::expr::truthy(&v))
+        }
+    }
+}
+
+fn dyn_number(scope: &Scope, d: &Option<Dyn>) -> Option<f64> {
+    match d {
+        None => None,
+        Some(Dyn::Value(v)) => Some(super::expr::to_number(v)),
+        Some(Dyn::Expr(t)) => {
+            let tpl = Template::parse(&t.text).ok()?;
+            if !template_is_static(&tpl) {
+                return None;
+            }
+            scope
+                .render_value(&tpl)
+                .ok()
+                .map(|v| super::expr::to_number(&v))
+        }
+    }
+}
+
+/// The shell command for a step, `{0}` the script; Err when it cannot run here.
+fn shell_for(
+    step: &StepDef,
+    defaults: &RunDefaults,
+    on_path: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>, String> {
+    let explicit = step.shell.clone().or_else(|| defaults.shell.clone());
+    let v: Vec<String> = match explicit.as_deref() {
+        None => {
+            if on_path("bash") {
+                vec!["bash".into(), "-e".into(), "{0}".into()]
+            } else {
+                vec!["sh".into(), "-e".into(), "{0}".into()]
+            }
+        }
+        Some("bash") => ["bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"]
+            .map(String::from)
+            .to_vec(),
+        Some("sh") => ["sh", "-e", "{0}"].map(String::from).to_vec(),
+        Some("python") => {
+            let py = if on_path("python") {
+                "python"
+            } else {
+                "python3"
+            };
+            vec![py.into(), "{0}".into()]
+        }
+        Some("pwsh") => ["pwsh", "-command", ". '{0}'"].map(String::from).to_vec(),
+        Some("powershell") | Some("cmd") => {
+            return Err(format!(
+                "uses the Windows shell `{}`",
+                explicit.unwrap_or_default()
+            ));
+        }
+        Some(custom) => {
+            let mut parts =
+                shlex::split(custom).ok_or_else(|| format!("cannot read the shell `{custom}`"))?;
+            if !parts.iter().any(|p| p.contains("{0}")) {
+                parts.push("{0}".into());
+            }
+            parts
+        }
+    };
+    let prog = &v[0];
+    if !on_path(prog) {
+        return Err(format!(
+            "uses the shell `{prog}`, which is not on this host"
+        ));
+    }
+    Ok(v)
+}
+
+struct Combo {
+    key: String,
+    /// The matrix values as GitHub shows them: `ubuntu-latest, stable`.
+    label: String,
+    name: String,
+    matrix: Map<String, Value>,
+    index: usize,
+    total: usize,
+}
+
+fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, ImportErrors> {
+    let github = github_context(wf, opts);
+    let runner = runner_context(opts);
+    let inputs: Map<String, Value> = opts
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut base = Scope {
+        workspace: opts.workspace.clone(),
+        ..Default::default()
+    };
+    base.set("github", github.clone());
+    base.set("runner", runner.clone());
+    base.set("inputs", Value::Object(inputs.clone()));
+    base.set("vars", json!({}));
+    base.set("secrets", json!({ "GITHUB_TOKEN": "" }));
+    // Workflow env as it reads before any job starts.
+    let mut wf_env = Map::new();
+    for (k, t) in &wf.env {
+        base.set("env", Value::Object(wf_env.clone()));
+        if let Ok(Some(v)) = render_static(&base, t) {
+            wf_env.insert(k.clone(), Value::String(v));
+        }
+    }
+    base.set("env", Value::Object(wf_env.clone()));
+
+    let mut outcomes: Vec<JobOutcome> = Vec::new();
+    let mut notes: Vec<UsesNote> = Vec::new();
+    let mut plans: Vec<PlannedJob> = Vec::new();
+    let mut combos_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+
+    // Jobs in dependency order, so a job knows whether its needs were left out.
+    let order = dependency_order(wf);
+    for j in order.iter().map(|&i| &wf.jobs[i]) {
+        let combos = match combos(j, &base) {
+            Ok(c) => c,
+            Err(reason) => {
+                outcomes.push(JobOutcome {
+                    key: j.id.clone(),
+                    id: j.id.clone(),
+                    name: j.id.clone(),
+                    skipped: Some(reason),
+                });
+                combos_of.insert(j.id.clone(), Vec::new());
+                continue;
+            }
+        };
+        let mut keys = Vec::new();
+        let mut planned: Vec<(String, JobPlan, Job)> = Vec::new();
+        let matrix = j.strategy.is_some();
+        for c in combos {
+            let unit = if matrix {
+                format!("{} ({})", j.id, c.label)
+            } else {
+                j.id.clone()
+            };
+            match plan_job(wf, j, &c, &base, opts, &combos_of, &mut notes) {
+                Ok((plan, job)) => {
+                    keys.push(c.key.clone());
+                    outcomes.push(JobOutcome {
+                        key: unit,
+                        id: j.id.clone(),
+                        name: c.name.clone(),
+                        skipped: None,
+                    });
+                    planned.push((c.label.clone(), plan, job));
+                }
+                Err(reason) => outcomes.push(JobOutcome {
+                    key: unit,
+                    id: j.id.clone(),
+                    name: c.name.clone(),
+                    skipped: Some(reason),
+                }),
+            }
+        }
+        if let Some((_, _, first)) = planned.first() {
+            // One model job; the executor runs a unit per combination (fail-fast,
+            // max-parallel), each finding its plan by the `gh` axis.
+            let mut job = first.clone();
+            if matrix {
+                let strategy = j.strategy.as_ref().expect("matrix");
+                let scope = base.clone();
+                job.matrix = Some(crate::model::Matrix {
+                    axes: [(
+                        MATRIX_AXIS.to_string(),
+                        planned.iter().map(|(l, _, _)| l.clone()).collect(),
+                    )]
+                    .into(),
+                    fail_fast: dyn_bool(
+                        &scope,
+                        &strategy
+                            .fail_fast
+                            .clone()
+                            .or(Some(Dyn::Value(Value::Bool(true)))),
+                    )
+                    .unwrap_or(true),
+                    max_parallel: dyn_number(&scope, &strategy.max_parallel)
+                        .filter(|n| *n >= 1.0)
+                        .map(|n| n as u32),
+                    ..Default::default()
+                });
+            }
+            let index: BTreeMap<String, String> = planned
+                .iter()
+                .map(|(l, p, _)| (l.clone(), p.key.clone()))
+                .collect();
+            plans.push((
+                j.id.clone(),
+                index,
+                planned.into_iter().map(|(_, p, _)| p).collect(),
+                job,
+            ));
+        }
+        combos_of.insert(j.id.clone(), keys);
+    }
+
+    let mut pipeline = Pipeline {
+        workspace: crate::model::WorkspaceMode::Shared,
+        ..Default::default()
+    };
+    std::fs::create_dir_all(opts.state_dir.join("jobs"))
+        .map_err(|e| io_error(&opts.state_dir, e))?;
+    let write = |path: PathBuf, v: &dyn erased::Json| -> Result<(), ImportErrors> {
+        let text = v
+            .json()
+            .map_err(|e| io_error(&path, std::io::Error::other(e)))?;
+        std::fs::write(&path, text).map_err(|e| io_error(&path, e))
+    };
+    for (id, index, job_plans, job) in plans {
+        for plan in &job_plans {
+            write(
+                opts.state_dir
+                    .join("jobs")
+                    .join(format!("{}.json", plan.key)),
+                plan,
+            )?;
+        }
+        if job.matrix.is_some() {
+            write(
+                opts.state_dir
+                    .join("jobs")
+                    .join(format!("{id}.matrix.json")),
+                &index,
+            )?;
+        }
+        pipeline.jobs.insert(id, job);
+    }
+    // The order of the file, for people reading the list.
+    let pos = |id: &str| {
+        wf.jobs
+            .iter()
+            .position(|j| j.id == id)
+            .unwrap_or(usize::MAX)
+    };
+    outcomes.sort_by_key(|o| pos(&o.id));
+    Ok(Import {
+        pipeline,
+        jobs: outcomes,
+        uses: notes,
+    })
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> ImportErrors {
+    ImportErrors(vec![super::ImportError {
+        file: path.to_path_buf(),
+        line: 1,
+        col: 1,
+        message: format!("writing the run's state: {e}"),
+    }])
+}
+
+fn dependency_order(wf: &workflow::Workflow) -> Vec<usize> {
+    let mut done: Vec<usize> = Vec::new();
+    let mut left: Vec<usize> = (0..wf.jobs.len()).collect();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|&i| {
+            let ready = wf.jobs[i].needs.iter().all(|(n, _)| {
+                done.iter().any(|&d| wf.jobs[d].id == *n) || !wf.jobs.iter().any(|j| j.id == *n)
+            });
+            if ready {
+                done.push(i);
+            }
+            !ready
+        });
+        if left.len() == before {
+            // A cycle: the executor names it; keep file order.
+            done.append(&mut left);
+        }
+    }
+    done
+}
+
+fn combos(j: &JobDef, base: &Scope) -> Result<Vec<Combo>, String> {
+    if let Some(u) = &j.uses {
+        return Err(format!(
+            "calls the reusable workflow `{}`: run that file with `--from` (with its inputs)",
+            u.text
+        ));
+    }
+    let Some(s) = &j.strategy else {
+        return Ok(vec![Combo {
+            key: j.id.clone(),
+            label: String::new(),
+            name: j.id.clone(),
+            matrix: Map::new(),
+            index: 0,
+            total: 1,
+        }]);
+    };
+    let mut s = s.clone();
+    for (key, t) in std::mem::take(&mut s.exprs) {
+        let tpl = Template::parse(&t.text).map_err(|e| e.message)?;
+        if !template_is_static(&tpl) {
+            return Err(format!(
+                "its matrix `{key}` comes from `{}`, known only at run time",
+                t.text
+            ));
+        }
+        let items = match base.render_value(&tpl).map_err(|e| e.message)? {
+            Value::Array(items) => items,
+            other => {
+                return Err(format!(
+                    "its matrix `{key}` is {}, not a list",
+                    super::expr::to_string(&other)
+                ))
+            }
+        };
+        match key.as_str() {
+            "include" => s
+                .include
+                .extend(items.into_iter().filter_map(|i| i.as_object().cloned())),
+            "exclude" => s
+                .exclude
+                .extend(items.into_iter().filter_map(|i| i.as_object().cloned())),
+            _ => s.axes.push((key, items)),
+        }
+    }
+    let s = &s;
+    let matrices = if let Some(t) = &s.expr {
+        let tpl = Template::parse(&t.text).map_err(|e| e.message)?;
+        if !template_is_static(&tpl) {
+            return Err(format!(
+                "its matrix comes from `{}`, known only at run time",
+                t.text
+            ));
+        }
+        let v = base.render_value(&tpl).map_err(|e| e.message)?;
+        let mut st = workflow::Strategy::default();
+        let Value::Object(m) = v else {
+            return Err(format!("its matrix `{}` is not a map", t.text));
+        };
+        for (k, v) in m {
+            match (k.as_str(), v) {
+                ("include", Value::Array(items)) => {
+                    st.include = items
+                        .into_iter()
+                        .filter_map(|i| i.as_object().cloned())
+                        .collect()
+                }
+                ("exclude", Value::Array(items)) => {
+                    st.exclude = items
+                        .into_iter()
+                        .filter_map(|i| i.as_object().cloned())
+                        .collect()
+                }
+                (_, Value::Array(items)) => st.axes.push((k, items)),
+                _ => {}
+            }
+        }
+        expand_matrix(&st)
+    } else {
+        expand_matrix(s)
+    };
+    if matrices.is_empty() {
+        return Err("its matrix has no combinations".into());
+    }
+    let total = matrices.len();
+    let mut seen: Vec<String> = Vec::new();
+    Ok(matrices
+        .into_iter()
+        .enumerate()
+        .map(|(index, m)| {
+            // Axis order first, as GitHub shows a combination.
+            let mut keys: Vec<&String> = s
+                .axes
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| m.contains_key(*k))
+                .collect();
+            keys.extend(m.keys().filter(|k| !s.axes.iter().any(|(a, _)| a == *k)));
+            let values: Vec<String> = keys.iter().map(|k| show(&m[k.as_str()])).collect();
+            let mut key = sanitize(&format!("{}-{}", j.id, values.join("-")));
+            if key.is_empty() || seen.contains(&key) {
+                key = format!("{}-{}", sanitize(&j.id), index + 1);
+            }
+            seen.push(key.clone());
+            Combo {
+                key,
+                label: values.join(", "),
+                name: format!("{} ({})", j.id, values.join(", ")),
+                matrix: m,
+                index,
+                total,
+            }
+        })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_job(
+    wf: &workflow::Workflow,
+    j: &JobDef,
+    c: &Combo,
+    base: &Scope,
+    opts: &Options,
+    combos_of: &BTreeMap<String, Vec<String>>,
+    notes: &mut Vec<UsesNote>,
+) -> Result<(JobPlan, Job), String> {
+    let mut scope = base.clone();
+    scope.set("matrix", Value::Object(c.matrix.clone()));
+    let fail_fast = match &j.strategy {
+        Some(s) => dyn_bool(
+            &scope,
+            &s.fail_fast.clone().or(Some(Dyn::Value(Value::Bool(true)))),
+        )
+        .unwrap_or(true),
+        None => true,
+    };
+    let max_parallel = j
+        .strategy
+        .as_ref()
+        .and_then(|s| dyn_number(&scope, &s.max_parallel))
+        .map_or(Value::Null, |n| json!(n as i64));
+    scope.set(
+        "strategy",
+        json!({ "fail-fast": fail_fast, "job-index": c.index, "job-total": c.total, "max-parallel": max_parallel }),
+    );
+    let mut github = scope.contexts.get("github").cloned().unwrap_or(Value::Null);
+    github["job"] = Value::String(j.id.clone());
+    scope.set("github", github);
+
+    // needs: every combination of every needed job.
+    let mut needs = Vec::new();
+    let mut need_ids = Vec::new();
+    for (n, _) in &j.needs {
+        let keys = combos_of.get(n).cloned().unwrap_or_default();
+        if keys.is_empty() {
+            return Err(format!("needs `{n}`, which is left out"));
+        }
+        need_ids.push(n.clone());
+        needs.push((n.clone(), keys));
+    }
+
+    // runs-on: a Linux label runs on the host; --platform maps a label to an image.
+    let mut labels = Vec::new();
+    for t in &j.runs_on {
+        match render_static(&scope, t)? {
+            Some(l) => labels.push(l),
+            None => {
+                return Err(format!(
+                    "its `runs-on` ({}) is known only at run time",
+                    t.text
+                ))
+            }
+        }
+    }
+    if let Some(image) = labels.iter().find_map(|l| opts.platforms.get(l)) {
+        return Err(format!(
+            "runs on `{}`, mapped to the image `{image}`: imported jobs run on the host for now; leave out --platform to run it there",
+            labels.join(", ")
+        ));
+    }
+    let linux = |l: &str| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("ubuntu") || matches!(l.as_str(), "linux" | "self-hosted" | "x64" | "arm64")
+    };
+    if let Some(other) = labels.iter().find(|l| !linux(l)) {
+        return Err(format!(
+            "runs on `{other}`; only Linux runners (ubuntu-*, self-hosted, linux) run on this host"
+        ));
+    }
+    if std::env::consts::OS != "linux" && !labels.is_empty() {
+        return Err(format!(
+            "runs on `{}`, and this host is not Linux",
+            labels.join(", ")
+        ));
+    }
+    if let Some(ct) = &j.container {
+        return Err(format!(
+            "runs in the container `{}`: imported jobs run on the host for now",
+            ct.image.text
+        ));
+    }
+
+    let name = match &j.name {
+        Some(t) => render_static(&scope, t)?.unwrap_or_else(|| c.name.clone()),
+        None => c.name.clone(),
+    };
+
+    // The job's `if:`: decided now when it reads only what is known now.
+    let mut when = When::OnSuccess;
+    let mut condition = None;
+    if let Some(t) = &j.condition {
+        let e = parse_condition(&t.text).map_err(|e| e.message)?;
+        if is_static(&e) {
+            let mut ok = scope.clone();
+            ok.status = Status::default();
+            let mut bad = scope.clone();
+            bad.status = Status {
+                failed: true,
+                cancelled: false,
+            };
+            let run_ok = ok.test(&e).map_err(|e| e.message)?;
+            let run_bad = bad.test(&e).map_err(|e| e.message)?;
+            when = match (run_ok, run_bad) {
+                (true, false) => When::OnSuccess,
+                (false, true) => When::OnFailure,
+                (true, true) => When::Always,
+                (false, false) => {
+                    return Err(format!("its condition `if: {}` is false", t.text.trim()))
+                }
+            };
+        } else {
+            when = When::Always;
+            condition = Some(t.clone());
+        }
+    }
+
+    // Steps: each `uses:` is a built-in or leaves the job out.
+    let defaults = RunDefaults {
+        shell: j
+            .defaults
+            .shell
+            .clone()
+            .or_else(|| wf.defaults.shell.clone()),
+        working_directory: j
+            .defaults
+            .working_directory
+            .clone()
+            .or_else(|| wf.defaults.working_directory.clone()),
+    };
+    let mut steps = Vec::new();
+    let mut blocked: Option<String> = None;
+    for s in &j.steps {
+        let mut builtin = None;
+        let mut shell = Vec::new();
+        if let Some(u) = &s.uses {
+            let with: BTreeMap<String, String> = s
+                .with
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        render_static(&scope, t)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| t.text.clone()),
+                    )
+                })
+                .collect();
+            let uses = render_static(&scope, u)?.unwrap_or_else(|| u.text.clone());
+            match actions::classify(&uses, &with, &*opts.on_path) {
+                Verdict::Builtin(b) => builtin = Some(b),
+                Verdict::Unsupported(advice) => {
+                    match notes.iter_mut().find(|n| n.uses == uses && n.at == u.at) {
+                        Some(n) => n.jobs.push(c.key.clone()),
+                        None => notes.push(UsesNote {
+                            uses: uses.clone(),
+                            file: wf.file.clone(),
+                            at: u.at,
+                            advice: advice.clone(),
+                            jobs: vec![c.key.clone()],
+                        }),
+                    }
+                    if blocked.is_none() {
+                        blocked = Some(format!("needs `{uses}`: {advice}"));
+                    }
+                }
+            }
+        } else {
+            shell = match shell_for(s, &defaults, &*opts.on_path) {
+                Ok(sh) => sh,
+                Err(why) => {
+                    if blocked.is_none() {
+                        blocked = Some(format!("a step {why}"));
+                    }
+                    Vec::new()
+                }
+            };
+        }
+        steps.push(StepPlan {
+            def: s.clone(),
+            builtin,
+            shell,
+        });
+    }
+    if let Some(reason) = blocked {
+        return Err(reason);
+    }
+
+    let mut groups = Vec::new();
+    if let Some(cc) = &j.concurrency {
+        if let Ok(Some(g)) = render_static(&scope, &cc.group) {
+            groups.push(g);
+        }
+    }
+
+    let plan = JobPlan {
+        file: wf.file.clone(),
+        key: c.key.clone(),
+        id: j.id.clone(),
+        name: name.clone(),
+        contexts: [
+            "github", "inputs", "vars", "matrix", "strategy", "runner", "secrets",
+        ]
+        .iter()
+        .filter_map(|k| scope.contexts.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect(),
+        workflow_env: wf.env.clone(),
+        job_env: j.env.clone(),
+        defaults,
+        condition,
+        needs,
+        steps,
+        outputs: j.outputs.clone(),
+        groups,
+        cache_dir: opts.cache_dir.clone(),
+        continue_on_error: j.continue_on_error.clone(),
+    };
+
+    // The model: one step per workflow step, the post steps, then the record of the job.
+    let q = |s: &str| {
+        shlex::try_quote(s)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let command = |which: &str| {
+        let mut parts: Vec<String> = opts.step_command.iter().map(|s| q(s)).collect();
+        parts.push(q(&opts.state_dir.display().to_string()));
+        parts.push(q(&j.id));
+        parts.push(which.to_string());
+        parts.join(" ")
+    };
+    let mut model_steps = Vec::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let label = match (&s.def.name, &s.def.run, &s.def.uses) {
+            (Some(n), _, _) => render_static(&scope, n)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| n.text.clone()),
+            (None, Some(r), _) => format!("Run {}", r.text.lines().next().unwrap_or("").trim()),
+            (None, None, Some(u)) => format!("Run {}", u.text),
+            _ => format!("step {}", i + 1),
+        };
+        let timeout = dyn_number(&scope, &s.def.timeout_minutes)
+            .filter(|m| *m > 0.0 && m.is_finite())
+            .map(|m| tug_spec::Duration::from_millis((m * 60_000.0) as u64));
+        model_steps.push(Step {
+            name: Some(label),
+            run: command(&i.to_string()),
+            timeout,
+            // The step runner decides (`if:`, continue-on-error) and records it.
+            when: When::Always,
+            ..Default::default()
+        });
+    }
+    for (i, s) in plan.steps.iter().enumerate().rev() {
+        if s.builtin.as_ref().is_some_and(Builtin::has_post) {
+            model_steps.push(Step {
+                name: Some(format!(
+                    "Post {}",
+                    s.def.uses.as_ref().map_or("", |u| u.text.as_str())
+                )),
+                run: command(&format!("post-{i}")),
+                when: When::Always,
+                ..Default::default()
+            });
+        }
+    }
+    model_steps.push(Step {
+        name: Some("Complete job".into()),
+        run: command("complete"),
+        when: When::Always,
+        ..Default::default()
+    });
+
+    let timeout_min = dyn_number(&scope, &j.timeout_minutes).unwrap_or(360.0);
+    let mut services = BTreeMap::new();
+    for (sname, s) in &j.services {
+        let image = render_static(&scope, &s.image)?.unwrap_or_else(|| s.image.text.clone());
+        let env = s
+            .env
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    render_static(&scope, t)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| t.text.clone()),
+                )
+            })
+            .collect();
+        let port = s
+            .ports
+            .first()
+            .and_then(|p| p.rsplit(':').next())
+            .and_then(|p| p.split('/').next()?.parse().ok());
+        services.insert(
+            sname.clone(),
+            JobService {
+                image,
+                env,
+                port,
+                ..Default::default()
+            },
+        );
+    }
+    let job = Job {
+        needs: need_ids,
+        steps: model_steps,
+        timeout: (timeout_min > 0.0 && timeout_min.is_finite())
+            .then(|| tug_spec::Duration::from_millis((timeout_min * 60_000.0) as u64)),
+        when,
+        // Decided per combination by the step runner.
+        continue_on_error: false,
+        services,
+        ..Default::default()
+    };
+    Ok((plan, job))
+}

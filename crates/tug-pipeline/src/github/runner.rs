@@ -1,0 +1,777 @@
+//! The step runner: one step of an imported job, run the way a GitHub runner
+//! runs it.
+//!
+//! Each call reads the job's plan and the records of the steps before it
+//! from the run's state directory, decides `if:`, renders `${{ }}` with the
+//! `steps`, `needs`, `env` and `job` contexts, runs the script with the
+//! step's shell (or a built-in action), applies `GITHUB_OUTPUT`,
+//! `GITHUB_ENV`, `GITHUB_PATH` and `GITHUB_STEP_SUMMARY`, and records the
+//! outcome. `complete` ends the job: its result and `outputs` for the jobs
+//! that need it.
+//!
+//! ```text
+//! state/jobs/<key>.json           the plan (written at import)
+//! state/run/<key>/steps/<i>.json  a step's outcome, conclusion, outputs, note
+//! state/run/<key>/env.json        GITHUB_ENV so far;  path.json: GITHUB_PATH so far
+//! state/run/<key>/summary.md      GITHUB_STEP_SUMMARY
+//! state/run/<key>/result.json     the job's result and outputs
+//! state/artifacts/<name>/         upload-artifact
+//! ```
+
+use super::actions::{self, Places};
+use super::expr::{parse_condition, Scope, Status, Template};
+use super::plan::JobPlan;
+use super::workflow::{Dyn, Tpl};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What happened to one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub index: usize,
+    pub name: String,
+    /// success, failure or skipped, before continue-on-error.
+    pub outcome: String,
+    /// success, failure or skipped, after continue-on-error.
+    pub conclusion: String,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    /// Why it was skipped, or what a built-in did.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// How a job ended, for the jobs that need it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub result: String,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Plan {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`{0}` is not a step (a number, `post-N` or `complete`)")]
+    Which(String),
+    #[error("{file}:{line}:{col}: {message}")]
+    Expr {
+        file: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Action(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunnerError + '_ {
+    move |source| RunnerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+struct Job {
+    state: PathBuf,
+    dir: PathBuf,
+    plan: JobPlan,
+    workspace: PathBuf,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RunnerError> {
+    let text = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&text).map_err(|source| RunnerError::Plan {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RunnerError> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(io(p))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(v).unwrap_or_default()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl Job {
+    /// `id` is the workflow's job id; a matrix job's combination comes from
+    /// the executor's `MATRIX_GH`.
+    fn load(state: &Path, id: &str) -> Result<Job, RunnerError> {
+        let index = state.join("jobs").join(format!("{id}.matrix.json"));
+        let key = if index.is_file() {
+            let index: BTreeMap<String, String> = read_json(&index)?;
+            let var = format!("MATRIX_{}", super::plan::MATRIX_AXIS.to_ascii_uppercase());
+            let label = std::env::var(&var).unwrap_or_default();
+            index.get(&label).cloned().ok_or_else(|| {
+                RunnerError::Which(format!("{id}: no combination `{label}` ({var})"))
+            })?
+        } else {
+            id.to_string()
+        };
+        let plan: JobPlan = read_json(&state.join("jobs").join(format!("{key}.json")))?;
+        let dir = state.join("run").join(key);
+        std::fs::create_dir_all(dir.join("steps")).map_err(io(&dir))?;
+        let workspace = std::env::current_dir().map_err(io(Path::new(".")))?;
+        Ok(Job {
+            state: state.to_path_buf(),
+            dir,
+            plan,
+            workspace,
+        })
+    }
+
+    fn records(&self) -> Vec<StepRecord> {
+        (0..self.plan.steps.len())
+            .filter_map(|i| read_json(&self.dir.join("steps").join(format!("{i}.json"))).ok())
+            .collect()
+    }
+
+    fn expr_error(&self, t: &Tpl, message: String) -> RunnerError {
+        RunnerError::Expr {
+            file: self.plan.file.clone(),
+            line: t.at.line,
+            col: t.at.col,
+            message,
+        }
+    }
+
+    /// Results of the needed jobs, merged over matrix combinations.
+    fn needs(&self) -> (Map<String, Value>, bool) {
+        let mut ctx = Map::new();
+        let mut failed = false;
+        for (id, keys) in &self.plan.needs {
+            let mut result = "skipped";
+            let mut outputs = Map::new();
+            let mut any = false;
+            for k in keys {
+                let r: Option<JobResult> =
+                    read_json(&self.state.join("run").join(k).join("result.json")).ok();
+                match r {
+                    Some(r) => {
+                        any = true;
+                        if r.result == "failure" {
+                            result = "failure";
+                        } else if result != "failure" && r.result == "success" {
+                            result = "success";
+                        }
+                        for (o, v) in r.outputs {
+                            outputs.insert(o, Value::String(v));
+                        }
+                    }
+                    None => result = if any { result } else { "skipped" },
+                }
+            }
+            failed |= result == "failure";
+            ctx.insert(id.clone(), json!({ "result": result, "outputs": outputs }));
+        }
+        (ctx, failed)
+    }
+
+    fn scope(&self, env: &Map<String, Value>, status: Status, records: &[StepRecord]) -> Scope {
+        let mut s = Scope {
+            contexts: self.plan.contexts.clone(),
+            status,
+            workspace: self.workspace.clone(),
+        };
+        let mut steps = Map::new();
+        for r in records {
+            if let Some(id) = self.plan.steps.get(r.index).and_then(|p| p.def.id.clone()) {
+                steps.insert(
+                    id,
+                    json!({ "outputs": r.outputs, "outcome": r.outcome, "conclusion": r.conclusion }),
+                );
+            }
+        }
+        s.set("steps", Value::Object(steps));
+        s.set("needs", Value::Object(self.needs().0));
+        s.set("env", Value::Object(env.clone()));
+        let status_text = if status.failed { "failure" } else { "success" };
+        s.set("job", json!({ "status": status_text, "services": {} }));
+        if let Some(Value::Object(g)) = s.contexts.get_mut("github") {
+            g.insert(
+                "workspace".into(),
+                Value::String(self.workspace.display().to_string()),
+            );
+        }
+        s
+    }
+
+    fn render(&self, scope: &Scope, t: &Tpl) -> Result<String, RunnerError> {
+        let tpl = Template::parse(&t.text).map_err(|e| self.expr_error(t, e.message))?;
+        scope
+            .render(&tpl)
+            .map_err(|e| self.expr_error(t, e.message))
+    }
+
+    fn render_dyn(&self, scope: &Scope, d: &Option<Dyn>) -> Result<Value, RunnerError> {
+        match d {
+            None => Ok(Value::Null),
+            Some(Dyn::Value(v)) => Ok(v.clone()),
+            Some(Dyn::Expr(t)) => {
+                let tpl = Template::parse(&t.text).map_err(|e| self.expr_error(t, e.message))?;
+                scope
+                    .render_value(&tpl)
+                    .map_err(|e| self.expr_error(t, e.message))
+            }
+        }
+    }
+
+    /// Workflow env, then job env, then what steps wrote to GITHUB_ENV.
+    fn job_env(&self, base: &Scope) -> Result<Map<String, Value>, RunnerError> {
+        let mut env = Map::new();
+        for (k, t) in self.plan.workflow_env.iter().chain(&self.plan.job_env) {
+            let mut s = base.clone();
+            s.set("env", Value::Object(env.clone()));
+            let v = self.render(&s, t)?;
+            env.insert(k.clone(), Value::String(v));
+        }
+        let written: BTreeMap<String, String> =
+            read_json(&self.dir.join("env.json")).unwrap_or_default();
+        for (k, v) in written {
+            env.insert(k, Value::String(v));
+        }
+        Ok(env)
+    }
+
+    /// The job's own `if:` when it reads `needs`: decided once, at its first step.
+    fn job_skip(&self) -> Result<Option<String>, RunnerError> {
+        let marker = self.dir.join("job.json");
+        if let Ok(v) = read_json::<Value>(&marker) {
+            return Ok(v.get("skip").and_then(Value::as_str).map(str::to_string));
+        }
+        let mut skip = None;
+        if let Some(t) = &self.plan.condition {
+            let (_, failed) = self.needs();
+            let status = Status {
+                failed,
+                cancelled: false,
+            };
+            let scope = self.scope(&Map::new(), status, &[]);
+            let e = parse_condition(&t.text).map_err(|e| self.expr_error(t, e.message))?;
+            if !scope.test(&e).map_err(|e| self.expr_error(t, e.message))? {
+                skip = Some(format!(
+                    "the job's condition `if: {}` is false",
+                    t.text.trim()
+                ));
+            }
+        }
+        write_json(&marker, &json!({ "skip": skip }))?;
+        Ok(skip)
+    }
+
+    fn acquire_groups(&self) -> Result<(), RunnerError> {
+        for g in &self.plan.groups {
+            let dir = self.state.join("locks").join(sanitize(g));
+            std::fs::create_dir_all(self.state.join("locks")).map_err(io(&self.state))?;
+            let mut told = false;
+            loop {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {
+                        std::fs::write(dir.join("owner"), &self.plan.key).map_err(io(&dir))?;
+                        break;
+                    }
+                    Err(_)
+                        if std::fs::read_to_string(dir.join("owner")).ok().as_deref()
+                            == Some(&self.plan.key) =>
+                    {
+                        break
+                    }
+                    Err(_) => {
+                        if !told {
+                            println!("waiting for the concurrency group `{g}`");
+                            told = true;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn release_groups(&self) {
+        for g in &self.plan.groups {
+            let dir = self.state.join("locks").join(sanitize(g));
+            if std::fs::read_to_string(dir.join("owner")).ok().as_deref() == Some(&self.plan.key) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(s.as_bytes())[..12])
+}
+
+/// Runs one step (`N`), a post step (`post-N`) or the end of the job
+/// (`complete`) in the current directory (the job's workspace). Returns
+/// the exit code for the executor: non-zero fails the job.
+pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError> {
+    let job = Job::load(state, key)?;
+    if which == "complete" {
+        return complete(&job);
+    }
+    if let Some(i) = which.strip_prefix("post-") {
+        let i: usize = i.parse().map_err(|_| RunnerError::Which(which.into()))?;
+        return post(&job, i);
+    }
+    let i: usize = which
+        .parse()
+        .map_err(|_| RunnerError::Which(which.into()))?;
+    let Some(step) = job.plan.steps.get(i) else {
+        return Err(RunnerError::Which(which.into()));
+    };
+    if i == 0 {
+        job.acquire_groups()?;
+    }
+    let records = job.records();
+    let failed = records.iter().any(|r| r.conclusion == "failure");
+    let status = Status {
+        failed,
+        cancelled: false,
+    };
+    let base = job.scope(&Map::new(), status, &records);
+    let env = job.job_env(&base)?;
+    let scope = job.scope(&env, status, &records);
+    let name = match (&step.def.name, &step.def.run, &step.def.uses) {
+        (Some(n), _, _) => job.render(&scope, n).unwrap_or_else(|_| n.text.clone()),
+        (None, Some(r), _) => format!("Run {}", r.text.lines().next().unwrap_or("").trim()),
+        (None, None, Some(u)) => format!("Run {}", u.text),
+        _ => format!("step {}", i + 1),
+    };
+    let record = |outcome: &str, conclusion: &str, outputs, note: String| StepRecord {
+        index: i,
+        name: name.clone(),
+        outcome: outcome.into(),
+        conclusion: conclusion.into(),
+        outputs,
+        note,
+    };
+    let rec_path = job.dir.join("steps").join(format!("{i}.json"));
+
+    if let Some(reason) = job.job_skip()? {
+        println!("skipped: {reason}");
+        write_json(
+            &rec_path,
+            &record("skipped", "skipped", BTreeMap::new(), reason),
+        )?;
+        return Ok(0);
+    }
+    let cond = step.def.condition.clone().unwrap_or(Tpl {
+        text: "success()".into(),
+        at: step.def.at,
+    });
+    let e = parse_condition(&cond.text).map_err(|e| job.expr_error(&cond, e.message))?;
+    if !scope
+        .test(&e)
+        .map_err(|e| job.expr_error(&cond, e.message))?
+    {
+        let reason = if step.def.condition.is_some() {
+            format!("`if: {}` is false", cond.text.trim())
+        } else {
+            "a step before it failed".to_string()
+        };
+        println!("skipped: {reason}");
+        write_json(
+            &rec_path,
+            &record("skipped", "skipped", BTreeMap::new(), reason),
+        )?;
+        return Ok(0);
+    }
+
+    // Step env over job env.
+    let mut step_env = env.clone();
+    for (k, t) in &step.def.env {
+        let mut s = scope.clone();
+        s.set("env", Value::Object(step_env.clone()));
+        step_env.insert(k.clone(), Value::String(job.render(&s, t)?));
+    }
+    let scope = job.scope(&step_env, status, &records);
+    let continue_on_error =
+        super::expr::truthy(&job.render_dyn(&scope, &step.def.continue_on_error)?);
+
+    let (ok, outputs, note) = if let Some(b) = &step.builtin {
+        let with = render_with(&job, &scope, &step.def.with)?;
+        let artifacts = job.state.join("artifacts");
+        let places = Places {
+            workspace: &job.workspace,
+            artifacts: &artifacts,
+            cache: &job.plan.cache_dir,
+        };
+        let _ = std::fs::create_dir_all(&job.plan.cache_dir);
+        match actions::run(b, &with, &places) {
+            Ok((outputs, said)) => {
+                println!("{said}");
+                (true, outputs, said)
+            }
+            Err(m) => {
+                eprintln!("error: {m}");
+                (false, BTreeMap::new(), m)
+            }
+        }
+    } else {
+        let script = match &step.def.run {
+            Some(t) => job.render(&scope, t)?,
+            None => String::new(),
+        };
+        run_script(&job, i, step, &scope, &step_env, &script)?
+    };
+    let outcome = if ok { "success" } else { "failure" };
+    let conclusion = if ok || continue_on_error {
+        "success"
+    } else {
+        "failure"
+    };
+    write_json(&rec_path, &record(outcome, conclusion, outputs, note))?;
+    Ok(if conclusion == "success" { 0 } else { 1 })
+}
+
+fn render_with(
+    job: &Job,
+    scope: &Scope,
+    with: &[(String, Tpl)],
+) -> Result<BTreeMap<String, String>, RunnerError> {
+    with.iter()
+        .map(|(k, t)| Ok((k.clone(), job.render(scope, t)?)))
+        .collect()
+}
+
+/// Runs a `run:` script with the step's shell and the runner's files.
+fn run_script(
+    job: &Job,
+    i: usize,
+    step: &super::plan::StepPlan,
+    scope: &Scope,
+    env: &Map<String, Value>,
+    script: &str,
+) -> Result<(bool, BTreeMap<String, String>, String), RunnerError> {
+    let tmp = job.state.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let files = job.dir.join("files");
+    std::fs::create_dir_all(&files).map_err(io(&files))?;
+    let output = files.join(format!("output-{i}"));
+    let env_file = files.join(format!("env-{i}"));
+    let path_file = files.join(format!("path-{i}"));
+    let summary = files.join(format!("summary-{i}"));
+    for f in [&output, &env_file, &path_file, &summary] {
+        std::fs::write(f, "").map_err(io(f))?;
+    }
+    let ext = if step.shell.first().is_some_and(|s| s.starts_with("python")) {
+        "py"
+    } else {
+        "sh"
+    };
+    let script_path = tmp.join(format!("{}-{i}.{ext}", job.plan.key));
+    std::fs::write(&script_path, script).map_err(io(&script_path))?;
+
+    let wd_tpl = step.def.working_directory.as_ref().or(job
+        .plan
+        .defaults
+        .working_directory
+        .as_ref());
+    let cwd = match wd_tpl {
+        Some(t) => job.workspace.join(job.render(scope, t)?),
+        None => job.workspace.clone(),
+    };
+    let args: Vec<String> = step
+        .shell
+        .iter()
+        .map(|a| a.replace("{0}", &script_path.display().to_string()))
+        .collect();
+    let mut cmd = std::process::Command::new(&args[0]);
+    cmd.args(&args[1..]).current_dir(&cwd);
+
+    let paths: Vec<String> = read_json(&job.dir.join("path.json")).unwrap_or_default();
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    for p in &paths {
+        path = format!("{p}:{path}");
+    }
+    let gh = scope.contexts.get("github").cloned().unwrap_or(Value::Null);
+    let g = |k: &str| gh.get(k).map(super::expr::to_string).unwrap_or_default();
+    let fixed: Vec<(&str, String)> = vec![
+        ("CI", "true".into()),
+        ("GITHUB_ACTIONS", "true".into()),
+        ("GITHUB_WORKSPACE", job.workspace.display().to_string()),
+        ("GITHUB_OUTPUT", output.display().to_string()),
+        ("GITHUB_ENV", env_file.display().to_string()),
+        ("GITHUB_PATH", path_file.display().to_string()),
+        ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
+        ("GITHUB_JOB", job.plan.id.clone()),
+        ("GITHUB_EVENT_NAME", g("event_name")),
+        ("GITHUB_REF", g("ref")),
+        ("GITHUB_REF_NAME", g("ref_name")),
+        ("GITHUB_SHA", g("sha")),
+        ("GITHUB_REPOSITORY", g("repository")),
+        ("GITHUB_REPOSITORY_OWNER", g("repository_owner")),
+        ("GITHUB_RUN_ID", g("run_id")),
+        ("GITHUB_RUN_NUMBER", g("run_number")),
+        ("GITHUB_SERVER_URL", g("server_url")),
+        ("GITHUB_ACTOR", g("actor")),
+        ("GITHUB_WORKFLOW", g("workflow")),
+        ("RUNNER_OS", "Linux".into()),
+        (
+            "RUNNER_ARCH",
+            scope
+                .contexts
+                .get("runner")
+                .and_then(|r| r.get("arch"))
+                .map(super::expr::to_string)
+                .unwrap_or_default(),
+        ),
+        ("RUNNER_TEMP", tmp.display().to_string()),
+        (
+            "RUNNER_TOOL_CACHE",
+            job.state.join("tool-cache").display().to_string(),
+        ),
+    ];
+    for (k, v) in fixed {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        if !k.is_empty() {
+            cmd.env(k, super::expr::to_string(v));
+        }
+    }
+    cmd.env("PATH", path);
+    let status = cmd.status().map_err(io(Path::new(&args[0])))?;
+    let ok = status.success();
+
+    // The files the script wrote.
+    let outputs: BTreeMap<String, String> = parse_file_command(&read(&output))
+        .map_err(|m| file_error(job, "GITHUB_OUTPUT", m))?
+        .into_iter()
+        .collect();
+    let written =
+        parse_file_command(&read(&env_file)).map_err(|m| file_error(job, "GITHUB_ENV", m))?;
+    if !written.is_empty() {
+        let mut all: BTreeMap<String, String> =
+            read_json(&job.dir.join("env.json")).unwrap_or_default();
+        all.extend(written);
+        write_json(&job.dir.join("env.json"), &all)?;
+    }
+    let added: Vec<String> = read(&path_file)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !added.is_empty() {
+        let mut all = paths;
+        all.extend(added);
+        write_json(&job.dir.join("path.json"), &all)?;
+    }
+    let s = read(&summary);
+    if !s.is_empty() {
+        use std::io::Write;
+        let p = job.dir.join("summary.md");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io(&p))?;
+        f.write_all(s.as_bytes()).map_err(io(&p))?;
+    }
+    let note = if ok {
+        String::new()
+    } else {
+        format!(
+            "exited with {}",
+            status
+                .code()
+                .map_or("a signal".to_string(), |c| c.to_string())
+        )
+    };
+    Ok((ok, outputs, note))
+}
+
+fn file_error(job: &Job, which: &str, m: String) -> RunnerError {
+    RunnerError::Action(format!("{}: {which}: {m}", job.plan.key))
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// `NAME=value` lines and `NAME<<DELIMITER` … `DELIMITER` blocks.
+pub fn parse_file_command(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let heredoc = line
+            .find("<<")
+            .filter(|&h| line.find('=').is_none_or(|e| h < e));
+        if let Some(h) = heredoc {
+            let name = &line[..h];
+            let delim = &line[h + 2..];
+            if name.is_empty() || delim.is_empty() {
+                return Err(format!("invalid line `{line}`"));
+            }
+            let mut value: Vec<&str> = Vec::new();
+            loop {
+                match lines.next() {
+                    Some(l) if l == delim => break,
+                    Some(l) => value.push(l),
+                    None => return Err(format!("`{name}<<{delim}` has no closing `{delim}`")),
+                }
+            }
+            out.push((name.to_string(), value.join("\n")));
+        } else if let Some((k, v)) = line.split_once('=') {
+            if k.is_empty() {
+                return Err(format!("invalid line `{line}`"));
+            }
+            out.push((k.to_string(), v.to_string()));
+        } else {
+            return Err(format!(
+                "invalid line `{line}` (NAME=value or NAME<<DELIMITER)"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn post(job: &Job, i: usize) -> Result<i32, RunnerError> {
+    let Some(step) = job.plan.steps.get(i) else {
+        return Err(RunnerError::Which(format!("post-{i}")));
+    };
+    let Some(b) = &step.builtin else { return Ok(0) };
+    let records = job.records();
+    let Some(main) = records.iter().find(|r| r.index == i) else {
+        return Ok(0);
+    };
+    if main.outcome != "success" {
+        return Ok(0);
+    }
+    let job_ok = !records.iter().any(|r| r.conclusion == "failure");
+    let status = Status {
+        failed: !job_ok,
+        cancelled: false,
+    };
+    let base = job.scope(&Map::new(), status, &records);
+    let env = job.job_env(&base)?;
+    let scope = job.scope(&env, status, &records);
+    let with = render_with(job, &scope, &step.def.with)?;
+    let artifacts = job.state.join("artifacts");
+    let places = Places {
+        workspace: &job.workspace,
+        artifacts: &artifacts,
+        cache: &job.plan.cache_dir,
+    };
+    match actions::post(b, &with, &main.outputs, job_ok, &places) {
+        Ok(said) => {
+            if !said.is_empty() {
+                println!("{said}");
+            }
+            Ok(0)
+        }
+        Err(m) => {
+            // A failed save warns, as on GitHub; it does not fail the job.
+            eprintln!("warning: {m}");
+            Ok(0)
+        }
+    }
+}
+
+fn complete(job: &Job) -> Result<i32, RunnerError> {
+    let records = job.records();
+    let skip = read_json::<Value>(&job.dir.join("job.json"))
+        .ok()
+        .and_then(|v| v.get("skip").and_then(Value::as_str).map(str::to_string));
+    let failed = records.iter().any(|r| r.conclusion == "failure");
+    let result = if skip.is_some() {
+        "skipped"
+    } else if failed {
+        "failure"
+    } else {
+        "success"
+    };
+    let status = Status {
+        failed,
+        cancelled: false,
+    };
+    let base = job.scope(&Map::new(), status, &records);
+    let env = job.job_env(&base)?;
+    let scope = job.scope(&env, status, &records);
+    let mut outputs = BTreeMap::new();
+    for (k, t) in &job.plan.outputs {
+        outputs.insert(k.clone(), job.render(&scope, t)?);
+    }
+    for r in &records {
+        let extra = if r.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.note)
+        };
+        println!("{:<9} {}{extra}", r.conclusion, r.name);
+    }
+    write_json(
+        &job.dir.join("result.json"),
+        &JobResult {
+            result: result.into(),
+            outputs,
+            steps: records,
+            note: skip.unwrap_or_default(),
+        },
+    )?;
+    job.release_groups();
+    Ok(0)
+}
+
+/// The results of a run's jobs that started, by key.
+pub fn results(state: &Path) -> BTreeMap<String, JobResult> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(state.join("run"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let key = e.file_name().to_string_lossy().to_string();
+        if let Ok(r) = read_json::<JobResult>(&e.path().join("result.json")) {
+            out.insert(key, r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file_command;
+
+    #[test]
+    fn file_commands() {
+        let v = parse_file_command("a=1\nmulti<<EOF\nx\ny=z\nEOF\nb=c=d\n").unwrap();
+        assert_eq!(
+            v,
+            vec![
+                ("a".into(), "1".into()),
+                ("multi".into(), "x\ny=z".into()),
+                ("b".into(), "c=d".into())
+            ]
+        );
+        assert!(parse_file_command("x<<EOF\nno end\n").is_err());
+        assert!(parse_file_command("novalue\n").is_err());
+    }
+}
