@@ -704,4 +704,3 @@ async fn process_runtime_counts_cpu() {
     let burn = vec!["-c".into(), "while :; do :; done".into()];
     cpu_contract(&rt, "/bin/sh", burn).await;
 }
-

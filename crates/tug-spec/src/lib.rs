@@ -20,9 +20,9 @@ pub mod interpolate;
 mod locate;
 mod model;
 mod parse;
-mod route;
 mod parse_pipeline;
 pub mod pipeline;
+mod route;
 mod units;
 pub mod yaml;
 
