@@ -48,7 +48,7 @@ fn render_k8s_of_a_build_without_image_fails_at_the_line_with_the_fix() {
     assert_eq!(out.status.code(), Some(2));
     let e = text(&out.stderr);
     assert!(
-        e.contains("tug.yaml:6:5: service `web` is built from source"),
+        e.contains("tug.yaml:8:5: service `web` is built from source"),
         "{e}"
     );
     assert!(e.contains("--image web=REF"), "{e}");
