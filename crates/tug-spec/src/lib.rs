@@ -15,6 +15,7 @@
 
 mod autoscale;
 pub mod compose;
+mod graph;
 mod input;
 pub mod interpolate;
 mod locate;

@@ -859,53 +859,14 @@ impl<'f> Cx<'f> {
         services: &BTreeMap<String, Service>,
         dep_nodes: &BTreeMap<(String, String), &Node>,
     ) {
-        // Iterative colouring DFS in name order; each cycle reported once.
-        #[derive(Clone, Copy, PartialEq)]
-        enum C {
-            White,
-            Grey,
-            Black,
-        }
-        let mut colour: BTreeMap<&str, C> =
-            services.keys().map(|k| (k.as_str(), C::White)).collect();
-        for start in services.keys() {
-            if colour[start.as_str()] != C::White {
-                continue;
-            }
-            let mut path: Vec<&str> = vec![start];
-            let mut iters: Vec<std::collections::btree_map::Keys<'_, String, Condition>> =
-                vec![services[start].depends_on.keys()];
-            colour.insert(start, C::Grey);
-            while let Some(it) = iters.last_mut() {
-                match it.next() {
-                    Some(next) => match colour.get(next.as_str()).copied() {
-                        Some(C::White) => {
-                            colour.insert(next, C::Grey);
-                            path.push(next);
-                            iters.push(services[next].depends_on.keys());
-                        }
-                        Some(C::Grey) => {
-                            let from = path.iter().position(|p| *p == next).unwrap_or(0);
-                            let mut names: Vec<&str> = path[from..].to_vec();
-                            names.push(next);
-                            let first = (names[0].to_string(), names[1].to_string());
-                            if let Some(n) = dep_nodes.get(&first) {
-                                self.err(
-                                    n,
-                                    format!("dependency cycle: {}", names.join(" -> ")),
-                                    Some("remove one of these `depends_on` entries".into()),
-                                );
-                            }
-                        }
-                        _ => {}
-                    },
-                    None => {
-                        iters.pop();
-                        if let Some(done) = path.pop() {
-                            colour.insert(done, C::Black);
-                        }
-                    }
-                }
+        for names in crate::graph::cycles(services, |s| s.depends_on.keys()) {
+            let first = (names[0].to_string(), names[1].to_string());
+            if let Some(n) = dep_nodes.get(&first) {
+                self.err(
+                    n,
+                    format!("dependency cycle: {}", names.join(" -> ")),
+                    Some("remove one of these `depends_on` entries".into()),
+                );
             }
         }
     }

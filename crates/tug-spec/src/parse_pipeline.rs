@@ -216,50 +216,18 @@ impl Cx<'_> {
         jobs: &BTreeMap<String, Job>,
         need_nodes: &BTreeMap<(String, String), &Node>,
     ) {
-        #[derive(Clone, Copy, PartialEq)]
-        enum C {
-            White,
-            Grey,
-            Black,
-        }
-        let mut colour: BTreeMap<&str, C> = jobs.keys().map(|k| (k.as_str(), C::White)).collect();
-        for start in jobs.keys() {
-            if colour[start.as_str()] != C::White {
+        // A job that needs itself is reported where `needs` is read.
+        for names in crate::graph::cycles(jobs, |j| j.needs.iter()) {
+            if names.len() <= 2 {
                 continue;
             }
-            let mut path: Vec<&str> = vec![start];
-            let mut iters = vec![jobs[start].needs.iter()];
-            colour.insert(start, C::Grey);
-            while let Some(it) = iters.last_mut() {
-                match it.next() {
-                    Some(next) => match colour.get(next.as_str()).copied() {
-                        Some(C::White) => {
-                            colour.insert(next, C::Grey);
-                            path.push(next);
-                            iters.push(jobs[next].needs.iter());
-                        }
-                        Some(C::Grey) if path.last() != Some(&next.as_str()) => {
-                            let from = path.iter().position(|p| *p == next).unwrap_or(0);
-                            let mut names: Vec<&str> = path[from..].to_vec();
-                            names.push(next);
-                            let first = (names[0].to_string(), names[1].to_string());
-                            if let Some(dn) = need_nodes.get(&first) {
-                                self.err(
-                                    dn,
-                                    format!("`needs` cycle: {}", names.join(" -> ")),
-                                    Some("remove one of these `needs` entries".into()),
-                                );
-                            }
-                        }
-                        _ => {}
-                    },
-                    None => {
-                        iters.pop();
-                        if let Some(done) = path.pop() {
-                            colour.insert(done, C::Black);
-                        }
-                    }
-                }
+            let first = (names[0].to_string(), names[1].to_string());
+            if let Some(dn) = need_nodes.get(&first) {
+                self.err(
+                    dn,
+                    format!("`needs` cycle: {}", names.join(" -> ")),
+                    Some("remove one of these `needs` entries".into()),
+                );
             }
         }
     }
