@@ -58,10 +58,17 @@ podman_() { CONTAINERS_CONF="$conf" podman "$@"; }
 
 answers() { timeout 5 podman --url "unix://$sock" version >/dev/null 2>&1; }
 
+# conmon starts in the service's working directory: a service left running
+# in a directory since removed cannot start containers, so it is replaced.
+if [ -f "$dir/service.pid" ] && readlink "/proc/$(cat "$dir/service.pid")/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
+  kill "$(cat "$dir/service.pid")" 2>/dev/null || true
+  sleep 1
+fi
+
 if ! answers; then
   echo "podman.sh: starting podman system service on $sock" >&2
   rm -f "$sock"
-  CONTAINERS_CONF="$conf" nohup podman system service --time=0 "unix://$sock" \
+  (cd / && CONTAINERS_CONF="$conf" exec nohup podman system service --time=0 "unix://$sock") \
     >"$dir/service.log" 2>&1 &
   echo $! >"$dir/service.pid"
   for _ in $(seq 1 60); do
