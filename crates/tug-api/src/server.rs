@@ -274,10 +274,25 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     refresh_history(&agent).await;
     let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
     let supervisor = tokio::spawn(supervise(Arc::clone(&agent), refreshes));
-    // Request metrics join when the gateway feeds them; CPU is read meanwhile.
+    // The gateway counts requests for the autoscaler, and its activator
+    // asks for a replica of a service scaled to zero.
+    let requests = agent
+        .gateway
+        .clone()
+        .map(|g| Arc::new(g) as Arc<dyn tug_autoscale::source::RequestSource>);
+    let waker = agent.gateway.as_ref().map(|gw| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        gw.set_activator(
+            tug_gateway::Activation::for_stack(&agent.stack),
+            Box::new(move |service: &str| {
+                let _ = tx.send(service.to_string());
+            }),
+        );
+        tokio::spawn(autoscale::wakes(Arc::clone(&agent), rx))
+    });
     let autoscaler = tokio::spawn(autoscale::run(
         Arc::clone(&agent),
-        None,
+        requests,
         autoscale::interval(),
     ));
     let app = Router::new()
@@ -335,6 +350,10 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     watcher.abort();
     autoscaler.abort();
     let _ = autoscaler.await;
+    if let Some(w) = waker {
+        w.abort();
+        let _ = w.await;
+    }
     let _ = supervisor.await;
     let _ = watcher.await;
     let _ = std::fs::remove_file(&socket);

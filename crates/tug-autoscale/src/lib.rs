@@ -165,8 +165,12 @@ pub enum Reason {
     MissingMetrics,
     /// At 0 replicas: left alone (the gateway's activator wakes it).
     Stopped,
-    /// No request for `idle`, with `min: 0`: scaled to zero.
+    /// No request for `idle`, with `min: 0`: scaled to zero (and, at 0,
+    /// waiting there for the next request).
     Idle,
+    /// At 0 with `min: 0`, a request arrived: the gateway's activator
+    /// started a replica.
+    Woken,
 }
 
 impl Reason {
@@ -191,6 +195,7 @@ impl Reason {
             Reason::MissingMetrics => "metrics are missing: no scale down on partial data",
             Reason::Stopped => "the service is at 0 replicas",
             Reason::Idle => "no request for the idle period",
+            Reason::Woken => "a request arrived for the service scaled to zero",
         }
     }
 }
@@ -268,7 +273,13 @@ impl Autoscaler {
             metrics,
         };
         if current == 0 {
-            return decided(0, Reason::Stopped, readings);
+            // Scaled to zero waits for a request; otherwise stopped by hand.
+            let reason = if min == 0 && self.spec.idle.is_some() {
+                Reason::Idle
+            } else {
+                Reason::Stopped
+            };
+            return decided(0, reason, readings);
         }
         if let (0, Some(idle), Some(since)) = (min, self.spec.idle, idle_since) {
             if now.saturating_duration_since(since) >= idle.std() {

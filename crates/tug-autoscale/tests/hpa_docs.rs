@@ -352,6 +352,9 @@ fn idle_scales_to_zero_with_min_zero_only() {
     );
     let d = a.decide(at(t0, 300), 2, std::slice::from_ref(&busy), Some(t0));
     assert_eq!((d.desired, d.reason), (0, Reason::Idle));
+    // At zero it stays there, idle, until the activator wakes it.
+    let d = a.decide(at(t0, 301), 0, &[], Some(t0));
+    assert_eq!((d.desired, d.reason), (0, Reason::Idle));
     // Not idle (busy, or the gateway does not know): the metrics decide.
     assert_eq!(
         a.decide(at(t0, 900), 2, std::slice::from_ref(&busy), None)

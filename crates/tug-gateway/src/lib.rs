@@ -37,12 +37,14 @@
 //! # Ok(()) }
 //! ```
 
+mod activate;
 mod conn;
 mod log;
 mod metrics;
 mod proxy;
 mod table;
 
+pub use activate::{Activation, Wake};
 pub use metrics::Metrics;
 pub use proxy::{BoxError, ProxyBody};
 pub use table::{Endpoint, Tuning};
@@ -125,6 +127,7 @@ impl Gateway {
             known: HashMap::new(),
             state: HashMap::new(),
             draining: HashSet::new(),
+            activity: HashMap::new(),
         };
         let table = builder.build(&metrics, &tuning);
         Gateway {
@@ -134,6 +137,8 @@ impl Gateway {
                 config,
                 tuning,
                 metrics,
+                activator: std::sync::OnceLock::new(),
+                changed: watch::channel(()).0,
             }),
             builder: Arc::new(Mutex::new(builder)),
             bound: Arc::new(Mutex::new(Vec::new())),
@@ -176,7 +181,22 @@ impl Gateway {
         if change(&mut b) {
             let t = b.build(&self.shared.metrics, &self.shared.tuning);
             self.shared.table.store(Arc::new(t));
+            self.shared.changed.send_replace(());
         }
+    }
+
+    /// Wakes the services in `services` when a request finds them scaled to
+    /// zero: `wake` is called with the service's name (once per wait, not
+    /// per request) and should start one replica; held requests go on once
+    /// it is in the pool. Set once; later calls are ignored.
+    pub fn set_activator(&self, services: HashMap<String, Activation>, wake: Wake) {
+        if !services.is_empty() {
+            tracing::debug!(services = ?services.keys().collect::<Vec<_>>(), "activator ready");
+        }
+        let _ = self
+            .shared
+            .activator
+            .set(activate::Activator { services, wake });
     }
 
     /// The ready replicas of `service` (healthy, running, not retired).
@@ -290,8 +310,41 @@ impl Gateway {
             .collect()
     }
 
+    /// The traffic of `service` as the autoscaler reads it: requests in
+    /// flight and served per replica (summed over its routes), and since
+    /// when it has had none. `None` when no route leads to it.
+    pub fn traffic(&self, service: &str) -> Option<tug_autoscale::source::Traffic> {
+        let t = self.shared.table.load();
+        let mut routes = t.routes.iter().filter(|r| r.service == service).peekable();
+        let activity = Arc::clone(&routes.peek()?.activity);
+        let mut replicas: BTreeMap<&str, tug_autoscale::source::ReplicaTraffic> = BTreeMap::new();
+        for u in routes.flat_map(|r| r.upstreams.iter()) {
+            let e = replicas.entry(u.name.as_str()).or_insert_with(|| {
+                tug_autoscale::source::ReplicaTraffic {
+                    replica: u.name.clone(),
+                    in_flight: 0,
+                    requests: 0,
+                }
+            });
+            e.in_flight += u64::from(u.in_flight());
+            e.requests += u.requests.load(Ordering::Relaxed);
+        }
+        let busy = activity.pending.load(Ordering::Relaxed) > 0
+            || replicas.values().any(|r| r.in_flight > 0);
+        Some(tug_autoscale::source::Traffic {
+            replicas: replicas.into_values().collect(),
+            idle_since: (!busy).then(|| activity.last()),
+        })
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn metrics(&self) -> String {
         self.shared.metrics.encode()
+    }
+}
+
+impl tug_autoscale::source::RequestSource for Gateway {
+    fn traffic(&self, service: &str) -> Option<tug_autoscale::source::Traffic> {
+        Gateway::traffic(self, service)
     }
 }

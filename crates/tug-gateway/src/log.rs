@@ -21,6 +21,8 @@ pub(crate) struct AccessEntry {
     pub request_id: String,
     pub user_agent: String,
     pub referer: String,
+    /// The request was held while its service woke from zero.
+    pub cold_start: bool,
 }
 
 /// Where lines go; lines are dropped (not queued without bound) when the
@@ -79,6 +81,7 @@ fn json(e: &AccessEntry) -> String {
         "attempts": e.attempts,
         "request_id": e.request_id,
         "user_agent": e.user_agent,
+        "cold_start": e.cold_start,
     })
     .to_string()
 }
@@ -92,8 +95,9 @@ fn combined(e: &AccessEntry, now: SystemTime) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let cold = if e.cold_start { " cold_start=true" } else { "" };
     format!(
-        "{} - - [{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000] \"{} {} {}\" {} - \"{}\" \"{}\"",
+        "{} - - [{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000] \"{} {} {}\" {} - \"{}\" \"{}\"{cold}",
         e.client.ip(),
         MONTHS[(m - 1) as usize],
         t / 3600,
@@ -149,6 +153,7 @@ mod tests {
             request_id: "id".into(),
             user_agent: "curl/8".into(),
             referer: String::new(),
+            cold_start: false,
         };
         // 2000-10-10 13:55:36 UTC.
         let t = UNIX_EPOCH + Duration::from_secs(971_186_136);
@@ -159,6 +164,12 @@ mod tests {
         let j: serde_json::Value = serde_json::from_str(&json(&e)).unwrap();
         assert_eq!(j["status"], 200);
         assert_eq!(j["duration_ms"], 3.0);
+        assert_eq!(j["cold_start"], false);
+        let cold = AccessEntry {
+            cold_start: true,
+            ..e
+        };
+        assert!(combined(&cold, t).ends_with(r#""curl/8" cold_start=true"#));
     }
 
     #[test]

@@ -24,6 +24,11 @@ struct ReplicaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     service: String,
     route: String,
@@ -31,6 +36,11 @@ struct RouteLabels {
 
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// 25 ms to about 100 s.
+fn cold() -> Histogram {
+    Histogram::new(exponential_buckets(0.025, 2.0, 13))
 }
 
 /// The gateway's metric families, registered once.
@@ -41,6 +51,7 @@ pub struct Metrics {
     ejections: Family<ReplicaLabels, Counter>,
     retries: Family<RouteLabels, Counter>,
     unavailable: Family<RouteLabels, Counter>,
+    cold_start: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     registry: Registry,
 }
 
@@ -77,7 +88,15 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tug_gateway");
+        let mut root = Registry::with_prefix("tug");
+        let cold_start =
+            Family::<ServiceLabels, Histogram, fn() -> Histogram>::new_with_constructor(cold);
+        root.register(
+            "cold_start_seconds",
+            "Time a request was held while its service, scaled to zero, started a replica",
+            cold_start.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("gateway");
         let requests = Family::<RequestLabels, Counter>::default();
         let duration =
             Family::<ReplicaLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
@@ -122,7 +141,8 @@ impl Metrics {
             ejections,
             retries,
             unavailable,
-            registry,
+            cold_start,
+            registry: root,
         }
     }
 
@@ -148,6 +168,15 @@ impl Metrics {
             in_flight: self.in_flight.get_or_create(&l).clone(),
             ejections: self.ejections.get_or_create(&l).clone(),
         }
+    }
+
+    /// Records a cold start of `service` that held a request `seconds`.
+    pub(crate) fn cold_start(&self, service: &str, seconds: f64) {
+        self.cold_start
+            .get_or_create(&ServiceLabels {
+                service: service.into(),
+            })
+            .observe(seconds);
     }
 
     pub(crate) fn route(&self, service: &str, route: &str) -> RouteMetrics {

@@ -46,6 +46,10 @@ pub(crate) struct Shared {
     pub tuning: Tuning,
     pub metrics: crate::metrics::Metrics,
     pub log: AccessSink,
+    /// Wakes services scaled to zero; unset: a route without replicas answers 503.
+    pub activator: std::sync::OnceLock<crate::activate::Activator>,
+    /// Bumped after each table swap, for requests waiting on a replica.
+    pub changed: watch::Sender<()>,
 }
 
 fn simple(status: StatusCode, text: &str) -> Response<ProxyBody> {
@@ -149,6 +153,7 @@ struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         self.route.upstreams[self.upstream].finish();
+        self.route.activity.touch();
         if let Some(c) = &self.conn {
             c.rearm();
         }
@@ -238,13 +243,13 @@ async fn forward(
         })
         .unwrap_or_default();
     let host = strip_port(&host_full);
-    let table = shared.table.load();
-    let Some(route) = table.lookup(host, req.uri().path()).cloned() else {
+    let Some(mut route) = shared.table.load().lookup(host, req.uri().path()).cloned() else {
         return simple(
             StatusCode::NOT_FOUND,
             &format!("no route for {host}{}", req.uri().path()),
         );
     };
+    route.activity.touch();
     let max_body = shared.config.max_body_size.0;
     let length = req
         .headers()
@@ -257,10 +262,20 @@ async fn forward(
             &format!("the request body is larger than {max_body} bytes"),
         );
     }
-    if route.upstreams.is_empty() {
-        // The seam for an activator: a service scaled to zero would be
-        // woken here and the request held until a replica is ready.
-        return unavailable(shared, &route, "no ready replica");
+    let mut cold_start = false;
+    if !route.serving() {
+        // Scaled to zero (or on its way there): the activator holds the
+        // request while a replica starts.
+        match crate::activate::hold(shared, &route, host, req.uri().path(), start).await {
+            Ok((fresh, held)) => {
+                shared
+                    .metrics
+                    .cold_start(&route.service, held.as_secs_f64());
+                route = fresh;
+                cold_start = true;
+            }
+            Err(r) => return r,
+        }
     }
     route.budget.deposit();
     let upgrade = h1 && wants_upgrade(req.headers());
@@ -415,6 +430,7 @@ async fn forward(
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string(),
+                    cold_start,
                 });
                 let done = Done {
                     route: Arc::clone(&route),
@@ -469,7 +485,7 @@ async fn forward(
     }
 }
 
-fn unavailable(shared: &Shared, route: &RouteEntry, why: &str) -> Response<ProxyBody> {
+pub(crate) fn unavailable(shared: &Shared, route: &RouteEntry, why: &str) -> Response<ProxyBody> {
     route.metrics.unavailable.inc();
     let mut r = simple(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -28,6 +28,8 @@ pub struct Upstream {
     /// `http://127.0.0.1:port`, for request URIs.
     pub(crate) base: String,
     pub(crate) in_flight: AtomicU32,
+    /// Requests sent to it, for the autoscaler's requests per second.
+    pub(crate) requests: AtomicU64,
     /// Connect errors or 5xx in a row.
     failures: AtomicU32,
     /// Ejected until this many milliseconds after `EPOCH` (0: not ejected).
@@ -49,6 +51,7 @@ impl Upstream {
 
     pub(crate) fn start(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics.in_flight.inc();
     }
 
@@ -114,6 +117,42 @@ pub(crate) fn now_ms() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
+/// The instant `ms` milliseconds after the epoch of [`now_ms`].
+pub(crate) fn instant_at(ms: u64) -> Instant {
+    *EPOCH.get_or_init(Instant::now) + Duration::from_millis(ms)
+}
+
+/// A service's traffic across its routes, kept across snapshots: when it
+/// last saw a request, for `idle:`, and the requests the activator holds.
+pub(crate) struct Activity {
+    /// Milliseconds after the epoch of [`now_ms`] of the last request's
+    /// start or end.
+    last_ms: AtomicU64,
+    /// Requests held while the service wakes.
+    pub pending: AtomicU32,
+    /// Set once a held request has asked the agent to wake the service;
+    /// cleared when a replica is ready or the wait timed out.
+    pub waking: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            last_ms: AtomicU64::new(now_ms()),
+            pending: AtomicU32::new(0),
+            waking: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        self.last_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn last(&self) -> Instant {
+        instant_at(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
 /// A retry budget: every request adds a share of a retry, every retry spends one.
 pub(crate) struct Budget {
     /// In hundredths of a retry.
@@ -160,6 +199,7 @@ pub struct RouteEntry {
     pub(crate) budget: Arc<Budget>,
     pub(crate) client: crate::proxy::UpstreamClient,
     pub(crate) metrics: Arc<crate::metrics::RouteMetrics>,
+    pub(crate) activity: Arc<Activity>,
 }
 
 /// Per-route state kept across snapshots.
@@ -172,6 +212,14 @@ pub(crate) struct RouteState {
 }
 
 impl RouteEntry {
+    /// Whether a request could be given to a replica now (ejected ones
+    /// count: they are tried when all are).
+    pub(crate) fn serving(&self) -> bool {
+        self.upstreams
+            .iter()
+            .any(|u| !u.draining.load(Ordering::Relaxed))
+    }
+
     /// Picks a replica not in `tried`, skipping ejected ones unless all are.
     pub(crate) fn pick(&self, key: Option<&[u8]>, tried: &[usize]) -> Option<usize> {
         let now = now_ms();
@@ -295,6 +343,8 @@ pub(crate) struct Builder {
     pub state: HashMap<String, RouteState>,
     /// Replicas being retired (name, address): kept in pools, given nothing new.
     pub draining: std::collections::HashSet<(String, SocketAddr)>,
+    /// Per-service activity, kept across snapshots.
+    pub activity: HashMap<String, Arc<Activity>>,
 }
 
 impl Builder {
@@ -314,6 +364,7 @@ impl Builder {
                         addr: ep.addr,
                         base: format!("http://{}", ep.addr),
                         in_flight: AtomicU32::new(0),
+                        requests: AtomicU64::new(0),
                         failures: AtomicU32::new(0),
                         ejected_until: AtomicU64::new(0),
                         draining: AtomicBool::new(false),
@@ -337,7 +388,13 @@ impl Builder {
                     metrics: Arc::new(metrics.route(service, &label)),
                 })
                 .clone();
+            let activity = Arc::clone(
+                self.activity
+                    .entry(service.clone())
+                    .or_insert_with(|| Arc::new(Activity::new())),
+            );
             routes.push(Arc::new(RouteEntry {
+                activity,
                 service: service.clone(),
                 spec: spec.clone(),
                 label,

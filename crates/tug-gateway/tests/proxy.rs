@@ -909,3 +909,141 @@ async fn one_client_cannot_hold_every_connection() {
     .await;
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
 }
+
+/// A service that scales to zero: `autoscale` with `min: 0`.
+fn zero(name: &str, extra: &str) -> String {
+    format!("  {name}:\n    image: x\n    port: 80\n    route: {{ path: / }}\n    autoscale: {{ min: 0, max: 2, idle: 1m{extra} }}\n")
+}
+
+/// Sets the activator from the stack in `yaml`; each wake is sent on the channel.
+fn activate(s: &Setup, yaml: &str) -> mpsc::UnboundedReceiver<String> {
+    let text = format!("name: t\ngateway: {{ listen: ['127.0.0.1:0'] }}\nservices:\n{yaml}");
+    let stack = tug_spec::parse_str(&text, "tug.yaml".as_ref()).unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    s.gw.set_activator(
+        tug_gateway::Activation::for_stack(&stack),
+        Box::new(move |svc: &str| {
+            let _ = tx.send(svc.to_string());
+        }),
+    );
+    rx
+}
+
+/// Observations of a histogram, from the `+Inf` bucket.
+fn histogram_count(m: &str, name: &str) -> f64 {
+    let parsed = prometheus_parse::Scrape::parse(m.lines().map(|l| Ok(l.to_string()))).unwrap();
+    parsed
+        .samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .map(|x| match &x.value {
+            prometheus_parse::Value::Histogram(h) => h
+                .iter()
+                .filter(|b| b.less_than.is_infinite())
+                .map(|b| b.count)
+                .sum(),
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_request_wakes_a_service_scaled_to_zero() {
+    let a = backend("a").await;
+    let yaml = zero("a", "");
+    let mut s = gateway(&yaml, Tuning::default()).await;
+    let mut wakes = activate(&s, &yaml);
+    let h = client();
+    // Two requests arrive while the service is at zero: one wake, both held.
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, url) = (h.clone(), format!("http://{}/", s.addr));
+            tokio::spawn(async move { send(&h, "GET", url, "x", "").await })
+        })
+        .collect();
+    let woken = tokio::time::timeout(Duration::from_secs(5), wakes.recv())
+        .await
+        .unwrap();
+    assert_eq!(woken.as_deref(), Some("a"));
+    let t = s.gw.traffic("a").unwrap();
+    assert_eq!(t.idle_since, None, "held requests keep the service busy");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.gw.set_ready("a", vec![a.endpoint()]);
+    for r in held {
+        let (st, _, body) = r.await.unwrap();
+        assert_eq!((st, body.as_str()), (StatusCode::OK, "a / body=0\n"));
+    }
+    assert!(wakes.try_recv().is_err(), "one wake for both requests");
+    let m = s.gw.metrics();
+    assert_eq!(histogram_count(&m, "tug_cold_start_seconds"), 2.0, "{m}");
+    assert!(
+        m.contains("tug_cold_start_seconds_sum{service=\"a\"}"),
+        "{m}"
+    );
+    let line = tokio::time::timeout(Duration::from_secs(5), s.log.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["cold_start"], true);
+    // Once awake, requests go straight through and are not cold starts.
+    assert_eq!(get(&h, &s, "x", "/").await.0, StatusCode::OK);
+    let line = tokio::time::timeout(Duration::from_secs(5), s.log.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let line = if line["cold_start"] == true {
+        // The second held request's line.
+        let l = s.log.recv().await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&l).unwrap()
+    } else {
+        line
+    };
+    assert_eq!(line["cold_start"], false);
+    // The autoscaler's view: requests counted per replica, idle once done.
+    let t = s.gw.traffic("a").unwrap();
+    assert_eq!(t.replicas.len(), 1);
+    assert_eq!((t.replicas[0].requests, t.replicas[0].in_flight), (3, 0));
+    assert!(t.idle_since.is_some());
+    assert!(s.gw.traffic("nope").is_none());
+}
+
+#[tokio::test]
+async fn the_activator_queue_is_bounded_and_its_wait_times_out() {
+    let yaml = zero("a", ", max_pending: 2, wake_timeout: 700ms");
+    let s = gateway(&yaml, Tuning::default()).await;
+    let _wakes = activate(&s, &yaml);
+    let h = client();
+    let t0 = std::time::Instant::now();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, url) = (h.clone(), format!("http://{}/", s.addr));
+            tokio::spawn(async move { send(&h, "GET", url, "x", "").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The queue is full: a third request is turned away at once.
+    let (st, hd, body) = send(&h, "GET", format!("http://{}/", s.addr), "x", "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(hd["retry-after"], "1");
+    assert!(body.contains("too many requests are waiting"), "{body}");
+    assert!(t0.elapsed() < Duration::from_millis(700));
+    // No replica comes: the held ones get 503 after the wake timeout.
+    for r in held {
+        let (st, hd, body) = r.await.unwrap();
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(hd["retry-after"], "1");
+        assert!(body.contains("no replica became ready in time"), "{body}");
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(700));
+    // A service that does not scale to zero is not held.
+    let s = gateway(&svc("b", "{ path: / }"), Tuning::default()).await;
+    let _wakes = activate(&s, &svc("b", "{ path: / }"));
+    let t0 = std::time::Instant::now();
+    assert_eq!(
+        get(&h, &s, "x", "/").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(t0.elapsed() < Duration::from_millis(500));
+}

@@ -14,6 +14,8 @@ const AUTOSCALE_KEYS: &[&str] = &[
     "target_inflight",
     "target_rps",
     "idle",
+    "max_pending",
+    "wake_timeout",
     "behavior",
 ];
 const BEHAVIOR_KEYS: &[&str] = &["scale_up", "scale_down"];
@@ -88,6 +90,43 @@ impl Cx<'_> {
                 Some("add `idle: 5m`, or set `min: 1`".into()),
             );
         }
+        let max_pending = match f.get("max_pending") {
+            Some(v) => {
+                let m = self.count(v, &format!("{what}.max_pending"))?;
+                if m == 0 {
+                    self.err(
+                        v,
+                        format!("`{what}.max_pending` must be at least 1"),
+                        Some(format!("remove it to hold up to {DEFAULT_MAX_PENDING}")),
+                    );
+                }
+                m
+            }
+            None => DEFAULT_MAX_PENDING,
+        };
+        let wake_timeout = match f.get("wake_timeout") {
+            Some(v) => {
+                let d = self.duration(v, &format!("{what}.wake_timeout"))?;
+                if d.std().is_zero() {
+                    self.err(
+                        v,
+                        format!("`{what}.wake_timeout` must be more than 0"),
+                        None,
+                    );
+                }
+                d
+            }
+            None => DEFAULT_WAKE_TIMEOUT,
+        };
+        for key in ["max_pending", "wake_timeout"] {
+            if let (Some(v), true) = (f.get(key), min > 0) {
+                self.err(
+                    v,
+                    format!("`{what}.{key}` applies only with `min: 0`, found min: {min}"),
+                    Some(format!("set `min: 0` to scale to zero, or remove `{key}`")),
+                );
+            }
+        }
         let target_cpu = f
             .get("target_cpu")
             .and_then(|v| self.percent(v, &format!("{what}.target_cpu")));
@@ -108,6 +147,8 @@ impl Cx<'_> {
             target_inflight,
             target_rps,
             idle,
+            max_pending,
+            wake_timeout,
             behavior,
         })
     }

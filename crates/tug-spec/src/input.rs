@@ -866,6 +866,11 @@ struct AutoscaleIn {
     target_rps: Option<f64>,
     /// With `min: 0`: stop the service after this long without requests.
     idle: Option<DurationIn>,
+    /// With `min: 0`: requests held while the service wakes (default 100); more get 503.
+    #[schemars(range(min = 1))]
+    max_pending: Option<u32>,
+    /// With `min: 0`: how long a held request waits for a ready replica (default 30s), then 503.
+    wake_timeout: Option<DurationIn>,
     behavior: Option<BehaviorIn>,
 }
 

@@ -486,8 +486,28 @@ pub struct Autoscale {
     /// With `min: 0`: stop the service after this long without requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<Duration>,
+    /// With `min: 0`: requests the gateway holds while it wakes the service;
+    /// more get 503 with `Retry-After`.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: u32,
+    /// With `min: 0`: how long a held request waits for a replica to be
+    /// ready before it gets 503.
+    #[serde(default = "default_wake_timeout")]
+    pub wake_timeout: Duration,
     #[serde(default)]
     pub behavior: ScaleBehavior,
+}
+
+/// Requests held while a service scaled to zero wakes, when `max_pending` is unset.
+pub const DEFAULT_MAX_PENDING: u32 = 100;
+/// How long a held request waits, when `wake_timeout` is unset.
+pub const DEFAULT_WAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn default_max_pending() -> u32 {
+    DEFAULT_MAX_PENDING
+}
+fn default_wake_timeout() -> Duration {
+    DEFAULT_WAKE_TIMEOUT
 }
 
 /// The CPU target when `autoscale:` names none (the Kubernetes default).

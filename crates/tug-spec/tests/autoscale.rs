@@ -156,6 +156,49 @@ fn min_zero_needs_idle_and_idle_needs_min_zero() {
 }
 
 #[test]
+fn the_activator_queue_and_timeout() {
+    let s = parse_str(
+        &svc("    autoscale: { min: 0, max: 2, idle: 5m }\n"),
+        Path::new(FILE),
+    )
+    .unwrap();
+    let a = s.services["web"].autoscale.clone().unwrap();
+    assert_eq!(
+        (a.max_pending, a.wake_timeout),
+        (
+            tug_spec::DEFAULT_MAX_PENDING,
+            tug_spec::DEFAULT_WAKE_TIMEOUT
+        )
+    );
+    let s = parse_str(
+        &svc("    autoscale: { min: 0, max: 2, idle: 5m, max_pending: 3, wake_timeout: 2s }\n"),
+        Path::new(FILE),
+    )
+    .unwrap();
+    let a = s.services["web"].autoscale.clone().unwrap();
+    assert_eq!((a.max_pending, a.wake_timeout), (3, secs(2)));
+
+    let (l, c, m, h) = one(&svc("    autoscale: { max: 2, max_pending: 3 }\n"));
+    assert_eq!((l, c), (6, 39));
+    assert_eq!(
+        m,
+        "`web.autoscale.max_pending` applies only with `min: 0`, found min: 1"
+    );
+    assert_eq!(
+        h.as_deref(),
+        Some("set `min: 0` to scale to zero, or remove `max_pending`")
+    );
+    let (_, _, m, _) = one(&svc(
+        "    autoscale: { min: 0, max: 2, idle: 5m, max_pending: 0 }\n",
+    ));
+    assert_eq!(m, "`web.autoscale.max_pending` must be at least 1");
+    let (_, _, m, _) = one(&svc(
+        "    autoscale: { min: 0, max: 2, idle: 5m, wake_timeout: 0s }\n",
+    ));
+    assert_eq!(m, "`web.autoscale.wake_timeout` must be more than 0");
+}
+
+#[test]
 fn replicas_must_lie_within_the_bounds() {
     let (l, c, m, h) = one(&svc("    replicas: 9\n    autoscale: { max: 4 }\n"));
     assert_eq!((l, c), (6, 15));

@@ -142,6 +142,12 @@ fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result
             }
             ("GET", "/health") => ("200 OK", "ok\n"),
             ("GET", "/") => ("200 OK", body),
+            // Holds the request, for load that stays in flight (at most 10 s).
+            ("GET", p) if p.starts_with("/slow/") => {
+                let ms = p["/slow/".len()..].parse::<u64>().unwrap_or(0).min(10_000);
+                std::thread::sleep(Duration::from_millis(ms));
+                ("200 OK", body)
+            }
             ("GET", _) => ("404 Not Found", "not found\n"),
             _ => ("405 Method Not Allowed", "method not allowed\n"),
         };

@@ -190,6 +190,53 @@ fn row(spec: &tug_spec::Autoscale, d: &Decision) -> api::Autoscaling {
     }
 }
 
+/// Wakes the services the gateway's activator asks for, one at a time.
+pub(super) async fn wakes<R: Runtime + Clone + 'static>(
+    agent: Shared<R>,
+    mut asked: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(service) = asked.recv().await {
+        if let Err(e) = wake(&agent, &service).await {
+            tracing::warn!(service = %service, error = %e, "waking the service failed");
+        }
+    }
+}
+
+/// Starts one replica of `service` if it is at zero, through the path
+/// `tug scale` takes (a recorded converge under the apply lock); the
+/// gateway forwards the held requests once the replica is ready.
+async fn wake<R: Runtime>(agent: &Agent<R>, service: &str) -> Result<(), OpsError> {
+    let lock = ApplyLock::acquire(&agent.stack.name).await?;
+    let Some((_, stack)) = desired(agent).await else {
+        return Ok(());
+    };
+    if stack.services.get(service).is_none_or(|s| s.replicas > 0) {
+        // Woken already (a converge in between), or gone from the stack.
+        drop(lock);
+        refresh(agent).await;
+        return Ok(());
+    }
+    tracing::info!(service = %service, "waking: a request arrived for the service scaled to zero");
+    agent.bus.publish(
+        None,
+        Event::Autoscaled {
+            service: service.to_string(),
+            current: 0,
+            desired: 1,
+            reason: Reason::Woken,
+            metrics: Vec::new(),
+        },
+    );
+    let pair = format!("{service}=1");
+    let scaled = ops::scaled(&stack, std::slice::from_ref(&pair))?;
+    let message = format!("autoscale {pair} (woken by a request)");
+    let done =
+        ops::converge_held(&lock, &agent.rt, &scaled, &agent.opts, &message, &agent.bus).await?;
+    drop(lock);
+    refresh(agent).await;
+    done.result.map(|_| ()).map_err(Into::into)
+}
+
 /// Scales `service` as `tug scale` would, under the apply lock, if the
 /// desired state is still the revision the decision was made on (a `tug up`
 /// in between wins). Returns whether it scaled.

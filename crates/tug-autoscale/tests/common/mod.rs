@@ -11,6 +11,8 @@ pub fn spec(min: u32, max: u32) -> Autoscale {
         target_inflight: None,
         target_rps: None,
         idle: None,
+        max_pending: tug_spec::DEFAULT_MAX_PENDING,
+        wake_timeout: tug_spec::DEFAULT_WAKE_TIMEOUT,
         behavior: ScaleBehavior::default(),
     }
 }

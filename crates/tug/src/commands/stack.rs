@@ -562,7 +562,7 @@ pub fn print_ps(rows: &[serde_json::Value]) {
             Cell::new(state).fg(state_color),
             Cell::new(health).fg(health_color),
             Cell::new(text(&r["endpoint"])),
-            Cell::new(age(r["created"].as_i64().unwrap_or(0))),
+            Cell::new(r["created"].as_i64().map_or_else(|| "-".into(), age)),
             Cell::new(text(&r["image"])),
         ]);
     }
@@ -617,6 +617,20 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
         println!("{} converging for {}", style("⟳").cyan(), age(c.since));
         for (service, doing) in &c.services {
             println!("  {service}: {doing}");
+        }
+    }
+    if output == OutputFormat::Table {
+        // A service scaled to zero has no replica to list: one row says so.
+        for (service, a) in &autoscale {
+            let idle = a.current == 0 && a.reason == "idle";
+            if idle && !rows.iter().any(|r| r["service"] == service.as_str()) {
+                rows.push(serde_json::json!({
+                    "service": service,
+                    "replica": "0/0",
+                    "state": "idle",
+                    "note": "scaled to zero, the next request starts it",
+                }));
+            }
         }
     }
     match output {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Cold start through the gateway: a service with `autoscale: { min: 0 }` is
+# left to scale to zero, then one request is sent and timed from sending to
+# the first byte of the answer (curl's time_starttransfer). TRIALS times on
+# Docker and on the process runtime; prints p50 and p99 of each.
+#   scripts/bench/coldstart.sh [TRIALS]     (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+trials=${1:-20}
+source scripts/bench/compose-lib.sh
+trap 'cd /; for f in "$work"/*.yaml; do "$tug" -f "$f" down >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
+export TUG_AUTOSCALE_INTERVAL=200ms
+
+pct() { # $1 = percentile (0-100); values on stdin
+  sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((p/100)*NR+0.999999); if (i<1) i=1; if (i>NR) i=NR; print a[i]}'
+}
+
+# $1 = runtime (docker|process), $2 = service body lines
+run() {
+  local rt=$1 body=$2 port file
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  file=$work/cold-$rt.yaml
+  cat >"$file" <<YAML
+name: tugbenchcold$rt
+gateway: { listen: ["127.0.0.1:$port"], access_log: off }
+services:
+  web:
+$body
+    port: 8080
+    route: { path: / }
+    stop_grace_period: 1s
+    autoscale: { min: 0, max: 1, idle: 1s }
+YAML
+  "$tug" -f "$file" --runtime "$rt" up -d >/dev/null
+  local times=()
+  for i in $(seq 1 "$trials"); do
+    # Wait until it is at zero again (stopped and out of the gateway's pool).
+    until [ "$("$tug" -f "$file" --runtime "$rt" ps -o json | python3 -c 'import json,sys; print(sum(r["service"]=="web" for r in json.load(sys.stdin)))')" = 0 ] \
+      && "$tug" -f "$file" --runtime "$rt" routes -o json | python3 -c 'import json,sys; sys.exit(any(r["replicas"] for r in json.load(sys.stdin)["routes"]))'; do
+      sleep 0.2
+    done
+    t=$(curl -s -o /dev/null -w '%{http_code} %{time_starttransfer}' "http://127.0.0.1:$port/")
+    [ "${t%% *}" = 200 ] || { echo "$rt trial $i: got ${t%% *}" >&2; exit 1; }
+    times+=("${t#* }")
+  done
+  "$tug" -f "$file" --runtime "$rt" down >/dev/null
+  local p50 p99
+  p50=$(printf '%s\n' "${times[@]}" | pct 50)
+  p99=$(printf '%s\n' "${times[@]}" | pct 99)
+  printf '%-10s %10.0f %10.0f\n' "$rt" "$(echo "$p50 * 1000" | bc)" "$(echo "$p99 * 1000" | bc)"
+}
+
+printf '%-10s %10s %10s   (cold start, request to first byte, %s trials)\n' runtime "p50 ms" "p99 ms" "$trials"
+run docker "    image: tug-bench/hello:1
+    health: { exec: [/app/hello, check], interval: 100ms, timeout: 1s, retries: 3 }"
+run process "    build: { rust: { package: hello, workspace: $PWD } }
+    health: { http: /health, interval: 100ms, timeout: 1s, retries: 3 }"
