@@ -293,7 +293,7 @@ fn http_route(
 /// A Gateway API duration (`^([0-9]{1,5}(h|m|s|ms)){1,4}$`): `30s`, `1m30s`, `1500ms`.
 pub(crate) fn gateway_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 && ms <= 99_999 {
+    if !ms.is_multiple_of(1000) && ms <= 99_999 {
         return format!("{ms}ms");
     }
     let secs = d.as_secs();
