@@ -228,11 +228,21 @@ impl Deployer {
         for ar in Object::all_kinds() {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &self.namespace, &ar);
-            let list = self
+            let list = match self
                 .retry(&format!("list {}", ar.plural), progress, || {
                     api.list_metadata(&lp)
                 })
-                .await?;
+                .await
+            {
+                Ok(l) => l,
+                // A cluster without the Gateway API CRDs has no HTTPRoutes to prune.
+                Err(DeployError::Api { source, .. })
+                    if is_not_found(&source) && ar.kind == "HTTPRoute" =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
             for item in list.items {
                 let name = item.metadata.name.clone().unwrap_or_default();
                 if !wanted.contains(&(ar.kind.clone(), name.clone())) {

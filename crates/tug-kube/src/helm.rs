@@ -5,7 +5,10 @@
 //! expressions, so the chart and `tug render k8s` never drift apart. The env
 //! ConfigMap and Secret get fixed names in the chart (a checksum annotation
 //! rolls the pods when values change), and the PodDisruptionBudget is
-//! rendered only while the replicas value is above one.
+//! rendered only while the replicas value is above one. Routes (Ingress or
+//! HTTPRoute) are rendered while `ingress.enabled`; an Ingress takes its class
+//! from `ingress.className` and each rule's host from the service's `hosts`
+//! (in rule order; `""` is any host).
 
 use crate::object::Object;
 use crate::render::{render, RenderOptions};
@@ -77,6 +80,18 @@ pub fn chart(
             "env": env,
             "secretEnv": secret_env,
         });
+        let hosts: Vec<String> = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Ingress(i) if i.metadata.name.as_deref() == Some(name) => i.spec.as_ref(),
+                _ => None,
+            })
+            .flat_map(|spec| spec.rules.iter().flatten())
+            .map(|r| r.host.clone().unwrap_or_default())
+            .collect();
+        if !hosts.is_empty() {
+            entry["hosts"] = json!(hosts);
+        }
         // An HPA sets the count of an autoscaled service.
         if dep.spec.replicas.is_none() {
             if let Some(m) = entry.as_object_mut() {
@@ -139,6 +154,17 @@ pub fn chart(
                     {"secretRef": {"name": format!("{s}-secret")}},
                 ]);
             }
+            (Object::Ingress(i), Some(s)) => {
+                wrap_if = Some("{{- if .Values.ingress.enabled }}\n".into());
+                v["spec"]["ingressClassName"] = json!("@@INGRESSCLASS:-@@");
+                let rules = i.spec.as_ref().and_then(|s| s.rules.as_ref());
+                for n in 0..rules.map_or(0, |r| r.len()) {
+                    v["spec"]["rules"][n]["host"] = json!(format!("@@HOST:{s}#{n}@@"));
+                }
+            }
+            (Object::HTTPRoute(_), Some(_)) => {
+                wrap_if = Some("{{- if .Values.ingress.enabled }}\n".into());
+            }
             (Object::PodDisruptionBudget(_), Some(s)) if !autoscaled.contains(s) => {
                 wrap_if = Some(format!(
                     "{{{{- if gt (int {}.replicas) 1 }}}}\n",
@@ -200,7 +226,13 @@ pub fn chart(
         "# Values of the {} stack. `helm install {} . --namespace {ns}` installs it as rendered.\n{}",
         stack.name,
         stack.name,
-        crate::object::yaml_of(&json!({ "services": values }))
+        crate::object::yaml_of(&json!({
+            "ingress": {
+                "enabled": true,
+                "className": opts.ingress_class.clone().unwrap_or_default(),
+            },
+            "services": values,
+        }))
     );
     let mut files = vec![
         (PathBuf::from("Chart.yaml"), chart_yaml),
@@ -244,6 +276,7 @@ fn substitute(yaml: &str) -> String {
             .unwrap_or_default()
             .to_string();
         let (what, svc) = token.split_once(':').unwrap_or((&token, ""));
+        let (svc, index) = svc.split_once('#').unwrap_or((svc, ""));
         let key_part = line[..start].trim_end_matches(['\'', '"']);
         let indent = line.len() - line.trim_start().len();
         let vals = values_of(svc);
@@ -266,6 +299,13 @@ fn substitute(yaml: &str) -> String {
             "RESOURCES" => block(format!("toYaml {vals}.resources")),
             "ENV" => block(format!("toYaml {vals}.env")),
             "SECRETENV" => block(format!("toYaml {vals}.secretEnv")),
+            "HOST" => inline(format!("{{{{ index {vals}.hosts {index} | quote }}}}")),
+            "INGRESSCLASS" => format!(
+                "{:w$}{{{{- with .Values.ingress.className }}}}\n{key_part}{{{{ . | quote }}}}\n{:w$}{{{{- end }}}}\n",
+                "",
+                "",
+                w = indent
+            ),
             _ => format!("{line}\n"),
         });
     }

@@ -11,6 +11,7 @@
 pub mod connect;
 pub mod deploy;
 pub mod helm;
+pub mod httproute;
 pub mod leader;
 mod object;
 pub mod operator;
@@ -22,7 +23,10 @@ pub use object::{from_yaml, to_yaml, Object};
 pub fn yaml_document(v: &serde_json::Value) -> String {
     format!("---\n{}", object::yaml_of(v))
 }
-pub use render::{render, service_labels, stack_labels, RenderOptions, Skip};
+pub use render::{
+    render, render_with_warnings, service_labels, stack_labels, GatewayRef, RenderOptions,
+    Rendered, RouteTarget, Skip, DEFAULT_INGRESS_NAMESPACE,
+};
 
 /// A problem with the stack for Kubernetes, at `file:line:col` in tug.yaml.
 pub type RenderError = tug_spec::SpecError;

@@ -1,11 +1,12 @@
 //! One rendered object: a typed k8s-openapi value of one of the kinds tug renders.
 
+use crate::httproute::HTTPRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Resource as _;
@@ -64,6 +65,8 @@ objects!(
     PodDisruptionBudget,
     NetworkPolicy,
     HorizontalPodAutoscaler,
+    Ingress,
+    HTTPRoute,
 );
 
 impl Object {

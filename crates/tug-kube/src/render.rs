@@ -35,6 +35,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use tug_spec::{Condition, MountSource, Probe as SpecProbe, RestartPolicy, Stack, UpdateOrder};
 
 mod hpa;
+mod route;
+
+pub use route::{GatewayRef, RouteTarget, DEFAULT_INGRESS_NAMESPACE};
 
 /// Settings of tug.yaml that Kubernetes has no per-workload equivalent for,
 /// which a user may choose to leave out (`--skip`) instead of getting an error.
@@ -42,12 +45,19 @@ mod hpa;
 pub enum Skip {
     /// `resources.pids`: Kubernetes limits PIDs per node (kubelet `podPidsLimit`).
     Pids,
-    /// `publish`: a fixed port on the host's loopback; use `kubectl port-forward`.
+    /// `publish` and `host_ip`: a port on the host; use `kubectl port-forward`.
     Publish,
+    /// `verify`: signatures are checked by the cluster's admission policy
+    /// (e.g. sigstore's policy-controller), not by the Deployment.
+    Verify,
 }
 
 impl Skip {
-    pub const ALL: &[(&str, Skip)] = &[("pids", Skip::Pids), ("publish", Skip::Publish)];
+    pub const ALL: &[(&str, Skip)] = &[
+        ("pids", Skip::Pids),
+        ("publish", Skip::Publish),
+        ("verify", Skip::Verify),
+    ];
 }
 
 /// What the renderer needs besides the stack.
@@ -61,6 +71,16 @@ pub struct RenderOptions {
     pub skip: BTreeSet<Skip>,
     /// Size requested by each PersistentVolumeClaim.
     pub volume_size: String,
+    /// What `route:` becomes: an Ingress or a Gateway API HTTPRoute.
+    pub routes: RouteTarget,
+    /// `spec.ingressClassName` of Ingresses; unset: the cluster's default class.
+    pub ingress_class: Option<String>,
+    /// The Gateway HTTPRoutes attach to.
+    pub gateway: GatewayRef,
+    /// Namespace of the ingress controller's or gateway's pods, admitted by
+    /// the NetworkPolicy of routed services. Unset: `ingress-nginx` for
+    /// Ingress, the Gateway's namespace for HTTPRoute.
+    pub controller_namespace: Option<String>,
 }
 
 impl Default for RenderOptions {
@@ -70,6 +90,10 @@ impl Default for RenderOptions {
             images: BTreeMap::new(),
             skip: BTreeSet::new(),
             volume_size: "1Gi".into(),
+            routes: RouteTarget::default(),
+            ingress_class: None,
+            gateway: GatewayRef::default(),
+            controller_namespace: None,
         }
     }
 }
@@ -78,6 +102,26 @@ impl RenderOptions {
     pub fn namespace<'a>(&'a self, stack: &'a Stack) -> &'a str {
         self.namespace.as_deref().unwrap_or(&stack.name)
     }
+
+    /// Where the pods that forward routed traffic run.
+    pub fn controller_namespace<'a>(&'a self, stack: &'a Stack) -> &'a str {
+        match (&self.controller_namespace, self.routes) {
+            (Some(n), _) => n,
+            (None, RouteTarget::Ingress) => DEFAULT_INGRESS_NAMESPACE,
+            (None, RouteTarget::GatewayApi) => self
+                .gateway
+                .namespace
+                .as_deref()
+                .unwrap_or_else(|| self.namespace(stack)),
+        }
+    }
+}
+
+/// A render and what it could not carry exactly (each at its tug.yaml line).
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub objects: Vec<Object>,
+    pub warnings: Vec<RenderError>,
 }
 
 /// How long the preStop hook waits so that endpoints stop sending traffic
@@ -85,17 +129,55 @@ impl RenderOptions {
 const PRESTOP_SLEEP_SECS: i64 = 5;
 
 /// Renders the stack. `source` is the text of the stack file, used only to
-/// place errors at `file:line:col`.
+/// place errors at `file:line:col`. Warnings are dropped: callers that show
+/// them use [`render_with_warnings`].
 pub fn render(
     stack: &Stack,
     source: &str,
     opts: &RenderOptions,
 ) -> Result<Vec<Object>, RenderErrors> {
+    render_with_warnings(stack, source, opts).map(|r| r.objects)
+}
+
+/// Renders the stack, with the settings it carried only partly as warnings.
+pub fn render_with_warnings(
+    stack: &Stack,
+    source: &str,
+    opts: &RenderOptions,
+) -> Result<Rendered, RenderErrors> {
     let mut cx = Cx {
         stack,
         source,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
+    for (what, ns) in [
+        (
+            "--controller-namespace",
+            opts.controller_namespace.as_deref(),
+        ),
+        ("--gateway", opts.gateway.namespace.as_deref()),
+    ] {
+        if let Some(ns) = ns.filter(|n| !is_dns_label(n)) {
+            cx.errors.push(RenderError {
+                file: stack.file.clone(),
+                line: 1,
+                col: 1,
+                message: format!("{what}: invalid namespace `{ns}`"),
+                hint: Some("use lowercase letters, digits and '-'".into()),
+            });
+        }
+    }
+    if !is_dns_subdomain(&opts.gateway.name) {
+        cx.errors.push(RenderError {
+            file: stack.file.clone(),
+            line: 1,
+            col: 1,
+            message: format!("--gateway: invalid Gateway name `{}`", opts.gateway.name),
+            hint: Some("write NAME or NAMESPACE/NAME".into()),
+        });
+    }
+    gateway_settings(&mut cx);
     let ns = opts.namespace(stack).to_string();
     if !is_dns_label(&ns) {
         cx.errors.push(RenderError {
@@ -132,7 +214,11 @@ pub fn render(
         out.extend(service(&mut cx, name, &ns, opts));
     }
     if cx.errors.is_empty() {
-        Ok(out)
+        cx.warnings.sort_by_key(|e| (e.line, e.col));
+        Ok(Rendered {
+            objects: out,
+            warnings: cx.warnings,
+        })
     } else {
         cx.errors.sort_by_key(|e| (e.line, e.col));
         Err(tug_spec::SpecErrors(cx.errors))
@@ -143,6 +229,7 @@ struct Cx<'a> {
     stack: &'a Stack,
     source: &'a str,
     errors: Vec<RenderError>,
+    warnings: Vec<RenderError>,
 }
 
 impl Cx<'_> {
@@ -157,11 +244,51 @@ impl Cx<'_> {
         });
     }
 
+    fn warn_at(&mut self, path: &[String], message: impl Into<String>, hint: Option<String>) {
+        let (line, col) = tug_spec::locate(self.source, &at_str(path));
+        self.warnings.push(RenderError {
+            file: self.stack.file.clone(),
+            line,
+            col,
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn written_path(&self, path: &[String]) -> bool {
+        self.written(&at_str(path))
+    }
+
     /// Whether the file itself has the key (not only its default).
     fn written(&self, path: &[&str]) -> bool {
         let (parent, key) = (&path[..path.len() - 1], path[path.len() - 1]);
         let _ = key;
         tug_spec::locate(self.source, path) != tug_spec::locate(self.source, parent)
+    }
+}
+
+/// The local gateway's own settings: on Kubernetes the ingress controller or
+/// Gateway listens and sets its limits, so they are said, not dropped.
+fn gateway_settings(cx: &mut Cx) {
+    if cx.stack.gateway.is_none() {
+        return;
+    }
+    // `listen` is carried: routes become the controller's.
+    for key in [
+        "access_log",
+        "max_connections",
+        "header_timeout",
+        "max_header_size",
+        "max_body_size",
+    ] {
+        let p = vec!["gateway".to_string(), key.to_string()];
+        if cx.written_path(&p) {
+            cx.warn_at(
+                &p,
+                format!("`gateway.{key}` is tug's local gateway setting: on Kubernetes the ingress controller or Gateway sets it"),
+                None,
+            );
+        }
     }
 }
 
@@ -423,6 +550,47 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
             "`publish` (a fixed port on the host's loopback) has no Kubernetes equivalent",
             Some("reach the service with `kubectl port-forward`, or pass --skip publish to render without it".into())
         );
+    }
+    if s.host_ip.is_some() && !opts.skip.contains(&Skip::Publish) {
+        err!(
+            &["host_ip"],
+            "`host_ip` (the host address a port is published on) has no Kubernetes equivalent",
+            Some("reach the service with `kubectl port-forward`, or pass --skip publish to render without it".into())
+        );
+    }
+    if s.verify.is_some() && !opts.skip.contains(&Skip::Verify) {
+        err!(
+            &["verify"],
+            "`verify` (a signature checked before any container starts) is not enforced by a Deployment",
+            Some("enforce it with the cluster's admission policy (e.g. sigstore policy-controller), then pass --skip verify".into())
+        );
+    }
+    for (key, what) in [
+        ("ports", "more ports"),
+        ("expose", "exposed ports"),
+        ("aliases", "network aliases"),
+        ("secrets", "file secrets"),
+        ("configs", "config files"),
+    ] {
+        let present = match key {
+            "ports" => !s.ports.is_empty(),
+            "expose" => !s.expose.is_empty(),
+            "aliases" => !s.aliases.is_empty(),
+            "secrets" => !s.secrets.is_empty(),
+            _ => !s.configs.is_empty(),
+        };
+        if present {
+            let hint = match key {
+                "aliases" => "other pods reach the service by its name; add a Service per alias outside tug, or remove them",
+                "secrets" | "configs" => "create the Secret or ConfigMap from the file with kubectl and mount it outside tug, or pass the values as env",
+                _ => "give the service one `port` for Kubernetes, or add the Service ports outside tug",
+            };
+            err!(
+                &[key],
+                format!("`{key}` ({what}) is not rendered to Kubernetes yet"),
+                Some(hint.into())
+            );
+        }
     }
     if written(cx, &["resources", "pids"]) && !opts.skip.contains(&Skip::Pids) {
         err!(
@@ -859,6 +1027,7 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
     if let Some(a) = &s.autoscale {
         out.extend(hpa::hpa(cx, name, ns, &labels, a, s.resources.cpu));
     }
+    out.extend(route::routes(cx, name, ns, &labels, opts));
 
     if s.replicas > 1 || s.autoscale.as_ref().is_some_and(|a| a.max > 1) {
         out.push(Object::PodDisruptionBudget(PodDisruptionBudget {
@@ -875,14 +1044,37 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
         }));
     }
 
-    // Ingress only from the services that depend on this one.
+    // Ingress only from the services that depend on this one, and from the
+    // ingress controller or gateway when the service is routed.
     let dependents: Vec<&String> = stack
         .services
         .iter()
         .filter(|(_, o)| o.depends_on.contains_key(name))
         .map(|(n, _)| n)
         .collect();
-    if let (Some(p), false) = (s.port, dependents.is_empty()) {
+    let mut peers: Vec<NetworkPolicyPeer> = dependents
+        .iter()
+        .map(|d| NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector(&stack.name, d)),
+                ..LabelSelector::default()
+            }),
+            ..NetworkPolicyPeer::default()
+        })
+        .collect();
+    if !s.routes.is_empty() {
+        peers.push(NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_string(),
+                    opts.controller_namespace(stack).to_string(),
+                )])),
+                ..LabelSelector::default()
+            }),
+            ..NetworkPolicyPeer::default()
+        });
+    }
+    if let (Some(p), false) = (s.port, peers.is_empty()) {
         out.push(Object::NetworkPolicy(NetworkPolicy {
             metadata: meta(name, ns, labels),
             spec: Some(NetworkPolicySpec {
@@ -892,18 +1084,7 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
                 }),
                 policy_types: Some(vec!["Ingress".into()]),
                 ingress: Some(vec![NetworkPolicyIngressRule {
-                    from: Some(
-                        dependents
-                            .iter()
-                            .map(|d| NetworkPolicyPeer {
-                                pod_selector: Some(LabelSelector {
-                                    match_labels: Some(selector(&stack.name, d)),
-                                    ..LabelSelector::default()
-                                }),
-                                ..NetworkPolicyPeer::default()
-                            })
-                            .collect(),
-                    ),
+                    from: Some(peers),
                     ports: Some(vec![NetworkPolicyPort {
                         port: Some(IntOrString::Int(i32::from(p))),
                         protocol: Some("TCP".into()),

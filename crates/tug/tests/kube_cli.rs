@@ -121,3 +121,43 @@ fn kube_commands_need_kube_and_name_the_context_and_server_they_cannot_reach() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn render_k8s_routes_gateway_api_prints_http_routes_and_warns_on_stderr() {
+    let dir = repo().join("crates/tug-kube/tests/routes");
+    let out = tug(
+        &dir,
+        &[
+            "render",
+            "k8s",
+            "--routes",
+            "gateway-api",
+            "--gateway",
+            "infra/public",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let golden = std::fs::read_to_string(
+        repo().join("crates/tug-kube/tests/golden/routes-gateway-api.yaml"),
+    )
+    .unwrap();
+    assert!(
+        text(&out.stdout) == golden,
+        "tug render k8s --routes gateway-api differs from routes-gateway-api.yaml"
+    );
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("warning: tug.yaml:18:9: `retry` is not rendered"),
+        "{e}"
+    );
+    let out = tug(&dir, &["render", "k8s"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("kind: Ingress"));
+    assert!(
+        text(&out.stderr)
+            .contains("warning: tug.yaml:12:45: `strip_prefix` is not expressible in an Ingress"),
+        "{}",
+        text(&out.stderr)
+    );
+}

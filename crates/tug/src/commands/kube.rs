@@ -12,9 +12,12 @@ pub enum RenderCommand {
     ///
     /// Per service a Deployment (rolling update, probes, limits, the hardened
     /// securityContext), Service, ServiceAccount, env ConfigMap/Secret,
-    /// PodDisruptionBudget and NetworkPolicy; claims for named volumes. The
-    /// same file gives byte-identical output. Settings with no Kubernetes
-    /// meaning are errors at their file:line:col.
+    /// PodDisruptionBudget and NetworkPolicy; claims for named volumes; an
+    /// Ingress (or, with --routes gateway-api, an HTTPRoute) per routed
+    /// service. The same file gives byte-identical output. Settings with no
+    /// Kubernetes meaning are errors at their file:line:col; route settings
+    /// the target cannot say (strip_prefix on an Ingress, retries) are
+    /// warnings at theirs.
     K8s(RenderArgs),
     /// A Helm chart whose values.yaml carries images, replicas, resources and env
     Helm(RenderArgs),
@@ -45,14 +48,39 @@ pub struct RenderInputs {
     /// Storage requested by each volume's PersistentVolumeClaim
     #[arg(long, default_value = "1Gi", value_name = "QUANTITY")]
     pub volume_size: String,
+    /// What each `route:` becomes: an Ingress, or a Gateway API HTTPRoute
+    /// (which carries strip_prefix and the request timeout too)
+    #[arg(long, value_enum, default_value = "ingress", value_name = "KIND")]
+    pub routes: RoutesArg,
+    /// spec.ingressClassName of the Ingresses [default: the cluster's default class]
+    #[arg(long, value_name = "CLASS")]
+    pub ingress_class: Option<String>,
+    /// The Gateway that HTTPRoutes attach to
+    #[arg(long, default_value = "gateway", value_name = "[NAMESPACE/]NAME")]
+    pub gateway: String,
+    /// Namespace of the ingress controller's (or gateway's) pods, which the
+    /// NetworkPolicy of a routed service admits [default: ingress-nginx, or
+    /// the Gateway's namespace with --routes gateway-api]
+    #[arg(long, value_name = "NAMESPACE")]
+    pub controller_namespace: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum RoutesArg {
+    /// networking.k8s.io/v1 Ingress
+    Ingress,
+    /// gateway.networking.k8s.io/v1 HTTPRoute
+    GatewayApi,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum SkipArg {
     /// resources.pids (the kubelet's podPidsLimit applies instead)
     Pids,
-    /// publish (use `kubectl port-forward`)
+    /// publish and host_ip (use `kubectl port-forward`)
     Publish,
+    /// verify (enforce signatures with the cluster's admission policy)
+    Verify,
 }
 
 impl RenderInputs {
@@ -76,10 +104,34 @@ impl RenderInputs {
                 .map(|s| match s {
                     SkipArg::Pids => tug_kube::Skip::Pids,
                     SkipArg::Publish => tug_kube::Skip::Publish,
+                    SkipArg::Verify => tug_kube::Skip::Verify,
                 })
                 .collect(),
             volume_size: self.volume_size.clone(),
+            routes: match self.routes {
+                RoutesArg::Ingress => tug_kube::RouteTarget::Ingress,
+                RoutesArg::GatewayApi => tug_kube::RouteTarget::GatewayApi,
+            },
+            ingress_class: self.ingress_class.clone(),
+            gateway: match self.gateway.split_once('/') {
+                Some((ns, name)) => tug_kube::GatewayRef {
+                    name: name.to_string(),
+                    namespace: Some(ns.to_string()),
+                },
+                None => tug_kube::GatewayRef {
+                    name: self.gateway.clone(),
+                    namespace: None,
+                },
+            },
+            controller_namespace: self.controller_namespace.clone(),
         })
+    }
+}
+
+/// What the render carried only partly, on stderr (never in the YAML on stdout).
+fn print_warnings(warnings: &[tug_kube::RenderError]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
 }
 
@@ -99,10 +151,12 @@ pub fn render(file: Option<&Path>, output: OutputFormat, cmd: RenderCommand) -> 
     };
     let (stack, text) = load_with_source(file)?;
     let opts = args.inputs.options(args.namespace.clone())?;
+    let rendered = tug_kube::render_with_warnings(&stack, &text, &opts)?;
+    print_warnings(&rendered.warnings);
     let files: Vec<(PathBuf, String)> = if helm {
         tug_kube::helm::chart(&stack, &text, &opts)?
     } else {
-        let objects = tug_kube::render(&stack, &text, &opts)?;
+        let objects = rendered.objects;
         if args.out.is_none() {
             match output {
                 OutputFormat::Table => super::spec::print_out(&tug_kube::to_yaml(&objects))?,
@@ -231,7 +285,11 @@ pub async fn kube(
     let ns = opts.namespace(&stack).to_string();
     // Render first: a stack that cannot go to Kubernetes never reaches the cluster.
     let objects = match action {
-        KubeAction::Deploy | KubeAction::Diff => tug_kube::render(&stack, &text, &opts)?,
+        KubeAction::Deploy | KubeAction::Diff => {
+            let r = tug_kube::render_with_warnings(&stack, &text, &opts)?;
+            print_warnings(&r.warnings);
+            r.objects
+        }
         _ => Vec::new(),
     };
     let cluster = tug_kube::connect::connect(target.context.as_deref()).await?;
