@@ -104,7 +104,7 @@ fn an_edit_rolls_out_a_new_image_that_serves_it() {
             Duration::from_secs(120),
             || body(&s) == "v2",
         );
-        wait_for("the cycle is reported", Duration::from_secs(10), || {
+        wait_for("the cycle is reported", Duration::from_secs(60), || {
             log().contains("serving")
         });
         let text = log();
@@ -115,6 +115,63 @@ fn an_edit_rolls_out_a_new_image_that_serves_it() {
         assert!(!text.contains("cycle 2"), "{text}");
         let after = s.ids("web");
         assert_ne!(before, after, "the replica was replaced: {text}");
+    }));
+    let _ = dev.kill();
+    let _ = dev.wait();
+    if let Err(e) = result {
+        eprintln!("tug dev said:\n{}", log());
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// A `develop.watch` sync rule copies an edited file into the running
+/// replica: served at once, with no new image and the same container.
+#[test]
+fn a_sync_rule_copies_a_file_without_a_new_image() {
+    if !engine() {
+        return;
+    }
+    base_image();
+    let s = TestStack::new(
+        "dsync",
+        "  web:\n    build: { context: ./app }\n    port: 8080\n    security: { read_only: false }\n    health: { http: /index.html, interval: 500ms, timeout: 1s, retries: 20 }\n    develop:\n      watch:\n        - { path: ./app/static, action: sync, target: /www/static, ignore: [\"*.tmp\"] }\n",
+    );
+    let app = s.dir.path().join("app");
+    std::fs::create_dir_all(app.join("static")).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {BASE}\nCOPY index.html /www/index.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(app.join("index.html"), "v1\n").unwrap();
+    let err = s.dir.path().join("dev.err");
+    let mut dev = s
+        .command(&["dev", "--no-logs"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("tug dev watches", Duration::from_secs(120), || {
+            log().contains("watching the sources of web")
+        });
+        let before = s.ids("web");
+        let ep = endpoint(&s).expect("a healthy replica");
+        // Ignored by the rule: nothing happens.
+        std::fs::write(app.join("static/draft.tmp"), "draft\n").unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        std::fs::write(app.join("static/a.txt"), "synced-a\n").unwrap();
+        wait_for("the synced file is served", Duration::from_secs(60), || {
+            get(&ep, "/static/a.txt").contains("synced-a")
+        });
+        wait_for("the sync is reported", Duration::from_secs(10), || {
+            log().contains("cycle 1: web synced 1 file(s) into 1 replica(s)")
+        });
+        let text = log();
+        assert!(!text.contains("rebuilding"), "{text}");
+        assert!(!get(&ep, "/static/draft.tmp").contains("draft"), "{text}");
+        assert_eq!(before, s.ids("web"), "same container: {text}");
     }));
     let _ = dev.kill();
     let _ = dev.wait();

@@ -23,14 +23,50 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tug_runtime::Runtime;
 
-/// What a service's image is built from, and what of it is left out.
+/// What a service's image is built from, what of it is left out, and its
+/// `develop.watch` rules (each with its `ignore` patterns).
 struct Sources {
     service: String,
     roots: Vec<PathBuf>,
     ignores: Vec<Gitignore>,
+    rules: Vec<(tug_spec::WatchRule, Option<Gitignore>)>,
+}
+
+/// What a change asks of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Act {
+    Rebuild,
+    /// Sync by the rule at this index.
+    Sync(usize),
 }
 
 impl Sources {
+    /// The first rule that covers `p` decides; else a build source rebuilds.
+    fn act(&self, p: &Path) -> Option<Act> {
+        let hidden = p
+            .components()
+            .any(|c| c.as_os_str() == ".git" || c.as_os_str() == "target");
+        if hidden {
+            return None;
+        }
+        for (i, (r, ignore)) in self.rules.iter().enumerate() {
+            let Ok(rel) = p.strip_prefix(&r.path) else {
+                continue;
+            };
+            if ignore
+                .as_ref()
+                .is_some_and(|g| g.matched_path_or_any_parents(rel, p.is_dir()).is_ignore())
+            {
+                return None;
+            }
+            return Some(match r.action {
+                tug_spec::WatchAction::Rebuild => Act::Rebuild,
+                _ => Act::Sync(i),
+            });
+        }
+        self.covers(p).then_some(Act::Rebuild)
+    }
+
     fn covers(&self, p: &Path) -> bool {
         self.roots.iter().any(|r| p.starts_with(r))
             && !p
@@ -151,9 +187,55 @@ fn sources(stack: &tug_spec::Stack) -> Result<Vec<Sources>> {
             service: name.clone(),
             roots,
             ignores,
+            rules: rules_of(s),
         });
     }
+    // Services run from an image can still sync.
+    for (name, s) in &stack.services {
+        if s.build.is_none() && !s.develop.is_empty() {
+            out.push(Sources {
+                service: name.clone(),
+                roots: Vec::new(),
+                ignores: Vec::new(),
+                rules: rules_of(s),
+            });
+        }
+    }
     Ok(out)
+}
+
+fn rules_of(s: &tug_spec::Service) -> Vec<(tug_spec::WatchRule, Option<Gitignore>)> {
+    s.develop
+        .iter()
+        .map(|r| {
+            let r = tug_spec::WatchRule {
+                path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
+                ..r.clone()
+            };
+            let ignore = (!r.ignore.is_empty()).then(|| {
+                let mut b = GitignoreBuilder::new(&r.path);
+                for line in &r.ignore {
+                    let _ = b.add_line(None, line);
+                }
+                b.build().ok()
+            });
+            (r, ignore.flatten())
+        })
+        .collect()
+}
+
+/// Where a synced file goes: the directory to unpack in, and its name there.
+fn sync_place(rule: &tug_spec::WatchRule, p: &Path) -> Option<(String, String)> {
+    let target = rule.target.as_deref()?;
+    let rel = p.strip_prefix(&rule.path).ok()?;
+    if rel.as_os_str().is_empty() {
+        // The rule names a file: `target` is that file inside.
+        let t = Path::new(target);
+        let dir = t.parent()?.display().to_string();
+        let name = t.file_name()?.to_string_lossy().into_owned();
+        return Some((dir, name));
+    }
+    Some((target.to_string(), rel.display().to_string()))
 }
 
 /// Follows the logs of `services` (new lines only) until aborted.
@@ -206,7 +288,6 @@ pub async fn dev(
     }
     let rt = super::stack::connect(&stack).await?;
     let pid = super::agent::ensure_running(&stack, rt.kind()).await?;
-    drop(rt);
     let (socket, _, _) = tug_engine::ops::agent_paths(&stack.name);
     let agent = tug_api::client::Client::at(&socket);
     super::stack::through_agent(&agent, &stack, timeout, output).await?;
@@ -228,7 +309,16 @@ pub async fn dev(
     let mut watch =
         |stack: &tug_spec::Stack, w: &mut notify::RecommendedWatcher| -> Result<Vec<Sources>> {
             let srcs = sources(stack)?;
-            for r in srcs.iter().flat_map(|s| &s.roots).chain([&spec_file]) {
+            let rule_paths: Vec<PathBuf> = srcs
+                .iter()
+                .flat_map(|s| s.rules.iter().map(|(r, _)| r.path.clone()))
+                .collect();
+            for r in srcs
+                .iter()
+                .flat_map(|s| &s.roots)
+                .chain(&rule_paths)
+                .chain([&spec_file])
+            {
                 if watched.insert(r.clone()) {
                     let mode = if r.is_dir() {
                         RecursiveMode::Recursive
@@ -269,16 +359,39 @@ pub async fn dev(
         }
         let spec_changed = batch.iter().any(|p| *p == spec_file);
         let mut changed: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        let mut syncs: Syncs = BTreeMap::new();
+        batch.sort();
+        batch.dedup();
         for p in &batch {
-            for s in srcs.iter().filter(|s| s.covers(p)) {
-                changed
-                    .entry(s.service.clone())
-                    .or_default()
-                    .push(p.clone());
+            for s in &srcs {
+                match s.act(p) {
+                    Some(Act::Rebuild) => changed
+                        .entry(s.service.clone())
+                        .or_default()
+                        .push(p.clone()),
+                    Some(Act::Sync(i)) => {
+                        let rule = &s.rules[i].0;
+                        if let Some((dir, name)) = sync_place(rule, p) {
+                            let e = syncs.entry(s.service.clone()).or_default();
+                            e.0.entry(dir).or_default().push((p.clone(), name));
+                            e.1 |= rule.action == tug_spec::WatchAction::SyncRestart;
+                        }
+                    }
+                    None => {}
+                }
             }
         }
-        if changed.is_empty() && !spec_changed {
+        // A rebuilt service gets the files in its new image.
+        syncs.retain(|s, _| !changed.contains_key(s));
+        if changed.is_empty() && !spec_changed && syncs.is_empty() {
             continue;
+        }
+        if !syncs.is_empty() {
+            cycle += 1;
+            sync_cycle(&rt, &agent, &stack.name, &syncs, cycle, edited, output).await;
+            if changed.is_empty() && !spec_changed {
+                continue;
+            }
         }
         if spec_changed {
             match super::spec::load(file) {
@@ -307,9 +420,9 @@ pub async fn dev(
             );
         }
         let outcome = roll_out(&agent, &stack, timeout, output).await;
-        let latency = edited.elapsed();
         match outcome {
-            Ok((revision, report)) => {
+            Ok((revision, report, serving)) => {
+                let latency = serving.unwrap_or_else(Instant::now).duration_since(edited);
                 let replaced = !report.up_to_date;
                 match output {
                     OutputFormat::Json => println!(
@@ -354,13 +467,73 @@ pub async fn dev(
     Ok(ExitCode::SUCCESS)
 }
 
+/// service -> (target dir -> (file, its name there)), and whether to restart.
+type Syncs = BTreeMap<String, (BTreeMap<String, Vec<(PathBuf, String)>>, bool)>;
+
+/// Copies synced files into the running replicas (restarting those whose
+/// rule says so) and reports the cycle.
+async fn sync_cycle(
+    rt: &tug_runtime::any::AnyRuntime,
+    agent: &tug_api::client::Client,
+    stack: &str,
+    syncs: &Syncs,
+    cycle: u64,
+    edited: Instant,
+    output: OutputFormat,
+) {
+    for (service, (dirs, restart)) in syncs {
+        let mut files = 0;
+        let mut replicas = 0;
+        let mut failed = None;
+        for (dir, entries) in dirs {
+            files += entries.len();
+            match tug_engine::ops::sync_into(rt, stack, service, dir, entries.clone()).await {
+                Ok(n) => replicas = replicas.max(n),
+                Err(e) => failed = Some(format!("{e}")),
+            }
+        }
+        if failed.is_none() && *restart {
+            if let Err(e) = agent
+                .post("/v1/restart", &serde_json::json!({ "services": [service] }))
+                .await
+            {
+                failed = Some(format!("restarting: {e}"));
+            }
+        }
+        let latency = edited.elapsed();
+        match (output, failed) {
+            (OutputFormat::Json, failed) => println!(
+                "{}",
+                serde_json::json!({
+                    "event": "dev_sync", "cycle": cycle, "service": service, "files": files,
+                    "replicas": replicas, "restarted": *restart, "error": failed,
+                    "latency_ms": latency.as_millis() as u64,
+                })
+            ),
+            (OutputFormat::Table, None) => eprintln!(
+                "{} cycle {cycle}: {service} synced {files} file(s) into {replicas} replica(s){} {:.2}s after the edit",
+                style("✓").green(),
+                if *restart { " and restarted them" } else { "" },
+                latency.as_secs_f64()
+            ),
+            (OutputFormat::Table, Some(e)) => eprintln!(
+                "{} cycle {cycle}: syncing into {service}: {e} (a read-only root filesystem takes files only on a writable mount: give the target a volume, or `security: {{ read_only: false }}`)",
+                style("error:").red()
+            ),
+        }
+    }
+}
+
 /// One `POST /v1/up`: build logs and failures shown, the rest quiet.
+/// Returns the revision, the report, and when the last new replica turned
+/// healthy (started, without a health check): from then on the new image
+/// serves, while the old replicas drain.
 async fn roll_out(
     agent: &tug_api::client::Client,
     stack: &tug_spec::Stack,
     timeout: Duration,
     output: OutputFormat,
-) -> Result<(Option<i64>, tug_api::api::Report)> {
+) -> Result<(Option<i64>, tug_api::api::Report, Option<Instant>)> {
     use tug_api::api::UpLine;
     let mut stack = stack.clone();
     stack.dir = std::path::absolute(&stack.dir).unwrap_or(stack.dir);
@@ -373,9 +546,13 @@ async fn roll_out(
         file: Some(stack.file.clone()),
     };
     let mut outcome = None;
+    let mut serving = None;
     agent
         .up(&request, |line| match line {
             UpLine::Event { event } => {
+                if event["event"] == "healthy" || event["event"] == "started" {
+                    serving = Some(Instant::now());
+                }
                 if output == OutputFormat::Json {
                     println!("{event}");
                 } else if event["event"] == "build_log" {
@@ -391,7 +568,7 @@ async fn roll_out(
     match outcome {
         Some(UpLine::Done {
             revision, report, ..
-        }) => Ok((revision, report)),
+        }) => Ok((revision, report, serving)),
         Some(UpLine::Failed {
             error, rolled_back, ..
         }) => Err(anyhow::anyhow!(
