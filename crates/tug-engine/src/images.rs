@@ -524,7 +524,7 @@ async fn build_rust_image<R: Runtime>(
 
 /// The cargo workspace a Rust build runs in: the one named, else the nearest
 /// directory at or above the stack's holding Cargo.lock.
-fn workspace_dir(stack: &Stack, rb: &RustBuild) -> Option<PathBuf> {
+pub fn workspace_dir(stack: &Stack, rb: &RustBuild) -> Option<PathBuf> {
     if let Some(w) = &rb.workspace {
         return Some(stack.dir.join(w));
     }

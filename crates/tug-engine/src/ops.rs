@@ -366,3 +366,56 @@ pub fn agent_paths(stack: &str) -> (PathBuf, PathBuf, PathBuf) {
         dir.join("agent.log"),
     )
 }
+
+/// `tug dev`'s sync rules: copies `files` (local path, name under
+/// `target_dir`) into every running replica of `service`, without a new
+/// image. A file gone from disk is left out (the replica keeps its copy).
+/// Returns how many replicas received them.
+pub async fn sync_into<R: Runtime>(
+    rt: &R,
+    stack: &str,
+    service: &str,
+    target_dir: &str,
+    files: Vec<(PathBuf, String)>,
+) -> Result<usize, OpsError> {
+    // Two archives: one to unpack in `target_dir`, and one with the
+    // directory in its names, to unpack at `/` where `target_dir` does not
+    // exist yet (the engine unpacks only into an existing directory).
+    let prefix = target_dir.trim_matches('/').to_string();
+    let (archive, rooted) =
+        tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut r = tar::Builder::new(Vec::new());
+            b.follow_symlinks(false);
+            r.follow_symlinks(false);
+            for (local, name) in files {
+                if local.is_file() {
+                    let name = name.trim_start_matches('/');
+                    b.append_path_with_name(&local, name)?;
+                    r.append_path_with_name(&local, format!("{prefix}/{name}"))?;
+                }
+            }
+            Ok((b.into_inner()?, r.into_inner()?))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+    let replicas = rt
+        .list_containers(&tug_runtime::stack_filter(stack))
+        .await
+        .map_err(EngineError::from)?;
+    let mut n = 0;
+    for c in replicas.iter().filter(|c| {
+        c.label(tug_runtime::labels::SERVICE) == Some(service)
+            && c.state == tug_runtime::ContainerState::Running
+    }) {
+        match rt.copy_into(&c.id, target_dir, archive.clone()).await {
+            Err(tug_runtime::RuntimeError::NotFound(_)) => rt
+                .copy_into(&c.id, "/", rooted.clone())
+                .await
+                .map_err(EngineError::from)?,
+            r => r.map_err(EngineError::from)?,
+        }
+        n += 1;
+    }
+    Ok(n)
+}

@@ -242,23 +242,25 @@ pub async fn container_step(
         Ok(id) => id,
         Err(e) => return StepEnd::Error(format!("creating the step's container: {e}")),
     };
-    let end = container_wait(rt, &id, run, on_line).await;
+    let end = run_container(rt, &id, run.timeout, run.cancel, on_line).await;
     // Removed whatever happened; a kill of tug is handled by the next run's sweep.
     let _ = rt.remove_container(&id).await;
     end
 }
 
-async fn container_wait(
+/// Starts a created container and follows it to its end, its output to `on_line`.
+pub(crate) async fn run_container(
     rt: &DockerRuntime,
     id: &str,
-    run: &StepRun<'_>,
+    timeout: Option<Duration>,
+    cancel: &CancellationToken,
     on_line: OnLine<'_>,
 ) -> StepEnd {
     if let Err(e) = rt.start_container(id).await {
         return StepEnd::Error(format!("starting the step's container: {e}"));
     }
     let mut logs = rt.logs(id, None, true);
-    let deadline = run.timeout.map(|t| tokio::time::Instant::now() + t);
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let sleep = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -276,7 +278,7 @@ async fn container_wait(
                 let _ = rt.stop_container(id, GRACE).await;
                 return StepEnd::TimedOut;
             }
-            _ = run.cancel.cancelled() => {
+            _ = cancel.cancelled() => {
                 let _ = rt.stop_container(id, Duration::from_secs(1)).await;
                 return StepEnd::Cancelled;
             }

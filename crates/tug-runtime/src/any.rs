@@ -33,6 +33,9 @@ impl Runtime for AnyRuntime {
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
         each!(self, r => r.exec(id, command, timeout).await)
     }
+    async fn copy_into(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        each!(self, r => r.copy_into(id, dir, tar).await)
+    }
     async fn ping(&self) -> Result<()> {
         each!(self, r => r.ping().await)
     }

@@ -677,6 +677,26 @@ impl Runtime for DockerRuntime {
         }))
     }
 
+    async fn copy_into(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path(dir)
+            .build();
+        match self
+            .docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Err(RuntimeError::NotFound(format!(
+                "container {id} or its {dir}"
+            ))),
+            Err(e) => Err(RuntimeError::api(
+                format!("copying into {dir} of {id}"),
+                message(&e),
+            )),
+        }
+    }
+
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
         let shown = command.join(" ");
         let context = || format!("running `{shown}` in {id}");

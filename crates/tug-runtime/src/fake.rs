@@ -236,6 +236,19 @@ impl Runtime for FakeRuntime {
         self.enter("ping", "ping".into())
     }
 
+    async fn copy_into(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        self.enter(
+            "copy_into",
+            format!("copy_into {} {dir} {} bytes", self.name_of(id), tar.len()),
+        )?;
+        self.with(|s| {
+            s.containers
+                .get(id)
+                .map(|_| ())
+                .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))
+        })
+    }
+
     /// Exits 0 while the container's health (from [`FakeRuntime::set_health`],
     /// else [`FakeRuntime::set_health_on_start`]) is healthy or unset, 1 otherwise.
     async fn exec(&self, id: &str, command: &[String], _timeout: Duration) -> Result<ExecOutput> {

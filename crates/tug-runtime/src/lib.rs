@@ -468,6 +468,16 @@ pub trait Runtime: Send + Sync {
         command: &[String],
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput>> + Send;
+    /// Unpacks a tar archive into a running container under `dir` (an
+    /// absolute path inside it): `tug dev`'s sync rules. The engine refuses
+    /// a read-only root filesystem unless `dir` is on a writable mount; a
+    /// process replica gets it under its working directory.
+    fn copy_into(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Whole lines, per stream (a partial write is not a line); `tail` keeps
     /// the last lines of the history; with `follow` the stream stays open
     /// until the container stops.

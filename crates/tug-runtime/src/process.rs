@@ -760,6 +760,26 @@ impl Runtime for ProcessRuntime {
         .await
     }
 
+    async fn copy_into(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let id = id.to_string();
+        let dir = dir.to_string();
+        self.blocking(move |s| {
+            let c = s
+                .find(&id)?
+                .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+            // Inside the replica's working directory: a process has no root of its own.
+            let to = s.container_dir(&c.name).join(dir.trim_start_matches('/'));
+            std::fs::create_dir_all(&to).map_err(|e| {
+                RuntimeError::api(format!("creating {}", to.display()), e.to_string())
+            })?;
+            // `unpack` refuses entries that climb out with `..`.
+            tar::Archive::new(tar.as_slice()).unpack(&to).map_err(|e| {
+                RuntimeError::api(format!("unpacking into {}", to.display()), e.to_string())
+            })
+        })
+        .await
+    }
+
     async fn remove_container(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.blocking(move |s| {

@@ -415,6 +415,8 @@ async fn exec_contract<R: Runtime>(rt: &R, fx: &Fixture) {
     spec.labels.insert(labels::STACK.into(), stack.clone());
     spec.env.push(("GREETING".into(), "hello there".into()));
     spec.stop_grace = Duration::from_secs(1);
+    // copy_into needs a writable root (an engine refuses a read-only one).
+    spec.read_only_root = false;
     let id = rt.create_container(&spec).await.unwrap();
     rt.start_container(&id).await.unwrap();
     let second = Duration::from_secs(5);
@@ -437,6 +439,29 @@ async fn exec_contract<R: Runtime>(rt: &R, fx: &Fixture) {
     cmd.push("a b".into());
     let spaced_arg = rt.exec(&id, &cmd, second).await.unwrap();
     assert_eq!(spaced_arg.exit_code, 0, "{spaced_arg:?}");
+    // copy_into: unpacked into the replica (a process replica's root is its
+    // working directory).
+    let tar_of = |body: &[u8]| {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "tug-copy/sub/f.txt", body).unwrap();
+        b.into_inner().unwrap()
+    };
+    rt.copy_into(&id, "/", tar_of(b"copied-in\n"))
+        .await
+        .unwrap();
+    let cat = rt
+        .exec(
+            &id,
+            &fx.sh("cat /tug-copy/sub/f.txt 2>/dev/null || cat tug-copy/sub/f.txt"),
+            second,
+        )
+        .await
+        .unwrap();
+    assert!(cat.output.contains("copied-in"), "{cat:?}");
     let slow = rt
         .exec(&id, &fx.sh("sleep 5"), Duration::from_millis(300))
         .await;
@@ -452,6 +477,10 @@ async fn exec_contract<R: Runtime>(rt: &R, fx: &Fixture) {
     rt.remove_container(&id).await.unwrap();
     assert!(matches!(
         rt.exec(&id, &fx.true_command, second).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    assert!(matches!(
+        rt.copy_into(&id, "/", tar_of(b"x")).await,
         Err(RuntimeError::NotFound(_))
     ));
 }

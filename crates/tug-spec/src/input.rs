@@ -519,6 +519,39 @@ struct ServiceIn {
     route: Option<RoutesIn>,
     autoscale: Option<AutoscaleIn>,
     verify: Option<VerifyIn>,
+    /// How `tug dev` treats changes of the service's files.
+    develop: Option<DevelopIn>,
+}
+
+/// `develop: { watch: [...] }`, as in compose.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DevelopIn {
+    watch: Option<Vec<WatchIn>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct WatchIn {
+    /// A file or directory, relative to tug.yaml.
+    path: String,
+    /// sync: copy changes into the running replicas; rebuild: build and roll
+    /// out; sync+restart: copy, then restart the replicas one at a time.
+    action: WatchActionIn,
+    /// Where `path` goes inside the replica (absolute); needed to sync.
+    target: Option<String>,
+    /// Gitignore-style patterns, relative to `path`, that change nothing.
+    ignore: Option<Vec<String>>,
+}
+
+#[derive(JsonSchema)]
+enum WatchActionIn {
+    #[serde(rename = "sync")]
+    Sync,
+    #[serde(rename = "rebuild")]
+    Rebuild,
+    #[serde(rename = "sync+restart")]
+    SyncRestart,
 }
 
 /// Require a signed image: `tug up` refuses it unless its signature

@@ -133,6 +133,40 @@ pub struct Service {
     /// Image signature required before any container of the service is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    /// How `tug dev` treats changes of the service's files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub develop: Vec<WatchRule>,
+}
+
+/// One rule of `develop: { watch: [...] }`, as in compose's `develop.watch`:
+/// a change under `path` (not matching `ignore`) is synced into the running
+/// replicas at `target`, or rebuilds the image. A file no rule covers, among
+/// a build's sources, rebuilds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchRule {
+    /// A file or directory, resolved against tug.yaml's directory.
+    pub path: PathBuf,
+    pub action: WatchAction,
+    /// The directory (or file) inside the replica that `path` maps to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Gitignore-style patterns, relative to `path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WatchAction {
+    /// Copy the changed files into the running replicas.
+    #[serde(rename = "sync")]
+    Sync,
+    /// Build the image again and roll it out.
+    #[serde(rename = "rebuild")]
+    Rebuild,
+    /// Copy, then restart the replicas one at a time.
+    #[serde(rename = "sync+restart")]
+    SyncRestart,
 }
 
 /// `verify: { key: FILE }`: the image must carry a cosign-format signature

@@ -429,7 +429,11 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "route",
     "autoscale",
     "verify",
+    "develop",
 ];
+const DEVELOP_KEYS: &[&str] = &["watch"];
+const WATCH_KEYS: &[&str] = &["path", "action", "target", "ignore"];
+const WATCH_ACTIONS: &[&str] = &["sync", "rebuild", "sync+restart"];
 const PORT_KEYS: &[&str] = &["port", "protocol", "publish", "host_ip"];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target", "rust"];
 const RUST_KEYS: &[&str] = &["package", "bin", "workspace", "profile"];
@@ -1285,6 +1289,10 @@ impl<'f> Cx<'f> {
             .get("resources")
             .and_then(|v| self.resources(name, v))
             .unwrap_or_default();
+        let develop = f
+            .get("develop")
+            .map(|v| self.develop(name, v, dir))
+            .unwrap_or_default();
         let security = f
             .get("security")
             .and_then(|v| self.security(name, v))
@@ -1390,6 +1398,7 @@ impl<'f> Cx<'f> {
                 routes: Vec::new(),
                 autoscale,
                 verify,
+                develop,
             },
             deps,
         ))
@@ -1856,6 +1865,105 @@ impl<'f> Cx<'f> {
             }
         }
         Some(r)
+    }
+
+    fn develop(&mut self, name: &str, n: &Node, dir: &Path) -> Vec<WatchRule> {
+        let what = format!("{name}.develop");
+        let Some(f) = self.fields(n, &format!("`{what}`"), DEVELOP_KEYS) else {
+            return Vec::new();
+        };
+        let Some(w) = f.get("watch") else {
+            return Vec::new();
+        };
+        let Some(items) = w.as_seq() else {
+            self.expected(
+                w,
+                &format!("{what}.watch"),
+                "a list of `{ path, action, target }`",
+            );
+            return Vec::new();
+        };
+        let mut rules = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{what}.watch[{i}]");
+            let Some(f) = self.fields(item, &format!("`{at}`"), WATCH_KEYS) else {
+                continue;
+            };
+            let path = match f.get("path") {
+                Some(v) => self.string(v, &format!("{at}.path")),
+                None => {
+                    self.err(
+                        item,
+                        format!("`{at}` needs `path`"),
+                        Some("e.g. `path: ./static`".into()),
+                    );
+                    None
+                }
+            };
+            let action = match f.get("action") {
+                None => {
+                    self.err(
+                        item,
+                        format!("`{at}` needs `action`"),
+                        Some("one of sync, rebuild, sync+restart".into()),
+                    );
+                    None
+                }
+                Some(v) => match v.scalar() {
+                    Some("sync") => Some(WatchAction::Sync),
+                    Some("rebuild") => Some(WatchAction::Rebuild),
+                    Some("sync+restart") => Some(WatchAction::SyncRestart),
+                    other => {
+                        let hint = other
+                            .and_then(|s| suggest(s, WATCH_ACTIONS))
+                            .map(|s| format!("did you mean `{s}`?"));
+                        self.err(
+                            v,
+                            format!("`{at}.action` must be one of sync, rebuild, sync+restart; found {}", v.describe()),
+                            hint,
+                        );
+                        None
+                    }
+                },
+            };
+            let target = f.get("target").and_then(|v| {
+                let t = self.string(v, &format!("{at}.target"))?;
+                if !t.starts_with('/') {
+                    self.err(
+                        v,
+                        format!("`{at}.target` must be an absolute path inside the replica"),
+                        Some(format!("e.g. `/{}`", t.trim_start_matches("./"))),
+                    );
+                    return None;
+                }
+                Some(t)
+            });
+            if target.is_none()
+                && f.get("target").is_none()
+                && matches!(action, Some(WatchAction::Sync | WatchAction::SyncRestart))
+            {
+                self.err(
+                    item,
+                    format!(
+                        "`{at}` syncs, so it needs `target`: where the files go inside the replica"
+                    ),
+                    Some("e.g. `target: /srv/static`".into()),
+                );
+            }
+            let ignore = f
+                .get("ignore")
+                .map(|v| self.string_list(v, &format!("{at}.ignore")))
+                .unwrap_or_default();
+            if let (Some(path), Some(action)) = (path, action) {
+                rules.push(WatchRule {
+                    path: dir.join(path),
+                    action,
+                    target,
+                    ignore,
+                });
+            }
+        }
+        rules
     }
 
     fn security(&mut self, name: &str, n: &Node) -> Option<Security> {

@@ -340,3 +340,41 @@ fn empty_and_non_map_documents() {
     assert_eq!(m, "missing `name`");
     assert!(h.unwrap().starts_with("add `name: "));
 }
+
+#[test]
+fn develop_watch_rules() {
+    let ok = tug_spec::parse_str(
+        &svc("    develop:\n      watch:\n        - { path: ./static, action: sync, target: /srv/static, ignore: [\"*.tmp\"] }\n        - { path: ./src, action: rebuild }\n"),
+        Path::new("/tmp/tug-spec-tests/tug.yaml"),
+    )
+    .expect("valid");
+    let rules = &ok.services["web"].develop;
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0].path, Path::new("/tmp/tug-spec-tests/./static"));
+    assert_eq!(rules[0].action, tug_spec::WatchAction::Sync);
+    assert_eq!(rules[0].target.as_deref(), Some("/srv/static"));
+    assert_eq!(rules[0].ignore, vec!["*.tmp".to_string()]);
+    assert_eq!(rules[1].action, tug_spec::WatchAction::Rebuild);
+
+    let (l, c, m, h) = one(&svc(
+        "    develop:\n      watch:\n        - { path: ./static, action: synk, target: /srv }\n",
+    ));
+    assert_eq!((l, c), (7, 37), "{m}");
+    assert!(
+        m.contains("must be one of sync, rebuild, sync+restart"),
+        "{m}"
+    );
+    assert_eq!(h.as_deref(), Some("did you mean `sync`?"));
+
+    let (l, _, m, _) = one(&svc(
+        "    develop:\n      watch:\n        - { path: ./static, action: sync+restart }\n",
+    ));
+    assert_eq!(l, 7);
+    assert!(m.contains("needs `target`"), "{m}");
+
+    let (_, _, m, h) = one(&svc(
+        "    develop:\n      watch:\n        - { path: ./static, action: sync, target: srv }\n",
+    ));
+    assert!(m.contains("must be an absolute path"), "{m}");
+    assert_eq!(h.as_deref(), Some("e.g. `/srv`"));
+}

@@ -165,6 +165,29 @@ enum Command {
     /// Run the pipelines of tug.yaml and look at past runs
     #[command(subcommand)]
     Pipeline(commands::pipeline::PipelineCommand),
+    /// The inner loop: bring the stack up, then rebuild and roll out each
+    /// service with a `build:` when its sources change
+    ///
+    /// Watches what each build reads (a Rust package and the workspace
+    /// packages it depends on by path; a Dockerfile's context), leaving out
+    /// what .gitignore and .dockerignore leave out, `.git` and `target`.
+    /// A change goes to the agent as `tug up -d` would send it: the image is
+    /// rebuilt (incrementally: cargo's target directory is kept), and only a
+    /// service whose image changed is replaced, through the health-gated
+    /// rolling update. Each cycle prints its edit-to-serving latency; the
+    /// logs of the rebuilt services follow. Ctrl-C stops watching; the
+    /// stack keeps running (`tug down` stops it).
+    Dev {
+        /// Quiet time after the last change before a rebuild
+        #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+        debounce: std::time::Duration,
+        /// How long one service may take to turn healthy
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+        /// Do not follow the services' logs
+        #[arg(long)]
+        no_logs: bool,
+    },
     /// Check tug.yaml and report every problem with file:line:col
     Validate,
     /// Show tug's version and the engine it talks to (Docker or Podman, and
@@ -376,6 +399,13 @@ fn main() -> ExitCode {
             service.as_deref(),
             follow,
             tail,
+        )),
+        Command::Dev {
+            debounce,
+            timeout,
+            no_logs,
+        } => rt.block_on(commands::dev::dev(
+            file, cli.output, debounce, timeout, !no_logs,
         )),
         Command::Pipeline(cmd) => rt.block_on(commands::pipeline::run(file, cli.output, cmd)),
         Command::Validate => commands::spec::validate(cli.file.as_deref(), cli.output),

@@ -95,3 +95,145 @@ fn generate_writes_a_workflow() {
         "no service builds, nothing to push:\n{text}"
     );
 }
+
+/// A busybox-static image with `sh`, `cat` and `[`: no /usr, unlike the host.
+fn gh_image() -> &'static str {
+    const IMAGE: &str = "tug-test/gh-busybox:1";
+    let have = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("install busybox-static (scripts/engine.sh does)");
+        for tool in ["sh", "cat", "[", "test", "echo"] {
+            std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+        }
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C {} -c . | docker import - {IMAGE}",
+                root.path().display()
+            ))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "docker import of busybox failed");
+    }
+    IMAGE
+}
+
+/// `tug pipeline run --from`: the same run as `tug ci run`; `--platform`
+/// maps a `runs-on` label to an image and `container:` names one; their
+/// `run:` steps run there on the same workspace, with GITHUB_OUTPUT and
+/// `container.env` working, and the host job after them sees their outputs.
+#[test]
+fn pipeline_run_from_runs_jobs_in_images() {
+    if !common_engine() {
+        return;
+    }
+    let image = gh_image();
+    let d = tempfile::tempdir().unwrap();
+    let wf = d.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::write(
+        wf.join("images.yml"),
+        format!(
+            r#"on: push
+jobs:
+  mapped:
+    runs-on: tiny
+    outputs:
+      where: ${{{{ steps.w.outputs.where }}}}
+    steps:
+      - id: w
+        run: |
+          if [ -e /usr ]; then echo "where=host" >> "$GITHUB_OUTPUT"; else echo "where=image" >> "$GITHUB_OUTPUT"; fi
+          echo from-mapped > mapped.txt
+  boxed:
+    needs: mapped
+    runs-on: ubuntu-latest
+    container:
+      image: {image}
+      env: {{ BOX: yes-box }}
+    steps:
+      - run: echo "boxed sees $BOX and $(cat mapped.txt)"; [ ! -e /usr ]
+        working-directory: .
+  after:
+    needs: [mapped, boxed]
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "mapped ran in the ${{{{ needs.mapped.outputs.where }}}}"; [ -e /usr ]
+"#
+        ),
+    )
+    .unwrap();
+    let state = d.path().join("state");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["pipeline", "run", "--from", ".github/workflows/images.yml"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_tug"))
+            .args(&args)
+            .current_dir(d.path())
+            .env("XDG_STATE_HOME", &state)
+            .env("TUG_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    // Without the mapping, `tiny` is no Linux runner: left out, with the fix.
+    let out = run(&["--list"]);
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("left out  mapped: runs on `tiny`") && all.contains("--platform tiny=IMAGE"),
+        "{all}"
+    );
+
+    let platform = format!("tiny={image}");
+    let out = run(&["--platform", &platform]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        stderr.contains("boxed sees yes-box and from-mapped"),
+        "{all}"
+    );
+    assert!(stderr.contains("mapped ran in the image"), "{all}");
+    assert!(
+        stdout.contains("succeeded    mapped") && stdout.contains("succeeded    after"),
+        "{all}"
+    );
+    // No step container is left behind.
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=dev.tug.pipeline=github/mapped",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+}
+
+fn common_engine() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
+            panic!("TUG_REQUIRE_ENGINE=1 but no container engine answers `docker info`");
+        }
+        eprintln!("\n!!! SKIPPED: no container engine answers; run scripts/engine.sh\n");
+    }
+    ok
+}

@@ -86,6 +86,18 @@ pub struct JobPlan {
     pub cache_dir: PathBuf,
     /// The job's `continue-on-error`: its failed steps do not fail the job.
     pub continue_on_error: Option<Dyn>,
+    /// Its `run:` steps run in this image (`container:` or `--platform`).
+    #[serde(default)]
+    pub container: Option<ContainerPlan>,
+}
+
+/// The image a job's `run:` steps run in; actions with a built-in
+/// equivalent still run on the host, on the same workspace.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerPlan {
+    pub image: String,
+    /// The container's `env:`.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -349,9 +361,12 @@ fn shell_for(
     step: &StepDef,
     defaults: &RunDefaults,
     on_path: &dyn Fn(&str) -> bool,
+    in_container: bool,
 ) -> Result<Vec<String>, String> {
     let explicit = step.shell.clone().or_else(|| defaults.shell.clone());
     let v: Vec<String> = match explicit.as_deref() {
+        // What the image has is known only when the step runs: `sh`, as GitHub does.
+        None if in_container => ["sh", "-e", "{0}"].map(String::from).to_vec(),
         None => {
             if on_path("bash") {
                 vec!["bash".into(), "-e".into(), "{0}".into()]
@@ -363,6 +378,7 @@ fn shell_for(
             .map(String::from)
             .to_vec(),
         Some("sh") => ["sh", "-e", "{0}"].map(String::from).to_vec(),
+        Some("python") if in_container => vec!["python".into(), "{0}".into()],
         Some("python") => {
             let py = if on_path("python") {
                 "python"
@@ -388,7 +404,7 @@ fn shell_for(
         }
     };
     let prog = &v[0];
-    if !on_path(prog) {
+    if !in_container && !on_path(prog) {
         return Err(format!(
             "uses the shell `{prog}`, which is not on this host"
         ));
@@ -774,33 +790,57 @@ fn plan_job(
             }
         }
     }
-    if let Some(image) = labels.iter().find_map(|l| opts.platforms.get(l)) {
-        return Err(format!(
-            "runs on `{}`, mapped to the image `{image}`: imported jobs run on the host for now; leave out --platform to run it there",
-            labels.join(", ")
-        ));
-    }
+    // The image a job's steps run in: its `container:`, else its label's --platform.
+    let platform = labels.iter().find_map(|l| opts.platforms.get(l)).cloned();
     let linux = |l: &str| {
         let l = l.to_ascii_lowercase();
         l.starts_with("ubuntu") || matches!(l.as_str(), "linux" | "self-hosted" | "x64" | "arm64")
     };
-    if let Some(other) = labels.iter().find(|l| !linux(l)) {
-        return Err(format!(
-            "runs on `{other}`; only Linux runners (ubuntu-*, self-hosted, linux) run on this host"
-        ));
+    if platform.is_none() {
+        if let Some(other) = labels.iter().find(|l| !linux(l)) {
+            return Err(format!(
+                "runs on `{other}`; only Linux runners (ubuntu-*, self-hosted, linux) run on this host (--platform {other}=IMAGE runs it in an image)"
+            ));
+        }
+        if std::env::consts::OS != "linux" && !labels.is_empty() {
+            return Err(format!(
+                "runs on `{}`, and this host is not Linux",
+                labels.join(", ")
+            ));
+        }
     }
-    if std::env::consts::OS != "linux" && !labels.is_empty() {
-        return Err(format!(
-            "runs on `{}`, and this host is not Linux",
-            labels.join(", ")
-        ));
-    }
-    if let Some(ct) = &j.container {
-        return Err(format!(
-            "runs in the container `{}`: imported jobs run on the host for now",
-            ct.image.text
-        ));
-    }
+    let container = match &j.container {
+        Some(ct) => {
+            let image = match render_static(&scope, &ct.image)? {
+                Some(i) => i,
+                None => {
+                    return Err(format!(
+                        "its container image ({}) is known only at run time",
+                        ct.image.text
+                    ))
+                }
+            };
+            if image.is_empty() {
+                return Err("its `container` names no image".into());
+            }
+            let env = ct
+                .env
+                .iter()
+                .map(|(k, t)| {
+                    let v = render_static(&scope, t)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| t.text.clone());
+                    (k.clone(), v)
+                })
+                .collect();
+            Some(ContainerPlan { image, env })
+        }
+        None => platform.map(|image| ContainerPlan {
+            image,
+            env: Vec::new(),
+        }),
+    };
 
     let name = match &j.name {
         Some(t) => render_static(&scope, t)?.unwrap_or_else(|| c.name.clone()),
@@ -888,7 +928,7 @@ fn plan_job(
                 }
             }
         } else {
-            shell = match shell_for(s, &defaults, &*opts.on_path) {
+            shell = match shell_for(s, &defaults, &*opts.on_path, container.is_some()) {
                 Ok(sh) => sh,
                 Err(why) => {
                     if blocked.is_none() {
@@ -936,6 +976,7 @@ fn plan_job(
         groups,
         cache_dir: opts.cache_dir.clone(),
         continue_on_error: j.continue_on_error.clone(),
+        container,
     };
 
     // The model: one step per workflow step, the post steps, then the record of the job.

@@ -483,7 +483,6 @@ fn run_script(
         "sh"
     };
     let script_path = tmp.join(format!("{}-{i}.{ext}", job.plan.key));
-    std::fs::write(&script_path, script).map_err(io(&script_path))?;
 
     let wd_tpl = step.def.working_directory.as_ref().or(job
         .plan
@@ -494,16 +493,32 @@ fn run_script(
         Some(t) => job.workspace.join(job.render(scope, t)?),
         None => job.workspace.clone(),
     };
+    // A container has no working directory of its own here: the script starts there.
+    let script = match (&job.plan.container, ext) {
+        (None, _) => script.to_string(),
+        (Some(_), "py") => format!(
+            "import os\nos.chdir({})\n{script}",
+            serde_json::to_string(&cwd.display().to_string()).unwrap_or_default()
+        ),
+        (Some(_), _) => format!(
+            "cd {} || exit 1\n{script}",
+            shlex::try_quote(&cwd.display().to_string())
+                .map(|c| c.into_owned())
+                .unwrap_or_default()
+        ),
+    };
+    std::fs::write(&script_path, script).map_err(io(&script_path))?;
     let args: Vec<String> = step
         .shell
         .iter()
         .map(|a| a.replace("{0}", &script_path.display().to_string()))
         .collect();
-    let mut cmd = std::process::Command::new(&args[0]);
-    cmd.args(&args[1..]).current_dir(&cwd);
 
     let paths: Vec<String> = read_json(&job.dir.join("path.json")).unwrap_or_default();
-    let mut path = std::env::var("PATH").unwrap_or_default();
+    let mut path = match job.plan.container {
+        Some(_) => CONTAINER_PATH.to_string(),
+        None => std::env::var("PATH").unwrap_or_default(),
+    };
     for p in &paths {
         path = format!("{p}:{path}");
     }
@@ -545,17 +560,27 @@ fn run_script(
             job.state.join("tool-cache").display().to_string(),
         ),
     ];
-    for (k, v) in fixed {
-        cmd.env(k, v);
+    let mut envs: Vec<(String, String)> =
+        fixed.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let Some(c) = &job.plan.container {
+        envs.extend(c.env.iter().cloned());
     }
     for (k, v) in env {
         if !k.is_empty() {
-            cmd.env(k, super::expr::to_string(v));
+            envs.push((k.clone(), super::expr::to_string(v)));
         }
     }
-    cmd.env("PATH", path);
-    let status = cmd.status().map_err(io(Path::new(&args[0])))?;
-    let ok = status.success();
+    envs.push(("PATH".into(), path));
+    let code = match &job.plan.container {
+        None => {
+            let mut cmd = std::process::Command::new(&args[0]);
+            cmd.args(&args[1..]).current_dir(&cwd).envs(envs);
+            let status = cmd.status().map_err(io(Path::new(&args[0])))?;
+            status.code().map(i64::from)
+        }
+        Some(c) => in_container(job, &c.image, &args, envs)?,
+    };
+    let ok = code == Some(0);
 
     // The files the script wrote.
     let outputs: BTreeMap<String, String> = parse_file_command(&read(&output))
@@ -597,12 +622,120 @@ fn run_script(
     } else {
         format!(
             "exited with {}",
-            status
-                .code()
-                .map_or("a signal".to_string(), |c| c.to_string())
+            code.map_or("a signal".to_string(), |c| c.to_string())
         )
     };
     Ok((ok, outputs, note))
+}
+
+/// PATH in a job's container before `GITHUB_PATH` adds to it.
+const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs a step's command in the job's image: the workspace and the run's
+/// state at the same paths as on the host (so `GITHUB_*` files and the
+/// workspace mean the same inside), the host's network (services publish
+/// on 127.0.0.1), this user's uid:gid. Ctrl-C or SIGTERM of the step stops
+/// and removes the container; a killed runner's container is removed by the
+/// next run's sweep (it carries the run's labels and this process as owner).
+fn in_container(
+    job: &Job,
+    image: &str,
+    args: &[String],
+    env: Vec<(String, String)>,
+) -> Result<Option<i64>, RunnerError> {
+    use crate::exec::{self, labels};
+    use tug_runtime::{ContainerSpec, MountKind, MountSpec, Runtime};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io(Path::new("tokio runtime")))?;
+    rt.block_on(async {
+        let engine = tug_runtime::docker::DockerRuntime::connect()
+            .await
+            .map_err(|e| RunnerError::Action(format!("the job runs in `{image}`: {e}")))?;
+        if engine
+            .inspect_image(image)
+            .await
+            .map_err(|e| RunnerError::Action(format!("inspecting `{image}`: {e}")))?
+            .is_none()
+        {
+            engine
+                .pull_image(image)
+                .await
+                .map_err(|e| RunnerError::Action(format!("pulling `{image}`: {e}")))?;
+        }
+        let run = std::env::var("TUG_RUN").unwrap_or_default();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut spec = ContainerSpec::new(
+            format!("tug-gh-{run}-{}-{stamp}", std::process::id()),
+            image,
+        );
+        spec.entrypoint = Some(Vec::new());
+        spec.command = Some(args.to_vec());
+        let has_home = env.iter().any(|(k, _)| k == "HOME");
+        spec.env = env;
+        if !has_home {
+            spec.env.push(("HOME".into(), "/tmp".into()));
+        }
+        spec.labels = [
+            (labels::RUN.to_string(), run),
+            (labels::OWNER.to_string(), exec::owner_tag()),
+            (
+                labels::PIPELINE.to_string(),
+                format!("github/{}", job.plan.key),
+            ),
+        ]
+        .into();
+        spec.mounts = [&job.workspace, &job.state]
+            .iter()
+            .map(|p| MountSpec {
+                source: MountKind::Bind(p.to_path_buf()),
+                target: p.display().to_string(),
+                read_only: false,
+            })
+            .collect();
+        spec.tmpfs = vec!["/tmp".into()];
+        spec.user = Some(format!(
+            "{}:{}",
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw()
+        ));
+        spec.network = Some("host".into());
+        spec.pids = Some(4096);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                cancel.cancel();
+            });
+        }
+        let id = engine
+            .create_container(&spec)
+            .await
+            .map_err(|e| RunnerError::Action(format!("creating the step's container: {e}")))?;
+        let mut on_line = |l: String| println!("{l}");
+        let end = exec::run_container(&engine, &id, None, &cancel, &mut on_line).await;
+        let _ = engine.remove_container(&id).await;
+        match end {
+            exec::StepEnd::Exited(c) => Ok(Some(c)),
+            exec::StepEnd::Cancelled | exec::StepEnd::TimedOut => Ok(None),
+            exec::StepEnd::Error(m) => Err(RunnerError::Action(m)),
+        }
+    })
 }
 
 fn file_error(job: &Job, which: &str, m: String) -> RunnerError {

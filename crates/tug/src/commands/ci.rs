@@ -84,7 +84,7 @@ pub enum CiCommand {
     },
 }
 
-fn pairs(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+pub(crate) fn pairs(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     items
         .iter()
         .map(|s| {
@@ -153,16 +153,17 @@ pub fn run(file: Option<&Path>, cmd: CiCommand) -> Result<ExitCode> {
             list,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(run_file(
+            rt.block_on(run_file(FileRun {
                 file,
-                pairs(&platform, "--platform")?,
+                platforms: pairs(&platform, "--platform")?,
                 event,
-                pairs(&input, "--input")?,
-                pairs(&vars, "--var")?,
+                inputs: pairs(&input, "--input")?,
+                variables: pairs(&vars, "--var")?,
                 host,
                 parallelism,
                 list,
-            ))
+                jobs: Vec::new(),
+            }))
         }
     }
 }
@@ -181,17 +182,39 @@ fn project_of(file: &Path) -> PathBuf {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_file(
-    file: PathBuf,
-    platforms: BTreeMap<String, String>,
-    event: String,
-    inputs: BTreeMap<String, String>,
-    variables: BTreeMap<String, String>,
-    host: bool,
-    parallelism: Option<u32>,
-    list: bool,
-) -> Result<ExitCode> {
+/// A CI file to run: what `tug ci run FILE` and `tug pipeline run --from FILE` ask.
+pub struct FileRun {
+    pub file: PathBuf,
+    /// GitHub: `runs-on` label -> image.
+    pub platforms: BTreeMap<String, String>,
+    /// GitHub: `github.event_name`.
+    pub event: String,
+    /// GitHub: workflow_dispatch inputs.
+    pub inputs: BTreeMap<String, String>,
+    /// GitLab: CI/CD variables.
+    pub variables: BTreeMap<String, String>,
+    /// GitLab: every job on the host.
+    pub host: bool,
+    pub parallelism: Option<u32>,
+    /// Show the plan and stop.
+    pub list: bool,
+    /// Only these jobs (imported keys) and what they need; empty: all.
+    pub jobs: Vec<String>,
+}
+
+/// Runs a GitHub workflow or a .gitlab-ci.yml: the one code path of both commands.
+pub async fn run_file(req: FileRun) -> Result<ExitCode> {
+    let FileRun {
+        file,
+        platforms,
+        event,
+        inputs,
+        variables,
+        host,
+        parallelism,
+        list,
+        jobs: only,
+    } = req;
     let src =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let project = project_of(&file);
@@ -276,6 +299,19 @@ async fn run_file(
     if list || pipeline.jobs.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
+    for j in &only {
+        if !pipeline.jobs.contains_key(j) {
+            let known: Vec<&str> = pipeline.jobs.keys().map(String::as_str).collect();
+            return Err(fail(
+                INVALID_INPUT,
+                format!(
+                    "no job `{j}` runs from {}: it has {}",
+                    file.display(),
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     let store = tug_pipeline::store::RunStore::open(&state_dir.join("tug.db"))?;
@@ -302,7 +338,7 @@ async fn run_file(
         pipeline,
         project_dir: project,
         state_dir: state_dir.clone(),
-        jobs: Vec::new(),
+        jobs: only,
         stack_secrets: BTreeMap::new(),
         runtime: engine,
         parallelism,

@@ -25,9 +25,35 @@ pub enum PipelineCommand {
     /// steps, removes their containers and marks the run interrupted.
     /// Exit code: 0 when every job succeeded, 1 when one failed, 130 when
     /// interrupted.
+    ///
+    /// `--from .github/workflows/ci.yml` or `--from .gitlab-ci.yml` runs a CI
+    /// file the project already has instead (the same as `tug ci run FILE`);
+    /// no tug.yaml is needed.
     Run {
         /// The pipeline [default: the only one in tug.yaml]
+        #[arg(conflicts_with = "from")]
         name: Option<String>,
+        /// Run this GitHub Actions workflow or .gitlab-ci.yml instead of a pipeline of tug.yaml
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// With --from (GitHub): run a `runs-on` label's jobs in an image: ubuntu-latest=IMAGE (repeatable)
+        #[arg(long, value_name = "LABEL=IMAGE", requires = "from")]
+        platform: Vec<String>,
+        /// With --from (GitHub): `github.event_name`
+        #[arg(long, default_value = "push", requires = "from")]
+        event: String,
+        /// With --from (GitHub): an input of a workflow_dispatch workflow: NAME=VALUE (repeatable)
+        #[arg(long, value_name = "NAME=VALUE", requires = "from")]
+        input: Vec<String>,
+        /// With --from (GitLab): a CI/CD variable: NAME=VALUE (repeatable)
+        #[arg(long = "var", value_name = "NAME=VALUE", requires = "from")]
+        vars: Vec<String>,
+        /// With --from (GitLab): run every job on the host, whatever its image
+        #[arg(long, requires = "from")]
+        host: bool,
+        /// With --from: show what would run and what is left out, then stop
+        #[arg(long, requires = "from")]
+        list: bool,
         /// Only this job and the jobs it needs (repeatable)
         #[arg(long = "job", short = 'j', value_name = "JOB")]
         jobs: Vec<String>,
@@ -75,6 +101,32 @@ pub async fn run(
     output: OutputFormat,
     cmd: PipelineCommand,
 ) -> Result<ExitCode> {
+    if let PipelineCommand::Run {
+        from: Some(from),
+        platform,
+        event,
+        input,
+        vars,
+        host,
+        list,
+        jobs,
+        parallelism,
+        ..
+    } = cmd
+    {
+        return super::ci::run_file(super::ci::FileRun {
+            file: from,
+            platforms: super::ci::pairs(&platform, "--platform")?,
+            event,
+            inputs: super::ci::pairs(&input, "--input")?,
+            variables: super::ci::pairs(&vars, "--var")?,
+            host,
+            parallelism,
+            list,
+            jobs,
+        })
+        .await;
+    }
     let stack = super::spec::load(file)?;
     let state_dir = tug_engine::store::state_dir(&stack.name);
     let store = RunStore::open(&state_dir.join("tug.db"))?;
@@ -85,6 +137,7 @@ pub async fn run(
             parallelism,
             junit,
             report,
+            ..
         } => {
             let cancel = CancellationToken::new();
             on_signal(cancel.clone());
