@@ -54,6 +54,13 @@ pub enum EngineError {
         logs: Vec<String>,
         probe: Option<String>,
     },
+    #[error("secret `{name}`: reading {}", path.display())]
+    Secret {
+        name: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl EngineError {

@@ -16,6 +16,21 @@ pub fn volume_name(stack: &str, volume: &str) -> String {
     format!("{stack}_{volume}")
 }
 
+/// Where a service's secrets are written for its containers to mount.
+pub fn secrets_dir(stack: &str, service: &str) -> std::path::PathBuf {
+    crate::store::state_dir(stack).join("secrets").join(service)
+}
+
+/// The owner of what is written for a container whose user is `user`, when
+/// that is numeric (`uid` or `uid:gid`; the group defaults to the uid) and
+/// not root. A user by name is resolved only inside the image, so it gets
+/// nothing of its own.
+pub fn numeric_owner(user: &str) -> Option<(u32, u32)> {
+    let (u, g) = user.split_once(':').unwrap_or((user, user));
+    let (uid, gid) = (u.parse::<u32>().ok()?, g.parse::<u32>().ok()?);
+    (uid != 0).then_some((uid, gid))
+}
+
 /// Labels that mark a resource as the stack's.
 pub fn stack_labels(stack: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -232,19 +247,22 @@ pub fn container_spec(
             read_only: m.read_only,
         })
         .collect();
-    // Secrets and configs: the stack's files, read-only where the service wants them.
+    // Secrets: the copies written for this service's user (see
+    // `up::write_secrets`); configs: the stack's files. Read-only both.
+    let secrets = secrets_dir(&stack.name, name);
     let files = s
         .secrets
         .iter()
-        .filter_map(|f| stack.secrets.get(&f.source).map(|r| (r, &f.target)))
-        .chain(
-            s.configs
-                .iter()
-                .filter_map(|f| stack.configs.get(&f.source).map(|r| (r, &f.target))),
-        );
+        .map(|f| (secrets.join(&f.source), &f.target))
+        .chain(s.configs.iter().filter_map(|f| {
+            stack
+                .configs
+                .get(&f.source)
+                .map(|r| (r.file.clone(), &f.target))
+        }));
     for (file, target) in files {
         spec.mounts.push(MountSpec {
-            source: MountKind::Bind(file.file.clone()),
+            source: MountKind::Bind(file),
             target: target.clone(),
             read_only: true,
         });

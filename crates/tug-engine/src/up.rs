@@ -320,6 +320,77 @@ async fn explain(stack: &Stack, e: EngineError) -> EngineError {
     }
 }
 
+/// Who should own a new volume: the user of the first service (by name)
+/// that mounts it writable and runs as a numeric non-root user, the way
+/// compose users expect a volume to be writable by the service.
+fn volume_owner(
+    stack: &Stack,
+    images: &BTreeMap<String, ResolvedImage>,
+    volume: &str,
+) -> Option<tug_runtime::Owner> {
+    stack.services.iter().find_map(|(name, s)| {
+        let image = images.get(name)?;
+        s.volumes
+            .iter()
+            .any(|m| {
+                !m.read_only
+                    && matches!(&m.source, tug_spec::MountSource::Volume(v)
+                        if render::volume_name(&stack.name, v) == volume)
+            })
+            .then(|| render::numeric_owner(&render::effective_user(s, &image.user)))
+            .flatten()
+            .map(|(uid, gid)| tug_runtime::Owner {
+                uid,
+                gid,
+                image: image.reference.clone(),
+            })
+    })
+}
+
+/// Writes each service's secrets where its containers mount them
+/// ([`render::secrets_dir`]): owned by the service's user, mode 0400, as
+/// compose does (a user known only by name gets root's, mode 0444).
+async fn write_secrets<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    images: &BTreeMap<String, ResolvedImage>,
+) -> Result<(), EngineError> {
+    for (name, s) in &stack.services {
+        let Some(image) = images.get(name).filter(|_| !s.secrets.is_empty()) else {
+            continue;
+        };
+        let user = render::numeric_owner(&render::effective_user(s, &image.user));
+        let mut files = Vec::new();
+        for f in &s.secrets {
+            let Some(file) = stack.secrets.get(&f.source) else {
+                continue;
+            };
+            let content =
+                tokio::fs::read(&file.file)
+                    .await
+                    .map_err(|source| EngineError::Secret {
+                        name: f.source.clone(),
+                        path: file.file.clone(),
+                        source,
+                    })?;
+            files.push(tug_runtime::FileSpec {
+                name: f.source.clone(),
+                content,
+                mode: if user.is_some() { 0o400 } else { 0o444 },
+            });
+        }
+        let (uid, gid) = user.unwrap_or((0, 0));
+        let owner = tug_runtime::Owner {
+            uid,
+            gid,
+            image: image.reference.clone(),
+        };
+        rt.write_files(&render::secrets_dir(&stack.name, name), &files, &owner)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The first line of why a service failed, for its `ServiceFailed` event.
 fn failure_reason(e: &EngineError) -> String {
     match e {
@@ -345,9 +416,11 @@ async fn apply<R: Runtime>(
         events(Event::NetworkCreated { name: net.clone() });
     }
     for v in &plan.create_volumes {
-        rt.create_volume(v, &labels).await?;
+        rt.create_volume(v, &labels, volume_owner(stack, images, v).as_ref())
+            .await?;
         events(Event::VolumeCreated { name: v.clone() });
     }
+    write_secrets(rt, stack, images).await?;
     let grace = |service: &str| {
         stack
             .services

@@ -64,8 +64,16 @@ impl Runtime for AnyRuntime {
     async fn list_networks(&self, filter: &LabelFilter) -> Result<Vec<String>> {
         each!(self, r => r.list_networks(filter).await)
     }
-    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
-        each!(self, r => r.create_volume(name, labels).await)
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
+        each!(self, r => r.create_volume(name, labels, owner).await)
+    }
+    async fn write_files(&self, dir: &Path, files: &[FileSpec], owner: &Owner) -> Result<()> {
+        each!(self, r => r.write_files(dir, files, owner).await)
     }
     async fn remove_volume(&self, name: &str) -> Result<()> {
         each!(self, r => r.remove_volume(name).await)

@@ -7,6 +7,12 @@
 //! it cannot do, and tug does not rely on: HEALTHCHECK without systemd (its
 //! timers run through systemd; tug runs exec checks through [`Runtime::exec`])
 //! and, on cgroup v1 hosts, OOM reporting (no `oom` event, `OOMKilled` false).
+//!
+//! Neither engine's exec API kills a process that outlives its timeout:
+//! tug kills it through its host pid when the engine is local. Neither
+//! lets a volume or a file be created owned by a given user: tug extracts
+//! a tar through a helper container (created, never started), and on Podman
+//! passes a new volume's owner as the local driver's `uid`/`gid` options.
 
 use crate::*;
 use bollard::errors::Error as BError;
@@ -60,6 +66,87 @@ impl DockerRuntime {
         self.engine.name == "podman"
     }
 
+    /// Kills an exec'd process that outlived its timeout, with its
+    /// children. The exec API cannot (on Docker or Podman), so this goes
+    /// through the process's host pid from exec inspect: only when the engine
+    /// is on this host (a unix socket) and the pid is still in the
+    /// container's cgroup, so a reused pid is never hit.
+    async fn kill_exec(&self, exec_id: &str) {
+        if !self.addr.starts_with("unix://") {
+            return;
+        }
+        let Ok(inspect) = self.docker.inspect_exec(exec_id).await else {
+            return;
+        };
+        let (Some(pid), Some(container), Some(true)) =
+            (inspect.pid, inspect.container_id, inspect.running)
+        else {
+            return;
+        };
+        let killed = tokio::task::spawn_blocking(move || kill_tree(pid, &container)).await;
+        if let Ok(Err(e)) = killed {
+            tracing::warn!(exec = %exec_id, pid, error = %e, "could not kill a timed-out exec");
+        }
+    }
+
+    /// Extracts `tar` at `path` in a helper container of `owner.image`
+    /// that has `bind` (`source:target`) mounted and runs as the owner; the
+    /// engine writes as root on its side, Docker taking owners from the tar
+    /// headers and Podman from the container's user. The helper is created
+    /// and removed, never started.
+    async fn through_helper(
+        &self,
+        bind: &str,
+        owner: &Owner,
+        path: &str,
+        tar: Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "tug-helper-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let body = ContainerCreateBody {
+            image: Some(owner.image.clone()),
+            // Never run; a scratch image has no command to default to.
+            cmd: Some(vec![HELPER_PATH.to_string()]),
+            user: Some(format!("{}:{}", owner.uid, owner.gid)),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                binds: Some(vec![bind.to_string()]),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = q::CreateContainerOptionsBuilder::default()
+            .name(&name)
+            .build();
+        let id = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| message(&e))?
+            .id;
+        let opts = q::UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let put = self
+            .docker
+            .upload_to_container(&id, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| message(&e));
+        let rm = q::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        if let Err(e) = self.docker.remove_container(&id, Some(rm)).await {
+            tracing::warn!(container = %name, error = %message(&e), "helper container left behind");
+        }
+        put
+    }
+
     pub fn client(&self) -> &Docker {
         &self.docker
     }
@@ -84,6 +171,66 @@ impl DockerRuntime {
         }
         Ok(out)
     }
+}
+
+/// SIGKILLs `pid` and its descendants, if `pid` is in the cgroup of
+/// `container` (a full container id).
+fn kill_tree(pid: i64, container: &str) -> std::io::Result<()> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    if !cgroup.contains(container) {
+        return Ok(());
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", tree[i]))?;
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i64>().ok()),
+            );
+        }
+        i += 1;
+    }
+    for p in tree {
+        let pid = i32::try_from(p)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            // Gone already is fine.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+    Ok(())
+}
+
+/// Where a helper container mounts what it writes into.
+const HELPER_PATH: &str = "/.tug-helper";
+
+/// A tar of directories (`None`) and files, each owned by `owner` with its mode.
+fn tar_of(entries: &[(&str, Option<&[u8]>, u32)], owner: &Owner) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, content, mode) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(u64::from(owner.uid));
+        h.set_gid(u64::from(owner.gid));
+        h.set_mode(*mode);
+        h.set_mtime(0);
+        let data = content.unwrap_or_default();
+        h.set_entry_type(if content.is_some() {
+            tar::EntryType::Regular
+        } else {
+            tar::EntryType::Directory
+        });
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data)
+            .map_err(|e| RuntimeError::api(format!("packing {name}"), e))?;
+    }
+    b.into_inner()
+        .map_err(|e| RuntimeError::api("packing files", e))
 }
 
 /// Docker or Podman, from `GET /version`: Podman lists a "Podman Engine" component.
@@ -335,17 +482,58 @@ impl Runtime for DockerRuntime {
         Ok(names)
     }
 
-    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
+        // Podman's local driver takes the owner as an option; Docker's
+        // needs a device for any option, so the owner is set afterwards.
+        let driver_opts = owner
+            .filter(|_| self.is_podman())
+            .map(|o| HashMap::from([("o".to_string(), format!("uid={},gid={}", o.uid, o.gid))]));
         let req = VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels.clone().into_iter().collect()),
+            driver_opts,
             ..Default::default()
         };
         self.docker
             .create_volume(req)
             .await
-            .map(|_| ())
-            .map_err(|e| RuntimeError::api(format!("creating volume {name}"), message(&e)))
+            .map_err(|e| RuntimeError::api(format!("creating volume {name}"), message(&e)))?;
+        match owner {
+            Some(o) if !self.is_podman() => {
+                // The mount point's directory entry, extracted over the
+                // volume: Docker takes its owner and mode from the header.
+                let tar = tar_of(&[(HELPER_PATH.trim_start_matches('/'), None, 0o755)], o)?;
+                self.through_helper(&format!("{name}:{HELPER_PATH}"), o, "/", tar)
+                    .await
+                    .map_err(|e| {
+                        RuntimeError::api(format!("setting the owner of volume {name}"), e)
+                    })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn write_files(&self, dir: &Path, files: &[FileSpec], owner: &Owner) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RuntimeError::api(format!("creating {}", dir.display()), e))?;
+        let entries: Vec<(&str, Option<&[u8]>, u32)> = files
+            .iter()
+            .map(|f| (f.name.as_str(), Some(f.content.as_slice()), f.mode))
+            .collect();
+        let tar = tar_of(&entries, owner)?;
+        self.through_helper(
+            &format!("{}:{HELPER_PATH}", dir.display()),
+            owner,
+            HELPER_PATH,
+            tar,
+        )
+        .await
+        .map_err(|e| RuntimeError::api(format!("writing files in {}", dir.display()), e))
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
@@ -700,20 +888,28 @@ impl Runtime for DockerRuntime {
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
         let shown = command.join(" ");
         let context = || format!("running `{shown}` in {id}");
+        let timed_out = || RuntimeError::ExecTimeout {
+            command: shown.clone(),
+            after: timeout,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let config = bollard::models::ExecConfig {
+            cmd: Some(command.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = match tokio::time::timeout_at(deadline, self.docker.create_exec(id, config))
+            .await
+            .map_err(|_| timed_out())?
+        {
+            Ok(c) => c,
+            Err(e) if status_code(&e) == Some(404) => {
+                return Err(RuntimeError::NotFound(format!("container {id}")))
+            }
+            Err(e) => return Err(RuntimeError::api(context(), message(&e))),
+        };
         let run = async {
-            let config = bollard::models::ExecConfig {
-                cmd: Some(command.to_vec()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            };
-            let created = match self.docker.create_exec(id, config).await {
-                Ok(c) => c,
-                Err(e) if status_code(&e) == Some(404) => {
-                    return Err(RuntimeError::NotFound(format!("container {id}")))
-                }
-                Err(e) => return Err(RuntimeError::api(context(), message(&e))),
-            };
             let mut output = Vec::new();
             let started = self
                 .docker
@@ -745,14 +941,13 @@ impl Runtime for DockerRuntime {
                 }
             }
         };
-        // On a timeout the process is left to the engine: the exec API cannot kill it.
-        let (exit_code, output) =
-            tokio::time::timeout(timeout, run)
-                .await
-                .map_err(|_| RuntimeError::ExecTimeout {
-                    command: shown.clone(),
-                    after: timeout,
-                })??;
+        let (exit_code, output) = match tokio::time::timeout_at(deadline, run).await {
+            Ok(r) => r?,
+            Err(_) => {
+                self.kill_exec(&created.id).await;
+                return Err(timed_out());
+            }
+        };
         let start = output.len().saturating_sub(EXEC_OUTPUT_MAX);
         Ok(ExecOutput {
             exit_code,

@@ -354,14 +354,40 @@ impl Runtime for FakeRuntime {
         }))
     }
 
-    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
-        self.enter("create_volume", format!("create_volume {name}"))?;
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
+        let call = match owner {
+            Some(o) => format!("create_volume {name} owned by {}:{}", o.uid, o.gid),
+            None => format!("create_volume {name}"),
+        };
+        self.enter("create_volume", call)?;
         self.with(|s| {
             s.volumes
                 .entry(name.to_string())
                 .or_insert_with(|| labels.clone());
         });
         Ok(())
+    }
+
+    async fn write_files(&self, dir: &Path, files: &[FileSpec], owner: &Owner) -> Result<()> {
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| format!("{}:{:o}", f.name, f.mode))
+            .collect();
+        self.enter(
+            "write_files",
+            format!(
+                "write_files {} {} owned by {}:{}",
+                dir.display(),
+                names.join(","),
+                owner.uid,
+                owner.gid
+            ),
+        )
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {

@@ -11,7 +11,7 @@
 use futures_util::stream::BoxStream;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod any;
@@ -92,6 +92,34 @@ pub struct ExecHealth {
     pub timeout: Duration,
     pub retries: u32,
     pub start_period: Duration,
+}
+
+/// Who owns what the runtime writes for a container, as the container sees
+/// it, and an image the engine has: engines write through a helper
+/// container of that image, created and removed, never started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    pub image: String,
+}
+
+/// One file for [`Runtime::write_files`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub name: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for FileSpec {
+    // The content may be a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSpec")
+            .field("name", &self.name)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -428,11 +456,25 @@ pub trait Runtime: Send + Sync {
         filter: &LabelFilter,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
-    /// Creates a volume; an existing one of that name is fine.
+    /// Creates a volume; an existing one of that name is fine. With an
+    /// `owner`, a new volume's top directory belongs to that user, so a
+    /// non-root service can write to it (engines create it root-owned, and
+    /// copy an image directory's owner only when the image has the path).
     fn create_volume(
         &self,
         name: &str,
         labels: &BTreeMap<String, String>,
+        owner: Option<&Owner>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Writes `files` into the host directory `dir` (created if missing),
+    /// each owned by `owner` with its mode, for a container to bind-mount.
+    /// On an engine the engine writes them, so the owner may be any user
+    /// whatever tug's own is.
+    fn write_files(
+        &self,
+        dir: &Path,
+        files: &[FileSpec],
+        owner: &Owner,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Removes a volume; a missing one is fine.
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
@@ -459,7 +501,8 @@ pub trait Runtime: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<ContainerInfo>>> + Send;
     /// Runs `command` in the running container `id` (not through a shell) and
-    /// waits for it, at most `timeout` ([`RuntimeError::ExecTimeout`]). Exec
+    /// waits for it, at most `timeout` ([`RuntimeError::ExecTimeout`], and
+    /// the process is killed with its children where the runtime can). Exec
     /// health checks go through here on every runtime, never through the
     /// engine's own HEALTHCHECK.
     fn exec(

@@ -584,7 +584,14 @@ impl Runtime for ProcessRuntime {
             .await
     }
 
-    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+    // Volumes and files are tug's user's: services run as that user unless
+    // their spec names one, which only root may use.
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        _owner: Option<&Owner>,
+    ) -> Result<()> {
         check_name("volume", name)?;
         let (name, labels) = (name.to_string(), labels.clone());
         self.blocking(move |s| {
@@ -593,6 +600,33 @@ impl Runtime for ProcessRuntime {
             std::fs::create_dir_all(&data)
                 .map_err(|e| io_err(format!("creating {}", data.display()), e))?;
             s.put_labelled("volumes", &name, &labels).map(|_| ())
+        })
+        .await
+    }
+
+    async fn write_files(&self, dir: &Path, files: &[FileSpec], _owner: &Owner) -> Result<()> {
+        let (dir, files) = (dir.to_path_buf(), files.to_vec());
+        self.blocking(move |_| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| io_err(format!("creating {}", dir.display()), e))?;
+            for f in &files {
+                let path = dir.join(&f.name);
+                let tmp = dir.join(format!(".{}.tmp", f.name));
+                let _ = std::fs::remove_file(&tmp);
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(f.mode)
+                    .open(&tmp)
+                    .map_err(|e| io_err(format!("writing {}", tmp.display()), e))?;
+                io::Write::write_all(&mut out, &f.content)
+                    .map_err(|e| io_err(format!("writing {}", tmp.display()), e))?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(f.mode))
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(|e| io_err(format!("writing {}", path.display()), e))?;
+            }
+            Ok(())
         })
         .await
     }

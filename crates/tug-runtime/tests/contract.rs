@@ -84,8 +84,8 @@ async fn contract<R: Runtime>(rt: &R, fx: &Fixture) {
     rt.create_network(&net, &labels).await.unwrap();
     rt.create_network(&net, &labels).await.unwrap();
     assert_eq!(rt.list_networks(&filter).await.unwrap(), vec![net.clone()]);
-    rt.create_volume(&vol, &labels).await.unwrap();
-    rt.create_volume(&vol, &labels).await.unwrap();
+    rt.create_volume(&vol, &labels, None).await.unwrap();
+    rt.create_volume(&vol, &labels, None).await.unwrap();
     assert_eq!(rt.list_volumes(&filter).await.unwrap(), vec![vol.clone()]);
 
     // A missing image is NotFound.
@@ -653,6 +653,116 @@ mod engines {
         );
     }
 
+    /// A probe that outlives its timeout is killed with its children, not
+    /// left running in the container.
+    pub async fn exec_timeout_kills_the_probe(rt: &DockerRuntime) {
+        let fx = fixture(rt).await;
+        let stack = unique("exectimeout");
+        let mut spec = fx.spec(format!("{stack}-x"));
+        spec.labels.insert(labels::STACK.into(), stack.clone());
+        spec.stop_grace = Duration::from_secs(1);
+        let id = rt.create_container(&spec).await.unwrap();
+        rt.start_container(&id).await.unwrap();
+        let slow = rt
+            .exec(
+                &id,
+                &fx.sh("sleep 47 & sleep 46; echo never"),
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(
+            matches!(slow, Err(RuntimeError::ExecTimeout { .. })),
+            "{slow:?}"
+        );
+        let ps = rt
+            .exec(&id, &fx.sh("ps -o args"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(
+            !ps.output.contains("sleep 4"),
+            "left running on {}:\n{}",
+            rt.engine(),
+            ps.output
+        );
+        rt.stop_container(&id, Duration::from_secs(1))
+            .await
+            .unwrap();
+        rt.remove_container(&id).await.unwrap();
+    }
+
+    /// A new volume and written files belong to the owner asked for, so a
+    /// non-root container writes the one and reads the others.
+    pub async fn owns_volumes_and_files(rt: &DockerRuntime) {
+        let fx = fixture(rt).await;
+        let stack = unique("owner");
+        let owner = Owner {
+            uid: 4321,
+            gid: 4322,
+            image: fx.image.clone(),
+        };
+        let vol = format!("{stack}-data");
+        let labels = BTreeMap::from([(labels::STACK.to_string(), stack.clone())]);
+        rt.create_volume(&vol, &labels, Some(&owner)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            FileSpec {
+                name: "key".into(),
+                content: b"s3cret\n".to_vec(),
+                mode: 0o400,
+            },
+            FileSpec {
+                name: "conf".into(),
+                content: b"a=1\n".to_vec(),
+                mode: 0o444,
+            },
+        ];
+        rt.write_files(dir.path(), &files, &owner).await.unwrap();
+        // Written twice: replaced, not refused.
+        rt.write_files(dir.path(), &files, &owner).await.unwrap();
+
+        let mut spec = fx.spec(format!("{stack}-a"));
+        spec.labels = labels.clone();
+        spec.user = Some("4321:4322".into());
+        spec.mounts = ["key", "conf"]
+            .iter()
+            .map(|f| MountSpec {
+                source: MountKind::Bind(dir.path().join(f)),
+                target: format!("/run/{f}"),
+                read_only: true,
+            })
+            .chain([MountSpec {
+                source: MountKind::Volume(vol.clone()),
+                target: "/data".into(),
+                read_only: false,
+            }])
+            .collect();
+        spec.stop_grace = Duration::from_secs(1);
+        let id = rt.create_container(&spec).await.unwrap();
+        rt.start_container(&id).await.unwrap();
+        let got = rt
+            .exec(
+                &id,
+                &fx.sh("stat -c '%u:%g %a' /data /run/key /run/conf && echo w > /data/f && cat /data/f /run/key /run/conf"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (got.exit_code, got.output.as_str()),
+            (
+                0,
+                "4321:4322 755\n4321:4322 400\n4321:4322 444\nw\ns3cret\na=1"
+            ),
+            "on {}",
+            rt.engine()
+        );
+        rt.stop_container(&id, Duration::from_secs(1))
+            .await
+            .unwrap();
+        rt.remove_container(&id).await.unwrap();
+        rt.remove_volume(&vol).await.unwrap();
+    }
+
     /// CPU time grows while a container burns CPU.
     pub async fn counts_cpu(rt: &DockerRuntime) {
         let image = busybox_image(rt).await;
@@ -696,7 +806,9 @@ mod engines {
         names_the_engine,
         logs_are_lines,
         reports_oom_kills,
-        counts_cpu
+        counts_cpu,
+        owns_volumes_and_files,
+        exec_timeout_kills_the_probe
     );
 }
 

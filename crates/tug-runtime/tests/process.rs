@@ -342,7 +342,7 @@ async fn port_env_is_the_host_port_and_mounts_are_env_vars() {
     let www = dir.path().join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("index.html"), "hello from a process\n").unwrap();
-    rt.create_volume("site_data", &BTreeMap::new())
+    rt.create_volume("site_data", &BTreeMap::new(), None)
         .await
         .unwrap();
     let mut spec = sh(

@@ -4,39 +4,7 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-const IMAGE: &str = "tug-test/autoscale-busybox:1";
-
-/// busybox-static as a one-binary image, imported once.
-fn busybox_image() {
-    let have = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("install busybox-static (scripts/engine.sh does)");
-    for tool in ["sh", "sleep", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
-    }
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c . | docker import - {IMAGE}",
-            root.path().display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "docker import of busybox failed");
-}
 
 fn running(s: &TestStack) -> usize {
     s.ps()
@@ -69,7 +37,7 @@ fn cpu_load_scales_up_within_max_and_back_down_to_min() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let ctl = tempfile::tempdir().unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
@@ -82,7 +50,7 @@ fn cpu_load_scales_up_within_max_and_back_down_to_min() {
         "autoscale",
         &format!(
             r#"  burn:
-    image: {IMAGE}
+    image: {BUSYBOX}
     command: ["sh", "-c", "while :; do while [ -e /ctl/burn ]; do :; done; sleep 1; done"]
     volumes: [{{ bind: {}, path: /ctl, read_only: true }}]
     resources: {{ cpu: 0.2 }}

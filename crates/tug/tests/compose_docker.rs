@@ -7,37 +7,6 @@ mod common;
 use common::*;
 use std::process::{Command, Output};
 
-const IMAGE: &str = "tug-test/compose-busybox:1";
-
-/// busybox-static as a one-binary image, imported once.
-fn busybox_image() {
-    let have = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("install busybox-static (scripts/engine.sh does)");
-    for tool in ["sh", "cat", "httpd", "mkdir", "cp", "nc", "sleep", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
-    }
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c . | docker import - {IMAGE}",
-            root.path().display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "docker import of busybox failed");
-}
-
 struct Compose {
     dir: tempfile::TempDir,
 }
@@ -75,7 +44,7 @@ fn up_runs_a_compose_file_with_secrets_configs_ports_and_aliases() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let name = format!("tcompose{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let secret = "s3cr3t-value-never-printed";
@@ -86,7 +55,7 @@ fn up_runs_a_compose_file_with_secrets_configs_ports_and_aliases() {
         r#"name: {name}
 services:
   web_app:
-    image: {IMAGE}
+    image: {BUSYBOX}
     command: ["sh", "-c", "mkdir -p /tmp/www && cp /run/secrets/api_key /tmp/www/secret && cp /etc/app.conf /tmp/www/conf && (nc -lu -p 9999 &) && exec httpd -f -p 8080 -h /tmp/www"]
     environment:
       GREETING: ${{GREETING}}

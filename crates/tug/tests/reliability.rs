@@ -7,37 +7,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-const BUSYBOX: &str = "tug-test/reliability-busybox:1";
-
-/// busybox-static as a one-binary image with no /tmp, imported once.
-fn busybox_image() {
-    let have = Command::new("docker")
-        .args(["image", "inspect", BUSYBOX])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("install busybox-static (scripts/engine.sh does)");
-    for tool in ["sh", "cat", "echo", "sleep", "touch", "chown"] {
-        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
-    }
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c . | docker import - {BUSYBOX}",
-            root.path().display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "docker import of busybox failed");
-}
-
 fn shell(name: &str, script: &str, extra: &str) -> String {
     format!("  {name}:\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n{extra}")
 }
@@ -47,7 +16,7 @@ fn a_non_root_container_writes_and_reads_tmp_in_an_image_without_one() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let s = TestStack::new(
         "tmp",
         &shell(
@@ -68,7 +37,7 @@ fn a_failure_the_hardened_defaults_explain_names_the_default_and_the_line() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let s = TestStack::new(
         "rofs",
         &shell(
@@ -96,7 +65,7 @@ fn a_no_change_up_records_no_revision() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let s = TestStack::new("norev", &shell("web", "exec sleep 3600", ""));
     assert!(s.run(&["up", "-d"]).status.success());
     let out = s.run(&["up", "-d"]);
@@ -161,7 +130,7 @@ fn closing_the_output_early_never_aborts_up() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let s = TestStack::new(
         "pipe",
         &shell("web", "exec sleep 3600", "    replicas: 2\n"),
@@ -192,7 +161,7 @@ fn state_is_its_owners_only_whatever_the_umask() {
     if !engine() {
         return;
     }
-    busybox_image();
+    busybox_images(None);
     let s = TestStack::new("umask", &shell("web", "exec sleep 3600", ""));
     // The temp dir itself must not be what keeps others out.
     use std::os::unix::fs::PermissionsExt;

@@ -213,6 +213,71 @@ impl Drop for TestStack {
     }
 }
 
+/// busybox-static as a one-binary image with no /tmp and no /etc (the
+/// kind of scratch image tug builds), with the applets the tests use.
+pub const BUSYBOX: &str = "tug-test/cli-busybox:1";
+
+/// [`BUSYBOX`] with `USER 1000:1000`: a non-root image user.
+pub const BUSYBOX_USER: &str = "tug-test/cli-busybox-user:1";
+
+/// Imports [`BUSYBOX`] and [`BUSYBOX_USER`] into the engine at `host` (the
+/// default one when `None`) unless it has them.
+pub fn busybox_images(host: Option<&str>) {
+    let docker = || {
+        let mut c = Command::new("docker");
+        if let Some(h) = host {
+            c.args(["-H", h]);
+        }
+        c
+    };
+    let images = [(BUSYBOX, None), (BUSYBOX_USER, Some("USER 1000:1000"))];
+    for (tag, change) in images {
+        let have = docker()
+            .args(["image", "inspect", tag])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if have {
+            continue;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("install busybox-static (scripts/engine.sh does)");
+        let tools = [
+            "sh", "cat", "echo", "sleep", "touch", "chown", "true", "httpd", "mkdir", "cp", "nc",
+            "id", "ls", "stat", "timeout", "kill",
+        ];
+        for tool in tools {
+            std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+        }
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(root.path())
+            .args(["-c", "."])
+            .output()
+            .unwrap();
+        assert!(tar.status.success(), "{}", text(&tar));
+        let mut import = docker();
+        import.arg("import");
+        if let Some(c) = change {
+            import.args(["--change", c]);
+        }
+        let mut child = import
+            .args(["-", tag])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "docker import of {tag} failed"
+        );
+    }
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
