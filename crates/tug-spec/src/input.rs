@@ -82,6 +82,8 @@ struct StackIn {
     gateway: Option<GatewayIn>,
     /// The agent's HTTP listener: web dashboard, API and `/metrics`.
     dashboard: Option<DashboardIn>,
+    /// Where traces (and the replicas' logs) are exported; the standard `OTEL_*` variables win.
+    observe: Option<ObserveIn>,
     /// CI/CD pipelines by name: DAGs of jobs run on the host or in containers.
     pipelines: Option<BTreeMap<String, PipelineIn>>,
 }
@@ -246,6 +248,38 @@ struct CacheIn {
 struct DashboardIn {
     /// `:9600` is 127.0.0.1:9600 (the default port is chosen at start); any other interface requires the API token.
     listen: Option<ListenOneIn>,
+}
+
+/// Telemetry export.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ObserveIn {
+    otlp: Option<OtlpIn>,
+}
+
+/// OTLP export of tug's spans and, with `logs: true`, the replicas' logs.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct OtlpIn {
+    /// The collector's base URL, like `http://127.0.0.1:4317`.
+    #[schemars(regex(pattern = r"^https?://"))]
+    endpoint: Option<String>,
+    protocol: Option<OtlpProtocolIn>,
+    /// Headers sent with every export.
+    headers: Option<BTreeMap<String, String>>,
+    /// The share of new traces kept.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    sampling: Option<f64>,
+    /// Forward the replicas' log lines as OTLP log records.
+    logs: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+enum OtlpProtocolIn {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
 }
 
 /// A port or an address.

@@ -32,7 +32,7 @@ pub use input::schema;
 pub use interpolate::Vars;
 pub use locate::locate;
 pub use model::*;
-pub use observe::Dashboard;
+pub use observe::{Dashboard, Observe, Otlp, OtlpProtocol};
 pub use parse::{load, load_with, parse_str, parse_str_with, SpecError, SpecErrors};
 pub use route::listen_address;
 pub use units::{ByteSize, Duration};

@@ -29,6 +29,9 @@ pub struct Stack {
     /// Where the agent serves its dashboard, API and metrics over HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard: Option<crate::Dashboard>,
+    /// Where traces and logs are exported.
+    #[serde(default, skip_serializing_if = "crate::Observe::is_empty")]
+    pub observe: crate::Observe,
     /// CI/CD pipelines by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pipelines: BTreeMap<String, crate::pipeline::Pipeline>,

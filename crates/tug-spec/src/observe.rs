@@ -1,10 +1,12 @@
 //! `dashboard:`: where the agent serves HTTP (the web dashboard, its API and
-//! `/metrics`) besides its unix socket.
+//! `/metrics`) besides its unix socket. `observe:`: where traces and logs are
+//! exported over OTLP (the standard `OTEL_*` variables win over it).
 
 use crate::parse::Cx;
 use crate::route::listen_address;
 use crate::yaml::Node;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// The agent's HTTP listener.
@@ -16,7 +18,144 @@ pub struct Dashboard {
 
 const DASHBOARD_KEYS: &[&str] = &["listen"];
 
+/// The stack's `observe:`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<Otlp>,
+}
+
+/// OTLP export of tug's spans (and the replicas' logs with `logs: true`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Otlp {
+    /// The collector's base URL, like `http://127.0.0.1:4317`; `/v1/traces`
+    /// and `/v1/logs` are appended for HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OtlpProtocol>,
+    /// Sent with every export (an API key, a tenant).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The share of new traces kept, 0.0 to 1.0; a request that arrives
+    /// with a sampled `traceparent` is always kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<f64>,
+    /// Forward the replicas' log lines as OTLP log records.
+    #[serde(default)]
+    pub logs: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl Observe {
+    pub fn is_empty(&self) -> bool {
+        self.otlp.is_none()
+    }
+}
+
+const OBSERVE_KEYS: &[&str] = &["otlp"];
+const OTLP_KEYS: &[&str] = &["endpoint", "protocol", "headers", "sampling", "logs"];
+
 impl Cx<'_> {
+    /// The stack's `observe:`.
+    pub(crate) fn observe(&mut self, n: &Node) -> Option<Observe> {
+        let f = self.fields(n, "observe", OBSERVE_KEYS)?;
+        let otlp = match f.get("otlp") {
+            Some(o) => Some(self.otlp(o)?),
+            None => None,
+        };
+        Some(Observe { otlp })
+    }
+
+    fn otlp(&mut self, n: &Node) -> Option<Otlp> {
+        let f = self.fields(n, "observe.otlp", OTLP_KEYS)?;
+        let mut o = Otlp::default();
+        let mut ok = true;
+        if let Some(v) = f.get("endpoint") {
+            match self.string(v, "observe.otlp.endpoint") {
+                Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+                    o.endpoint = Some(e)
+                }
+                Some(e) => {
+                    self.err(
+                        v,
+                        format!("`observe.otlp.endpoint` must be an http:// or https:// URL, found `{e}`"),
+                        Some(format!("like `http://{e}`")),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(v) = f.get("protocol") {
+            match v.scalar() {
+                Some("grpc") => o.protocol = Some(OtlpProtocol::Grpc),
+                Some("http/protobuf") => o.protocol = Some(OtlpProtocol::HttpProtobuf),
+                _ => {
+                    self.err(
+                        v,
+                        format!(
+                            "`observe.otlp.protocol` must be `grpc` or `http/protobuf`, found {}",
+                            v.describe()
+                        ),
+                        None,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(v) = f.get("headers") {
+            match v.as_map() {
+                Some(map) => {
+                    for (k, val) in map {
+                        let key = self.text(k, "observe.otlp.headers");
+                        let value = self.text(val, "observe.otlp.headers");
+                        match (key, value) {
+                            (Some(k), Some(val)) => {
+                                o.headers.insert(k, val);
+                            }
+                            _ => ok = false,
+                        }
+                    }
+                }
+                None => {
+                    self.expected(v, "observe.otlp.headers", "a map of header names to values");
+                    ok = false;
+                }
+            }
+        }
+        if let Some(v) = f.get("sampling") {
+            match v.as_f64() {
+                Some(r) if (0.0..=1.0).contains(&r) => o.sampling = Some(r),
+                _ => {
+                    self.err(
+                        v,
+                        format!(
+                            "`observe.otlp.sampling` must be a number from 0.0 to 1.0, found {}",
+                            v.describe()
+                        ),
+                        Some("1.0 keeps every trace, 0.01 one in a hundred".into()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(v) = f.get("logs") {
+            match self.boolean(v, "observe.otlp.logs") {
+                Some(b) => o.logs = b,
+                None => ok = false,
+            }
+        }
+        ok.then_some(o)
+    }
+
     /// The stack's `dashboard:`.
     pub(crate) fn dashboard(&mut self, n: &Node) -> Option<Dashboard> {
         let f = self.fields(n, "dashboard", DASHBOARD_KEYS)?;
@@ -61,6 +200,41 @@ mod tests {
         assert_eq!(s.dashboard.unwrap().listen.to_string(), "127.0.0.1:9600");
         let s = parse("name: a\ndashboard: { listen: \"0.0.0.0:9600\" }\n").unwrap();
         assert_eq!(s.dashboard.unwrap().listen.to_string(), "0.0.0.0:9600");
+    }
+
+    #[test]
+    fn otlp_settings() {
+        let s = parse(
+            "name: a\nobserve:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    protocol: grpc\n    headers: { x-api-key: k1 }\n    sampling: 0.25\n    logs: true\n",
+        )
+        .unwrap();
+        let o = s.observe.otlp.unwrap();
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+        assert_eq!(o.protocol, Some(crate::OtlpProtocol::Grpc));
+        assert_eq!(o.headers["x-api-key"], "k1");
+        assert_eq!(o.sampling, Some(0.25));
+        assert!(o.logs);
+        let s = parse("name: a\nobserve: { otlp: { sampling: 1 } }\n").unwrap();
+        assert_eq!(s.observe.otlp.unwrap().sampling, Some(1.0));
+    }
+
+    #[test]
+    fn bad_otlp_settings_are_located() {
+        let e = parse("name: a\nobserve:\n  otlp:\n    sampling: 2\n").unwrap_err();
+        assert!(e.contains("tug.yaml:4:15"), "{e}");
+        assert!(e.contains("0.0 to 1.0"), "{e}");
+        let e = parse("name: a\nobserve:\n  otlp:\n    protocol: http\n").unwrap_err();
+        assert!(
+            e.contains("tug.yaml:4:15") && e.contains("http/protobuf"),
+            "{e}"
+        );
+        let e = parse("name: a\nobserve:\n  otlp:\n    endpoint: collector:4317\n").unwrap_err();
+        assert!(
+            e.contains("tug.yaml:4:15") && e.contains("http://collector:4317"),
+            "{e}"
+        );
+        let e = parse("name: a\nobserve:\n  otlp:\n    sample: 1\n").unwrap_err();
+        assert!(e.contains("tug.yaml:4:5") && e.contains("sampling"), "{e}");
     }
 
     #[test]

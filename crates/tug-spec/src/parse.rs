@@ -393,6 +393,7 @@ const STACK_KEYS: &[&str] = &[
     "gateway",
     "pipelines",
     "dashboard",
+    "observe",
 ];
 const UPDATE_KEYS: &[&str] = &[
     "max_surge",
@@ -847,10 +848,15 @@ impl<'f> Cx<'f> {
         let gateway = f.get("gateway").and_then(|g| self.gateway(g));
         self.stack_routes(&mut services, &svc_values, f.get("gateway"));
         let dashboard = f.get("dashboard").and_then(|d| self.dashboard(d));
+        let observe = f
+            .get("observe")
+            .and_then(|o| self.observe(o))
+            .unwrap_or_default();
         Some(Stack {
             name: name?,
             gateway,
             dashboard,
+            observe,
             services,
             runtime,
             secrets,
