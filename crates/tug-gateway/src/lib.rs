@@ -68,6 +68,8 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the gateway's threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 /// One route as `tug routes` shows it.
@@ -158,13 +160,19 @@ impl Gateway {
                 .map_err(|source| GatewayError::Listen { addr, source })?;
             listeners.push(l);
         }
+        let workers = proxy::Workers::spawn(&self.shared, &stop).map_err(GatewayError::Threads)?;
         let mut addrs = Vec::new();
         for l in listeners {
             addrs.push(l.local_addr().map_err(|source| GatewayError::Listen {
                 addr: self.shared.config.listen[addrs.len()],
                 source,
             })?);
-            tokio::spawn(proxy::serve(Arc::clone(&self.shared), l, stop.clone()));
+            tokio::spawn(proxy::serve(
+                Arc::clone(&self.shared),
+                l,
+                stop.clone(),
+                Arc::clone(&workers),
+            ));
         }
         tracing::info!(addresses = ?addrs, "gateway listening");
         *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();
