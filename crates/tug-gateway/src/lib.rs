@@ -20,6 +20,15 @@
 //!   while; when every replica is ejected they are all tried anyway.
 //! - Draining: [`Gateway::drain`] stops new requests to a replica and waits
 //!   for its in-flight ones, for the engine to call before stopping it.
+//! - Scale to zero: a request to a service with `autoscale: { min: 0 }`
+//!   and no replica is held by the activator (bounded by `max_pending`, for
+//!   at most `wake_timeout`) while the agent starts one ([`Gateway::set_activator`]);
+//!   the wait is `tug_cold_start_seconds`. [`Gateway::traffic`] feeds the
+//!   autoscaler requests in flight and served per replica, and idleness.
+//! - Threads: connections are accepted on the caller's runtime and served
+//!   by one single-threaded runtime per CPU ([`Tuning::workers`]), each with
+//!   its own upstream keep-alive pools, so a request and its upstream
+//!   exchange stay on one thread.
 //! - Limits: header read timeout, request head size (431), body size (413),
 //!   connection count (a quarter of it per client address); a request carrying both `Content-Length` and
 //!   `Transfer-Encoding` gets 400 and its connection is closed.
@@ -68,6 +77,8 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the gateway's threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 /// One route as `tug routes` shows it.
@@ -158,13 +169,19 @@ impl Gateway {
                 .map_err(|source| GatewayError::Listen { addr, source })?;
             listeners.push(l);
         }
+        let workers = proxy::Workers::spawn(&self.shared, &stop).map_err(GatewayError::Threads)?;
         let mut addrs = Vec::new();
         for l in listeners {
             addrs.push(l.local_addr().map_err(|source| GatewayError::Listen {
                 addr: self.shared.config.listen[addrs.len()],
                 source,
             })?);
-            tokio::spawn(proxy::serve(Arc::clone(&self.shared), l, stop.clone()));
+            tokio::spawn(proxy::serve(
+                Arc::clone(&self.shared),
+                l,
+                stop.clone(),
+                Arc::clone(&workers),
+            ));
         }
         tracing::info!(addresses = ?addrs, "gateway listening");
         *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();

@@ -359,9 +359,11 @@ async fn forward(
             Err(_) => return simple(StatusCode::BAD_REQUEST, "the request path is not valid"),
         }
         up.start();
-        let sent =
-            tokio::time::timeout(route.spec.timeouts.request.std(), route.client.request(out))
-                .await;
+        let sent = tokio::time::timeout(
+            route.spec.timeouts.request.std(),
+            client_of(&route).request(out),
+        )
+        .await;
         match sent {
             Err(_) => {
                 up.finish();
@@ -505,18 +507,107 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
 }
 
-/// Accepts connections until `shutdown` turns true, then lets open ones finish.
+thread_local! {
+    /// Which worker thread this is (0 outside the workers).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The route's client for this thread: its pooled connections are driven
+/// by this thread's runtime, so a request never hops threads.
+fn client_of(route: &RouteEntry) -> &UpstreamClient {
+    let i = WORKER.with(|w| w.get());
+    &route.clients[i % route.clients.len()]
+}
+
+/// A connection accepted, for a worker to serve.
+pub(crate) struct Accepted {
+    stream: std::net::TcpStream,
+    client: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    held: ClientShare,
+}
+
+/// Threads serving connections, each on its own single-threaded runtime
+/// (as nginx runs one event loop per worker process): a connection's
+/// requests, their upstream connections and the responses all stay on one
+/// thread. They stop once every listener has stopped and their open
+/// connections are done.
+pub(crate) struct Workers {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
+    next: std::sync::atomic::AtomicUsize,
+    /// Shared by the listeners: connection count and per-client shares.
+    limit: Arc<Semaphore>,
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>,
+}
+
+impl Workers {
+    pub(crate) fn spawn(
+        shared: &Arc<Shared>,
+        stop: &watch::Receiver<bool>,
+    ) -> std::io::Result<Arc<Workers>> {
+        let n = shared.tuning.workers.max(1);
+        let mut senders = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (shared, stop) = (Arc::clone(shared), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("tug-gateway-{i}"))
+                .spawn(move || {
+                    WORKER.with(|w| w.set(i));
+                    rt.block_on(async move {
+                        let mut open = tokio::task::JoinSet::new();
+                        while let Some(a) = rx.recv().await {
+                            while open.try_join_next().is_some() {}
+                            match tokio::net::TcpStream::from_std(a.stream) {
+                                Ok(stream) => {
+                                    open.spawn(connection(
+                                        Arc::clone(&shared),
+                                        stream,
+                                        a.client,
+                                        (a.permit, a.held),
+                                        stop.clone(),
+                                    ));
+                                }
+                                Err(e) => tracing::warn!(error = %e, "gateway connection lost"),
+                            }
+                        }
+                        while open.join_next().await.is_some() {}
+                    });
+                })?;
+            senders.push(tx);
+        }
+        let max = shared.config.max_connections as usize;
+        Ok(Arc::new(Workers {
+            senders,
+            next: Default::default(),
+            limit: Arc::new(Semaphore::new(max)),
+            per_client: Default::default(),
+        }))
+    }
+
+    fn hand(&self, a: Accepted) {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.senders.len();
+        // A worker that is gone drops the connection: the gateway is stopping.
+        let _ = self.senders[i].send(a);
+    }
+}
+
+/// Accepts connections until `shutdown` turns true and hands them to the
+/// workers, which let open ones finish.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
+    workers: Arc<Workers>,
 ) {
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections as usize));
+    let limit = Arc::clone(&workers.limit);
     // One client address may hold a quarter of the connections at most, so
     // a slow client cannot take them all.
     let share = (shared.config.max_connections / 4).max(1);
-    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>> =
-        Default::default();
+    let per_client = Arc::clone(&workers.per_client);
     loop {
         // Over the limit, new connections wait in the kernel's backlog.
         let permit = tokio::select! {
@@ -548,38 +639,51 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _held = held;
-            let flags = Arc::new(ConnFlags::default());
-            let conn = Arc::new(Conn {
+        match stream.into_std() {
+            Ok(stream) => workers.hand(Accepted {
+                stream,
                 client,
-                flags: Arc::clone(&flags),
-            });
-            let io = TokioIo::new(ScanIo::new(stream, flags));
-            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            b.http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(shared.config.header_timeout.std())
-                .max_buf_size((shared.config.max_header_size.0 as usize).max(8192));
-            b.http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(shared.config.max_header_size.0.min(u32::MAX as u64) as u32);
-            let svc = hyper::service::service_fn(move |req| {
-                handle(Arc::clone(&shared), Arc::clone(&conn), req)
-            });
-            let c = b.serve_connection_with_upgrades(io, svc);
-            tokio::pin!(c);
-            tokio::select! {
-                _ = c.as_mut() => {}
-                _ = stopped(&mut stop) => {
-                    c.as_mut().graceful_shutdown();
-                    let _ = c.await;
-                }
-            }
-        });
+                permit,
+                held,
+            }),
+            Err(e) => tracing::warn!(error = %e, "gateway connection lost"),
+        }
+    }
+}
+
+/// Serves one client connection until it closes, or until `stop` turns
+/// true and its requests in progress are answered.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    client: SocketAddr,
+    _hold: (tokio::sync::OwnedSemaphorePermit, ClientShare),
+    mut stop: watch::Receiver<bool>,
+) {
+    let flags = Arc::new(ConnFlags::default());
+    let conn = Arc::new(Conn {
+        client,
+        flags: Arc::clone(&flags),
+    });
+    let io = TokioIo::new(ScanIo::new(stream, flags));
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout.std())
+        .max_buf_size((shared.config.max_header_size.0 as usize).max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(shared.config.max_header_size.0.min(u32::MAX as u64) as u32);
+    let svc =
+        hyper::service::service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&conn), req));
+    let c = b.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(c);
+    tokio::select! {
+        _ = c.as_mut() => {}
+        _ = stopped(&mut stop) => {
+            c.as_mut().graceful_shutdown();
+            let _ = c.await;
+        }
     }
 }
 

@@ -96,6 +96,10 @@ pub struct Tuning {
     pub retry_after: u32,
     /// Largest request body kept in memory so it can be sent again on a retry.
     pub replay_limit: usize,
+    /// Threads serving client connections, each running its connections
+    /// and their requests to replicas start to end (no hop between threads
+    /// per request). Default: one per CPU.
+    pub workers: usize,
 }
 
 impl Default for Tuning {
@@ -107,6 +111,7 @@ impl Default for Tuning {
             retry_percent: 20,
             retry_after: 1,
             replay_limit: 64 << 10,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -197,7 +202,9 @@ pub struct RouteEntry {
     pub upstreams: Vec<Arc<Upstream>>,
     pub(crate) rr: Arc<AtomicUsize>,
     pub(crate) budget: Arc<Budget>,
-    pub(crate) client: crate::proxy::UpstreamClient,
+    /// One keep-alive client per worker thread, so a connection to a
+    /// replica is driven by the thread whose requests use it.
+    pub(crate) clients: Arc<[crate::proxy::UpstreamClient]>,
     pub(crate) metrics: Arc<crate::metrics::RouteMetrics>,
     pub(crate) activity: Arc<Activity>,
 }
@@ -207,7 +214,7 @@ pub struct RouteEntry {
 pub(crate) struct RouteState {
     rr: Arc<AtomicUsize>,
     budget: Arc<Budget>,
-    client: crate::proxy::UpstreamClient,
+    clients: Arc<[crate::proxy::UpstreamClient]>,
     metrics: Arc<crate::metrics::RouteMetrics>,
 }
 
@@ -384,7 +391,9 @@ impl Builder {
                 .or_insert_with(|| RouteState {
                     rr: Arc::new(AtomicUsize::new(0)),
                     budget: Arc::new(Budget::new(tuning)),
-                    client: crate::proxy::upstream_client(&spec.timeouts),
+                    clients: (0..tuning.workers.max(1))
+                        .map(|_| crate::proxy::upstream_client(&spec.timeouts))
+                        .collect(),
                     metrics: Arc::new(metrics.route(service, &label)),
                 })
                 .clone();
@@ -401,7 +410,7 @@ impl Builder {
                 upstreams,
                 rr: st.rr,
                 budget: st.budget,
-                client: st.client,
+                clients: st.clients,
                 metrics: st.metrics,
             }));
         }
