@@ -15,6 +15,9 @@ pub struct AgentInfo {
     /// The agent's log file.
     #[schema(value_type = String)]
     pub log: std::path::PathBuf,
+    /// The URL of the agent's HTTP listener (dashboard, API, `/metrics`).
+    #[serde(default)]
+    pub http: Option<String>,
 }
 
 /// `GET /v1/ps`: the agent's live snapshot.

@@ -9,7 +9,9 @@
 //! [`Supervisor`](tug_engine::agent::Supervisor) restart and replace; a
 //! converge runs in a task of its own. Readers take the live snapshot.
 //!
-//! It serves an HTTP/JSON API on `<state dir>/agent.sock`:
+//! It serves an HTTP/JSON API on `<state dir>/agent.sock`, and the same API
+//! over TCP on `dashboard.listen` (loopback on a port chosen at start when
+//! unset; any other address requires the token of [`auth`]):
 //!
 //! | method and path | what |
 //! |---|---|
@@ -31,6 +33,7 @@
 //! such route), 413 (a body over 64 KiB) or 500.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod openapi;
 pub mod server;

@@ -58,6 +58,17 @@ pub enum AgentError {
     },
     #[error("gateway: {0}")]
     Gateway(#[from] tug_gateway::GatewayError),
+    #[error("the agent's HTTP listener cannot bind {addr}: {source}{hint}")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("the API token in {path}: {source}")]
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 struct Agent<R> {
@@ -67,6 +78,8 @@ struct Agent<R> {
     shutdown: watch::Sender<bool>,
     socket: PathBuf,
     log: PathBuf,
+    /// The URL of the HTTP listener (dashboard, API, metrics).
+    http: String,
     bus: Bus,
     recorded: broadcast::Sender<Arc<Recorded>>,
     snapshot: ArcSwap<Ps>,
@@ -169,6 +182,12 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
             socket,
         });
     }
+    let (http, token) = bind_http(&stack, &socket).await?;
+    let http_addr = http.local_addr().map_err(|source| AgentError::Http {
+        addr: http_listen(&stack),
+        source,
+        hint: "",
+    })?;
     // Left by an agent that died: nobody answers on it.
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|source| AgentError::Socket {
@@ -246,10 +265,11 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         shutdown: down_tx,
         socket: socket.clone(),
         log,
+        http: format!("http://{http_addr}"),
         bus,
         recorded,
     });
-    tracing::info!(stack = %agent.stack.name, socket = %socket.display(), pid = std::process::id(), "agent started");
+    tracing::info!(stack = %agent.stack.name, socket = %socket.display(), http = %agent.http, pid = std::process::id(), "agent started");
 
     refresh_history(&agent).await;
     let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
@@ -282,17 +302,35 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
+    // Beyond loopback every request shows the token.
+    let http_app = match token {
+        Some(t) => app.clone().layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(t),
+            crate::auth::require,
+        )),
+        None => app.clone(),
+    };
     let stopping = Arc::clone(&agent);
-    let signals = async move {
+    let (closing, closed) = watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             _ = shutdown => {},
             _ = stopped.wait_for(|s| *s) => {},
         }
         stop_ups(&stopping);
+        let _ = closing.send(true);
+    });
+    let wait = |mut c: watch::Receiver<bool>| async move {
+        let _ = c.wait_for(|s| *s).await;
     };
-    let served = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(signals)
-        .await;
+    let (served, _) = tokio::join!(
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(wait(closed.clone())),
+        axum::serve(
+            http,
+            http_app.into_make_service_with_connect_info::<std::net::SocketAddr>()
+        )
+        .with_graceful_shutdown(wait(closed)),
+    );
     supervisor.abort();
     watcher.abort();
     autoscaler.abort();
@@ -311,6 +349,50 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         path: socket,
         source,
     })
+}
+
+/// Where the agent serves HTTP: `dashboard.listen`, else loopback on a port
+/// chosen now.
+fn http_listen(stack: &Stack) -> std::net::SocketAddr {
+    stack
+        .dashboard
+        .as_ref()
+        .map(|d| d.listen)
+        .unwrap_or_else(|| (std::net::Ipv4Addr::LOCALHOST, 0).into())
+}
+
+/// Binds the agent's HTTP listener; the token it requires when it listens
+/// beyond loopback.
+async fn bind_http(
+    stack: &Stack,
+    socket: &Path,
+) -> Result<(tokio::net::TcpListener, Option<String>), AgentError> {
+    let addr = http_listen(stack);
+    let token = if addr.ip().is_loopback() {
+        None
+    } else {
+        let dir = socket.parent().unwrap_or(Path::new("."));
+        Some(crate::auth::token(dir).map_err(|source| AgentError::Token {
+            path: dir.join("token"),
+            source,
+        })?)
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Http {
+            addr,
+            hint: match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    " (the address is in use: change `dashboard.listen` in tug.yaml)"
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    " (no interface has this address: change `dashboard.listen` in tug.yaml)"
+                }
+                _ => "",
+            },
+            source,
+        })?;
+    Ok((listener, token))
 }
 
 /// Starts the stack's gateway when it has one; its URLs. Its listeners
@@ -866,6 +948,7 @@ async fn info<R: Runtime>(State(a): State<Shared<R>>) -> Response {
         stack: a.stack.name.clone(),
         socket: a.socket.clone(),
         log: a.log.clone(),
+        http: Some(a.http.clone()),
     })
 }
 

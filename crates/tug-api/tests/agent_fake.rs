@@ -59,11 +59,16 @@ impl Running {
 /// Converges `services` on a fake engine (recorded as a revision), then
 /// starts the agent on it.
 async fn agent(services: &str) -> Running {
+    agent_with("", services).await
+}
+
+/// [`agent`] with stack-level lines (`dashboard:` …) in its tug.yaml.
+async fn agent_with(head: &str, services: &str) -> Running {
     state();
     let name = unique("a");
     let rt = FakeRuntime::new();
     rt.add_image("app:1", "");
-    let yaml = format!("name: {name}\nservices:\n{services}");
+    let yaml = format!("name: {name}\n{head}services:\n{services}");
     let stack = tug_spec::parse_str(&yaml, "/srv/tug.yaml".as_ref()).unwrap();
     // As `tug up` does: the store's writer subscribes to the converge's bus.
     let bus = Bus::new();
@@ -376,4 +381,83 @@ async fn server_sent_events_are_pushed_as_they_are_recorded() {
     assert!(l.iter().any(|l| l.contains("\"converging\"")));
     reader.abort();
     a.stop().await;
+}
+
+/// A raw HTTP/1.1 GET over TCP: the status code and the body.
+async fn http_get(addr: &str, path: &str, headers: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_served_over_loopback_tcp_without_a_token() {
+    let a = agent(APP).await;
+    let info = a.client().info().await.unwrap();
+    let url = info.http.expect("the agent reports its HTTP listener");
+    let addr = url
+        .strip_prefix("http://127.0.0.1:")
+        .map(|p| format!("127.0.0.1:{p}"));
+    let addr = addr.expect("loopback by default");
+    let (status, body) = http_get(&addr, "/v1/ps", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&a.stack.name), "{body}");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_every_request_needs_the_token() {
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = agent_with(&format!("dashboard:\n  listen: \"0.0.0.0:{port}\"\n"), APP).await;
+    let addr = format!("127.0.0.1:{port}");
+    let (status, body) = http_get(&addr, "/v1/ps", "").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    let (status, _) = http_get(&addr, "/metrics", "Authorization: Bearer wrong\r\n").await;
+    assert_eq!(status, 401);
+    let (socket_dir, _, _) = tug_engine::ops::agent_paths(&a.stack.name);
+    let token = std::fs::read_to_string(socket_dir.parent().unwrap().join("token")).unwrap();
+    let (status, body) = http_get(
+        &addr,
+        "/v1/ps",
+        &format!("Authorization: Bearer {token}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_get(&addr, "/v1/ps", &format!("Cookie: tug_token={token}\r\n")).await;
+    assert_eq!(status, 200);
+    // The unix socket, reachable by its owner only, needs none.
+    assert_eq!(a.client().ps().await.unwrap().stack, a.stack.name);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_address_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    state();
+    let name = unique("a");
+    let yaml = format!("name: {name}\ndashboard: {{ listen: \":{port}\" }}\nservices:\n{APP}");
+    let stack = tug_spec::parse_str(&yaml, "/srv/tug.yaml".as_ref()).unwrap();
+    let e = tug_api::server::run_until(FakeRuntime::new(), stack, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(e.contains("change `dashboard.listen`"), "{e}");
+    // Nothing left behind.
+    let (socket, pid, _) = tug_engine::ops::agent_paths(&name);
+    assert!(!socket.exists() && !pid.exists());
 }

@@ -80,6 +80,8 @@ struct StackIn {
     /// Configuration files by name; services mount them read-only where they say.
     configs: Option<BTreeMap<String, FileRefIn>>,
     gateway: Option<GatewayIn>,
+    /// The agent's HTTP listener: web dashboard, API and `/metrics`.
+    dashboard: Option<DashboardIn>,
     /// CI/CD pipelines by name: DAGs of jobs run on the host or in containers.
     pipelines: Option<BTreeMap<String, PipelineIn>>,
 }
@@ -236,6 +238,22 @@ struct CacheIn {
     files: Option<OneOrMany>,
     /// Directories saved and restored.
     paths: OneOrMany,
+}
+
+/// Where the agent serves HTTP besides its unix socket.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DashboardIn {
+    /// `:9600` is 127.0.0.1:9600 (the default port is chosen at start); any other interface requires the API token.
+    listen: Option<ListenOneIn>,
+}
+
+/// A port or an address.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ListenOneIn {
+    Port(u16),
+    Address(String),
 }
 
 /// The HTTP entry point: serves every service's `route` and balances over its ready replicas.

@@ -26,6 +26,9 @@ pub struct Stack {
     /// The stack's HTTP entry point, serving the services' routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Gateway>,
+    /// Where the agent serves its dashboard, API and metrics over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<crate::Dashboard>,
     /// CI/CD pipelines by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pipelines: BTreeMap<String, crate::pipeline::Pipeline>,

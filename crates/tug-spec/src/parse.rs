@@ -392,6 +392,7 @@ const STACK_KEYS: &[&str] = &[
     "configs",
     "gateway",
     "pipelines",
+    "dashboard",
 ];
 const UPDATE_KEYS: &[&str] = &[
     "max_surge",
@@ -841,9 +842,11 @@ impl<'f> Cx<'f> {
         };
         let gateway = f.get("gateway").and_then(|g| self.gateway(g));
         self.stack_routes(&mut services, &svc_values, f.get("gateway"));
+        let dashboard = f.get("dashboard").and_then(|d| self.dashboard(d));
         Some(Stack {
             name: name?,
             gateway,
+            dashboard,
             services,
             runtime,
             secrets,

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 mod commands;
 mod exit;
-mod logging;
 mod output;
 
 use output::OutputFormat;
@@ -123,8 +122,8 @@ enum Command {
     /// kept); `tug agent logs` shows it. For systemd units or containers.
     Agent {
         /// The log file's format
-        #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
-        log_format: logging::LogFormat,
+        #[arg(long, value_enum, default_value_t = tug_observe::log::LogFormat::Text)]
+        log_format: tug_observe::log::LogFormat,
         #[command(subcommand)]
         action: Option<AgentAction>,
     },
@@ -292,7 +291,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Agent { action: None, .. }) {
-        logging::init_cli(cli.verbose);
+        tug_observe::log::init_cli(cli.verbose);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

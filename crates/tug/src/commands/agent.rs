@@ -15,7 +15,7 @@ use tug_spec::Stack;
 /// `tug agent`: supervise the stack and serve the API until stopped.
 pub async fn agent(
     file: Option<&Path>,
-    format: crate::logging::LogFormat,
+    format: tug_observe::log::LogFormat,
     verbose: u8,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
@@ -26,7 +26,7 @@ pub async fn agent(
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    crate::logging::init_agent(&log, format, verbose)
+    tug_observe::log::init_agent(&log, format, verbose)
         .with_context(|| format!("opening the agent log {}", log.display()))?;
     let rt = connect(&stack).await?;
     tug_api::server::run(rt, stack).await.map_err(|e| match e {

@@ -6,7 +6,8 @@ use std::path::Path;
 use tracing_subscriber::EnvFilter;
 
 /// How the agent writes its log file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LogFormat {
     /// One line per event: time, level, target, message, fields.
     #[default]
@@ -39,6 +40,11 @@ fn filter(verbose: u8, default: &str) -> EnvFilter {
         "tug_image",
         "tug_spec",
         "tug_scan",
+        "tug_gateway",
+        "tug_autoscale",
+        "tug_kube",
+        "tug_pipeline",
+        "tug_observe",
     ];
     let spec: Vec<String> = std::iter::once("warn".to_string())
         .chain(crates.iter().map(|c| format!("{c}={level}")))
