@@ -29,3 +29,6 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# schemathesis (PyPI) against a live agent's OpenAPI document: no 5xx, no
+# crash (scripts/schemathesis.sh installs it; the run stays under 2 minutes).
+bash scripts/api-fuzz.sh

@@ -25,6 +25,7 @@ pub mod health;
 pub mod images;
 pub mod ops;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod store;
 mod up;

@@ -76,6 +76,11 @@ enum Command {
         /// How long one service may take to turn healthy
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// Print the plan (per replica: create, replace, remove, start, keep,
+        /// with the reason; the rolling steps) and change nothing. Exit code:
+        /// 0 nothing to do, 2 changes would be made, 1 error
+        #[arg(long, conflicts_with = "detach")]
+        dry_run: bool,
     },
     /// Remove the stack's containers and network (and volumes with --volumes)
     ///
@@ -328,9 +333,12 @@ fn main() -> ExitCode {
         RuntimeArg::Process => tug_spec::RuntimeChoice::Process,
     }));
     let result = match cli.command {
-        Command::Up { detach, timeout } => {
-            rt.block_on(commands::stack::up(file, cli.output, timeout, detach))
+        Command::Up { dry_run: true, .. } => {
+            rt.block_on(commands::stack::dry_run(file, cli.output))
         }
+        Command::Up {
+            detach, timeout, ..
+        } => rt.block_on(commands::stack::up(file, cli.output, timeout, detach)),
         Command::Down { kube, .. } if kube.kube => rt.block_on(commands::kube::kube(
             file,
             cli.output,

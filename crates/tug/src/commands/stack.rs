@@ -196,6 +196,82 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// `tug up --dry-run`: the plan, read-only. Exit 0 when there is nothing to
+/// do, 2 when `up` would change something, 1 on any error (so that 2 always
+/// means "changes", as with `terraform plan -detailed-exitcode`).
+pub async fn dry_run(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
+    let planned = async {
+        let stack = super::spec::load(file)?;
+        let rt = connect(&stack).await?;
+        anyhow::Ok(tug_engine::preview::preview(&rt, &stack).await?)
+    };
+    let p = match planned.await {
+        Ok(p) => p,
+        Err(e) => {
+            crate::exit::report(&e);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&p)?),
+        OutputFormat::Table => print_preview(&p),
+    }
+    Ok(ExitCode::from(if p.changes { 2 } else { 0 }))
+}
+
+fn print_preview(p: &tug_engine::preview::Preview) {
+    use tug_engine::preview::Action;
+    if let Some(n) = &p.create_network {
+        println!("create   network {n}");
+    }
+    for v in &p.create_volumes {
+        println!("create   volume {v}");
+    }
+    println!("{:<8} {:<16} {:<8} REASON", "ACTION", "SERVICE", "REPLICA");
+    for r in &p.replicas {
+        let action = match r.action {
+            Action::Create => "create",
+            Action::Replace => "replace",
+            Action::Remove => "remove",
+            Action::Start => "start",
+            Action::Keep => "keep",
+        };
+        let replica = r.replica.map_or("?".to_string(), |i| i.to_string());
+        println!("{action:<8} {:<16} {replica:<8} {}", r.service, r.reason);
+    }
+    for (svc, steps) in &p.rollouts {
+        println!("rollout of {svc}:");
+        for (i, s) in steps.iter().enumerate() {
+            let list = |v: &[u32]| {
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let mut parts = Vec::new();
+            if !s.stop_first.is_empty() {
+                parts.push(format!("stop {}", list(&s.stop_first)));
+            }
+            parts.push(format!("start {} and wait healthy", list(&s.start)));
+            if !s.stop_after.is_empty() {
+                parts.push(format!("stop old {}", list(&s.stop_after)));
+            }
+            println!("  step {}: {}", i + 1, parts.join(", then "));
+        }
+    }
+    for n in &p.notes {
+        println!("note: {n}");
+    }
+    println!(
+        "{}",
+        if p.changes {
+            "plan: `tug up` would make the changes above"
+        } else {
+            "plan: nothing to do"
+        }
+    );
+}
+
 pub async fn up(
     file: Option<&Path>,
     output: OutputFormat,

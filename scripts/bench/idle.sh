@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The agent at rest: RSS and CPU of a stack's agent supervising 50 replicas
+# of a tiny image (busybox-static `sleep`) on Docker, after the converge.
+#   scripts/bench/idle.sh [REPLICAS] [SECONDS]     (default 50 60)
+# Goal: ≤ 20 MB RSS and ≤ 1% of one core. Release build.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+replicas=${1:-50}
+secs=${2:-60}
+bash scripts/engine.sh >/dev/null
+cargo build --release -q -p tug
+tug=$PWD/target/release/tug
+image=tug-bench/idle-busybox:1
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" && cp /bin/busybox "$root/bin/busybox"
+  for t in sh sleep; do ln -s busybox "$root/bin/$t"; done
+  tar -C "$root" -c . | docker import - "$image" >/dev/null
+  rm -rf "$root"
+fi
+work=$(mktemp -d)
+export TUG_STATE_DIR=$work/state
+name=tugidle$$
+cat >"$work/tug.yaml" <<YAML
+name: $name
+services:
+  app:
+    image: $image
+    command: [sleep, "86400"]
+    replicas: $replicas
+    health: none
+    stop_grace_period: 1s
+YAML
+trap '"$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+"$tug" -f "$work/tug.yaml" up -d >/dev/null
+pid=$(cat "$TUG_STATE_DIR/$name/agent.pid")
+sleep 10   # let the converge's aftermath settle
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+t0=$(ticks)
+sleep "$secs"
+t1=$(ticks)
+rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
+cpu=$(echo "scale=3; ($t1 - $t0) * 100 / $hz / $secs" | bc)
+running=$(docker ps -q --filter "label=dev.tug.stack=$name" | wc -l)
+echo "agent idle with $running replicas over ${secs}s: RSS $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB), CPU ${cpu}% of one core, $threads threads"
