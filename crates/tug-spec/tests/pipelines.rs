@@ -140,9 +140,13 @@ fn schema_accepts_pipelines_and_rejects_typos() {
 #[test]
 fn triggers() {
     let head = "name: s\nsecrets:\n  hook: { file: ./hook.txt }\npipelines:\n  ci:\n    jobs: { t: { steps: [echo] } }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hook.txt"), "s").unwrap();
+    let file = dir.path().join("tug.yaml");
+    let errors = |text: &str| parse_str(text, &file).expect_err("rejected").0;
     let ok = parse_str(
         &format!("{head}    on:\n      schedule: [\"0 * * * *\", \"*/5 * * * * *\"]\n      webhook: {{ secret: hook, branches: [main] }}\n"),
-        Path::new("/tmp/tug-spec-tests/tug.yaml"),
+        &file,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let on = &ok.pipelines["ci"].on;
@@ -155,7 +159,7 @@ fn triggers() {
 
     let e = errors(&format!("{head}    on: {{ schedule: \"61 * * * *\" }}\n"));
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert_eq!((e[0].line, e[0].col), (7, 19));
+    assert_eq!((e[0].line, e[0].col), (7, 21));
     assert!(
         e[0].message.contains("is not a cron pattern"),
         "{}",
