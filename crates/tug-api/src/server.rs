@@ -39,6 +39,7 @@ use tug_runtime::{
 use tug_spec::Stack;
 
 pub mod autoscale;
+mod triggers;
 
 /// The safety net for lost engine events: a full look this often.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -295,6 +296,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         requests,
         autoscale::interval(),
     ));
+    let scheduler = tokio::spawn(triggers::schedules(Arc::clone(&agent)));
     let app = Router::new()
         .route("/v1/agent", get(info::<R>))
         .route("/v1/ps", get(ps::<R>))
@@ -317,6 +319,11 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
+    // Webhooks prove themselves with their signature, not the API token.
+    let hooks = Router::new()
+        .route("/v1/hooks/{pipeline}", post(triggers::hook::<R>))
+        .layer(DefaultBodyLimit::max(api::MAX_UP_BODY))
+        .with_state(Arc::clone(&agent));
     // Beyond loopback every request shows the token.
     let http_app = match token {
         Some(t) => app.clone().layer(axum::middleware::from_fn_with_state(
@@ -324,7 +331,9 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
             crate::auth::require,
         )),
         None => app.clone(),
-    };
+    }
+    .merge(hooks.clone());
+    let app = app.merge(hooks);
     let stopping = Arc::clone(&agent);
     let (closing, closed) = watch::channel(false);
     tokio::spawn(async move {
@@ -349,6 +358,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     supervisor.abort();
     watcher.abort();
     autoscaler.abort();
+    scheduler.abort();
     let _ = autoscaler.await;
     if let Some(w) = waker {
         w.abort();

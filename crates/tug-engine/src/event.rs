@@ -120,6 +120,32 @@ pub enum Event {
         reason: tug_autoscale::Reason,
         metrics: Vec<tug_autoscale::MetricReading>,
     },
+    /// The agent started a pipeline run: `trigger` is `schedule`, `github`
+    /// or `gitlab`.
+    PipelineStarted {
+        pipeline: String,
+        run: i64,
+        trigger: String,
+    },
+    /// A line of a job's (masked) output.
+    PipelineLine {
+        pipeline: String,
+        run: i64,
+        job: String,
+        line: String,
+    },
+    /// A job of a pipeline run ended.
+    PipelineJob {
+        pipeline: String,
+        run: i64,
+        job: String,
+        status: String,
+    },
+    PipelineFinished {
+        pipeline: String,
+        run: i64,
+        status: String,
+    },
 }
 
 impl Event {
@@ -147,7 +173,11 @@ impl Event {
             | Event::Converged { .. }
             | Event::EngineLost { .. }
             | Event::EngineResumed
-            | Event::EventsDropped { .. } => None,
+            | Event::EventsDropped { .. }
+            | Event::PipelineStarted { .. }
+            | Event::PipelineLine { .. }
+            | Event::PipelineJob { .. }
+            | Event::PipelineFinished { .. } => None,
         }
     }
 }

@@ -23,3 +23,4 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod store;
+pub mod trigger;

@@ -101,6 +101,25 @@ struct PipelineIn {
     parallelism: Option<u32>,
     /// `copy` (default): each job in a fresh copy of the project; `shared`: in the project itself.
     workspace: Option<WorkspaceIn>,
+    /// What makes the agent run it: a cron schedule, a signed push webhook.
+    on: Option<TriggersIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TriggersIn {
+    /// Cron pattern(s), UTC: 5 fields, or 6 with seconds first.
+    schedule: Option<OneOrMany>,
+    webhook: Option<WebhookIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct WebhookIn {
+    /// The stack secret holding the shared secret (GitHub: the webhook's secret; GitLab: its token).
+    secret: String,
+    /// Only pushes to these branches; empty: any.
+    branches: Option<Vec<String>>,
 }
 
 #[derive(JsonSchema)]

@@ -8,7 +8,9 @@ use crate::pipeline::*;
 use crate::yaml::Node;
 use std::collections::BTreeMap;
 
-const PIPELINE_KEYS: &[&str] = &["jobs", "env", "parallelism", "workspace"];
+const PIPELINE_KEYS: &[&str] = &["jobs", "env", "parallelism", "workspace", "on"];
+const ON_KEYS: &[&str] = &["schedule", "webhook"];
+const WEBHOOK_KEYS: &[&str] = &["secret", "branches"];
 const JOB_KEYS: &[&str] = &[
     "needs",
     "steps",
@@ -202,12 +204,78 @@ impl Cx<'_> {
             }
         }
         self.needs_cycles(&jobs, &need_nodes);
+        let on = f
+            .get("on")
+            .map(|v| self.triggers(&what, v, secrets))
+            .unwrap_or_default();
         Some(Pipeline {
             jobs,
             env,
             parallelism,
             workspace,
+            on,
         })
+    }
+
+    fn triggers(&mut self, what: &str, n: &Node, secrets: &BTreeMap<String, FileRef>) -> Triggers {
+        let what = format!("{what}.on");
+        let mut t = Triggers::default();
+        let Some(f) = self.fields(n, &format!("`{what}`"), ON_KEYS) else {
+            return t;
+        };
+        if let Some(v) = f.get("schedule") {
+            let items: Vec<&Node> = match v.as_seq() {
+                Some(s) => s.iter().collect(),
+                None => vec![v],
+            };
+            for item in items {
+                let Some(pattern) = self.string(item, &format!("{what}.schedule")) else {
+                    continue;
+                };
+                match pattern.parse::<croner::Cron>() {
+                    Ok(_) => t.schedule.push(pattern),
+                    Err(e) => self.err(
+                        item,
+                        format!("`{what}.schedule`: `{pattern}` is not a cron pattern: {e}"),
+                        Some("5 fields (minute hour day month weekday), or 6 with seconds first, e.g. \"0 * * * *\" for every hour".into()),
+                    ),
+                }
+            }
+        }
+        if let Some(v) = f.get("webhook") {
+            if let Some(w) = self.fields(v, &format!("`{what}.webhook`"), WEBHOOK_KEYS) {
+                let secret = match w.get("secret") {
+                    Some(s) => self.string(s, &format!("{what}.webhook.secret")).inspect(|name| {
+                        if !secrets.contains_key(name) {
+                            let known: Vec<&str> = secrets.keys().map(String::as_str).collect();
+                            self.err(
+                                s,
+                                format!("`{what}.webhook.secret`: no stack secret `{name}`"),
+                                suggest(name, &known)
+                                    .map(|k| format!("did you mean `{k}`?"))
+                                    .or_else(|| Some(format!("add it under `secrets:`, e.g. `{name}: {{ file: ./{name}.txt }}`"))),
+                            );
+                        }
+                    }),
+                    None => {
+                        self.err(
+                            v,
+                            format!("`{what}.webhook` needs `secret`: the stack secret that signs the payloads"),
+                            Some("e.g. `webhook: { secret: hook_secret }`; an unsigned webhook is refused".into()),
+                        );
+                        None
+                    }
+                };
+                let branches = w
+                    .get("branches")
+                    .map(|b| self.string_list(b, &format!("{what}.webhook.branches")))
+                    .unwrap_or_default();
+                if let Some(secret) = secret {
+                    t.webhook = Some(Webhook { secret, branches });
+                }
+            }
+        }
+        t
     }
 
     /// Every `needs` cycle, named in order, at the first edge of the cycle.

@@ -23,6 +23,37 @@ pub struct Pipeline {
     pub parallelism: Option<u32>,
     #[serde(default)]
     pub workspace: WorkspaceMode,
+    /// When the agent runs the pipeline by itself.
+    #[serde(default, rename = "on", skip_serializing_if = "Triggers::is_empty")]
+    pub on: Triggers,
+}
+
+/// `on:` of a pipeline: what makes the agent run it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// Cron patterns, in UTC: 5 fields, or 6 with seconds first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<String>,
+    /// A push webhook (GitHub or GitLab), signed with a shared secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+impl Triggers {
+    pub fn is_empty(&self) -> bool {
+        self.schedule.is_empty() && self.webhook.is_none()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The stack secret that holds the shared secret.
+    pub secret: String,
+    /// Only pushes to these branches run it; empty: any push.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<String>,
 }
 
 /// Where a job's steps run relative to the project directory.

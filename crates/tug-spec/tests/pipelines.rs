@@ -136,3 +136,49 @@ fn schema_accepts_pipelines_and_rejects_typos() {
     .unwrap();
     assert!(!v.is_valid(&bad));
 }
+
+#[test]
+fn triggers() {
+    let head = "name: s\nsecrets:\n  hook: { file: ./hook.txt }\npipelines:\n  ci:\n    jobs: { t: { steps: [echo] } }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hook.txt"), "s").unwrap();
+    let file = dir.path().join("tug.yaml");
+    let errors = |text: &str| parse_str(text, &file).expect_err("rejected").0;
+    let ok = parse_str(
+        &format!("{head}    on:\n      schedule: [\"0 * * * *\", \"*/5 * * * * *\"]\n      webhook: {{ secret: hook, branches: [main] }}\n"),
+        &file,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let on = &ok.pipelines["ci"].on;
+    assert_eq!(on.schedule, ["0 * * * *", "*/5 * * * * *"]);
+    let w = on.webhook.as_ref().unwrap();
+    assert_eq!(
+        (w.secret.as_str(), w.branches.clone()),
+        ("hook", vec!["main".to_string()])
+    );
+
+    let e = errors(&format!("{head}    on: {{ schedule: \"61 * * * *\" }}\n"));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!((e[0].line, e[0].col), (7, 21));
+    assert!(
+        e[0].message.contains("is not a cron pattern"),
+        "{}",
+        e[0].message
+    );
+
+    let e = errors(&format!(
+        "{head}    on: {{ webhook: {{ secret: hoook }} }}\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].message.contains("no stack secret `hoook`"),
+        "{}",
+        e[0].message
+    );
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `hook`?"));
+
+    let e = errors(&format!(
+        "{head}    on: {{ webhook: {{ branches: [main] }} }}\n"
+    ));
+    assert!(e[0].message.contains("needs `secret`"), "{}", e[0].message);
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tug_pipeline::report::{JobStatus, RunReport, RunStatus};
-use tug_pipeline::run::{self, Progress, RunConfig};
+use tug_pipeline::run::{self, Progress};
 use tug_pipeline::store::RunStore;
 
 #[derive(clap::Subcommand, Debug)]
@@ -144,7 +144,6 @@ pub async fn run(
             let status = run_pipeline(
                 &stack,
                 &state_dir,
-                &store,
                 output,
                 name,
                 jobs,
@@ -157,7 +156,7 @@ pub async fn run(
             Ok(exit_code(status))
         }
         PipelineCommand::Watch { name, debounce } => {
-            watch(&stack, &state_dir, &store, output, name, debounce).await
+            watch(&stack, &state_dir, output, name, debounce).await
         }
         PipelineCommand::Runs { limit } => {
             let rt = tug_runtime::docker::DockerRuntime::connect().await.ok();
@@ -231,7 +230,6 @@ fn on_signal(cancel: CancellationToken) {
 async fn run_pipeline(
     stack: &tug_spec::Stack,
     state_dir: &Path,
-    store: &RunStore,
     output: OutputFormat,
     name: Option<String>,
     jobs: Vec<String>,
@@ -254,55 +252,41 @@ async fn run_pipeline(
             ));
         }
     }
-    let needs_engine = pipeline
-        .jobs
-        .values()
-        .any(|j| j.image.is_some() || !j.services.is_empty());
-    let rt = match tug_runtime::docker::DockerRuntime::connect().await {
-        Ok(rt) => Some(rt),
-        Err(e) if needs_engine => {
-            return Err(anyhow::Error::new(e).context("this pipeline has container jobs"))
-        }
-        Err(_) => None,
-    };
-    let swept = run::sweep(rt.as_ref(), store).await?;
-    for id in swept {
-        eprintln!(
-            "{} run {id} was interrupted (its tug is gone); its containers were removed",
-            style("note:").yellow()
-        );
-    }
-    let id = store.begin(&stack.name, &name, &tug_pipeline::exec::owner_tag())?;
-    let cfg = RunConfig {
-        id,
-        stack: stack.name.clone(),
-        pipeline_name: name.clone(),
-        pipeline,
-        project_dir: stack.dir.clone(),
-        state_dir: state_dir.to_path_buf(),
-        jobs,
-        stack_secrets: stack
-            .secrets
-            .iter()
-            .map(|(k, v)| (k.clone(), v.file.clone()))
-            .collect(),
-        runtime: rt,
-        parallelism,
-        cancel: cancel.clone(),
-    };
-    let run_dir = cfg.run_dir();
-    store.set_dir(id, &run_dir)?;
     let json = matches!(output, OutputFormat::Json);
-    if !json {
-        eprintln!("{} pipeline {name}, run {id}", style("▶").cyan());
-    }
     let observer: run::Observer = Arc::new(move |p: Progress| print_progress(p, json));
-    let report = run::run(cfg, observer).await?;
-    store.finish(&report)?;
+    let header = name.clone();
+    let ran = tug_pipeline::trigger::run_stack(
+        tug_pipeline::trigger::StackRun {
+            stack,
+            pipeline: &name,
+            state_dir,
+            jobs,
+            parallelism,
+            cancel,
+        },
+        |id, swept| {
+            for old in swept {
+                eprintln!(
+                    "{} run {old} was interrupted (its tug is gone); its containers were removed",
+                    style("note:").yellow()
+                );
+            }
+            if !json {
+                eprintln!("{} pipeline {header}, run {id}", style("▶").cyan());
+            }
+        },
+        observer,
+    )
+    .await
+    .map_err(|e| match e {
+        tug_pipeline::trigger::TriggerError::Engine(e) => {
+            anyhow::Error::new(e).context("this pipeline has container jobs")
+        }
+        e => e.into(),
+    })?;
+    let report = ran.report;
     let json_text = serde_json::to_string_pretty(&report)?;
     let xml = tug_pipeline::report::junit(&report);
-    write_file(&run_dir.join("report.json"), &json_text)?;
-    write_file(&run_dir.join("junit.xml"), &xml)?;
     if let Some(p) = &junit {
         write_file(p, &xml)?;
     }
@@ -565,7 +549,6 @@ fn logs(store: &RunStore, output: OutputFormat, id: i64, job: Option<&str>) -> R
 async fn watch(
     stack: &tug_spec::Stack,
     state_dir: &Path,
-    store: &RunStore,
     output: OutputFormat,
     name: Option<String>,
     debounce: std::time::Duration,
@@ -602,7 +585,6 @@ async fn watch(
         last = run_pipeline(
             stack,
             state_dir,
-            store,
             output,
             Some(name.clone()),
             jobs.clone(),
