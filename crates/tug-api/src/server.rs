@@ -236,7 +236,6 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     let opts = UpOptions {
         drain: match &gateway {
             Some(gw) => Arc::new(GatewayDrain {
-                rt: rt.clone(),
                 gateway: gw.clone(),
                 graces: stack
                     .services
@@ -486,31 +485,25 @@ fn access_log_writer(path: PathBuf) -> tokio::sync::mpsc::Sender<String> {
 /// Apply's drain hook: the replica leaves the gateway's pools, and apply
 /// stops it once its in-flight requests are done (at most the service's
 /// `stop_grace_period`).
-struct GatewayDrain<R> {
-    rt: R,
+struct GatewayDrain {
     gateway: tug_gateway::Gateway,
     graces: std::collections::BTreeMap<String, Duration>,
 }
 
-impl<R: Runtime> tug_engine::Drain for GatewayDrain<R> {
+impl tug_engine::Drain for GatewayDrain {
     fn retire<'a>(
         &'a self,
         service: &'a str,
         _replica: u32,
-        container: &'a str,
+        name: &'a str,
     ) -> futures_util::future::BoxFuture<'a, ()> {
         Box::pin(async move {
-            // Pools know replicas by name; apply names them by id.
-            let name = match self.rt.inspect_container(container).await {
-                Ok(Some(c)) => c.name,
-                _ => return,
-            };
             let grace = self
                 .graces
                 .get(service)
                 .copied()
                 .unwrap_or(Duration::from_secs(10));
-            if !self.gateway.drain(&name, grace).await {
+            if !self.gateway.drain(name, grace).await {
                 tracing::warn!(replica = %name, "requests still in flight after the grace period; stopping anyway");
             }
         })

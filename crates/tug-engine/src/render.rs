@@ -16,6 +16,15 @@ pub fn volume_name(stack: &str, volume: &str) -> String {
     format!("{stack}_{volume}")
 }
 
+/// The container name of a replica: deterministic per (stack, service,
+/// replica, config hash), so a second `up` adopts instead of duplicating.
+pub fn replica_name(stack: &str, service: &str, replica: u32, hash: &str) -> String {
+    format!(
+        "{stack}-{service}-{replica}-{}",
+        hash.get(..8).unwrap_or(hash)
+    )
+}
+
 /// Where a service's secrets are written for its containers to mount.
 pub fn secrets_dir(stack: &str, service: &str) -> std::path::PathBuf {
     crate::store::state_dir(stack).join("secrets").join(service)
@@ -183,11 +192,7 @@ pub fn container_spec(
 ) -> ContainerSpec {
     let s = &stack.services[name];
     let mut spec = ContainerSpec::new(
-        format!(
-            "{}-{name}-{replica}-{}",
-            stack.name,
-            &hash[..8.min(hash.len())]
-        ),
+        replica_name(&stack.name, name, replica, hash),
         &image.reference,
     );
     spec.command = s.command.clone();

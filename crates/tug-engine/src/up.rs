@@ -49,12 +49,9 @@ impl std::fmt::Debug for UpOptions {
 /// are already dead, or were never started, are not drained. Calls for
 /// different replicas may run at the same time.
 pub trait Drain: Send + Sync {
-    fn retire<'a>(
-        &'a self,
-        service: &'a str,
-        replica: u32,
-        container: &'a str,
-    ) -> BoxFuture<'a, ()>;
+    /// `name` is the replica's container name, as the gateway's pools and
+    /// `tug ps` know it.
+    fn retire<'a>(&'a self, service: &'a str, replica: u32, name: &'a str) -> BoxFuture<'a, ()>;
 }
 
 /// The default [`Drain`]: nothing routes traffic, so nothing waits.
@@ -67,20 +64,39 @@ impl Drain for NoDrain {
     }
 }
 
+/// A replica about to be stopped.
+struct Stopping<'a> {
+    service: &'a str,
+    /// From the container's label; `None` when the label is missing or bad.
+    replica: Option<u32>,
+    running: bool,
+    id: &'a str,
+    name: &'a str,
+}
+
+impl<'a> From<&'a Removal> for Stopping<'a> {
+    fn from(r: &'a Removal) -> Self {
+        Stopping {
+            service: &r.service,
+            replica: r.replica,
+            running: r.running,
+            id: &r.id,
+            name: &r.name,
+        }
+    }
+}
+
 /// Drains a running replica (see [`Drain`]), then stops it.
 async fn retire_stop<R: Runtime>(
     rt: &R,
     drain: &dyn Drain,
-    service: &str,
-    replica: Option<u32>,
-    running: bool,
-    id: &str,
+    r: Stopping<'_>,
     grace: Duration,
 ) -> Result<(), EngineError> {
-    if let (true, Some(replica)) = (running, replica) {
-        drain.retire(service, replica, id).await;
+    if let (true, Some(replica)) = (r.running, r.replica) {
+        drain.retire(r.service, replica, r.name).await;
     }
-    rt.stop_container(id, grace).await?;
+    rt.stop_container(r.id, grace).await?;
     Ok(())
 }
 
@@ -533,7 +549,7 @@ async fn remove<R: Runtime>(
         container: r.name.clone(),
         reason: r.reason,
     });
-    retire_stop(rt, drain, &r.service, r.replica, r.running, &r.id, grace).await?;
+    retire_stop(rt, drain, r.into(), grace).await?;
     rt.remove_container(&r.id).await?;
     Ok(())
 }
@@ -634,11 +650,11 @@ async fn service_up<R: Runtime>(
     };
     let rolling: Vec<u32> = outdated.keys().copied().collect();
     let mut stopped: Vec<&Removal> = Vec::new();
-    let mut new_ids: Vec<(u32, String)> = Vec::new();
+    let mut new_ids: Vec<(u32, String, String)> = Vec::new();
     for step in plan::rollout_steps(&rolling, u.max_surge, u.max_unavailable, stop_first) {
         for i in &step.stop_first {
             for r in &outdated[i] {
-                retire_stop(rt, &*opts.drain, name, r.replica, r.running, &r.id, grace).await?;
+                retire_stop(rt, &*opts.drain, r.into(), grace).await?;
                 stopped.push(r);
             }
         }
@@ -648,7 +664,8 @@ async fn service_up<R: Runtime>(
             match create_start(rt, stack, name, i, &want.hash, &images[name], events).await {
                 Ok(id) => {
                     ids.push(id.clone());
-                    new_ids.push((i, id));
+                    let replica = render::replica_name(&stack.name, name, i, &want.hash);
+                    new_ids.push((i, id, replica));
                 }
                 Err(e) => {
                     result = Err(e);
@@ -673,7 +690,7 @@ async fn service_up<R: Runtime>(
         }
         for i in &step.stop_after {
             for r in &outdated[i] {
-                retire_stop(rt, &*opts.drain, name, r.replica, r.running, &r.id, grace).await?;
+                retire_stop(rt, &*opts.drain, r.into(), grace).await?;
                 stopped.push(r);
             }
         }
@@ -721,7 +738,7 @@ async fn roll_back<R: Runtime>(
     rt: &R,
     opts: &UpOptions,
     name: &str,
-    new_ids: &[(u32, String)],
+    new_ids: &[(u32, String, String)],
     stopped: &[&Removal],
     outdated: &BTreeMap<u32, Vec<Removal>>,
     grace: Duration,
@@ -733,10 +750,17 @@ async fn roll_back<R: Runtime>(
         reason: cause.to_string().lines().next().unwrap_or("").to_string(),
     });
     let mut problems = Vec::new();
-    for (replica, id) in new_ids {
+    for (replica, id, replica_name) in new_ids {
         let drain = &*opts.drain;
         let removed = async {
-            retire_stop(rt, drain, name, Some(*replica), true, id, grace).await?;
+            let r = Stopping {
+                service: name,
+                replica: Some(*replica),
+                running: true,
+                id,
+                name: replica_name,
+            };
+            retire_stop(rt, drain, r, grace).await?;
             rt.remove_container(id).await?;
             Ok::<(), EngineError>(())
         };
@@ -1072,10 +1096,14 @@ async fn drain_info<R: Runtime>(
     c: &ContainerInfo,
     grace: Duration,
 ) -> Result<(), EngineError> {
-    let service = c.label(labels::SERVICE).unwrap_or("");
-    let replica = crate::agent::replica_of(c).ok();
-    let running = c.state == ContainerState::Running;
-    retire_stop(rt, drain, service, replica, running, &c.id, grace).await
+    let r = Stopping {
+        service: c.label(labels::SERVICE).unwrap_or(""),
+        replica: crate::agent::replica_of(c).ok(),
+        running: c.state == ContainerState::Running,
+        id: &c.id,
+        name: &c.name,
+    };
+    retire_stop(rt, drain, r, grace).await
 }
 
 /// Removes everything of the stack: containers and networks, and volumes when
@@ -1202,9 +1230,14 @@ pub async fn restart<R: Runtime>(
                     continue;
                 }
             };
-            let running = c.state == ContainerState::Running;
-            let grace = svc.stop_grace_period.std();
-            retire_stop(rt, &*opts.drain, name, Some(replica), running, &c.id, grace).await?;
+            let r = Stopping {
+                service: name,
+                replica: Some(replica),
+                running: c.state == ContainerState::Running,
+                id: &c.id,
+                name: &c.name,
+            };
+            retire_stop(rt, &*opts.drain, r, svc.stop_grace_period.std()).await?;
             start(rt, name, replica, &c.id, events).await?;
             gate(rt, stack, name, std::slice::from_ref(&c.id), opts, events).await?;
             n += 1;

@@ -68,17 +68,9 @@ impl Drain for Recorder {
         &'a self,
         service: &'a str,
         replica: u32,
-        container: &'a str,
+        name: &'a str,
     ) -> futures_util::future::BoxFuture<'a, ()> {
         Box::pin(async move {
-            let name = self
-                .0
-                .inspect_container(container)
-                .await
-                .ok()
-                .flatten()
-                .map(|c| c.name)
-                .unwrap_or_default();
             assert!(
                 name.starts_with(&format!("s-{service}-{replica}-")),
                 "{name}"

@@ -1,7 +1,9 @@
 //! The Docker Engine API adapter (also Podman's Docker-compatible socket).
 //!
 //! Podman 4.3's compatibility API differs in ways this adapter evens out:
-//! a taken container name is a 500 (not a 409), and its log endpoint hands
+//! a taken container name is a 500 (not a 409), a container between its
+//! stop and its cleanup is in a `stopped` state Docker does not have (inspect
+//! waits it out), and its log endpoint hands
 //! out each write as a frame and counts partial writes as lines for `tail`,
 //! so lines are joined here and `tail` is applied on tug's side. Two things
 //! it cannot do, and tug does not rely on: HEALTHCHECK without systemd (its
@@ -789,18 +791,27 @@ impl Runtime for DockerRuntime {
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
-        let c = match self
-            .docker
-            .inspect_container(id, None::<q::InspectContainerOptions>)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) if status_code(&e) == Some(404) => return Ok(None),
-            Err(e) => {
-                return Err(RuntimeError::api(
-                    format!("inspecting container {id}"),
-                    message(&e),
-                ))
+        let mut tries = 0;
+        let c = loop {
+            match self
+                .docker
+                .inspect_container(id, None::<q::InspectContainerOptions>)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if status_code(&e) == Some(404) => return Ok(None),
+                // Podman 4.3 says `stopped` (no such Docker state) for the
+                // moment between a stop and its cleanup, then `exited`.
+                Err(e) if message(&e).contains("unknown variant `stopped`") && tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    return Err(RuntimeError::api(
+                        format!("inspecting container {id}"),
+                        message(&e),
+                    ))
+                }
             }
         };
         let state = c.state.clone().unwrap_or_default();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{text, tug};
+use common::{check_jsonschema, text, tug, validate_json};
 use std::path::Path;
 use tug_image::oci::{ImageBuilder, ImageConfig, LayerBuilder};
 
@@ -118,4 +118,89 @@ fn debian_packages_are_listed_audited_with_os_db_and_skipped_without() {
         bom.contains("pkg:deb/debian/busybox-static@1%3A1.35.0-4"),
         "{bom}"
     );
+}
+
+/// An image with the host's own Debian package list (its dpkg status file
+/// and os-release): both SBOM formats list every installed package and
+/// validate against their published schemas (CycloneDX 1.5, SPDX 2.3,
+/// tests/data/sbom-schemas with their licences).
+#[test]
+fn sboms_with_the_hosts_debian_packages_validate_against_their_schemas() {
+    let Some(tool) = check_jsonschema() else {
+        return;
+    };
+    let status = std::fs::read_to_string("/var/lib/dpkg/status")
+        .expect("a Debian host: /var/lib/dpkg/status");
+    let installed = status
+        .split("\n\n")
+        .filter(|p| p.lines().any(|l| l == "Status: install ok installed"))
+        .count();
+    assert!(installed > 50, "{installed} packages on the host");
+    let dir = tempfile::tempdir().unwrap();
+    let layer = LayerBuilder::new(0)
+        .host_file("/bin/busybox", Path::new("/bin/busybox"), 0o755)
+        .expect("install busybox-static (scripts/engine.sh does)")
+        .host_file("/etc/os-release", Path::new("/etc/os-release"), 0o644)
+        .unwrap()
+        .file("/var/lib/dpkg/status", status.as_str(), 0o644)
+        .unwrap()
+        .build("debian")
+        .unwrap();
+    let img = ImageBuilder::new()
+        .layer(layer)
+        .config(ImageConfig::default())
+        .build()
+        .unwrap();
+    let oci = dir.path().join("oci");
+    tug_image::oci::write_oci_layout(&oci, &[(&img, Some("deb:1"))]).unwrap();
+    let image = format!("oci:{}", oci.display());
+
+    for (format, schema) in [
+        ("cyclonedx", "sbom-schemas/cyclonedx/bom-1.5.schema.json"),
+        ("spdx", "sbom-schemas/spdx/spdx-schema.json"),
+    ] {
+        let out = tug()
+            .args(["sbom", &image, "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        if let Err(report) = validate_json(&tool, schema, &out.stdout) {
+            panic!("{format} SBOM of {image} fails its schema:\n{report}");
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let listed = match format {
+            "cyclonedx" => doc["components"].as_array(),
+            _ => doc["packages"].as_array(),
+        }
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            serde_json::to_string(c)
+                .unwrap()
+                .contains("pkg:deb/debian/")
+        })
+        .count();
+        assert_eq!(listed, installed, "{format}");
+    }
+}
+
+#[test]
+fn sboms_of_a_source_tree_validate_against_their_schemas() {
+    let Some(tool) = check_jsonschema() else {
+        return;
+    };
+    for (format, schema) in [
+        ("cyclonedx", "sbom-schemas/cyclonedx/bom-1.5.schema.json"),
+        ("spdx", "sbom-schemas/spdx/spdx-schema.json"),
+    ] {
+        let out = tug()
+            .current_dir(common::workspace())
+            .args(["sbom", "examples/hello", "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        if let Err(report) = validate_json(&tool, schema, &out.stdout) {
+            panic!("{format} SBOM of examples/hello fails its schema:\n{report}");
+        }
+    }
 }

@@ -1,23 +1,39 @@
-//! Reliability under faults, on the real engine: `tug up -d` converges in
-//! the agent (killing the command stops nothing), honest revision outcomes,
-//! and what images need under the hardened defaults.
+//! Reliability under faults, on the real engines (Docker, and Podman when
+//! `TUG_PODMAN_HOST` names it): `tug up -d` converges in the agent (killing
+//! the command stops nothing), an attached `up` stops cleanly on SIGTERM,
+//! honest revision outcomes, and what images need under the hardened
+//! defaults.
 
 mod common;
 
 use common::*;
 use std::process::Command;
 
+/// A stack on `runtime` (the default engine, or `podman`), with the busybox
+/// test images loaded into that engine.
+fn stack(runtime: Option<&'static str>, prefix: &str, services: &str) -> TestStack {
+    let s = TestStack::on(runtime, prefix, services);
+    busybox_images(s.docker_host.as_deref());
+    s
+}
+
+/// `cmd` (a hand-built tug command line) on the stack's engine.
+fn on_engine(s: &TestStack, cmd: &mut Command) {
+    cmd.env("NO_COLOR", "1").env("TUG_STATE_DIR", s.state());
+    if let Some(h) = &s.docker_host {
+        cmd.env("DOCKER_HOST", h);
+    }
+}
+
 fn shell(name: &str, script: &str, extra: &str) -> String {
     format!("  {name}:\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n{extra}")
 }
 
-#[test]
-fn a_non_root_container_writes_and_reads_tmp_in_an_image_without_one() {
-    if !engine() {
-        return;
-    }
-    busybox_images(None);
-    let s = TestStack::new(
+fn a_non_root_container_writes_and_reads_tmp_in_an_image_without_one(
+    runtime: Option<&'static str>,
+) {
+    let s = stack(
+        runtime,
         "tmp",
         &shell(
             "web",
@@ -32,13 +48,11 @@ fn a_non_root_container_writes_and_reads_tmp_in_an_image_without_one() {
     });
 }
 
-#[test]
-fn a_failure_the_hardened_defaults_explain_names_the_default_and_the_line() {
-    if !engine() {
-        return;
-    }
-    busybox_images(None);
-    let s = TestStack::new(
+fn a_failure_the_hardened_defaults_explain_names_the_default_and_the_line(
+    runtime: Option<&'static str>,
+) {
+    let s = stack(
+        runtime,
         "rofs",
         &shell(
             "web",
@@ -60,13 +74,8 @@ fn a_failure_the_hardened_defaults_explain_names_the_default_and_the_line() {
     assert!(err.contains(&at), "{at} in {err}");
 }
 
-#[test]
-fn a_no_change_up_records_no_revision() {
-    if !engine() {
-        return;
-    }
-    busybox_images(None);
-    let s = TestStack::new("norev", &shell("web", "exec sleep 3600", ""));
+fn a_no_change_up_records_no_revision(runtime: Option<&'static str>) {
+    let s = stack(runtime, "norev", &shell("web", "exec sleep 3600", ""));
     assert!(s.run(&["up", "-d"]).status.success());
     let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -76,12 +85,9 @@ fn a_no_change_up_records_no_revision() {
     assert_eq!(revs.as_array().unwrap().len(), 1, "{revs}");
 }
 
-#[test]
-fn killing_up_mid_rollout_does_not_stop_the_rollout() {
-    if !engine() {
-        return;
-    }
-    let s = TestStack::new(
+fn killing_up_mid_rollout_does_not_stop_the_rollout(runtime: Option<&'static str>) {
+    let s = stack(
+        runtime,
         "detach",
         &service("web", "    replicas: 3\n    env: { VERSION: '1' }\n"),
     );
@@ -125,26 +131,22 @@ fn killing_up_mid_rollout_does_not_stop_the_rollout() {
     });
 }
 
-#[test]
-fn closing_the_output_early_never_aborts_up() {
-    if !engine() {
-        return;
-    }
-    busybox_images(None);
-    let s = TestStack::new(
+fn closing_the_output_early_never_aborts_up(runtime: Option<&'static str>) {
+    let s = stack(
+        runtime,
         "pipe",
         &shell("web", "exec sleep 3600", "    replicas: 2\n"),
     );
     // `tug up -d | head -1`: the reader goes away after one line.
-    let out = Command::new("sh")
+    let mut cmd = Command::new("sh");
+    on_engine(&s, &mut cmd);
+    let out = cmd
         .arg("-c")
         .arg(format!(
             "'{}' -f '{}' up -d -o json | head -1",
             env!("CARGO_BIN_EXE_tug"),
             s.file().display()
         ))
-        .env("NO_COLOR", "1")
-        .env("TUG_STATE_DIR", s.state())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -156,25 +158,20 @@ fn closing_the_output_early_never_aborts_up() {
     assert!(info.status.success(), "{}", text(&info));
 }
 
-#[test]
-fn state_is_its_owners_only_whatever_the_umask() {
-    if !engine() {
-        return;
-    }
-    busybox_images(None);
-    let s = TestStack::new("umask", &shell("web", "exec sleep 3600", ""));
+fn state_is_its_owners_only_whatever_the_umask(runtime: Option<&'static str>) {
+    let s = stack(runtime, "umask", &shell("web", "exec sleep 3600", ""));
     // The temp dir itself must not be what keeps others out.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("sh")
+    let mut cmd = Command::new("sh");
+    on_engine(&s, &mut cmd);
+    let out = cmd
         .arg("-c")
         .arg(format!(
             "umask 000; exec '{}' -f '{}' up -d",
             env!("CARGO_BIN_EXE_tug"),
             s.file().display()
         ))
-        .env("NO_COLOR", "1")
-        .env("TUG_STATE_DIR", s.state())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -199,3 +196,147 @@ fn state_is_its_owners_only_whatever_the_umask() {
         eprintln!("\n!!! SKIPPED the second-user half: needs root and setpriv\n");
     }
 }
+
+/// Sends SIGTERM to `child` and waits for it to exit.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("`tug up` did not exit within 30 s of SIGTERM");
+}
+
+/// `tug up` attached (no -d): its output in files, so reading it never blocks it.
+fn attached_up(s: &TestStack) -> (std::process::Child, tempfile::TempDir) {
+    let logs = tempfile::tempdir().unwrap();
+    let child = s
+        .command(&["up", "-o", "json"])
+        .stdout(std::fs::File::create(logs.path().join("out")).unwrap())
+        .stderr(std::fs::File::create(logs.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    (child, logs)
+}
+
+fn history(s: &TestStack) -> Vec<serde_json::Value> {
+    let h = s.run(&["history", "-o", "json"]);
+    assert!(h.status.success(), "{}", text(&h));
+    serde_json::from_slice::<serde_json::Value>(&h.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn sigterm_stops_an_attached_up_cleanly(runtime: Option<&'static str>) {
+    let s = stack(
+        runtime,
+        "term",
+        &shell(
+            "web",
+            "exec sleep 3600",
+            "    replicas: 2\n    stop_grace_period: 1s\n",
+        ),
+    );
+    let (mut child, logs) = attached_up(&s);
+    wait_until("both replicas run", || {
+        let rows = s.ps();
+        rows.len() == 2 && rows.iter().all(|r| r["state"] == "running")
+    });
+    wait_until("the attached up supervises the stack", || {
+        s.state().join(&s.name).join("agent.sock").exists()
+    });
+    let status = terminate(&mut child);
+    let err = std::fs::read_to_string(logs.path().join("err")).unwrap();
+    assert!(status.success(), "{status:?}\n{err}");
+    assert!(err.contains("stopped 2 container(s)"), "{err}");
+    // As documented: the containers stay, stopped, for the next `up`.
+    let ids = s.ids("web");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    for id in &ids {
+        let running = s
+            .docker()
+            .args(["inspect", "-f", "{{.State.Running}}", id])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), "false");
+    }
+    let revs = history(&s);
+    assert_eq!(revs.len(), 1, "{revs:?}");
+    assert_eq!(revs[0]["outcome"], "succeeded", "{revs:?}");
+    // The next `up` starts the same containers again.
+    let up = s.run(&["up", "-d"]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert_eq!(s.ids("web"), ids);
+}
+
+fn sigterm_mid_converge_records_an_interrupted_revision(runtime: Option<&'static str>) {
+    // Never healthy: the converge is still waiting when SIGTERM comes.
+    let s = stack(
+        runtime,
+        "termmid",
+        &shell(
+            "web",
+            "exec sleep 3600",
+            "    health: { exec: [sh, -c, 'exit 1'], interval: 200ms, timeout: 1s, retries: 1000 }\n    stop_grace_period: 1s\n",
+        ),
+    );
+    let (mut child, logs) = attached_up(&s);
+    wait_until("the replica was started", || {
+        std::fs::read_to_string(logs.path().join("out"))
+            .is_ok_and(|o| o.contains("\"event\":\"started\""))
+    });
+    let status = terminate(&mut child);
+    let err = std::fs::read_to_string(logs.path().join("err")).unwrap();
+    assert!(err.contains("stopping stack"), "{status:?}\n{err}");
+    let revs = history(&s);
+    assert_eq!(revs.len(), 1, "{revs:?}");
+    assert_eq!(revs[0]["outcome"], "interrupted", "{revs:?}");
+    let ids = s.ids("web");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+/// Each test once per engine: `docker::NAME` on the default engine,
+/// `podman::NAME` on `TUG_PODMAN_HOST` (a loud skip without it).
+macro_rules! on_engines {
+    ($($test:ident),* $(,)?) => {
+        mod docker {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    if engine() {
+                        super::$test(None);
+                    }
+                }
+            )*
+        }
+        mod podman {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    if podman_host().is_some() {
+                        super::$test(Some("podman"));
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_engines!(
+    a_non_root_container_writes_and_reads_tmp_in_an_image_without_one,
+    a_failure_the_hardened_defaults_explain_names_the_default_and_the_line,
+    a_no_change_up_records_no_revision,
+    killing_up_mid_rollout_does_not_stop_the_rollout,
+    closing_the_output_early_never_aborts_up,
+    state_is_its_owners_only_whatever_the_umask,
+    sigterm_stops_an_attached_up_cleanly,
+    sigterm_mid_converge_records_an_interrupted_revision,
+);

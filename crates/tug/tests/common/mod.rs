@@ -278,6 +278,57 @@ pub fn busybox_images(host: Option<&str>) {
     }
 }
 
+/// check-jsonschema (installed by scripts/test.sh): `None` with a loud skip,
+/// or a failure under `TUG_REQUIRE_ENGINE=1` (the test script's runs).
+pub fn check_jsonschema() -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let found = [
+        home.join(".local/bin/check-jsonschema"),
+        PathBuf::from("check-jsonschema"),
+    ]
+    .into_iter()
+    .find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        if std::env::var("TUG_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
+            panic!("check-jsonschema is missing (scripts/test.sh installs it)");
+        }
+        eprintln!(
+            "\n!!! SKIPPED: check-jsonschema is not installed (scripts/test.sh installs it)\n"
+        );
+    }
+    found
+}
+
+/// Validates the JSON document `doc` against `schema` (a path under
+/// tests/data) with check-jsonschema; its report on failure.
+pub fn validate_json(tool: &Path, schema: &str, doc: &[u8]) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("doc.json");
+    std::fs::write(&file, doc).unwrap();
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(schema);
+    // `$ref`s are resolved against the schema's `$id` unless the file is the base.
+    let out = Command::new(tool)
+        .arg("--base-uri")
+        .arg(format!("file://{}", schema.display()))
+        .arg("--schemafile")
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out))
+    }
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
