@@ -2,14 +2,18 @@
 # The agent at rest: RSS and CPU of a stack's agent supervising 50 replicas
 # of a tiny image (busybox-static `sleep`) on Docker, after the converge.
 #   scripts/bench/idle.sh [REPLICAS] [SECONDS]     (default 50 60)
-# Goal: ≤ 20 MB RSS and ≤ 1% of one core. Release build.
+# Goal: ≤ 20 MB RSS and ≤ 1% of one core. Release build (TUG_BIN picks
+# another binary).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 replicas=${1:-50}
 secs=${2:-60}
 bash scripts/engine.sh >/dev/null
-cargo build --release -q -p tug
-tug=$PWD/target/release/tug
+if [ -z "${TUG_BIN:-}" ]; then
+  cargo build --release -q -p tug
+  TUG_BIN=$PWD/target/release/tug
+fi
+tug=$TUG_BIN
 image=tug-bench/idle-busybox:1
 if ! docker image inspect "$image" >/dev/null 2>&1; then
   root=$(mktemp -d)
@@ -42,7 +46,9 @@ sleep "$secs"
 t1=$(ticks)
 rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+anon_kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")
+file_kb=$(awk '/^RssFile:/ {print $2}' "/proc/$pid/status")
 threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
 cpu=$(echo "scale=3; ($t1 - $t0) * 100 / $hz / $secs" | bc)
 running=$(docker ps -q --filter "label=dev.tug.stack=$name" | wc -l)
-echo "agent idle with $running replicas over ${secs}s: RSS $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB), CPU ${cpu}% of one core, $threads threads"
+echo "agent idle with $running replicas over ${secs}s: RSS $((rss_kb / 1024)) MiB (anonymous $((anon_kb / 1024)), file-backed $((file_kb / 1024)); peak $((hwm_kb / 1024))), CPU ${cpu}% of one core, $threads threads"

@@ -54,6 +54,11 @@ impl DeployError {
             DeployError::NamespaceMissing(ns) => {
                 Some(format!("create it first: kubectl create namespace {ns}"))
             }
+            DeployError::Api { what, source }
+                if what.contains("httproute/") && is_not_found(source) =>
+            {
+                Some("the cluster has no Gateway API CRDs: install them, or deploy with --routes ingress".into())
+            }
             _ => None,
         }
     }

@@ -477,3 +477,25 @@ async fn diff_is_a_server_side_dry_run_that_changes_nothing() {
         .all(|s| s.path.contains("dryRun=All")));
     assert!(!log.iter().any(|s| s.method == "DELETE"));
 }
+
+#[tokio::test]
+async fn applying_an_http_route_to_a_cluster_without_the_gateway_api_says_what_to_do() {
+    let (client, _log) = mock(|s: &Seen, _| match (s.method.as_str(), s.path.as_str()) {
+        ("PATCH", p) if p.contains("/httproutes/") => (404, status(404, "NotFound")),
+        ("PATCH", _) => (200, s.body.to_string()),
+        _ => (500, status(500, "Unexpected")),
+    });
+    let text = "name: hello\ngateway: { listen: [\":8000\"] }\nservices:\n  web:\n    image: r.example/web:1\n    port: 8080\n    route: { path: / }\n";
+    let stack = tug_spec::parse_str(text, "tug.yaml".as_ref()).unwrap();
+    let opts = tug_kube::RenderOptions {
+        routes: tug_kube::RouteTarget::GatewayApi,
+        ..Default::default()
+    };
+    let objects = tug_kube::render(&stack, text, &opts).unwrap();
+    let err = deployer(client)
+        .apply(&objects, false, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("httproute/web"), "{err}");
+    assert!(err.hint().unwrap().contains("--routes ingress"), "{err}");
+}
