@@ -161,11 +161,13 @@ pub(super) async fn schedules<R: Runtime>(a: Shared<R>) {
         if chrono::Utc::now() < at {
             continue;
         }
-        if running.contains_key(&name) {
-            tracing::info!(pipeline = %name, "scheduled run skipped: the last one is still running");
-        } else {
-            let (_, task) = start(&a, stack, name.clone(), "schedule");
-            running.insert(name, task);
+        match running.entry(name.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                tracing::info!(pipeline = %name, "scheduled run skipped: the last one is still running");
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(start(&a, stack, name, "schedule").1);
+            }
         }
         // Past this second, so one fire is not taken twice.
         let left = at + chrono::Duration::milliseconds(1) - chrono::Utc::now();

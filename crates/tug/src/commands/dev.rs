@@ -357,7 +357,7 @@ pub async fn dev(
         while let Ok(Some((_, p))) = tokio::time::timeout(debounce, rx.recv()).await {
             batch.push(p);
         }
-        let spec_changed = batch.iter().any(|p| *p == spec_file);
+        let spec_changed = batch.contains(&spec_file);
         let mut changed: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         let mut syncs: Syncs = BTreeMap::new();
         batch.sort();
