@@ -112,6 +112,24 @@ pub struct Replica {
     pub note: Option<String>,
 }
 
+impl From<tug_engine::ReplicaStatus> for Replica {
+    /// A replica as read from the engine without an agent: no supervision note.
+    fn from(r: tug_engine::ReplicaStatus) -> Self {
+        Replica {
+            service: r.service,
+            replica: r.replica,
+            name: r.name,
+            id: r.id,
+            state: r.state,
+            health: r.health,
+            endpoint: r.endpoint,
+            created: r.created,
+            image: r.image,
+            note: None,
+        }
+    }
+}
+
 /// A converge in progress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Converge {

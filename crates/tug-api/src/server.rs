@@ -116,14 +116,26 @@ fn error(e: OpsError) -> Response {
     }
 }
 
-/// A JSON body, or what is wrong with it (for a 400).
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes).map_err(|e| format!("bad request body: {e}"))
+/// A handler's JSON request body (an empty one reads as `{}`); a 400 that
+/// says what is wrong with it otherwise.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}".as_slice()
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes)
+            .map(Body)
+            .map_err(|e| invalid(format!("bad request body: {e}")))
+    }
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, String> {
@@ -1229,13 +1241,9 @@ fn stop_ups<R>(agent: &Agent<R>) {
 /// agent's bus and streaming it back as NDJSON, then the outcome.
 async fn up<R: Runtime + Clone + 'static>(
     State(a): State<Shared<R>>,
-    bytes: axum::body::Bytes,
+    Body(b): Body<api::UpRequest>,
 ) -> Response {
     use tug_engine::bus::Received;
-    let b: api::UpRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(m) => return invalid(m),
-    };
     let mut stack: Stack = match serde_json::from_value(b.stack) {
         Ok(s) => s,
         Err(e) => return invalid(format!("`stack` is not a stack: {e}")),
@@ -1334,11 +1342,10 @@ async fn up<R: Runtime + Clone + 'static>(
         .into_response()
 }
 
-async fn scale<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
-    let b: api::ScaleRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(m) => return invalid(m),
-    };
+async fn scale<R: Runtime>(
+    State(a): State<Shared<R>>,
+    Body(b): Body<api::ScaleRequest>,
+) -> Response {
     let base = desired(&a)
         .await
         .map(|(_, s)| s)
@@ -1356,11 +1363,10 @@ async fn scale<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes)
     }
 }
 
-async fn restart<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
-    let b: api::RestartRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(m) => return invalid(m),
-    };
+async fn restart<R: Runtime>(
+    State(a): State<Shared<R>>,
+    Body(b): Body<api::RestartRequest>,
+) -> Response {
     let stack = desired(&a)
         .await
         .map(|(_, s)| s)
@@ -1386,11 +1392,10 @@ async fn restart<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Byte
     }
 }
 
-async fn rollback<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
-    let b: api::RollbackRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(m) => return invalid(m),
-    };
+async fn rollback<R: Runtime>(
+    State(a): State<Shared<R>>,
+    Body(b): Body<api::RollbackRequest>,
+) -> Response {
     let name = a.stack.name.clone();
     let target = tokio::task::spawn_blocking(move || {
         with_store(&name, |s| ops::rollback_target(s, &name, b.to))
@@ -1419,11 +1424,7 @@ async fn rollback<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Byt
     }
 }
 
-async fn down<R: Runtime>(State(a): State<Shared<R>>, bytes: axum::body::Bytes) -> Response {
-    let b: api::DownRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(m) => return invalid(m),
-    };
+async fn down<R: Runtime>(State(a): State<Shared<R>>, Body(b): Body<api::DownRequest>) -> Response {
     // Supervision stops first, so nothing is recreated behind the removal.
     a.shutdown.send_replace(true);
     let _lock = match ApplyLock::acquire(&a.stack.name).await {

@@ -4,51 +4,18 @@
 
 mod common;
 
-use http::{Request, Response};
-use kube::client::Body;
+use common::{mock_api, Log, Seen};
 use kube::Client;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tug_kube::deploy::{DeployError, Deployer, Progress};
 
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    body: Value,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
-/// A client whose requests go to `respond`; the log has every request seen.
-fn mock<F>(mut respond: F) -> (Client, Log)
+/// A client in namespace `default` whose requests go to `respond`.
+fn mock<F>(respond: F) -> (Client, Log)
 where
     F: FnMut(&Seen, usize) -> (u16, String) + Send + 'static,
 {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let log: Log = Arc::default();
-    let l = log.clone();
-    tokio::spawn(async move {
-        let mut n = 0;
-        while let Some((req, send)) = handle.next_request().await {
-            let method = req.method().to_string();
-            let path = req.uri().to_string();
-            let bytes = req.into_body().collect_bytes().await.unwrap();
-            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let seen = Seen { method, path, body };
-            let (status, text) = respond(&seen, n);
-            l.lock().unwrap().push(seen);
-            n += 1;
-            send.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(text.into_bytes()))
-                    .unwrap(),
-            );
-        }
-    });
-    (Client::new(svc, "default"), log)
+    mock_api("default", respond)
 }
 
 fn status(code: u16, reason: &str) -> String {

@@ -3,15 +3,11 @@
 
 mod common;
 
-use http::{Request, Response};
-use kube::client::Body;
+use common::{mock_api, Log, Seen};
 use kube::Client;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tug_kube::operator::{api_resource, children, reconcile, StackResource};
-
-/// Every request the mocked API saw: method, path and query, JSON body.
-type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
 
 fn stack(spec: Value) -> StackResource {
     let mut s = StackResource::new("shop", &api_resource(), spec);
@@ -95,38 +91,23 @@ fn children_are_the_render_of_the_spec_owned_by_the_stack() {
 
 #[tokio::test]
 async fn a_reconcile_applies_the_children_and_writes_the_status_conditions() {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let log: Log = Arc::default();
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some((req, send)) = handle.next_request().await {
-            let (m, p) = (req.method().to_string(), req.uri().to_string());
-            let body: Value =
-                serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap())
-                    .unwrap_or(Value::Null);
-            let answer = match (m.as_str(), p.as_str()) {
-                ("PATCH", p) if p.contains("/status") => json!({
-                    "apiVersion": "tug.dev/v1alpha1", "kind": "Stack",
-                    "metadata": {"name": "shop", "namespace": "team-a"},
-                    "spec": {}, "status": body["status"],
-                }).to_string(),
-                ("PATCH", _) => body.to_string(),
-                ("GET", p) if p.contains("/deployments?") => json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [{
-                    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
-                    "spec": {"replicas": 2, "selector": {}, "template": {}},
-                    "status": {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}}]}).to_string(),
-                _ => json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}).to_string(),
-            };
-            l.lock().unwrap().push((m, p, body));
-            send.send_response(
-                Response::builder()
-                    .status(200)
-                    .body(Body::from(answer.into_bytes()))
-                    .unwrap(),
-            );
-        }
+    let (client, log) = mock_api("default", |s, _| {
+        let (m, body) = (s.method.as_str(), &s.body);
+        let answer = match (m, s.path.as_str()) {
+            ("PATCH", p) if p.contains("/status") => json!({
+                "apiVersion": "tug.dev/v1alpha1", "kind": "Stack",
+                "metadata": {"name": "shop", "namespace": "team-a"},
+                "spec": {}, "status": body["status"],
+            }).to_string(),
+            ("PATCH", _) => body.to_string(),
+            ("GET", p) if p.contains("/deployments?") => json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [{
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
+                "spec": {"replicas": 2, "selector": {}, "template": {}},
+                "status": {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}}]}).to_string(),
+            _ => json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}).to_string(),
+        };
+        (200, answer)
     });
-    let client = Client::new(svc, "default");
     let s = stack(
         json!({"services": {"api": {"image": "registry.example/api:1.0.0", "port": 8080, "replicas": 2}}}),
     );
@@ -141,12 +122,12 @@ async fn a_reconcile_applies_the_children_and_writes_the_status_conditions() {
     let log = log.lock().unwrap();
     let applies: Vec<_> = log
         .iter()
-        .filter(|(m, p, _)| m == "PATCH" && p.contains("fieldManager=tug"))
+        .filter(|s| s.method == "PATCH" && s.path.contains("fieldManager=tug"))
         .collect();
     assert!(applies
         .iter()
-        .all(|(_, _, b)| b["metadata"]["ownerReferences"][0]["uid"] == "uid-stack"));
-    let (_, path, body) = log.last().unwrap();
+        .all(|s| s.body["metadata"]["ownerReferences"][0]["uid"] == "uid-stack"));
+    let Seen { path, body, .. } = log.last().unwrap();
     assert!(
         path.starts_with("/apis/tug.dev/v1alpha1/namespaces/team-a/stacks/shop/status"),
         "{path}"
@@ -160,30 +141,14 @@ mod leader {
     use k8s_openapi::jiff::Timestamp;
     use tug_kube::leader::LeaseLock;
 
-    /// Answers with `respond` and records (method, path, body).
+    /// Answers with `respond` (method, path, body) in namespace `ops`.
     fn mock(
         mut respond: impl FnMut(&str, &str, &Value) -> (u16, Value) + Send + 'static,
     ) -> (Client, Log) {
-        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let log: Log = Arc::default();
-        let l = log.clone();
-        tokio::spawn(async move {
-            while let Some((req, send)) = handle.next_request().await {
-                let (m, p) = (req.method().to_string(), req.uri().to_string());
-                let body: Value =
-                    serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap())
-                        .unwrap_or(Value::Null);
-                let (code, answer) = respond(&m, &p, &body);
-                l.lock().unwrap().push((m, p, body));
-                send.send_response(
-                    Response::builder()
-                        .status(code)
-                        .body(Body::from(answer.to_string().into_bytes()))
-                        .unwrap(),
-                );
-            }
-        });
-        (Client::new(svc, "ops"), log)
+        mock_api("ops", move |s, _| {
+            let (code, answer) = respond(&s.method, &s.path, &s.body);
+            (code, answer.to_string())
+        })
     }
 
     fn lease(holder: &str, renewed: &str) -> Value {
@@ -223,10 +188,10 @@ mod leader {
             .await
             .unwrap());
         let log = log.lock().unwrap();
-        assert_eq!(log[1].0, "POST");
-        assert!(log[1].1.starts_with(PATH));
-        assert_eq!(log[1].2["spec"]["holderIdentity"], "me");
-        assert_eq!(log[1].2["spec"]["leaseDurationSeconds"], 15);
+        assert_eq!(log[1].method, "POST");
+        assert!(log[1].path.starts_with(PATH));
+        assert_eq!(log[1].body["spec"]["holderIdentity"], "me");
+        assert_eq!(log[1].body["spec"]["leaseDurationSeconds"], 15);
     }
 
     #[tokio::test]
@@ -252,7 +217,11 @@ mod leader {
             .await
             .unwrap());
         let log = log.lock().unwrap();
-        let (m, p, b) = &log[1];
+        let Seen {
+            method: m,
+            path: p,
+            body: b,
+        } = &log[1];
         assert_eq!(
             (m.as_str(), p.split('?').next().unwrap()),
             ("PUT", format!("{PATH}/tug-operator").as_str())
@@ -289,7 +258,7 @@ mod leader {
             .await
             .unwrap());
         assert_eq!(
-            log.lock().unwrap()[1].0,
+            log.lock().unwrap()[1].method,
             "PUT",
             "our own lease is renewed with a replace"
         );

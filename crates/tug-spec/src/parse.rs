@@ -515,6 +515,38 @@ impl<'f> Cx<'f> {
         );
     }
 
+    /// One of a few keywords: its value, or an error listing them with a
+    /// "did you mean" hint.
+    pub(crate) fn one_of<T: Copy>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        if let Some(&(_, t)) = n
+            .scalar()
+            .and_then(|v| choices.iter().find(|(k, _)| *k == v))
+        {
+            return Some(t);
+        }
+        let names: Vec<&str> = choices.iter().map(|(k, _)| *k).collect();
+        let list = match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        let hint = n
+            .scalar()
+            .and_then(|v| suggest(v, &names))
+            .map(|v| format!("did you mean `{v}`?"));
+        self.err(
+            n,
+            format!("`{what}` must be {list}, found {}", n.describe()),
+            hint,
+        );
+        None
+    }
+
     /// Checks that `n` is a map whose keys are all in `known`.
     pub fn fields<'n>(&mut self, n: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
         let Some(map) = n.as_map() else {
@@ -825,25 +857,14 @@ impl<'f> Cx<'f> {
         self.cycles(&services, &dep_nodes);
         let runtime = match f.get("runtime") {
             None => None,
-            Some(v) => match v.scalar() {
-                Some("docker") => Some(RuntimeChoice::Docker),
-                Some("process") => Some(RuntimeChoice::Process),
-                _ => {
-                    let hint = v
-                        .scalar()
-                        .and_then(|s| suggest(s, &["docker", "process"]))
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.err(
-                        v,
-                        format!(
-                            "`runtime` must be docker or process; found {}",
-                            v.describe()
-                        ),
-                        hint,
-                    );
-                    None
-                }
-            },
+            Some(v) => self.one_of(
+                v,
+                "runtime",
+                &[
+                    ("docker", RuntimeChoice::Docker),
+                    ("process", RuntimeChoice::Process),
+                ],
+            ),
         };
         let gateway = f.get("gateway").and_then(|g| self.gateway(g));
         self.stack_routes(&mut services, &svc_values, f.get("gateway"));
@@ -1328,29 +1349,19 @@ impl<'f> Cx<'f> {
         }
         let restart = match f.get("restart") {
             None => RestartPolicy::default(),
-            Some(v) => match (v.as_bool(), v.scalar()) {
-                (Some(false), _) => RestartPolicy::No,
-                (_, Some("no")) => RestartPolicy::No,
-                (_, Some("always")) => RestartPolicy::Always,
-                (_, Some("on-failure")) => RestartPolicy::OnFailure,
-                (_, Some("unless-stopped")) => RestartPolicy::UnlessStopped,
-                _ => {
-                    let hint = v
-                        .scalar()
-                        .and_then(|s| suggest(s, &["no", "always", "on-failure", "unless-stopped"]))
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.err(
-                        v,
-                        format!(
-                            "`{}` must be one of no, always, on-failure, unless-stopped; found {}",
-                            field("restart"),
-                            v.describe()
-                        ),
-                        hint,
-                    );
-                    RestartPolicy::default()
-                }
-            },
+            Some(v) if v.as_bool() == Some(false) => RestartPolicy::No,
+            Some(v) => self
+                .one_of(
+                    v,
+                    &field("restart"),
+                    &[
+                        ("no", RestartPolicy::No),
+                        ("always", RestartPolicy::Always),
+                        ("on-failure", RestartPolicy::OnFailure),
+                        ("unless-stopped", RestartPolicy::UnlessStopped),
+                    ],
+                )
+                .unwrap_or_default(),
         };
         let verify = f.get("verify").and_then(|v| {
             let vf = self.fields(v, &format!("`{}`", field("verify")), &["key"])?;
@@ -1433,23 +1444,12 @@ impl<'f> Cx<'f> {
                 .unwrap_or(true);
         }
         if let Some(v) = f.get("order") {
-            match v.scalar() {
-                Some("start-first") => u.order = UpdateOrder::StartFirst,
-                Some("stop-first") => u.order = UpdateOrder::StopFirst,
-                _ => {
-                    let hint = v
-                        .scalar()
-                        .and_then(|s| suggest(s, &["start-first", "stop-first"]))
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.err(
-                        v,
-                        format!(
-                            "`{what}.order` must be start-first or stop-first; found {}",
-                            v.describe()
-                        ),
-                        hint,
-                    );
-                }
+            let orders = [
+                ("start-first", UpdateOrder::StartFirst),
+                ("stop-first", UpdateOrder::StopFirst),
+            ];
+            if let Some(o) = self.one_of(v, &format!("{what}.order"), &orders) {
+                u.order = o;
             }
         }
         if u.max_surge == 0 && u.max_unavailable == 0 {

@@ -119,25 +119,16 @@ impl Cx<'_> {
         });
         let workspace = match f.get("workspace") {
             None => WorkspaceMode::Copy,
-            Some(v) => match v.scalar() {
-                Some("copy") => WorkspaceMode::Copy,
-                Some("shared") => WorkspaceMode::Shared,
-                _ => {
-                    let hint = v
-                        .scalar()
-                        .and_then(|s| suggest(s, &["copy", "shared"]))
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.err(
-                        v,
-                        format!(
-                            "`{what}.workspace` must be copy or shared, found {}",
-                            v.describe()
-                        ),
-                        hint,
-                    );
-                    WorkspaceMode::Copy
-                }
-            },
+            Some(v) => self
+                .one_of(
+                    v,
+                    &format!("{what}.workspace"),
+                    &[
+                        ("copy", WorkspaceMode::Copy),
+                        ("shared", WorkspaceMode::Shared),
+                    ],
+                )
+                .unwrap_or(WorkspaceMode::Copy),
         };
         let mut jobs = BTreeMap::new();
         let mut need_nodes: BTreeMap<(String, String), &Node> = BTreeMap::new();

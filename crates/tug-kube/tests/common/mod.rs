@@ -1,9 +1,59 @@
-//! Shared by the tests: the example stacks, and the Python tools the render
-//! checks run (installed by scripts/kube-tools.sh).
+//! Shared by the tests: the example stacks, the Python tools the render
+//! checks run (installed by scripts/kube-tools.sh), and kube's mocked API.
 
 #![allow(dead_code)]
 
+use http::{Request, Response};
+use kube::client::Body;
+use kube::Client;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// One request the mocked API saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The JSON body, `Null` when there is none.
+    pub body: Value,
+}
+
+/// Every request the mocked API saw, in order.
+pub type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// A client for `namespace` whose requests go to `respond` (given the
+/// request and how many came before it; it returns the status and the
+/// body), through kube's tower-test mock; the log has every request seen.
+pub fn mock_api<F>(namespace: &str, mut respond: F) -> (Client, Log)
+where
+    F: FnMut(&Seen, usize) -> (u16, String) + Send + 'static,
+{
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log: Log = Arc::default();
+    let l = log.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Some((req, send)) = handle.next_request().await {
+            let method = req.method().to_string();
+            let path = req.uri().to_string();
+            let bytes = req.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let seen = Seen { method, path, body };
+            let (status, text) = respond(&seen, n);
+            l.lock().unwrap().push(seen);
+            n += 1;
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(text.into_bytes()))
+                    .unwrap(),
+            );
+        }
+    });
+    (Client::new(svc, namespace), log)
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

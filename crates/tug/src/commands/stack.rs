@@ -409,13 +409,7 @@ pub async fn through_agent(
                             report.removed
                         ));
                     }
-                    let ps = agent.ps().await?;
-                    let rows: Vec<serde_json::Value> = ps
-                        .replicas
-                        .iter()
-                        .map(|r| serde_json::to_value(r).unwrap_or_default())
-                        .collect();
-                    print_ps(&rows);
+                    print_ps(&agent.ps().await?.replicas);
                 }
             }
             Ok(report)
@@ -519,7 +513,7 @@ pub async fn converge<R: Runtime>(
                     report.removed
                 );
             }
-            print_ps(&rows(
+            print_ps(&replicas(
                 tug_engine::status(rt, &stack.name, Some(stack)).await?,
             ));
         }
@@ -527,11 +521,8 @@ pub async fn converge<R: Runtime>(
     Ok(report)
 }
 
-fn rows(status: Vec<tug_engine::ReplicaStatus>) -> Vec<serde_json::Value> {
-    status
-        .into_iter()
-        .map(|r| serde_json::to_value(r).unwrap_or_default())
-        .collect()
+fn replicas(status: Vec<tug_engine::ReplicaStatus>) -> Vec<tug_api::api::Replica> {
+    status.into_iter().map(Into::into).collect()
 }
 
 pub async fn down(file: Option<&Path>, output: OutputFormat, volumes: bool) -> Result<ExitCode> {
@@ -601,45 +592,36 @@ pub fn age(created: i64) -> String {
     }
 }
 
-pub fn print_ps(rows: &[serde_json::Value]) {
+pub fn print_ps(rows: &[tug_api::api::Replica]) {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     t.set_header([
         "SERVICE", "REPLICA", "STATE", "HEALTH", "ENDPOINT", "AGE", "IMAGE",
     ]);
-    let text = |v: &serde_json::Value| {
-        v.as_str().map(String::from).unwrap_or_else(|| {
-            if v.is_null() {
-                "-".into()
-            } else {
-                v.to_string()
-            }
-        })
-    };
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for r in rows {
-        let mut state = text(&r["state"]);
-        if let Some(note) = r["note"].as_str() {
-            state = format!("{state}, {note}");
-        }
+        let state = match &r.note {
+            Some(note) => format!("{}, {note}", r.state),
+            None => r.state.clone(),
+        };
         let state_color = if state == "running" {
             Color::Green
         } else {
             Color::Yellow
         };
-        let health = text(&r["health"]);
-        let health_color = match health.as_str() {
+        let health_color = match r.health.as_str() {
             "healthy" => Color::Green,
             "unhealthy" => Color::Red,
             _ => Color::Reset,
         };
         t.add_row(vec![
-            Cell::new(text(&r["service"])),
-            Cell::new(text(&r["replica"])),
+            Cell::new(&r.service),
+            Cell::new(dash(r.replica.map(|n| n.to_string()))),
             Cell::new(state).fg(state_color),
-            Cell::new(health).fg(health_color),
-            Cell::new(text(&r["endpoint"])),
-            Cell::new(r["created"].as_i64().map_or_else(|| "-".into(), age)),
-            Cell::new(text(&r["image"])),
+            Cell::new(&r.health).fg(health_color),
+            Cell::new(dash(r.endpoint.clone())),
+            Cell::new(if r.created > 0 { age(r.created) } else { "-".into() }),
+            Cell::new(&r.image),
         ]);
     }
     if !console::colors_enabled() {
@@ -650,42 +632,42 @@ pub fn print_ps(rows: &[serde_json::Value]) {
 
 pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let (mut rows, converge, gateway, engine, autoscale): (Vec<serde_json::Value>, _, _, _, _) =
-        match tug_api::client::Client::for_stack(&stack.name).await {
-            // The agent answers from its live snapshot, even mid-converge.
-            Some(agent) => {
-                let ps = agent.ps().await?;
-                if !ps.engine_connected {
-                    return Err(fail(
-                        ENGINE_UNREACHABLE,
-                        format!("the agent of stack {} cannot reach the container engine: start Docker or Podman (the agent resumes by itself)", stack.name),
-                    ));
-                }
-                let rows = ps
-                    .replicas
-                    .iter()
-                    .map(|r| serde_json::to_value(r).unwrap_or_default())
-                    .collect();
-                (rows, ps.converge, ps.gateway, ps.engine, ps.autoscale)
+    // One shape whichever answers: the agent from its live snapshot (even
+    // mid-converge), or the engine read here.
+    let ps = match tug_api::client::Client::for_stack(&stack.name).await {
+        Some(agent) => {
+            let ps = agent.ps().await?;
+            if !ps.engine_connected {
+                return Err(fail(
+                    ENGINE_UNREACHABLE,
+                    format!("the agent of stack {} cannot reach the container engine: start Docker or Podman (the agent resumes by itself)", stack.name),
+                ));
             }
-            None => {
-                let rt = connect(&stack).await?;
-                let status = tug_engine::status(&rt, &stack.name, Some(&stack)).await?;
-                (
-                    rows(status),
-                    None,
-                    Vec::new(),
-                    rt.engine().to_string(),
-                    Default::default(),
-                )
-            }
-        };
-    // Which engine runs each replica, for machines too.
-    for r in &mut rows {
-        if let Some(r) = r.as_object_mut() {
-            r.insert("engine".into(), engine.clone().into());
+            ps
         }
-    }
+        None => {
+            let rt = connect(&stack).await?;
+            let status = tug_engine::status(&rt, &stack.name, Some(&stack)).await?;
+            tug_api::api::Ps {
+                stack: stack.name.clone(),
+                revision: None,
+                replicas: replicas(status),
+                converge: None,
+                engine_connected: true,
+                gateway: Vec::new(),
+                engine: rt.engine().to_string(),
+                autoscale: Default::default(),
+            }
+        }
+    };
+    let tug_api::api::Ps {
+        replicas: mut rows,
+        converge,
+        gateway,
+        engine,
+        autoscale,
+        ..
+    } = ps;
     if output == OutputFormat::Table && !engine.is_empty() {
         println!("{} {engine}", style("engine:").dim());
     }
@@ -699,18 +681,37 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
         // A service scaled to zero has no replica to list: one row says so.
         for (service, a) in &autoscale {
             let idle = a.current == 0 && a.reason == "idle";
-            if idle && !rows.iter().any(|r| r["service"] == service.as_str()) {
-                rows.push(serde_json::json!({
-                    "service": service,
-                    "replica": "0/0",
-                    "state": "idle",
-                    "note": "scaled to zero, the next request starts it",
-                }));
+            if idle && !rows.iter().any(|r| &r.service == service) {
+                rows.push(tug_api::api::Replica {
+                    service: service.clone(),
+                    replica: None,
+                    name: String::new(),
+                    id: String::new(),
+                    state: "0/0 idle".into(),
+                    health: "-".into(),
+                    endpoint: None,
+                    created: 0,
+                    image: String::new(),
+                    note: Some("scaled to zero, the next request starts it".into()),
+                });
             }
         }
     }
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Json => {
+            // Which engine runs each replica, for machines too.
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("engine".into(), engine.clone().into());
+                    }
+                    v
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?)
+        }
         OutputFormat::Table if rows.is_empty() => {
             println!("stack {} has no containers: run `tug up`", stack.name)
         }
