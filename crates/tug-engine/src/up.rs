@@ -95,6 +95,7 @@ pub struct UpReport {
 }
 
 /// Reads the stack's state back from the engine's labels.
+#[tracing::instrument(name = "observe", level = "info", skip_all, fields(stack = %stack))]
 pub async fn observe<R: Runtime>(
     rt: &R,
     stack: &str,
@@ -151,6 +152,7 @@ fn satisfies(status: &Status, condition: Condition) -> Option<bool> {
 
 /// Converges the stack. See the crate docs for the contract. Publishes
 /// `Converging` first and `Converged` last, whatever happens between.
+#[tracing::instrument(name = "up", level = "info", skip_all, fields(stack = %stack.name))]
 pub async fn up<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -329,6 +331,7 @@ fn failure_reason(e: &EngineError) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "apply", level = "info", skip_all, fields(stack = %stack.name, remove = plan.remove.len()))]
 async fn apply<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -448,6 +451,7 @@ async fn apply<R: Runtime>(
     }
 }
 
+#[tracing::instrument(name = "remove", level = "info", skip_all, fields(service = %r.service, container = %r.name))]
 async fn remove<R: Runtime>(
     rt: &R,
     drain: &dyn Drain,
@@ -473,6 +477,7 @@ async fn remove<R: Runtime>(
 /// of that step. Old containers are only stopped until the whole service is
 /// through, so a failed step puts them back (auto rollback) at once.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "service", level = "info", skip_all, fields(service = %name))]
 async fn service_up<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -644,6 +649,7 @@ async fn service_up<R: Runtime>(
 
 /// Removes this rollout's new replicas and restarts the old ones.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "rollback", level = "info", skip_all, fields(service = %name, new = new_ids.len()))]
 async fn roll_back<R: Runtime>(
     rt: &R,
     opts: &UpOptions,
@@ -697,6 +703,7 @@ async fn roll_back<R: Runtime>(
     }
 }
 
+#[tracing::instrument(name = "start", level = "info", skip_all, fields(service = %name, replica))]
 async fn start<R: Runtime>(
     rt: &R,
     name: &str,
@@ -726,6 +733,7 @@ async fn start<R: Runtime>(
 }
 
 /// Creates (or adopts, after an interrupted run) and starts one replica.
+#[tracing::instrument(name = "create", level = "info", skip_all, fields(service = %name, replica))]
 async fn create_start<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -775,6 +783,7 @@ async fn create_start<R: Runtime>(
 }
 
 /// Waits for the given replicas; the lowest level reached by all of them.
+#[tracing::instrument(name = "health_gate", level = "info", skip_all, fields(service = %name, replicas = ids.len()))]
 async fn gate<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -1007,6 +1016,7 @@ async fn drain_info<R: Runtime>(
 
 /// Removes everything of the stack: containers and networks, and volumes when
 /// asked. Running replicas are drained first (see [`Drain`]).
+#[tracing::instrument(name = "down", level = "info", skip_all, fields(stack = %stack))]
 pub async fn down<R: Runtime>(
     rt: &R,
     stack: &str,

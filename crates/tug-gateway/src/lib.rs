@@ -42,6 +42,7 @@ mod log;
 mod metrics;
 mod proxy;
 mod table;
+mod trace;
 
 pub use metrics::Metrics;
 pub use proxy::{BoxError, ProxyBody};
@@ -134,6 +135,7 @@ impl Gateway {
                 config,
                 tuning,
                 metrics,
+                tracer: tug_observe::trace::tracer("tug-gateway"),
             }),
             builder: Arc::new(Mutex::new(builder)),
             bound: Arc::new(Mutex::new(Vec::new())),
