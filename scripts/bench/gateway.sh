@@ -7,7 +7,10 @@
 #   scripts/bench/gateway.sh [SECONDS] [CONNECTIONS]    (default 10, 64)
 # Prints req/s, p50 and p99 per target, and tug's ratios to each peer.
 # tug's gateway runs as crates/tug-gateway/examples/serve.rs: the request
-# path the agent runs, without a stack around it.
+# path the agent runs, without a stack around it. It also runs with tracing
+# on (OTLP over HTTP/protobuf to a local receiver, the backend nginx
+# answering /v1/traces), sampling 1.0 and 0.01: "tug-t1" and "tug-t001",
+# with their ratios to tug untraced.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -31,7 +34,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
 
-pb=$(port) pt=$(port) pn=$(port) pr=$(port) pc=$(port)
+pb=$(port) pt=$(port) pn=$(port) pr=$(port) pc=$(port) pt1=$(port) pt2=$(port)
 
 cat >"$work/backend.conf" <<EOF
 worker_processes 1;
@@ -42,12 +45,19 @@ http {
   access_log off;
   keepalive_requests 1000000;
   client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$pb; location / { return 200 "hello\n"; } }
+  server { listen 127.0.0.1:$pb; location / { return 200 "hello\n"; } location /v1/ { return 200; } }
 }
 EOF
 /usr/sbin/nginx -c "$work/backend.conf" -g 'daemon off;' & pids+=($!)
 
 "$tug" "127.0.0.1:$pt" "127.0.0.1:$pb" 2>"$work/tug.err" & pids+=($!)
+traced() { # SAMPLING PORT
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$pb" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+    OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG="$1" \
+    "$tug" "127.0.0.1:$2" "127.0.0.1:$pb" 2>"$work/tug-$1.err" & pids+=($!)
+}
+traced 1.0 "$pt1"
+traced 0.01 "$pt2"
 
 cat >"$work/nginx.conf" <<EOF
 worker_processes auto;
@@ -92,7 +102,7 @@ http://127.0.0.1:$pc {
 EOF
 XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work "$bin/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.out" 2>&1 & pids+=($!)
 
-for p in $pb $pt $pn $pr $pc; do wait_port "$p"; done
+for p in $pb $pt $pn $pr $pc $pt1 $pt2; do wait_port "$p"; done
 # Traefik loads its file provider after it listens.
 for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pr/")" = 200 ] && break; sleep 0.1; done
 
@@ -100,8 +110,8 @@ ms() { # wrk latency (123.45us, 1.20ms, 2.00s) -> ms
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
 declare -A rps p50 p99
-names=(direct tug nginx traefik caddy)
-declare -A ports=([direct]=$pb [tug]=$pt [nginx]=$pn [traefik]=$pr [caddy]=$pc)
+names=(direct tug tug-t1 tug-t001 nginx traefik caddy)
+declare -A ports=([direct]=$pb [tug]=$pt [tug-t1]=$pt1 [tug-t001]=$pt2 [nginx]=$pn [traefik]=$pr [caddy]=$pc)
 for n in "${names[@]}"; do
   url="http://127.0.0.1:${ports[$n]}/"
   [ "$(curl -s "$url")" = hello ] || { echo "$n does not answer hello at $url" >&2; exit 1; }
@@ -118,4 +128,8 @@ printf '%-10s %12s %10s %10s %16s %16s\n' target "req/s" "p50 ms" "p99 ms" "tug 
 for n in "${names[@]}"; do
   printf '%-10s %12.0f %10s %10s %16.2f %16.2f\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" \
     "$(echo "${rps[tug]} / ${rps[$n]}" | bc -l)" "$(echo "${p99[tug]} / ${p99[$n]}" | bc -l)"
+done
+for n in tug-t1 tug-t001; do
+  printf '%s / tug untraced: req/s %.2f, p99 %.2f\n' "$n" \
+    "$(echo "${rps[$n]} / ${rps[tug]}" | bc -l)" "$(echo "${p99[$n]} / ${p99[tug]}" | bc -l)"
 done

@@ -35,5 +35,6 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+mod logfwd;
 pub mod openapi;
 pub mod server;

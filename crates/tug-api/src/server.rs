@@ -90,6 +90,8 @@ struct Agent<R> {
     refresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
     /// The stack's gateway, fed the ready replicas by supervision.
     gateway: Option<tug_gateway::Gateway>,
+    /// Forwards replica logs over OTLP, when configured.
+    logs_out: Option<crate::logfwd::LogFollow>,
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
@@ -271,6 +273,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
             ..Ps::default()
         }),
         gateway,
+        logs_out: tug_observe::otlp_logs::forwarder().map(crate::logfwd::LogFollow::new),
         ready: watch::channel(false).0,
         stack,
         opts,
@@ -682,7 +685,7 @@ fn replica_row(c: &ContainerInfo, sup: &Supervisor) -> api::Replica {
 }
 
 /// Publishes the replicas as supervision knows them.
-fn publish_replicas<R: Runtime>(
+fn publish_replicas<R: Runtime + Clone + 'static>(
     agent: &Agent<R>,
     sup: &Supervisor,
     known: &std::collections::BTreeMap<String, ContainerInfo>,
@@ -691,6 +694,9 @@ fn publish_replicas<R: Runtime>(
     rows.sort_by(|a, b| (&a.service, a.replica, &a.name).cmp(&(&b.service, b.replica, &b.name)));
     if let Some(gw) = &agent.gateway {
         gw.set_all_ready(ready_endpoints(&rows));
+    }
+    if let Some(l) = &agent.logs_out {
+        l.sync(&agent.rt, &rows);
     }
     agent.snapshot.rcu(|s| Ps {
         replicas: rows.clone(),

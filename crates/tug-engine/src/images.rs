@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use tug_runtime::{BuildRequest, Runtime};
 use tug_spec::{Build, RustBuild, Service, Stack};
 
+#[tracing::instrument(name = "image", level = "info", skip_all, fields(service = %name))]
 pub async fn resolve<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -473,6 +474,7 @@ async fn blocking_with_log<T: Send + 'static>(
 /// assembles its image without a daemon, all off the async executor, with
 /// cargo's output streamed as `BuildLog` events. Services build concurrently
 /// when awaited together (cargo's own lock orders builds of one workspace).
+#[tracing::instrument(name = "build", level = "info", skip_all, fields(service = %name))]
 pub async fn build_rust(
     stack: &Stack,
     name: &str,

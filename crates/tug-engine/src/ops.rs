@@ -110,6 +110,7 @@ pub async fn converge<R: Runtime>(
 
 /// [`converge`] for a caller that already holds the stack's apply lock (and
 /// read the desired state under it).
+#[tracing::instrument(name = "converge", level = "info", skip_all, fields(stack = %stack.name))]
 pub async fn converge_held<R: Runtime>(
     _lock: &ApplyLock,
     rt: &R,
@@ -212,6 +213,7 @@ async fn converge_revision<R: Runtime>(
 /// revision was interrupted, its outcome is recorded now: succeeded once
 /// carried on, or failed (so the agent then heads for the last good one).
 /// The caller holds the apply lock.
+#[tracing::instrument(name = "resume", level = "info", skip_all)]
 pub async fn resume<R: Runtime>(
     rt: &R,
     stack: &Stack,

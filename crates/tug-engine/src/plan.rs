@@ -119,6 +119,7 @@ fn removal(c: &ObservedContainer, reason: RemoveReason) -> Removal {
 }
 
 /// Computes what must change to go from `observed` to `desired`.
+#[tracing::instrument(name = "plan", level = "info", skip_all, fields(services = desired.services.len()))]
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut p = Plan {
         create_network: (!observed.network_exists).then(|| desired.network.clone()),

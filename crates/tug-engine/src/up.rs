@@ -111,6 +111,7 @@ pub struct UpReport {
 }
 
 /// Reads the stack's state back from the engine's labels.
+#[tracing::instrument(name = "observe", level = "info", skip_all, fields(stack = %stack))]
 pub async fn observe<R: Runtime>(
     rt: &R,
     stack: &str,
@@ -167,6 +168,7 @@ fn satisfies(status: &Status, condition: Condition) -> Option<bool> {
 
 /// Converges the stack. See the crate docs for the contract. Publishes
 /// `Converging` first and `Converged` last, whatever happens between.
+#[tracing::instrument(name = "up", level = "info", skip_all, fields(stack = %stack.name))]
 pub async fn up<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -416,6 +418,7 @@ fn failure_reason(e: &EngineError) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "apply", level = "info", skip_all, fields(stack = %stack.name, remove = plan.remove.len()))]
 async fn apply<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -537,6 +540,7 @@ async fn apply<R: Runtime>(
     }
 }
 
+#[tracing::instrument(name = "remove", level = "info", skip_all, fields(service = %r.service, container = %r.name))]
 async fn remove<R: Runtime>(
     rt: &R,
     drain: &dyn Drain,
@@ -562,6 +566,7 @@ async fn remove<R: Runtime>(
 /// of that step. Old containers are only stopped until the whole service is
 /// through, so a failed step puts them back (auto rollback) at once.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "service", level = "info", skip_all, fields(service = %name))]
 async fn service_up<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -734,6 +739,7 @@ async fn service_up<R: Runtime>(
 
 /// Removes this rollout's new replicas and restarts the old ones.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "rollback", level = "info", skip_all, fields(service = %name, new = new_ids.len()))]
 async fn roll_back<R: Runtime>(
     rt: &R,
     opts: &UpOptions,
@@ -794,6 +800,7 @@ async fn roll_back<R: Runtime>(
     }
 }
 
+#[tracing::instrument(name = "start", level = "info", skip_all, fields(service = %name, replica))]
 async fn start<R: Runtime>(
     rt: &R,
     name: &str,
@@ -823,6 +830,7 @@ async fn start<R: Runtime>(
 }
 
 /// Creates (or adopts, after an interrupted run) and starts one replica.
+#[tracing::instrument(name = "create", level = "info", skip_all, fields(service = %name, replica))]
 async fn create_start<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -872,6 +880,7 @@ async fn create_start<R: Runtime>(
 }
 
 /// Waits for the given replicas; the lowest level reached by all of them.
+#[tracing::instrument(name = "health_gate", level = "info", skip_all, fields(service = %name, replicas = ids.len()))]
 async fn gate<R: Runtime>(
     rt: &R,
     stack: &Stack,
@@ -1108,6 +1117,7 @@ async fn drain_info<R: Runtime>(
 
 /// Removes everything of the stack: containers and networks, and volumes when
 /// asked. Running replicas are drained first (see [`Drain`]).
+#[tracing::instrument(name = "down", level = "info", skip_all, fields(stack = %stack))]
 pub async fn down<R: Runtime>(
     rt: &R,
     stack: &str,

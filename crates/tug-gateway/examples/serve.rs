@@ -24,6 +24,9 @@ async fn main() {
         retry: Default::default(),
         balance: Default::default(),
     };
+    // Spans go where OTEL_EXPORTER_OTLP_* say (the bench's traced runs).
+    let settings = tug_observe::trace::Settings::from_env(None).expect("OTEL_* variables");
+    let _telemetry = tug_observe::trace::install(&settings, None).expect("OTLP exporter");
     let gw = Gateway::new(
         config,
         vec![("backend".into(), route)],

@@ -52,6 +52,7 @@ mod log;
 mod metrics;
 mod proxy;
 mod table;
+mod trace;
 
 pub use activate::{Activation, Wake};
 pub use metrics::Metrics;
@@ -150,6 +151,7 @@ impl Gateway {
                 metrics,
                 activator: std::sync::OnceLock::new(),
                 changed: watch::channel(()).0,
+                tracer: tug_observe::trace::tracer("tug-gateway"),
             }),
             builder: Arc::new(Mutex::new(builder)),
             bound: Arc::new(Mutex::new(Vec::new())),

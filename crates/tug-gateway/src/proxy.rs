@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub activator: std::sync::OnceLock<crate::activate::Activator>,
     /// Bumped after each table swap, for requests waiting on a replica.
     pub changed: watch::Sender<()>,
+    /// Set when tracing is on: the request path checks it once.
+    pub tracer: Option<opentelemetry::global::BoxedTracer>,
 }
 
 fn simple(status: StatusCode, text: &str) -> Response<ProxyBody> {
@@ -200,7 +202,20 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let h1 = req.version() < Version::HTTP_2;
     let flags = h1.then(|| Arc::clone(&conn.flags));
-    let mut resp = forward(&shared, &conn, req, start).await;
+    let span = shared.tracer.as_ref().map(|t| {
+        crate::trace::server(
+            t,
+            req.method(),
+            req.uri().path(),
+            req.version(),
+            req.headers(),
+            conn.client,
+        )
+    });
+    let mut resp = forward(&shared, &conn, req, start, span.as_ref()).await;
+    if let Some(cx) = span {
+        crate::trace::finish(cx, resp.status());
+    }
     if let Some(f) = flags {
         // A response without a tracked body is complete once it is written.
         if resp.extensions().get::<TrackedMark>().is_none() {
@@ -223,6 +238,7 @@ async fn forward(
     conn: &Conn,
     mut req: Request<Incoming>,
     start: Instant,
+    span: Option<&opentelemetry::Context>,
 ) -> Response<ProxyBody> {
     let h1 = req.version() < Version::HTTP_2;
     if h1 && conn.flags.conflict() {
@@ -250,6 +266,9 @@ async fn forward(
         );
     };
     route.activity.touch();
+    if let Some(cx) = span {
+        crate::trace::routed(cx, &route.label, &route.service);
+    }
     let max_body = shared.config.max_body_size.0;
     let length = req
         .headers()
@@ -358,12 +377,31 @@ async fn forward(
             Ok(u) => *out.uri_mut() = u,
             Err(_) => return simple(StatusCode::BAD_REQUEST, "the request path is not valid"),
         }
+        let attempt_span = match (span, &shared.tracer) {
+            (Some(cx), Some(t)) => Some(crate::trace::attempt(
+                t,
+                cx,
+                &parts.method,
+                up,
+                attempt,
+                out.headers_mut(),
+            )),
+            _ => None,
+        };
         up.start();
         let sent = tokio::time::timeout(
             route.spec.timeouts.request.std(),
             client_of(&route).request(out),
         )
         .await;
+        if let Some(a) = attempt_span {
+            let outcome = match &sent {
+                Err(_) => Err("the replica did not answer in time".to_string()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Ok(r)) => Ok(r.status()),
+            };
+            crate::trace::attempt_done(a, outcome);
+        }
         match sent {
             Err(_) => {
                 up.finish();

@@ -1,9 +1,13 @@
 //! The tracing subscriber: stderr for commands (`-v`, `-vv`, `RUST_LOG`),
 //! a size-rotated file in the state directory for the agent.
 
+use crate::trace::Telemetry;
 use std::io::Write;
 use std::path::Path;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How the agent writes its log file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,37 +36,61 @@ fn filter(verbose: u8, default: &str) -> EnvFilter {
         2 => "debug",
         _ => "trace",
     };
-    let crates = [
-        "tug",
-        "tug_api",
-        "tug_engine",
-        "tug_runtime",
-        "tug_image",
-        "tug_spec",
-        "tug_scan",
-        "tug_gateway",
-        "tug_autoscale",
-        "tug_kube",
-        "tug_pipeline",
-        "tug_observe",
-    ];
     let spec: Vec<String> = std::iter::once("warn".to_string())
-        .chain(crates.iter().map(|c| format!("{c}={level}")))
+        .chain(CRATES.iter().map(|c| format!("{c}={level}")))
         .collect();
     EnvFilter::new(spec.join(","))
 }
 
-/// Logs to stderr, for every command but the agent.
-pub fn init_cli(verbose: u8) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(verbose, "warn"))
+const CRATES: [&str; 12] = [
+    "tug",
+    "tug_api",
+    "tug_engine",
+    "tug_runtime",
+    "tug_image",
+    "tug_spec",
+    "tug_scan",
+    "tug_gateway",
+    "tug_autoscale",
+    "tug_kube",
+    "tug_pipeline",
+    "tug_observe",
+];
+
+/// The OpenTelemetry layer, when spans are exported: tug's own info spans
+/// (its operations), whatever the log level.
+fn otel_layer(
+    telemetry: Option<&Telemetry>,
+) -> Option<impl Layer<Registry> + Send + Sync + 'static> {
+    let tracer = telemetry?.sdk_tracer()?;
+    let targets = Targets::new().with_targets(CRATES.iter().map(|c| (*c, LevelFilter::INFO)));
+    Some(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(targets),
+    )
+}
+
+/// Logs to stderr, for every command but the agent; spans to `telemetry`.
+pub fn init_cli(verbose: u8, telemetry: Option<&Telemetry>) {
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(verbose >= 2)
+        .with_filter(filter(verbose, "warn"));
+    let _ = tracing_subscriber::registry()
+        .with(otel_layer(telemetry))
+        .with(fmt)
         .try_init();
 }
 
-/// Logs to `path`, rotated at [`LOG_LIMIT`] (`agent.log.1` … `.5`), owner-only.
-pub fn init_agent(path: &Path, format: LogFormat, verbose: u8) -> std::io::Result<()> {
+/// Logs to `path`, rotated at [`LOG_LIMIT`] (`agent.log.1` … `.5`), owner-only;
+/// spans to `telemetry`.
+pub fn init_agent(
+    path: &Path,
+    format: LogFormat,
+    verbose: u8,
+    telemetry: Option<&Telemetry>,
+) -> std::io::Result<()> {
     use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
     use std::os::unix::fs::OpenOptionsExt;
     let mut open = std::fs::OpenOptions::new();
@@ -77,13 +105,20 @@ pub fn init_agent(path: &Path, format: LogFormat, verbose: u8) -> std::io::Resul
         Some(open),
     );
     let writer = std::sync::Mutex::new(file);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(verbose, "info"))
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(writer);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let fmt = match format {
+        LogFormat::Text => fmt.with_filter(filter(verbose, "info")).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_filter(filter(verbose, "info"))
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(otel_layer(telemetry))
+        .with(fmt)
+        .try_init();
     Ok(())
 }

@@ -92,6 +92,7 @@ struct Ctx {
 }
 
 /// Runs the pipeline; the report says how every unit ended.
+#[tracing::instrument(name = "pipeline", level = "info", skip_all, fields(pipeline = %cfg.pipeline_name, run = cfg.id))]
 pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunError> {
     let started_at = crate::store::now();
     let clock = Instant::now();
@@ -365,6 +366,7 @@ struct Started {
     network: Option<String>,
 }
 
+#[tracing::instrument(name = "job", level = "info", skip_all, fields(job = %ctx.units[i].name))]
 async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
     let clock = Instant::now();
     let cfg = &ctx.cfg;

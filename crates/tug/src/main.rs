@@ -312,10 +312,25 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if !matches!(cli.command, Command::Agent { action: None, .. }) {
-        tug_observe::log::init_cli(cli.verbose);
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let command_name = matches.subcommand_name().unwrap_or("").to_string();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    commands::spec::set_inputs(commands::spec::Inputs {
+        env_files: cli.env_file.clone(),
+        profiles: cli.profile.clone(),
+    });
+    let agent = matches!(cli.command, Command::Agent { action: None, .. });
+    // The agent sets up its own, once it has read its stack.
+    let telemetry = match (!agent).then(|| commands::spec::telemetry(cli.file.as_deref())) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return exit::report(&e),
+        None => None,
+    };
+    if !agent {
+        tug_observe::log::init_cli(cli.verbose, telemetry.as_ref());
     }
+    let root = tracing::info_span!("tug", command = %command_name).entered();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -324,10 +339,6 @@ fn main() -> ExitCode {
         Err(e) => return exit::report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
     let file = cli.file.as_deref();
-    commands::spec::set_inputs(commands::spec::Inputs {
-        env_files: cli.env_file.clone(),
-        profiles: cli.profile.clone(),
-    });
     commands::stack::set_runtime_flag(cli.runtime.map(|r| match r {
         RuntimeArg::Docker => tug_spec::RuntimeChoice::Docker,
         RuntimeArg::Process => tug_spec::RuntimeChoice::Process,
@@ -453,6 +464,8 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
     };
+    drop(root);
+    drop(telemetry);
     match result {
         Ok(code) => code,
         Err(e) => exit::report(&e),

@@ -5,7 +5,8 @@
 //! hostname), `VERSION` (else the crate version), `HELLO_UNHEALTHY=1` makes
 //! /health answer 503, `HELLO_EXIT=<code>` exits at once, and `GET /sick` makes
 //! /health answer 503 from then on, and `GET /crash` exits with code 3 (for
-//! failure drills).
+//! failure drills). A request carrying a W3C `traceparent` is logged with it
+//! on stdout and answered with it in a `traceparent-received` header.
 //!
 //! `hello check` probes `GET /health` on 127.0.0.1:$PORT and exits 0 when it
 //! answers 200: an exec health check for images with no shell or curl.
@@ -116,13 +117,18 @@ fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result
             return Ok(());
         }
         let mut close = false;
+        let mut traceparent = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
                 break;
             }
-            if h.to_ascii_lowercase().starts_with("connection: close") {
+            let lower = h.to_ascii_lowercase();
+            if lower.starts_with("connection: close") {
                 close = true;
+            }
+            if let Some(v) = lower.strip_prefix("traceparent:") {
+                traceparent = Some(v.trim().to_string());
             }
         }
         let mut parts = request_line.split_whitespace();
@@ -151,9 +157,18 @@ fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result
             ("GET", _) => ("404 Not Found", "not found\n"),
             _ => ("405 Method Not Allowed", "method not allowed\n"),
         };
+        // The trace context it was called in: logged, and sent back so a
+        // caller can see which span it joined.
+        let echo = match &traceparent {
+            Some(tp) => {
+                println!("{method} {path} traceparent={tp}");
+                format!("traceparent-received: {tp}\r\n")
+            }
+            None => String::new(),
+        };
         write!(
             out,
-            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{text}",
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{echo}{}\r\n{text}",
             text.len(),
             if close { "connection: close\r\n" } else { "" }
         )?;

@@ -26,7 +26,10 @@ pub async fn agent(
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    tug_observe::log::init_agent(&log, format, verbose)
+    let settings = tug_observe::trace::Settings::from_env(stack.observe.otlp.as_ref())?;
+    // Kept to the end: dropping it at shutdown flushes the queued spans.
+    let telemetry = tug_observe::trace::install(&settings, Some(&stack.name))?;
+    tug_observe::log::init_agent(&log, format, verbose, telemetry.as_ref())
         .with_context(|| format!("opening the agent log {}", log.display()))?;
     let rt = connect(&stack).await?;
     tug_api::server::run(rt, stack).await.map_err(|e| match e {

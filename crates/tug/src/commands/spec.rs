@@ -75,6 +75,23 @@ pub fn load(given: Option<&Path>) -> Result<tug_spec::Stack> {
     Ok(tug_spec::load_with(&file, &inputs.env_files)?)
 }
 
+/// The OTLP exporters the `OTEL_*` variables and the stack's `observe:`
+/// ask for. A stack file that does not load is left for the command to
+/// report.
+pub fn telemetry(given: Option<&Path>) -> Result<Option<tug_observe::trace::Telemetry>> {
+    let stack = stack_file(given)
+        .ok()
+        .filter(|f| !is_compose(f))
+        .and_then(|f| tug_spec::load_with(&f, &inputs().env_files).ok());
+    let settings = tug_observe::trace::Settings::from_env(
+        stack.as_ref().and_then(|s| s.observe.otlp.as_ref()),
+    )?;
+    Ok(tug_observe::trace::install(
+        &settings,
+        stack.as_ref().map(|s| s.name.as_str()),
+    )?)
+}
+
 fn load_compose(file: &Path, inputs: &Inputs) -> Result<tug_spec::Stack> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         crate::exit::fail(

@@ -1,0 +1,646 @@
+//! OpenTelemetry: where tug's spans (and the agent's forwarded replica logs)
+//! go, over OTLP gRPC or HTTP/protobuf.
+//!
+//! Settings come from the standard variables first, then from the stack's
+//! `observe: { otlp: … }`, as the OpenTelemetry specification orders them:
+//!
+//! | what      | variables (first set wins)                                          | tug.yaml            |
+//! |-----------|---------------------------------------------------------------------|---------------------|
+//! | endpoint  | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as is), `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp.endpoint` |
+//! | protocol  | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL`  | `otlp.protocol`     |
+//! | headers   | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS`    | `otlp.headers`      |
+//! | sampling  | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`                    | `otlp.sampling`     |
+//! | logs      | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (as is)                          | `otlp.logs: true`   |
+//!
+//! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` name the resource
+//! (`service.name` is `tug` otherwise). Nothing is exported without an
+//! endpoint; `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn
+//! traces off.
+//!
+//! Exporting never blocks the caller: finished spans wait in a bounded queue
+//! ([`QUEUE`]) that a background thread sends in batches; a span that finds
+//! the queue full is dropped and counted ([`dropped_spans`]). Dropping the
+//! [`Telemetry`] guard flushes what is queued.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+    SpanProcessor,
+};
+use opentelemetry_sdk::Resource;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tug_spec::{Otlp, OtlpProtocol};
+
+/// Finished spans waiting to be exported, at most.
+pub const QUEUE: usize = 4096;
+const BATCH: usize = 512;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Spans dropped because the export queue was full, since the process began.
+pub fn dropped_spans() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Whether spans are exported: hot paths check this once and create no
+/// span at all when it is false.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// A tracer of the installed provider, `None` when tracing is off.
+pub fn tracer(name: &'static str) -> Option<opentelemetry::global::BoxedTracer> {
+    enabled().then(|| opentelemetry::global::tracer(name))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{var}: `{value}` is not one of {expected}")]
+    BadVar {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("cannot start the OTLP exporter for {endpoint}: {source}")]
+    Exporter {
+        endpoint: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    #[error("cannot start the exporter's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Which spans are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampling {
+    AlwaysOn,
+    AlwaysOff,
+    Ratio(f64),
+    /// Follow a sampled parent (a `traceparent`), else the inner choice.
+    ParentBased(Box<Sampling>),
+}
+
+impl Sampling {
+    fn sampler(&self) -> Sampler {
+        match self {
+            Sampling::AlwaysOn => Sampler::AlwaysOn,
+            Sampling::AlwaysOff => Sampler::AlwaysOff,
+            Sampling::Ratio(r) => Sampler::TraceIdRatioBased(*r),
+            Sampling::ParentBased(s) => Sampler::ParentBased(Box::new(s.sampler())),
+        }
+    }
+}
+
+/// One OTLP destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    /// The full URL: `…/v1/traces` or `…/v1/logs` for HTTP.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Settings resolved from the variables and the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub traces: Option<Destination>,
+    pub logs: Option<Destination>,
+    pub sampling: Sampling,
+}
+
+impl Settings {
+    /// From the process environment and the stack's `observe.otlp`.
+    pub fn from_env(file: Option<&Otlp>) -> Result<Settings, TraceError> {
+        Settings::resolve(|k| std::env::var(k).ok().filter(|v| !v.is_empty()), file)
+    }
+
+    /// Variables win over the file, signal-specific over generic.
+    pub fn resolve(
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&Otlp>,
+    ) -> Result<Settings, TraceError> {
+        let off = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let traces_off = off || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v == "none");
+        let logs_off = off || env("OTEL_LOGS_EXPORTER").is_some_and(|v| v == "none");
+        let protocol = |signal: &'static str| -> Result<OtlpProtocol, TraceError> {
+            let (var, value) = match env(signal) {
+                Some(v) => (signal, v),
+                None => match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                    Some(v) => ("OTEL_EXPORTER_OTLP_PROTOCOL", v),
+                    None => {
+                        return Ok(file
+                            .and_then(|f| f.protocol)
+                            .unwrap_or(OtlpProtocol::HttpProtobuf))
+                    }
+                },
+            };
+            match value.as_str() {
+                "grpc" => Ok(OtlpProtocol::Grpc),
+                "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+                _ => Err(TraceError::BadVar {
+                    var,
+                    value,
+                    expected: "grpc, http/protobuf",
+                }),
+            }
+        };
+        let headers = |signal: &str| {
+            let mut h = file.map(|f| f.headers.clone()).unwrap_or_default();
+            for var in ["OTEL_EXPORTER_OTLP_HEADERS", signal] {
+                if let Some(v) = env(var) {
+                    h.extend(parse_headers(&v));
+                }
+            }
+            h
+        };
+        let destination = |signal_endpoint: Option<String>,
+                           path: &str,
+                           protocol: OtlpProtocol,
+                           headers: BTreeMap<String, String>| {
+            let endpoint = match signal_endpoint {
+                Some(e) => e,
+                None => {
+                    let base = env("OTEL_EXPORTER_OTLP_ENDPOINT")
+                        .or_else(|| file.and_then(|f| f.endpoint.clone()))?;
+                    match protocol {
+                        OtlpProtocol::Grpc => base,
+                        OtlpProtocol::HttpProtobuf => {
+                            format!("{}/{path}", base.trim_end_matches('/'))
+                        }
+                    }
+                }
+            };
+            Some(Destination {
+                endpoint,
+                protocol,
+                headers,
+            })
+        };
+        let traces = if traces_off {
+            None
+        } else {
+            destination(
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                "v1/traces",
+                protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?,
+                headers("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+            )
+        };
+        let logs_endpoint = env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT");
+        let logs = if logs_off || (logs_endpoint.is_none() && !file.is_some_and(|f| f.logs)) {
+            None
+        } else {
+            destination(
+                logs_endpoint,
+                "v1/logs",
+                protocol("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")?,
+                headers("OTEL_EXPORTER_OTLP_LOGS_HEADERS"),
+            )
+        };
+        let ratio = |default: f64| -> Result<f64, TraceError> {
+            match env("OTEL_TRACES_SAMPLER_ARG") {
+                None => Ok(default),
+                Some(v) => match v.parse::<f64>() {
+                    Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                    _ => Err(TraceError::BadVar {
+                        var: "OTEL_TRACES_SAMPLER_ARG",
+                        value: v,
+                        expected: "a number from 0.0 to 1.0",
+                    }),
+                },
+            }
+        };
+        let parent = |s| Sampling::ParentBased(Box::new(s));
+        let sampling = match env("OTEL_TRACES_SAMPLER") {
+            None => match file.and_then(|f| f.sampling) {
+                Some(r) => parent(Sampling::Ratio(r)),
+                None => parent(Sampling::AlwaysOn),
+            },
+            Some(v) => match v.as_str() {
+                "always_on" => Sampling::AlwaysOn,
+                "always_off" => Sampling::AlwaysOff,
+                "traceidratio" => Sampling::Ratio(ratio(1.0)?),
+                "parentbased_always_on" => parent(Sampling::AlwaysOn),
+                "parentbased_always_off" => parent(Sampling::AlwaysOff),
+                "parentbased_traceidratio" => parent(Sampling::Ratio(ratio(1.0)?)),
+                _ => {
+                    return Err(TraceError::BadVar {
+                        var: "OTEL_TRACES_SAMPLER",
+                        value: v,
+                        expected: "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
+                    })
+                }
+            },
+        };
+        Ok(Settings {
+            traces,
+            logs,
+            sampling,
+        })
+    }
+}
+
+/// `key1=value1,key2=value2`, values percent-decoded (W3C Baggage format).
+fn parse_headers(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty()).then(|| (k.to_string(), percent_decode(v.trim())))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The installed exporters. Dropping it flushes the queued spans and log
+/// records (waiting up to a few seconds for the collector).
+pub struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+    logs: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    /// Drives the gRPC client; its own, so it outlives any caller's runtime.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("traces", &self.traces.is_some())
+            .field("logs", &self.logs.is_some())
+            .finish()
+    }
+}
+
+impl Telemetry {
+    /// The SDK tracer for the `tracing` layer, when traces are exported.
+    pub(crate) fn sdk_tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+        self.traces.as_ref().map(|p| p.tracer("tug"))
+    }
+
+    /// Sends what is queued now.
+    pub fn flush(&self) {
+        if let Some(p) = &self.traces {
+            let _ = p.force_flush();
+        }
+        if let Some(p) = &self.logs {
+            let _ = p.force_flush();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        ENABLED.store(false, Ordering::Relaxed);
+        let traces = self.traces.take();
+        let logs = self.logs.take();
+        // The blocking HTTP client may not be dropped inside an async
+        // runtime: shut down on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            if let Some(p) = traces {
+                let _ = p.shutdown_with_timeout(Duration::from_secs(5));
+            }
+            if let Some(p) = logs {
+                let _ = p.shutdown_with_timeout(Duration::from_secs(5));
+            }
+        })
+        .join();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The resource every span and record carries.
+fn resource(stack: Option<&str>) -> Resource {
+    let mut b = Resource::builder();
+    let named_by_env = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    if !named_by_env {
+        b = b.with_service_name("tug");
+    }
+    b = b.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    if let Some(s) = stack {
+        b = b.with_attribute(KeyValue::new("tug.stack", s.to_string()));
+    }
+    b.build()
+}
+
+/// Starts the exporters `settings` ask for; `None` when they ask for none.
+/// The tracer provider becomes the global one, and W3C trace context the
+/// global propagator.
+pub fn install(settings: &Settings, stack: Option<&str>) -> Result<Option<Telemetry>, TraceError> {
+    if settings.traces.is_none() && settings.logs.is_none() {
+        return Ok(None);
+    }
+    let grpc = [&settings.traces, &settings.logs]
+        .iter()
+        .any(|d| d.as_ref().is_some_and(|d| d.protocol == OtlpProtocol::Grpc));
+    let runtime = if grpc {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("tug-otlp")
+                .enable_all()
+                .build()
+                .map_err(TraceError::Runtime)?,
+        )
+    } else {
+        None
+    };
+    // The gRPC channel binds to the runtime current when it is built.
+    let _entered = runtime.as_ref().map(|r| r.enter());
+    let resource = resource(stack);
+    let traces = match &settings.traces {
+        None => None,
+        Some(d) => {
+            let exporter = span_exporter(d)?;
+            let batch = BatchSpanProcessor::builder(Counted(exporter))
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        // Room beyond QUEUE, so the bound enforced by Bounded
+                        // is the only one and every drop is counted.
+                        .with_max_queue_size(QUEUE + BATCH)
+                        .with_max_export_batch_size(BATCH)
+                        .with_scheduled_delay(Duration::from_millis(500))
+                        .build(),
+                )
+                .build();
+            let provider = SdkTracerProvider::builder()
+                .with_span_processor(Bounded(batch))
+                .with_sampler(settings.sampling.sampler())
+                .with_resource(resource.clone())
+                .build();
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
+            ENABLED.store(true, Ordering::Relaxed);
+            Some(provider)
+        }
+    };
+    let logs = match &settings.logs {
+        None => None,
+        Some(d) => {
+            let p = crate::otlp_logs::provider(d, resource)?;
+            crate::otlp_logs::set_forwarder(&p);
+            Some(p)
+        }
+    };
+    drop(_entered);
+    Ok(Some(Telemetry {
+        traces,
+        logs,
+        runtime,
+    }))
+}
+
+fn span_exporter(d: &Destination) -> Result<opentelemetry_otlp::SpanExporter, TraceError> {
+    let built = match d.protocol {
+        OtlpProtocol::Grpc => {
+            let mut md = tonic::metadata::MetadataMap::new();
+            for (k, v) in &d.headers {
+                if let (Ok(k), Ok(v)) = (
+                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
+                    v.parse(),
+                ) {
+                    md.insert(k, v);
+                }
+            }
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(d.endpoint.clone())
+                .with_timeout(Duration::from_secs(5))
+                .with_metadata(md)
+                .build()
+        }
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(d.endpoint.clone())
+            .with_timeout(Duration::from_secs(5))
+            .with_headers(d.headers.clone().into_iter().collect())
+            .build(),
+    };
+    built.map_err(|source| TraceError::Exporter {
+        endpoint: d.endpoint.clone(),
+        source,
+    })
+}
+
+/// Keeps at most [`QUEUE`] finished spans waiting, and counts the rest.
+#[derive(Debug)]
+struct Bounded(BatchSpanProcessor);
+
+impl SpanProcessor for Bounded {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx)
+    }
+    fn on_end(&self, span: SpanData) {
+        if QUEUED.fetch_add(1, Ordering::Relaxed) >= QUEUE {
+            QUEUED.fetch_sub(1, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.0.on_end(span)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource)
+    }
+}
+
+/// Takes exported spans off the count of waiting ones.
+#[derive(Debug)]
+struct Counted<E>(E);
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        QUEUED.fetch_sub(batch.len(), Ordering::Relaxed);
+        self.0.export(batch)
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn nothing_configured_exports_nothing() {
+        let s = Settings::resolve(env(&[]), None).unwrap();
+        assert_eq!(s.traces, None);
+        assert_eq!(s.logs, None);
+    }
+
+    #[test]
+    fn http_appends_the_signal_path_to_the_generic_endpoint_only() {
+        let s = Settings::resolve(
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.traces.unwrap().endpoint, "http://c:4318/v1/traces");
+        let s = Settings::resolve(
+            env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/custom")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.traces.unwrap().endpoint, "http://c:4318/custom");
+        let s = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let t = s.traces.unwrap();
+        assert_eq!(
+            (t.endpoint.as_str(), t.protocol),
+            ("http://c:4317", OtlpProtocol::Grpc)
+        );
+    }
+
+    #[test]
+    fn variables_win_over_the_file() {
+        let file = Otlp {
+            endpoint: Some("http://file:4317".into()),
+            protocol: Some(OtlpProtocol::Grpc),
+            headers: [("a".to_string(), "file".to_string())].into(),
+            sampling: Some(0.5),
+            logs: true,
+        };
+        let s = Settings::resolve(env(&[]), Some(&file)).unwrap();
+        let t = s.traces.unwrap();
+        assert_eq!(t.endpoint, "http://file:4317");
+        assert_eq!(t.headers["a"], "file");
+        assert_eq!(
+            s.sampling,
+            Sampling::ParentBased(Box::new(Sampling::Ratio(0.5)))
+        );
+        assert_eq!(s.logs.unwrap().endpoint, "http://file:4317");
+        let s = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "a=env,b=x%20y"),
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
+            ]),
+            Some(&file),
+        )
+        .unwrap();
+        let t = s.traces.unwrap();
+        assert_eq!(t.endpoint, "http://env:4318/v1/traces");
+        assert_eq!(t.headers["a"], "env");
+        assert_eq!(t.headers["b"], "x y");
+        assert_eq!(s.sampling, Sampling::Ratio(0.01));
+        assert_eq!(s.logs.unwrap().endpoint, "http://env:4318/v1/logs");
+    }
+
+    #[test]
+    fn logs_only_when_asked() {
+        let s = Settings::resolve(
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.logs, None);
+        let s = Settings::resolve(
+            env(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://c:4318/v1/logs")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.logs.unwrap().endpoint, "http://c:4318/v1/logs");
+        assert_eq!(s.traces, None);
+    }
+
+    #[test]
+    fn bad_variables_name_themselves() {
+        let e = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && e.contains("grpc"),
+            "{e}"
+        );
+        let e = Settings::resolve(
+            env(&[
+                ("OTEL_TRACES_SAMPLER_ARG", "2"),
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("OTEL_TRACES_SAMPLER_ARG"), "{e}");
+    }
+
+    #[test]
+    fn disabled_sdk_exports_nothing() {
+        let s = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_SDK_DISABLED", "true"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.traces, None);
+    }
+}
