@@ -39,6 +39,7 @@ use tug_runtime::{
 use tug_spec::Stack;
 
 pub mod autoscale;
+mod metrics;
 
 /// The safety net for lost engine events: a full look this often.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -89,6 +90,8 @@ struct Agent<R> {
     refresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
     /// The stack's gateway, fed the ready replicas by supervision.
     gateway: Option<tug_gateway::Gateway>,
+    /// The agent's one metrics registry (the gateway's families included).
+    metrics: tug_observe::metrics::Metrics,
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
@@ -248,7 +251,12 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         ..UpOptions::default()
     };
     let engine = rt.engine();
+    let mut registry = tug_observe::metrics::Metrics::new(&stack.name);
+    if let Some(gw) = &gateway {
+        gw.register_metrics(registry.registry_mut());
+    }
     let agent = Arc::new(Agent {
+        metrics: registry,
         refresh,
         ups: Default::default(),
         rt,
@@ -274,6 +282,8 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     refresh_history(&agent).await;
     let watcher = tokio::spawn(watch_bus(Arc::clone(&agent)));
     let supervisor = tokio::spawn(supervise(Arc::clone(&agent), refreshes));
+    let feeder = tokio::spawn(metrics::feed(Arc::clone(&agent)));
+    let sampler = tokio::spawn(metrics::sample(Arc::clone(&agent), metrics::interval()));
     // Request metrics join when the gateway feeds them; CPU is read meanwhile.
     let autoscaler = tokio::spawn(autoscale::run(
         Arc::clone(&agent),
@@ -298,7 +308,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/resync", post(resync::<R>))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/routes", get(routes::<R>))
-        .route("/metrics", get(metrics::<R>))
+        .route("/metrics", get(serve_metrics::<R>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
@@ -333,6 +343,10 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     );
     supervisor.abort();
     watcher.abort();
+    feeder.abort();
+    sampler.abort();
+    let _ = feeder.await;
+    let _ = sampler.await;
     autoscaler.abort();
     let _ = autoscaler.await;
     let _ = supervisor.await;
@@ -727,6 +741,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
             if !*agent.ready.borrow() || !waiting.is_empty() {
                 // The first look: probe at once, so the first `ps` has health.
                 sup.probe(&agent.rt, Instant::now()).await;
+                metrics::probed(&agent, sup.take_probes());
                 agent.ready.send_replace(true);
             }
             publish_replicas(&agent, &sup, &known);
@@ -796,7 +811,9 @@ async fn supervise<R: Runtime + Clone + 'static>(
             },
             _ = wake => {
                 let now = Instant::now();
-                if sup.probe(&agent.rt, now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
+                let crossed = sup.probe(&agent.rt, now).await;
+                metrics::probed(&agent, sup.take_probes());
+                if crossed || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
                 publish_replicas(&agent, &sup, &known);
@@ -990,14 +1007,10 @@ async fn routes<R: Runtime>(State(a): State<Shared<R>>) -> Response {
     })
 }
 
-async fn metrics<R: Runtime>(State(a): State<Shared<R>>) -> Response {
-    let text = a.gateway.as_ref().map(|g| g.metrics()).unwrap_or_default();
+async fn serve_metrics<R: Runtime>(State(a): State<Shared<R>>) -> Response {
     (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
+        [("content-type", tug_observe::metrics::CONTENT_TYPE)],
+        a.metrics.encode(),
     )
         .into_response()
 }
@@ -1154,12 +1167,17 @@ async fn logs<R: Runtime>(
             return error(e);
         }
     }
+    let grep = match q.grep.as_deref().map(regex::Regex::new).transpose() {
+        Ok(g) => g,
+        Err(e) => return invalid(format!("`grep` is not a regular expression: {e}")),
+    };
     match tug_engine::log_lines(
         &a.rt,
         &a.stack.name,
         q.service.as_deref(),
         q.tail.map(|t| t as usize),
         q.follow,
+        grep,
     )
     .await
     {

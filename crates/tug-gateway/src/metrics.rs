@@ -85,36 +85,6 @@ impl Metrics {
         let ejections = Family::<ReplicaLabels, Counter>::default();
         let retries = Family::<RouteLabels, Counter>::default();
         let unavailable = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered by a replica, by status class",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time from receiving a request to the replica's response head",
-            duration.clone(),
-        );
-        registry.register(
-            "requests_in_flight",
-            "Requests a replica is answering now",
-            in_flight.clone(),
-        );
-        registry.register(
-            "ejections",
-            "Times a replica was taken out after failures in a row",
-            ejections.clone(),
-        );
-        registry.register(
-            "retries",
-            "Requests sent again to another replica",
-            retries.clone(),
-        );
-        registry.register(
-            "unavailable",
-            "Requests answered 503 because no replica was ready or reachable",
-            unavailable.clone(),
-        );
         Metrics {
             requests,
             duration,
@@ -122,8 +92,56 @@ impl Metrics {
             ejections,
             retries,
             unavailable,
-            registry,
+            registry: Registry::default(),
         }
+        .registered(&mut registry)
+    }
+
+    fn registered(self, registry: &mut Registry) -> Self {
+        self.register_into(registry);
+        Metrics {
+            registry: std::mem::take(registry),
+            ..self
+        }
+    }
+
+    /// Registers the gateway's families into `registry` (the agent's), under
+    /// `gateway_`.
+    pub fn register(&self, registry: &mut Registry) {
+        self.register_into(registry.sub_registry_with_prefix("gateway"));
+    }
+
+    fn register_into(&self, registry: &mut Registry) {
+        registry.register(
+            "requests",
+            "Requests answered by a replica, by status class",
+            self.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from receiving a request to the replica's response head",
+            self.duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests a replica is answering now",
+            self.in_flight.clone(),
+        );
+        registry.register(
+            "ejections",
+            "Times a replica was taken out after failures in a row",
+            self.ejections.clone(),
+        );
+        registry.register(
+            "retries",
+            "Requests sent again to another replica",
+            self.retries.clone(),
+        );
+        registry.register(
+            "unavailable",
+            "Requests answered 503 because no replica was ready or reachable",
+            self.unavailable.clone(),
+        );
     }
 
     pub(crate) fn replica(&self, service: &str, route: &str, replica: &str) -> ReplicaMetrics {

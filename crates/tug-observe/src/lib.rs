@@ -1,4 +1,7 @@
 //! What every tug process sets up to be seen: its log subscriber (stderr for
-//! commands, a rotated file for the agent), and later its traces and metrics.
+//! commands, a rotated file for the agent), the agent's metrics registry, and
+//! the Grafana dashboards and Prometheus configuration that read it.
 
+pub mod grafana;
 pub mod log;
+pub mod metrics;
