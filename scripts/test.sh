@@ -25,6 +25,9 @@ export TUG_REQUIRE_TOOLS=1
 if ! "$HOME/.local/bin/check-jsonschema" --version >/dev/null 2>&1; then
   python3 -m pip install --user --quiet check-jsonschema
 fi
+# A real Prometheus scrapes the agent in the metrics tests.
+bash scripts/prometheus.sh
+export TUG_REQUIRE_PROMETHEUS=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -311,6 +311,8 @@ pub struct LogsQuery {
     pub tail: Option<u32>,
     #[serde(default)]
     pub follow: bool,
+    /// Only the lines this regular expression matches (Rust `regex` syntax).
+    pub grep: Option<String>,
 }
 
 /// Every error: a message to show, and whether the input was at fault (4xx).

@@ -141,6 +141,18 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("bad reply ({status}): {e}")))
     }
 
+    /// GET `path`, the answer as text (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let resp = self.send("GET", path, Vec::new()).await?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// GET `path` and hand each line of the (streamed) answer to `line`.
     pub async fn get_lines(&self, path: &str, line: impl FnMut(&str)) -> Result<(), ClientError> {
         self.lines("GET", path, Vec::new(), line).await

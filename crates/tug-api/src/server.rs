@@ -39,6 +39,7 @@ use tug_runtime::{
 use tug_spec::Stack;
 
 pub mod autoscale;
+mod metrics;
 mod triggers;
 
 /// The safety net for lost engine events: a full look this often.
@@ -92,6 +93,8 @@ struct Agent<R> {
     gateway: Option<tug_gateway::Gateway>,
     /// Forwards replica logs over OTLP, when configured.
     logs_out: Option<crate::logfwd::LogFollow>,
+    /// The agent's one metrics registry (the gateway's families included).
+    metrics: tug_observe::metrics::Metrics,
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
@@ -262,7 +265,12 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         ..UpOptions::default()
     };
     let engine = rt.engine();
+    let mut registry = tug_observe::metrics::Metrics::new(&stack.name);
+    if let Some(gw) = &gateway {
+        gw.register_metrics(registry.registry_mut());
+    }
     let agent = Arc::new(Agent {
+        metrics: registry,
         refresh,
         ups: Default::default(),
         rt,
@@ -305,6 +313,8 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         );
         tokio::spawn(autoscale::wakes(Arc::clone(&agent), rx))
     });
+    let feeder = tokio::spawn(metrics::feed(Arc::clone(&agent)));
+    let sampler = tokio::spawn(metrics::sample(Arc::clone(&agent), metrics::interval()));
     let autoscaler = tokio::spawn(autoscale::run(
         Arc::clone(&agent),
         requests,
@@ -329,7 +339,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/resync", post(resync::<R>))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/routes", get(routes::<R>))
-        .route("/metrics", get(metrics::<R>))
+        .route("/metrics", get(serve_metrics::<R>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
@@ -371,6 +381,10 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     );
     supervisor.abort();
     watcher.abort();
+    feeder.abort();
+    sampler.abort();
+    let _ = feeder.await;
+    let _ = sampler.await;
     autoscaler.abort();
     scheduler.abort();
     let _ = autoscaler.await;
@@ -767,6 +781,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
             if !*agent.ready.borrow() || !waiting.is_empty() {
                 // The first look: probe at once, so the first `ps` has health.
                 sup.probe(&agent.rt, Instant::now()).await;
+                metrics::probed(&agent, sup.take_probes());
                 agent.ready.send_replace(true);
             }
             publish_replicas(&agent, &sup, &known);
@@ -836,7 +851,9 @@ async fn supervise<R: Runtime + Clone + 'static>(
             },
             _ = wake => {
                 let now = Instant::now();
-                if sup.probe(&agent.rt, now).await || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
+                let crossed = sup.probe(&agent.rt, now).await;
+                metrics::probed(&agent, sup.take_probes());
+                if crossed || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
                 publish_replicas(&agent, &sup, &known);
@@ -1030,14 +1047,10 @@ async fn routes<R: Runtime>(State(a): State<Shared<R>>) -> Response {
     })
 }
 
-async fn metrics<R: Runtime>(State(a): State<Shared<R>>) -> Response {
-    let text = a.gateway.as_ref().map(|g| g.metrics()).unwrap_or_default();
+async fn serve_metrics<R: Runtime>(State(a): State<Shared<R>>) -> Response {
     (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
+        [("content-type", tug_observe::metrics::CONTENT_TYPE)],
+        a.metrics.encode(),
     )
         .into_response()
 }
@@ -1194,12 +1207,17 @@ async fn logs<R: Runtime>(
             return error(e);
         }
     }
+    let grep = match q.grep.as_deref().map(regex::Regex::new).transpose() {
+        Ok(g) => g,
+        Err(e) => return invalid(format!("`grep` is not a regular expression: {e}")),
+    };
     match tug_engine::log_lines(
         &a.rt,
         &a.stack.name,
         q.service.as_deref(),
         q.tail.map(|t| t as usize),
         q.follow,
+        grep,
     )
     .await
     {

@@ -53,6 +53,8 @@ struct Replica {
 #[derive(Clone, Debug)]
 struct ProbeTarget {
     probe: Probe,
+    /// The replica's service, for the probe's record.
+    service: String,
     /// The container, for exec probes.
     id: String,
     port: Option<u16>,
@@ -69,6 +71,7 @@ impl Replica {
         self.running_since.get_or_insert(now);
         self.target = Some(ProbeTarget {
             probe: h.probe(),
+            service: c.label(labels::SERVICE).unwrap_or_default().to_string(),
             id: c.id.clone(),
             port: c.host_port,
             interval: h.interval.std(),
@@ -116,6 +119,18 @@ pub struct Supervisor {
     observed: Vec<ContainerInfo>,
     /// Containers already reported for a bad replica label.
     reported: std::collections::HashSet<String>,
+    /// Probes run since the last [`Supervisor::take_probes`].
+    probes: Vec<ProbeRecord>,
+}
+
+/// One host-side probe of a replica, for the metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeRecord {
+    pub service: String,
+    /// The container's name.
+    pub replica: String,
+    pub ok: bool,
+    pub seconds: f64,
 }
 
 /// What one step did.
@@ -141,6 +156,11 @@ pub enum SeenHealth {
 impl Supervisor {
     pub fn new() -> Self {
         Supervisor::default()
+    }
+
+    /// The probes run since the last call, oldest first.
+    pub fn take_probes(&mut self) -> Vec<ProbeRecord> {
+        std::mem::take(&mut self.probes)
     }
 
     /// A note for `tug ps` about a container: e.g. "backoff 8s".
@@ -238,13 +258,24 @@ impl Supervisor {
         if due.is_empty() {
             return false;
         }
-        let results = join_all(
-            due.iter()
-                .map(|(_, t)| health::probe(rt, &t.probe, &t.id, t.port, t.timeout)),
-        )
+        let results = join_all(due.iter().map(|(_, t)| async {
+            let began = Instant::now();
+            let r = health::probe(rt, &t.probe, &t.id, t.port, t.timeout).await;
+            (r, began.elapsed())
+        }))
         .await;
         let mut crossed = false;
-        for ((name, t), result) in due.into_iter().zip(results) {
+        for ((name, t), (result, took)) in due.into_iter().zip(results) {
+            // Bounded: a caller that never takes them keeps the latest only.
+            if self.probes.len() >= 4096 {
+                self.probes.clear();
+            }
+            self.probes.push(ProbeRecord {
+                service: t.service.clone(),
+                replica: name.clone(),
+                ok: result.is_ok(),
+                seconds: took.as_secs_f64(),
+            });
             let Some(r) = self.replicas.get_mut(&name) else {
                 continue;
             };

@@ -32,8 +32,8 @@ mod up;
 
 pub use event::{Event, Sink};
 pub use up::{
-    down, log_lines, observe, restart, status, stop, up, DownReport, Drain, NoDrain, ReplicaLine,
-    ReplicaStatus, UpOptions, UpReport,
+    down, log_lines, observe, restart, status, stop, trace_id, up, DownReport, Drain, NoDrain,
+    ReplicaLine, ReplicaStatus, UpOptions, UpReport,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -1284,16 +1284,45 @@ pub struct ReplicaLine {
     pub replica: String,
     pub stderr: bool,
     pub text: String,
+    /// The trace the line belongs to, when it carries one (see [`trace_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// The trace id a log line carries: a W3C `traceparent` anywhere in it, or a
+/// `trace_id`/`traceId` string field of a JSON line.
+pub fn trace_id(line: &str) -> Option<String> {
+    static TRACEPARENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\b").expect("valid")
+    });
+    let t = line.trim();
+    if t.starts_with('{') {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(t) {
+            let id = ["trace_id", "traceId"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(|v| v.as_str()));
+            if let Some(id) = id.filter(|id| !id.is_empty()) {
+                return Some(id.to_string());
+            }
+        }
+    }
+    TRACEPARENT
+        .captures_iter(line)
+        .map(|c| c[1].to_string())
+        // The all-zero id is invalid by the spec.
+        .find(|id| id.bytes().any(|b| b != b'0'))
 }
 
 /// The log lines of the stack's replicas (or one service's), interleaved as
-/// they come; with `follow` the stream stays open while replicas run.
+/// they come; with `follow` the stream stays open while replicas run. With
+/// `grep`, only the lines it matches.
 pub async fn log_lines<R: Runtime>(
     rt: &R,
     stack: &str,
     service: Option<&str>,
     tail: Option<usize>,
     follow: bool,
+    grep: Option<regex::Regex>,
 ) -> Result<futures_util::stream::BoxStream<'static, Result<ReplicaLine, EngineError>>, EngineError>
 {
     let mut filter = stack_filter(stack);
@@ -1309,10 +1338,41 @@ pub async fn log_lines<R: Runtime>(
                 service: service.clone(),
                 replica: replica.clone(),
                 stderr: l.stream == tug_runtime::LogStream::Stderr,
+                trace_id: trace_id(&l.text),
                 text: l.text,
             })
             .map_err(EngineError::from)
         })
     });
-    Ok(futures_util::stream::select_all(streams).boxed())
+    let all = futures_util::stream::select_all(streams);
+    Ok(match grep {
+        Some(re) => all
+            .filter(move |l| std::future::ready(l.as_ref().map_or(true, |l| re.is_match(&l.text))))
+            .boxed(),
+        None => all.boxed(),
+    })
+}
+
+#[cfg(test)]
+mod trace_id_tests {
+    use super::trace_id;
+
+    #[test]
+    fn finds_traceparent_and_json_fields() {
+        let tp = "GET / traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 200";
+        assert_eq!(
+            trace_id(tp).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        let json = r#"{"level":"info","traceId":"abc123","msg":"hi"}"#;
+        assert_eq!(trace_id(json).as_deref(), Some("abc123"));
+        let snake = r#"{"trace_id":"def456"}"#;
+        assert_eq!(trace_id(snake).as_deref(), Some("def456"));
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id("plain line"), None);
+        assert_eq!(trace_id("{not json"), None);
+    }
 }

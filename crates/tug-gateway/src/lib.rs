@@ -360,6 +360,11 @@ impl Gateway {
     pub fn metrics(&self) -> String {
         self.shared.metrics.encode()
     }
+
+    /// Registers the gateway's metric families into the agent's registry.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.shared.metrics.register(registry);
+    }
 }
 
 impl tug_autoscale::source::RequestSource for Gateway {

@@ -88,15 +88,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut root = Registry::with_prefix("tug");
-        let cold_start =
-            Family::<ServiceLabels, Histogram, fn() -> Histogram>::new_with_constructor(cold);
-        root.register(
-            "cold_start_seconds",
-            "Time a request was held while its service, scaled to zero, started a replica",
-            cold_start.clone(),
-        );
-        let registry = root.sub_registry_with_prefix("gateway");
+        let mut registry = Registry::with_prefix("tug");
         let requests = Family::<RequestLabels, Counter>::default();
         let duration =
             Family::<ReplicaLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
@@ -104,36 +96,6 @@ impl Metrics {
         let ejections = Family::<ReplicaLabels, Counter>::default();
         let retries = Family::<RouteLabels, Counter>::default();
         let unavailable = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered by a replica, by status class",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time from receiving a request to the replica's response head",
-            duration.clone(),
-        );
-        registry.register(
-            "requests_in_flight",
-            "Requests a replica is answering now",
-            in_flight.clone(),
-        );
-        registry.register(
-            "ejections",
-            "Times a replica was taken out after failures in a row",
-            ejections.clone(),
-        );
-        registry.register(
-            "retries",
-            "Requests sent again to another replica",
-            retries.clone(),
-        );
-        registry.register(
-            "unavailable",
-            "Requests answered 503 because no replica was ready or reachable",
-            unavailable.clone(),
-        );
         Metrics {
             requests,
             duration,
@@ -141,9 +103,63 @@ impl Metrics {
             ejections,
             retries,
             unavailable,
-            cold_start,
-            registry: root,
+            cold_start: Family::new_with_constructor(cold),
+            registry: Registry::default(),
         }
+        .registered(&mut registry)
+    }
+
+    fn registered(self, registry: &mut Registry) -> Self {
+        self.register(registry);
+        Metrics {
+            registry: std::mem::take(registry),
+            ..self
+        }
+    }
+
+    /// Registers the gateway's families into `registry` (the agent's, prefixed
+    /// `tug`), under `gateway_`; cold starts beside them as
+    /// `tug_cold_start_seconds`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cold_start_seconds",
+            "Time a request was held while its service, scaled to zero, started a replica",
+            self.cold_start.clone(),
+        );
+        self.register_into(registry.sub_registry_with_prefix("gateway"));
+    }
+
+    fn register_into(&self, registry: &mut Registry) {
+        registry.register(
+            "requests",
+            "Requests answered by a replica, by status class",
+            self.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from receiving a request to the replica's response head",
+            self.duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests a replica is answering now",
+            self.in_flight.clone(),
+        );
+        registry.register(
+            "ejections",
+            "Times a replica was taken out after failures in a row",
+            self.ejections.clone(),
+        );
+        registry.register(
+            "retries",
+            "Requests sent again to another replica",
+            self.retries.clone(),
+        );
+        registry.register(
+            "unavailable",
+            "Requests answered 503 because no replica was ready or reachable",
+            self.unavailable.clone(),
+        );
     }
 
     pub(crate) fn replica(&self, service: &str, route: &str, replica: &str) -> ReplicaMetrics {

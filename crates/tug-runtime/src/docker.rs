@@ -1051,9 +1051,34 @@ impl Runtime for DockerRuntime {
         if cpu.system_cpu_usage.unwrap_or(0) == 0 {
             return Ok(None);
         }
+        let (net_rx, net_tx) = match &s.networks {
+            Some(n) => (
+                Some(n.values().filter_map(|i| i.rx_bytes).sum()),
+                Some(n.values().filter_map(|i| i.tx_bytes).sum()),
+            ),
+            None => (None, None),
+        };
+        // cgroup v1 lists Read/Write per device; v2 lowercases them.
+        let blkio = s
+            .blkio_stats
+            .as_ref()
+            .and_then(|b| b.io_service_bytes_recursive.as_ref());
+        let disk = |op: &str| {
+            blkio.map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+                    .filter_map(|e| e.value)
+                    .sum()
+            })
+        };
         Ok(Some(Stats {
             cpu_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
             memory: s.memory_stats.and_then(|m| m.usage),
+            net_rx,
+            net_tx,
+            disk_read: disk("read"),
+            disk_write: disk("write"),
         }))
     }
 }

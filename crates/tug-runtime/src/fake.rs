@@ -608,7 +608,7 @@ impl Runtime for FakeRuntime {
                 .is_some_and(|c| c.info.state == ContainerState::Running);
             running.then(|| Stats {
                 cpu_ns: s.cpu_ns.get(id).copied().unwrap_or(0),
-                memory: None,
+                ..Stats::default()
             })
         }))
     }

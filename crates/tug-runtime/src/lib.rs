@@ -406,6 +406,13 @@ pub struct Stats {
     pub cpu_ns: u64,
     /// Memory in use, in bytes, when the engine says.
     pub memory: Option<u64>,
+    /// Network bytes received and sent since it started, summed over its
+    /// interfaces; `None` where it shares the host's network (processes).
+    pub net_rx: Option<u64>,
+    pub net_tx: Option<u64>,
+    /// Bytes read from and written to block devices since it started.
+    pub disk_read: Option<u64>,
+    pub disk_write: Option<u64>,
 }
 
 /// A label selector: every pair must match; a `None` value only requires the key.
@@ -535,8 +542,8 @@ pub trait Runtime: Send + Sync {
     /// yields [`RuntimeEvent::Lost`], reconnects with backoff, then yields
     /// [`RuntimeEvent::Resumed`].
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent>;
-    /// CPU and memory use of a running container; `None` when it is not
-    /// running or not found.
+    /// CPU, memory, network and block I/O of a running container; `None`
+    /// when it is not running or not found.
     fn stats(&self, id: &str) -> impl Future<Output = Result<Option<Stats>>> + Send;
 }
 

@@ -901,9 +901,15 @@ impl Runtime for ProcessRuntime {
             let Some(run) = c.run.as_ref().filter(|_| is_running(&c)) else {
                 return Ok(None);
             };
+            let io = supervise::io_bytes(run.pid);
             Ok(supervise::cpu_ns(run.pid).map(|cpu_ns| Stats {
                 cpu_ns,
                 memory: supervise::resident_bytes(run.pid),
+                // A process shares the host's network namespace: no count of its own.
+                net_rx: None,
+                net_tx: None,
+                disk_read: io.map(|(r, _)| r),
+                disk_write: io.map(|(_, w)| w),
             }))
         })
         .await

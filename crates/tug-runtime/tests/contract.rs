@@ -836,6 +836,15 @@ async fn cpu_contract<R: Runtime>(rt: &R, image: &str, burn: Vec<String>) {
     }
     rt.remove_container(&id).await.unwrap();
     assert!(later.cpu_ns > first.cpu_ns, "{first:?} then {later:?}");
+    assert!(later.memory.is_some_and(|m| m > 0), "{later:?}");
+    if rt.kind() == tug_runtime::RuntimeKind::Process {
+        // Its own I/O counters, but the host's network.
+        assert!(
+            later.disk_read.is_some() && later.disk_write.is_some(),
+            "{later:?}"
+        );
+        assert_eq!((later.net_rx, later.net_tx), (None, None));
+    }
 }
 
 #[tokio::test]

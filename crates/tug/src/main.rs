@@ -102,7 +102,21 @@ enum Command {
     /// requests and gets no new ones). A route with no ready replica answers
     /// 503 with Retry-After. Without a running agent, the routes of tug.yaml.
     Routes,
+    /// Print the agent's Prometheus metrics (what GET /metrics serves)
+    ///
+    /// Replica states, restarts, health checks, rollouts, scale decisions,
+    /// builds, per-replica CPU, memory, network and block I/O, and the
+    /// gateway's request metrics, all labelled with the stack. `-o json`
+    /// gives the parsed samples. Needs the running agent (`tug up -d`).
+    Metrics,
+    /// Wire the stack into Prometheus and Grafana
+    #[command(subcommand)]
+    Observe(commands::observe::ObserveCommand),
     /// Show the logs of the stack's replicas, interleaved, one colour per replica
+    ///
+    /// `-o json` prints one JSON object a line: service, replica, stream,
+    /// message, and trace_id when the line carries one (a W3C traceparent,
+    /// or a `trace_id`/`traceId` field of a JSON line).
     Logs {
         /// Only this service
         service: Option<String>,
@@ -112,6 +126,9 @@ enum Command {
         /// Only the last N lines of each replica
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
+        /// Only lines this regular expression matches, e.g. `--grep 'error|panic'`
+        #[arg(long, value_name = "REGEX")]
+        grep: Option<String>,
     },
     /// Supervise the stack and serve its API on a unix socket (what `tug up -d` leaves running)
     ///
@@ -383,6 +400,8 @@ fn main() -> ExitCode {
         )),
         Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
         Command::Routes => rt.block_on(commands::routes::routes(file, cli.output)),
+        Command::Metrics => rt.block_on(commands::observe::metrics(file, cli.output)),
+        Command::Observe(cmd) => rt.block_on(commands::observe::run(file, cli.output, cmd)),
         Command::History { service, limit } => rt.block_on(commands::history::history(
             file,
             cli.output,
@@ -413,11 +432,14 @@ fn main() -> ExitCode {
             service,
             follow,
             tail,
+            grep,
         } => rt.block_on(commands::stack::logs(
             file,
+            cli.output,
             service.as_deref(),
             follow,
             tail,
+            grep.as_deref(),
         )),
         Command::Dev {
             debounce,

@@ -77,6 +77,18 @@ pub(crate) fn resident_bytes(pid: i32) -> Option<u64> {
     Some(pages.saturating_mul(rustix::param::page_size() as u64))
 }
 
+/// Bytes `pid` made the storage layer read and write (/proc/<pid>/io);
+/// `None` when the kernel does not let us read it.
+pub(crate) fn io_bytes(pid: i32) -> Option<(u64, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((field("read_bytes")?, field("write_bytes")?))
+}
+
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
     stat(pid).map(|(_, t)| t)
 }

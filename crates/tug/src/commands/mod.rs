@@ -8,6 +8,7 @@ pub mod image;
 pub mod import;
 pub mod kube;
 pub mod lint;
+pub mod observe;
 pub mod pipeline;
 pub mod routes;
 pub mod sbom;

@@ -2,7 +2,7 @@
 
 use crate::exit::{fail, ENGINE_UNREACHABLE};
 use crate::output::OutputFormat;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, Color, Table};
 use console::style;
 use futures_util::StreamExt;
@@ -620,7 +620,11 @@ pub fn print_ps(rows: &[tug_api::api::Replica]) {
             Cell::new(state).fg(state_color),
             Cell::new(&r.health).fg(health_color),
             Cell::new(dash(r.endpoint.clone())),
-            Cell::new(if r.created > 0 { age(r.created) } else { "-".into() }),
+            Cell::new(if r.created > 0 {
+                age(r.created)
+            } else {
+                "-".into()
+            }),
             Cell::new(&r.image),
         ]);
     }
@@ -776,22 +780,40 @@ fn print_autoscale(rows: &std::collections::BTreeMap<String, tug_api::api::Autos
 
 pub async fn logs(
     file: Option<&Path>,
+    output: crate::output::OutputFormat,
     service: Option<&str>,
     follow: bool,
     tail: Option<usize>,
+    grep: Option<&str>,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     if let Some(s) = service {
         tug_engine::ops::known_services(&stack, &[s.to_string()])?;
     }
-    let print = printer(&stack);
+    let re = grep
+        .map(regex::Regex::new)
+        .transpose()
+        .context("--grep is not a regular expression")?;
+    let print: Box<dyn Fn(&tug_engine::ReplicaLine)> = match output {
+        crate::output::OutputFormat::Json => Box::new(print_json),
+        crate::output::OutputFormat::Table => Box::new(printer(&stack)),
+    };
     if let Some(agent) = tug_api::client::Client::for_stack(&stack.name).await {
         let mut path = format!("/v1/logs?follow={follow}");
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(s) = service {
-            path.push_str(&format!("&service={s}"));
+            query.append_pair("service", s);
         }
         if let Some(t) = tail {
-            path.push_str(&format!("&tail={t}"));
+            query.append_pair("tail", &t.to_string());
+        }
+        if let Some(g) = grep {
+            query.append_pair("grep", g);
+        }
+        let query = query.finish();
+        if !query.is_empty() {
+            path.push('&');
+            path.push_str(&query);
         }
         agent
             .get_lines(&path, |l| {
@@ -803,8 +825,23 @@ pub async fn logs(
         return Ok(ExitCode::SUCCESS);
     }
     let rt = connect(&stack).await?;
-    stream_logs(&rt, &stack, service, follow, tail).await?;
+    let mut lines = tug_engine::log_lines(&rt, &stack.name, service, tail, follow, re).await?;
+    while let Some(line) = lines.next().await {
+        print(&line?);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line as a JSON object, for `-o json`.
+fn print_json(l: &tug_engine::ReplicaLine) {
+    let v = serde_json::json!({
+        "service": l.service,
+        "replica": l.replica,
+        "stream": if l.stderr { "stderr" } else { "stdout" },
+        "message": l.text,
+        "trace_id": l.trace_id,
+    });
+    println!("{v}");
 }
 
 /// Prints a replica's line with a `service-replica |` prefix, one colour per replica.
@@ -842,7 +879,7 @@ pub async fn stream_logs<R: Runtime>(
     tail: Option<usize>,
 ) -> Result<()> {
     let print = printer(stack);
-    let mut lines = tug_engine::log_lines(rt, &stack.name, service, tail, follow).await?;
+    let mut lines = tug_engine::log_lines(rt, &stack.name, service, tail, follow, None).await?;
     while let Some(line) = lines.next().await {
         print(&line?);
     }
