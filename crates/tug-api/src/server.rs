@@ -39,6 +39,7 @@ use tug_runtime::{
 use tug_spec::Stack;
 
 pub mod autoscale;
+pub mod dashboard;
 
 /// The safety net for lost engine events: a full look this often.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -92,6 +93,8 @@ struct Agent<R> {
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The dashboard's findings, for the revision they were computed for.
+    findings: tokio::sync::Mutex<Option<api::Findings>>,
 }
 
 type Shared<R> = Arc<Agent<R>>;
@@ -251,6 +254,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     let agent = Arc::new(Agent {
         refresh,
         ups: Default::default(),
+        findings: Default::default(),
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
@@ -299,17 +303,28 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/routes", get(routes::<R>))
         .route("/metrics", get(metrics::<R>))
+        .merge(dashboard::router::<R>())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
-    // Beyond loopback every request shows the token.
+    // Beyond loopback every request shows the token; over TCP every
+    // state-changing request passes the CSRF guard.
+    let token = token.map(Arc::<str>::from);
+    let guard = dashboard::Guard {
+        loopback: token.is_none(),
+    };
+    let http_app = app.clone().merge(dashboard::login(token.clone()));
     let http_app = match token {
-        Some(t) => app.clone().layer(axum::middleware::from_fn_with_state(
-            Arc::<str>::from(t),
+        Some(t) => http_app.layer(axum::middleware::from_fn_with_state(
+            t,
             crate::auth::require,
         )),
-        None => app.clone(),
-    };
+        None => http_app,
+    }
+    .layer(axum::middleware::from_fn_with_state(
+        guard,
+        dashboard::guard,
+    ));
     let stopping = Arc::clone(&agent);
     let (closing, closed) = watch::channel(false);
     tokio::spawn(async move {
