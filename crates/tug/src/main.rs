@@ -97,6 +97,20 @@ enum Command {
     /// requests and gets no new ones). A route with no ready replica answers
     /// 503 with Retry-After. Without a running agent, the routes of tug.yaml.
     Routes,
+    /// Print the URL of the stack's dashboard, served by its running agent
+    ///
+    /// The agent serves the dashboard on `dashboard.listen` of tug.yaml
+    /// (default: loopback, a port chosen at start). Beyond loopback the
+    /// dashboard asks for the agent's token; --token prints it. Starts
+    /// nothing: `tug up -d` starts the agent.
+    Dashboard {
+        /// Also open it in the desktop's browser
+        #[arg(long)]
+        open: bool,
+        /// Also print the token the dashboard asks for beyond loopback
+        #[arg(long)]
+        token: bool,
+    },
     /// Show the logs of the stack's replicas, interleaved, one colour per replica
     Logs {
         /// Only this service
@@ -341,6 +355,9 @@ fn main() -> ExitCode {
         )),
         Command::Ps => rt.block_on(commands::stack::ps(file, cli.output)),
         Command::Routes => rt.block_on(commands::routes::routes(file, cli.output)),
+        Command::Dashboard { open, token } => rt.block_on(commands::dashboard::dashboard(
+            file, cli.output, open, token,
+        )),
         Command::History { service, limit } => rt.block_on(commands::history::history(
             file,
             cli.output,
