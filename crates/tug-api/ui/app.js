@@ -208,6 +208,9 @@ function renderReplicas() {
 
 async function sampleStats() {
   if (document.hidden || route() !== 'overview') return;
+  // A health verdict of the agent's probes changes the snapshot without an
+  // event: read it again with each sample.
+  await loadPs();
   try {
     const s = await api('/v1/stats');
     for (const r of s.replicas) {
