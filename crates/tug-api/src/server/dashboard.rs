@@ -436,8 +436,7 @@ fn refusal(g: Guard, method: &Method, h: &HeaderMap) -> Option<String> {
     if let Some(origin) = text(header::ORIGIN.as_str()) {
         let same = origin
             .split_once("://")
-            .map(|(_, rest)| Some(rest) == host)
-            .unwrap_or(false);
+            .is_some_and(|(_, rest)| Some(rest) == host);
         if !same {
             return Some(format!("cross-origin request refused (Origin: {origin})"));
         }

@@ -37,8 +37,7 @@ pub async fn dashboard(
     let loopback = url
         .trim_start_matches("http://")
         .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().is_loopback())
-        .unwrap_or(false);
+        .is_ok_and(|a| a.ip().is_loopback());
     let token = if show_token {
         let dir = info.socket.parent().unwrap_or(Path::new("."));
         Some(read_token(dir, loopback)?)
