@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/engine.sh --registry
 bash scripts/kube-tools.sh
+# Chromium, playwright-core and axe-core for the dashboard's browser tests.
+bash scripts/ui-tools.sh
 export TUG_REQUIRE_ENGINE=1
 # Podman 4.3 on its own socket: the engine tests run on it too.
 TUG_PODMAN_HOST=$(bash scripts/podman.sh)

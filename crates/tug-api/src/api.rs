@@ -324,3 +324,85 @@ pub struct ErrorBody {
 
 /// Largest request body the agent reads.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// `GET /v1/stats`: one sample of each replica's CPU time and memory, read
+/// from the engine now. A rate is the difference of two samples.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    /// When it was read, milliseconds since the epoch.
+    pub time_ms: i64,
+    pub replicas: Vec<ReplicaStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplicaStats {
+    pub service: String,
+    pub name: String,
+    /// CPU time used since the replica started, in nanoseconds; `None`: not
+    /// running, or the engine did not say.
+    pub cpu_ns: Option<u64>,
+    /// Memory in use, in bytes.
+    pub memory: Option<u64>,
+}
+
+/// `POST /login`: the dashboard's sign-in beyond loopback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub token: String,
+}
+
+/// `GET /v1/findings`: configuration and secret checks of the stack's files
+/// and the Dockerfile linter over its Dockerfiles, for one revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Findings {
+    /// The revision they were computed for (cached until the next one).
+    pub revision: Option<i64>,
+    pub findings: Vec<FindingRow>,
+    /// What could not be checked, and why.
+    pub errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FindingRow {
+    /// `config`, `secret` or `dockerfile`.
+    pub tool: String,
+    pub rule: String,
+    /// `critical`, `high`, `medium`, `low` (scan); `error`, `warning`,
+    /// `info`, `style` (Dockerfile linter).
+    pub severity: String,
+    /// `file:line:col`, relative to the stack's directory.
+    pub location: String,
+    pub message: String,
+}
+
+/// One pipeline run, newest first in `GET /v1/pipelines`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineRun {
+    pub id: i64,
+    pub pipeline: String,
+    /// `running`, `succeeded`, `failed` or `interrupted`.
+    pub status: String,
+    /// Seconds since the epoch.
+    pub started: i64,
+    pub finished: Option<i64>,
+}
+
+/// `GET /v1/pipelines/{id}`: a run with its jobs and their logs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineRunDetail {
+    #[serde(flatten)]
+    pub run: PipelineRun,
+    pub jobs: Vec<PipelineJob>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineJob {
+    pub name: String,
+    pub status: String,
+    pub seconds: f64,
+    /// Why it was skipped, cancelled or failed before its steps.
+    pub reason: Option<String>,
+    /// The end of its (masked) log, at most 64 KiB.
+    pub log: String,
+}

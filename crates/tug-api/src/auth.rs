@@ -68,10 +68,17 @@ pub fn matches(given: &str, token: &str) -> bool {
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
-/// Refuses, with 401, a request without the token.
+/// Refuses, with 401, a request without the token; the dashboard's login
+/// page and its assets pass, and a browser asking for the dashboard is sent
+/// to the login page.
 pub async fn require(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
     match presented(req.headers()) {
         Some(t) if matches(t, &token) => next.run(req).await,
+        _ if crate::server::dashboard::public(path) => next.run(req).await,
+        _ if path == "/" && req.method() == axum::http::Method::GET => {
+            (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response()
+        }
         _ => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

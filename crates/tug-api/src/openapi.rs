@@ -87,11 +87,44 @@ fn routes() {}
 #[allow(dead_code)]
 fn metrics() {}
 
+#[utoipa::path(get, path = "/v1/stats", responses((status = 200, description = "one sample of each replica's CPU time and memory, read from the engine now", body = Stats)))]
+#[allow(dead_code)]
+fn stats() {}
+
+#[utoipa::path(get, path = "/v1/history/{id}", params(("id" = i64, Path, description = "the revision")), responses(
+    (status = 200, description = "one revision with its spec", body = Revision),
+    (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody)))]
+#[allow(dead_code)]
+fn revision() {}
+
+#[utoipa::path(get, path = "/v1/findings", responses((status = 200, description = "configuration and secret checks of the stack's files and the Dockerfile linter, computed once per revision", body = Findings)))]
+#[allow(dead_code)]
+fn findings() {}
+
+#[utoipa::path(get, path = "/v1/pipelines", params(Page), responses(
+    (status = 200, description = "pipeline runs, newest first", body = [PipelineRun]),
+    (status = 400, body = ErrorBody)))]
+#[allow(dead_code)]
+fn pipelines() {}
+
+#[utoipa::path(get, path = "/v1/pipelines/{id}", params(("id" = i64, Path, description = "the run")), responses(
+    (status = 200, description = "a run with its jobs and the end of their logs", body = PipelineRunDetail),
+    (status = 404, body = ErrorBody)))]
+#[allow(dead_code)]
+fn pipeline_run() {}
+
+#[utoipa::path(post, path = "/login", request_body = LoginRequest, responses(
+    (status = 204, description = "signed in: sets the `tug_token` cookie (HttpOnly, SameSite=Strict); only beyond loopback"),
+    (status = 401, body = ErrorBody)))]
+#[allow(dead_code)]
+fn login() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "tug agent",
-        description = "The API of a stack's agent, on the unix socket <state dir>/<stack>/agent.sock."
+        description = "The API of a stack's agent, on the unix socket <state dir>/<stack>/agent.sock and on its HTTP listener (`dashboard.listen`). Over HTTP a state-changing request carries the header `X-Tug-Csrf: 1` or `Authorization: Bearer TOKEN`; beyond loopback every request carries the token."
     ),
     paths(
         agent,
@@ -106,7 +139,13 @@ fn metrics() {}
         rollback,
         down,
         routes,
-        metrics
+        metrics,
+        stats,
+        revision,
+        findings,
+        pipelines,
+        pipeline_run,
+        login
     )
 )]
 struct Doc;
@@ -130,6 +169,10 @@ mod tests {
             "/v1/scale",
             "/v1/events/stream",
             "/v1/down",
+            "/v1/stats",
+            "/v1/history/{id}",
+            "/v1/findings",
+            "/v1/pipelines/{id}",
         ] {
             assert!(doc["paths"].get(p).is_some(), "{p}");
         }

@@ -39,6 +39,7 @@ use tug_runtime::{
 use tug_spec::Stack;
 
 pub mod autoscale;
+pub mod dashboard;
 mod metrics;
 mod triggers;
 
@@ -98,6 +99,8 @@ struct Agent<R> {
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The dashboard's findings, for the revision they were computed for.
+    findings: tokio::sync::Mutex<Option<api::Findings>>,
 }
 
 type Shared<R> = Arc<Agent<R>>;
@@ -273,6 +276,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         metrics: registry,
         refresh,
         ups: Default::default(),
+        findings: Default::default(),
         rt,
         snapshot: ArcSwap::from_pointee(Ps {
             stack: stack.name.clone(),
@@ -340,6 +344,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/routes", get(routes::<R>))
         .route("/metrics", get(serve_metrics::<R>))
+        .merge(dashboard::router::<R>())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&agent));
@@ -348,14 +353,25 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .route("/v1/hooks/{pipeline}", post(triggers::hook::<R>))
         .layer(DefaultBodyLimit::max(api::MAX_UP_BODY))
         .with_state(Arc::clone(&agent));
-    // Beyond loopback every request shows the token.
+    // Beyond loopback every request shows the token; over TCP every
+    // state-changing request passes the CSRF guard (webhooks excepted: they
+    // come from other sites, signed).
+    let token = token.map(Arc::<str>::from);
+    let guard = dashboard::Guard {
+        loopback: token.is_none(),
+    };
+    let http_app = app.clone().merge(dashboard::login(token.clone()));
     let http_app = match token {
-        Some(t) => app.clone().layer(axum::middleware::from_fn_with_state(
-            Arc::<str>::from(t),
+        Some(t) => http_app.layer(axum::middleware::from_fn_with_state(
+            t,
             crate::auth::require,
         )),
-        None => app.clone(),
+        None => http_app,
     }
+    .layer(axum::middleware::from_fn_with_state(
+        guard,
+        dashboard::guard,
+    ))
     .merge(hooks.clone());
     let app = app.merge(hooks);
     let stopping = Arc::clone(&agent);

@@ -112,6 +112,20 @@ enum Command {
     /// Wire the stack into Prometheus and Grafana
     #[command(subcommand)]
     Observe(commands::observe::ObserveCommand),
+    /// Print the URL of the stack's dashboard, served by its running agent
+    ///
+    /// The agent serves the dashboard on `dashboard.listen` of tug.yaml
+    /// (default: loopback, a port chosen at start). Beyond loopback the
+    /// dashboard asks for the agent's token; --token prints it. Starts
+    /// nothing: `tug up -d` starts the agent.
+    Dashboard {
+        /// Also open it in the desktop's browser
+        #[arg(long)]
+        open: bool,
+        /// Also print the token the dashboard asks for beyond loopback
+        #[arg(long)]
+        token: bool,
+    },
     /// Show the logs of the stack's replicas, interleaved, one colour per replica
     ///
     /// `-o json` prints one JSON object a line: service, replica, stream,
@@ -402,6 +416,9 @@ fn main() -> ExitCode {
         Command::Routes => rt.block_on(commands::routes::routes(file, cli.output)),
         Command::Metrics => rt.block_on(commands::observe::metrics(file, cli.output)),
         Command::Observe(cmd) => rt.block_on(commands::observe::run(file, cli.output, cmd)),
+        Command::Dashboard { open, token } => rt.block_on(commands::dashboard::dashboard(
+            file, cli.output, open, token,
+        )),
         Command::History { service, limit } => rt.block_on(commands::history::history(
             file,
             cli.output,

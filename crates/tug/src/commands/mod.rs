@@ -1,6 +1,7 @@
 pub mod agent;
 pub mod build;
 pub mod ci;
+pub mod dashboard;
 pub mod dev;
 pub mod dockerfile;
 pub mod history;
