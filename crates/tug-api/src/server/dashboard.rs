@@ -131,11 +131,10 @@ fn cookie(value: &str, max_age: Option<u32>) -> HeaderValue {
 }
 
 /// `POST /login {"token": "..."}`: the cookie, when the token is right.
-async fn sign_in(State(token): State<Arc<str>>, bytes: axum::body::Bytes) -> Response {
-    let b: api::LoginRequest = match super::body(&bytes) {
-        Ok(b) => b,
-        Err(m) => return invalid(m),
-    };
+async fn sign_in(
+    State(token): State<Arc<str>>,
+    super::Body(b): super::Body<api::LoginRequest>,
+) -> Response {
     let given = b.token.trim();
     if !crate::auth::matches(given, &token) {
         tracing::warn!("dashboard sign-in with a wrong token");
