@@ -123,14 +123,9 @@ fn prometheus_scrapes_the_agent_and_every_dashboard_query_has_data() {
         assert!(get(&gw, "/").contains("200 OK"));
     }
 
-    // Names and units, read by a real parser and by promtool.
-    let m = s.run(&["metrics"]);
-    assert!(m.status.success(), "{}", text(&m));
-    let body = String::from_utf8(m.stdout.clone()).unwrap();
-    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
-    let names: std::collections::BTreeSet<&str> =
-        scrape.samples.iter().map(|x| x.metric.as_str()).collect();
-    for want in [
+    // Names and units, read by a real parser and by promtool, once the
+    // sampler has read the new replicas' resources.
+    let wanted = [
         "tug_replicas",
         "tug_replica_restarts_total",
         "tug_health_checks_total",
@@ -142,9 +137,30 @@ fn prometheus_scrapes_the_agent_and_every_dashboard_query_has_data() {
         "tug_replica_memory_bytes",
         "tug_replica_network_receive_bytes_total",
         "tug_gateway_requests_total",
-    ] {
-        assert!(names.contains(want), "{want} missing from {names:?}");
-    }
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (body, scrape) = loop {
+        let m = s.run(&["metrics"]);
+        assert!(m.status.success(), "{}", text(&m));
+        let body = String::from_utf8(m.stdout.clone()).unwrap();
+        let scrape =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let names: std::collections::BTreeSet<&str> =
+            scrape.samples.iter().map(|x| x.metric.as_str()).collect();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !names.contains(w))
+            .collect();
+        if missing.is_empty() {
+            break (body, scrape);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing:?} missing from {names:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     for x in &scrape.samples {
         assert!(x.metric.starts_with("tug_"), "{}", x.metric);
         assert_eq!(x.labels.get("stack"), Some(s.name.as_str()), "{}", x.metric);
@@ -196,11 +212,21 @@ fn prometheus_scrapes_the_agent_and_every_dashboard_query_has_data() {
     let json = s.run(&["metrics", "-o", "json"]);
     assert!(json.status.success(), "{}", text(&json));
     let samples: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
-    assert!(samples
+    let cpu: Vec<&serde_json::Value> = samples
         .iter()
-        .any(|x| x["name"] == "tug_replica_cpu_seconds_total"
-            && x["type"] == "counter"
-            && x["labels"]["service"] == "web"));
+        .filter(|x| {
+            x["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("tug_replica_cpu"))
+        })
+        .collect();
+    assert!(
+        cpu.iter()
+            .any(|x| x["name"] == "tug_replica_cpu_seconds_total"
+                && x["type"] == "counter"
+                && x["labels"]["service"] == "web"),
+        "{cpu:#?}"
+    );
 
     // The scrape configuration, checked by promtool, then run.
     let dir = tempfile::tempdir().unwrap();

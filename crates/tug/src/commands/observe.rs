@@ -58,7 +58,15 @@ pub async fn metrics(file: Option<&Path>, output: OutputFormat) -> Result<ExitCo
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+    // OpenMetrics names a counter family without its samples' `_total`; the
+    // parser matches types by sample name, as the older text format does.
+    let lines = text.lines().map(|l| match l.strip_suffix(" counter") {
+        Some(head) if l.starts_with("# TYPE ") && !head.ends_with("_total") => {
+            Ok(format!("{head}_total counter"))
+        }
+        _ => Ok(l.to_string()),
+    });
+    let scrape = prometheus_parse::Scrape::parse(lines)
         .context("the agent's metrics are not in the text format")?;
     let samples: Vec<serde_json::Value> = scrape.samples.iter().map(sample_json).collect();
     println!("{}", serde_json::to_string_pretty(&samples)?);
