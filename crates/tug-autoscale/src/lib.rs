@@ -377,7 +377,9 @@ impl Autoscaler {
     /// The rate policies and the bounds.
     fn limit(&self, now: Instant, current: u32, desired: u32) -> (u32, Reason) {
         let b = &self.spec.behavior;
-        let (min, max) = (self.spec.min, self.spec.max);
+        // Metrics never take a service to zero: only `idle` does, so that a
+        // quiet spell shorter than `idle` keeps one replica warm.
+        let (min, max) = (self.spec.min.max(1), self.spec.max);
         if desired > current {
             let limit = self.up_limit(now, current, &b.scale_up).max(current);
             let (ceiling, reason) = if limit < max {

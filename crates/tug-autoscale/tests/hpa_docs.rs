@@ -366,6 +366,22 @@ fn idle_scales_to_zero_with_min_zero_only() {
 }
 
 #[test]
+fn with_min_zero_a_quiet_metric_keeps_one_replica_until_idle() {
+    let t0 = Instant::now();
+    let mut s = spec(0, 4);
+    s.idle = Some(tug_spec::Duration::from_secs(300));
+    s.behavior.scale_down.stabilization = tug_spec::Duration::from_secs(0);
+    let mut a = tug_autoscale::Autoscaler::new(s);
+    // No load at all: the metric proposes 0, yet only `idle` may stop it.
+    let d = a.decide(at(t0, 1), 1, &[cpu(50.0, 1, 0.0)], Some(t0));
+    assert_eq!(d.desired, 1, "{d:?}");
+    let d = a.decide(at(t0, 2), 3, &[cpu(50.0, 3, 0.0)], Some(t0));
+    assert_eq!(d.desired, 1, "{d:?}");
+    let d = a.decide(at(t0, 300), 1, &[cpu(50.0, 1, 0.0)], Some(t0));
+    assert_eq!((d.desired, d.reason), (0, Reason::Idle));
+}
+
+#[test]
 fn the_decision_serializes_with_its_inputs() {
     let mut a = scaler(1, 10);
     let d = a.decide(Instant::now(), 2, &[cpu(50.0, 2, 100.0)], None);

@@ -126,7 +126,13 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
     wait_for("the idle service is stopped", 60, &s, || {
         running(&s, "web") == 0
     });
-    let idle = autoscaled(&s, "idle").expect("an idle decision");
+    let idle = autoscaled(&s, "idle").unwrap_or_else(|| {
+        panic!(
+            "no idle decision: {:#?} {}",
+            events(&s),
+            text(&s.run(&["ps"]))
+        )
+    });
     assert_eq!(
         (idle["current"].as_u64(), idle["desired"].as_u64()),
         (Some(1), Some(0))
