@@ -241,7 +241,7 @@ async fn process_port_held_by_a_listener() {
 async fn expect_event(
     events: &mut futures_util::stream::BoxStream<'static, RuntimeEvent>,
     what: &str,
-    want: impl Fn(&ContainerEvent) -> bool,
+    mut want: impl FnMut(&ContainerEvent) -> bool,
 ) -> ContainerEvent {
     use futures_util::StreamExt;
     let mut seen = Vec::new();
@@ -633,17 +633,33 @@ mod engines {
         ]);
         let id = rt.create_container(&spec).await.unwrap();
         rt.start_container(&id).await.unwrap();
-        if rt.engine().name != "podman" {
-            let oom = expect_event(&mut events, "oom", |e| {
-                e.id == id && e.change == ContainerChange::OomKilled
-            })
-            .await;
-            assert_eq!(oom.name, spec.name);
-        }
+        let mut oom = None;
         let died = expect_event(&mut events, "died", |e| {
+            if e.id == id && e.change == ContainerChange::OomKilled {
+                oom = Some(e.name.clone());
+            }
             e.id == id && matches!(e.change, ContainerChange::Died { .. })
         })
         .await;
+        if rt.engine().name != "podman" {
+            match oom {
+                Some(name) => assert_eq!(name, spec.name),
+                None => {
+                    // Docker on a loaded cgroup v1 host now and then drops
+                    // the `oom` event; its inspect still must say so.
+                    let out = std::process::Command::new("docker")
+                        .args(["inspect", "-f", "{{.State.OOMKilled}}", &id])
+                        .output()
+                        .unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&out.stdout).trim(),
+                        "true",
+                        "no oom event and inspect does not say OOMKilled"
+                    );
+                    eprintln!("the engine sent no oom event; inspect says OOMKilled");
+                }
+            }
+        }
         rt.remove_container(&id).await.unwrap();
         assert_eq!(
             died.change,
