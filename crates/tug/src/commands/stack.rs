@@ -279,12 +279,12 @@ pub async fn up(
     detach: bool,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
-    let rt = connect(&stack).await?;
-    let opts = UpOptions {
-        timeout,
-        ..UpOptions::default()
-    };
     if !detach {
+        let rt = connect(&stack).await?;
+        let opts = UpOptions {
+            timeout,
+            ..UpOptions::default()
+        };
         // Attached: Ctrl-C or SIGTERM at any moment stops the stack gracefully.
         use tokio::signal::unix::{signal, SignalKind};
         let mut int = signal(SignalKind::interrupt())?;
@@ -301,7 +301,11 @@ pub async fn up(
     // supervised whatever happens to this process), sends it the stack and
     // shows the converge's events as they come. Killing this command (or
     // closing its output) does not stop the converge.
-    let pid = super::agent::ensure_running(&stack, rt.kind()).await?;
+    // A running agent converges with its own engine connection.
+    let pid = match super::agent::running(&stack).await {
+        Some(pid) => pid,
+        None => super::agent::ensure_running(&stack, connect(&stack).await?.kind()).await?,
+    };
     let (socket, _, _) = tug_engine::ops::agent_paths(&stack.name);
     let agent = tug_api::client::Client::at(&socket);
     use tokio::signal::unix::{signal, SignalKind};
