@@ -416,7 +416,19 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     // Every bus clone lives in the agent: once it is gone the writer drains.
     drop(agent);
     if let Some(w) = writer {
-        let _ = tokio::task::spawn_blocking(move || w.finish()).await;
+        // Bounded: a task still holding the bus must not keep the agent
+        // alive after it said it stopped.
+        let (done, drained) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            w.finish();
+            let _ = done.send(());
+        });
+        if tokio::time::timeout(Duration::from_secs(5), drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the event store writer did not drain in 5 s");
+        }
     }
     served.map_err(|source| AgentError::Socket {
         path: socket,
@@ -935,6 +947,7 @@ async fn tend<R: Runtime + Clone + 'static>(
                 tracing::warn!(error = %e, "converge failed");
             }
         });
+        track_up(agent, &task);
         *converging = Some((task, lock));
     }
     Ok(stack)
@@ -1269,6 +1282,13 @@ fn converged(c: ops::Converged) -> Response {
 
 /// Stops the converges of `POST /v1/up` in progress: each is recorded as
 /// interrupted, and the next converge carries it on.
+/// Registers a converge task so that stopping the agent (or `down`) stops it.
+fn track_up<R>(agent: &Agent<R>, task: &tokio::task::JoinHandle<()>) {
+    let mut ups = agent.ups.lock().unwrap_or_else(|p| p.into_inner());
+    ups.retain(|u| !u.is_finished());
+    ups.push(task.abort_handle());
+}
+
 fn stop_ups<R>(agent: &Agent<R>) {
     let ups = std::mem::take(&mut *agent.ups.lock().unwrap_or_else(|p| p.into_inner()));
     for u in ups {
@@ -1361,11 +1381,7 @@ async fn up<R: Runtime + Clone + 'static>(
         };
         let _ = tx.send(line);
     });
-    {
-        let mut ups = a.ups.lock().unwrap_or_else(|p| p.into_inner());
-        ups.retain(|u| !u.is_finished());
-        ups.push(task.abort_handle());
-    }
+    track_up(&a, &task);
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         let line = rx.recv().await?;
         let mut b = serde_json::to_vec(&line).unwrap_or_default();
@@ -1465,12 +1481,15 @@ async fn rollback<R: Runtime>(
 }
 
 async fn down<R: Runtime>(State(a): State<Shared<R>>, Body(b): Body<api::DownRequest>) -> Response {
-    // Supervision stops first, so nothing is recreated behind the removal.
+    // Supervision stops first, so nothing is recreated behind the removal,
+    // and so does a converge in progress (its revision is then interrupted).
     a.shutdown.send_replace(true);
+    stop_ups(&a);
     let _lock = match ApplyLock::acquire(&a.stack.name).await {
         Ok(l) => l,
         Err(e) => return error(e.into()),
     };
+    interrupt_pending(&a).await;
     let grace = a
         .stack
         .services

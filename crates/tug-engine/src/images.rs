@@ -65,10 +65,10 @@ pub async fn resolve<R: Runtime>(
         None => rt.inspect_image(&reference).await?,
     };
     let info = info.ok_or_else(|| EngineError::Image {
-            service: name.into(),
-            image: reference.clone(),
-            detail: "not found on the engine".into(),
-        })?;
+        service: name.into(),
+        image: reference.clone(),
+        detail: "not found on the engine".into(),
+    })?;
     events(Event::ImageReady {
         service: name.into(),
         image: reference.clone(),

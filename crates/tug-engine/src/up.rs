@@ -1126,21 +1126,30 @@ pub async fn down<R: Runtime>(
     drain: &dyn Drain,
 ) -> Result<DownReport, EngineError> {
     let filter = stack_filter(stack);
-    let containers = rt.list_containers(&filter).await?;
-    join_all(containers.iter().map(|c| async move {
-        drain_info(rt, drain, c, grace).await?;
-        rt.remove_container(&c.id).await?;
-        Ok::<(), EngineError>(())
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<()>, _>>()?;
+    // Another pass for a container whose creation was already on its way
+    // to the engine when the converge that asked for it was stopped.
+    let mut removed = 0;
+    for _ in 0..3 {
+        let containers = rt.list_containers(&filter).await?;
+        if containers.is_empty() {
+            break;
+        }
+        join_all(containers.iter().map(|c| async move {
+            drain_info(rt, drain, c, grace).await?;
+            rt.remove_container(&c.id).await?;
+            Ok::<(), EngineError>(())
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
+        removed += containers.len();
+    }
     let networks = rt.list_networks(&filter).await?;
     for n in &networks {
         rt.remove_network(n).await?;
     }
     let mut report = DownReport {
-        containers: containers.len(),
+        containers: removed,
         networks: networks.len(),
         volumes: 0,
     };

@@ -301,6 +301,58 @@ fn sigterm_mid_converge_records_an_interrupted_revision(runtime: Option<&'static
     assert_eq!(ids.len(), 1, "{ids:?}");
 }
 
+/// `tug down` while the agent's own supervision re-converges (a replica
+/// removed behind its back, whose replacement never turns healthy): that
+/// converge stops with the agent, nothing is left, and the agent exits.
+fn down_while_supervision_converges_leaves_nothing_running(runtime: Option<&'static str>) {
+    // The first replica marks the volume and turns healthy; any later one
+    // finds the mark and never does.
+    let s = stack(
+        runtime,
+        "downsup",
+        &shell(
+            "web",
+            "if [ -e /data/once ]; then exec sleep 3600; fi; touch /data/once /tmp/ok; exec sleep 3600",
+            "    volumes: [\"marks:/data\"]\n    health: { exec: [sh, -c, 'test -f /tmp/ok'], interval: 1s, retries: 1000 }\n",
+        ),
+    );
+    let out = s.run(&["up", "-d", "--timeout", "1h"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let first = s.ids("web");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let rm = s.docker().args(["rm", "-f", &first[0]]).output().unwrap();
+    assert!(rm.status.success());
+    wait_until("the agent creates a replacement", || {
+        let ids = s.ids("web");
+        ids.len() == 1 && ids != first
+    });
+    let pid: u32 = std::fs::read_to_string(s.state().join(&s.name).join("agent.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The replacement's health gate would wait an hour: `down` stops it
+    // rather than waiting for it.
+    let mut down = s
+        .command(&["down", "--volumes"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    wait_until("down returns", || {
+        status = down.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success());
+    wait_until("the agent has exited", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|st| st.split_whitespace().nth(2) == Some("Z"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(s.ids("web").is_empty(), "{:?}", s.ids("web"));
+}
+
 /// Each test once per engine: `docker::NAME` on the default engine,
 /// `podman::NAME` on `TUG_PODMAN_HOST` (a loud skip without it).
 macro_rules! on_engines {
@@ -332,6 +384,7 @@ macro_rules! on_engines {
 
 on_engines!(
     a_non_root_container_writes_and_reads_tmp_in_an_image_without_one,
+    down_while_supervision_converges_leaves_nothing_running,
     a_failure_the_hardened_defaults_explain_names_the_default_and_the_line,
     a_no_change_up_records_no_revision,
     killing_up_mid_rollout_does_not_stop_the_rollout,
