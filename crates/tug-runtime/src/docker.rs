@@ -178,7 +178,15 @@ impl DockerRuntime {
 /// SIGKILLs `pid` and its descendants, if `pid` is in the cgroup of
 /// `container` (a full container id).
 fn kill_tree(pid: i64, container: &str) -> std::io::Result<()> {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    // No pid yet (the engine has not started it), or the process is gone:
+    // nothing to kill.
+    if pid <= 0 {
+        return Ok(());
+    }
+    let cgroup = match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r?,
+    };
     if !cgroup.contains(container) {
         return Ok(());
     }
