@@ -1,5 +1,6 @@
 //! hello: answers `GET /` with its replica id and version, `GET /health` with
-//! `ok`, and stops gracefully on SIGTERM (in-flight requests finish).
+//! `ok`, and stops gracefully on SIGTERM (in-flight requests finish, idle
+//! keep-alive connections are dropped).
 //!
 //! Environment: `PORT` (default 8080), `TUG_REPLICA` (replica id, else the
 //! hostname), `VERSION` (else the crate version), `HELLO_UNHEALTHY=1` makes
@@ -61,10 +62,8 @@ fn main() {
                 let body = Arc::clone(&body);
                 let inflight = Arc::clone(&inflight);
                 let unhealthy = Arc::clone(&unhealthy);
-                inflight.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &body, &unhealthy);
-                    inflight.fetch_sub(1, Ordering::SeqCst);
+                    let _ = serve(conn, &body, &unhealthy, &inflight);
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -73,6 +72,7 @@ fn main() {
             Err(e) => eprintln!("hello: accept failed: {e}"),
         }
     }
+    // Requests in flight finish; idle keep-alive connections are dropped.
     eprintln!("hello: stopping, waiting for in-flight requests");
     for _ in 0..500 {
         if inflight.load(Ordering::SeqCst) == 0 {
@@ -106,7 +106,28 @@ fn check() -> i32 {
     }
 }
 
-fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result<()> {
+/// Counts a request in flight while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    body: &str,
+    unhealthy: &AtomicBool,
+    inflight: &AtomicUsize,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
@@ -116,6 +137,7 @@ fn serve(conn: TcpStream, body: &str, unhealthy: &AtomicBool) -> std::io::Result
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
+        let _request = InFlight::new(inflight);
         let mut close = false;
         let mut traceparent = None;
         loop {
