@@ -656,6 +656,9 @@ async fn service_up<R: Runtime>(
     let rolling: Vec<u32> = outdated.keys().copied().collect();
     let mut stopped: Vec<&Removal> = Vec::new();
     let mut new_ids: Vec<(u32, String, String)> = Vec::new();
+    // Replicas the last step retired: they stop while the next step starts
+    // its own (they are out of the gateway already).
+    let mut retiring: Vec<&Removal> = Vec::new();
     for step in plan::rollout_steps(&rolling, u.max_surge, u.max_unavailable, stop_first) {
         for i in &step.stop_first {
             for r in &outdated[i] {
@@ -663,26 +666,41 @@ async fn service_up<R: Runtime>(
                 stopped.push(r);
             }
         }
-        let mut ids = Vec::new();
-        let mut result = Ok(Reached::Healthy);
-        for &i in &step.start {
-            match create_start(rt, stack, name, i, &want.hash, &images[name], events).await {
-                Ok(id) => {
-                    ids.push(id.clone());
-                    let replica = render::replica_name(&stack.name, name, i, &want.hash);
-                    new_ids.push((i, id, replica));
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        let previous = std::mem::take(&mut retiring);
+        let stop_previous = async {
+            for r in &previous {
+                retire_stop(rt, &*opts.drain, (*r).into(), grace).await?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        let start = async {
+            let mut fresh = Vec::new();
+            let mut result = Ok(Reached::Healthy);
+            for &i in &step.start {
+                match create_start(rt, stack, name, i, &want.hash, &images[name], events).await {
+                    Ok(id) => {
+                        let replica = render::replica_name(&stack.name, name, i, &want.hash);
+                        fresh.push((i, id, replica));
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
-        }
-        created += ids.len();
-        started += ids.len();
-        if result.is_ok() {
-            result = gate(rt, stack, name, &ids, &rollout_opts, events).await;
-        }
+            if result.is_ok() {
+                let ids: Vec<String> = fresh.iter().map(|(_, id, _)| id.clone()).collect();
+                result = gate(rt, stack, name, &ids, &rollout_opts, events).await;
+            }
+            (fresh, result)
+        };
+        let (stopped_previous, (fresh, result)) =
+            futures_util::future::join(stop_previous, start).await;
+        stopped.extend(previous);
+        created += fresh.len();
+        started += fresh.len();
+        new_ids.extend(fresh);
+        stopped_previous?;
         match result {
             Ok(l) => level = level.min(l),
             Err(e) if u.auto_rollback => {
@@ -694,11 +712,12 @@ async fn service_up<R: Runtime>(
             Err(e) => return Err(e),
         }
         for i in &step.stop_after {
-            for r in &outdated[i] {
-                retire_stop(rt, &*opts.drain, r.into(), grace).await?;
-                stopped.push(r);
-            }
+            retiring.extend(&outdated[i]);
         }
+    }
+    for r in retiring {
+        retire_stop(rt, &*opts.drain, r.into(), grace).await?;
+        stopped.push(r);
     }
     for r in outdated.values().flatten() {
         // Stopped above already: nothing left to drain.

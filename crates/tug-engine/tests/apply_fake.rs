@@ -446,6 +446,39 @@ async fn rolling_update_starts_new_before_stopping_old() {
     );
 }
 
+/// A retired replica stops (finishing its requests) while the next step
+/// starts its replacement: the steps do not wait for each other's stops.
+#[tokio::test]
+async fn a_retired_replica_stops_while_the_next_step_starts() {
+    let rt = rt();
+    let three = TWO.replace("replicas: 2", "replicas: 3");
+    run(&rt, &stack(&three)).await.0.unwrap();
+    rt.clear_calls();
+    rt.set_stop_time(Duration::from_millis(300));
+    run(
+        &rt,
+        &stack(&three.replace("replicas: 3", "replicas: 3\n    env: { V: '2' }")),
+    )
+    .await
+    .0
+    .unwrap();
+    let calls = rt.calls_of(&["create_container", "stop_container", "stopped"]);
+    let at = |p: &str| {
+        calls
+            .iter()
+            .position(|c| c.starts_with(p))
+            .unwrap_or_else(|| panic!("{p} missing in {calls:?}"))
+    };
+    // Old replica 0 is being stopped when new replica 1 is created.
+    let stop0 = at("stop_container s-api-0-");
+    let stopped0 = at("stopped s-api-0-");
+    let create1 = calls
+        .iter()
+        .rposition(|c| c.starts_with("create_container s-api-1-"))
+        .unwrap();
+    assert!(stop0 < create1 && create1 < stopped0, "{calls:?}");
+}
+
 #[tokio::test]
 async fn failed_rollout_rolls_back_to_the_old_replicas() {
     let rt = rt();

@@ -29,6 +29,9 @@ struct State {
     exit_on_start: Vec<(String, i64)>,
     /// CPU time reported by `stats`, by container id.
     cpu_ns: HashMap<String, u64>,
+    /// How long a stop takes (a replica finishing its requests); its end is
+    /// recorded as `stopped NAME`.
+    stop_takes: Option<Duration>,
 }
 
 /// A recording runtime. Cheap to clone; clones share state.
@@ -94,6 +97,11 @@ impl FakeRuntime {
                 None => Ok(()),
             }
         })
+    }
+
+    /// Makes every stop take `d`, its end recorded as `stopped NAME`.
+    pub fn set_stop_time(&self, d: Duration) {
+        self.with(|s| s.stop_takes = Some(d));
     }
 
     /// Makes the next call of `op` (e.g. `"create_container"`) fail with `error`.
@@ -529,6 +537,11 @@ impl Runtime for FakeRuntime {
             "stop_container",
             format!("stop_container {}", self.name_of(id)),
         )?;
+        if let Some(d) = self.with(|s| s.stop_takes) {
+            tokio::time::sleep(d).await;
+            let name = self.name_of(id);
+            self.with(|s| s.calls.push(format!("stopped {name}")));
+        }
         let stopped = self.with(|s| {
             let c = s.containers.get_mut(id)?;
             (c.info.state == ContainerState::Running).then(|| {
