@@ -539,9 +539,16 @@ mod tests {
         assert!(c.output.starts_with("GET http://127.0.0.1:1/h: é"));
         assert!(!c.healthy);
         let exec = Probe::Exec(vec!["check".into()]);
-        let c = HealthChange::new(None, &exec, &Err("`check` exited with 3: TOKEN=s3cret".into()));
+        let c = HealthChange::new(
+            None,
+            &exec,
+            &Err("`check` exited with 3: TOKEN=s3cret".into()),
+        );
         assert_eq!(c.output, "`check` exited with 3");
         let c = HealthChange::new(None, &exec, &Ok("`check` exited with 0".into()));
-        assert_eq!((c.healthy, c.output.as_str()), (true, "`check` exited with 0"));
+        assert_eq!(
+            (c.healthy, c.output.as_str()),
+            (true, "`check` exited with 0")
+        );
     }
 }

@@ -203,7 +203,10 @@ async fn a_probe_reports_each_health_change_once_without_the_checks_output() {
     let changes = |sup: &mut Supervisor| -> Vec<(String, Option<u32>, bool, String)> {
         sup.take_probes()
             .into_iter()
-            .filter_map(|p| p.changed.map(|c| (p.replica, c.replica, c.healthy, c.output)))
+            .filter_map(|p| {
+                p.changed
+                    .map(|c| (p.replica, c.replica, c.healthy, c.output))
+            })
             .collect()
     };
     let start = std::time::Instant::now();
