@@ -313,6 +313,12 @@ pub struct LogsQuery {
     pub follow: bool,
     /// Only the lines this regular expression matches (Rust `regex` syntax).
     pub grep: Option<String>,
+    /// Only lines written at or after this time: RFC 3339, a Unix
+    /// timestamp, or a duration ago (`10m`).
+    pub since: Option<String>,
+    /// Only lines written before this time (same forms); a followed stream
+    /// ends then.
+    pub until: Option<String>,
 }
 
 /// Every error: a message to show, and whether the input was at fault (4xx).
@@ -325,11 +331,11 @@ pub struct ErrorBody {
 /// Largest request body the agent reads.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// `GET /v1/stats`: one sample of each replica's CPU time and memory, read
-/// from the engine now. A rate is the difference of two samples.
+/// `GET /v1/stats`: the agent's last sample of each replica's CPU time and
+/// memory (the one its metrics hold). A rate is the difference of two samples.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
-    /// When it was read, milliseconds since the epoch.
+    /// When it was read, milliseconds since the epoch (0: not yet).
     pub time_ms: i64,
     pub replicas: Vec<ReplicaStats>,
 }

@@ -27,7 +27,7 @@
 //! | `POST /v1/restart` `{"services": []}` | rolling restart |
 //! | `POST /v1/rollback` `{"to": null}` | back to the previous good revision |
 //! | `POST /v1/down` `{"volumes": false}` | remove the stack, then the agent exits |
-//! | `GET /v1/stats` | one CPU and memory sample of each replica |
+//! | `GET /v1/stats` | the last CPU and memory sample of each replica |
 //! | `GET /v1/history/{id}` | one revision with its spec |
 //! | `GET /v1/findings` | scan and lint findings of the stack's files, per revision |
 //! | `GET /v1/pipelines`, `GET /v1/pipelines/{id}` | pipeline runs; one with its jobs' logs |

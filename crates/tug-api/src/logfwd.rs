@@ -38,7 +38,7 @@ impl LogFollow {
                 continue;
             }
             let tail = (now - r.created > NEW_REPLICA_SECS).then_some(0);
-            let mut lines = rt.logs(&r.id, tail, true);
+            let mut lines = rt.logs(&r.id, tug_runtime::LogOptions::new(tail, true));
             let fwd = self.forwarder.clone();
             let set = Arc::clone(&self.following);
             let (id, service, name) = (r.id.clone(), r.service.clone(), r.name.clone());

@@ -87,7 +87,7 @@ fn routes() {}
 #[allow(dead_code)]
 fn metrics() {}
 
-#[utoipa::path(get, path = "/v1/stats", responses((status = 200, description = "one sample of each replica's CPU time and memory, read from the engine now", body = Stats)))]
+#[utoipa::path(get, path = "/v1/stats", responses((status = 200, description = "the last sample of each replica's CPU time and memory (read by the agent every 5 s)", body = Stats)))]
 #[allow(dead_code)]
 fn stats() {}
 

@@ -96,6 +96,9 @@ struct Agent<R> {
     logs_out: Option<crate::logfwd::LogFollow>,
     /// The agent's one metrics registry (the gateway's families included).
     metrics: tug_observe::metrics::Metrics,
+    /// The sampler's last reading of the replicas' resources, for the
+    /// dashboard (the metrics get the same reading).
+    stats: ArcSwap<api::Stats>,
     /// Converges of `POST /v1/up` in progress, stopped (and recorded as
     /// interrupted) when the agent shuts down.
     ups: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
@@ -274,6 +277,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
     }
     let agent = Arc::new(Agent {
         metrics: registry,
+        stats: Default::default(),
         refresh,
         ups: Default::default(),
         findings: Default::default(),
@@ -809,10 +813,10 @@ async fn supervise<R: Runtime + Clone + 'static>(
             if !*agent.ready.borrow() || !waiting.is_empty() {
                 // The first look: probe at once, so the first `ps` has health.
                 sup.probe(&agent.rt, Instant::now()).await;
-                metrics::probed(&agent, sup.take_probes());
                 agent.ready.send_replace(true);
             }
             publish_replicas(&agent, &sup, &known);
+            metrics::probed(&agent, sup.take_probes());
             for done in waiting.drain(..) {
                 let _ = done.send(());
             }
@@ -880,11 +884,11 @@ async fn supervise<R: Runtime + Clone + 'static>(
             _ = wake => {
                 let now = Instant::now();
                 let crossed = sup.probe(&agent.rt, now).await;
-                metrics::probed(&agent, sup.take_probes());
                 if crossed || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
                 publish_replicas(&agent, &sup, &known);
+                metrics::probed(&agent, sup.take_probes());
             }
             _ = resync.tick() => tend_now = true,
             Some(done) = refreshes.recv() => {
@@ -1240,16 +1244,26 @@ async fn logs<R: Runtime>(
         Ok(g) => g,
         Err(e) => return invalid(format!("`grep` is not a regular expression: {e}")),
     };
-    match tug_engine::log_lines(
-        &a.rt,
-        &a.stack.name,
-        q.service.as_deref(),
-        q.tail.map(|t| t as usize),
-        q.follow,
-        grep,
-    )
-    .await
-    {
+    let now = std::time::SystemTime::now();
+    let time = |t: Option<&str>, name: &str| {
+        t.map(|t| tug_runtime::parse_log_time(t, now))
+            .transpose()
+            .map_err(|e| format!("`{name}`: {e}"))
+    };
+    let (since, until) = match (
+        time(q.since.as_deref(), "since"),
+        time(q.until.as_deref(), "until"),
+    ) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(m), _) | (_, Err(m)) => return invalid(m),
+    };
+    let opts = tug_runtime::LogOptions {
+        tail: q.tail.map(|t| t as usize),
+        follow: q.follow,
+        since,
+        until,
+    };
+    match tug_engine::log_lines(&a.rt, &a.stack.name, q.service.as_deref(), opts, grep).await {
         Ok(lines) => {
             let body = lines.map(|l| match l {
                 Ok(l) => {

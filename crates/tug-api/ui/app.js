@@ -208,9 +208,6 @@ function renderReplicas() {
 
 async function sampleStats() {
   if (document.hidden || route() !== 'overview') return;
-  // A health verdict of the agent's probes changes the snapshot without an
-  // event: read it again with each sample.
-  await loadPs();
   try {
     const s = await api('/v1/stats');
     for (const r of s.replicas) {
@@ -255,6 +252,15 @@ function onEvent(rec) {
   if (state.rollout && !state.rollout.outcome && ROLLOUT_STEPS.has(kind)) {
     state.rollout.steps.push(rec);
     if (kind === 'converged' || kind === 'up_to_date') state.rollout.outcome = rec.event.ok === false ? 'failed' : 'succeeded';
+  }
+  // A health verdict of the agent's probes shows at once.
+  if (kind === 'health_changed') {
+    const r = (state.ps?.replicas || []).find((x) => x.name === rec.event.container);
+    if (r) {
+      r.health = rec.event.healthy ? 'healthy' : 'unhealthy';
+      renderReplicas();
+      renderTopology();
+    }
   }
   // A replica that died shows it at once; the next snapshot says the rest.
   if (kind === 'replica' && ['died', 'oom_killed', 'destroyed'].includes(rec.event.change)) {
@@ -621,7 +627,8 @@ async function start() {
   document.body.dataset.ready = 'true';
   connect();
   sampleStats();
-  setInterval(sampleStats, 2000);
+  // The agent samples every 5 s; reading more often shows nothing new.
+  setInterval(sampleStats, 5000);
   setInterval(async () => { state.routes = await api('/v1/routes').catch(() => state.routes); }, 10000);
 }
 

@@ -55,6 +55,8 @@ struct ProbeTarget {
     probe: Probe,
     /// The replica's service, for the probe's record.
     service: String,
+    /// Its replica number, for health change events.
+    replica: Option<u32>,
     /// The container, for exec probes.
     id: String,
     port: Option<u16>,
@@ -72,6 +74,7 @@ impl Replica {
         self.target = Some(ProbeTarget {
             probe: h.probe(),
             service: c.label(labels::SERVICE).unwrap_or_default().to_string(),
+            replica: replica_of(c).ok(),
             id: c.id.clone(),
             port: c.host_port,
             interval: h.interval.std(),
@@ -131,6 +134,52 @@ pub struct ProbeRecord {
     pub replica: String,
     pub ok: bool,
     pub seconds: f64,
+    /// Set when this probe changed the replica's health to healthy or
+    /// unhealthy (not on every probe).
+    pub changed: Option<HealthChange>,
+}
+
+/// A replica's health as its probes found it, changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthChange {
+    pub replica: Option<u32>,
+    pub healthy: bool,
+    /// What the probe said, at most [`HealthChange::OUTPUT_MAX`] bytes. An
+    /// exec check's own output is left out: a command may print anything,
+    /// secrets included; its exit code is kept.
+    pub output: String,
+}
+
+impl HealthChange {
+    pub const OUTPUT_MAX: usize = 200;
+
+    fn new(replica: Option<u32>, probe: &Probe, result: &Result<String, String>) -> Self {
+        let said = match result {
+            Ok(m) | Err(m) => m.as_str(),
+        };
+        let said = match probe {
+            Probe::Exec(command) => {
+                let shown = format!("`{}` exited with ", command.join(" "));
+                match said.strip_prefix(&shown) {
+                    Some(rest) => {
+                        let code = rest.split(':').next().unwrap_or(rest);
+                        format!("{shown}{code}")
+                    }
+                    None => said.to_string(),
+                }
+            }
+            _ => said.to_string(),
+        };
+        let mut end = said.len().min(Self::OUTPUT_MAX);
+        while !said.is_char_boundary(end) {
+            end -= 1;
+        }
+        HealthChange {
+            replica,
+            healthy: result.is_ok(),
+            output: said[..end].to_string(),
+        }
+    }
 }
 
 /// What one step did.
@@ -270,17 +319,12 @@ impl Supervisor {
             if self.probes.len() >= 4096 {
                 self.probes.clear();
             }
-            self.probes.push(ProbeRecord {
-                service: t.service.clone(),
-                replica: name.clone(),
-                ok: result.is_ok(),
-                seconds: took.as_secs_f64(),
-            });
+            let before = self.health(&name);
             let Some(r) = self.replicas.get_mut(&name) else {
                 continue;
             };
             let since = r.running_since.unwrap_or(now);
-            match result {
+            match &result {
                 Ok(_) => {
                     r.health_failures = 0;
                     r.healthy = Some(true);
@@ -310,6 +354,17 @@ impl Supervisor {
                 FAST_PROBE.min(t.interval)
             };
             r.next_probe = Some(now + every);
+            let after = self.health(&name);
+            let changed = (after != before
+                && matches!(after, Some(SeenHealth::Healthy | SeenHealth::Unhealthy)))
+            .then(|| HealthChange::new(t.replica, &t.probe, &result));
+            self.probes.push(ProbeRecord {
+                service: t.service.clone(),
+                replica: name.clone(),
+                ok: result.is_ok(),
+                seconds: took.as_secs_f64(),
+                changed,
+            });
         }
         crossed
     }
@@ -474,5 +529,26 @@ mod tests {
         let b: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(b, [0, 1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(backoff(1000), BACKOFF_CAP);
+    }
+
+    #[test]
+    fn a_health_change_says_what_the_probe_said_trimmed() {
+        let long = format!("GET http://127.0.0.1:1/h: {}", "é".repeat(300));
+        let c = HealthChange::new(Some(2), &Probe::Http("/h".into()), &Err(long));
+        assert!(c.output.len() <= HealthChange::OUTPUT_MAX, "{}", c.output);
+        assert!(c.output.starts_with("GET http://127.0.0.1:1/h: é"));
+        assert!(!c.healthy);
+        let exec = Probe::Exec(vec!["check".into()]);
+        let c = HealthChange::new(
+            None,
+            &exec,
+            &Err("`check` exited with 3: TOKEN=s3cret".into()),
+        );
+        assert_eq!(c.output, "`check` exited with 3");
+        let c = HealthChange::new(None, &exec, &Ok("`check` exited with 0".into()));
+        assert_eq!(
+            (c.healthy, c.output.as_str()),
+            (true, "`check` exited with 0")
+        );
     }
 }

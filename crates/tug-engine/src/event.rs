@@ -140,11 +140,23 @@ pub enum Event {
         run: i64,
         job: String,
         status: String,
+        /// How long it took, retries included.
+        #[serde(default)]
+        seconds: f64,
     },
     PipelineFinished {
         pipeline: String,
         run: i64,
         status: String,
+    },
+    /// tug's own probe found a replica's health changed (to healthy, or to
+    /// unhealthy past its retries); `output` is what the probe said, trimmed.
+    HealthChanged {
+        service: String,
+        replica: Option<u32>,
+        container: String,
+        healthy: bool,
+        output: String,
     },
 }
 
@@ -165,6 +177,7 @@ impl Event {
             | Event::Restarting { service, .. }
             | Event::Replacing { service, .. }
             | Event::Replica { service, .. }
+            | Event::HealthChanged { service, .. }
             | Event::Autoscaled { service, .. } => Some(service),
             Event::NetworkCreated { .. }
             | Event::VolumeCreated { .. }

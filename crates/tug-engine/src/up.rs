@@ -948,7 +948,7 @@ async fn with_logs<R: Runtime>(rt: &R, e: EngineError, id: &str) -> EngineError 
 }
 
 async fn last_logs<R: Runtime>(rt: &R, id: &str, n: usize) -> Vec<String> {
-    rt.logs(id, Some(n), false)
+    rt.logs(id, tug_runtime::LogOptions::new(Some(n), false))
         .filter_map(|l| async move { l.ok().map(|l| l.text) })
         .collect()
         .await
@@ -1315,6 +1315,28 @@ pub struct ReplicaLine {
     /// The trace the line belongs to, when it carries one (see [`trace_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// When it was written, where the runtime knows (RFC 3339 on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339")]
+    pub time: Option<std::time::SystemTime>,
+}
+
+/// An optional time as an RFC 3339 string with nanoseconds, UTC.
+mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_nanos(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| humantime::parse_rfc3339_weak(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// The trace id a log line carries: a W3C `traceparent` anywhere in it, or a
@@ -1342,14 +1364,13 @@ pub fn trace_id(line: &str) -> Option<String> {
 }
 
 /// The log lines of the stack's replicas (or one service's), interleaved as
-/// they come; with `follow` the stream stays open while replicas run. With
-/// `grep`, only the lines it matches.
+/// they come; with `follow` the stream stays open while replicas run (and
+/// ends at `until` when there is one). With `grep`, only the lines it matches.
 pub async fn log_lines<R: Runtime>(
     rt: &R,
     stack: &str,
     service: Option<&str>,
-    tail: Option<usize>,
-    follow: bool,
+    opts: tug_runtime::LogOptions,
     grep: Option<regex::Regex>,
 ) -> Result<futures_util::stream::BoxStream<'static, Result<ReplicaLine, EngineError>>, EngineError>
 {
@@ -1361,18 +1382,29 @@ pub async fn log_lines<R: Runtime>(
     let streams = containers.iter().map(|c| {
         let service = c.label(labels::SERVICE).unwrap_or("?").to_string();
         let replica = c.label(labels::REPLICA).unwrap_or("?").to_string();
-        rt.logs(&c.id, tail, follow).map(move |l| {
+        rt.logs(&c.id, opts).map(move |l| {
             l.map(|l| ReplicaLine {
                 service: service.clone(),
                 replica: replica.clone(),
                 stderr: l.stream == tug_runtime::LogStream::Stderr,
                 trace_id: trace_id(&l.text),
                 text: l.text,
+                time: l.time,
             })
             .map_err(EngineError::from)
         })
     });
     let all = futures_util::stream::select_all(streams);
+    // A followed window closes when its end comes, whatever the engine does.
+    let all = match opts.until.filter(|_| opts.follow) {
+        Some(until) => {
+            let left = until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            all.take_until(tokio::time::sleep(left)).boxed()
+        }
+        None => all.boxed(),
+    };
     Ok(match grep {
         Some(re) => all
             .filter(move |l| std::future::ready(l.as_ref().map_or(true, |l| re.is_match(&l.text))))

@@ -191,3 +191,53 @@ async fn replicas_stopped_by_an_interrupted_rollout_are_not_restarted_as_crashes
     );
     assert!(rt.calls_of(&["start_container"]).is_empty());
 }
+
+#[tokio::test]
+async fn a_probe_reports_each_health_change_once_without_the_checks_output() {
+    let (rt, st) = setup(&APP.replace("[/bin/check] }", "[/bin/check], retries: 1 }")).await;
+    let all = containers(&rt).await;
+    let mut sup = Supervisor::new();
+    for c in &all {
+        sup.track(c, &st);
+    }
+    let changes = |sup: &mut Supervisor| -> Vec<(String, Option<u32>, bool, String)> {
+        sup.take_probes()
+            .into_iter()
+            .filter_map(|p| {
+                p.changed
+                    .map(|c| (p.replica, c.replica, c.healthy, c.output))
+            })
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    // Each look is past every interval, so every replica is probed.
+    let at = |n: u64| start + Duration::from_secs(60 * n);
+    sup.probe(&rt, at(0)).await;
+    let first = changes(&mut sup);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().all(|c| c.2), "{first:?}");
+    sup.probe(&rt, at(1)).await;
+    assert_eq!(changes(&mut sup), vec![], "no change, no report");
+
+    let sick = &all[1];
+    rt.set_health(&sick.id, EngineHealth::Unhealthy);
+    sup.probe(&rt, at(2)).await;
+    // The fake's check prints "unhealthy": a check's output is left out.
+    assert_eq!(
+        changes(&mut sup),
+        vec![(
+            sick.name.clone(),
+            Some(1),
+            false,
+            "`/bin/check` exited with 1".to_string()
+        )]
+    );
+    sup.probe(&rt, at(3)).await;
+    assert_eq!(changes(&mut sup), vec![]);
+
+    rt.set_health(&sick.id, EngineHealth::Healthy);
+    sup.probe(&rt, at(4)).await;
+    let back = changes(&mut sup);
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!((back[0].0.as_str(), back[0].2), (sick.name.as_str(), true));
+}

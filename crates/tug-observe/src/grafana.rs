@@ -233,6 +233,28 @@ pub const DASHBOARDS: &[Dashboard] = &[
                     r#"sum by (service) (tug_build_duration_seconds_sum{stack="$stack"}) / sum by (service) (tug_build_duration_seconds_count{stack="$stack"})"#,
                 )],
             },
+            Panel {
+                title: "Pipeline runs by outcome",
+                unit: "short",
+                queries: &[(
+                    "{{pipeline}} {{outcome}}",
+                    r#"sum by (pipeline, outcome) (increase(tug_pipeline_runs_total{stack="$stack"}[$__range]))"#,
+                )],
+            },
+            Panel {
+                title: "Pipeline run and job time (mean)",
+                unit: "s",
+                queries: &[
+                    (
+                        "{{pipeline}}",
+                        r#"sum by (pipeline) (tug_pipeline_duration_seconds_sum{stack="$stack"}) / sum by (pipeline) (tug_pipeline_duration_seconds_count{stack="$stack"})"#,
+                    ),
+                    (
+                        "{{pipeline}} / {{job}}",
+                        r#"sum by (pipeline, job) (tug_pipeline_job_duration_seconds_sum{stack="$stack"}) / sum by (pipeline, job) (tug_pipeline_job_duration_seconds_count{stack="$stack"})"#,
+                    ),
+                ],
+            },
         ],
     },
     Dashboard {

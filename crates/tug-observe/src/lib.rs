@@ -7,5 +7,6 @@
 pub mod grafana;
 pub mod log;
 pub mod metrics;
+mod otlp;
 pub mod otlp_logs;
 pub mod trace;

@@ -77,6 +77,23 @@ struct BuildLabels {
     outcome: BuildOutcome,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipelineRunLabels {
+    pipeline: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipelineLabels {
+    pipeline: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipelineJobLabels {
+    pipeline: String,
+    job: String,
+}
+
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
 enum CheckResult {
@@ -165,6 +182,9 @@ pub struct Metrics {
     desired: Family<ServiceLabels, Gauge>,
     builds: Family<BuildLabels, Counter>,
     build_duration: HistogramFamily<ServiceLabels>,
+    pipeline_runs: Family<PipelineRunLabels, Counter>,
+    pipeline_duration: HistogramFamily<PipelineLabels>,
+    pipeline_job_duration: HistogramFamily<PipelineJobLabels>,
     resources: Arc<Resources>,
 }
 
@@ -187,6 +207,9 @@ impl Metrics {
             desired: Family::default(),
             builds: Family::default(),
             build_duration: Family::new_with_constructor(long_buckets),
+            pipeline_runs: Family::default(),
+            pipeline_duration: Family::new_with_constructor(long_buckets),
+            pipeline_job_duration: Family::new_with_constructor(long_buckets),
             resources: Arc::default(),
             registry: Registry::default(),
         };
@@ -248,6 +271,23 @@ impl Metrics {
             "Time to prepare a service's image",
             Unit::Seconds,
             m.build_duration.clone(),
+        );
+        r.register(
+            "pipeline_runs",
+            "Pipeline runs the agent started, by outcome (succeeded, failed, cancelled, error)",
+            m.pipeline_runs.clone(),
+        );
+        r.register_with_unit(
+            "pipeline_duration",
+            "Time from the start of a pipeline run to its end",
+            Unit::Seconds,
+            m.pipeline_duration.clone(),
+        );
+        r.register_with_unit(
+            "pipeline_job_duration",
+            "Time a job of a pipeline run took, retries included",
+            Unit::Seconds,
+            m.pipeline_job_duration.clone(),
         );
         r.register_collector(Box::new(Arc::clone(&m.resources)));
         Metrics { registry, ..m }
@@ -372,6 +412,33 @@ impl Metrics {
                 })
                 .observe(seconds);
         }
+    }
+
+    /// A pipeline run ended with `outcome` after `seconds` (`None`: its
+    /// start was not seen).
+    pub fn pipeline_ran(&self, pipeline: &str, outcome: &str, seconds: Option<f64>) {
+        self.pipeline_runs
+            .get_or_create(&PipelineRunLabels {
+                pipeline: pipeline.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        if let Some(s) = seconds {
+            self.pipeline_duration
+                .get_or_create(&PipelineLabels {
+                    pipeline: pipeline.into(),
+                })
+                .observe(s);
+        }
+    }
+
+    pub fn pipeline_job(&self, pipeline: &str, job: &str, seconds: f64) {
+        self.pipeline_job_duration
+            .get_or_create(&PipelineJobLabels {
+                pipeline: pipeline.into(),
+                job: job.into(),
+            })
+            .observe(seconds);
     }
 
     /// The latest resource readings, one per running replica.
@@ -535,6 +602,23 @@ mod tests {
         assert!(t.contains("tug_replica_network_receive_bytes_total"), "{t}");
         // Not reported, so not exported as zero.
         assert!(!t.contains("tug_replica_disk_read_bytes"), "{t}");
+    }
+
+    #[test]
+    fn pipeline_runs_and_durations() {
+        let m = Metrics::new("s");
+        m.pipeline_ran("ci", "succeeded", Some(3.0));
+        m.pipeline_ran("ci", "failed", None);
+        m.pipeline_job("ci", "test", 2.0);
+        let t = m.encode();
+        for want in [
+            r#"tug_pipeline_runs_total{stack="s",pipeline="ci",outcome="succeeded"} 1"#,
+            r#"tug_pipeline_runs_total{stack="s",pipeline="ci",outcome="failed"} 1"#,
+            r#"tug_pipeline_duration_seconds_count{stack="s",pipeline="ci"} 1"#,
+            r#"tug_pipeline_job_duration_seconds_sum{stack="s",pipeline="ci",job="test"} 2.0"#,
+        ] {
+            assert!(t.contains(want), "{want} not in {t}");
+        }
     }
 
     #[test]

@@ -9,44 +9,13 @@ use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::Resource;
 use regex::Regex;
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime};
-use tug_spec::OtlpProtocol;
+use std::time::SystemTime;
 
 pub(crate) fn provider(
     d: &Destination,
     resource: Resource,
 ) -> Result<SdkLoggerProvider, TraceError> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-    let built = match d.protocol {
-        OtlpProtocol::Grpc => {
-            let mut md = tonic::metadata::MetadataMap::new();
-            for (k, v) in &d.headers {
-                if let (Ok(k), Ok(v)) = (
-                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
-                    v.parse(),
-                ) {
-                    md.insert(k, v);
-                }
-            }
-            opentelemetry_otlp::LogExporter::builder()
-                .with_tonic()
-                .with_endpoint(d.endpoint.clone())
-                .with_timeout(Duration::from_secs(5))
-                .with_metadata(md)
-                .build()
-        }
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(d.endpoint.clone())
-            .with_timeout(Duration::from_secs(5))
-            .with_headers(d.headers.clone().into_iter().collect())
-            .build(),
-    };
-    let exporter = built.map_err(|source| TraceError::Exporter {
-        endpoint: d.endpoint.clone(),
-        source,
-    })?;
+    let exporter = crate::otlp::exporter::<crate::otlp::Logs>(d)?;
     Ok(SdkLoggerProvider::builder()
         .with_log_processor(BatchLogProcessor::builder(exporter).build())
         .with_resource(resource)

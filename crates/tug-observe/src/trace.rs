@@ -24,7 +24,6 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -378,7 +377,7 @@ pub fn install(settings: &Settings, stack: Option<&str>) -> Result<Option<Teleme
     let traces = match &settings.traces {
         None => None,
         Some(d) => {
-            let exporter = span_exporter(d)?;
+            let exporter = crate::otlp::exporter::<crate::otlp::Spans>(d)?;
             let batch = BatchSpanProcessor::builder(Counted(exporter))
                 .with_batch_config(
                     BatchConfigBuilder::default()
@@ -417,39 +416,6 @@ pub fn install(settings: &Settings, stack: Option<&str>) -> Result<Option<Teleme
         logs,
         runtime,
     }))
-}
-
-fn span_exporter(d: &Destination) -> Result<opentelemetry_otlp::SpanExporter, TraceError> {
-    let built = match d.protocol {
-        OtlpProtocol::Grpc => {
-            let mut md = tonic::metadata::MetadataMap::new();
-            for (k, v) in &d.headers {
-                if let (Ok(k), Ok(v)) = (
-                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
-                    v.parse(),
-                ) {
-                    md.insert(k, v);
-                }
-            }
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(d.endpoint.clone())
-                .with_timeout(Duration::from_secs(5))
-                .with_metadata(md)
-                .build()
-        }
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(d.endpoint.clone())
-            .with_timeout(Duration::from_secs(5))
-            .with_headers(d.headers.clone().into_iter().collect())
-            .build(),
-    };
-    built.map_err(|source| TraceError::Exporter {
-        endpoint: d.endpoint.clone(),
-        source,
-    })
 }
 
 /// Keeps at most [`QUEUE`] finished spans waiting, and counts the rest.

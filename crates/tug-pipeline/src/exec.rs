@@ -259,7 +259,7 @@ pub(crate) async fn run_container(
     if let Err(e) = rt.start_container(id).await {
         return StepEnd::Error(format!("starting the step's container: {e}"));
     }
-    let mut logs = rt.logs(id, None, true);
+    let mut logs = rt.logs(id, tug_runtime::LogOptions::new(None, true));
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let sleep = async {
         match deadline {

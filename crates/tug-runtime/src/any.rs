@@ -99,13 +99,8 @@ impl Runtime for AnyRuntime {
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
         each!(self, r => r.inspect_container(id).await)
     }
-    fn logs(
-        &self,
-        id: &str,
-        tail: Option<usize>,
-        follow: bool,
-    ) -> BoxStream<'static, Result<LogLine>> {
-        each!(self, r => r.logs(id, tail, follow))
+    fn logs(&self, id: &str, opts: LogOptions) -> BoxStream<'static, Result<LogLine>> {
+        each!(self, r => r.logs(id, opts))
     }
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
         each!(self, r => r.events(filter))

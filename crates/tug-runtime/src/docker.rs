@@ -974,23 +974,18 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        tail: Option<usize>,
-        follow: bool,
-    ) -> BoxStream<'static, Result<LogLine>> {
+    fn logs(&self, id: &str, opts: LogOptions) -> BoxStream<'static, Result<LogLine>> {
         let docker = self.docker.clone();
         let id = id.to_string();
-        match tail {
+        let lines = match opts.tail {
             // Podman counts partial writes as lines: read it all, trim here.
-            Some(n) if self.is_podman() && follow => {
-                futures_util::stream::once(podman_follow_tail(docker, id, n))
+            Some(n) if self.is_podman() && opts.follow => {
+                futures_util::stream::once(podman_follow_tail(docker, id, n, opts))
                     .flatten()
                     .boxed()
             }
             Some(n) if self.is_podman() => futures_util::stream::once(async move {
-                let history = history_lines(&docker, &id, true).await;
+                let history = history_lines(&docker, &id, true, opts).await;
                 futures_util::stream::iter(match history {
                     Ok((lines, _)) => {
                         let skip = lines.len().saturating_sub(n);
@@ -1001,8 +996,12 @@ impl Runtime for DockerRuntime {
             })
             .flatten()
             .boxed(),
-            _ => joined_lines(raw_logs(&docker, &id, tail, follow), true),
-        }
+            _ => joined_lines(raw_logs(&docker, &id, opts), true),
+        };
+        // The engine's window is in whole seconds: this makes it exact.
+        lines
+            .try_filter(move |l| std::future::ready(opts.admits(l.time)))
+            .boxed()
     }
 
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent> {
@@ -1095,14 +1094,28 @@ impl Runtime for DockerRuntime {
 fn raw_logs(
     docker: &Docker,
     id: &str,
-    tail: Option<usize>,
-    follow: bool,
+    opts: LogOptions,
 ) -> BoxStream<'static, Result<(LogStream, bytes::Bytes)>> {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    // Whole seconds, widened outwards; 0 is "no bound" to the engine.
+    let since = opts.since.map_or(0, secs);
+    let until = opts.until.map_or(0, |u| secs(u) + 1);
     let opts = q::LogsOptionsBuilder::default()
         .stdout(true)
         .stderr(true)
-        .follow(follow)
-        .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
+        .timestamps(true)
+        .since(i32::try_from(since).unwrap_or(i32::MAX))
+        .until(i32::try_from(until).unwrap_or(0))
+        .follow(opts.follow)
+        .tail(
+            &opts
+                .tail
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "all".into()),
+        )
         .build();
     let id = id.to_string();
     docker
@@ -1121,32 +1134,40 @@ fn raw_logs(
 }
 
 /// Joins frames into lines, per stream. With `flush`, a last line without
-/// its newline is still a line when the frames end.
+/// its newline is still a line when the frames end. Each frame starts with
+/// the engine's timestamp (`timestamps=true`); a line takes the time of the
+/// frame that began it.
 #[derive(Default)]
 struct LineJoiner {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: (Vec<u8>, Option<std::time::SystemTime>),
+    stderr: (Vec<u8>, Option<std::time::SystemTime>),
     ready: std::collections::VecDeque<LogLine>,
 }
 
 impl LineJoiner {
     fn push(&mut self, stream: LogStream, bytes: &[u8]) {
-        let buf = match stream {
+        let (time, bytes) = split_timestamp(bytes);
+        let (buf, started) = match stream {
             LogStream::Stdout => &mut self.stdout,
             LogStream::Stderr => &mut self.stderr,
         };
+        if buf.is_empty() {
+            *started = time;
+        }
         buf.extend_from_slice(bytes);
         while let Some(end) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=end).collect();
             self.ready.push_back(LogLine {
                 stream,
                 text: line_text(&line),
+                time: *started,
             });
+            *started = time;
         }
     }
 
     fn finish(&mut self) {
-        for (stream, buf) in [
+        for (stream, (buf, started)) in [
             (LogStream::Stdout, &mut self.stdout),
             (LogStream::Stderr, &mut self.stderr),
         ] {
@@ -1154,10 +1175,25 @@ impl LineJoiner {
                 self.ready.push_back(LogLine {
                     stream,
                     text: line_text(buf),
+                    time: *started,
                 });
                 buf.clear();
             }
         }
+    }
+}
+
+/// The engine's `RFC3339Nano ` prefix of a frame, and the rest.
+fn split_timestamp(bytes: &[u8]) -> (Option<std::time::SystemTime>, &[u8]) {
+    let Some(space) = bytes.iter().take(40).position(|b| *b == b' ') else {
+        return (None, bytes);
+    };
+    match std::str::from_utf8(&bytes[..space])
+        .ok()
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+    {
+        Some(t) => (Some(t), &bytes[space + 1..]),
+        None => (None, bytes),
     }
 }
 
@@ -1197,8 +1233,18 @@ fn joined_lines(
 
 /// Every line logged so far; with `flush` an unfinished last line too. Also
 /// the number of finished lines.
-async fn history_lines(docker: &Docker, id: &str, flush: bool) -> Result<(Vec<LogLine>, usize)> {
-    let mut frames = raw_logs(docker, id, None, false);
+async fn history_lines(
+    docker: &Docker,
+    id: &str,
+    flush: bool,
+    opts: LogOptions,
+) -> Result<(Vec<LogLine>, usize)> {
+    let opts = LogOptions {
+        tail: None,
+        follow: false,
+        ..opts
+    };
+    let mut frames = raw_logs(docker, id, opts);
     let mut j = LineJoiner::default();
     while let Some(frame) = frames.next().await {
         let (stream, bytes) = frame?;
@@ -1218,8 +1264,9 @@ async fn podman_follow_tail(
     docker: Docker,
     id: String,
     n: usize,
+    opts: LogOptions,
 ) -> BoxStream<'static, Result<LogLine>> {
-    let (history, finished) = match history_lines(&docker, &id, false).await {
+    let (history, finished) = match history_lines(&docker, &id, false, opts).await {
         Ok(h) => h,
         Err(e) => return futures_util::stream::iter([Err(e)]).boxed(),
     };
@@ -1228,7 +1275,12 @@ async fn podman_follow_tail(
         .skip(finished.saturating_sub(n))
         .map(Ok)
         .collect();
-    let live = joined_lines(raw_logs(&docker, &id, None, true), true).skip(finished);
+    let live = LogOptions {
+        tail: None,
+        follow: true,
+        ..opts
+    };
+    let live = joined_lines(raw_logs(&docker, &id, live), true).skip(finished);
     futures_util::stream::iter(shown).chain(live).boxed()
 }
 

@@ -221,6 +221,7 @@ impl FakeRuntime {
                 c.logs.push(LogLine {
                     stream: LogStream::Stdout,
                     text: text.into(),
+                    time: Some(std::time::SystemTime::now()),
                 });
             }
         });
@@ -508,6 +509,7 @@ impl Runtime for FakeRuntime {
                     c.logs.push(LogLine {
                         stream: LogStream::Stderr,
                         text: format!("exiting with {code}"),
+                        time: Some(std::time::SystemTime::now()),
                     });
                     changes.push(ContainerChange::Died {
                         exit_code: Some(code),
@@ -596,19 +598,18 @@ impl Runtime for FakeRuntime {
         Ok(self.with(|s| s.containers.get(id).map(|c| c.info.clone())))
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        tail: Option<usize>,
-        _follow: bool,
-    ) -> BoxStream<'static, Result<LogLine>> {
-        let lines = self.with(|s| {
+    fn logs(&self, id: &str, opts: LogOptions) -> BoxStream<'static, Result<LogLine>> {
+        let lines: Vec<LogLine> = self.with(|s| {
             s.containers
                 .get(id)
                 .map(|c| c.logs.clone())
                 .unwrap_or_default()
         });
-        let skip = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
+        let lines: Vec<LogLine> = lines.into_iter().filter(|l| opts.admits(l.time)).collect();
+        let skip = opts
+            .tail
+            .map(|t| lines.len().saturating_sub(t))
+            .unwrap_or(0);
         futures_util::stream::iter(lines.into_iter().skip(skip).map(Ok)).boxed()
     }
 

@@ -306,7 +306,71 @@ pub enum LogStream {
 pub struct LogLine {
     pub stream: LogStream,
     pub text: String,
+    /// When the line was written: the engine's timestamp, or for the process
+    /// runtime the moment a followed line was read. `None` when unknown (the
+    /// history of a process, whose log files carry no times).
+    pub time: Option<std::time::SystemTime>,
 }
+
+/// Which lines [`Runtime::logs`] returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only the last lines of the history (after `since`/`until` apply).
+    pub tail: Option<usize>,
+    /// Keep the stream open until the container stops.
+    pub follow: bool,
+    /// Only lines written at or after this time.
+    pub since: Option<std::time::SystemTime>,
+    /// Only lines written before this time.
+    pub until: Option<std::time::SystemTime>,
+}
+
+impl LogOptions {
+    pub fn new(tail: Option<usize>, follow: bool) -> Self {
+        LogOptions {
+            tail,
+            follow,
+            ..Default::default()
+        }
+    }
+
+    /// Whether a line written at `time` is in the window. A line of unknown
+    /// time is only shown when no window is asked for: it cannot be placed.
+    pub fn admits(&self, time: Option<std::time::SystemTime>) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Some(t) = time else { return false };
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// A time as `tug logs --since/--until` and `docker logs` take it: RFC 3339
+/// (`2026-12-01T10:00:00Z`), a Unix timestamp (`1764583200`), or a duration
+/// before `now` (`10m`, `1h30m`).
+pub fn parse_log_time(
+    s: &str,
+    now: std::time::SystemTime,
+) -> std::result::Result<std::time::SystemTime, BadTime> {
+    let s = s.trim();
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
+        }
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return now.checked_sub(d).ok_or_else(|| BadTime(s.to_string()));
+    }
+    Err(BadTime(s.to_string()))
+}
+
+/// A time [`parse_log_time`] could not read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not a time: give RFC 3339 (2026-12-01T10:00:00Z), a Unix timestamp, or a duration ago (10m, 1h30m)")]
+pub struct BadTime(pub String);
 
 /// Which engine a runtime talks to, as `tug version` and `tug ps` name it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -528,15 +592,9 @@ pub trait Runtime: Send + Sync {
         dir: &str,
         tar: Vec<u8>,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Whole lines, per stream (a partial write is not a line); `tail` keeps
-    /// the last lines of the history; with `follow` the stream stays open
-    /// until the container stops.
-    fn logs(
-        &self,
-        id: &str,
-        tail: Option<usize>,
-        follow: bool,
-    ) -> BoxStream<'static, Result<LogLine>>;
+    /// Whole lines, per stream (a partial write is not a line), each with
+    /// its time where known; see [`LogOptions`] for which.
+    fn logs(&self, id: &str, opts: LogOptions) -> BoxStream<'static, Result<LogLine>>;
     /// Changes of the containers matching `filter`, from now on, for as long
     /// as the stream is polled. It never ends: when the engine goes away it
     /// yields [`RuntimeEvent::Lost`], reconnects with backoff, then yields

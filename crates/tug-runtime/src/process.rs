@@ -883,13 +883,8 @@ impl Runtime for ProcessRuntime {
         .await
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        tail: Option<usize>,
-        follow: bool,
-    ) -> BoxStream<'static, Result<LogLine>> {
-        logs::stream(self.store.clone(), id.to_string(), tail, follow)
+    fn logs(&self, id: &str, opts: LogOptions) -> BoxStream<'static, Result<LogLine>> {
+        logs::stream(self.store.clone(), id.to_string(), opts)
     }
 
     async fn stats(&self, id: &str) -> Result<Option<Stats>> {

@@ -543,13 +543,29 @@ mod engines {
     }
 
     async fn lines(rt: &DockerRuntime, id: &str, tail: Option<usize>) -> Vec<LogLine> {
-        rt.logs(id, tail, false).map(|l| l.unwrap()).collect().await
+        window(rt, id, LogOptions::new(tail, false)).await
+    }
+
+    /// The lines in a window, each checked to carry the engine's time, then
+    /// without it (for comparison).
+    async fn window(rt: &DockerRuntime, id: &str, opts: LogOptions) -> Vec<LogLine> {
+        rt.logs(id, opts)
+            .map(|l| untimed(l.unwrap()))
+            .collect()
+            .await
+    }
+
+    fn untimed(mut l: LogLine) -> LogLine {
+        assert!(l.time.is_some(), "no time on {l:?}");
+        l.time = None;
+        l
     }
 
     fn out(text: &str) -> LogLine {
         LogLine {
             stream: LogStream::Stdout,
             text: text.into(),
+            time: None,
         }
     }
 
@@ -573,10 +589,12 @@ mod engines {
             LogLine {
                 stream: LogStream::Stderr,
                 text: "e1".into(),
+                time: None,
             },
             LogLine {
                 stream: LogStream::Stderr,
                 text: "tial".into(),
+                time: None,
             },
             out("part"),
         ];
@@ -591,9 +609,45 @@ mod engines {
         let tail2 = lines(rt, &id, Some(2)).await;
         let tail4 = lines(rt, &id, Some(4)).await;
         let tail0 = lines(rt, &id, Some(0)).await;
+        // Windows by the engine's times: a line takes the time its first
+        // write was made ("part" began before "tial").
+        let times: Vec<_> = rt
+            .logs(&id, LogOptions::new(None, false))
+            .map(|l| l.unwrap().time.unwrap())
+            .collect()
+            .await;
+        let first_time = times[0];
+        let last_time = *times.last().unwrap();
+        let until_last = window(
+            rt,
+            &id,
+            LogOptions {
+                until: Some(last_time),
+                ..Default::default()
+            },
+        )
+        .await;
+        let since_last = window(
+            rt,
+            &id,
+            LogOptions {
+                since: Some(last_time),
+                ..Default::default()
+            },
+        )
+        .await;
+        let before_all = window(
+            rt,
+            &id,
+            LogOptions {
+                until: Some(first_time),
+                ..Default::default()
+            },
+        )
+        .await;
 
         // Follow with a tail: the last line so far, then what comes next.
-        let mut follow = rt.logs(&id, Some(1), true);
+        let mut follow = rt.logs(&id, LogOptions::new(Some(1), true));
         let first = tokio::time::timeout(Duration::from_secs(10), follow.next()).await;
         rt.exec(
             &id,
@@ -610,8 +664,12 @@ mod engines {
         assert_eq!(tail2, want[3..]);
         assert_eq!(tail4, want[1..]);
         assert_eq!(tail0, vec![]);
-        assert_eq!(first.unwrap().unwrap().unwrap(), out("part"));
-        assert_eq!(second.unwrap().unwrap().unwrap(), out("later"));
+        assert_eq!(since_last.last(), want.last(), "{since_last:?}");
+        assert!(!until_last.contains(&out("part")), "{until_last:?}");
+        assert!(until_last.contains(&out("abcdef")), "{until_last:?}");
+        assert_eq!(before_all, vec![]);
+        assert_eq!(untimed(first.unwrap().unwrap().unwrap()), out("part"));
+        assert_eq!(untimed(second.unwrap().unwrap().unwrap()), out("later"));
     }
 
     /// The kernel's OOM killer: `OomKilled`, then `Died` with 137. Podman

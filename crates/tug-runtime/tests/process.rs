@@ -39,13 +39,17 @@ async fn until(
 }
 
 async fn lines(rt: &ProcessRuntime, id: &str, tail: Option<usize>) -> Vec<LogLine> {
-    rt.logs(id, tail, false).map(|l| l.unwrap()).collect().await
+    rt.logs(id, LogOptions::new(tail, false))
+        .map(|l| l.unwrap())
+        .collect()
+        .await
 }
 
 fn out(text: &str) -> LogLine {
     LogLine {
         stream: LogStream::Stdout,
         text: text.into(),
+        time: None,
     }
 }
 
@@ -53,6 +57,7 @@ fn err(text: &str) -> LogLine {
     LogLine {
         stream: LogStream::Stderr,
         text: text.into(),
+        time: None,
     }
 }
 
@@ -298,7 +303,7 @@ async fn logs_by_stream_with_tail() {
         vec![out("four"), err("two")]
     );
     assert!(matches!(
-        rt.logs("nobody", None, false).next().await,
+        rt.logs("nobody", LogOptions::default()).next().await,
         Some(Err(RuntimeError::NotFound(_)))
     ));
 }
@@ -314,13 +319,34 @@ async fn logs_follow_until_the_process_exits() {
         .await
         .unwrap();
     rt.start_container(&id).await.unwrap();
+    let before = std::time::SystemTime::now();
     let all: Vec<LogLine> = tokio::time::timeout(
         Duration::from_secs(10),
-        rt.logs(&id, None, true).map(|l| l.unwrap()).collect(),
+        rt.logs(&id, LogOptions::new(None, true))
+            .map(|l| l.unwrap())
+            .collect(),
     )
     .await
     .expect("follow did not end after the process exited");
+    // Lines written while following are stamped as they are read ("a" may
+    // already be history, which has no time).
+    assert!(
+        all.iter()
+            .filter(|l| l.text != "a")
+            .all(|l| l.time.is_some_and(|t| t >= before)),
+        "{all:?}"
+    );
+    let all: Vec<LogLine> = all
+        .into_iter()
+        .map(|l| LogLine { time: None, ..l })
+        .collect();
     assert_eq!(all, vec![out("a"), out("b"), err("c")]);
+    // The history has no times: a window cannot place it.
+    let windowed = LogOptions {
+        since: Some(before),
+        ..Default::default()
+    };
+    assert!(rt.logs(&id, windowed).next().await.is_none());
 }
 
 fn get(port: u16, path: &str) -> std::io::Result<String> {

@@ -129,8 +129,14 @@ enum Command {
     /// Show the logs of the stack's replicas, interleaved, one colour per replica
     ///
     /// `-o json` prints one JSON object a line: service, replica, stream,
-    /// message, and trace_id when the line carries one (a W3C traceparent,
-    /// or a `trace_id`/`traceId` field of a JSON line).
+    /// message, time (RFC 3339) where the runtime knows it, and trace_id
+    /// when the line carries one (a W3C traceparent, or a
+    /// `trace_id`/`traceId` field of a JSON line).
+    ///
+    /// `--since`/`--until` take what `docker logs` takes: RFC 3339
+    /// (2026-12-01T10:00:00Z), a Unix timestamp, or a duration ago (10m,
+    /// 1h30m). The process runtime knows the time of a line only when it
+    /// reads it while following, so a window leaves its history out.
     Logs {
         /// Only this service
         service: Option<String>,
@@ -143,6 +149,15 @@ enum Command {
         /// Only lines this regular expression matches, e.g. `--grep 'error|panic'`
         #[arg(long, value_name = "REGEX")]
         grep: Option<String>,
+        /// Only lines written at or after this time, e.g. `--since 10m`
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only lines written before this time; with -F, stop then
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Show each line's time (RFC 3339, UTC)
+        #[arg(short = 't', long)]
+        timestamps: bool,
     },
     /// Supervise the stack and serve its API on a unix socket (what `tug up -d` leaves running)
     ///
@@ -450,13 +465,21 @@ fn main() -> ExitCode {
             follow,
             tail,
             grep,
+            since,
+            until,
+            timestamps,
         } => rt.block_on(commands::stack::logs(
             file,
             cli.output,
             service.as_deref(),
-            follow,
-            tail,
-            grep.as_deref(),
+            commands::stack::LogsArgs {
+                follow,
+                tail,
+                grep,
+                since,
+                until,
+                timestamps,
+            },
         )),
         Command::Dev {
             debounce,

@@ -23,7 +23,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::StreamExt;
 use std::sync::Arc;
 use tug_runtime::Runtime;
 
@@ -160,33 +159,11 @@ async fn sign_out() -> Response {
         .into_response()
 }
 
-/// `GET /v1/stats`: each replica of the snapshot, sampled now (a few at a
-/// time, so 50 replicas do not open 50 engine connections at once).
+/// `GET /v1/stats`: the metrics sampler's last reading of each replica
+/// (every `TUG_METRICS_INTERVAL`, 5 s by default); the engine is not asked
+/// again per request.
 async fn stats<R: Runtime>(State(a): State<Shared<R>>) -> Response {
-    let snap = a.snapshot.load_full();
-    let rt = &a.rt;
-    let replicas = futures_util::stream::iter(snap.replicas.clone())
-        .map(|r| async move {
-            let s = if r.state == "running" {
-                rt.stats(&r.id).await.ok().flatten()
-            } else {
-                None
-            };
-            api::ReplicaStats {
-                service: r.service,
-                name: r.name,
-                cpu_ns: s.as_ref().map(|s| s.cpu_ns),
-                memory: s.and_then(|s| s.memory),
-            }
-        })
-        .buffered(8)
-        .collect::<Vec<_>>()
-        .await;
-    let time_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    reply(api::Stats { time_ms, replicas })
+    reply(a.stats.load_full().as_ref().clone())
 }
 
 /// `GET /v1/history/{id}`: one revision, with its spec.

@@ -9,7 +9,9 @@
 //! ```
 
 use super::{Agent, Shared};
+use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tug_engine::agent::ProbeRecord;
 use tug_engine::bus::Received;
@@ -25,7 +27,7 @@ pub(super) fn interval() -> Duration {
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
         .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(10))
+        .unwrap_or(Duration::from_secs(5))
 }
 
 /// Records every event that says something countable.
@@ -34,6 +36,7 @@ pub(super) async fn feed<R: Runtime>(agent: Shared<R>) {
     let m = &agent.metrics;
     let mut converge: Option<(Instant, bool)> = None;
     let mut builds: HashMap<String, Instant> = HashMap::new();
+    let mut runs: HashMap<(String, i64), Instant> = HashMap::new();
     while let Some(r) = sub.recv().await {
         let p = match r {
             Received::Event(p) => p,
@@ -86,6 +89,29 @@ pub(super) async fn feed<R: Runtime>(agent: Shared<R>) {
                     m.built(service, false, began.elapsed().as_secs_f64());
                 }
             }
+            Event::PipelineStarted { pipeline, run, .. } => {
+                runs.insert((pipeline.clone(), *run), Instant::now());
+            }
+            Event::PipelineJob {
+                pipeline,
+                job,
+                seconds,
+                ..
+            } => m.pipeline_job(pipeline, job, *seconds),
+            Event::PipelineFinished {
+                pipeline,
+                run,
+                status,
+            } => {
+                let began = runs.remove(&(pipeline.clone(), *run));
+                // `error: why` is a run that could not be carried out.
+                let outcome = if status.starts_with("error") {
+                    "error"
+                } else {
+                    status.as_str()
+                };
+                m.pipeline_ran(pipeline, outcome, began.map(|b| b.elapsed().as_secs_f64()));
+            }
             _ => {}
         }
     }
@@ -104,17 +130,32 @@ fn replica_name<R>(agent: &Agent<R>, service: &str, replica: u32) -> String {
         .unwrap_or_else(|| replica.to_string())
 }
 
-/// Health probes supervision ran.
+/// Health probes supervision ran: their metrics, and an event for each that
+/// changed a replica's health. Called once the snapshot has the new health,
+/// so a reader woken by the event sees it.
 pub(super) fn probed<R>(agent: &Agent<R>, probes: Vec<ProbeRecord>) {
     for p in probes {
         agent
             .metrics
             .health_checked(&p.service, &p.replica, p.ok, p.seconds);
+        if let Some(c) = p.changed {
+            agent.bus.publish(
+                None,
+                Event::HealthChanged {
+                    service: p.service,
+                    replica: c.replica,
+                    container: p.replica,
+                    healthy: c.healthy,
+                    output: c.output,
+                },
+            );
+        }
     }
 }
 
 /// Every `every`: replica states from the snapshot, resources from the
-/// runtime's stats (there is no stream of them to subscribe to).
+/// runtime's stats (there is no stream of them to subscribe to). The one
+/// reading feeds the metrics and the dashboard's `/v1/stats`.
 pub(super) async fn sample<R: Runtime>(agent: Shared<R>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,10 +167,28 @@ pub(super) async fn sample<R: Runtime>(agent: Shared<R>, every: Duration) {
                 .iter()
                 .map(|r| (r.service.as_str(), r.name.as_str(), r.state.as_str())),
         );
-        let mut readings = Vec::new();
-        for r in ps.replicas.iter().filter(|r| r.state == "running") {
-            match agent.rt.stats(&r.name).await {
-                Ok(Some(s)) => readings.push(ReplicaResources {
+        let rt = &agent.rt;
+        // A few at a time: 50 replicas do not open 50 engine connections.
+        let read: Vec<_> = futures_util::stream::iter(ps.replicas.clone())
+            .map(|r| async move {
+                let s = if r.state == "running" {
+                    rt.stats(&r.name).await.unwrap_or_else(|e| {
+                        tracing::debug!(replica = %r.name, error = %e, "no stats");
+                        None
+                    })
+                } else {
+                    None
+                };
+                (r, s)
+            })
+            .buffered(8)
+            .collect()
+            .await;
+        let readings = read
+            .iter()
+            .filter_map(|(r, s)| {
+                let s = s.as_ref()?;
+                Some(ReplicaResources {
                     service: r.service.clone(),
                     replica: r.name.clone(),
                     cpu_seconds: s.cpu_ns as f64 / 1e9,
@@ -138,11 +197,25 @@ pub(super) async fn sample<R: Runtime>(agent: Shared<R>, every: Duration) {
                     network_transmit_bytes: s.net_tx,
                     disk_read_bytes: s.disk_read,
                     disk_write_bytes: s.disk_write,
-                }),
-                Ok(None) => {}
-                Err(e) => tracing::debug!(replica = %r.name, error = %e, "no stats"),
-            }
-        }
+                })
+            })
+            .collect();
         agent.metrics.set_resources(readings);
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let replicas = read
+            .into_iter()
+            .map(|(r, s)| crate::api::ReplicaStats {
+                service: r.service,
+                name: r.name,
+                cpu_ns: s.as_ref().map(|s| s.cpu_ns),
+                memory: s.and_then(|s| s.memory),
+            })
+            .collect();
+        agent
+            .stats
+            .store(Arc::new(crate::api::Stats { time_ms, replicas }));
     }
 }

@@ -73,6 +73,7 @@ fn start<R: Runtime>(
                             run,
                             job: report.name.clone(),
                             status: report.status.as_str().to_string(),
+                            seconds: report.seconds,
                         },
                     ),
                     _ => {}

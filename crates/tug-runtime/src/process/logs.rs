@@ -2,18 +2,20 @@
 //!
 //! The two files carry no timestamps, so lines cannot be interleaved in the
 //! order they were written: the stdout lines come first, then the stderr
-//! lines, and `tail` applies to each stream.
+//! lines, and `tail` applies to each stream. Lines read while following are
+//! stamped as they are read (within [`POLL`] of their writing); the history
+//! has no times, so a `since`/`until` window leaves it out.
 
 use super::store::Store;
 use super::supervise::{alive, read_exit};
-use crate::{LogLine, LogStream, Result, RuntimeError};
+use crate::{LogLine, LogOptions, LogStream, Result, RuntimeError};
 use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -25,8 +27,8 @@ struct Source {
 }
 
 impl Source {
-    /// Complete lines written since the last read.
-    fn read_new(&mut self) -> Vec<LogLine> {
+    /// Complete lines written since the last read, stamped `time`.
+    fn read_new(&mut self, time: Option<SystemTime>) -> Vec<LogLine> {
         let Ok(mut f) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -39,26 +41,27 @@ impl Source {
         let mut lines = Vec::new();
         while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=i).collect();
-            lines.push(self.line(&line));
+            lines.push(self.line(&line, time));
         }
         lines
     }
 
-    fn line(&self, bytes: &[u8]) -> LogLine {
+    fn line(&self, bytes: &[u8], time: Option<SystemTime>) -> LogLine {
         LogLine {
             stream: self.stream,
             text: String::from_utf8_lossy(bytes)
                 .trim_end_matches(['\n', '\r'])
                 .to_string(),
+            time,
         }
     }
 
     /// The last line when the file does not end in a newline.
-    fn flush(&mut self) -> Option<LogLine> {
+    fn flush(&mut self, time: Option<SystemTime>) -> Option<LogLine> {
         if self.partial.is_empty() {
             return None;
         }
-        let line = self.line(&self.partial);
+        let line = self.line(&self.partial, time);
         self.partial.clear();
         Some(line)
     }
@@ -70,6 +73,7 @@ struct Follow {
     sources: Vec<Source>,
     queue: VecDeque<Result<LogLine>>,
     done: bool,
+    opts: LogOptions,
 }
 
 impl Follow {
@@ -86,9 +90,12 @@ impl Follow {
 
     fn drain(&mut self) -> bool {
         let mut got = false;
+        let now = Some(SystemTime::now());
         for s in &mut self.sources {
-            for l in s.read_new() {
-                self.queue.push_back(Ok(l));
+            for l in s.read_new(now) {
+                if self.opts.admits(l.time) {
+                    self.queue.push_back(Ok(l));
+                }
                 got = true;
             }
         }
@@ -99,8 +106,7 @@ impl Follow {
 pub(crate) fn stream(
     store: Arc<Store>,
     id: String,
-    tail: Option<usize>,
-    follow: bool,
+    opts: LogOptions,
 ) -> futures_util::stream::BoxStream<'static, Result<LogLine>> {
     let start = {
         let store = store.clone();
@@ -111,6 +117,7 @@ pub(crate) fn stream(
                 sources: Vec::new(),
                 queue: VecDeque::new(),
                 done: true,
+                opts,
             };
             let c = match store.find(&id) {
                 Ok(Some(c)) => c,
@@ -136,15 +143,16 @@ pub(crate) fn stream(
                     offset: 0,
                     partial: Vec::new(),
                 };
-                let mut lines = s.read_new();
-                if !follow {
-                    lines.extend(s.flush());
+                let mut lines = s.read_new(None);
+                if !opts.follow {
+                    lines.extend(s.flush(None));
                 }
-                let skip = tail.map_or(0, |t| lines.len().saturating_sub(t));
+                lines.retain(|l| opts.admits(l.time));
+                let skip = opts.tail.map_or(0, |t| lines.len().saturating_sub(t));
                 f.queue.extend(lines.into_iter().skip(skip).map(Ok));
                 f.sources.push(s);
             }
-            f.done = !follow;
+            f.done = !opts.follow;
             f
         }
     };
@@ -168,9 +176,12 @@ pub(crate) fn stream(
                 if !f.live() {
                     // Exited: take what is left, then end.
                     f.drain();
+                    let now = Some(SystemTime::now());
                     for i in 0..f.sources.len() {
-                        if let Some(l) = f.sources[i].flush() {
-                            f.queue.push_back(Ok(l));
+                        if let Some(l) = f.sources[i].flush(now) {
+                            if opts.admits(l.time) {
+                                f.queue.push_back(Ok(l));
+                            }
                         }
                     }
                     f.done = true;

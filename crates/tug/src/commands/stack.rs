@@ -782,37 +782,66 @@ fn print_autoscale(rows: &std::collections::BTreeMap<String, tug_api::api::Autos
     println!("{t}");
 }
 
+/// What `tug logs` was asked for, beyond the service.
+pub struct LogsArgs {
+    pub follow: bool,
+    pub tail: Option<usize>,
+    pub grep: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub timestamps: bool,
+}
+
 pub async fn logs(
     file: Option<&Path>,
     output: crate::output::OutputFormat,
     service: Option<&str>,
-    follow: bool,
-    tail: Option<usize>,
-    grep: Option<&str>,
+    args: LogsArgs,
 ) -> Result<ExitCode> {
     let stack = super::spec::load(file)?;
     if let Some(s) = service {
         tug_engine::ops::known_services(&stack, &[s.to_string()])?;
     }
-    let re = grep
+    let re = args
+        .grep
+        .as_deref()
         .map(regex::Regex::new)
         .transpose()
         .context("--grep is not a regular expression")?;
+    // Relative times are read here, so the agent and the engine see one instant.
+    let now = std::time::SystemTime::now();
+    let time = |t: &Option<String>, flag: &str| {
+        t.as_deref()
+            .map(|t| tug_runtime::parse_log_time(t, now))
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
+    let opts = tug_runtime::LogOptions {
+        tail: args.tail,
+        follow: args.follow,
+        since: time(&args.since, "since")?,
+        until: time(&args.until, "until")?,
+    };
     let print: Box<dyn Fn(&tug_engine::ReplicaLine)> = match output {
         crate::output::OutputFormat::Json => Box::new(print_json),
-        crate::output::OutputFormat::Table => Box::new(printer(&stack)),
+        crate::output::OutputFormat::Table => Box::new(printer(&stack, args.timestamps)),
     };
     if let Some(agent) = tug_api::client::Client::for_stack(&stack.name).await {
-        let mut path = format!("/v1/logs?follow={follow}");
+        let mut path = format!("/v1/logs?follow={}", opts.follow);
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(s) = service {
             query.append_pair("service", s);
         }
-        if let Some(t) = tail {
+        if let Some(t) = opts.tail {
             query.append_pair("tail", &t.to_string());
         }
-        if let Some(g) = grep {
+        if let Some(g) = &args.grep {
             query.append_pair("grep", g);
+        }
+        for (name, t) in [("since", opts.since), ("until", opts.until)] {
+            if let Some(t) = t {
+                query.append_pair(name, &humantime::format_rfc3339_nanos(t).to_string());
+            }
         }
         let query = query.finish();
         if !query.is_empty() {
@@ -829,7 +858,7 @@ pub async fn logs(
         return Ok(ExitCode::SUCCESS);
     }
     let rt = connect(&stack).await?;
-    let mut lines = tug_engine::log_lines(&rt, &stack.name, service, tail, follow, re).await?;
+    let mut lines = tug_engine::log_lines(&rt, &stack.name, service, opts, re).await?;
     while let Some(line) = lines.next().await {
         print(&line?);
     }
@@ -843,13 +872,15 @@ fn print_json(l: &tug_engine::ReplicaLine) {
         "replica": l.replica,
         "stream": if l.stderr { "stderr" } else { "stdout" },
         "message": l.text,
+        "time": l.time.map(|t| humantime::format_rfc3339_nanos(t).to_string()),
         "trace_id": l.trace_id,
     });
     println!("{v}");
 }
 
-/// Prints a replica's line with a `service-replica |` prefix, one colour per replica.
-fn printer(stack: &tug_spec::Stack) -> impl Fn(&tug_engine::ReplicaLine) {
+/// Prints a replica's line with a `service-replica |` prefix, one colour per
+/// replica, and with `timestamps` its time (blank where unknown).
+fn printer(stack: &tug_spec::Stack, timestamps: bool) -> impl Fn(&tug_engine::ReplicaLine) {
     let colors = [
         console::Color::Cyan,
         console::Color::Magenta,
@@ -870,7 +901,15 @@ fn printer(stack: &tug_spec::Stack) -> impl Fn(&tug_engine::ReplicaLine) {
         let prefix = format!("{}-{}", l.service, l.replica);
         let prefix =
             style(format!("{prefix:<width$} |")).fg(colors[(svc * 3 + replica) % colors.len()]);
-        println!("{prefix} {}", l.text);
+        if timestamps {
+            let time = l
+                .time
+                .map(|t| humantime::format_rfc3339_nanos(t).to_string())
+                .unwrap_or_default();
+            println!("{prefix} {time:<30} {}", l.text);
+        } else {
+            println!("{prefix} {}", l.text);
+        }
     }
 }
 
@@ -882,8 +921,9 @@ pub async fn stream_logs<R: Runtime>(
     follow: bool,
     tail: Option<usize>,
 ) -> Result<()> {
-    let print = printer(stack);
-    let mut lines = tug_engine::log_lines(rt, &stack.name, service, tail, follow, None).await?;
+    let print = printer(stack, false);
+    let opts = tug_runtime::LogOptions::new(tail, follow);
+    let mut lines = tug_engine::log_lines(rt, &stack.name, service, opts, None).await?;
     while let Some(line) = lines.next().await {
         print(&line?);
     }
