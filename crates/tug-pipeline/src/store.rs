@@ -241,43 +241,18 @@ impl RunStore {
                 "INSERT INTO concurrency (grp, run, unit, state) VALUES (?1, ?2, ?3, 'waiting')",
                 params![group, run, unit],
             )?;
-            Ok(tx.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            // Taken at once when free: else a claim made a moment later
+            // would replace this one before it ever looked.
+            hold(tx, id)?;
+            Ok(id)
         })
     }
 
     /// Takes the group when nothing else holds it (a cancelled holder
     /// holds it until it has stopped and released it).
     pub fn try_hold(&mut self, claim: i64) -> Result<Claim, RunStoreError> {
-        self.immediate(|tx| {
-            let Some((grp, state)) = tx
-                .query_row(
-                    "SELECT grp, state FROM concurrency WHERE seq = ?1",
-                    [claim],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )
-                .optional()?
-            else {
-                return Ok(Claim::Cancelled);
-            };
-            match state.as_str() {
-                "holding" => return Ok(Claim::Holding),
-                "cancelled" => return Ok(Claim::Cancelled),
-                _ => {}
-            }
-            let busy: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM concurrency WHERE grp = ?1 AND seq != ?2 AND (state != 'waiting' OR seq < ?2)",
-                params![grp, claim],
-                |r| r.get(0),
-            )?;
-            if busy > 0 {
-                return Ok(Claim::Waiting);
-            }
-            tx.execute(
-                "UPDATE concurrency SET state = 'holding' WHERE seq = ?1",
-                [claim],
-            )?;
-            Ok(Claim::Holding)
-        })
+        self.immediate(|tx| hold(tx, claim))
     }
 
     /// The units of `run` whose claim a newer one cancelled (`""`: the run).
@@ -324,6 +299,38 @@ impl RunStore {
             .optional()
             .map_err(|e| self.err(e))
     }
+}
+
+/// Takes the group for `claim` when nothing holds it and no older claim waits.
+fn hold(tx: &rusqlite::Transaction<'_>, claim: i64) -> rusqlite::Result<Claim> {
+    let Some((grp, state)) = tx
+        .query_row(
+            "SELECT grp, state FROM concurrency WHERE seq = ?1",
+            [claim],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?
+    else {
+        return Ok(Claim::Cancelled);
+    };
+    match state.as_str() {
+        "holding" => return Ok(Claim::Holding),
+        "cancelled" => return Ok(Claim::Cancelled),
+        _ => {}
+    }
+    let busy: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM concurrency WHERE grp = ?1 AND seq != ?2 AND (state != 'waiting' OR seq < ?2)",
+            params![grp, claim],
+            |r| r.get(0),
+        )?;
+    if busy > 0 {
+        return Ok(Claim::Waiting);
+    }
+    tx.execute(
+        "UPDATE concurrency SET state = 'holding' WHERE seq = ?1",
+        [claim],
+    )?;
+    Ok(Claim::Holding)
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
