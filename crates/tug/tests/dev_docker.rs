@@ -114,8 +114,9 @@ fn a_sync_rule_copies_a_file_without_a_new_image() {
     std::fs::create_dir_all(app.join("static")).unwrap();
     std::fs::write(
         app.join("Dockerfile"),
-        // `rm`, with which a file deleted on the host is deleted here.
-        format!("FROM {BASE}\nRUN [\"/bin/busybox\", \"ln\", \"-sf\", \"busybox\", \"/bin/rm\"]\nCOPY index.html /www/index.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
+        // `rm`, and a target the replica's user may write: a file deleted
+        // on the host is deleted here.
+        format!("FROM {BASE}\nRUN [\"/bin/busybox\", \"ln\", \"-sf\", \"busybox\", \"/bin/rm\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"-m\", \"777\", \"/www/static\"]\nCOPY index.html /www/index.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
     )
     .unwrap();
     std::fs::write(app.join("index.html"), "v1\n").unwrap();
