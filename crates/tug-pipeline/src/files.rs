@@ -56,6 +56,12 @@ fn copy_entry(from: &Path, to: &Path, n: &mut u64) -> io::Result<()> {
             std::fs::create_dir_all(p)?;
         }
         std::fs::copy(from, to)?;
+        // Keep the modification time: build tools (cargo, make) judge
+        // freshness by it, so a restored cache would otherwise look stale.
+        if let Ok(modified) = meta.modified() {
+            let f = std::fs::File::options().write(true).open(to)?;
+            f.set_times(std::fs::FileTimes::new().set_modified(modified))?;
+        }
         *n += 1;
     }
     Ok(())

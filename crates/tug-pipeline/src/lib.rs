@@ -12,6 +12,7 @@
 //! assert_eq!(ci.jobs["test"].steps[0].run, "echo ok");
 //! ```
 
+pub mod concurrency;
 pub mod exec;
 pub mod files;
 pub mod generate;

@@ -3,6 +3,7 @@
 //! build the same types, and the executor runs them.
 
 pub use tug_spec::pipeline::{
-    Cache, Job, JobService, Matrix, Pipeline, SecretRef, SecretSource, Step, When, WorkspaceMode,
+    Cache, Concurrency, Job, JobService, Matrix, Pipeline, SecretRef, SecretSource, Step, When,
+    WorkspaceMode,
 };
 pub use tug_spec::{Duration, Health};

@@ -14,6 +14,8 @@ pub enum RunStatus {
     Failed,
     /// tug was stopped (a signal, or killed) before the run finished.
     Interrupted,
+    /// A newer run of its concurrency group cancelled it.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -23,6 +25,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Cancelled => "cancelled",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -31,6 +34,7 @@ impl RunStatus {
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
             "interrupted" => RunStatus::Interrupted,
+            "cancelled" => RunStatus::Cancelled,
             _ => return None,
         })
     }

@@ -14,7 +14,12 @@
 //!   containers), cancels what has not started, and ends the run as
 //!   interrupted. Containers and networks carry the run's labels, so what a
 //!   killed tug leaves is removed by [`sweep`] at the next run.
+//! - A pipeline's `concurrency` group is entered before the first unit, a
+//!   job's before each of its units ([`crate::concurrency`]); a newer run
+//!   of the group with `cancel_in_progress` stops this one the same way,
+//!   and the run (or unit) ends cancelled.
 
+use crate::concurrency::{self, Entered, Gate};
 use crate::exec::{self, labels, StepEnd, StepRun};
 use crate::files;
 use crate::mask::Masker;
@@ -74,6 +79,8 @@ pub type Observer = Arc<dyn Fn(Progress) + Send + Sync>;
 pub enum RunError {
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Store(#[from] crate::store::RunStoreError),
     #[error("cannot prepare the run directory {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -89,12 +96,25 @@ struct Ctx {
     observer: Observer,
     user: String,
     owner: String,
+    /// Present when the pipeline or a job has a concurrency group.
+    gate: Option<Gate>,
 }
 
 /// Runs the pipeline; the report says how every unit ended.
 #[tracing::instrument(name = "pipeline", level = "info", skip_all, fields(pipeline = %cfg.pipeline_name, run = cfg.id))]
-pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunError> {
+pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, RunError> {
     let started_at = crate::store::now();
+    // The caller's token (Ctrl-C) interrupts; the run's own child token is
+    // also what its concurrency group cancels.
+    let outer = cfg.cancel.clone();
+    cfg.cancel = outer.child_token();
+    let gate = if cfg.pipeline.concurrency.is_some()
+        || cfg.pipeline.jobs.values().any(|j| j.concurrency.is_some())
+    {
+        Some(Gate::open(&cfg.state_dir.join("tug.db"), cfg.id)?)
+    } else {
+        None
+    };
     let clock = Instant::now();
     let units = plan::plan(&cfg.pipeline, &cfg.jobs)?;
     let run_dir = cfg.run_dir();
@@ -119,9 +139,53 @@ pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunErr
         observer,
         user: current_user(),
         owner: exec::owner_tag(),
+        gate,
         cfg,
     });
     let n = ctx.units.len();
+    let mut held = Vec::new();
+    if let (Some(gate), Some(c)) = (&ctx.gate, &ctx.cfg.pipeline.concurrency) {
+        let entered = gate
+            .enter(&c.group, "", c.cancel_in_progress, &ctx.cfg.cancel, || {
+                (ctx.observer)(Progress::Line {
+                    unit: ctx.cfg.pipeline_name.clone(),
+                    line: format!("waiting for the concurrency group `{}`", c.group),
+                })
+            })
+            .await?;
+        let ended = match entered {
+            Entered::Holding(claim) => {
+                held.push(claim);
+                None
+            }
+            Entered::Replaced => Some((
+                RunStatus::Cancelled,
+                format!(
+                    "a newer run of the concurrency group `{}` replaced this one while it waited",
+                    c.group
+                ),
+            )),
+            Entered::Stopped => Some((RunStatus::Interrupted, "the run was interrupted".into())),
+        };
+        if let Some((status, reason)) = ended {
+            let jobs = ctx
+                .units
+                .iter()
+                .map(|u| not_run(u, JobStatus::Cancelled, reason.clone()))
+                .collect();
+            return Ok(RunReport {
+                id: ctx.cfg.id,
+                stack: ctx.cfg.stack.clone(),
+                pipeline: ctx.cfg.pipeline_name.clone(),
+                status,
+                started: started_at,
+                seconds: clock.elapsed().as_secs_f64(),
+                jobs,
+            });
+        }
+    }
+    let stop_watch = CancellationToken::new();
+    let _watch = ctx.gate.as_ref().map(|g| g.watch(stop_watch.clone()));
     let sem = Arc::new(Semaphore::new(parallelism));
     // Per matrix job: its own limit, and a token that fail-fast cancels.
     let mut job_sems: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
@@ -153,7 +217,7 @@ pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunErr
                     Some((
                         JobStatus::Cancelled,
                         if ctx.cfg.cancel.is_cancelled() {
-                            "the run was interrupted".to_string()
+                            stop_reason(&ctx)
                         } else {
                             "another combination of the matrix failed (fail_fast)".to_string()
                         },
@@ -181,19 +245,7 @@ pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunErr
                     failed_upstream[i] = !unit.needs.is_empty()
                         && unit.needs.iter().any(|j| failed_upstream[*j])
                         && job.when == When::OnSuccess;
-                    let r = JobReport {
-                        name: unit.name.clone(),
-                        job: unit.job.clone(),
-                        matrix: unit.matrix.clone(),
-                        status,
-                        allowed_failure: false,
-                        reason: Some(reason),
-                        attempts: 0,
-                        seconds: 0.0,
-                        steps: Vec::new(),
-                        cache: Vec::new(),
-                        log: None,
-                    };
+                    let r = not_run(unit, status, reason);
                     (ctx.observer)(Progress::JobFinished { report: r.clone() });
                     done[i] = Some(r);
                     progress = true;
@@ -208,7 +260,7 @@ pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunErr
                         None => None,
                     };
                     let _permit = sem.acquire_owned().await;
-                    let r = run_unit(&ctx, i, &token).await;
+                    let r = run_grouped(&ctx, i, &token).await;
                     (ctx.observer)(Progress::JobFinished { report: r.clone() });
                     (i, r)
                 });
@@ -239,23 +291,26 @@ pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunErr
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            r.unwrap_or_else(|| JobReport {
-                name: ctx.units[i].name.clone(),
-                job: ctx.units[i].job.clone(),
-                matrix: ctx.units[i].matrix.clone(),
-                status: JobStatus::Failed,
-                allowed_failure: false,
-                reason: Some("the job's task ended without a result".into()),
-                attempts: 0,
-                seconds: 0.0,
-                steps: Vec::new(),
-                cache: Vec::new(),
-                log: None,
+            r.unwrap_or_else(|| {
+                not_run(
+                    &ctx.units[i],
+                    JobStatus::Failed,
+                    "the job's task ended without a result".into(),
+                )
             })
         })
         .collect();
-    let status = if ctx.cfg.cancel.is_cancelled() {
+    stop_watch.cancel();
+    if let Some(gate) = &ctx.gate {
+        for claim in held {
+            gate.release(claim).await;
+        }
+    }
+    let by_group = ctx.gate.as_ref().and_then(|g| g.cancelled_by(""));
+    let status = if outer.is_cancelled() {
         RunStatus::Interrupted
+    } else if by_group.is_some() {
+        RunStatus::Cancelled
     } else if jobs.iter().any(JobReport::blocks) {
         RunStatus::Failed
     } else {
@@ -273,6 +328,74 @@ pub async fn run(cfg: RunConfig, observer: Observer) -> Result<RunReport, RunErr
         seconds: clock.elapsed().as_secs_f64(),
         jobs,
     })
+}
+
+/// The report of a unit that never ran a step.
+fn not_run(unit: &Unit, status: JobStatus, reason: String) -> JobReport {
+    JobReport {
+        name: unit.name.clone(),
+        job: unit.job.clone(),
+        matrix: unit.matrix.clone(),
+        status,
+        allowed_failure: false,
+        reason: Some(reason),
+        attempts: 0,
+        seconds: 0.0,
+        steps: Vec::new(),
+        cache: Vec::new(),
+        log: None,
+    }
+}
+
+/// Why the run's token stopped a unit.
+fn stop_reason(ctx: &Ctx) -> String {
+    match ctx.gate.as_ref().and_then(|g| g.cancelled_by("")) {
+        Some(group) => format!("a newer run of the concurrency group `{group}` cancelled this one"),
+        None => "the run was interrupted".into(),
+    }
+}
+
+/// A unit inside its job's concurrency group, if it has one.
+async fn run_grouped(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
+    let unit = &ctx.units[i];
+    let job = &ctx.cfg.pipeline.jobs[&unit.job];
+    let (Some(gate), Some(c)) = (&ctx.gate, &job.concurrency) else {
+        return run_unit(ctx, i, token).await;
+    };
+    let group = concurrency::unit_group(&c.group, &unit.matrix);
+    // Its own token, so that its group cancels this unit alone.
+    let token = token.child_token();
+    let cancelled = |reason: String| not_run(unit, JobStatus::Cancelled, reason);
+    let entered = gate
+        .enter(&group, &unit.name, c.cancel_in_progress, &token, || {
+            (ctx.observer)(Progress::Line {
+                unit: unit.name.clone(),
+                line: format!("waiting for the concurrency group `{group}`"),
+            })
+        })
+        .await;
+    let claim = match entered {
+        Ok(Entered::Holding(claim)) => claim,
+        Ok(Entered::Replaced) => {
+            return cancelled(format!(
+                "a newer job of the concurrency group `{group}` replaced this one while it waited"
+            ))
+        }
+        Ok(Entered::Stopped) => return run_unit(ctx, i, &token).await,
+        Err(e) => {
+            let mut r = cancelled(format!("cannot enter the concurrency group `{group}`: {e}"));
+            r.status = JobStatus::Failed;
+            return r;
+        }
+    };
+    let mut r = run_unit(ctx, i, &token).await;
+    gate.release(claim).await;
+    if r.status == JobStatus::Cancelled && gate.cancelled_by(&unit.name).is_some() {
+        r.reason = Some(format!(
+            "a newer job of the concurrency group `{group}` cancelled this one"
+        ));
+    }
+    r
 }
 
 fn secret_values(cfg: &RunConfig) -> BTreeMap<String, Vec<String>> {
@@ -811,7 +934,7 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
     }
     if report.status == JobStatus::Cancelled {
         report.reason = Some(if cfg.cancel.is_cancelled() {
-            "the run was interrupted".into()
+            stop_reason(ctx)
         } else {
             "another combination of the matrix failed (fail_fast)".into()
         });

@@ -27,7 +27,25 @@ CREATE TABLE IF NOT EXISTS runs (
     dir TEXT NOT NULL DEFAULT '',
     report TEXT
 );
+CREATE TABLE IF NOT EXISTS concurrency (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    grp TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    unit TEXT NOT NULL,
+    state TEXT NOT NULL
+);
 ";
+
+/// Where a claim on a concurrency group stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Another run (or unit) holds the group: wait.
+    Waiting,
+    /// This claim holds the group.
+    Holding,
+    /// A newer claim cancelled this one.
+    Cancelled,
+}
 
 /// One row of `runs`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -169,6 +187,95 @@ impl RunStore {
         Ok(out)
     }
 
+    /// Runs `f` in a write transaction taken at once, so that two tugs
+    /// claiming a group see each other's rows.
+    fn immediate<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, RunStoreError> {
+        let path = self.path.clone();
+        let err = |source| RunStoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        // Claims of runs that ended (or whose tug died) hold nothing.
+        tx.execute(
+            "DELETE FROM concurrency WHERE run NOT IN (SELECT id FROM runs WHERE status = 'running')",
+            [],
+        )
+        .map_err(err)?;
+        let v = f(&tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(v)
+    }
+
+    /// Enters the queue of a concurrency group; returns the claim's id.
+    /// `cancel_in_progress` cancels every other claim of the group; else a
+    /// claim still waiting is replaced (at most one waits, as on GitHub).
+    /// `unit` is empty for the whole run.
+    pub fn claim(
+        &mut self,
+        group: &str,
+        run: i64,
+        unit: &str,
+        cancel_in_progress: bool,
+    ) -> Result<i64, RunStoreError> {
+        self.immediate(|tx| {
+            // A replaced waiting claim is gone (its run sees that); a
+            // cancelled holder holds on until it has stopped.
+            tx.execute(
+                "DELETE FROM concurrency WHERE grp = ?1 AND state = 'waiting'",
+                [group],
+            )?;
+            if cancel_in_progress {
+                tx.execute(
+                    "UPDATE concurrency SET state = 'cancelled' WHERE grp = ?1 AND state = 'holding'",
+                    [group],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO concurrency (grp, run, unit, state) VALUES (?1, ?2, ?3, 'waiting')",
+                params![group, run, unit],
+            )?;
+            let id = tx.last_insert_rowid();
+            // Taken at once when free: else a claim made a moment later
+            // would replace this one before it ever looked.
+            hold(tx, id)?;
+            Ok(id)
+        })
+    }
+
+    /// Takes the group when nothing else holds it (a cancelled holder
+    /// holds it until it has stopped and released it).
+    pub fn try_hold(&mut self, claim: i64) -> Result<Claim, RunStoreError> {
+        self.immediate(|tx| hold(tx, claim))
+    }
+
+    /// The units of `run` whose claim a newer one cancelled (`""`: the run).
+    pub fn cancelled_claims(&self, run: i64) -> Result<Vec<(String, String)>, RunStoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT unit, grp FROM concurrency WHERE run = ?1 AND state = 'cancelled'")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|it| it.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Gives a group back.
+    pub fn release(&self, claim: i64) -> Result<(), RunStoreError> {
+        self.conn
+            .execute("DELETE FROM concurrency WHERE seq = ?1", [claim])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The latest runs first.
     pub fn list(&self, limit: usize) -> Result<Vec<RunRow>, RunStoreError> {
         let mut stmt = self
@@ -192,6 +299,38 @@ impl RunStore {
             .optional()
             .map_err(|e| self.err(e))
     }
+}
+
+/// Takes the group for `claim` when nothing holds it and no older claim waits.
+fn hold(tx: &rusqlite::Transaction<'_>, claim: i64) -> rusqlite::Result<Claim> {
+    let Some((grp, state)) = tx
+        .query_row(
+            "SELECT grp, state FROM concurrency WHERE seq = ?1",
+            [claim],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?
+    else {
+        return Ok(Claim::Cancelled);
+    };
+    match state.as_str() {
+        "holding" => return Ok(Claim::Holding),
+        "cancelled" => return Ok(Claim::Cancelled),
+        _ => {}
+    }
+    let busy: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM concurrency WHERE grp = ?1 AND seq != ?2 AND (state != 'waiting' OR seq < ?2)",
+            params![grp, claim],
+            |r| r.get(0),
+        )?;
+    if busy > 0 {
+        return Ok(Claim::Waiting);
+    }
+    tx.execute(
+        "UPDATE concurrency SET state = 'holding' WHERE seq = ?1",
+        [claim],
+    )?;
+    Ok(Claim::Holding)
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -235,5 +374,54 @@ mod tests {
         assert_eq!(s.get(live).unwrap().unwrap().status, RunStatus::Running);
         let rows = s.list(10).unwrap();
         assert_eq!(rows[0].id, live);
+    }
+
+    #[test]
+    fn a_newer_claim_waits_or_cancels_and_one_waiting_claim_is_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = RunStore::open(&d.path().join("tug.db")).unwrap();
+        let (a, b, c, e) = (
+            s.begin("shop", "ci", "a").unwrap(),
+            s.begin("shop", "ci", "b").unwrap(),
+            s.begin("shop", "ci", "c").unwrap(),
+            s.begin("shop", "ci", "e").unwrap(),
+        );
+        let ca = s.claim("deploy", a, "", false).unwrap();
+        assert_eq!(s.try_hold(ca).unwrap(), Claim::Holding);
+        // Queued behind a; then replaced by a newer waiting claim.
+        let cb = s.claim("deploy", b, "", false).unwrap();
+        assert_eq!(s.try_hold(cb).unwrap(), Claim::Waiting);
+        let cc = s.claim("deploy", c, "", false).unwrap();
+        assert_eq!(s.try_hold(cb).unwrap(), Claim::Cancelled);
+        assert_eq!(s.try_hold(cc).unwrap(), Claim::Waiting);
+        assert_eq!(s.cancelled_claims(b).unwrap(), []);
+        s.release(ca).unwrap();
+        assert_eq!(s.try_hold(cc).unwrap(), Claim::Holding);
+        // cancel-in-progress: the holder is cancelled, and holds until released.
+        let ce = s.claim("deploy", e, "deploy-job", true).unwrap();
+        assert_eq!(
+            s.cancelled_claims(c).unwrap(),
+            [("".into(), "deploy".into())]
+        );
+        assert_eq!(s.try_hold(ce).unwrap(), Claim::Waiting);
+        s.release(cc).unwrap();
+        assert_eq!(s.try_hold(ce).unwrap(), Claim::Holding);
+        // Another group is independent.
+        let other = s.claim("docs", a, "", true).unwrap();
+        assert_eq!(s.try_hold(other).unwrap(), Claim::Holding);
+    }
+
+    #[test]
+    fn the_claim_of_a_run_that_ended_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = RunStore::open(&d.path().join("tug.db")).unwrap();
+        let dead = s.begin("shop", "ci", "dead").unwrap();
+        let live = s.begin("shop", "ci", "live").unwrap();
+        let held = s.claim("g", dead, "", false).unwrap();
+        assert_eq!(s.try_hold(held).unwrap(), Claim::Holding);
+        let next = s.claim("g", live, "", false).unwrap();
+        assert_eq!(s.try_hold(next).unwrap(), Claim::Waiting);
+        s.mark_orphans(|o| o == "live").unwrap();
+        assert_eq!(s.try_hold(next).unwrap(), Claim::Holding);
     }
 }

@@ -223,3 +223,123 @@ jobs:
     let lint = &imp.pipeline.jobs["lint"];
     assert_eq!(lint.steps.len(), 4, "3 steps and the job's end");
 }
+
+/// A project with a caller and a local reusable workflow.
+fn reuse_project(caller: &str, called: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let wf = tmp.path().join("ws/.github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::write(wf.join("build.yml"), called).unwrap();
+    let file = wf.join("ci.yml");
+    std::fs::write(&file, caller).unwrap();
+    (tmp, file, caller.to_string())
+}
+
+const CALLED: &str = r#"on:
+  workflow_call:
+    inputs:
+      target: { type: string, required: true }
+      release: { type: boolean, default: false }
+      jobs: { type: number, default: 2 }
+    outputs:
+      artifact: { value: "${{ jobs.compile.outputs.path }}" }
+    secrets:
+      token: { required: false }
+jobs:
+  compile:
+    runs-on: ubuntu-latest
+    outputs: { path: "${{ steps.b.outputs.path }}" }
+    steps:
+      - id: b
+        run: echo "path=out/${{ inputs.target }}" >> "$GITHUB_OUTPUT"
+  test:
+    needs: compile
+    runs-on: ubuntu-latest
+    steps: [ { run: "echo ${{ inputs.jobs }}" } ]
+"#;
+
+#[test]
+fn a_local_reusable_workflow_is_planned_under_its_caller() {
+    let (tmp, file, src) = reuse_project(
+        "on: push\njobs:\n  lint:\n    runs-on: ubuntu-latest\n    steps: [ { run: echo lint } ]\n  build:\n    needs: lint\n    uses: ./.github/workflows/build.yml\n    with: { target: x86_64 }\n    secrets: inherit\n  ship:\n    needs: build\n    runs-on: ubuntu-latest\n    steps: [ { run: \"echo ${{ needs.build.outputs.artifact }}\" } ]\n",
+        CALLED,
+    );
+    let opts = options(tmp.path());
+    let imp = import(&file, &src, &opts).unwrap();
+    let keys: Vec<(&str, bool)> = imp
+        .jobs
+        .iter()
+        .map(|j| (j.key.as_str(), j.skipped.is_none()))
+        .collect();
+    assert!(keys.contains(&("build.compile", true)), "{keys:?}");
+    assert!(keys.contains(&("build.test", true)), "{keys:?}");
+    assert!(keys.contains(&("build", true)), "{keys:?}");
+    assert!(keys.contains(&("ship", true)), "{keys:?}");
+    let jobs = &imp.pipeline.jobs;
+    // The called workflow's first job waits for what the caller needs.
+    assert_eq!(jobs["build.compile"].needs, ["lint"]);
+    assert_eq!(jobs["build.test"].needs, ["build.compile"]);
+    assert_eq!(jobs["build"].needs, ["build.compile", "build.test"]);
+    assert_eq!(jobs["ship"].needs, ["build"]);
+    // Inputs typed, defaults filled.
+    let plan: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(opts.state_dir.join("jobs/build.compile.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan["contexts"]["inputs"],
+        serde_json::json!({ "target": "x86_64", "release": false, "jobs": 2 })
+    );
+}
+
+#[test]
+fn a_reusable_workflow_call_is_checked_at_file_line_col() {
+    let caller = |with: &str| {
+        format!("on: push\njobs:\n  build:\n    uses: ./.github/workflows/build.yml\n    with: {with}\n")
+    };
+    let (tmp, file, src) = reuse_project(&caller("{ target: a, colour: red }"), CALLED);
+    let e = import(&file, &src, &options(tmp.path())).err().unwrap();
+    assert!(
+        e.to_string().contains("ci.yml:5:")
+            && e.to_string().ends_with(
+                "`./.github/workflows/build.yml` has no input `colour`; its inputs are target, release, jobs"
+            ),
+        "{e}"
+    );
+    let (tmp, file, src) = reuse_project(&caller("{ release: true }"), CALLED);
+    let e = import(&file, &src, &options(tmp.path())).err().unwrap();
+    assert!(
+        e.to_string().contains("ci.yml:4:11: job `build` does not give `./.github/workflows/build.yml` its required input `target`"),
+        "{e}"
+    );
+    let (tmp, file, src) = reuse_project(&caller("{ target: a, release: maybe }"), CALLED);
+    let e = import(&file, &src, &options(tmp.path())).err().unwrap();
+    assert!(
+        e.to_string().contains(
+            "input `release` of `./.github/workflows/build.yml`: `maybe` is not a boolean"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_remote_reusable_workflow_is_left_out_with_the_reason() {
+    let (tmp, file, src) = reuse_project(
+        "on: push\njobs:\n  build:\n    uses: octo/ci/.github/workflows/rust.yml@v1\n  after:\n    needs: build\n    runs-on: ubuntu-latest\n    steps: [ { run: echo } ]\n",
+        CALLED,
+    );
+    let imp = import(&file, &src, &options(tmp.path())).unwrap();
+    let build = imp.jobs.iter().find(|j| j.key == "build").unwrap();
+    let why = build.skipped.as_deref().unwrap();
+    assert!(
+        why.starts_with("remote reusable workflow `octo/ci/.github/workflows/rust.yml@v1`"),
+        "{why}"
+    );
+    let after = imp.jobs.iter().find(|j| j.key == "after").unwrap();
+    assert_eq!(
+        after.skipped.as_deref(),
+        Some("needs `build`, which is left out")
+    );
+    assert_eq!(imp.uses.len(), 1);
+    assert_eq!(imp.uses[0].at.line, 4);
+}

@@ -103,6 +103,21 @@ struct PipelineIn {
     workspace: Option<WorkspaceIn>,
     /// What makes the agent run it: a cron schedule, a signed push webhook.
     on: Option<TriggersIn>,
+    /// One run of the group at a time: a newer run waits, or cancels the running one.
+    concurrency: Option<ConcurrencyIn>,
+}
+
+/// A group name, or `{ group, cancel_in_progress }`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ConcurrencyIn {
+    Group(String),
+    Full {
+        /// The group; in a job, `${{ matrix.NAME }}` is the combination's value.
+        group: String,
+        /// A newer run (or job) of the group cancels the running one (default false: it waits).
+        cancel_in_progress: Option<bool>,
+    },
 }
 
 #[derive(JsonSchema)]
@@ -174,6 +189,8 @@ struct JobIn {
     paths: Option<OneOrMany>,
     /// The shell steps run in (default `sh -e -c`).
     shell: Option<Argv>,
+    /// One unit of the group at a time, across runs.
+    concurrency: Option<ConcurrencyIn>,
 }
 
 #[derive(JsonSchema)]

@@ -8,7 +8,15 @@ use crate::pipeline::*;
 use crate::yaml::Node;
 use std::collections::BTreeMap;
 
-const PIPELINE_KEYS: &[&str] = &["jobs", "env", "parallelism", "workspace", "on"];
+const PIPELINE_KEYS: &[&str] = &[
+    "jobs",
+    "env",
+    "parallelism",
+    "workspace",
+    "on",
+    "concurrency",
+];
+const CONCURRENCY_KEYS: &[&str] = &["group", "cancel_in_progress"];
 const ON_KEYS: &[&str] = &["schedule", "webhook"];
 const WEBHOOK_KEYS: &[&str] = &["secret", "branches"];
 const JOB_KEYS: &[&str] = &[
@@ -28,6 +36,7 @@ const JOB_KEYS: &[&str] = &[
     "artifacts",
     "paths",
     "shell",
+    "concurrency",
 ];
 const STEP_KEYS: &[&str] = &[
     "name",
@@ -199,12 +208,60 @@ impl Cx<'_> {
             .get("on")
             .map(|v| self.triggers(&what, v, secrets))
             .unwrap_or_default();
+        let concurrency = f
+            .get("concurrency")
+            .and_then(|v| self.concurrency(v, &format!("{what}.concurrency")));
         Some(Pipeline {
             jobs,
             env,
             parallelism,
             workspace,
             on,
+            concurrency,
+        })
+    }
+
+    /// `concurrency: GROUP` or `{ group, cancel_in_progress }`.
+    fn concurrency(&mut self, n: &Node, what: &str) -> Option<Concurrency> {
+        if n.scalar().is_some() {
+            let group = self.text(n, what)?;
+            return self.group_named(n, what, group, false);
+        }
+        let f = self.fields(n, &format!("`{what}`"), CONCURRENCY_KEYS)?;
+        let cancel_in_progress = f
+            .get("cancel_in_progress")
+            .and_then(|v| self.boolean(v, &format!("{what}.cancel_in_progress")))
+            .unwrap_or(false);
+        match f.get("group") {
+            Some(g) => {
+                let group = self.text(g, &format!("{what}.group"))?;
+                self.group_named(g, what, group, cancel_in_progress)
+            }
+            None => {
+                self.err(
+                    n,
+                    format!("`{what}` needs `group`"),
+                    Some("e.g. `concurrency: { group: deploy, cancel_in_progress: true }`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn group_named(
+        &mut self,
+        n: &Node,
+        what: &str,
+        group: String,
+        cancel_in_progress: bool,
+    ) -> Option<Concurrency> {
+        if group.trim().is_empty() {
+            self.err(n, format!("`{what}` names an empty group"), None);
+            return None;
+        }
+        Some(Concurrency {
+            group,
+            cancel_in_progress,
         })
     }
 
@@ -438,6 +495,9 @@ impl Cx<'_> {
         let matrix = f
             .get("matrix")
             .and_then(|v| self.matrix(&format!("{what}.matrix"), v));
+        let concurrency = f
+            .get("concurrency")
+            .and_then(|v| self.concurrency(v, &format!("{what}.concurrency")));
         let mut services = BTreeMap::new();
         if let Some(v) = f.get("services") {
             if let Some(map) = v.as_map() {
@@ -510,6 +570,7 @@ impl Cx<'_> {
             artifacts,
             paths,
             shell,
+            concurrency,
         };
         Some((job, needs))
     }

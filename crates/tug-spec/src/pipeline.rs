@@ -26,6 +26,22 @@ pub struct Pipeline {
     /// When the agent runs the pipeline by itself.
     #[serde(default, rename = "on", skip_serializing_if = "Triggers::is_empty")]
     pub on: Triggers,
+    /// At most one run of the group at a time, across tug processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+}
+
+/// A concurrency group: runs (or jobs) of the same group never overlap.
+/// A newer one cancels the running one when `cancel_in_progress`, else it
+/// waits; a waiting one is replaced by a newer one (as on GitHub).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// The group's name; in a job, `${{ matrix.NAME }}` stands for the
+    /// combination's value.
+    pub group: String,
+    #[serde(default)]
+    pub cancel_in_progress: bool,
 }
 
 /// `on:` of a pipeline: what makes the agent run it.
@@ -121,6 +137,9 @@ pub struct Job {
     /// unset: `sh -e -c`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+    /// At most one unit of the group at a time, across runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
 }
 
 /// One step: a shell script.

@@ -182,3 +182,44 @@ fn triggers() {
     ));
     assert!(e[0].message.contains("needs `secret`"), "{}", e[0].message);
 }
+
+#[test]
+fn concurrency_groups() {
+    let file = Path::new("tug.yaml");
+    let ok = parse_str(
+        "name: s\npipelines:\n  ci:\n    concurrency: { group: deploy, cancel_in_progress: true }\n    jobs:\n      a: { concurrency: \"pages-${{ matrix.os }}\", matrix: { os: [linux] }, steps: [x] }\n",
+        file,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ci = &ok.pipelines["ci"];
+    let run = ci.concurrency.as_ref().unwrap();
+    assert_eq!(
+        (run.group.as_str(), run.cancel_in_progress),
+        ("deploy", true)
+    );
+    let job = ci.jobs["a"].concurrency.as_ref().unwrap();
+    assert_eq!(
+        (job.group.as_str(), job.cancel_in_progress),
+        ("pages-${{ matrix.os }}", false)
+    );
+    let e = parse_str(
+        "name: s\npipelines:\n  ci:\n    concurrency: { cancel_in_progres: true }\n    jobs: { a: { steps: [x] } }\n",
+        file,
+    )
+    .expect_err("rejected")
+    .0;
+    assert_eq!(e.len(), 2, "{e:#?}");
+    let typo = e
+        .iter()
+        .find(|e| e.message == "unknown key `cancel_in_progres` in `pipelines.ci.concurrency`")
+        .unwrap_or_else(|| panic!("{e:#?}"));
+    assert_eq!(
+        typo.hint.as_deref(),
+        Some("did you mean `cancel_in_progress`?")
+    );
+    let group = e
+        .iter()
+        .find(|e| e.message == "`pipelines.ci.concurrency` needs `group`")
+        .unwrap_or_else(|| panic!("{e:#?}"));
+    assert_eq!((group.line, group.col), (4, 18));
+}

@@ -5,36 +5,10 @@
 
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const BASE: &str = "tug-test/dev-busybox:1";
-
-/// busybox-static as a one-binary image, imported once.
-fn base_image() {
-    let have = Command::new("docker")
-        .args(["image", "inspect", BASE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("install busybox-static (scripts/engine.sh does)");
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c . | docker import - {BASE}",
-            root.path().display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "docker import of busybox failed");
-}
+const BASE: &str = BUSYBOX;
 
 fn endpoint(s: &TestStack) -> Option<String> {
     s.ps()
@@ -67,7 +41,7 @@ fn an_edit_rolls_out_a_new_image_that_serves_it() {
     if !engine() {
         return;
     }
-    base_image();
+    busybox_images(None);
     let s = TestStack::new(
         "dev",
         "  web:\n    build: { context: ./app }\n    port: 8080\n    health: { http: /index.html, interval: 500ms, timeout: 1s, retries: 20 }\n",
@@ -131,7 +105,7 @@ fn a_sync_rule_copies_a_file_without_a_new_image() {
     if !engine() {
         return;
     }
-    base_image();
+    busybox_images(None);
     let s = TestStack::new(
         "dsync",
         "  web:\n    build: { context: ./app }\n    port: 8080\n    security: { read_only: false }\n    health: { http: /index.html, interval: 500ms, timeout: 1s, retries: 20 }\n    develop:\n      watch:\n        - { path: ./app/static, action: sync, target: /www/static, ignore: [\"*.tmp\"] }\n",
@@ -140,7 +114,9 @@ fn a_sync_rule_copies_a_file_without_a_new_image() {
     std::fs::create_dir_all(app.join("static")).unwrap();
     std::fs::write(
         app.join("Dockerfile"),
-        format!("FROM {BASE}\nCOPY index.html /www/index.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
+        // `rm`, and a target the replica's user may write: a file deleted
+        // on the host is deleted here.
+        format!("FROM {BASE}\nRUN [\"/bin/busybox\", \"ln\", \"-sf\", \"busybox\", \"/bin/rm\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"-m\", \"777\", \"/www/static\"]\nCOPY index.html /www/index.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
     )
     .unwrap();
     std::fs::write(app.join("index.html"), "v1\n").unwrap();
@@ -167,6 +143,14 @@ fn a_sync_rule_copies_a_file_without_a_new_image() {
         });
         wait_for("the sync is reported", Duration::from_secs(10), || {
             log().contains("cycle 1: web synced 1 file(s) into 1 replica(s)")
+        });
+        // Deleted on the host: deleted in the replica.
+        std::fs::remove_file(app.join("static/a.txt")).unwrap();
+        wait_for("the deleted file is gone", Duration::from_secs(60), || {
+            !get(&ep, "/static/a.txt").contains("synced-a")
+        });
+        wait_for("the deletion is reported", Duration::from_secs(10), || {
+            log().contains("cycle 2: web synced 1 file(s) into 1 replica(s)")
         });
         let text = log();
         assert!(!text.contains("rebuilding"), "{text}");

@@ -7,43 +7,9 @@ mod common;
 use common::*;
 use hmac::{Hmac, Mac};
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::Duration;
 
-const IMAGE: &str = "tug-test/dev-busybox:1";
-
-fn base_image() {
-    let have = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("install busybox-static (scripts/engine.sh does)");
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c . | docker import - {IMAGE}",
-            root.path().display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "docker import of busybox failed");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const IMAGE: &str = BUSYBOX;
 
 /// POSTs `body` with `headers`; (status, response body).
 fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
@@ -87,7 +53,7 @@ fn schedules_fire_and_signed_webhooks_run_pipelines() {
     if !engine() {
         return;
     }
-    base_image();
+    busybox_images(None);
     let s = TestStack::new("trg", "");
     let port = free_port();
     let dir = s.dir.path();

@@ -81,8 +81,6 @@ pub struct JobPlan {
     pub needs: Vec<(String, Vec<String>)>,
     pub steps: Vec<StepPlan>,
     pub outputs: Vec<(String, Tpl)>,
-    /// Concurrency groups held while the job runs.
-    pub groups: Vec<String>,
     pub cache_dir: PathBuf,
     /// The job's `continue-on-error`: its failed steps do not fail the job.
     pub continue_on_error: Option<Dyn>,
@@ -422,24 +420,18 @@ struct Combo {
     total: usize,
 }
 
-fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, ImportErrors> {
-    let github = github_context(wf, opts);
-    let runner = runner_context(opts);
-    let inputs: Map<String, Value> = opts
-        .inputs
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let mut base = Scope {
-        workspace: opts.workspace.clone(),
-        ..Default::default()
-    };
-    base.set("github", github.clone());
-    base.set("runner", runner.clone());
-    base.set("inputs", Value::Object(inputs.clone()));
-    base.set("vars", json!({}));
-    base.set("secrets", json!({ "GITHUB_TOKEN": "" }));
-    // Workflow env as it reads before any job starts.
+/// What planning gathers over a workflow and the workflows it calls.
+#[derive(Default)]
+struct Acc {
+    outcomes: Vec<JobOutcome>,
+    notes: Vec<UsesNote>,
+    plans: Vec<PlannedJob>,
+    /// Job id -> the keys of its planned combinations.
+    combos_of: BTreeMap<String, Vec<String>>,
+}
+
+/// The workflow's `env` as it reads before any job starts.
+fn with_workflow_env(mut base: Scope, wf: &workflow::Workflow) -> Scope {
     let mut wf_env = Map::new();
     for (k, t) in &wf.env {
         base.set("env", Value::Object(wf_env.clone()));
@@ -447,26 +439,64 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
             wf_env.insert(k.clone(), Value::String(v));
         }
     }
-    base.set("env", Value::Object(wf_env.clone()));
+    base.set("env", Value::Object(wf_env));
+    base
+}
 
-    let mut outcomes: Vec<JobOutcome> = Vec::new();
-    let mut notes: Vec<UsesNote> = Vec::new();
-    let mut plans: Vec<PlannedJob> = Vec::new();
-    let mut combos_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// A job of a called workflow under its caller's id (`call.job`); its
+/// first jobs wait for what the caller needs.
+fn prefixed(j: &JobDef, prefix: &str, roots_need: &[(String, Loc)]) -> JobDef {
+    if prefix.is_empty() {
+        return j.clone();
+    }
+    let mut j = j.clone();
+    j.id = format!("{prefix}{}", j.id);
+    for (n, _) in j.needs.iter_mut() {
+        *n = format!("{prefix}{n}");
+    }
+    if j.needs.is_empty() {
+        j.needs = roots_need.to_vec();
+    }
+    j
+}
 
+/// Plans the jobs of `wf` (a called workflow's under `prefix`).
+fn plan_jobs(
+    wf: &workflow::Workflow,
+    base: &Scope,
+    prefix: &str,
+    roots_need: &[(String, Loc)],
+    opts: &Options,
+    acc: &mut Acc,
+    depth: usize,
+) -> Result<(), ImportErrors> {
     // Jobs in dependency order, so a job knows whether its needs were left out.
     let order = dependency_order(wf);
     for j in order.iter().map(|&i| &wf.jobs[i]) {
-        let combos = match combos(j, &base) {
-            Ok(c) => c,
-            Err(reason) => {
-                outcomes.push(JobOutcome {
+        let owned = prefixed(j, prefix, roots_need);
+        let j = &owned;
+        if let Some(u) = &j.uses {
+            if let Err(reason) = call_workflow(wf, j, u, base, opts, acc, depth)? {
+                acc.outcomes.push(JobOutcome {
                     key: j.id.clone(),
                     id: j.id.clone(),
                     name: j.id.clone(),
                     skipped: Some(reason),
                 });
-                combos_of.insert(j.id.clone(), Vec::new());
+                acc.combos_of.insert(j.id.clone(), Vec::new());
+            }
+            continue;
+        }
+        let combos = match combos(j, base) {
+            Ok(c) => c,
+            Err(reason) => {
+                acc.outcomes.push(JobOutcome {
+                    key: j.id.clone(),
+                    id: j.id.clone(),
+                    name: j.id.clone(),
+                    skipped: Some(reason),
+                });
+                acc.combos_of.insert(j.id.clone(), Vec::new());
                 continue;
             }
         };
@@ -479,10 +509,10 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
             } else {
                 j.id.clone()
             };
-            match plan_job(wf, j, &c, &base, opts, &combos_of, &mut notes) {
+            match plan_job(wf, j, &c, base, opts, &acc.combos_of, &mut acc.notes) {
                 Ok((plan, job)) => {
                     keys.push(c.key.clone());
-                    outcomes.push(JobOutcome {
+                    acc.outcomes.push(JobOutcome {
                         key: unit,
                         id: j.id.clone(),
                         name: c.name.clone(),
@@ -490,7 +520,7 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
                     });
                     planned.push((c.label.clone(), plan, job));
                 }
-                Err(reason) => outcomes.push(JobOutcome {
+                Err(reason) => acc.outcomes.push(JobOutcome {
                     key: unit,
                     id: j.id.clone(),
                     name: c.name.clone(),
@@ -502,6 +532,24 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
             // One model job; the executor runs a unit per combination (fail-fast,
             // max-parallel), each finding its plan by the `gh` axis.
             let mut job = first.clone();
+            if planned
+                .iter()
+                .any(|(_, _, j)| j.concurrency != first.concurrency)
+            {
+                // Groups that differ by combination: one group per job and
+                // combination (a group shared with another job is not seen).
+                job.concurrency = first
+                    .concurrency
+                    .clone()
+                    .map(|c| crate::model::Concurrency {
+                        group: format!(
+                            "{}/{}/${{{{ matrix.{MATRIX_AXIS} }}}}",
+                            wf.file.display(),
+                            j.id
+                        ),
+                        ..c
+                    });
+            }
             if matrix {
                 let strategy = j.strategy.as_ref().expect("matrix");
                 let scope = base.clone();
@@ -529,18 +577,64 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
                 .iter()
                 .map(|(l, p, _)| (l.clone(), p.key.clone()))
                 .collect();
-            plans.push((
+            acc.plans.push((
                 j.id.clone(),
                 index,
                 planned.into_iter().map(|(_, p, _)| p).collect(),
                 job,
             ));
         }
-        combos_of.insert(j.id.clone(), keys);
+        acc.combos_of.insert(j.id.clone(), keys);
     }
+    Ok(())
+}
+
+fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, ImportErrors> {
+    let github = github_context(wf, opts);
+    let runner = runner_context(opts);
+    let mut inputs: Map<String, Value> = opts
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    // workflow_dispatch inputs not given take their defaults.
+    for d in &wf.dispatch_inputs {
+        if let (false, Some(v)) = (inputs.contains_key(&d.name), &d.default) {
+            inputs.insert(d.name.clone(), v.clone());
+        }
+    }
+    let mut base = Scope {
+        workspace: opts.workspace.clone(),
+        ..Default::default()
+    };
+    base.set("github", github.clone());
+    base.set("runner", runner.clone());
+    base.set("inputs", Value::Object(inputs.clone()));
+    base.set("vars", json!({}));
+    base.set("secrets", json!({ "GITHUB_TOKEN": "" }));
+    let base = with_workflow_env(base, wf);
+    let mut acc = Acc::default();
+    plan_jobs(wf, &base, "", &[], opts, &mut acc, 0)?;
+    let Acc {
+        mut outcomes,
+        notes,
+        plans,
+        ..
+    } = acc;
 
     let mut pipeline = Pipeline {
         workspace: crate::model::WorkspaceMode::Shared,
+        concurrency: match &wf.concurrency {
+            Some(cc) => concurrency(&base, cc).map_err(|message| {
+                ImportErrors(vec![super::ImportError {
+                    file: wf.file.clone(),
+                    line: cc.group.at.line,
+                    col: cc.group.at.col,
+                    message,
+                }])
+            })?,
+            None => None,
+        },
         ..Default::default()
     };
     std::fs::create_dir_all(opts.state_dir.join("jobs"))
@@ -585,6 +679,273 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
     })
 }
 
+/// How deep reusable workflows may call each other (GitHub: 4 levels).
+const MAX_CALL_DEPTH: usize = 4;
+
+fn import_error(file: &Path, at: Loc, message: String) -> ImportErrors {
+    ImportErrors(vec![super::ImportError {
+        file: file.to_path_buf(),
+        line: at.line,
+        col: at.col,
+        message,
+    }])
+}
+
+/// An input's value as its `type` says.
+fn typed_input(v: Value, kind: &str) -> Result<Value, String> {
+    Ok(match (kind, v) {
+        ("boolean", Value::String(s)) => match s.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            other => return Err(format!("`{other}` is not a boolean (true or false)")),
+        },
+        ("number", Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("`{s}` is not a number"))?,
+        ("string", Value::Bool(b)) => Value::String(b.to_string()),
+        ("string", Value::Number(n)) => Value::String(n.to_string()),
+        (_, v) => v,
+    })
+}
+
+/// A job that calls a local reusable workflow (`uses: ./.github/workflows/X.yml`):
+/// the called jobs are planned as `caller.job`, and the caller becomes a
+/// job that needs them all and maps their outputs to its own
+/// (`on.workflow_call.outputs`). Ok(Err(reason)): the caller is left out.
+fn call_workflow(
+    wf: &workflow::Workflow,
+    j: &JobDef,
+    u: &Tpl,
+    base: &Scope,
+    opts: &Options,
+    acc: &mut Acc,
+    depth: usize,
+) -> Result<Result<(), String>, ImportErrors> {
+    let uses = u.text.trim().to_string();
+    let Some(rel) = uses.strip_prefix("./") else {
+        let advice = "a remote reusable workflow is not fetched: copy it into .github/workflows/ and call it as `./.github/workflows/X.yml`, or run it with --from".to_string();
+        acc.notes.push(UsesNote {
+            uses: uses.clone(),
+            file: wf.file.clone(),
+            at: u.at,
+            advice: advice.clone(),
+            jobs: vec![j.id.clone()],
+        });
+        return Ok(Err(format!("remote reusable workflow `{uses}`: {advice}")));
+    };
+    if j.strategy.is_some() {
+        return Ok(Err(format!(
+            "calls the reusable workflow `{uses}` with a matrix: run it with --from per combination"
+        )));
+    }
+    if depth >= MAX_CALL_DEPTH {
+        return Ok(Err(format!(
+            "calls `{uses}` {} levels deep; reusable workflows nest at most {MAX_CALL_DEPTH} deep",
+            depth + 1
+        )));
+    }
+    let rel = rel.split('@').next().unwrap_or(rel);
+    let path = opts.workspace.join(rel);
+    let src = std::fs::read_to_string(&path).map_err(|e| {
+        import_error(
+            &wf.file,
+            u.at,
+            format!("cannot read the reusable workflow {}: {e}", path.display()),
+        )
+    })?;
+    let called = workflow::read(&path, &src).map_err(ImportErrors::sorted)?;
+    let Some(call) = &called.call else {
+        return Err(import_error(
+            &wf.file,
+            u.at,
+            format!("`{uses}` is not a reusable workflow: it has no `on: workflow_call`"),
+        ));
+    };
+    // Inputs: `with:` over defaults, typed.
+    let mut inputs = Map::new();
+    for (k, t) in &j.with {
+        if !call.inputs.iter().any(|d| &d.name == k) {
+            let names: Vec<&str> = call.inputs.iter().map(|d| d.name.as_str()).collect();
+            return Err(import_error(
+                &wf.file,
+                t.at,
+                format!(
+                    "`{uses}` has no input `{k}`; its inputs are {}",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    for d in &call.inputs {
+        let given = j.with.iter().find(|(k, _)| k == &d.name);
+        let value = match given {
+            Some((_, t)) => match render_static(base, t) {
+                Ok(Some(v)) => Value::String(v),
+                Ok(None) => {
+                    return Ok(Err(format!(
+                        "its input `{}` ({}) is known only at run time",
+                        d.name, t.text
+                    )))
+                }
+                Err(e) => return Err(import_error(&wf.file, t.at, e)),
+            },
+            None => match &d.default {
+                Some(v) => v.clone(),
+                None if d.required => {
+                    return Err(import_error(
+                        &wf.file,
+                        u.at,
+                        format!(
+                            "job `{}` does not give `{uses}` its required input `{}` (add it under `with:`)",
+                            j.id, d.name
+                        ),
+                    ))
+                }
+                None => match d.kind.as_str() {
+                    "boolean" => Value::Bool(false),
+                    "number" => json!(0),
+                    _ => Value::String(String::new()),
+                },
+            },
+        };
+        let at = given.map_or(d.at, |(_, t)| t.at);
+        let value = typed_input(value, &d.kind).map_err(|e| {
+            import_error(&wf.file, at, format!("input `{}` of `{uses}`: {e}", d.name))
+        })?;
+        inputs.insert(d.name.clone(), value);
+    }
+    // Secrets: inherited, mapped, or none.
+    let secrets = match &j.secrets {
+        Some(workflow::CallSecrets::Inherit) => base
+            .contexts
+            .get("secrets")
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+        Some(workflow::CallSecrets::Map(m)) => {
+            let mut out = Map::new();
+            out.insert("GITHUB_TOKEN".into(), Value::String(String::new()));
+            for (k, t) in m {
+                let v = render_static(base, t)
+                    .map_err(|e| import_error(&wf.file, t.at, e))?
+                    .unwrap_or_default();
+                out.insert(k.clone(), Value::String(v));
+            }
+            Value::Object(out)
+        }
+        None => json!({ "GITHUB_TOKEN": "" }),
+    };
+    let mut cbase = base.clone();
+    cbase.set("inputs", Value::Object(inputs));
+    cbase.set("secrets", secrets);
+    let cbase = with_workflow_env(cbase, &called);
+    let prefix = format!("{}.", j.id);
+    plan_jobs(&called, &cbase, &prefix, &j.needs, opts, acc, depth + 1)?;
+
+    // The caller: done when the called jobs are; their outputs become its own.
+    let mut needs = Vec::new();
+    let mut model_needs = Vec::new();
+    for ij in &called.jobs {
+        let id = format!("{prefix}{}", ij.id);
+        let keys = acc.combos_of.get(&id).cloned().unwrap_or_default();
+        if !keys.is_empty() {
+            needs.push((ij.id.clone(), keys));
+            model_needs.push(id);
+        }
+    }
+    if needs.is_empty() {
+        return Ok(Err(format!("every job of `{uses}` is left out")));
+    }
+    let mut github = cbase.contexts.get("github").cloned().unwrap_or(Value::Null);
+    github["job"] = Value::String(j.id.clone());
+    let mut contexts: Map<String, Value> = ["inputs", "vars", "runner", "secrets"]
+        .iter()
+        .filter_map(|k| cbase.contexts.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    contexts.insert("github".into(), github);
+    contexts.insert("matrix".into(), json!({}));
+    let plan = JobPlan {
+        file: called.file.clone(),
+        key: j.id.clone(),
+        id: j.id.clone(),
+        name: j.id.clone(),
+        contexts,
+        workflow_env: Vec::new(),
+        job_env: Vec::new(),
+        defaults: RunDefaults::default(),
+        condition: None,
+        needs,
+        steps: Vec::new(),
+        outputs: call.outputs.clone(),
+        cache_dir: opts.cache_dir.clone(),
+        continue_on_error: None,
+        container: None,
+    };
+    let run = step_command(opts, &j.id, "complete");
+    let job = Job {
+        needs: model_needs,
+        steps: vec![Step {
+            name: Some("Complete job".into()),
+            run,
+            when: When::Always,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    acc.outcomes.push(JobOutcome {
+        key: j.id.clone(),
+        id: j.id.clone(),
+        name: j.id.clone(),
+        skipped: None,
+    });
+    acc.combos_of.insert(j.id.clone(), vec![j.id.clone()]);
+    acc.plans
+        .push((j.id.clone(), BTreeMap::new(), vec![plan], job));
+    Ok(Ok(()))
+}
+
+/// The shell command of one step of an imported job.
+fn step_command(opts: &Options, id: &str, which: &str) -> String {
+    let q = |s: &str| {
+        shlex::try_quote(s)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let mut parts: Vec<String> = opts.step_command.iter().map(|s| q(s)).collect();
+    parts.push(q(&opts.state_dir.display().to_string()));
+    parts.push(q(id));
+    parts.push(which.to_string());
+    parts.join(" ")
+}
+
+/// A `concurrency:` rendered with what is known before the run starts.
+fn concurrency(
+    scope: &Scope,
+    cc: &workflow::Concurrency,
+) -> Result<Option<crate::model::Concurrency>, String> {
+    let group = render_static(scope, &cc.group)?.ok_or_else(|| {
+        format!(
+            "its concurrency group `{}` is known only at run time",
+            cc.group.text
+        )
+    })?;
+    if group.is_empty() {
+        // GitHub ignores an empty group.
+        return Ok(None);
+    }
+    Ok(Some(crate::model::Concurrency {
+        group,
+        cancel_in_progress: dyn_bool(scope, &cc.cancel_in_progress).unwrap_or(false),
+    }))
+}
+
 fn io_error(path: &Path, e: std::io::Error) -> ImportErrors {
     ImportErrors(vec![super::ImportError {
         file: path.to_path_buf(),
@@ -617,12 +978,6 @@ fn dependency_order(wf: &workflow::Workflow) -> Vec<usize> {
 }
 
 fn combos(j: &JobDef, base: &Scope) -> Result<Vec<Combo>, String> {
-    if let Some(u) = &j.uses {
-        return Err(format!(
-            "calls the reusable workflow `{}`: run that file with `--from` (with its inputs)",
-            u.text
-        ));
-    }
     let Some(s) = &j.strategy else {
         return Ok(vec![Combo {
             key: j.id.clone(),
@@ -948,12 +1303,10 @@ fn plan_job(
         return Err(reason);
     }
 
-    let mut groups = Vec::new();
-    if let Some(cc) = &j.concurrency {
-        if let Ok(Some(g)) = render_static(&scope, &cc.group) {
-            groups.push(g);
-        }
-    }
+    let concurrency = match &j.concurrency {
+        Some(cc) => concurrency(&scope, cc)?,
+        None => None,
+    };
 
     let plan = JobPlan {
         file: wf.file.clone(),
@@ -973,25 +1326,13 @@ fn plan_job(
         needs,
         steps,
         outputs: j.outputs.clone(),
-        groups,
         cache_dir: opts.cache_dir.clone(),
         continue_on_error: j.continue_on_error.clone(),
         container,
     };
 
     // The model: one step per workflow step, the post steps, then the record of the job.
-    let q = |s: &str| {
-        shlex::try_quote(s)
-            .map(|c| c.into_owned())
-            .unwrap_or_else(|_| s.to_string())
-    };
-    let command = |which: &str| {
-        let mut parts: Vec<String> = opts.step_command.iter().map(|s| q(s)).collect();
-        parts.push(q(&opts.state_dir.display().to_string()));
-        parts.push(q(&j.id));
-        parts.push(which.to_string());
-        parts.join(" ")
-    };
+    let command = |which: &str| step_command(opts, &j.id, which);
     let mut model_steps = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
         let label = match (&s.def.name, &s.def.run, &s.def.uses) {
@@ -1076,6 +1417,7 @@ fn plan_job(
         // Decided per combination by the step runner.
         continue_on_error: false,
         services,
+        concurrency,
         ..Default::default()
     };
     Ok((plan, job))

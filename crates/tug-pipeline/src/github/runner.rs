@@ -203,7 +203,10 @@ impl Job {
             }
         }
         s.set("steps", Value::Object(steps));
-        s.set("needs", Value::Object(self.needs().0));
+        let needs = Value::Object(self.needs().0);
+        // A reusable workflow's outputs read its jobs as `jobs`.
+        s.set("jobs", needs.clone());
+        s.set("needs", needs);
         s.set("env", Value::Object(env.clone()));
         let status_text = if status.failed { "failure" } else { "success" };
         s.set("job", json!({ "status": status_text, "services": {} }));
@@ -278,50 +281,6 @@ impl Job {
         write_json(&marker, &json!({ "skip": skip }))?;
         Ok(skip)
     }
-
-    fn acquire_groups(&self) -> Result<(), RunnerError> {
-        for g in &self.plan.groups {
-            let dir = self.state.join("locks").join(sanitize(g));
-            std::fs::create_dir_all(self.state.join("locks")).map_err(io(&self.state))?;
-            let mut told = false;
-            loop {
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {
-                        std::fs::write(dir.join("owner"), &self.plan.key).map_err(io(&dir))?;
-                        break;
-                    }
-                    Err(_)
-                        if std::fs::read_to_string(dir.join("owner")).ok().as_deref()
-                            == Some(&self.plan.key) =>
-                    {
-                        break
-                    }
-                    Err(_) => {
-                        if !told {
-                            println!("waiting for the concurrency group `{g}`");
-                            told = true;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn release_groups(&self) {
-        for g in &self.plan.groups {
-            let dir = self.state.join("locks").join(sanitize(g));
-            if std::fs::read_to_string(dir.join("owner")).ok().as_deref() == Some(&self.plan.key) {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
-    }
-}
-
-fn sanitize(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(s.as_bytes())[..12])
 }
 
 /// Runs one step (`N`), a post step (`post-N`) or the end of the job
@@ -342,9 +301,6 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
     let Some(step) = job.plan.steps.get(i) else {
         return Err(RunnerError::Which(which.into()));
     };
-    if i == 0 {
-        job.acquire_groups()?;
-    }
     let records = job.records();
     let failed = records.iter().any(|r| r.conclusion == "failure");
     let status = Status {
@@ -869,7 +825,6 @@ fn complete(job: &Job) -> Result<i32, RunnerError> {
             note: skip.unwrap_or_default(),
         },
     )?;
-    job.release_groups();
     Ok(0)
 }
 

@@ -30,6 +30,38 @@ pub struct Workflow {
     pub defaults: RunDefaults,
     pub concurrency: Option<Concurrency>,
     pub jobs: Vec<JobDef>,
+    /// `on.workflow_call`: what a caller passes and gets back.
+    pub call: Option<CallDef>,
+    /// `on.workflow_dispatch.inputs`.
+    pub dispatch_inputs: Vec<InputDef>,
+}
+
+/// `on.workflow_call` of a reusable workflow.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CallDef {
+    pub inputs: Vec<InputDef>,
+    /// Output name -> its `value`, which reads the `jobs` context.
+    pub outputs: Vec<(String, Tpl)>,
+    /// Secret name -> required.
+    pub secrets: Vec<(String, bool)>,
+}
+
+/// An input of `workflow_call` or `workflow_dispatch`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InputDef {
+    pub name: String,
+    /// `string`, `boolean`, `number` (workflow_call); dispatch adds `choice`, `environment`.
+    pub kind: String,
+    pub default: Option<Value>,
+    pub required: bool,
+    pub at: Loc,
+}
+
+/// `secrets:` of a job that calls a reusable workflow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CallSecrets {
+    Inherit,
+    Map(Vec<(String, Tpl)>),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -63,8 +95,10 @@ pub struct JobDef {
     pub services: Vec<(String, ServiceDef)>,
     pub container: Option<ServiceDef>,
     pub outputs: Vec<(String, Tpl)>,
-    /// A reusable workflow call (`uses:` at job level).
+    /// A reusable workflow call (`uses:` at job level), its `with:` and `secrets:`.
     pub uses: Option<Tpl>,
+    pub with: Vec<(String, Tpl)>,
+    pub secrets: Option<CallSecrets>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -156,6 +190,17 @@ const SERVICE_KEYS: &[&str] = &["image", "credentials", "env", "ports", "volumes
 const DEFAULTS_KEYS: &[&str] = &["run"];
 const DEFAULTS_RUN_KEYS: &[&str] = &["shell", "working-directory"];
 const CONCURRENCY_KEYS: &[&str] = &["group", "cancel-in-progress"];
+const CALL_KEYS: &[&str] = &["inputs", "outputs", "secrets"];
+const INPUT_KEYS: &[&str] = &[
+    "description",
+    "required",
+    "default",
+    "type",
+    "options",
+    "deprecationMessage",
+];
+const OUTPUT_KEYS: &[&str] = &["description", "value"];
+const SECRET_KEYS: &[&str] = &["description", "required"];
 
 pub(crate) struct Reader<'a> {
     pub file: &'a Path,
@@ -416,6 +461,22 @@ pub fn read(file: &Path, src: &str) -> Result<Workflow, Vec<ImportError>> {
     if let Some(n) = root.get("concurrency") {
         wf.concurrency = read_concurrency(&mut r, n);
     }
+    if let Some(on) = root.get("on") {
+        if on.as_map().is_some() {
+            if let Some(c) = on.get("workflow_call") {
+                wf.call = Some(read_call(&mut r, c));
+            }
+            if let Some(inputs) = on.get("workflow_dispatch").and_then(|d| d.get("inputs")) {
+                wf.dispatch_inputs = read_inputs(&mut r, inputs, "workflow_dispatch");
+            }
+        } else if on
+            .as_seq()
+            .is_some_and(|s| s.iter().any(|e| e.scalar() == Some("workflow_call")))
+            || on.scalar() == Some("workflow_call")
+        {
+            wf.call = Some(CallDef::default());
+        }
+    }
     match root.get("jobs") {
         None => r.error(Reader::loc(&root), "a workflow needs `jobs:`"),
         Some(jobs) => {
@@ -446,6 +507,90 @@ pub fn read(file: &Path, src: &str) -> Result<Workflow, Vec<ImportError>> {
     } else {
         Err(r.errors)
     }
+}
+
+fn read_call(r: &mut Reader, n: &Node) -> CallDef {
+    let mut c = CallDef::default();
+    if n.as_map().is_none() {
+        return c;
+    }
+    r.check_keys(n, CALL_KEYS, "`on.workflow_call`");
+    if let Some(v) = n.get("inputs") {
+        c.inputs = read_inputs(r, v, "workflow_call");
+    }
+    if let Some(v) = n.get("outputs") {
+        for (k, o) in r.map(v, "`on.workflow_call.outputs`") {
+            let Some(name) = k.scalar().map(str::to_string) else {
+                continue;
+            };
+            r.check_keys(o, OUTPUT_KEYS, &format!("output `{name}`"));
+            match o.get("value") {
+                Some(val) => {
+                    if let Some(t) = r.tpl(val, &format!("output `{name}`")) {
+                        c.outputs.push((name, t));
+                    }
+                }
+                None => r.error(
+                    Reader::loc(o),
+                    format!("output `{name}` of `workflow_call` needs a `value`"),
+                ),
+            }
+        }
+    }
+    if let Some(v) = n.get("secrets") {
+        for (k, sv) in r.map(v, "`on.workflow_call.secrets`") {
+            let Some(name) = k.scalar().map(str::to_string) else {
+                continue;
+            };
+            let mut required = false;
+            if sv.as_map().is_some() {
+                r.check_keys(sv, SECRET_KEYS, &format!("secret `{name}`"));
+                required = sv.get("required").and_then(|b| b.as_bool()) == Some(true);
+            }
+            c.secrets.push((name, required));
+        }
+    }
+    c
+}
+
+fn read_inputs(r: &mut Reader, n: &Node, on: &str) -> Vec<InputDef> {
+    let mut out = Vec::new();
+    for (k, v) in r.map(n, &format!("`on.{on}.inputs`")) {
+        let Some(name) = k.scalar().map(str::to_string) else {
+            continue;
+        };
+        let mut d = InputDef {
+            name: name.clone(),
+            kind: "string".into(),
+            at: Reader::loc(k),
+            ..Default::default()
+        };
+        if v.as_map().is_some() {
+            r.check_keys(v, INPUT_KEYS, &format!("input `{name}`"));
+            if let Some(t) = v.get("type") {
+                let kinds: &[&str] = if on == "workflow_call" {
+                    &["string", "boolean", "number"]
+                } else {
+                    &["string", "boolean", "number", "choice", "environment"]
+                };
+                match t.scalar() {
+                    Some(t) if kinds.contains(&t) => d.kind = t.to_string(),
+                    _ => r.error(
+                        Reader::loc(t),
+                        format!(
+                            "input `{name}` has the type `{}`; {on} inputs are {}",
+                            t.scalar().unwrap_or("?"),
+                            kinds.join(", ")
+                        ),
+                    ),
+                }
+            }
+            d.required = v.get("required").and_then(|b| b.as_bool()) == Some(true);
+            d.default = v.get("default").map(to_json);
+        }
+        out.push(d);
+    }
+    out
 }
 
 fn read_defaults(r: &mut Reader, n: &Node) -> RunDefaults {
@@ -569,6 +714,35 @@ fn read_job(r: &mut Reader, id: String, at: Loc, n: &Node) -> JobDef {
     }
     if let Some(v) = n.get("uses") {
         j.uses = r.tpl(v, "`uses`");
+    }
+    if let Some(v) = n.get("with") {
+        j.with = r.env(v, "`with`");
+    }
+    if let Some(v) = n.get("secrets") {
+        j.secrets = if v.scalar() == Some("inherit") {
+            Some(CallSecrets::Inherit)
+        } else if v.as_map().is_some() {
+            Some(CallSecrets::Map(r.env(v, "`secrets`")))
+        } else {
+            r.error(
+                Reader::loc(v),
+                format!(
+                    "`secrets` of job `{id}` is `inherit` or a map of names to values, found {}",
+                    v.describe()
+                ),
+            );
+            None
+        };
+    }
+    for key in ["with", "secrets"] {
+        if let (Some(v), None) = (n.get(key), &j.uses) {
+            r.error(
+                Reader::loc(v),
+                format!(
+                    "`{key}` of job `{id}` is for a reusable workflow call: the job has no `uses`"
+                ),
+            );
+        }
     }
     if let Some(v) = n.get("strategy") {
         j.strategy = read_strategy(r, v);

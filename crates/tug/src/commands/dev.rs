@@ -373,7 +373,13 @@ pub async fn dev(
                         let rule = &s.rules[i].0;
                         if let Some((dir, name)) = sync_place(rule, p) {
                             let e = syncs.entry(s.service.clone()).or_default();
-                            e.0.entry(dir).or_default().push((p.clone(), name));
+                            if p.exists() {
+                                e.0.entry(dir).or_default().push((p.clone(), name));
+                            } else {
+                                // Deleted on the host: deleted in the replica, as compose watch does.
+                                let dir = dir.trim_end_matches('/');
+                                e.2.push(format!("{dir}/{name}"));
+                            }
                             e.1 |= rule.action == tug_spec::WatchAction::SyncRestart;
                         }
                     }
@@ -467,8 +473,9 @@ pub async fn dev(
     Ok(ExitCode::SUCCESS)
 }
 
-/// service -> (target dir -> (file, its name there)), and whether to restart.
-type Syncs = BTreeMap<String, (BTreeMap<String, Vec<(PathBuf, String)>>, bool)>;
+/// service -> (target dir -> (file, its name there)), whether to restart,
+/// and the paths in the replica of files deleted on the host.
+type Syncs = BTreeMap<String, (BTreeMap<String, Vec<(PathBuf, String)>>, bool, Vec<String>)>;
 
 /// Copies synced files into the running replicas (restarting those whose
 /// rule says so) and reports the cycle.
@@ -481,10 +488,17 @@ async fn sync_cycle(
     edited: Instant,
     output: OutputFormat,
 ) {
-    for (service, (dirs, restart)) in syncs {
+    for (service, (dirs, restart, deleted)) in syncs {
         let mut files = 0;
         let mut replicas = 0;
         let mut failed = None;
+        if !deleted.is_empty() {
+            files += deleted.len();
+            match delete_in(rt, stack, service, deleted).await {
+                Ok(n) => replicas = n,
+                Err(e) => failed = Some(e),
+            }
+        }
         for (dir, entries) in dirs {
             files += entries.len();
             match tug_engine::ops::sync_into(rt, stack, service, dir, entries.clone()).await {
@@ -522,6 +536,46 @@ async fn sync_cycle(
             ),
         }
     }
+}
+
+/// Deletes `paths` in every running replica of `service` (`rm -rf`, as
+/// compose watch does: the image needs an `rm`). Returns the replicas.
+async fn delete_in(
+    rt: &tug_runtime::any::AnyRuntime,
+    stack: &str,
+    service: &str,
+    paths: &[String],
+) -> Result<usize, String> {
+    if matches!(rt, tug_runtime::any::AnyRuntime::Process(_)) {
+        // A process replica's paths are not its own root: nothing to exec in.
+        return Err("deleting synced files needs a container engine".into());
+    }
+    let replicas = rt
+        .list_containers(&tug_runtime::stack_filter(stack))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut cmd: Vec<String> = ["rm", "-rf", "--"].map(String::from).to_vec();
+    cmd.extend(paths.iter().cloned());
+    let mut n = 0;
+    for c in replicas.iter().filter(|c| {
+        c.label(tug_runtime::labels::SERVICE) == Some(service)
+            && c.state == tug_runtime::ContainerState::Running
+    }) {
+        let out = rt
+            .exec(&c.id, &cmd, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("deleting {}: {e}", paths.join(", ")))?;
+        if out.exit_code != 0 {
+            return Err(format!(
+                "deleting {}: `rm` exited with {}: {}",
+                paths.join(", "),
+                out.exit_code,
+                out.output.trim()
+            ));
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// One `POST /v1/up`: build logs and failures shown, the rest quiet.

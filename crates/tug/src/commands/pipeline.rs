@@ -23,7 +23,8 @@ pub enum PipelineCommand {
     /// its JSON report and JUnit XML are kept in the state directory; see
     /// `tug pipeline runs` and `tug pipeline logs`. Ctrl-C stops the running
     /// steps, removes their containers and marks the run interrupted.
-    /// Exit code: 0 when every job succeeded, 1 when one failed, 130 when
+    /// Exit code: 0 when every job succeeded, 1 when one failed or a newer
+    /// run of the pipeline's `concurrency` group cancelled it, 130 when
     /// interrupted.
     ///
     /// `--from .github/workflows/ci.yml` or `--from .gitlab-ci.yml` runs a CI
@@ -456,6 +457,7 @@ fn runs(store: &RunStore, output: OutputFormat, limit: usize) -> Result<ExitCode
                     RunStatus::Succeeded => Color::Green,
                     RunStatus::Running => Color::Cyan,
                     RunStatus::Interrupted => Color::Yellow,
+                    RunStatus::Cancelled => Color::DarkGrey,
                     RunStatus::Failed => Color::Red,
                 };
                 let (time, jobs) = match &r.report {

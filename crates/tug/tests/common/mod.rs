@@ -356,6 +356,15 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// GET `path` from `endpoint` (host:port); the whole response.
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn get(endpoint: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut c) = std::net::TcpStream::connect(endpoint) else {
