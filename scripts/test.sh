@@ -27,6 +27,11 @@ export TUG_REQUIRE_TOOLS=1
 if ! "$HOME/.local/bin/check-jsonschema" --version >/dev/null 2>&1; then
   python3 -m pip install --user --quiet check-jsonschema
 fi
+# An independent ECDSA/scrypt/secretbox implementation checks the keys and
+# signatures tug writes in cosign's formats (crates/tug-image/tests/cosign_interop.rs).
+if ! python3 -c 'import cryptography, nacl' >/dev/null 2>&1; then
+  python3 -m pip install --user --quiet cryptography pynacl
+fi
 # A real Prometheus scrapes the agent in the metrics tests.
 bash scripts/prometheus.sh
 export TUG_REQUIRE_PROMETHEUS=1

@@ -7,13 +7,16 @@
 #   scripts/bench/scan-image.sh [MB=200]
 #
 # Needs python3 and the RustSec snapshot ($TUG_ADVISORY_DB or ../shared/data/advisory-db).
+# TUG=path/to/tug measures that binary instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MB=${1:-200}
 RUNS=${RUNS:-3}
 DB=${TUG_ADVISORY_DB:-$(cd .. && pwd)/shared/data/advisory-db}
-cargo build --release -q -p tug
-TUG=$PWD/target/release/tug
+if [ -z "${TUG:-}" ]; then
+  cargo build --release -q -p tug
+  TUG=$PWD/target/release/tug
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

@@ -139,3 +139,76 @@ fn an_image_sbom_lists_what_its_binaries_embed() {
         &s.render(Format::Spdx, "2026-01-01T00:00:00Z"),
     );
 }
+
+/// An Alpine image whose apk database a later layer rewrote (`apk add`):
+/// the packages of the final database are listed with apk package URLs,
+/// and both SBOM formats validate.
+#[test]
+fn an_image_sbom_lists_alpine_packages_of_the_final_apk_database() {
+    use tug_image::oci::{ImageBuilder, ImageConfig, LayerBuilder};
+    const BASE: &str = "C:Q1lr9VnWgNVI9dPNd5oa1qwRB0v6o=\nP:musl\nV:1.2.4_git20230717-r4\nA:x86_64\nS:407885\nI:663552\nT:the musl c library (libc) implementation\nU:https://musl.libc.org/\nL:MIT\no:musl\nm:Timo Teräs <timo.teras@iki.fi>\nt:1705416914\nc:bd4eea4b9fc9a2a6b6ba3e1bd2f1c0d7d7c0d7d5\np:so:libc.musl-x86_64.so.1=1\nF:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\n\nC:Q1ZSe5lWhkILFYWGTm+MfMEKBnt7c=\nP:busybox\nV:1.36.1-r15\nA:x86_64\nS:508947\nI:946176\nT:Size optimized toolbox of many common UNIX utilities\nU:https://busybox.net/\nL:GPL-2.0-only\no:busybox\nD:so:libc.musl-x86_64.so.1\n\n";
+    let added = format!(
+        "{BASE}C:Q1ZpJkGxVB2ijmGl1yT3vKnMnlMsE=\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\nS:1766466\nI:4321280\nT:Crypto library from openssl\nL:Apache-2.0\no:openssl\nD:so:libc.musl-x86_64.so.1\n\n"
+    );
+    let base = LayerBuilder::new(0)
+        .file(
+            "/etc/os-release",
+            "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n",
+            0o644,
+        )
+        .unwrap()
+        .file("/lib/apk/db/installed", BASE, 0o644)
+        .unwrap()
+        .build("alpine base")
+        .unwrap();
+    let apk_add = LayerBuilder::new(0)
+        .file("/lib/apk/db/installed", added, 0o644)
+        .unwrap()
+        .build("apk add libcrypto3")
+        .unwrap();
+    let img = ImageBuilder::new()
+        .layer(base)
+        .layer(apk_add)
+        .config(ImageConfig::default())
+        .build()
+        .unwrap();
+    let scanned = tug_scan::image::scan_image(
+        &img.to_raw(),
+        "alpine",
+        &tug_scan::image::ImageScanOptions {
+            scanners: vec![tug_scan::ScannerKind::Vuln],
+            audit: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let names: Vec<&str> = scanned
+        .os_packages
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["musl", "busybox", "libcrypto3"]);
+    let mut s = Sbom::new("alpine", "container");
+    s.add_os(
+        &scanned.os_packages,
+        scanned.os_release.as_ref(),
+        "/lib/apk/db/installed",
+    );
+    let doc = s.render(Format::CycloneDx, "2026-01-01T00:00:00Z");
+    assert_valid(&cyclonedx_validator(), &doc);
+    let purls: Vec<&str> = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    assert!(
+        purls.contains(&"pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1"),
+        "{purls:?}"
+    );
+    assert_eq!(purls.len(), 3, "{purls:?}");
+    assert_valid(
+        &spdx_validator(),
+        &s.render(Format::Spdx, "2026-01-01T00:00:00Z"),
+    );
+}

@@ -154,17 +154,79 @@ pub fn public_key(pem: &str) -> Result<VerifyingKey, SignError> {
         .map_err(|e| SignError::Key(format!("not an ECDSA P-256 public key PEM: {e}")))
 }
 
-/// The simple-signing payload cosign signs for an image.
+/// The simple-signing payload cosign signs for an image: the same bytes
+/// cosign writes (keys in this order, no spaces, `"optional":null`).
 pub fn payload(repository: &str, digest: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "critical": {
             "identity": {"docker-reference": repository},
             "image": {"docker-manifest-digest": digest},
-            "type": "cosign container image signature",
+            "type": SIMPLE_SIGNING_TYPE,
         },
         "optional": null,
     }))
     .unwrap_or_default()
+}
+
+/// The `critical.type` of a cosign image signature payload.
+pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
+
+/// Which check a signature failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureCheck {
+    #[error("not a base64 DER ECDSA signature")]
+    Encoding,
+    #[error("does not verify with this public key")]
+    Key,
+    #[error("the signed payload is not a cosign simple-signing document ({0})")]
+    Payload(String),
+    #[error("signs {signed}, but the image is now {actual} (changed after signing)")]
+    Digest { signed: String, actual: String },
+}
+
+/// Signs a payload as cosign does: ECDSA P-256 over SHA-256, the DER
+/// signature in base64.
+pub fn sign_payload(key: &SigningKey, payload: &[u8]) -> String {
+    let sig: DerSignature = key.sign(payload);
+    B64.encode(sig.as_bytes())
+}
+
+/// Checks one signature as cosign does for a key: the base64 DER signature
+/// verifies over the payload's exact bytes with `key`, the payload is a
+/// simple-signing document, and it names `digest`.
+pub fn verify_payload(
+    key: &VerifyingKey,
+    payload: &[u8],
+    signature: &str,
+    digest: &str,
+) -> Result<(), SignatureCheck> {
+    let sig = B64
+        .decode(signature.trim())
+        .ok()
+        .and_then(|d| Signature::from_der(&d).ok())
+        .ok_or(SignatureCheck::Encoding)?;
+    key.verify(payload, &sig).map_err(|_| SignatureCheck::Key)?;
+    let doc: Value =
+        serde_json::from_slice(payload).map_err(|e| SignatureCheck::Payload(e.to_string()))?;
+    let critical = &doc["critical"];
+    if critical["type"] != SIMPLE_SIGNING_TYPE {
+        return Err(SignatureCheck::Payload(format!(
+            "critical.type is {}, want {SIMPLE_SIGNING_TYPE:?}",
+            critical["type"]
+        )));
+    }
+    let signed = critical["image"]["docker-manifest-digest"]
+        .as_str()
+        .ok_or_else(|| {
+            SignatureCheck::Payload("no critical.image.docker-manifest-digest".into())
+        })?;
+    if signed != digest {
+        return Err(SignatureCheck::Digest {
+            signed: signed.into(),
+            actual: digest.into(),
+        });
+    }
+    Ok(())
 }
 
 /// The signature tag of a manifest digest: `sha256-<hex>.sig`.
@@ -211,8 +273,7 @@ impl RegistryClient {
             .unwrap_or_else(|| "latest".into());
         let digest = self.resolve_digest(repo, &at)?;
         let body = payload(&docker_reference(r), &digest);
-        let sig: DerSignature = key.sign(&body);
-        let sig_b64 = B64.encode(sig.as_bytes());
+        let sig_b64 = sign_payload(key, &body);
         let layer_digest = sha256_digest(&body);
         let mut layers: Vec<Value> = self
             .signature_manifest(repo, &digest)?
@@ -283,14 +344,6 @@ impl RegistryClient {
                 ));
                 continue;
             };
-            let Some(sig) = B64
-                .decode(sig)
-                .ok()
-                .and_then(|d| Signature::from_der(&d).ok())
-            else {
-                reasons.push(format!("signature {i}: not a base64 DER ECDSA signature"));
-                continue;
-            };
             let body = match self.get_blob(repo, l["digest"].as_str().unwrap_or_default()) {
                 Ok(b) => b,
                 Err(e) => {
@@ -298,20 +351,8 @@ impl RegistryClient {
                     continue;
                 }
             };
-            if key.verify(&body, &sig).is_err() {
-                reasons.push(format!(
-                    "signature {i}: does not verify with this public key"
-                ));
-                continue;
-            }
-            let doc: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let signed = doc["critical"]["image"]["docker-manifest-digest"]
-                .as_str()
-                .unwrap_or("");
-            if signed != digest {
-                reasons.push(format!(
-                    "signature {i}: signs {signed}, but the image is now {digest} (changed after signing)"
-                ));
+            if let Err(e) = verify_payload(key, &body, sig, &digest) {
+                reasons.push(format!("signature {i}: {e}"));
                 continue;
             }
             return Ok(digest);
