@@ -1,6 +1,7 @@
 # Shared by the benchmarks that compare tug with docker-compose; sourced,
 # from the repository root. Sets `tug` (the release binary) and `work` (a
 # temp dir, also the state dir), and tags examples/hello as tug-bench/hello:1.
+# TUG_BIN picks another tug binary (a debug build, say) instead.
 bash scripts/engine.sh
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
@@ -8,8 +9,11 @@ command -v bc >/dev/null || need+=(bc)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release -q -p tug
-tug=$PWD/target/release/tug
+if [ -z "${TUG_BIN:-}" ]; then
+  cargo build --release -q -p tug
+  TUG_BIN=$PWD/target/release/tug
+fi
+tug=$TUG_BIN
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 
