@@ -764,6 +764,36 @@ async fn listen_address_in_use_is_named() {
 }
 
 #[tokio::test]
+async fn a_replica_that_never_answers_times_out_per_route() {
+    // Accepts connections and reads nothing, answers nothing.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = l.accept().await {
+            held.push(c);
+        }
+    });
+    let s = gateway(
+        &svc("a", "{ timeouts: { request: 300ms } }"),
+        Tuning::default(),
+    )
+    .await;
+    s.gw.set_ready(
+        "a",
+        vec![Endpoint {
+            name: "a".into(),
+            addr,
+        }],
+    );
+    let t0 = std::time::Instant::now();
+    let (st, _, body) = send(&client(), "GET", format!("http://{}/", s.addr), "x", "").await;
+    assert_eq!(st, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body.contains("did not answer in time"), "{body}");
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
 async fn h2c_prior_knowledge() {
     let a = backend("a").await;
     let s = gateway(&svc("a", "{}"), Tuning::default()).await;
