@@ -4,11 +4,14 @@
 # the first byte of the answer (curl's time_starttransfer). TRIALS times on
 # Docker and on the process runtime; prints p50 and p99 of each.
 #   scripts/bench/coldstart.sh [TRIALS]     (default 20)
+# RUNTIMES="docker" measures one runtime only; TUG_BIN picks the binary (a
+# debug build, say); KEEP=1 keeps the state directory (agent logs) and
+# prints where it is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 trials=${1:-20}
 source scripts/bench/compose-lib.sh
-trap 'cd /; for f in "$work"/*.yaml; do "$tug" -f "$f" down >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
+trap 'docker rm -f tugbenchcoldfloor-$$ >/dev/null 2>&1 || true; cd /; for f in "$work"/*.yaml; do "$tug" -f "$f" down >/dev/null 2>&1 || true; done; if [ -n "${KEEP:-}" ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi' EXIT
 export TUG_AUTOSCALE_INTERVAL=200ms
 
 pct() { # $1 = percentile (0-100); values on stdin
@@ -47,11 +50,34 @@ YAML
   local p50 p99
   p50=$(printf '%s\n' "${times[@]}" | pct 50)
   p99=$(printf '%s\n' "${times[@]}" | pct 99)
-  printf '%-10s %10.0f %10.0f\n' "$rt" "$(echo "$p50 * 1000" | bc)" "$(echo "$p99 * 1000" | bc)"
+  printf '%-12s %10.0f %10.0f\n' "$rt" "$(echo "$p50 * 1000" | bc)" "$(echo "$p99 * 1000" | bc)"
 }
 
-printf '%-10s %10s %10s   (cold start, request to first byte, %s trials)\n' runtime "p50 ms" "p99 ms" "$trials"
-run docker "    image: tug-bench/hello:1
+# The engine's floor: `docker start` of a stopped container (same image and
+# port publishing, no tug), timed to the first byte of an answer (curl
+# retried every 10 ms). What tug adds is its row minus this one.
+floor() {
+  local name=tugbenchcoldfloor-$$ port t0 t1 times=()
+  docker create --name "$name" -p 127.0.0.1::8080 tug-bench/hello:1 >/dev/null
+  for i in $(seq 1 "$trials"); do
+    t0=$(now)
+    docker start "$name" >/dev/null
+    port=$(docker port "$name" 8080/tcp | head -1 | sed 's/.*://')
+    until curl -s -o /dev/null "http://127.0.0.1:$port/"; do sleep 0.01; done
+    t1=$(now)
+    times+=("$(echo "$t1 - $t0" | bc)")
+    docker stop -t 1 "$name" >/dev/null
+  done
+  docker rm -f "$name" >/dev/null
+  printf '%-12s %10.0f %10.0f\n' "docker-start" \
+    "$(echo "$(printf '%s\n' "${times[@]}" | pct 50) * 1000" | bc)" \
+    "$(echo "$(printf '%s\n' "${times[@]}" | pct 99) * 1000" | bc)"
+}
+
+printf '%-12s %10s %10s   (cold start, request to first byte, %s trials)\n' runtime "p50 ms" "p99 ms" "$trials"
+runtimes=${RUNTIMES:-docker process}
+[[ " $runtimes " != *" docker "* ]] || run docker "    image: tug-bench/hello:1
     health: { exec: [/app/hello, check], interval: 100ms, timeout: 1s, retries: 3 }"
-run process "    build: { rust: { package: hello, workspace: $PWD } }
+[[ " $runtimes " != *" docker "* ]] || floor
+[[ " $runtimes " != *" process "* ]] || run process "    build: { rust: { package: hello, workspace: $PWD } }
     health: { http: /health, interval: 100ms, timeout: 1s, retries: 3 }"

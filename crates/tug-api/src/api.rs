@@ -40,6 +40,18 @@ pub struct Ps {
     /// The autoscaler's last look at each autoscaled service.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub autoscale: BTreeMap<String, Autoscaling>,
+    /// Services that have no replica on purpose, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceState>,
+}
+
+/// The state of a service that runs no replica on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    /// Scaled to zero (`autoscale: { min: 0 }`): the next request through
+    /// the gateway starts a replica.
+    Idle,
 }
 
 /// `GET /v1/routes`: the gateway's routes and the replicas behind them.

@@ -730,14 +730,31 @@ fn replica_row(c: &ContainerInfo, sup: &Supervisor) -> api::Replica {
     }
 }
 
-/// Publishes the replicas as supervision knows them.
+/// The services of `desired` scaled to zero, with no replica left in `rows`.
+fn idle_services(
+    desired: Option<&Stack>,
+    rows: &[api::Replica],
+) -> std::collections::BTreeMap<String, api::ServiceState> {
+    desired
+        .into_iter()
+        .flat_map(|s| &s.services)
+        .filter(|(_, s)| s.replicas == 0 && s.autoscale.as_ref().is_some_and(|a| a.min == 0))
+        .filter(|(name, _)| !rows.iter().any(|r| &r.service == *name))
+        .map(|(name, _)| (name.clone(), api::ServiceState::Idle))
+        .collect()
+}
+
+/// Publishes the replicas as supervision knows them, and the services idle
+/// at zero in `desired`.
 fn publish_replicas<R: Runtime + Clone + 'static>(
     agent: &Agent<R>,
     sup: &Supervisor,
     known: &std::collections::BTreeMap<String, ContainerInfo>,
+    desired: Option<&Stack>,
 ) {
     let mut rows: Vec<api::Replica> = known.values().map(|c| replica_row(c, sup)).collect();
     rows.sort_by(|a, b| (&a.service, a.replica, &a.name).cmp(&(&b.service, b.replica, &b.name)));
+    let services = idle_services(desired, &rows);
     if let Some(gw) = &agent.gateway {
         gw.set_all_ready(ready_endpoints(&rows));
     }
@@ -746,6 +763,7 @@ fn publish_replicas<R: Runtime + Clone + 'static>(
     }
     agent.snapshot.rcu(|s| Ps {
         replicas: rows.clone(),
+        services: services.clone(),
         ..(**s).clone()
     });
 }
@@ -784,6 +802,10 @@ async fn supervise<R: Runtime + Clone + 'static>(
     // a full look and a probe of new replicas, so the `ps` that follows has
     // their health.
     let mut waiting: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
+    // A converge's health gate passing a replica: the gateway gets it at
+    // once (a woken service's held requests go on) instead of after a probe
+    // of its own here.
+    let mut gates = agent.bus.subscribe();
     agent.snapshot.rcu(|s| Ps {
         engine_connected: true,
         ..(**s).clone()
@@ -815,7 +837,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
                 sup.probe(&agent.rt, Instant::now()).await;
                 agent.ready.send_replace(true);
             }
-            publish_replicas(&agent, &sup, &known);
+            publish_replicas(&agent, &sup, &known, desired_stack.as_ref());
             metrics::probed(&agent, sup.take_probes());
             for done in waiting.drain(..) {
                 let _ = done.send(());
@@ -865,7 +887,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
                         }
                         known.insert(info.id.clone(), info);
                     }
-                    publish_replicas(&agent, &sup, &known);
+                    publish_replicas(&agent, &sup, &known, desired_stack.as_ref());
                 }
                 Some(RuntimeEvent::Lost { reason }) => {
                     agent.snapshot.rcu(|s| Ps { engine_connected: false, ..(**s).clone() });
@@ -887,8 +909,23 @@ async fn supervise<R: Runtime + Clone + 'static>(
                 if crossed || sup.restart_due(now) || retry_at.is_some_and(|t| now >= t) {
                     tend_now = true;
                 }
-                publish_replicas(&agent, &sup, &known);
+                publish_replicas(&agent, &sup, &known, desired_stack.as_ref());
                 metrics::probed(&agent, sup.take_probes());
+            }
+            Some(Received::Event(p)) = gates.recv() => {
+                if let Event::Healthy { service, replica } = &p.event {
+                    let newest = known
+                        .values()
+                        .filter(|c| c.state == ContainerState::Running)
+                        .filter(|c| c.label(labels::SERVICE) == Some(service.as_str()))
+                        .filter(|c| tug_engine::agent::replica_of(c).ok() == Some(*replica))
+                        .max_by_key(|c| c.created);
+                    if let Some(c) = newest {
+                        if sup.passed(&c.name, Instant::now()) {
+                            publish_replicas(&agent, &sup, &known, desired_stack.as_ref());
+                        }
+                    }
+                }
             }
             _ = resync.tick() => tend_now = true,
             Some(done) = refreshes.recv() => {

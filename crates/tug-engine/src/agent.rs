@@ -246,6 +246,24 @@ impl Supervisor {
             .aim(c, svc, Instant::now());
     }
 
+    /// Takes a probe that passed elsewhere (the converge's health gate, which
+    /// runs the same check) as this replica's, so it counts as healthy now
+    /// rather than at the next probe here. Only for a replica being probed
+    /// and not yet seen healthy or unhealthy; returns whether it changed.
+    pub fn passed(&mut self, container: &str, now: Instant) -> bool {
+        let Some(r) = self.replicas.get_mut(container) else {
+            return false;
+        };
+        let Some(t) = &r.target else { return false };
+        if r.healthy.is_some() {
+            return false;
+        }
+        r.healthy = Some(true);
+        r.health_failures = 0;
+        r.next_probe = Some(now + t.interval);
+        true
+    }
+
     /// The stack's containers as last observed.
     pub fn observed(&self) -> &[ContainerInfo] {
         &self.observed
@@ -491,7 +509,7 @@ impl Supervisor {
             }
         }
         // Missing replicas (removed by hand, or replaced above): converge.
-        let hashes: BTreeMap<String, String> = stack
+        let mut hashes: BTreeMap<String, String> = stack
             .services
             .keys()
             .filter_map(|n| {
@@ -502,6 +520,14 @@ impl Supervisor {
                     .map(|h| (n.clone(), h.to_string()))
             })
             .collect();
+        // A service scaled to zero has no container to read a hash from, and
+        // none is needed: nothing of it is missing. (Taking it as missing
+        // made the agent converge in a loop while a service sat at zero.)
+        for (n, s) in &stack.services {
+            if s.replicas == 0 {
+                hashes.entry(n.clone()).or_default();
+            }
+        }
         report.needs_converge = if !mixed.is_empty() {
             true
         } else if hashes.len() == stack.services.len() && report.replaced.is_empty() {

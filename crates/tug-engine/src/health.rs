@@ -56,6 +56,23 @@ pub async fn tcp(port: u16, timeout: Duration) -> ProbeResult {
     }
 }
 
+/// Waits up to `within` for 127.0.0.1:`port` to accept a connection,
+/// trying every 10 ms (cheap on loopback); whether it did. A replica just
+/// started is probed once it listens, not a whole probe interval later.
+pub async fn accepting(port: u16, within: Duration) -> bool {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let attempt = TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(50), attempt).await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// GET `path`; 2xx and 3xx are healthy.
 pub async fn http(port: u16, path: &str, timeout: Duration) -> ProbeResult {
     let url = format!("http://127.0.0.1:{port}{path}");
@@ -147,5 +164,19 @@ mod tests {
             .port();
         assert!(tcp(port, Duration::from_secs(1)).await.is_err());
         assert!(http(port, "/", Duration::from_secs(1)).await.is_err());
+        assert!(!accepting(port, Duration::from_millis(50)).await);
+    }
+
+    #[tokio::test]
+    async fn accepting_notices_a_port_that_opens_late() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            TcpListener::bind(addr).await.unwrap()
+        });
+        assert!(accepting(addr.port(), Duration::from_secs(5)).await);
+        drop(late.await.unwrap());
     }
 }

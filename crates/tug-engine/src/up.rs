@@ -1064,6 +1064,11 @@ async fn wait_replica<R: Runtime>(
                     )
                     .await);
                 }
+                if let (Probe::Http(_), Some(port)) = (p, c.host_port) {
+                    // Until it listens an HTTP probe cannot pass: wait for
+                    // the port at a fast cadence first.
+                    health::accepting(port, h.interval.std().min(crate::agent::FAST_PROBE)).await;
+                }
                 let result = health::probe(rt, p, &c.id, c.host_port, h.timeout.std()).await;
                 match result {
                     Ok(_) => {

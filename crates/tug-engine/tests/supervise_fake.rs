@@ -1,7 +1,7 @@
 //! The agent's supervision rules, on the recording FakeRuntime.
 
 use std::time::Duration;
-use tug_engine::agent::Supervisor;
+use tug_engine::agent::{SeenHealth, Supervisor};
 use tug_engine::{up, Event, UpOptions};
 use tug_runtime::fake::FakeRuntime;
 use tug_runtime::{labels, stack_filter, ContainerState, EngineHealth, Runtime};
@@ -240,4 +240,34 @@ async fn a_probe_reports_each_health_change_once_without_the_checks_output() {
     let back = changes(&mut sup);
     assert_eq!(back.len(), 1, "{back:?}");
     assert_eq!((back[0].0.as_str(), back[0].2), (sick.name.as_str(), true));
+async fn a_service_at_zero_replicas_needs_no_converge() {
+    let zero =
+        "name: s\nservices:\n  api:\n    image: app:1\n    replicas: 0\n  web:\n    image: app:1\n";
+    let (rt, st) = setup(zero).await;
+    rt.clear_calls();
+    let mut sup = Supervisor::new();
+    let r = sup.tend(&rt, &st, true, &|_| {}).await.unwrap();
+    assert!(!r.needs_converge, "{r:?}");
+    assert!(rt
+        .calls_of(&["create_container", "start_container", "remove_container"])
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_gate_that_passed_makes_a_tracked_replica_healthy_once() {
+    let (rt, st) = setup(APP).await;
+    let c = containers(&rt).await[0].clone();
+    let mut sup = Supervisor::new();
+    assert!(
+        !sup.passed(&c.name, std::time::Instant::now()),
+        "not tracked yet"
+    );
+    sup.track(&c, &st);
+    assert_eq!(sup.health(&c.name), Some(SeenHealth::Starting));
+    assert!(sup.passed(&c.name, std::time::Instant::now()));
+    assert_eq!(sup.health(&c.name), Some(SeenHealth::Healthy));
+    assert!(
+        !sup.passed(&c.name, std::time::Instant::now()),
+        "already healthy"
+    );
 }

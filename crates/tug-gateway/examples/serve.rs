@@ -23,6 +23,7 @@ async fn main() {
         timeouts: Default::default(),
         retry: Default::default(),
         balance: Default::default(),
+        upstream: Default::default(),
     };
     // Spans go where OTEL_EXPORTER_OTLP_* say (the bench's traced runs).
     let settings = tug_observe::trace::Settings::from_env(None).expect("OTEL_* variables");

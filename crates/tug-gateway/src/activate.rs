@@ -111,7 +111,9 @@ pub(crate) async fn hold(
             .cloned();
         if let Some(r) = fresh {
             activity.waking.store(false, Ordering::Release);
-            return Ok((r, since.elapsed()));
+            let held = since.elapsed();
+            tracing::debug!(service = %route.service, held_ms = held.as_millis() as u64, "a replica is ready for a held request");
+            return Ok((r, held));
         }
         match tokio::time::timeout_at(deadline, version.changed()).await {
             Ok(Ok(())) => {}

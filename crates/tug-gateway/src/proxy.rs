@@ -28,16 +28,38 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
 
-/// A keep-alive client for one route's timeouts.
-pub(crate) fn upstream_client(t: &tug_spec::Timeouts) -> UpstreamClient {
+/// A keep-alive client for one route's timeouts and upstream protocol:
+/// HTTP/1.1 keeps a pool of connections per replica, h2c one multiplexed
+/// connection (prior knowledge: no upgrade round trip).
+pub(crate) fn upstream_client(route: &tug_spec::Route) -> UpstreamClient {
+    let t = &route.timeouts;
     let mut c = HttpConnector::new();
     c.set_connect_timeout(Some(t.connect.std()));
     c.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(t.idle.std())
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(t.idle.std())
         .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(256)
-        .build(c)
+        .pool_max_idle_per_host(256);
+    if route.upstream == tug_spec::Upstream::H2c {
+        b.http2_only(true);
+    }
+    b.build(c)
+}
+
+/// Whether the client asked for trailers (`TE: trailers`), which gRPC
+/// servers require; TE is hop-by-hop, so it is set again for an h2c upstream.
+fn wants_trailers(h: &HeaderMap) -> bool {
+    h.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    })
 }
 
 pub(crate) struct Shared {
@@ -124,21 +146,33 @@ fn request_id() -> HeaderValue {
 
 /// How the request body can be sent.
 enum Payload {
-    /// Known and small (or empty): sent again on a retry.
-    Replayable(Bytes),
+    /// Known and small (or empty): sent again on a retry, with its
+    /// trailers if it had any.
+    Replayable(Bytes, Option<HeaderMap>),
     /// Streamed: sent once.
     Stream(Option<ProxyBody>),
 }
 
 impl Payload {
+    fn empty() -> Payload {
+        Payload::Replayable(Bytes::new(), None)
+    }
     fn take(&mut self) -> Option<ProxyBody> {
         match self {
-            Payload::Replayable(b) => Some(Full::new(b.clone()).map_err(|e| match e {}).boxed()),
+            Payload::Replayable(b, None) => {
+                Some(Full::new(b.clone()).map_err(|e| match e {}).boxed())
+            }
+            Payload::Replayable(b, Some(t)) => Some(
+                Full::new(b.clone())
+                    .map_err(|e| match e {})
+                    .with_trailers(std::future::ready(Some(Ok(t.clone()))))
+                    .boxed(),
+            ),
             Payload::Stream(s) => s.take(),
         }
     }
     fn replayable(&self) -> bool {
-        matches!(self, Payload::Replayable(_))
+        matches!(self, Payload::Replayable(..))
     }
 }
 
@@ -302,12 +336,15 @@ async fn forward(
     let (parts, body) = req.into_parts();
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     let mut payload = match length {
-        _ if upgrade => Payload::Replayable(Bytes::new()),
-        Some(0) => Payload::Replayable(Bytes::new()),
-        None if !chunked && h1 => Payload::Replayable(Bytes::new()),
+        _ if upgrade => Payload::empty(),
+        Some(0) if h1 => Payload::empty(),
+        None if !chunked && h1 => Payload::empty(),
         Some(l) if l as usize <= shared.tuning.replay_limit => {
             match Limited::new(body, l as usize).collect().await {
-                Ok(b) => Payload::Replayable(b.to_bytes()),
+                Ok(b) => {
+                    let trailers = b.trailers().cloned();
+                    Payload::Replayable(b.to_bytes(), trailers)
+                }
                 Err(_) => return simple(StatusCode::BAD_REQUEST, "the request body was cut short"),
             }
         }
@@ -316,7 +353,11 @@ async fn forward(
 
     let client_ip = conn.client.ip();
     let mut headers = parts.headers;
+    let trailers = route.spec.upstream == tug_spec::Upstream::H2c && wants_trailers(&headers);
     strip_hop(&mut headers, upgrade);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {client_ip}"),
         None => client_ip.to_string(),

@@ -392,7 +392,7 @@ impl Builder {
                     rr: Arc::new(AtomicUsize::new(0)),
                     budget: Arc::new(Budget::new(tuning)),
                     clients: (0..tuning.workers.max(1))
-                        .map(|_| crate::proxy::upstream_client(&spec.timeouts))
+                        .map(|_| crate::proxy::upstream_client(spec))
                         .collect(),
                     metrics: Arc::new(metrics.route(service, &label)),
                 })

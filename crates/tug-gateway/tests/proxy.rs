@@ -172,6 +172,15 @@ async fn get(c: &Http, s: &Setup, host: &str, path: &str) -> (StatusCode, String
     (st, t)
 }
 
+/// The next access log line, parsed.
+async fn next_log(s: &mut Setup) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(5), s.log.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
 fn svc(name: &str, route: &str) -> String {
     format!("  {name}:\n    image: x\n    port: 80\n    route: {route}\n")
 }
@@ -695,11 +704,7 @@ async fn access_log_and_metrics() {
     }
     let mut lines = Vec::new();
     while lines.len() < 3 {
-        let l = tokio::time::timeout(Duration::from_secs(5), s.log.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        lines.push(serde_json::from_str::<serde_json::Value>(&l).unwrap());
+        lines.push(next_log(&mut s).await);
     }
     assert_eq!(lines[0]["path"], "/x/1");
     assert_eq!(lines[0]["status"], 200);
@@ -759,6 +764,36 @@ async fn listen_address_in_use_is_named() {
 }
 
 #[tokio::test]
+async fn a_replica_that_never_answers_times_out_per_route() {
+    // Accepts connections and reads nothing, answers nothing.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = l.accept().await {
+            held.push(c);
+        }
+    });
+    let s = gateway(
+        &svc("a", "{ timeouts: { request: 300ms } }"),
+        Tuning::default(),
+    )
+    .await;
+    s.gw.set_ready(
+        "a",
+        vec![Endpoint {
+            name: "a".into(),
+            addr,
+        }],
+    );
+    let t0 = std::time::Instant::now();
+    let (st, _, body) = send(&client(), "GET", format!("http://{}/", s.addr), "x", "").await;
+    assert_eq!(st, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body.contains("did not answer in time"), "{body}");
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
 async fn h2c_prior_knowledge() {
     let a = backend("a").await;
     let s = gateway(&svc("a", "{}"), Tuning::default()).await;
@@ -777,6 +812,122 @@ async fn h2c_prior_knowledge() {
     assert_eq!(r.version(), http::Version::HTTP_2);
     let b = r.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&b[..], b"a /h2 body=0\n");
+}
+
+/// An upstream speaking h2c only (prior knowledge), answering as a gRPC
+/// server does: the request body back, then trailers with `grpc-status`
+/// and the request's `x-checksum` trailer. Counts the connections it takes.
+async fn grpc_backend() -> (Endpoint, Arc<AtomicU32>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&conns);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), hyper::service::service_fn(grpc_answer)),
+            );
+        }
+    });
+    let e = Endpoint {
+        name: "g".into(),
+        addr,
+    };
+    (e, conns)
+}
+
+type Grpc = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+async fn grpc_answer(
+    req: Request<Incoming>,
+) -> Result<http::Response<Grpc>, std::convert::Infallible> {
+    let seen = format!(
+        "{:?} te={:?} path={}",
+        req.version(),
+        req.headers().get("te"),
+        req.uri().path()
+    );
+    let got = req.into_body().collect().await.unwrap();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    if let Some(c) = got.trailers().and_then(|t| t.get("x-checksum")) {
+        trailers.insert("x-checksum", c.clone());
+    }
+    let body = Full::new(got.to_bytes())
+        .with_trailers(std::future::ready(Some(Ok(trailers))))
+        .boxed();
+    let mut r = http::Response::new(body);
+    r.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    r.headers_mut().insert("x-seen", seen.parse().unwrap());
+    Ok(r)
+}
+
+#[tokio::test]
+async fn h2c_upstream_keeps_trailers_on_one_connection() {
+    let (g, conns) = grpc_backend().await;
+    let s = gateway(&svc("g", "{ upstream: h2c }"), Tuning::default()).await;
+    s.gw.set_ready("g", vec![g]);
+    // A gRPC client: h2c to the gateway, a streamed body ending in trailers.
+    let h: Client<_, Grpc> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let call = |i: usize| {
+        let h = h.clone();
+        let url = format!("http://{}/echo.Echo/Say", s.addr);
+        async move {
+            let mut t = http::HeaderMap::new();
+            t.insert("x-checksum", format!("c{i}").parse().unwrap());
+            let body = Full::new(Bytes::from(format!("\0\0\0\0\x05hi{i}")))
+                .with_trailers(std::future::ready(Some(Ok(t))))
+                .boxed();
+            let req = Request::post(url)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(body)
+                .unwrap();
+            let r = h.request(req).await.unwrap();
+            let (p, b) = r.into_parts();
+            let got = b.collect().await.unwrap();
+            let trailers = got.trailers().cloned().unwrap_or_default();
+            (p, got.to_bytes(), trailers)
+        }
+    };
+    let calls: Vec<_> = (0..8).map(|i| tokio::spawn(call(i))).collect();
+    for (i, c) in calls.into_iter().enumerate() {
+        let (p, body, trailers) = c.await.unwrap();
+        assert_eq!(p.status, StatusCode::OK);
+        assert_eq!(
+            p.headers["x-seen"],
+            "HTTP/2.0 te=Some(\"trailers\") path=/echo.Echo/Say"
+        );
+        assert_eq!(&body[..], format!("\0\0\0\0\x05hi{i}").as_bytes());
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(trailers["x-checksum"], format!("c{i}").as_str());
+    }
+    // Eight concurrent calls, multiplexed: one connection per worker at most.
+    let n = conns.load(Ordering::SeqCst);
+    assert!(
+        (1..=Tuning::default().workers as u32).contains(&n),
+        "{n} connections"
+    );
+    // An HTTP/1.1 client reaches the same h2c upstream.
+    let (st, hd, body) = send(
+        &client(),
+        "POST",
+        format!("http://{}/echo.Echo/Say", s.addr),
+        "x",
+        "plain",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(hd["x-seen"]
+        .to_str()
+        .unwrap()
+        .starts_with("HTTP/2.0 te=None"));
+    assert_eq!(body, "plain");
 }
 
 #[tokio::test]
@@ -915,8 +1066,10 @@ fn zero(name: &str, extra: &str) -> String {
     format!("  {name}:\n    image: x\n    port: 80\n    route: {{ path: / }}\n    autoscale: {{ min: 0, max: 2, idle: 1m{extra} }}\n")
 }
 
-/// Sets the activator from the stack in `yaml`; each wake is sent on the channel.
-fn activate(s: &Setup, yaml: &str) -> mpsc::UnboundedReceiver<String> {
+/// A gateway for the services in `yaml` with its activator set from them;
+/// each wake it asks for is sent on the channel.
+async fn activated(yaml: &str) -> (Setup, mpsc::UnboundedReceiver<String>) {
+    let s = gateway(yaml, Tuning::default()).await;
     let text = format!("name: t\ngateway: {{ listen: ['127.0.0.1:0'] }}\nservices:\n{yaml}");
     let stack = tug_spec::parse_str(&text, "tug.yaml".as_ref()).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -926,7 +1079,21 @@ fn activate(s: &Setup, yaml: &str) -> mpsc::UnboundedReceiver<String> {
             let _ = tx.send(svc.to_string());
         }),
     );
-    rx
+    (s, rx)
+}
+
+/// Sends `n` requests to `/` at once, each on its own task.
+fn spawn_gets(
+    h: &Http,
+    s: &Setup,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(StatusCode, http::HeaderMap, String)>> {
+    (0..n)
+        .map(|_| {
+            let (h, url) = (h.clone(), format!("http://{}/", s.addr));
+            tokio::spawn(async move { send(&h, "GET", url, "x", "").await })
+        })
+        .collect()
 }
 
 /// Observations of a histogram, from the `+Inf` bucket.
@@ -950,17 +1117,10 @@ fn histogram_count(m: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn a_request_wakes_a_service_scaled_to_zero() {
     let a = backend("a").await;
-    let yaml = zero("a", "");
-    let mut s = gateway(&yaml, Tuning::default()).await;
-    let mut wakes = activate(&s, &yaml);
+    let (mut s, mut wakes) = activated(&zero("a", "")).await;
     let h = client();
     // Two requests arrive while the service is at zero: one wake, both held.
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let (h, url) = (h.clone(), format!("http://{}/", s.addr));
-            tokio::spawn(async move { send(&h, "GET", url, "x", "").await })
-        })
-        .collect();
+    let held = spawn_gets(&h, &s, 2);
     let woken = tokio::time::timeout(Duration::from_secs(5), wakes.recv())
         .await
         .unwrap();
@@ -980,27 +1140,12 @@ async fn a_request_wakes_a_service_scaled_to_zero() {
         m.contains("tug_cold_start_seconds_sum{service=\"a\"}"),
         "{m}"
     );
-    let line = tokio::time::timeout(Duration::from_secs(5), s.log.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(line["cold_start"], true);
-    // Once awake, requests go straight through and are not cold starts.
+    // Both held requests were cold starts; once awake, requests go
+    // straight through and are not.
+    assert_eq!(next_log(&mut s).await["cold_start"], true);
+    assert_eq!(next_log(&mut s).await["cold_start"], true);
     assert_eq!(get(&h, &s, "x", "/").await.0, StatusCode::OK);
-    let line = tokio::time::timeout(Duration::from_secs(5), s.log.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let line = if line["cold_start"] == true {
-        // The second held request's line.
-        let l = s.log.recv().await.unwrap();
-        serde_json::from_str::<serde_json::Value>(&l).unwrap()
-    } else {
-        line
-    };
-    assert_eq!(line["cold_start"], false);
+    assert_eq!(next_log(&mut s).await["cold_start"], false);
     // The autoscaler's view: requests counted per replica, idle once done.
     let t = s.gw.traffic("a").unwrap();
     assert_eq!(t.replicas.len(), 1);
@@ -1011,17 +1156,10 @@ async fn a_request_wakes_a_service_scaled_to_zero() {
 
 #[tokio::test]
 async fn the_activator_queue_is_bounded_and_its_wait_times_out() {
-    let yaml = zero("a", ", max_pending: 2, wake_timeout: 700ms");
-    let s = gateway(&yaml, Tuning::default()).await;
-    let _wakes = activate(&s, &yaml);
+    let (s, _wakes) = activated(&zero("a", ", max_pending: 2, wake_timeout: 700ms")).await;
     let h = client();
     let t0 = std::time::Instant::now();
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let (h, url) = (h.clone(), format!("http://{}/", s.addr));
-            tokio::spawn(async move { send(&h, "GET", url, "x", "").await })
-        })
-        .collect();
+    let held = spawn_gets(&h, &s, 2);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The queue is full: a third request is turned away at once.
     let (st, hd, body) = send(&h, "GET", format!("http://{}/", s.addr), "x", "").await;
@@ -1038,8 +1176,7 @@ async fn the_activator_queue_is_bounded_and_its_wait_times_out() {
     }
     assert!(t0.elapsed() >= Duration::from_millis(700));
     // A service that does not scale to zero is not held.
-    let s = gateway(&svc("b", "{ path: / }"), Tuning::default()).await;
-    let _wakes = activate(&s, &svc("b", "{ path: / }"));
+    let (s, _wakes) = activated(&svc("b", "{ path: / }")).await;
     let t0 = std::time::Instant::now();
     assert_eq!(
         get(&h, &s, "x", "/").await.0,

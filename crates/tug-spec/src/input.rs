@@ -389,6 +389,15 @@ struct RouteIn {
     retry: Option<RetryIn>,
     /// p2c (default: the less busy of two random replicas), round_robin, or a consistent hash.
     balance: Option<BalanceIn>,
+    /// What the replicas speak: http1 (default) or h2c (HTTP/2 cleartext, e.g. gRPC).
+    upstream: Option<UpstreamIn>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum UpstreamIn {
+    Http1,
+    H2c,
 }
 
 #[derive(JsonSchema)]

@@ -1,6 +1,6 @@
 //! The resolved model. Field names are the tug.yaml keys.
 
-pub use crate::route::{AccessLog, Balance, Gateway, HashKey, Retry, Route, Timeouts};
+pub use crate::route::{AccessLog, Balance, Gateway, HashKey, Retry, Route, Timeouts, Upstream};
 use crate::units::{ByteSize, Duration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

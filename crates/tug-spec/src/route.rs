@@ -93,6 +93,21 @@ pub struct Route {
     pub retry: Retry,
     #[serde(default)]
     pub balance: Balance,
+    /// What the replicas speak: HTTP/1.1, or HTTP/2 without TLS (gRPC).
+    #[serde(default)]
+    pub upstream: Upstream,
+}
+
+/// The protocol the gateway speaks to a route's replicas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upstream {
+    /// HTTP/1.1 with keep-alive (a pool of connections per replica).
+    #[default]
+    Http1,
+    /// HTTP/2 cleartext with prior knowledge: one multiplexed connection per
+    /// replica, trailers kept (gRPC).
+    H2c,
 }
 
 fn root() -> String {
@@ -198,6 +213,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeouts",
     "retry",
     "balance",
+    "upstream",
 ];
 const TIMEOUT_KEYS: &[&str] = &["connect", "request", "idle"];
 const RETRY_KEYS: &[&str] = &["attempts", "on"];
@@ -441,6 +457,31 @@ impl Cx<'_> {
             None => Balance::P2c,
             Some(v) => self.balance(&what, v)?,
         };
+        let upstream = match f.get("upstream") {
+            None => Upstream::Http1,
+            Some(v) => match v.scalar() {
+                Some("http1") => Upstream::Http1,
+                Some("h2c") => Upstream::H2c,
+                other => {
+                    let hint = other
+                        .and_then(|s| suggest(s, &["http1", "h2c"]))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| {
+                            "write `http1` (the default) or `h2c` (HTTP/2 cleartext, for gRPC)"
+                                .into()
+                        });
+                    self.err(
+                        v,
+                        format!(
+                            "`{what}.upstream`: unknown protocol {}",
+                            other.map_or_else(|| v.describe(), |s| format!("`{s}`"))
+                        ),
+                        Some(hint),
+                    );
+                    return None;
+                }
+            },
+        };
         Some(Route {
             host,
             path,
@@ -448,6 +489,7 @@ impl Cx<'_> {
             timeouts,
             retry,
             balance,
+            upstream,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use tug_spec::{parse_str, AccessLog, Balance, HashKey, SpecError};
+use tug_spec::{parse_str, AccessLog, Balance, HashKey, SpecError, Upstream};
 
 fn errors(text: &str) -> Vec<SpecError> {
     parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml"))
@@ -39,6 +39,8 @@ fn fixture_reads_every_form() {
     let web = &s.services["web"].routes;
     assert_eq!(web[0].balance, Balance::Hash(HashKey::Client));
     assert_eq!(web[0].path, "/");
+    assert_eq!(web[0].upstream, Upstream::Http1);
+    assert_eq!(s.services["grpc"].routes[0].upstream, Upstream::H2c);
 }
 
 #[test]
@@ -56,6 +58,7 @@ fn defaults() {
     assert_eq!(r.balance, Balance::P2c);
     assert_eq!(r.retry.on, vec![502, 503, 504]);
     assert_eq!(r.retry.attempts, 2);
+    assert_eq!(r.upstream, Upstream::Http1);
 }
 
 #[test]
@@ -126,6 +129,12 @@ fn bad_routes_are_located() {
             7,
             35,
             "`w.route.timeouts.connect` must be longer than 0",
+        ),
+        (
+            "    route: { upstream: h2 }\n",
+            7,
+            24,
+            "`w.route.upstream`: unknown protocol `h2`",
         ),
         (
             "    route: { hots: a }\n",

@@ -142,6 +142,10 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
         let ps = text(&s.run(&["ps"]));
         ps.contains("0/0") && ps.contains("idle")
     });
+    // The agent's snapshot carries the state; no replica stands for it.
+    let snap: serde_json::Value = serde_json::from_str(&agent_get(&s, "/v1/ps")).unwrap();
+    assert_eq!(snap["services"]["web"], "idle", "{snap}");
+    assert!(s.ps().iter().all(|r| r["service"] != "web"));
 
     // The next request is held while a replica starts, then answered.
     let t0 = Instant::now();
@@ -163,6 +167,8 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
         log.lines().any(|l| l.contains("\"cold_start\":true")),
         "{log}"
     );
+    let snap: serde_json::Value = serde_json::from_str(&agent_get(&s, "/v1/ps")).unwrap();
+    assert!(snap.get("services").is_none(), "{snap}");
     // Awake, the next request goes straight through.
     assert_eq!(status(&get(&gw, "/")), "200");
     // And the service goes back to zero once idle again.

@@ -217,6 +217,7 @@ async fn wake<R: Runtime>(agent: &Agent<R>, service: &str) -> Result<(), OpsErro
         return Ok(());
     }
     tracing::info!(service = %service, "waking: a request arrived for the service scaled to zero");
+    let began = Instant::now();
     agent.bus.publish(
         None,
         Event::Autoscaled {
@@ -233,6 +234,7 @@ async fn wake<R: Runtime>(agent: &Agent<R>, service: &str) -> Result<(), OpsErro
     let done =
         ops::converge_held(&lock, &agent.rt, &scaled, &agent.opts, &message, &agent.bus).await?;
     drop(lock);
+    tracing::info!(service = %service, ms = began.elapsed().as_millis() as u64, ok = done.result.is_ok(), "woken: the converge is over");
     refresh(agent).await;
     done.result.map(|_| ()).map_err(Into::into)
 }

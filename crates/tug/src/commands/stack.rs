@@ -665,6 +665,7 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
                 gateway: Vec::new(),
                 engine: rt.engine().to_string(),
                 autoscale: Default::default(),
+                services: Default::default(),
             }
         }
     };
@@ -674,6 +675,7 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
         gateway,
         engine,
         autoscale,
+        services,
         ..
     } = ps;
     if output == OutputFormat::Table && !engine.is_empty() {
@@ -687,10 +689,9 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
     }
     if output == OutputFormat::Table {
         // A service scaled to zero has no replica to list: one row says so.
-        for (service, a) in &autoscale {
-            let idle = a.current == 0 && a.reason == "idle";
-            if idle && !rows.iter().any(|r| &r.service == service) {
-                rows.push(tug_api::api::Replica {
+        for (service, state) in &services {
+            match state {
+                tug_api::api::ServiceState::Idle => rows.push(tug_api::api::Replica {
                     service: service.clone(),
                     replica: None,
                     name: String::new(),
@@ -701,9 +702,10 @@ pub async fn ps(file: Option<&Path>, output: OutputFormat) -> Result<ExitCode> {
                     created: 0,
                     image: String::new(),
                     note: Some("scaled to zero, the next request starts it".into()),
-                });
+                }),
             }
         }
+        rows.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
     }
     match output {
         OutputFormat::Json => {
