@@ -1390,7 +1390,9 @@ impl Importer<'_> {
                         self.cx
                             .err(kv, format!("`{what}.{k}` must be a single value"), None)
                     }
-                    _ => self.cx.err(kv, format!("`{what}.{k}`: not a {key} field"), None),
+                    _ => self
+                        .cx
+                        .err(kv, format!("`{what}.{k}`: not a {key} field"), None),
                 }
             }
             if ["uid", "gid", "mode"].iter().any(|k| m.contains_key(*k)) {

@@ -500,7 +500,13 @@ fn a_bad_secret_owner_or_mode_is_an_error_at_its_line() {
     let e = errors_of(text);
     assert_eq!(e.len(), 2, "{e:#?}");
     assert_eq!(e[0].0, 5);
-    assert!(e[0].2.contains("must be a numeric id, found `app`"), "{}", e[0].2);
+    assert!(
+        e[0].2.contains("must be a numeric id, found `app`"),
+        "{}",
+        e[0].2
+    );
     assert_eq!(e[1].0, 6);
-    assert!(e[1].2.contains("`services.web.secrets.mode` must be permission bits"));
+    assert!(e[1]
+        .2
+        .contains("`services.web.secrets.mode` must be permission bits"));
 }

@@ -354,10 +354,14 @@ fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String
     }
     for kind in ["secrets", "configs"] {
         let theirs = file_mounts(c, kind);
-        let ours: Vec<Mounted> = if kind == "secrets" { &t.secrets } else { &t.configs }
-            .iter()
-            .map(|f| (f.source.clone(), f.target.clone(), f.uid, f.gid, f.mode))
-            .collect();
+        let ours: Vec<Mounted> = if kind == "secrets" {
+            &t.secrets
+        } else {
+            &t.configs
+        }
+        .iter()
+        .map(|f| (f.source.clone(), f.target.clone(), f.uid, f.gid, f.mode))
+        .collect();
         differ(kind, format!("{theirs:?}"), format!("{ours:?}"));
     }
     let labels: BTreeMap<String, String> = c
@@ -469,7 +473,12 @@ configs:
     let text = std::fs::read_to_string(&file).unwrap();
     let imp = import_with(&text, &file, &dir, &Options::default()).unwrap();
     let stack = parse_str(&imp.yaml, &dir.join("tug.yaml")).unwrap();
-    let diffs = compare("web", &compose["services"]["web"], &stack.services["web"], &[]);
+    let diffs = compare(
+        "web",
+        &compose["services"]["web"],
+        &stack.services["web"],
+        &[],
+    );
     std::fs::remove_dir_all(&dir).ok();
     assert!(diffs.is_empty(), "{diffs:#?}");
 }
