@@ -794,6 +794,8 @@ async fn supervise<R: Runtime + Clone + 'static>(
     let mut converging: Option<(tokio::task::JoinHandle<()>, Arc<ApplyLock>)> = None;
     // The replicas as last seen: a full look, then engine events on top.
     let mut known: std::collections::BTreeMap<String, ContainerInfo> = Default::default();
+    // Containers whose `oom` event came (Docker sends it before `die`).
+    let mut oom_seen: std::collections::HashSet<String> = Default::default();
     let mut tend_now = true;
     // The desired stack of the last look, for replicas events report.
     let mut desired_stack: Option<Stack> = None;
@@ -861,6 +863,28 @@ async fn supervise<R: Runtime + Clone + 'static>(
         tokio::select! {
             e = engine.next() => match e {
                 Some(RuntimeEvent::Container(e)) => {
+                    let inspected = match e.change {
+                        ContainerChange::OomKilled => {
+                            oom_seen.insert(e.id.clone());
+                            None
+                        }
+                        ContainerChange::Destroyed => None,
+                        _ => agent.rt.inspect_container(&e.id).await.ok().flatten(),
+                    };
+                    // Docker 20.10 on cgroup v1 now and then drops the `oom`
+                    // event; a 137 death its inspect calls an OOM kill is one.
+                    if matches!(e.change, ContainerChange::Died { exit_code: Some(137) })
+                        && !oom_seen.remove(&e.id)
+                        && inspected.as_ref().is_some_and(|i| i.oom_killed)
+                    {
+                        tracing::debug!(container = %e.name, "OOM kill found by inspect");
+                        agent.bus.publish(None, Event::Replica {
+                            service: e.label(labels::SERVICE).unwrap_or("").to_string(),
+                            replica: e.label(labels::REPLICA).and_then(|r| r.parse().ok()),
+                            container: e.name.clone(),
+                            change: ContainerChange::OomKilled,
+                        });
+                    }
                     let react = matches!(
                         e.change,
                         ContainerChange::Died { .. }
@@ -881,7 +905,11 @@ async fn supervise<R: Runtime + Clone + 'static>(
                     }
                     if e.change == ContainerChange::Destroyed {
                         known.remove(&e.id);
-                    } else if let Ok(Some(info)) = agent.rt.inspect_container(&e.id).await {
+                        oom_seen.remove(&e.id);
+                    } else if let Some(info) = match inspected {
+                        Some(i) => Some(i),
+                        None => agent.rt.inspect_container(&e.id).await.ok().flatten(),
+                    } {
                         if let Some(stack) = &desired_stack {
                             sup.track(&info, stack);
                         }

@@ -207,6 +207,87 @@ async fn a_killed_replica_is_restarted_on_the_engine_event() {
     a.stop().await;
 }
 
+/// The replica events of the store, in order, as `(container, change)`.
+async fn replica_changes(c: &Client) -> Vec<(String, String)> {
+    let e: Vec<tug_api::api::EventRecord> = c.get_as("/v1/events").await.unwrap_or_default();
+    e.iter()
+        .filter(|e| e.event["event"] == "replica")
+        .map(|e| {
+            (
+                e.event["container"].as_str().unwrap_or("").to_string(),
+                e.event["change"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_kill_whose_event_the_engine_dropped_is_reported_as_one() {
+    let a = agent(APP).await;
+    let c = a.client();
+    let victims =
+        a.rt.list_containers(&stack_filter(&a.stack.name))
+            .await
+            .unwrap();
+    // Only `died` with 137 reaches the agent; inspect says OOM killed.
+    a.rt.oom_kill_unreported(&victims[0].id);
+    let name = victims[0].name.clone();
+    let changes = wait_for("the OOM kill among the events", async || {
+        let ch = replica_changes(&c).await;
+        ch.iter()
+            .any(|(n, k)| *n == name && k == "died")
+            .then_some(ch)
+    })
+    .await;
+    let mine: Vec<&str> = changes
+        .iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, k)| k.as_str())
+        .collect();
+    assert_eq!(mine, ["oom_killed", "died"], "{changes:?}");
+    // One the engine reported is not reported twice.
+    let other = victims[1].name.clone();
+    a.rt.oom_kill(&victims[1].id);
+    let changes = wait_for("the second OOM kill", async || {
+        let ch = replica_changes(&c).await;
+        ch.iter()
+            .any(|(n, k)| *n == other && k == "died")
+            .then_some(ch)
+    })
+    .await;
+    let theirs: Vec<&str> = changes
+        .iter()
+        .filter(|(n, _)| *n == other)
+        .map(|(_, k)| k.as_str())
+        .collect();
+    assert_eq!(theirs, ["oom_killed", "died"], "{changes:?}");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_is_not_an_oom_kill() {
+    let a = agent(APP).await;
+    let c = a.client();
+    let victim =
+        a.rt.list_containers(&stack_filter(&a.stack.name))
+            .await
+            .unwrap()[0]
+            .clone();
+    a.rt.kill(&victim.id, 137);
+    let changes = wait_for("the death among the events", async || {
+        let ch = replica_changes(&c).await;
+        ch.iter()
+            .any(|(n, k)| *n == victim.name && k == "died")
+            .then_some(ch)
+    })
+    .await;
+    assert!(
+        !changes.iter().any(|(_, k)| k == "oom_killed"),
+        "{changes:?}"
+    );
+    a.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_engine_stream_is_followed_by_a_resync() {
     let a = agent(APP).await;

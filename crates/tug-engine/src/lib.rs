@@ -29,6 +29,7 @@ pub mod preview;
 pub mod render;
 pub mod store;
 mod up;
+pub mod users;
 
 pub use event::{Event, Sink};
 pub use up::{
@@ -54,6 +55,14 @@ pub enum EngineError {
         reason: String,
         logs: Vec<String>,
         probe: Option<String>,
+    },
+    #[error("service `{service}`: cannot tell which ids user `{user}` of image {image} has\nhint: give the ids, `security: {{ user: \"UID:GID\" }}`, or add the user to the image")]
+    UnknownUser {
+        service: String,
+        user: String,
+        image: String,
+        #[source]
+        source: users::UserError,
     },
     #[error("secret `{name}`: reading {}", path.display())]
     Secret {

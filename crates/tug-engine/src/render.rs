@@ -30,14 +30,28 @@ pub fn secrets_dir(stack: &str, service: &str) -> std::path::PathBuf {
     crate::store::state_dir(stack).join("secrets").join(service)
 }
 
-/// The owner of what is written for a container whose user is `user`, when
-/// that is numeric (`uid` or `uid:gid`; the group defaults to the uid) and
-/// not root. A user by name is resolved only inside the image, so it gets
-/// nothing of its own.
-pub fn numeric_owner(user: &str) -> Option<(u32, u32)> {
-    let (u, g) = user.split_once(':').unwrap_or((user, user));
-    let (uid, gid) = (u.parse::<u32>().ok()?, g.parse::<u32>().ok()?);
-    (uid != 0).then_some((uid, gid))
+/// Where the copy of a service's `index`th secret (or config, when it has
+/// an owner or a mode) is written: the directory and the file name. A
+/// mount with an owner or a mode has a copy of its own (the same source
+/// may be mounted twice, differently).
+pub fn file_copy(
+    stack: &str,
+    service: &str,
+    secret: bool,
+    index: usize,
+    f: &tug_spec::FileMount,
+) -> (std::path::PathBuf, String) {
+    let dir = if secret {
+        secrets_dir(stack, service)
+    } else {
+        crate::store::state_dir(stack).join("configs").join(service)
+    };
+    let name = if f.has_owner_or_mode() {
+        format!("{}.{index}", f.source)
+    } else {
+        f.source.clone()
+    };
+    (dir, name)
 }
 
 /// Labels that mark a resource as the stack's.
@@ -253,13 +267,21 @@ pub fn container_spec(
         })
         .collect();
     // Secrets: the copies written for this service's user (see
-    // `up::write_secrets`); configs: the stack's files. Read-only both.
-    let secrets = secrets_dir(&stack.name, name);
+    // `up::write_secrets`); configs: the stack's files, or copies when
+    // given an owner or a mode. Read-only all.
+    let copy = |secret, i, f| {
+        let (dir, file) = file_copy(&stack.name, name, secret, i, f);
+        dir.join(file)
+    };
     let files = s
         .secrets
         .iter()
-        .map(|f| (secrets.join(&f.source), &f.target))
-        .chain(s.configs.iter().filter_map(|f| {
+        .enumerate()
+        .map(|(i, f)| (copy(true, i, f), &f.target))
+        .chain(s.configs.iter().enumerate().filter_map(|(i, f)| {
+            if f.has_owner_or_mode() {
+                return Some((copy(false, i, f), &f.target));
+            }
             stack
                 .configs
                 .get(&f.source)

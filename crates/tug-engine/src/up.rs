@@ -195,6 +195,7 @@ async fn converge<R: Runtime>(
     opts: &UpOptions,
     events: Sink<'_>,
 ) -> Result<UpReport, EngineError> {
+    sweep_helpers(rt, &stack.name).await?;
     // Images first, all services at once.
     let resolved = join_all(
         stack
@@ -338,12 +339,65 @@ async fn explain(stack: &Stack, e: EngineError) -> EngineError {
     }
 }
 
+/// The ids of each service's user that tug writes for (volume roots,
+/// secrets), for the services that need them: numeric users as written,
+/// names resolved from the image's /etc/passwd and /etc/group. `None`:
+/// root, or a runtime without images.
+async fn service_owners<R: Runtime>(
+    rt: &R,
+    stack: &Stack,
+    images: &BTreeMap<String, ResolvedImage>,
+) -> Result<BTreeMap<String, Option<(u32, u32)>>, EngineError> {
+    let mut out = BTreeMap::new();
+    for (name, s) in &stack.services {
+        let needs = !s.secrets.is_empty()
+            || s.configs.iter().any(|c| c.has_owner_or_mode())
+            || s.volumes
+                .iter()
+                .any(|m| !m.read_only && matches!(m.source, tug_spec::MountSource::Volume(_)));
+        let Some(image) = images.get(name).filter(|_| needs) else {
+            continue;
+        };
+        let user = render::effective_user(s, &image.user);
+        let ids = match crate::users::numeric(&user) {
+            Some(ids) => ids,
+            None if rt.kind() != tug_runtime::RuntimeKind::Container => {
+                out.insert(name.clone(), None);
+                continue;
+            }
+            None => {
+                let files = rt
+                    .read_image_files(
+                        &image.reference,
+                        &["/etc/passwd", "/etc/group"],
+                        &stack.name,
+                    )
+                    .await?;
+                crate::users::resolve(
+                    &user,
+                    files.get("/etc/passwd").map(Vec::as_slice),
+                    files.get("/etc/group").map(Vec::as_slice),
+                )
+                .map_err(|source| EngineError::UnknownUser {
+                    service: name.clone(),
+                    user: user.clone(),
+                    image: image.reference.clone(),
+                    source,
+                })?
+            }
+        };
+        out.insert(name.clone(), Some(ids).filter(|(uid, _)| *uid != 0));
+    }
+    Ok(out)
+}
+
 /// Who should own a new volume: the user of the first service (by name)
-/// that mounts it writable and runs as a numeric non-root user, the way
-/// compose users expect a volume to be writable by the service.
+/// that mounts it writable and runs as a non-root user, the way compose
+/// users expect a volume to be writable by the service.
 fn volume_owner(
     stack: &Stack,
     images: &BTreeMap<String, ResolvedImage>,
+    owners: &BTreeMap<String, Option<(u32, u32)>>,
     volume: &str,
 ) -> Option<tug_runtime::Owner> {
     stack.services.iter().find_map(|(name, s)| {
@@ -355,34 +409,52 @@ fn volume_owner(
                     && matches!(&m.source, tug_spec::MountSource::Volume(v)
                         if render::volume_name(&stack.name, v) == volume)
             })
-            .then(|| render::numeric_owner(&render::effective_user(s, &image.user)))
+            .then(|| owners.get(name).copied().flatten())
             .flatten()
             .map(|(uid, gid)| tug_runtime::Owner {
                 uid,
                 gid,
                 image: image.reference.clone(),
+                stack: stack.name.clone(),
             })
     })
 }
 
-/// Writes each service's secrets where its containers mount them
-/// ([`render::secrets_dir`]): owned by the service's user, mode 0400, as
-/// compose does (a user known only by name gets root's, mode 0444).
+/// Writes the copies of each service's secrets (and of its configs given
+/// an owner or a mode) where its containers mount them
+/// ([`render::file_copy`]). A secret is the service user's, mode 0400, as
+/// compose does (a user tug cannot resolve, or root, gets root's, mode
+/// 0444); `uid`, `gid` and `mode` in tug.yaml override that. A copied
+/// config defaults to the service user's, mode 0444.
 async fn write_secrets<R: Runtime>(
     rt: &R,
     stack: &Stack,
     images: &BTreeMap<String, ResolvedImage>,
+    owners: &BTreeMap<String, Option<(u32, u32)>>,
 ) -> Result<(), EngineError> {
     for (name, s) in &stack.services {
-        let Some(image) = images.get(name).filter(|_| !s.secrets.is_empty()) else {
+        let Some(image) = images.get(name) else {
             continue;
         };
-        let user = render::numeric_owner(&render::effective_user(s, &image.user));
-        let mut files = Vec::new();
-        for f in &s.secrets {
-            let Some(file) = stack.secrets.get(&f.source) else {
-                continue;
-            };
+        let user = owners.get(name).copied().flatten();
+        let mounts = s
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (true, i, f, stack.secrets.get(&f.source)))
+            .chain(
+                s.configs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.has_owner_or_mode())
+                    .map(|(i, f)| (false, i, f, stack.configs.get(&f.source))),
+            );
+        // One write per directory and owner: Podman takes the owner from
+        // the helper's user, not from the archive.
+        let mut writes: BTreeMap<(std::path::PathBuf, u32, u32), Vec<tug_runtime::FileSpec>> =
+            BTreeMap::new();
+        for (secret, i, f, file) in mounts {
+            let Some(file) = file else { continue };
             let content =
                 tokio::fs::read(&file.file)
                     .await
@@ -391,20 +463,31 @@ async fn write_secrets<R: Runtime>(
                         path: file.file.clone(),
                         source,
                     })?;
-            files.push(tug_runtime::FileSpec {
-                name: f.source.clone(),
-                content,
-                mode: if user.is_some() { 0o400 } else { 0o444 },
-            });
+            let (uid, gid) = user.unwrap_or((0, 0));
+            let default_mode = if secret && user.is_some() {
+                0o400
+            } else {
+                0o444
+            };
+            let (dir, file_name) = render::file_copy(&stack.name, name, secret, i, f);
+            writes
+                .entry((dir, f.uid.unwrap_or(uid), f.gid.unwrap_or(gid)))
+                .or_default()
+                .push(tug_runtime::FileSpec {
+                    name: file_name,
+                    content,
+                    mode: f.mode.unwrap_or(default_mode),
+                });
         }
-        let (uid, gid) = user.unwrap_or((0, 0));
-        let owner = tug_runtime::Owner {
-            uid,
-            gid,
-            image: image.reference.clone(),
-        };
-        rt.write_files(&render::secrets_dir(&stack.name, name), &files, &owner)
-            .await?;
+        for ((dir, uid, gid), files) in writes {
+            let owner = tug_runtime::Owner {
+                uid,
+                gid,
+                image: image.reference.clone(),
+                stack: stack.name.clone(),
+            };
+            rt.write_files(&dir, &files, &owner).await?;
+        }
     }
     Ok(())
 }
@@ -434,12 +517,13 @@ async fn apply<R: Runtime>(
         rt.create_network(net, &labels).await?;
         events(Event::NetworkCreated { name: net.clone() });
     }
+    let owners = service_owners(rt, stack, images).await?;
     for v in &plan.create_volumes {
-        rt.create_volume(v, &labels, volume_owner(stack, images, v).as_ref())
-            .await?;
+        let owner = volume_owner(stack, images, &owners, v);
+        rt.create_volume(v, &labels, owner.as_ref()).await?;
         events(Event::VolumeCreated { name: v.clone() });
     }
-    write_secrets(rt, stack, images).await?;
+    write_secrets(rt, stack, images, &owners).await?;
     let grace = |service: &str| {
         stack
             .services
@@ -1139,6 +1223,14 @@ async fn drain_info<R: Runtime>(
     retire_stop(rt, drain, r, grace).await
 }
 
+/// Removes the helper containers a killed tug left behind for `stack`.
+async fn sweep_helpers<R: Runtime>(rt: &R, stack: &str) -> Result<(), EngineError> {
+    for name in rt.sweep_helpers(stack).await? {
+        tracing::info!(container = %name, "removed a helper container left behind");
+    }
+    Ok(())
+}
+
 /// Removes everything of the stack: containers and networks, and volumes when
 /// asked. Running replicas are drained first (see [`Drain`]).
 #[tracing::instrument(name = "down", level = "info", skip_all, fields(stack = %stack))]
@@ -1149,6 +1241,8 @@ pub async fn down<R: Runtime>(
     volumes: bool,
     drain: &dyn Drain,
 ) -> Result<DownReport, EngineError> {
+    // First, so no helper holds a volume that is to be removed.
+    sweep_helpers(rt, stack).await?;
     let filter = stack_filter(stack);
     // Another pass for a container whose creation was already on its way
     // to the engine when the converge that asked for it was stopped.

@@ -75,6 +75,17 @@ impl Runtime for AnyRuntime {
     async fn write_files(&self, dir: &Path, files: &[FileSpec], owner: &Owner) -> Result<()> {
         each!(self, r => r.write_files(dir, files, owner).await)
     }
+    async fn read_image_files(
+        &self,
+        image: &str,
+        paths: &[&str],
+        stack: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>> {
+        each!(self, r => r.read_image_files(image, paths, stack).await)
+    }
+    async fn sweep_helpers(&self, stack: &str) -> Result<Vec<String>> {
+        each!(self, r => r.sweep_helpers(stack).await)
+    }
     async fn remove_volume(&self, name: &str) -> Result<()> {
         each!(self, r => r.remove_volume(name).await)
     }

@@ -91,6 +91,60 @@ impl DockerRuntime {
         }
     }
 
+    /// Creates a helper container of `image` (never started), labelled
+    /// with the stack it works for so that one left behind by a killed tug
+    /// is swept ([`Runtime::sweep_helpers`]). Its name carries tug's pid,
+    /// which tells the sweep whether its creator still runs.
+    async fn create_helper(
+        &self,
+        image: &str,
+        user: Option<String>,
+        bind: Option<&str>,
+        stack: &str,
+    ) -> std::result::Result<String, String> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "tug-helper-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run; a scratch image has no command to default to.
+            cmd: Some(vec![HELPER_PATH.to_string()]),
+            user,
+            labels: Some(HashMap::from([(
+                labels::HELPER_OF.to_string(),
+                stack.to_string(),
+            )])),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                binds: bind.map(|b| vec![b.to_string()]),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = q::CreateContainerOptionsBuilder::default()
+            .name(&name)
+            .build();
+        self.docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| message(&e))?;
+        Ok(name)
+    }
+
+    async fn remove_helper(&self, name: &str) {
+        let rm = q::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        if let Err(e) = self.docker.remove_container(name, Some(rm)).await {
+            tracing::warn!(container = %name, error = %message(&e), "helper container left behind");
+        }
+    }
+
     /// Extracts `tar` at `path` in a helper container of `owner.image`
     /// that has `bind` (`source:target`) mounted and runs as the owner; the
     /// engine writes as root on its side, Docker taking owners from the tar
@@ -103,50 +157,56 @@ impl DockerRuntime {
         path: &str,
         tar: Vec<u8>,
     ) -> std::result::Result<(), String> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "tug-helper-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let body = ContainerCreateBody {
-            image: Some(owner.image.clone()),
-            // Never run; a scratch image has no command to default to.
-            cmd: Some(vec![HELPER_PATH.to_string()]),
-            user: Some(format!("{}:{}", owner.uid, owner.gid)),
-            network_disabled: Some(true),
-            host_config: Some(HostConfig {
-                binds: Some(vec![bind.to_string()]),
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = q::CreateContainerOptionsBuilder::default()
-            .name(&name)
-            .build();
-        let id = self
-            .docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(|e| message(&e))?
-            .id;
+        let name = self
+            .create_helper(
+                &owner.image,
+                Some(format!("{}:{}", owner.uid, owner.gid)),
+                Some(bind),
+                &owner.stack,
+            )
+            .await?;
         let opts = q::UploadToContainerOptionsBuilder::default()
             .path(path)
             .build();
         let put = self
             .docker
-            .upload_to_container(&id, Some(opts), bollard::body_full(tar.into()))
+            .upload_to_container(&name, Some(opts), bollard::body_full(tar.into()))
             .await
             .map_err(|e| message(&e));
-        let rm = q::RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(false)
-            .build();
-        if let Err(e) = self.docker.remove_container(&id, Some(rm)).await {
-            tracing::warn!(container = %name, error = %message(&e), "helper container left behind");
-        }
+        self.remove_helper(&name).await;
         put
+    }
+
+    /// One regular file of a (never started) container, at most
+    /// [`IMAGE_FILE_MAX`] bytes; `None` when it has no such file.
+    async fn download_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let opts = q::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(container, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => tar.extend_from_slice(&b),
+                Err(e) if status_code(&e) == Some(404) => return Ok(None),
+                Err(e) => {
+                    return Err(RuntimeError::api(
+                        format!("reading {path} from an image"),
+                        message(&e),
+                    ))
+                }
+            }
+            if tar.len() > IMAGE_FILE_MAX + 64 * 1024 {
+                return Err(RuntimeError::api(
+                    format!("reading {path} from an image"),
+                    format!("larger than {IMAGE_FILE_MAX} bytes"),
+                ));
+            }
+        }
+        tokio::task::spawn_blocking(move || first_regular_file(&tar))
+            .await
+            .map_err(|e| RuntimeError::api(format!("reading {path} from an image"), e))?
+            .map_err(|e| RuntimeError::api(format!("reading {path} from an image"), e))
     }
 
     pub fn client(&self) -> &Docker {
@@ -219,6 +279,47 @@ fn kill_tree(pid: i64, container: &str) -> std::io::Result<()> {
 
 /// Where a helper container mounts what it writes into.
 const HELPER_PATH: &str = "/.tug-helper";
+
+/// How much of one image file tug reads (an /etc/passwd is a few KiB).
+const IMAGE_FILE_MAX: usize = 1 << 20;
+
+/// The content of the first entry of a tar when it is a regular file.
+fn first_regular_file(tar: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(tar);
+    let Some(entry) = archive.entries()?.next() else {
+        return Ok(None);
+    };
+    let entry = entry?;
+    if entry.header().entry_type() != tar::EntryType::Regular {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    entry.take(IMAGE_FILE_MAX as u64).read_to_end(&mut out)?;
+    Ok(Some(out))
+}
+
+/// Whether a helper may still be in use: its creator (the pid in its name
+/// `tug-helper-<pid>-<n>`) runs and it is younger than [`HELPER_MAX_AGE`]
+/// (a helper lives for one call, milliseconds). A name of another shape is
+/// not one of ours to judge: kept.
+fn helper_in_use(name: &str, created: i64, now: i64) -> bool {
+    let pid = name
+        .strip_prefix("tug-helper-")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) => {
+            now - created < HELPER_MAX_AGE
+                && (pid == std::process::id()
+                    || std::path::Path::new(&format!("/proc/{pid}")).exists())
+        }
+        None => true,
+    }
+}
+
+/// Seconds after which a helper is left over whoever created it.
+const HELPER_MAX_AGE: i64 = 600;
 
 /// A tar of directories (`None`) and files, each owned by `owner` with its mode.
 fn tar_of(entries: &[(&str, Option<&[u8]>, u32)], owner: &Owner) -> Result<Vec<u8>> {
@@ -544,6 +645,78 @@ impl Runtime for DockerRuntime {
         )
         .await
         .map_err(|e| RuntimeError::api(format!("writing files in {}", dir.display()), e))
+    }
+
+    async fn read_image_files(
+        &self,
+        image: &str,
+        paths: &[&str],
+        stack: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>> {
+        let helper = self
+            .create_helper(image, None, None, stack)
+            .await
+            .map_err(|e| RuntimeError::api(format!("reading files of image {image}"), e))?;
+        let mut out = BTreeMap::new();
+        let mut failed = None;
+        for p in paths {
+            match self.download_file(&helper, p).await {
+                Ok(Some(f)) => {
+                    out.insert(p.to_string(), f);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.remove_helper(&helper).await;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    async fn sweep_helpers(&self, stack: &str) -> Result<Vec<String>> {
+        let filter = LabelFilter::from([(labels::HELPER_OF.to_string(), Some(stack.to_string()))]);
+        let opts = q::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&to_filters(&filter))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| RuntimeError::api("listing helper containers", message(&e)))?;
+        let mut swept = Vec::new();
+        for c in list {
+            let Some(name) = c.names.and_then(|n| n.into_iter().next()) else {
+                continue;
+            };
+            let name = name.trim_start_matches('/').to_string();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if helper_in_use(&name, c.created.unwrap_or(now), now) {
+                continue;
+            }
+            let rm = q::RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(false)
+                .build();
+            match self.docker.remove_container(&name, Some(rm)).await {
+                Ok(()) => swept.push(name),
+                Err(e) if status_code(&e) == Some(404) => {}
+                Err(e) => {
+                    return Err(RuntimeError::api(
+                        format!("removing helper container {name}"),
+                        message(&e),
+                    ))
+                }
+            }
+        }
+        Ok(swept)
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
@@ -881,6 +1054,7 @@ impl Runtime for DockerRuntime {
             restart_count: c.restart_count.unwrap_or(0) as u32,
             host_port,
             created: c.created.as_deref().map(parse_time).unwrap_or(0),
+            oom_killed: state.oom_killed.unwrap_or(false),
         }))
     }
 

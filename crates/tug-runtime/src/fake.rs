@@ -32,6 +32,8 @@ struct State {
     /// How long a stop takes (a replica finishing its requests); its end is
     /// recorded as `stopped NAME`.
     stop_takes: Option<Duration>,
+    /// Files of images, by (image, path), for `read_image_files`.
+    image_files: BTreeMap<(String, String), Vec<u8>>,
 }
 
 /// A recording runtime. Cheap to clone; clones share state.
@@ -188,11 +190,28 @@ impl FakeRuntime {
         });
     }
 
+    /// Puts a file in an image, for `read_image_files`.
+    pub fn set_image_file(&self, image: &str, path: &str, content: &[u8]) {
+        self.with(|s| {
+            s.image_files
+                .insert((image.to_string(), path.to_string()), content.to_vec())
+        });
+    }
+
     /// Simulates the kernel's OOM killer: `OomKilled`, then died with 137.
     pub fn oom_kill(&self, id: &str) {
         if let Some(c) = self.with(|s| s.containers.get(id).map(|c| c.info.clone())) {
             self.emit(&c, ContainerChange::OomKilled);
         }
+        self.with(|s| s.containers.get_mut(id).map(|c| c.info.oom_killed = true));
+        self.kill(id, 137);
+    }
+
+    /// An OOM kill whose `OomKilled` event the engine dropped (Docker 20.10
+    /// on cgroup v1 now and then): only `Died` with 137, and inspect's
+    /// `oom_killed`.
+    pub fn oom_kill_unreported(&self, id: &str) {
+        self.with(|s| s.containers.get_mut(id).map(|c| c.info.oom_killed = true));
         self.kill(id, 137);
     }
 
@@ -399,6 +418,28 @@ impl Runtime for FakeRuntime {
         )
     }
 
+    async fn read_image_files(
+        &self,
+        image: &str,
+        paths: &[&str],
+        _stack: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>> {
+        self.enter("read_image_files", format!("read_image_files {image}"))?;
+        Ok(self.with(|s| {
+            paths
+                .iter()
+                .filter_map(|p| {
+                    let f = s.image_files.get(&(image.to_string(), p.to_string()))?;
+                    Some((p.to_string(), f.clone()))
+                })
+                .collect()
+        }))
+    }
+
+    async fn sweep_helpers(&self, _stack: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     async fn remove_volume(&self, name: &str) -> Result<()> {
         self.enter("remove_volume", format!("remove_volume {name}"))?;
         self.with(|s| s.volumes.remove(name));
@@ -454,6 +495,7 @@ impl Runtime for FakeRuntime {
                 restart_count: 0,
                 host_port,
                 created: s.clock,
+                oom_killed: false,
             };
             s.containers.insert(
                 id.clone(),
@@ -501,6 +543,7 @@ impl Runtime for FakeRuntime {
                 .find(|(p, _)| name.starts_with(p.as_str()))
                 .map(|(_, h)| *h);
             let c = s.containers.get_mut(id).expect("checked above");
+            c.info.oom_killed = false;
             let mut changes = vec![ContainerChange::Started];
             match exit {
                 Some(code) => {

@@ -30,6 +30,10 @@ pub mod labels {
     pub const IMAGE_OF: &str = "dev.tug.image-of";
     /// The container port that is the replica's endpoint, when it has several.
     pub const PORT: &str = "dev.tug.port";
+    /// On helper containers (never started; they write files with an owner
+    /// or read an image's files): the stack they work for, so one left
+    /// behind by a killed tug is swept by that stack's next `up` or `down`.
+    pub const HELPER_OF: &str = "dev.tug.helper-of";
 }
 
 /// One more port a container listens on, published on the host.
@@ -102,6 +106,8 @@ pub struct Owner {
     pub uid: u32,
     pub gid: u32,
     pub image: String,
+    /// The stack the helper works for ([`labels::HELPER_OF`]).
+    pub stack: String,
 }
 
 /// One file for [`Runtime::write_files`].
@@ -268,6 +274,9 @@ pub struct ContainerInfo {
     pub host_port: Option<u16>,
     /// Creation time, seconds since the epoch.
     pub created: i64,
+    /// The kernel's OOM killer ended its last run (the engine's inspect
+    /// says so even when its `oom` event was dropped).
+    pub oom_killed: bool,
 }
 
 impl ContainerInfo {
@@ -547,6 +556,20 @@ pub trait Runtime: Send + Sync {
         files: &[FileSpec],
         owner: &Owner,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Reads files of an image without running it (a user name is
+    /// resolved from its /etc/passwd and /etc/group this way): the ones it
+    /// has, by path. Engines read through a helper container of `stack`
+    /// ([`labels::HELPER_OF`]); the process runtime has no images and
+    /// returns none.
+    fn read_image_files(
+        &self,
+        image: &str,
+        paths: &[&str],
+        stack: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<u8>>>> + Send;
+    /// Removes the helper containers of `stack` that a killed tug left
+    /// behind (those of a live tug process are spared); returns their names.
+    fn sweep_helpers(&self, stack: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Removes a volume; a missing one is fine.
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
     fn list_volumes(

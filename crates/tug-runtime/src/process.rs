@@ -395,6 +395,7 @@ fn info_checked(store: &Store, mut c: Container, check: bool) -> Result<Containe
         restart_count: 0,
         host_port,
         created: c.created,
+        oom_killed: false,
     })
 }
 
@@ -629,6 +630,19 @@ impl Runtime for ProcessRuntime {
             Ok(())
         })
         .await
+    }
+
+    async fn read_image_files(
+        &self,
+        _image: &str,
+        _paths: &[&str],
+        _stack: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>> {
+        Ok(BTreeMap::new())
+    }
+
+    async fn sweep_helpers(&self, _stack: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {

@@ -773,6 +773,7 @@ mod engines {
             uid: 4321,
             gid: 4322,
             image: fx.image.clone(),
+            stack: stack.clone(),
         };
         let vol = format!("{stack}-data");
         let labels = BTreeMap::from([(labels::STACK.to_string(), stack.clone())]);
@@ -837,6 +838,132 @@ mod engines {
         rt.remove_volume(&vol).await.unwrap();
     }
 
+    /// An image's files are read without running it (a user name is
+    /// resolved from its /etc/passwd), and no helper is left behind.
+    pub async fn reads_image_files(rt: &DockerRuntime) {
+        let tag = "tug-test/busybox-passwd:1";
+        if rt.inspect_image(tag).await.unwrap().is_none() {
+            let busybox = std::fs::read("/bin/busybox").unwrap();
+            let context = tug_runtime::testing::tar_of(&[
+                (
+                    "Dockerfile",
+                    0o644,
+                    b"FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd group /etc/\nUSER app\n",
+                ),
+                ("busybox", 0o755, &busybox),
+                (
+                    "passwd",
+                    0o644,
+                    b"root:x:0:0::/:/bin/sh\napp:x:1001:1002::/:/bin/sh\n",
+                ),
+                (
+                    "group",
+                    0o644,
+                    b"root:x:0:\napp:x:1002:\nextra:x:1003:app\n",
+                ),
+            ]);
+            let req = BuildRequest {
+                tag: tag.into(),
+                context_tar: context,
+                dockerfile: "Dockerfile".into(),
+                args: BTreeMap::new(),
+                target: None,
+                labels: BTreeMap::new(),
+            };
+            rt.build_image(req, &|_| {}).await.unwrap();
+        }
+        let stack = unique("files");
+        let got = rt
+            .read_image_files(tag, &["/etc/passwd", "/etc/group", "/etc/shadow"], &stack)
+            .await
+            .unwrap();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            ["/etc/group", "/etc/passwd"],
+            "on {}",
+            rt.engine()
+        );
+        assert!(String::from_utf8_lossy(&got["/etc/passwd"]).contains("app:x:1001:1002"));
+        assert!(helpers(rt, &stack).await.is_empty());
+        let err = rt
+            .read_image_files("tug-test/no-such-image:1", &["/etc/passwd"], &stack)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-image"), "{err}");
+    }
+
+    /// Names of the helper containers labelled for `stack`.
+    async fn helpers(rt: &DockerRuntime, stack: &str) -> Vec<String> {
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={stack}", labels::HELPER_OF)],
+        )]);
+        let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let mut names: Vec<String> = rt
+            .client()
+            .list_containers(Some(opts))
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A helper a killed tug left behind is swept with its stack; one of a
+    /// live tug, one of another stack and a foreign container are kept.
+    pub async fn sweeps_left_helpers(rt: &DockerRuntime) {
+        let image = busybox_image(rt).await;
+        let stack = unique("sweep");
+        let other = unique("sweep-other");
+        // A pid no process has.
+        let dead = (100_000..4_000_000u32)
+            .rev()
+            .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+            .unwrap();
+        let n = std::process::id();
+        let make = async |name: String, label: Option<&str>| {
+            let body = bollard::models::ContainerCreateBody {
+                image: Some(image.clone()),
+                cmd: Some(vec!["/bin/busybox".into(), "true".into()]),
+                labels: label.map(|s| {
+                    std::collections::HashMap::from([(
+                        labels::HELPER_OF.to_string(),
+                        s.to_string(),
+                    )])
+                }),
+                ..Default::default()
+            };
+            let opts = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+                .name(&name)
+                .build();
+            rt.client()
+                .create_container(Some(opts), body)
+                .await
+                .unwrap();
+            name
+        };
+        let left = make(format!("tug-helper-{dead}-{n}"), Some(&stack)).await;
+        let live = make(format!("tug-helper-{n}-{n}"), Some(&stack)).await;
+        let foreign_stack = make(format!("tug-helper-{dead}-{}", n + 1), Some(&other)).await;
+        let unlabelled = make(format!("tug-helper-{dead}-{}", n + 2), None).await;
+        let swept = rt.sweep_helpers(&stack).await.unwrap();
+        assert_eq!(swept, std::slice::from_ref(&left), "on {}", rt.engine());
+        assert_eq!(helpers(rt, &stack).await, std::slice::from_ref(&live));
+        assert_eq!(
+            helpers(rt, &other).await,
+            std::slice::from_ref(&foreign_stack)
+        );
+        for c in [live, foreign_stack, unlabelled] {
+            rt.remove_container(&c).await.unwrap();
+        }
+    }
+
     /// CPU time grows while a container burns CPU.
     pub async fn counts_cpu(rt: &DockerRuntime) {
         let image = busybox_image(rt).await;
@@ -882,6 +1009,8 @@ mod engines {
         reports_oom_kills,
         counts_cpu,
         owns_volumes_and_files,
+        reads_image_files,
+        sweeps_left_helpers,
         exec_timeout_kills_the_probe
     );
 }

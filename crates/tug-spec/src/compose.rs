@@ -1345,7 +1345,9 @@ impl Importer<'_> {
             .map(|d| d.raw.clone())
     }
 
-    /// A service's `secrets` or `configs`: names or `{ source, target }`.
+    /// A service's `secrets` or `configs`: names or `{ source, target,
+    /// uid, gid, mode }`. Compose applies the last three only in swarm;
+    /// tug applies them on every engine.
     fn file_mounts(&mut self, name: &str, key: &str, v: &Node) -> Vec<Value> {
         let what = format!("services.{name}.{key}");
         let mut out = Vec::new();
@@ -1359,18 +1361,47 @@ impl Importer<'_> {
                 continue;
             }
             let mut m = Mapping::new();
-            for (k, kn, kv) in self.entries(i, &what) {
+            for (k, _, kv) in self.entries(i, &what) {
                 match (k, kv.scalar()) {
                     ("source" | "target", Some(t)) => {
                         m.insert(s(k), s(t));
                     }
-                    ("uid" | "gid" | "mode", _) => self.drop(
-                        format!("{what}.{k}"),
-                        kn,
-                        "the file is mounted as it is on the host (compose ignores this without swarm too)",
-                    ),
-                    _ => self.cx.err(kv, format!("`{what}.{k}`: not a {key} field"), None),
+                    ("uid" | "gid", Some(t)) => match t.parse::<u32>() {
+                        Ok(id) => {
+                            m.insert(s(k), Value::Number(id.into()));
+                        }
+                        Err(_) => self.cx.err(
+                            kv,
+                            format!("`{what}.{k}` must be a numeric id, found `{t}`"),
+                            None,
+                        ),
+                    },
+                    ("mode", Some(t)) => match compose_mode(kv, t) {
+                        Some(mode) => {
+                            m.insert(s(k), s(format!("{mode:04o}")));
+                        }
+                        None => self.cx.err(
+                            kv,
+                            format!("`{what}.mode` must be permission bits, found `{t}`"),
+                            Some("write it in octal, e.g. `mode: 0440`".into()),
+                        ),
+                    },
+                    ("source" | "target" | "uid" | "gid" | "mode", None) => {
+                        self.cx
+                            .err(kv, format!("`{what}.{k}` must be a single value"), None)
+                    }
+                    _ => self
+                        .cx
+                        .err(kv, format!("`{what}.{k}`: not a {key} field"), None),
                 }
+            }
+            if ["uid", "gid", "mode"].iter().any(|k| m.contains_key(*k)) {
+                self.note(
+                    &what,
+                    i,
+                    "compose applies uid, gid and mode only in swarm; tug applies them on every engine",
+                    None,
+                );
             }
             if m.contains_key("source") {
                 out.push(Value::Mapping(m));
@@ -1891,6 +1922,21 @@ fn cpu_value(c: &str) -> Value {
         Ok(f) => Value::Number(f.into()),
         Err(_) => s(c),
     }
+}
+
+/// A secret's or config's `mode` as compose reads it: a quoted string is
+/// octal, a number is decimal unless written with a leading `0` or `0o`
+/// (YAML 1.1 octal), so `0440`, `"440"` and `288` are all r--r-----.
+fn compose_mode(n: &Node, text: &str) -> Option<u32> {
+    let plain = matches!(n.kind, crate::yaml::Kind::Scalar { plain: true, .. });
+    let mode = if let Some(o) = text.strip_prefix("0o") {
+        u32::from_str_radix(o, 8).ok()
+    } else if !plain || (text.starts_with('0') && text.len() > 1) {
+        u32::from_str_radix(text, 8).ok()
+    } else {
+        text.parse().ok()
+    };
+    mode.filter(|m| *m <= 0o7777 && !text.starts_with(['+', '-']))
 }
 
 #[cfg(test)]

@@ -484,6 +484,20 @@ struct FileMountFull {
     source: String,
     /// Absolute path in the container (a secret's may be a bare name under /run/secrets).
     target: Option<String>,
+    /// Owner of the file in the container (default: the service's user for a secret).
+    uid: Option<u32>,
+    /// Group of the file in the container.
+    gid: Option<u32>,
+    /// Permission bits in octal, e.g. "0440" (default: 0400 for a secret).
+    mode: Option<ModeIn>,
+}
+
+/// Octal permission bits: `"0440"`, or a number whose digits are octal.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ModeIn {
+    Text(String),
+    Number(u32),
 }
 
 /// `PORT[/udp]`, `[[HOST_IP:]PUBLISH:]PORT[/udp]`, or the long form.

@@ -197,6 +197,23 @@ pub struct FileMount {
     /// Absolute path in the container (secrets: `/run/secrets/<name>`
     /// by default; configs: `/<name>`).
     pub target: String,
+    /// Owner of the file in the container; unset: the service's user for a
+    /// secret, the host file's for a config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group of the file; unset: `uid`'s (or the service user's) group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Permission bits; unset: 0400 for a secret, the host file's for a config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+impl FileMount {
+    /// Whether the file needs a copy of its own (owner or mode given).
+    pub fn has_owner_or_mode(&self) -> bool {
+        self.uid.is_some() || self.gid.is_some() || self.mode.is_some()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -994,13 +994,26 @@ impl<'f> Cx<'f> {
         };
         let mut out = Vec::new();
         for i in items {
+            let (mut uid, mut gid, mut mode) = (None, None, None);
             let (source, target) = if let Some(src) = i.as_str() {
                 (src.to_string(), None)
             } else {
-                let Some(f) = self.fields(i, &format!("a `{what}` entry"), &["source", "target"])
-                else {
+                let Some(f) = self.fields(
+                    i,
+                    &format!("a `{what}` entry"),
+                    &["source", "target", "uid", "gid", "mode"],
+                ) else {
                     continue;
                 };
+                uid = f
+                    .get("uid")
+                    .and_then(|v| self.count(v, &format!("{what}.uid")));
+                gid = f
+                    .get("gid")
+                    .and_then(|v| self.count(v, &format!("{what}.gid")));
+                mode = f
+                    .get("mode")
+                    .and_then(|v| self.file_mode(v, &format!("{what}.mode")));
                 let Some(src) = f
                     .get("source")
                     .and_then(|v| self.string(v, &format!("{what}.source")))
@@ -1039,9 +1052,35 @@ impl<'f> Cx<'f> {
                 (None, "secrets") => format!("/run/secrets/{source}"),
                 (None, _) => format!("/{source}"),
             };
-            out.push(FileMount { source, target });
+            out.push(FileMount {
+                source,
+                target,
+                uid,
+                gid,
+                mode,
+            });
         }
         out
+    }
+
+    /// Permission bits as octal digits, as `chmod` takes them: `0440`,
+    /// `"440"` and `0o440` are all r--r-----.
+    fn file_mode(&mut self, n: &Node, what: &str) -> Option<u32> {
+        let text = n.scalar().unwrap_or("");
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if !digits.is_empty() && !digits.starts_with(['+', '-']) && m <= 0o7777 => {
+                Some(m)
+            }
+            _ => {
+                self.err(
+                    n,
+                    format!("`{what}` must be permission bits in octal, found `{text}`"),
+                    Some("write it as `chmod` takes it, e.g. `mode: \"0440\"`".into()),
+                );
+                None
+            }
+        }
     }
 
     /// The stack's `secrets` or `configs`: names to `{ file }`.

@@ -450,3 +450,63 @@ fn published_addresses() {
         .message
         .contains("published on 0.0.0.0 as the compose file says")));
 }
+
+#[test]
+fn long_form_secrets_and_configs_keep_owner_and_mode() {
+    let dir = std::env::temp_dir().join(format!("tug-compose-long-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("key.txt"), "k").unwrap();
+    std::fs::write(dir.join("app.conf"), "c").unwrap();
+    let file = dir.join("compose.yaml");
+    // Compose reads a plain number as decimal unless it starts with 0 or
+    // 0o, and a quoted one as octal: 0440, "440" and 288 are one mode.
+    let text = "services:\n  web:\n    image: w\n    secrets:\n      - key\n      - { source: key, target: other, uid: \"103\", gid: \"104\", mode: 0440 }\n      - { source: key, target: /etc/abs, mode: \"440\" }\n      - { source: key, target: dec, mode: 288 }\n    configs:\n      - { source: conf, target: /etc/app.conf, uid: \"5\", mode: 0o644 }\nsecrets:\n  key: { file: ./key.txt }\nconfigs:\n  conf: { file: ./app.conf }\n";
+    let imp = import(text, &file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(imp.dropped.is_empty(), "{:?}", imp.dropped);
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.path == "services.web.secrets" && n.message.contains("only in swarm")),
+        "{:?}",
+        imp.notes
+    );
+    let s = parse_str(&imp.yaml, &dir.join("tug.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let web = &s.services["web"];
+    let got: Vec<_> = web
+        .secrets
+        .iter()
+        .map(|f| (f.target.as_str(), f.uid, f.gid, f.mode))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/run/secrets/key", None, None, None),
+            ("/run/secrets/other", Some(103), Some(104), Some(0o440)),
+            ("/etc/abs", None, None, Some(0o440)),
+            ("/run/secrets/dec", None, None, Some(0o440)),
+        ]
+    );
+    let c = &web.configs[0];
+    assert_eq!(
+        (c.target.as_str(), c.uid, c.gid, c.mode),
+        ("/etc/app.conf", Some(5), None, Some(0o644))
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_bad_secret_owner_or_mode_is_an_error_at_its_line() {
+    let text = "services:\n  web:\n    image: w\n    secrets:\n      - { source: key, uid: app }\n      - { source: key, mode: 0999 }\nsecrets:\n  key: { file: ./key.txt }\n";
+    let e = errors_of(text);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_eq!(e[0].0, 5);
+    assert!(
+        e[0].2.contains("must be a numeric id, found `app`"),
+        "{}",
+        e[0].2
+    );
+    assert_eq!(e[1].0, 6);
+    assert!(e[1]
+        .2
+        .contains("`services.web.secrets.mode` must be permission bits"));
+}

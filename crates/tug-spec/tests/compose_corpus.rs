@@ -142,7 +142,10 @@ fn secrets_from_files_and_escaped_dollars() {
         db.secrets,
         [FileMount {
             source: "db-password".into(),
-            target: "/run/secrets/db-password".into()
+            target: "/run/secrets/db-password".into(),
+            uid: None,
+            gid: None,
+            mode: None,
         }]
     );
     assert_eq!(

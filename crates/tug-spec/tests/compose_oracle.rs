@@ -104,6 +104,35 @@ fn secs(v: Option<&Value>, default: u64) -> Duration {
         .unwrap_or(Duration::from_secs(default))
 }
 
+/// A secret or config as mounted: source, target, uid, gid, mode.
+type Mounted = (String, String, Option<u32>, Option<u32>, Option<u32>);
+
+/// Compose's `secrets` or `configs` of a service, targets made absolute as
+/// compose mounts them.
+fn file_mounts(c: &Value, kind: &str) -> Vec<Mounted> {
+    c.get(kind)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let src = s["source"].as_str().unwrap().to_string();
+            let target = match (s.get("target").and_then(Value::as_str), kind) {
+                (Some(t), _) if t.starts_with('/') => t.to_string(),
+                (Some(t), "secrets") => format!("/run/secrets/{t}"),
+                (Some(t), _) => t.to_string(),
+                (None, "secrets") => format!("/run/secrets/{src}"),
+                (None, _) => format!("/{src}"),
+            };
+            let id = |k: &str| s.get(k).and_then(Value::as_str).map(|v| v.parse().unwrap());
+            let mode = s
+                .get("mode")
+                .and_then(Value::as_str)
+                .map(|m| u32::from_str_radix(m, 8).unwrap());
+            (src, target, id("uid"), id("gid"), mode)
+        })
+        .collect()
+}
+
 /// Every difference between compose's reading of one service and tug's.
 fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String> {
     let mut diffs = Vec::new();
@@ -323,27 +352,18 @@ fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String
             format!("{:?}", t.security.cap_add),
         );
     }
-    let secrets: Vec<(String, String)> = c
-        .get("secrets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            let src = s["source"].as_str().unwrap().to_string();
-            let target = s
-                .get("target")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or(format!("/run/secrets/{src}"));
-            (src, target)
-        })
-        .collect();
-    let tsecrets: Vec<(String, String)> = t
-        .secrets
+    for kind in ["secrets", "configs"] {
+        let theirs = file_mounts(c, kind);
+        let ours: Vec<Mounted> = if kind == "secrets" {
+            &t.secrets
+        } else {
+            &t.configs
+        }
         .iter()
-        .map(|s| (s.source.clone(), s.target.clone()))
+        .map(|f| (f.source.clone(), f.target.clone(), f.uid, f.gid, f.mode))
         .collect();
-    differ("secrets", format!("{secrets:?}"), format!("{tsecrets:?}"));
+        differ(kind, format!("{theirs:?}"), format!("{ours:?}"));
+    }
     let labels: BTreeMap<String, String> = c
         .get("labels")
         .and_then(Value::as_object)
@@ -410,4 +430,55 @@ fn tug_reads_the_corpus_as_compose_does() {
         all.len(),
         all.join("\n")
     );
+}
+
+/// The long form of secrets and configs (owner and mode, which compose
+/// applies only in swarm and tug on every engine) read as compose reads
+/// it, every spelling of `mode` included.
+#[test]
+fn long_form_secrets_and_configs_read_as_compose_does() {
+    let Some(bin) = compose_bin() else {
+        assert!(std::env::var_os("TUG_REQUIRE_COMPOSE").is_none());
+        eprintln!("SKIPPED: no docker-compose binary");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tug-oracle-long-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("key.txt"), "k").unwrap();
+    std::fs::write(dir.join("app.conf"), "c").unwrap();
+    let file = dir.join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:
+  web:
+    image: w
+    secrets:
+      - key
+      - { source: key, target: other, uid: \"103\", gid: \"104\", mode: 0440 }
+      - { source: key, target: /etc/abs, mode: \"640\" }
+      - { source: key, target: dec, mode: 288 }
+      - { source: key, target: plain, mode: 440 }
+      - { source: key, target: oct, mode: 0o600 }
+    configs:
+      - conf
+      - { source: conf, target: /etc/app.conf, uid: \"5\", gid: \"6\", mode: 0644 }
+secrets:
+  key: { file: ./key.txt }
+configs:
+  conf: { file: ./app.conf }
+",
+    )
+    .unwrap();
+    let compose = oracle(&bin, &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let imp = import_with(&text, &file, &dir, &Options::default()).unwrap();
+    let stack = parse_str(&imp.yaml, &dir.join("tug.yaml")).unwrap();
+    let diffs = compare(
+        "web",
+        &compose["services"]["web"],
+        &stack.services["web"],
+        &[],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(diffs.is_empty(), "{diffs:#?}");
 }

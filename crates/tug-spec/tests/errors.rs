@@ -378,3 +378,37 @@ fn develop_watch_rules() {
     assert!(m.contains("must be an absolute path"), "{m}");
     assert_eq!(h.as_deref(), Some("e.g. `/srv`"));
 }
+
+#[test]
+fn secret_mode_must_be_octal() {
+    let text = "name: shop\nsecrets:\n  key: { file: /etc/passwd }\nservices:\n  web:\n    image: nginx:1\n    secrets: [{ source: key, uid: 10, mode: \"0980\" }]\n";
+    let (l, c, m, hint) = one(text);
+    assert_eq!((l, c), (7, 45));
+    assert_eq!(
+        m,
+        "`web.secrets.mode` must be permission bits in octal, found `0980`"
+    );
+    assert!(hint.unwrap().contains("mode: \"0440\""));
+    let text = text.replace("uid: 10, mode: \"0980\"", "uid: -1");
+    let (_, _, m, _) = one(&text);
+    assert_eq!(m, "`web.secrets.uid` cannot be negative, found -1");
+}
+
+#[test]
+fn secret_owner_and_mode_are_read() {
+    let text = "name: shop\nsecrets:\n  key: { file: /etc/passwd }\nservices:\n  web:\n    image: nginx:1\n    secrets:\n      - { source: key, target: k2, uid: 10, gid: 20, mode: 0440 }\n      - { source: key, mode: 640 }\n      - { source: key, target: /k3, mode: 0o600 }\n";
+    let s = parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml")).unwrap();
+    let got: Vec<_> = s.services["web"]
+        .secrets
+        .iter()
+        .map(|f| (f.target.as_str(), f.uid, f.gid, f.mode))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/run/secrets/k2", Some(10), Some(20), Some(0o440)),
+            ("/run/secrets/key", None, None, Some(0o640)),
+            ("/k3", None, None, Some(0o600)),
+        ]
+    );
+}

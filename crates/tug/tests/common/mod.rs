@@ -220,8 +220,12 @@ pub const BUSYBOX: &str = "tug-test/cli-busybox:1";
 /// [`BUSYBOX`] with `USER 1000:1000`: a non-root image user.
 pub const BUSYBOX_USER: &str = "tug-test/cli-busybox-user:1";
 
-/// Imports [`BUSYBOX`] and [`BUSYBOX_USER`] into the engine at `host` (the
-/// default one when `None`) unless it has them.
+/// [`BUSYBOX`] with an /etc/passwd and /etc/group and `USER app`: a user
+/// known by name only (`app` is 1001, its group 1002).
+pub const BUSYBOX_NAMED: &str = "tug-test/cli-busybox-app:1";
+
+/// Imports [`BUSYBOX`], [`BUSYBOX_USER`] and [`BUSYBOX_NAMED`] into the
+/// engine at `host` (the default one when `None`) unless it has them.
 pub fn busybox_images(host: Option<&str>) {
     let docker = || {
         let mut c = Command::new("docker");
@@ -230,7 +234,11 @@ pub fn busybox_images(host: Option<&str>) {
         }
         c
     };
-    let images = [(BUSYBOX, None), (BUSYBOX_USER, Some("USER 1000:1000"))];
+    let images = [
+        (BUSYBOX, None),
+        (BUSYBOX_USER, Some("USER 1000:1000")),
+        (BUSYBOX_NAMED, Some("USER app")),
+    ];
     for (tag, change) in images {
         let have = docker()
             .args(["image", "inspect", tag])
@@ -250,6 +258,20 @@ pub fn busybox_images(host: Option<&str>) {
         ];
         for tool in tools {
             std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+        }
+        if tag == BUSYBOX_NAMED {
+            let etc = root.path().join("etc");
+            std::fs::create_dir_all(&etc).unwrap();
+            std::fs::write(
+                etc.join("passwd"),
+                "root:x:0:0:root:/:/bin/sh\napp:x:1001:1002::/:/bin/sh\n",
+            )
+            .unwrap();
+            std::fs::write(
+                etc.join("group"),
+                "root:x:0:\napp:x:1002:\nreaders:x:3000:\n",
+            )
+            .unwrap();
         }
         let tar = Command::new("tar")
             .arg("-C")
