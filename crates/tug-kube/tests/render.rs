@@ -8,7 +8,9 @@ use common::{example, options, repo, tool};
 use std::path::Path;
 use std::process::Command;
 
-const EXAMPLES: &[&str] = &["hello", "shop"];
+/// The examples, and tests/relay (ports, expose, file secrets and configs,
+/// an env file).
+const EXAMPLES: &[&str] = &["hello", "shop", "relay"];
 
 fn rendered(name: &str) -> String {
     let (stack, text) = example(name);
@@ -45,8 +47,13 @@ fn helm_charts_match_the_golden_files() {
         let (stack, text) = example(name);
         let files = tug_kube::helm::chart(&stack, &text, &options(name)).unwrap();
         let mut all = String::new();
-        for (path, content) in files {
-            all.push_str(&format!("### {}\n{content}", path.display()));
+        for f in files {
+            let secret = if f.secret { " (0600)" } else { "" };
+            all.push_str(&format!(
+                "### {}{secret}\n{}",
+                f.path.display(),
+                String::from_utf8_lossy(&f.content)
+            ));
         }
         golden(&format!("{name}-helm.txt"), &all);
     }
@@ -196,6 +203,7 @@ fn every_object_validates_against_the_official_schemas_of_two_kubernetes_version
             .args(["--strict", "--quiet", "-k", version])
             .arg(dir.path().join("hello.yaml"))
             .arg(dir.path().join("shop.yaml"))
+            .arg(dir.path().join("relay.yaml"))
             .output()
             .unwrap();
         assert!(

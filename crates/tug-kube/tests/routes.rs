@@ -267,8 +267,8 @@ fn a_helm_chart_renders_routes_behind_ingress_values() {
     let get = |name: &str| {
         files
             .iter()
-            .find(|(p, _)| p == Path::new(name))
-            .map(|(_, c)| c.clone())
+            .find(|f| f.path == Path::new(name))
+            .map(|f| String::from_utf8_lossy(&f.content).into_owned())
             .unwrap_or_else(|| panic!("no {name}"))
     };
     let values = get("values.yaml");
