@@ -2,10 +2,12 @@
 //! objects in the same order, so the YAML is byte-identical run after run.
 //!
 //! Per service: ServiceAccount, ConfigMap/Secret (env), Deployment, Service
-//! (with a port), PodDisruptionBudget (replicas > 1), NetworkPolicy (ingress
-//! from the services that depend on it); per stack: PersistentVolumeClaims for
-//! named volumes and a default-deny NetworkPolicy. Whatever tug.yaml says that
-//! Kubernetes cannot carry with the same meaning is an error at its position.
+//! (with `port`, `ports` or `expose`), PodDisruptionBudget (replicas > 1),
+//! NetworkPolicy (ingress from the services that depend on it); per stack:
+//! PersistentVolumeClaims for named volumes, a Secret or ConfigMap per file
+//! secret or config a service mounts (the only files read here), and a
+//! default-deny NetworkPolicy. Whatever tug.yaml says that Kubernetes cannot
+//! carry with the same meaning is an error at its position.
 
 use crate::object::Object;
 use crate::{labels, RenderError, RenderErrors};
