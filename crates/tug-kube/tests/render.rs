@@ -333,7 +333,12 @@ fn ports_expose_secrets_configs_and_env_files_render_to_their_objects() {
     };
     assert!(c.data.as_ref().unwrap()["relay_conf"].contains("{{ name }}"));
     // env_file values go to the Secret, tug.yaml's own literals to the ConfigMap.
-    let tug_kube::Object::Secret(env) = find("secret/relay-secret-") else {
+    // Named relay-secret-HASH, unlike the file secrets (relay-secret-NAME-HASH).
+    let env = objects
+        .iter()
+        .find(|o| o.id().starts_with("secret/relay-secret-") && o.name().len() == 23)
+        .unwrap();
+    let tug_kube::Object::Secret(env) = env else {
         unreachable!()
     };
     let keys: Vec<&String> = env.data.as_ref().unwrap().keys().collect();

@@ -286,7 +286,7 @@ fn a_helm_chart_renders_routes_behind_ingress_values() {
         "{ing}"
     );
     assert!(
-        ing.contains("- host: {{ index .Values.services.api.hosts 1 | quote }}"),
+        ing.contains("- host: {{ with index .Values.services.api.hosts 1 }}{{ . | quote }}{{ else }}null{{ end }}"),
         "{ing}"
     );
     assert!(ing.contains("{{- with .Values.ingress.className }}\n  ingressClassName: {{ . | quote }}\n  {{- end }}"), "{ing}");
