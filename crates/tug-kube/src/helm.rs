@@ -8,7 +8,12 @@
 //! rendered only while the replicas value is above one. Routes (Ingress or
 //! HTTPRoute) are rendered while `ingress.enabled`; an Ingress takes its class
 //! from `ingress.className` and each rule's host from the service's `hosts`
-//! (in rule order; `""` is any host).
+//! (in rule order; `""` is any host). Service ports are values too (`ports`,
+//! by port name), and routes follow the `main` one. The files of stack
+//! secrets and configs are copied into the chart (`files/secrets/`, written
+//! 0600, and `files/configs/`) and read with `.Files.Get`, so that their text
+//! is never taken for a template; a checksum of them rolls the pods that
+//! mount them when a file is replaced.
 
 use crate::object::Object;
 use crate::render::{render, RenderOptions};
@@ -24,13 +29,24 @@ fn ph(what: &str, service: &str) -> Value {
     Value::String(format!("@@{what}:{service}@@"))
 }
 
+/// One file of a chart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChartFile {
+    /// Relative to the chart's directory.
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+    /// Holds secret values: written readable by its owner only (0600).
+    pub secret: bool,
+}
+
 /// The chart's files, relative to its directory, in a stable order.
 pub fn chart(
     stack: &Stack,
     source: &str,
     opts: &RenderOptions,
-) -> Result<Vec<(PathBuf, String)>, RenderErrors> {
+) -> Result<Vec<ChartFile>, RenderErrors> {
     let objects = render(stack, source, opts)?;
+    let mut data_files: Vec<ChartFile> = Vec::new();
     let ns = opts.namespace(stack).to_string();
     let mut values = serde_json::Map::new();
     let mut templates: BTreeMap<String, String> = BTreeMap::new();
@@ -49,10 +65,11 @@ pub fn chart(
                     metadata,
                     data: Some(d),
                     ..
-                }) if metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(&format!("{name}-env-"))) =>
+                }) if of_service(metadata, name)
+                    && metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(&format!("{name}-env-"))) =>
                 {
                     env = d.clone()
                 }
@@ -60,10 +77,11 @@ pub fn chart(
                     metadata,
                     data: Some(d),
                     ..
-                }) if metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(&format!("{name}-secret-"))) =>
+                }) if of_service(metadata, name)
+                    && metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(&format!("{name}-secret-"))) =>
                 {
                     secret_env = d
                         .iter()
@@ -91,6 +109,20 @@ pub fn chart(
             .collect();
         if !hosts.is_empty() {
             entry["hosts"] = json!(hosts);
+        }
+        let ports: serde_json::Map<String, Value> = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Service(sv) if sv.metadata.name.as_deref() == Some(name) => {
+                    sv.spec.as_ref()?.ports.as_ref()
+                }
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|p| Some((p.name.clone()?, json!(p.port))))
+            .collect();
+        if !ports.is_empty() {
+            entry["ports"] = Value::Object(ports);
         }
         // An HPA sets the count of an autoscaled service.
         if dep.spec.replicas.is_none() {
@@ -125,6 +157,56 @@ pub fn chart(
         let mut file = format!("{}-{}.yaml", o.kind().to_ascii_lowercase(), o.name());
         let mut wrap_if = None;
         match (o, &svc) {
+            // A stack secret or config: its file, copied into the chart.
+            (Object::Secret(Secret { data: Some(d), .. }), None) => {
+                for (key, bytes) in d {
+                    data_files.push(ChartFile {
+                        path: PathBuf::from(format!("files/secrets/{key}")),
+                        content: bytes.0.clone(),
+                        secret: true,
+                    });
+                    v["data"][key] = json!(format!("@@SFILE:-#{key}@@"));
+                }
+                drop_immutable(&mut v);
+            }
+            (
+                Object::ConfigMap(ConfigMap {
+                    data, binary_data, ..
+                }),
+                None,
+            ) => {
+                for (key, text) in data.iter().flatten() {
+                    data_files.push(ChartFile {
+                        path: PathBuf::from(format!("files/configs/{key}")),
+                        content: text.clone().into_bytes(),
+                        secret: false,
+                    });
+                    v["data"][key] = json!(format!("@@CFILE:-#{key}@@"));
+                }
+                for (key, bytes) in binary_data.iter().flatten() {
+                    data_files.push(ChartFile {
+                        path: PathBuf::from(format!("files/configs/{key}")),
+                        content: bytes.0.clone(),
+                        secret: false,
+                    });
+                    v["binaryData"][key] = json!(format!("@@BFILE:-#{key}@@"));
+                }
+                drop_immutable(&mut v);
+            }
+            (Object::Service(sv), Some(s)) => {
+                let n = sv
+                    .spec
+                    .as_ref()
+                    .and_then(|p| p.ports.as_ref())
+                    .map_or(0, Vec::len);
+                for i in 0..n {
+                    let pname = v["spec"]["ports"][i]["name"]
+                        .as_str()
+                        .unwrap_or("main")
+                        .to_string();
+                    v["spec"]["ports"][i]["port"] = json!(format!("@@PORT:{s}#{pname}@@"));
+                }
+            }
             (Object::ConfigMap(_), Some(s)) => {
                 v["metadata"]["name"] = json!(format!("{s}-env"));
                 v["data"] = ph("ENV", s);
@@ -146,6 +228,17 @@ pub fn chart(
                 }
                 let tpl = &mut v["spec"]["template"];
                 tpl["metadata"]["annotations"]["checksum/env"] = ph("CHECKSUM", s);
+                // Files are mounted by subPath, which a pod never sees change.
+                let mounts_files = d
+                    .spec
+                    .template
+                    .spec
+                    .iter()
+                    .flat_map(|p| p.volumes.iter().flatten())
+                    .any(|v| v.secret.is_some() || v.config_map.is_some());
+                if mounts_files {
+                    tpl["metadata"]["annotations"]["checksum/files"] = ph("FILESUM", s);
+                }
                 let c = &mut tpl["spec"]["containers"][0];
                 c["image"] = ph("IMAGE", s);
                 c["resources"] = ph("RESOURCES", s);
@@ -158,12 +251,26 @@ pub fn chart(
                 wrap_if = Some("{{- if .Values.ingress.enabled }}\n".into());
                 v["spec"]["ingressClassName"] = json!("@@INGRESSCLASS:-@@");
                 let rules = i.spec.as_ref().and_then(|s| s.rules.as_ref());
-                for n in 0..rules.map_or(0, |r| r.len()) {
+                for (n, rule) in rules.into_iter().flatten().enumerate() {
                     v["spec"]["rules"][n]["host"] = json!(format!("@@HOST:{s}#{n}@@"));
+                    let paths = rule.http.as_ref().map_or(0, |h| h.paths.len());
+                    for k in 0..paths {
+                        let port = &mut v["spec"]["rules"][n]["http"]["paths"][k]["backend"]
+                            ["service"]["port"];
+                        if port.get("number").is_some() {
+                            port["number"] = json!(format!("@@PORT:{s}#main@@"));
+                        }
+                    }
                 }
             }
-            (Object::HTTPRoute(_), Some(_)) => {
+            (Object::HTTPRoute(r), Some(s)) => {
                 wrap_if = Some("{{- if .Values.ingress.enabled }}\n".into());
+                for (n, rule) in r.spec.rules.iter().enumerate() {
+                    for k in 0..rule.backend_refs.len() {
+                        v["spec"]["rules"][n]["backendRefs"][k]["port"] =
+                            json!(format!("@@PORT:{s}#main@@"));
+                    }
+                }
             }
             (Object::PodDisruptionBudget(_), Some(s)) if !autoscaled.contains(s) => {
                 wrap_if = Some(format!(
@@ -183,6 +290,38 @@ pub fn chart(
             text.push_str("{{- end }}\n");
         }
         templates.insert(file, text);
+    }
+    // A service of one replica gets its PodDisruptionBudget when the
+    // replicas value goes above one.
+    for name in values.keys() {
+        let f = format!("poddisruptionbudget-{name}.yaml");
+        if autoscaled.contains(name) || templates.contains_key(&f) {
+            continue;
+        }
+        let v = json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {
+                "name": name,
+                "namespace": "@@NAMESPACE:-@@",
+                "labels": crate::render::service_labels(&stack.name, name),
+            },
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": {
+                    crate::labels::NAME: name,
+                    crate::labels::PART_OF: stack.name,
+                }},
+            },
+        });
+        templates.insert(
+            f,
+            format!(
+                "# Rendered by `tug render helm`.\n{{{{- if gt (int {}.replicas) 1 }}}}\n{}{{{{- end }}}}\n",
+                values_of(name),
+                substitute(&crate::object::yaml_of(&v))
+            ),
+        );
     }
     // Services without env still get the ConfigMap and Secret the pods name.
     for name in stack.services.keys() {
@@ -234,16 +373,42 @@ pub fn chart(
             "services": values,
         }))
     );
+    // values.yaml holds the env values that went to Secrets.
+    let values_secret = values
+        .values()
+        .any(|e| e["secretEnv"].as_object().is_some_and(|m| !m.is_empty()));
     let mut files = vec![
-        (PathBuf::from("Chart.yaml"), chart_yaml),
-        (PathBuf::from("values.yaml"), values_yaml),
+        ChartFile {
+            path: PathBuf::from("Chart.yaml"),
+            content: chart_yaml.into_bytes(),
+            secret: false,
+        },
+        ChartFile {
+            path: PathBuf::from("values.yaml"),
+            content: values_yaml.into_bytes(),
+            secret: values_secret,
+        },
     ];
-    files.extend(
-        templates
-            .into_iter()
-            .map(|(f, t)| (PathBuf::from("templates").join(f), t)),
-    );
+    data_files.sort_by(|a, b| a.path.cmp(&b.path));
+    data_files.dedup_by(|a, b| a.path == b.path);
+    files.extend(data_files);
+    files.extend(templates.into_iter().map(|(f, t)| ChartFile {
+        path: PathBuf::from("templates").join(f),
+        content: t.into_bytes(),
+        secret: false,
+    }));
     Ok(files)
+}
+
+/// Whether an object belongs to `service` (and not to the stack as a whole).
+fn of_service(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    service: &str,
+) -> bool {
+    m.labels
+        .as_ref()
+        .and_then(|l| l.get(crate::labels::TUG_SERVICE))
+        .is_some_and(|s| s == service)
 }
 
 fn drop_immutable(v: &mut Value) {
@@ -299,7 +464,23 @@ fn substitute(yaml: &str) -> String {
             "RESOURCES" => block(format!("toYaml {vals}.resources")),
             "ENV" => block(format!("toYaml {vals}.env")),
             "SECRETENV" => block(format!("toYaml {vals}.secretEnv")),
-            "HOST" => inline(format!("{{{{ index {vals}.hosts {index} | quote }}}}")),
+            // `""` is any host, which Kubernetes says by leaving host out.
+            "HOST" => inline(format!(
+                "{{{{ with index {vals}.hosts {index} }}}}{{{{ . | quote }}}}{{{{ else }}}}null{{{{ end }}}}"
+            )),
+            "FILESUM" => inline(
+                "{{ (.Files.Glob \"files/**\").AsSecrets | sha256sum | quote }}".into(),
+            ),
+            "PORT" => inline(format!("{{{{ index {vals}.ports {index:?} }}}}")),
+            "SFILE" => inline(format!(
+                "{{{{ .Files.Get \"files/secrets/{index}\" | b64enc | quote }}}}"
+            )),
+            "CFILE" => inline(format!(
+                "{{{{ .Files.Get \"files/configs/{index}\" | quote }}}}"
+            )),
+            "BFILE" => inline(format!(
+                "{{{{ .Files.Get \"files/configs/{index}\" | b64enc | quote }}}}"
+            )),
             "INGRESSCLASS" => format!(
                 "{:w$}{{{{- with .Values.ingress.className }}}}\n{key_part}{{{{ . | quote }}}}\n{:w$}{{{{- end }}}}\n",
                 "",

@@ -188,6 +188,27 @@ pub fn children(stack: &StackResource) -> Result<(tug_spec::Stack, Vec<Object>),
             m.insert("name".into(), serde_json::Value::String(name.clone()));
         }
     }
+    // Files are read from the operator's own filesystem, where a path could
+    // name its service account token: a Stack names none.
+    let mut files: Vec<String> = ["secrets", "configs"]
+        .into_iter()
+        .filter(|k| spec.get(k).is_some())
+        .map(String::from)
+        .collect();
+    if let Some(services) = spec.get("services").and_then(|s| s.as_object()) {
+        files.extend(
+            services
+                .iter()
+                .filter(|(_, s)| s.get("env_file").is_some())
+                .map(|(n, _)| format!("services.{n}.env_file")),
+        );
+    }
+    if !files.is_empty() {
+        return Err(format!(
+            "{} name files, which a Stack resource cannot carry: create the Secret or ConfigMap in namespace {ns} and reference it outside the Stack, or use `tug deploy --kube`, which reads them on your machine",
+            files.join(", ")
+        ));
+    }
     let text = crate::object::yaml_of(&spec);
     let file = format!("stacks/{ns}/{name}");
     let parsed = tug_spec::parse_str(&text, file.as_ref()).map_err(|e| e.to_string())?;

@@ -2,10 +2,12 @@
 //! objects in the same order, so the YAML is byte-identical run after run.
 //!
 //! Per service: ServiceAccount, ConfigMap/Secret (env), Deployment, Service
-//! (with a port), PodDisruptionBudget (replicas > 1), NetworkPolicy (ingress
-//! from the services that depend on it); per stack: PersistentVolumeClaims for
-//! named volumes and a default-deny NetworkPolicy. Whatever tug.yaml says that
-//! Kubernetes cannot carry with the same meaning is an error at its position.
+//! (with `port`, `ports` or `expose`), PodDisruptionBudget (replicas > 1),
+//! NetworkPolicy (ingress from the services that depend on it); per stack:
+//! PersistentVolumeClaims for named volumes, a Secret or ConfigMap per file
+//! secret or config a service mounts (the only files read here), and a
+//! default-deny NetworkPolicy. Whatever tug.yaml says that Kubernetes cannot
+//! carry with the same meaning is an error at its position.
 
 use crate::object::Object;
 use crate::{labels, RenderError, RenderErrors};
@@ -13,13 +15,13 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, SleepAction, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
+    KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretEnvSource,
+    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    SleepAction, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -150,6 +152,7 @@ pub fn render_with_warnings(
         source,
         errors: Vec::new(),
         warnings: Vec::new(),
+        files: BTreeMap::new(),
     };
     for (what, ns) in [
         (
@@ -209,6 +212,7 @@ pub fn render_with_warnings(
     }
     let mut out = Vec::new();
     out.extend(volumes(&mut cx, &ns, opts));
+    out.extend(files(&mut cx, &ns));
     out.push(Object::NetworkPolicy(default_deny(stack, &ns)));
     for name in stack.services.keys() {
         out.extend(service(&mut cx, name, &ns, opts));
@@ -230,6 +234,29 @@ struct Cx<'a> {
     source: &'a str,
     errors: Vec<RenderError>,
     warnings: Vec<RenderError>,
+    /// The Secret or ConfigMap of each stack secret or config a service mounts.
+    files: BTreeMap<(FileKind, String), String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    fn key(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secrets",
+            FileKind::Config => "configs",
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secret",
+            FileKind::Config => "config",
+        }
+    }
 }
 
 impl Cx<'_> {
@@ -426,6 +453,113 @@ fn volumes(cx: &mut Cx, ns: &str, opts: &RenderOptions) -> Vec<Object> {
     out
 }
 
+/// Stack secrets and configs that some service mounts: a Secret (the file's
+/// bytes, never logged) or a ConfigMap each, named after the content so that
+/// a changed file rolls the pods that mount it.
+fn files(cx: &mut Cx, ns: &str) -> Vec<Object> {
+    let stack = cx.stack;
+    let mut out = Vec::new();
+    for (kind, refs) in [
+        (FileKind::Secret, &stack.secrets),
+        (FileKind::Config, &stack.configs),
+    ] {
+        for (name, r) in refs {
+            let used = stack.services.values().any(|s| {
+                let mounts = match kind {
+                    FileKind::Secret => &s.secrets,
+                    FileKind::Config => &s.configs,
+                };
+                mounts.iter().any(|m| &m.source == name)
+            });
+            if !used {
+                continue;
+            }
+            if !is_data_key(name) {
+                cx.err(
+                    &[kind.key(), name],
+                    format!(
+                        "{} name `{name}` cannot be a Kubernetes data key",
+                        kind.word()
+                    ),
+                    Some("use letters, digits, '-', '_' and '.'".into()),
+                );
+                continue;
+            }
+            let content = match std::fs::read(&r.file) {
+                Ok(c) => c,
+                Err(e) => {
+                    cx.err(
+                        &[kind.key(), name, "file"],
+                        format!("cannot read {} file {}: {e}", kind.word(), r.file.display()),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            let object = format!(
+                "{}-{}-{}-{}",
+                stack.name,
+                kind.word(),
+                name.to_ascii_lowercase().replace('_', "-"),
+                bytes_hash(&content)
+            );
+            if !is_dns_subdomain(&object) {
+                cx.err(
+                    &[kind.key(), name],
+                    format!("{} name `{name}` makes the object name `{object}`, which Kubernetes rejects", kind.word()),
+                    Some("use lowercase letters, digits, '-' and '.'".into()),
+                );
+                continue;
+            }
+            let labels = stack_labels(&stack.name, kind.word());
+            out.push(match kind {
+                FileKind::Secret => Object::Secret(Secret {
+                    metadata: meta(&object, ns, labels),
+                    data: Some(BTreeMap::from([(name.clone(), ByteString(content))])),
+                    immutable: Some(true),
+                    type_: Some("Opaque".into()),
+                    ..Secret::default()
+                }),
+                FileKind::Config => {
+                    // ConfigMap `data` holds UTF-8 only; other files go as bytes.
+                    let (data, binary_data) = match String::from_utf8(content) {
+                        Ok(t) => (Some(BTreeMap::from([(name.clone(), t)])), None),
+                        Err(e) => (
+                            None,
+                            Some(BTreeMap::from([(name.clone(), ByteString(e.into_bytes()))])),
+                        ),
+                    };
+                    Object::ConfigMap(ConfigMap {
+                        metadata: meta(&object, ns, labels),
+                        data,
+                        binary_data,
+                        immutable: Some(true),
+                    })
+                }
+            });
+            cx.files.insert((kind, name.clone()), object);
+        }
+    }
+    out
+}
+
+/// A key of a Secret's or ConfigMap's data.
+fn is_data_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn bytes_hash(data: &[u8]) -> String {
+    Sha256::digest(data)[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Env names whose values are credentials: they go to a Secret, not a ConfigMap.
 fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
@@ -565,30 +699,19 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
             Some("enforce it with the cluster's admission policy (e.g. sigstore policy-controller), then pass --skip verify".into())
         );
     }
-    for (key, what) in [
-        ("ports", "more ports"),
-        ("expose", "exposed ports"),
-        ("aliases", "network aliases"),
-        ("secrets", "file secrets"),
-        ("configs", "config files"),
-    ] {
-        let present = match key {
-            "ports" => !s.ports.is_empty(),
-            "expose" => !s.expose.is_empty(),
-            "aliases" => !s.aliases.is_empty(),
-            "secrets" => !s.secrets.is_empty(),
-            _ => !s.configs.is_empty(),
-        };
-        if present {
-            let hint = match key {
-                "aliases" => "other pods reach the service by its name; add a Service per alias outside tug, or remove them",
-                "secrets" | "configs" => "create the Secret or ConfigMap from the file with kubectl and mount it outside tug, or pass the values as env",
-                _ => "give the service one `port` for Kubernetes, or add the Service ports outside tug",
-            };
+    if !s.aliases.is_empty() {
+        err!(
+            &["aliases"],
+            "`aliases` (more names on the stack's network) is not rendered to Kubernetes",
+            Some("other pods reach the service by its name; add a Service per alias outside tug, or remove them".into())
+        );
+    }
+    for (i, p) in s.ports.iter().enumerate() {
+        if (p.publish.is_some() || p.host_ip.is_some()) && !opts.skip.contains(&Skip::Publish) {
             err!(
-                &[key],
-                format!("`{key}` ({what}) is not rendered to Kubernetes yet"),
-                Some(hint.into())
+                &["ports", &i.to_string()],
+                format!("port {}/{}: `publish` and `host_ip` (a port on the host) have no Kubernetes equivalent", p.port, p.protocol.as_str()),
+                Some("the Service carries the port inside the cluster; reach it with `kubectl port-forward`, or pass --skip publish".into())
             );
         }
     }
@@ -675,6 +798,7 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
         );
     }
 
+    let ports = service_ports(s);
     let labels = service_labels(&stack.name, name);
     let mut out = Vec::new();
     out.push(Object::ServiceAccount(ServiceAccount {
@@ -684,11 +808,15 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
     }));
 
     // env: literal values in a ConfigMap, credentials in a Secret.
+    // Values read from an env_file (not written in tug.yaml) are kept out of
+    // the repository for a reason: they go to the Secret too.
     let (secret_env, plain_env): (BTreeMap<_, _>, BTreeMap<_, _>) = s
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
-        .partition(|(k, _)| is_secret_name(k));
+        .partition(|(k, _)| {
+            is_secret_name(k) || (!s.env_file.is_empty() && !written(cx, &["env", k]))
+        });
     let mut env_from = Vec::new();
     if !plain_env.is_empty() {
         let cm = format!("{name}-env-{}", content_hash(&plain_env));
@@ -833,6 +961,7 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
     let pre_stop = (PRESTOP_SLEEP_SECS).min(i64::from(grace) / 2);
 
     let mut mounts = Vec::new();
+    let mut mounts_out = Vec::new();
     let mut pod_volumes = Vec::new();
     if sec.read_only && !s.volumes.iter().any(|m| m.target == "/tmp") {
         mounts.push(VolumeMount {
@@ -868,6 +997,69 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
         }
     }
 
+    // Secrets and configs: one file each at its target, read-only. A secret is
+    // mode 0400 as tug writes it locally; Kubernetes cannot give it to the
+    // service's user, so fsGroup (below) makes it group-readable for the pod.
+    let mut has_secret = false;
+    for (kind, mounts) in [
+        (FileKind::Secret, &s.secrets),
+        (FileKind::Config, &s.configs),
+    ] {
+        for m in mounts {
+            let Some(object) = cx.files.get(&(kind, m.source.clone())) else {
+                continue;
+            };
+            let label = format!(
+                "{}-{}",
+                kind.word(),
+                m.source.to_ascii_lowercase().replace(['_', '.'], "-")
+            );
+            let vname = if is_dns_label(&label) {
+                label
+            } else {
+                format!("{}-{}", kind.word(), bytes_hash(m.source.as_bytes()))
+            };
+            mounts_push_file(&mut mounts_out, &vname, &m.target, &m.source);
+            if !pod_volumes.iter().any(|pv: &Volume| pv.name == vname) {
+                let items = Some(vec![KeyToPath {
+                    key: m.source.clone(),
+                    path: m.source.clone(),
+                    mode: None,
+                    user: None,
+                }]);
+                pod_volumes.push(match kind {
+                    FileKind::Secret => {
+                        has_secret = true;
+                        Volume {
+                            name: vname,
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(object.clone()),
+                                items,
+                                default_mode: Some(0o400),
+                                // Alpha (AtomicWriteVolumeUserFields): fsGroup instead.
+                                default_user: None,
+                                optional: None,
+                            }),
+                            ..Volume::default()
+                        }
+                    }
+                    FileKind::Config => Volume {
+                        name: vname,
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: object.clone(),
+                            items,
+                            default_mode: Some(0o444),
+                            default_user: None,
+                            optional: None,
+                        }),
+                        ..Volume::default()
+                    },
+                });
+            }
+        }
+    }
+    mounts.extend(mounts_out);
+
     let mut limits = BTreeMap::new();
     if let Some(c) = s.resources.cpu {
         limits.insert("cpu".to_string(), cpu_quantity(c));
@@ -889,13 +1081,16 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
         image_pull_policy: Some("Always".into()),
         command: s.entrypoint.clone(),
         args: s.command.clone(),
-        ports: s.port.map(|p| {
-            vec![ContainerPort {
-                name: Some("main".into()),
-                container_port: i32::from(p),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            }]
+        ports: (!ports.is_empty()).then(|| {
+            ports
+                .iter()
+                .map(|p| ContainerPort {
+                    name: Some(p.name.clone()),
+                    container_port: i32::from(p.port),
+                    protocol: Some(p.protocol.into()),
+                    ..ContainerPort::default()
+                })
+                .collect()
         }),
         env: Some(env),
         env_from: (!env_from.is_empty()).then_some(env_from),
@@ -947,7 +1142,11 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
             run_as_non_root: Some(true),
             run_as_user: Some(uid),
             run_as_group: gid,
-            fs_group: if has_pvc { gid.or(Some(uid)) } else { None },
+            fs_group: if has_pvc || has_secret {
+                gid.or(Some(uid))
+            } else {
+                None
+            },
             seccomp_profile: Some(SeccompProfile {
                 type_: seccomp.into(),
                 localhost_profile: None,
@@ -1005,19 +1204,24 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
         status: None,
     }));
 
-    if let Some(p) = s.port {
+    if !ports.is_empty() {
         out.push(Object::Service(Service {
             metadata: meta(name, ns, labels.clone()),
             spec: Some(ServiceSpec {
                 type_: Some("ClusterIP".into()),
                 selector: Some(selector(&stack.name, name)),
-                ports: Some(vec![ServicePort {
-                    name: Some("main".into()),
-                    port: i32::from(p),
-                    target_port: Some(IntOrString::String("main".into())),
-                    protocol: Some("TCP".into()),
-                    ..ServicePort::default()
-                }]),
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|p| ServicePort {
+                            name: Some(p.name.clone()),
+                            port: i32::from(p.port),
+                            target_port: Some(IntOrString::String(p.name.clone())),
+                            protocol: Some(p.protocol.into()),
+                            ..ServicePort::default()
+                        })
+                        .collect(),
+                ),
                 ..ServiceSpec::default()
             }),
             status: None,
@@ -1074,7 +1278,7 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
             ..NetworkPolicyPeer::default()
         });
     }
-    if let (Some(p), false) = (s.port, peers.is_empty()) {
+    if !ports.is_empty() && !peers.is_empty() {
         out.push(Object::NetworkPolicy(NetworkPolicy {
             metadata: meta(name, ns, labels),
             spec: Some(NetworkPolicySpec {
@@ -1085,17 +1289,72 @@ fn service(cx: &mut Cx, name: &str, ns: &str, opts: &RenderOptions) -> Vec<Objec
                 policy_types: Some(vec!["Ingress".into()]),
                 ingress: Some(vec![NetworkPolicyIngressRule {
                     from: Some(peers),
-                    ports: Some(vec![NetworkPolicyPort {
-                        port: Some(IntOrString::Int(i32::from(p))),
-                        protocol: Some("TCP".into()),
-                        end_port: None,
-                    }]),
+                    ports: Some(
+                        ports
+                            .iter()
+                            .map(|p| NetworkPolicyPort {
+                                port: Some(IntOrString::Int(i32::from(p.port))),
+                                protocol: Some(p.protocol.into()),
+                                end_port: None,
+                            })
+                            .collect(),
+                    ),
                 }]),
                 egress: None,
             }),
         }));
     }
     out
+}
+
+/// One port of a service's pods and its Service.
+struct PortOf {
+    /// `main` for `port`, else `tcp-9600`, `udp-53`: an IANA_SVC_NAME.
+    name: String,
+    port: u16,
+    protocol: &'static str,
+}
+
+/// `port`, then `ports` and `expose` in file order; a port listed twice (same
+/// number and protocol) is one port. `expose` differs from `ports` only on
+/// the host (no published port), so both become container and Service ports.
+fn service_ports(s: &tug_spec::Service) -> Vec<PortOf> {
+    let proto = |p: tug_spec::Protocol| match p {
+        tug_spec::Protocol::Tcp => "TCP",
+        tug_spec::Protocol::Udp => "UDP",
+    };
+    let mut out: Vec<PortOf> = Vec::new();
+    let more = s
+        .ports
+        .iter()
+        .map(|p| (p.port, p.protocol))
+        .chain(s.expose.iter().map(|e| (e.port, e.protocol)));
+    let all = s
+        .port
+        .map(|p| ("main".to_string(), p, "TCP"))
+        .into_iter()
+        .chain(more.map(|(port, p)| (format!("{}-{port}", p.as_str()), port, proto(p))));
+    for (name, port, protocol) in all {
+        if !out.iter().any(|o| o.port == port && o.protocol == protocol) {
+            out.push(PortOf {
+                name,
+                port,
+                protocol,
+            });
+        }
+    }
+    out
+}
+
+/// A file of a Secret or ConfigMap volume mounted alone at `target`.
+fn mounts_push_file(mounts: &mut Vec<VolumeMount>, volume: &str, target: &str, key: &str) {
+    mounts.push(VolumeMount {
+        name: volume.into(),
+        mount_path: target.into(),
+        sub_path: Some(key.into()),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
 }
 
 fn at_str(v: &[String]) -> Vec<&str> {

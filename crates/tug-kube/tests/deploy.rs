@@ -466,3 +466,84 @@ async fn applying_an_http_route_to_a_cluster_without_the_gateway_api_says_what_t
     assert!(err.to_string().contains("httproute/web"), "{err}");
     assert!(err.hint().unwrap().contains("--routes ingress"), "{err}");
 }
+
+#[tokio::test]
+async fn status_lists_the_stacks_deployments_by_label() {
+    let (client, log) = mock(|s, _| match (s.method.as_str(), s.path.as_str()) {
+        ("GET", NS) => (200, partial("hello").to_string()),
+        ("GET", p) if p.contains("/deployments?") => {
+            (200, list("Deployment", vec![deployment(2, 2, 1, false)]))
+        }
+        _ => (500, status(500, "Unexpected")),
+    });
+    let st = deployer(client).status(&mut |_| {}).await.unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!(
+        (
+            st[0].name.as_str(),
+            st[0].desired,
+            st[0].updated,
+            st[0].available
+        ),
+        ("web", 3, 2, 1)
+    );
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(
+        log[1]
+            .path
+            .starts_with("/apis/apps/v1/namespaces/hello/deployments?")
+            && log[1].path.contains(
+                "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtug%2Cdev.tug.stack%3Dhello"
+            ),
+        "{}",
+        log[1].path
+    );
+}
+
+#[tokio::test]
+async fn down_deletes_only_what_the_stack_label_selects() {
+    let (client, log) = mock(|s, _| match (s.method.as_str(), s.path.as_str()) {
+        ("GET", NS) => (200, partial("hello").to_string()),
+        ("GET", p) if p.contains("/deployments?") => {
+            (200, list("PartialObjectMetadata", vec![partial("web")]))
+        }
+        ("GET", p) if p.contains("/httproutes?") => (404, status(404, "NotFound")),
+        ("GET", p) if p.contains("labelSelector") => (200, list("PartialObjectMetadata", vec![])),
+        ("DELETE", _) => (200, status(200, "Success")),
+        _ => (500, status(500, "Unexpected")),
+    });
+    let mut events = vec![];
+    let removed = deployer(client)
+        .down(&mut |p| events.push(p))
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    let log = log.lock().unwrap();
+    for s in log
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains('?'))
+    {
+        assert!(
+            s.path.contains(
+                "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtug%2Cdev.tug.stack%3Dhello"
+            ),
+            "a list without the stack's selector: {}",
+            s.path
+        );
+    }
+    let deletes: Vec<&str> = log
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(
+        deletes,
+        ["/apis/apps/v1/namespaces/hello/deployments/web?"],
+        "{deletes:?}"
+    );
+    assert!(
+        matches!(&events[..], [Progress::Pruned { .. }]),
+        "{events:?}"
+    );
+}

@@ -89,6 +89,20 @@ fn children_are_the_render_of_the_spec_owned_by_the_stack() {
     assert!(e.contains("stacks/team-a/shop:"), "{e}");
 }
 
+#[test]
+fn a_stack_resource_never_reads_the_operators_files() {
+    // The operator's own token, as a secret, a config or an env file.
+    let token = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+    for spec in [
+        json!({"secrets": {"t": {"file": token}}, "services": {"api": {"image": "x:1", "secrets": ["t"]}}}),
+        json!({"configs": {"t": {"file": token}}, "services": {"api": {"image": "x:1"}}}),
+        json!({"services": {"api": {"image": "x:1", "env_file": token}}}),
+    ] {
+        let e = children(&stack(spec)).unwrap_err();
+        assert!(e.contains("which a Stack resource cannot carry"), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn a_reconcile_applies_the_children_and_writes_the_status_conditions() {
     let (client, log) = mock_api("default", |s, _| {

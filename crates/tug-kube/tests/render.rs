@@ -8,7 +8,9 @@ use common::{example, options, repo, tool};
 use std::path::Path;
 use std::process::Command;
 
-const EXAMPLES: &[&str] = &["hello", "shop"];
+/// The examples, and tests/relay (ports, expose, file secrets and configs,
+/// an env file).
+const EXAMPLES: &[&str] = &["hello", "shop", "relay"];
 
 fn rendered(name: &str) -> String {
     let (stack, text) = example(name);
@@ -45,8 +47,13 @@ fn helm_charts_match_the_golden_files() {
         let (stack, text) = example(name);
         let files = tug_kube::helm::chart(&stack, &text, &options(name)).unwrap();
         let mut all = String::new();
-        for (path, content) in files {
-            all.push_str(&format!("### {}\n{content}", path.display()));
+        for f in files {
+            let secret = if f.secret { " (0600)" } else { "" };
+            all.push_str(&format!(
+                "### {}{secret}\n{}",
+                f.path.display(),
+                String::from_utf8_lossy(&f.content)
+            ));
         }
         golden(&format!("{name}-helm.txt"), &all);
     }
@@ -196,6 +203,7 @@ fn every_object_validates_against_the_official_schemas_of_two_kubernetes_version
             .args(["--strict", "--quiet", "-k", version])
             .arg(dir.path().join("hello.yaml"))
             .arg(dir.path().join("shop.yaml"))
+            .arg(dir.path().join("relay.yaml"))
             .output()
             .unwrap();
         assert!(
@@ -256,4 +264,112 @@ fn rendered_objects_pass_checkovs_kubernetes_checks() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn ports_expose_secrets_configs_and_env_files_render_to_their_objects() {
+    let (stack, text) = example("relay");
+    let objects = tug_kube::render(&stack, &text, &options("relay")).unwrap();
+    let find = |id: &str| {
+        objects
+            .iter()
+            .find(|o| o.id().starts_with(id))
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    let tug_kube::Object::Service(svc) = find("service/relay") else {
+        unreachable!()
+    };
+    let ports: Vec<(String, i32, String)> = svc
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.clone().unwrap(), p.port, p.protocol.clone().unwrap()))
+        .collect();
+    let want = [
+        ("main", 8080, "TCP"),
+        ("udp-53", 53, "UDP"),
+        ("tcp-53", 53, "TCP"),
+        ("tcp-9090", 9090, "TCP"),
+        ("tcp-9600", 9600, "TCP"),
+        ("udp-5353", 5353, "UDP"),
+    ];
+    assert_eq!(
+        ports,
+        want.map(|(n, p, t)| (n.to_string(), p, t.to_string()))
+    );
+    // The file secret: its bytes, mounted read-only 0400 at its target.
+    let tug_kube::Object::Secret(s) = find("secret/relay-secret-db-password-") else {
+        unreachable!()
+    };
+    assert_eq!(
+        s.data.as_ref().unwrap()["db_password"].0,
+        b"test-data-password-1\n"
+    );
+    let tug_kube::Object::Deployment(d) = find("deployment/relay") else {
+        unreachable!()
+    };
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    let mount = pod.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/run/secrets/db_password")
+        .unwrap();
+    assert_eq!(mount.read_only, Some(true));
+    let vol = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    assert_eq!(vol.secret.as_ref().unwrap().default_mode, Some(0o400));
+    assert_eq!(pod.security_context.as_ref().unwrap().fs_group, Some(10001));
+    // The config at its target, its `{{ }}` as written.
+    let tug_kube::Object::ConfigMap(c) = find("configmap/relay-config-relay-conf-") else {
+        unreachable!()
+    };
+    assert!(c.data.as_ref().unwrap()["relay_conf"].contains("{{ name }}"));
+    // env_file values go to the Secret, tug.yaml's own literals to the ConfigMap.
+    // Named relay-secret-HASH, unlike the file secrets (relay-secret-NAME-HASH).
+    let env = objects
+        .iter()
+        .find(|o| o.id().starts_with("secret/relay-secret-") && o.name().len() == 23)
+        .unwrap();
+    let tug_kube::Object::Secret(env) = env else {
+        unreachable!()
+    };
+    let keys: Vec<&String> = env.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["REGION", "UPSTREAM_DSN"]);
+    let tug_kube::Object::ConfigMap(env) = find("configmap/relay-env-") else {
+        unreachable!()
+    };
+    let keys: Vec<&String> = env.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["LOG_LEVEL"]);
+}
+
+#[test]
+fn published_ports_and_aliases_are_errors_at_their_position() {
+    let yaml = "\
+name: s
+services:
+  a:
+    image: x:1
+    ports: [53/udp, { port: 443, publish: 8443 }]
+    aliases: [dns]
+";
+    let e = errors(yaml, &tug_kube::RenderOptions::default());
+    for expected in [
+        "tug.yaml:5:21: port 443/tcp: `publish` and `host_ip`",
+        "tug.yaml:6:5: `aliases`",
+    ] {
+        assert!(e.contains(expected), "missing `{expected}` in:\n{e}");
+    }
+    assert_eq!(e.matches("tug.yaml:").count(), 2, "{e}");
+    let mut opts = tug_kube::RenderOptions::default();
+    opts.skip.insert(tug_kube::Skip::Publish);
+    let e = errors(yaml, &opts);
+    assert_eq!(e.matches("tug.yaml:").count(), 1, "{e}");
 }

@@ -88,6 +88,52 @@ fn render_writes_one_file_per_object_and_a_helm_chart() {
 }
 
 #[test]
+fn rendered_secrets_are_written_0600_and_never_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let relay = repo().join("crates/tug-kube/tests/relay");
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["k8s", "helm"] {
+        let out_dir = dir.path().join(kind);
+        let out = tug(
+            &relay,
+            &["render", kind, "--out", out_dir.to_str().unwrap()],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout) + &text(&out.stderr);
+        assert!(!printed.contains("test-data-password-1"), "{printed}");
+        let mut secrets = 0;
+        for entry in walk(&out_dir) {
+            let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+            let body = std::fs::read(&entry).unwrap();
+            let holds = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+            // The password file's bytes, raw (chart) or base64 (manifest).
+            if holds(b"test-data-password-1") || holds(b"dGVzdC1kYXRhLXBhc3N3b3JkLTEK") {
+                assert_eq!(mode, 0o600, "{}", entry.display());
+                secrets += 1;
+            }
+            if entry.ends_with("deployment-relay.yaml") {
+                assert_eq!(mode, 0o644, "{}", entry.display());
+            }
+        }
+        assert!(secrets >= 1, "{kind}: no file holds the secret");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
 fn kube_commands_need_kube_and_name_the_context_and_server_they_cannot_reach() {
     let hello = repo().join("examples/hello");
     let out = tug(&hello, &["deploy"], &[]);

@@ -59,11 +59,17 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Loads an example's tug.yaml with the path it is reported under.
+/// Loads an example's tug.yaml (examples/NAME, else this crate's
+/// tests/NAME) with the path it is reported under.
 pub fn example(name: &str) -> (tug_spec::Stack, String) {
-    let rel = PathBuf::from(format!("examples/{name}/tug.yaml"));
+    let mut rel = PathBuf::from(format!("examples/{name}/tug.yaml"));
+    if !repo().join(&rel).is_file() {
+        rel = PathBuf::from(format!("crates/tug-kube/tests/{name}/tug.yaml"));
+    }
     let text = std::fs::read_to_string(repo().join(&rel)).unwrap();
-    let stack = tug_spec::parse_str(&text, &rel).unwrap();
+    // Files it names resolve from its directory; errors name it as `rel`.
+    let mut stack = tug_spec::parse_str(&text, &repo().join(&rel)).unwrap();
+    stack.file = rel;
     (stack, text)
 }
 

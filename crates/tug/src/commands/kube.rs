@@ -153,7 +153,7 @@ pub fn render(file: Option<&Path>, output: OutputFormat, cmd: RenderCommand) -> 
     let opts = args.inputs.options(args.namespace.clone())?;
     let rendered = tug_kube::render_with_warnings(&stack, &text, &opts)?;
     print_warnings(&rendered.warnings);
-    let files: Vec<(PathBuf, String)> = if helm {
+    let files: Vec<tug_kube::helm::ChartFile> = if helm {
         tug_kube::helm::chart(&stack, &text, &opts)?
     } else {
         let objects = rendered.objects;
@@ -170,15 +170,14 @@ pub fn render(file: Option<&Path>, output: OutputFormat, cmd: RenderCommand) -> 
         }
         objects
             .iter()
-            .map(|o| {
-                (
-                    PathBuf::from(format!(
-                        "{}-{}.yaml",
-                        o.kind().to_ascii_lowercase(),
-                        o.name()
-                    )),
-                    tug_kube::to_yaml(std::slice::from_ref(o)),
-                )
+            .map(|o| tug_kube::helm::ChartFile {
+                path: PathBuf::from(format!(
+                    "{}-{}.yaml",
+                    o.kind().to_ascii_lowercase(),
+                    o.name()
+                )),
+                content: tug_kube::to_yaml(std::slice::from_ref(o)).into_bytes(),
+                secret: matches!(o, tug_kube::Object::Secret(_)),
             })
             .collect()
     };
@@ -188,25 +187,43 @@ pub fn render(file: Option<&Path>, output: OutputFormat, cmd: RenderCommand) -> 
             "a Helm chart is a directory: pass --out DIR",
         ));
     };
-    for (rel, content) in &files {
-        let path = out.join(rel);
+    for f in &files {
+        let path = out.join(&f.path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        std::fs::write(&path, content)
+        write_file(&path, &f.content, f.secret)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     match output {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::json!({"dir": out, "files": files.iter().map(|(p, _)| p).collect::<Vec<_>>()})
+            serde_json::json!({"dir": out, "files": files.iter().map(|f| &f.path).collect::<Vec<_>>()})
         ),
         OutputFormat::Table => {
             eprintln!("wrote {} files to {}", files.len(), out.display())
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a rendered file; one with secret values is readable by its owner
+/// only (0600), from its creation on, also when it replaces an older file.
+fn write_file(path: &Path, content: &[u8], secret: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = if secret { 0o600 } else { 0o644 };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    if secret {
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    f.write_all(content)
 }
 
 /// Where on Kubernetes: `--kube [--context C] [--namespace N]`.
