@@ -240,6 +240,9 @@ async fn a_probe_reports_each_health_change_once_without_the_checks_output() {
     let back = changes(&mut sup);
     assert_eq!(back.len(), 1, "{back:?}");
     assert_eq!((back[0].0.as_str(), back[0].2), (sick.name.as_str(), true));
+}
+
+#[tokio::test]
 async fn a_service_at_zero_replicas_needs_no_converge() {
     let zero =
         "name: s\nservices:\n  api:\n    image: app:1\n    replicas: 0\n  web:\n    image: app:1\n";
