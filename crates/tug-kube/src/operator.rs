@@ -499,6 +499,25 @@ async fn reconcile_inner(
     .await?)
 }
 
+/// What the controller does for one change of `stack`: the finalizer's
+/// steps (add it; apply with an Event; on deletion, clean up and remove it).
+pub async fn handle(client: &Client, stack: Arc<StackResource>) -> Result<Action, ReconcileError> {
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter()),
+        client: client.clone(),
+        metrics: Arc::default(),
+        backoff: ErrorBackoff::default(),
+    });
+    reconcile_event(stack, ctx).await
+}
+
+fn reporter() -> Reporter {
+    Reporter {
+        controller: "tug-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
 fn error_policy(stack: Arc<StackResource>, e: &ReconcileError, ctx: Arc<Ctx>) -> Action {
     let delay = ctx.backoff.failed(&backoff_key(&stack));
     tracing::warn!(error = %e, retry_in = ?delay, "reconcile failed");
@@ -510,13 +529,7 @@ pub async fn run(client: Client, metrics: Arc<Metrics>) {
     use futures_util::StreamExt;
     let api: Api<StackResource> = Api::all_with(client.clone(), &api_resource());
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "tug-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
+        recorder: Recorder::new(client.clone(), reporter()),
         client,
         metrics,
         backoff: ErrorBackoff::default(),

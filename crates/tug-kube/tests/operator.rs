@@ -7,7 +7,7 @@ use common::{mock_api, Log, Seen};
 use kube::Client;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tug_kube::operator::{api_resource, children, reconcile, StackResource};
+use tug_kube::operator::{api_resource, children, handle, reconcile, StackResource, FINALIZER};
 
 fn stack(spec: Value) -> StackResource {
     let mut s = StackResource::new("shop", &api_resource(), spec);
@@ -148,6 +148,127 @@ async fn a_reconcile_applies_the_children_and_writes_the_status_conditions() {
     );
     assert_eq!(body["status"]["conditions"][1]["type"], "Progressing");
     assert_eq!(body["status"]["conditions"][1]["status"], "True");
+}
+
+/// The mocked API for the finalizer tests: the Stack's own patches answer
+/// the Stack as patched, list calls return one Deployment of the stack.
+fn finalizer_api(s: &StackResource) -> (kube::Client, Log) {
+    let stack_json = serde_json::to_value(s).unwrap();
+    mock_api("default", move |seen, _| {
+        let answer = match (seen.method.as_str(), seen.path.as_str()) {
+            ("PATCH", p) if p.contains("/stacks/shop/status") => {
+                let mut v = stack_json.clone();
+                v["status"] = seen.body["status"].clone();
+                v
+            }
+            ("PATCH", p) if p.contains("/stacks/shop") => {
+                let mut v = stack_json.clone();
+                let mut fins: Vec<Value> = Vec::new();
+                for op in seen.body.as_array().into_iter().flatten() {
+                    if op["op"] == "add" || op["op"] == "replace" {
+                        match &op["value"] {
+                            Value::Array(a) => fins = a.clone(),
+                            Value::String(f) => fins.push(Value::String(f.clone())),
+                            _ => {}
+                        }
+                    }
+                }
+                v["metadata"]["finalizers"] = Value::Array(fins);
+                v
+            }
+            ("PATCH", _) | ("POST", _) => seen.body.clone(),
+            ("DELETE", _) => json!({"apiVersion": "v1", "kind": "Status", "status": "Success"}),
+            ("GET", p) if p.contains("/deployments?") => {
+                json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [{
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "api", "namespace": "team-a", "labels": {"app.kubernetes.io/instance": "shop"}},
+                "spec": {"replicas": 2, "selector": {}, "template": {}},
+                "status": {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}}]})
+            }
+            _ => json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}),
+        };
+        (200, answer.to_string())
+    })
+}
+
+fn api_stack() -> StackResource {
+    stack(
+        json!({"services": {"api": {"image": "registry.example/api:1.0.0", "port": 8080, "replicas": 2}}}),
+    )
+}
+
+#[tokio::test]
+async fn a_new_stack_gets_the_finalizer_before_anything_is_applied() {
+    let s = api_stack();
+    let (client, log) = finalizer_api(&s);
+    handle(&client, Arc::new(s)).await.unwrap();
+    let log = log.lock().unwrap();
+    let first = &log[0];
+    assert_eq!(first.method, "PATCH", "{}", first.path);
+    assert!(
+        first
+            .path
+            .starts_with("/apis/tug.dev/v1alpha1/namespaces/team-a/stacks/shop"),
+        "{}",
+        first.path
+    );
+    assert!(first.body.to_string().contains(FINALIZER), "{}", first.body);
+    assert!(
+        !log.iter().any(|s| s.path.contains("fieldManager=tug")),
+        "nothing applied before the finalizer is on"
+    );
+}
+
+#[tokio::test]
+async fn a_reconcile_with_the_finalizer_applies_and_records_an_event() {
+    let mut s = api_stack();
+    s.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let (client, log) = finalizer_api(&s);
+    handle(&client, Arc::new(s)).await.unwrap();
+    let log = log.lock().unwrap();
+    assert!(log.iter().any(|s| s.path.contains("fieldManager=tug")));
+    let event = log
+        .iter()
+        .find(|s| s.method == "POST" && s.path.contains("/events"))
+        .expect("a Kubernetes Event");
+    assert!(
+        event
+            .path
+            .starts_with("/apis/events.k8s.io/v1/namespaces/team-a/events"),
+        "{}",
+        event.path
+    );
+    assert_eq!(event.body["reason"], "Ready", "{}", event.body);
+    assert_eq!(event.body["regarding"]["name"], "shop");
+    assert_eq!(event.body["regarding"]["kind"], "Stack");
+}
+
+#[tokio::test]
+async fn deleting_a_stack_deletes_its_children_then_lets_it_go() {
+    let mut s = api_stack();
+    s.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    s.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-12-01T06:00:00Z".parse().unwrap(),
+    ));
+    let (client, log) = finalizer_api(&s);
+    handle(&client, Arc::new(s)).await.unwrap();
+    let log = log.lock().unwrap();
+    let delete = log
+        .iter()
+        .position(|s| s.method == "DELETE" && s.path.contains("/deployments/api"))
+        .expect("the stack's Deployment is deleted");
+    let release = log
+        .iter()
+        .rposition(|s| s.method == "PATCH" && s.path.contains("/stacks/shop"))
+        .expect("the finalizer is removed");
+    assert!(delete < release, "children first");
+    assert!(
+        !log[release].body.to_string().contains(FINALIZER)
+            || log[release].body.to_string().contains("remove"),
+        "{}",
+        log[release].body
+    );
+    assert!(!log.iter().any(|s| s.path.contains("fieldManager=tug")));
 }
 
 mod leader {
