@@ -56,13 +56,14 @@ pub enum EngineError {
         logs: Vec<String>,
         probe: Option<String>,
     },
-    #[error("service `{service}`: cannot tell which ids user `{user}` of image {image} has\nhint: give the ids, `security: {{ user: \"UID:GID\" }}`, or add the user to the image")]
+    // The cause is part of the message: through the agent only the message
+    // travels.
+    #[error("service `{service}`: cannot tell which ids user `{user}` of image {image} has: {cause}\nhint: give the ids, `security: {{ user: \"UID:GID\" }}`, or add the user to the image")]
     UnknownUser {
         service: String,
         user: String,
         image: String,
-        #[source]
-        source: users::UserError,
+        cause: users::UserError,
     },
     #[error("secret `{name}`: reading {}", path.display())]
     Secret {

@@ -378,11 +378,11 @@ async fn service_owners<R: Runtime>(
                     files.get("/etc/passwd").map(Vec::as_slice),
                     files.get("/etc/group").map(Vec::as_slice),
                 )
-                .map_err(|source| EngineError::UnknownUser {
+                .map_err(|cause| EngineError::UnknownUser {
                     service: name.clone(),
                     user: user.clone(),
                     image: image.reference.clone(),
-                    source,
+                    cause,
                 })?
             }
         };
