@@ -3,7 +3,7 @@
 //! (scripts/podman.sh), on Podman: `engines::docker::*`, `engines::podman::*`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 use tug_runtime::fake::FakeRuntime;
 use tug_runtime::process::ProcessRuntime;
@@ -19,12 +19,17 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// A port free on 0.0.0.0 right now, below the kernel's ephemeral range:
+/// the engine publishes replicas on ports from that range, so one started by
+/// a test running alongside cannot take this one first.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 24_000 + (std::process::id() as usize % 400) * 20;
+    (0..8_000)
+        .map(|_| (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 8_000 + 24_000)
+        .map(|p| p as u16)
+        .find(|&p| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok())
+        .expect("no free port below the ephemeral range")
 }
 
 /// What a runtime runs in the contract: an image and the command that keeps

@@ -62,14 +62,6 @@ fn browse(tools: &(PathBuf, PathBuf), args: &[&str]) {
     assert!(out.status.success(), "the browser test failed:\n{text}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write(s: &TestStack, head: &str, services: &str) {
     let yaml = format!(
         "name: {}\n{head}services:\n{}",

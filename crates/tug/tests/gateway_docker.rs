@@ -9,15 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// A free loopback port for the gateway.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_with_gateway(s: &TestStack, port: u16, services: &str) {
     let yaml = format!(
         "name: {}\ngateway: {{ listen: ['127.0.0.1:{port}'] }}\nservices:\n{}",

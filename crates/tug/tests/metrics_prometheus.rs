@@ -17,14 +17,6 @@ use std::time::{Duration, Instant};
 /// tug-observe's unit tests).
 const NOT_EXPORTED_HERE: &[&str] = &["tug_cold_start_seconds", "tug_pipeline_"];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Prometheus and promtool, or a loud skip (a failure with
 /// TUG_REQUIRE_PROMETHEUS=1).
 fn prometheus() -> bool {

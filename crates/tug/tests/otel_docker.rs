@@ -179,14 +179,6 @@ fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
         })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// GET with headers, over HTTP/1.0; the whole response.
 fn get_with(endpoint: &str, path: &str, headers: &str) -> String {
     use std::io::{Read, Write};

@@ -7,14 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_with_gateway(s: &TestStack, port: u16, services: &str) {
     let yaml = format!(
         "name: {}\ngateway: {{ listen: ['127.0.0.1:{port}'], access_log: json }}\nservices:\n{}",

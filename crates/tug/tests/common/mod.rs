@@ -377,16 +377,24 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-/// GET `path` from `endpoint` (host:port); the whole response.
-/// A port free on 127.0.0.1 right now.
+/// A port free on 127.0.0.1 and 0.0.0.0 right now, below the kernel's
+/// ephemeral range: the engine and `bind(0)` hand out ports from that range,
+/// so one of theirs cannot take this port before the test binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 20_000 + (std::process::id() as usize % 600) * 20;
+    (0..12_000)
+        .map(|_| (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000 + 20_000)
+        .map(|p| p as u16)
+        .find(|&p| {
+            std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        })
+        .expect("no free port below the ephemeral range")
 }
 
+/// GET `path` from `endpoint` (host:port); the whole response.
 pub fn get(endpoint: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut c) = std::net::TcpStream::connect(endpoint) else {
