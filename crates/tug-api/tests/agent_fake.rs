@@ -221,6 +221,29 @@ async fn replica_changes(c: &Client) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The replica changes once `name`'s death is among them.
+async fn changes_after_death(c: &Client, name: &str) -> Vec<(String, String)> {
+    wait_for(
+        &format!("the death of {name} among the events"),
+        async || {
+            let ch = replica_changes(c).await;
+            ch.iter()
+                .any(|(n, k)| n == name && k == "died")
+                .then_some(ch)
+        },
+    )
+    .await
+}
+
+/// What happened to `name`, in order.
+fn changes_of<'a>(changes: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    changes
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, k)| k.as_str())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oom_kill_whose_event_the_engine_dropped_is_reported_as_one() {
     let a = agent(APP).await;
@@ -231,36 +254,20 @@ async fn an_oom_kill_whose_event_the_engine_dropped_is_reported_as_one() {
             .unwrap();
     // Only `died` with 137 reaches the agent; inspect says OOM killed.
     a.rt.oom_kill_unreported(&victims[0].id);
-    let name = victims[0].name.clone();
-    let changes = wait_for("the OOM kill among the events", async || {
-        let ch = replica_changes(&c).await;
-        ch.iter()
-            .any(|(n, k)| *n == name && k == "died")
-            .then_some(ch)
-    })
-    .await;
-    let mine: Vec<&str> = changes
-        .iter()
-        .filter(|(n, _)| *n == name)
-        .map(|(_, k)| k.as_str())
-        .collect();
-    assert_eq!(mine, ["oom_killed", "died"], "{changes:?}");
+    let changes = changes_after_death(&c, &victims[0].name).await;
+    assert_eq!(
+        changes_of(&changes, &victims[0].name),
+        ["oom_killed", "died"],
+        "{changes:?}"
+    );
     // One the engine reported is not reported twice.
-    let other = victims[1].name.clone();
     a.rt.oom_kill(&victims[1].id);
-    let changes = wait_for("the second OOM kill", async || {
-        let ch = replica_changes(&c).await;
-        ch.iter()
-            .any(|(n, k)| *n == other && k == "died")
-            .then_some(ch)
-    })
-    .await;
-    let theirs: Vec<&str> = changes
-        .iter()
-        .filter(|(n, _)| *n == other)
-        .map(|(_, k)| k.as_str())
-        .collect();
-    assert_eq!(theirs, ["oom_killed", "died"], "{changes:?}");
+    let changes = changes_after_death(&c, &victims[1].name).await;
+    assert_eq!(
+        changes_of(&changes, &victims[1].name),
+        ["oom_killed", "died"],
+        "{changes:?}"
+    );
     a.stop().await;
 }
 
@@ -274,17 +281,8 @@ async fn a_sigkill_is_not_an_oom_kill() {
             .unwrap()[0]
             .clone();
     a.rt.kill(&victim.id, 137);
-    let changes = wait_for("the death among the events", async || {
-        let ch = replica_changes(&c).await;
-        ch.iter()
-            .any(|(n, k)| *n == victim.name && k == "died")
-            .then_some(ch)
-    })
-    .await;
-    assert!(
-        !changes.iter().any(|(_, k)| k == "oom_killed"),
-        "{changes:?}"
-    );
+    let changes = changes_after_death(&c, &victim.name).await;
+    assert_eq!(changes_of(&changes, &victim.name), ["died"], "{changes:?}");
     a.stop().await;
 }
 

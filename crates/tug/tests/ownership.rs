@@ -9,6 +9,22 @@ mod common;
 
 use common::*;
 
+/// Brings the stack up and waits until its logs hold every one of `lines`;
+/// false when the engine asked for is not here (Podman without its socket).
+fn up_until_logged(s: &TestStack, runtime: Option<&str>, lines: &[&str]) -> bool {
+    if runtime == Some("podman") && s.docker_host.is_none() {
+        return false;
+    }
+    busybox_images(s.docker_host.as_deref());
+    let up = s.run(&["up", "-d"]);
+    assert!(up.status.success(), "{}", text(&up));
+    wait_until(&format!("the logs to hold {lines:?}"), || {
+        let logs = String::from_utf8_lossy(&s.run(&["logs"]).stdout).to_string();
+        lines.iter().all(|l| logs.contains(l))
+    });
+    true
+}
+
 fn volume_is_writable_by_the_image_user(runtime: Option<&'static str>) {
     let s = TestStack::on(
         runtime,
@@ -18,15 +34,7 @@ fn volume_is_writable_by_the_image_user(runtime: Option<&'static str>) {
              volumes: [{{ name: data, path: /data }}]\n    stop_grace_period: 1s\n"
         ),
     );
-    if runtime == Some("podman") && s.docker_host.is_none() {
-        return;
-    }
-    busybox_images(s.docker_host.as_deref());
-    let up = s.run(&["up", "-d"]);
-    assert!(up.status.success(), "{}", text(&up));
-    wait_until("the replica wrote its volume", || {
-        String::from_utf8_lossy(&s.run(&["logs"]).stdout).contains("written-by-1000")
-    });
+    up_until_logged(&s, runtime, &["written-by-1000"]);
 }
 
 fn secret_is_the_service_users_alone(runtime: Option<&'static str>) {
@@ -43,15 +51,9 @@ fn secret_is_the_service_users_alone(runtime: Option<&'static str>) {
             key.display()
         ),
     );
-    if runtime == Some("podman") && s.docker_host.is_none() {
+    if !up_until_logged(&s, runtime, &["s3cret-value"]) {
         return;
     }
-    busybox_images(s.docker_host.as_deref());
-    let up = s.run(&["up", "-d"]);
-    assert!(up.status.success(), "{}", text(&up));
-    wait_until("the service read its secret", || {
-        String::from_utf8_lossy(&s.run(&["logs"]).stdout).contains("s3cret-value")
-    });
     let id = s.ids("web").pop().unwrap();
     let stat = s
         .docker()
@@ -153,15 +155,9 @@ fn long_form_owner_and_mode_are_applied(runtime: Option<&'static str>) {
             conf.display()
         ),
     );
-    if runtime == Some("podman") && s.docker_host.is_none() {
+    if !up_until_logged(&s, runtime, &["s3cret-value"]) {
         return;
     }
-    busybox_images(s.docker_host.as_deref());
-    let up = s.run(&["up", "-d"]);
-    assert!(up.status.success(), "{}", text(&up));
-    wait_until("the service read its secret", || {
-        String::from_utf8_lossy(&s.run(&["logs"]).stdout).contains("s3cret-value")
-    });
     let id = s.ids("web").pop().unwrap();
     // The short form keeps the service user's 0400; the long form is as written.
     assert_eq!(stat(&s, &id, "/run/secrets/api_key"), "1000:1000 400");
@@ -206,16 +202,9 @@ fn a_user_by_name_is_resolved_from_the_image(runtime: Option<&'static str>) {
             key.display()
         ),
     );
-    if runtime == Some("podman") && s.docker_host.is_none() {
+    if !up_until_logged(&s, runtime, &["written-by-1001", "s3cret-value"]) {
         return;
     }
-    busybox_images(s.docker_host.as_deref());
-    let up = s.run(&["up", "-d"]);
-    assert!(up.status.success(), "{}", text(&up));
-    wait_until("the replica wrote its volume and read its secret", || {
-        let logs = String::from_utf8_lossy(&s.run(&["logs"]).stdout).to_string();
-        logs.contains("written-by-1001") && logs.contains("s3cret-value")
-    });
     let id = s.ids("web").pop().unwrap();
     assert_eq!(stat(&s, &id, "/run/secrets/api_key"), "1001:1002 400");
     assert_eq!(stat(&s, &id, "/data"), "1001:1002 755");
