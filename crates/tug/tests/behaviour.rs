@@ -67,7 +67,7 @@ fn rolling_update_and_rollback(rt: &'static str) {
         "broll",
         &service("web", "    replicas: 2\n    env: { VERSION: '1' }\n"),
     );
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let v1 = s.replica_ids();
 
     // A good new version replaces every replica and serves.
@@ -107,7 +107,7 @@ fn rolling_update_and_rollback_on_both_runtimes() {
 
 fn crash_restart_and_agent_adoption(rt: &'static str) {
     let s = TestStack::on(Some(rt), "bcrash", &service("web", "    replicas: 2\n"));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let ids = s.replica_ids();
 
     // A replica that crashes comes back, in place.

@@ -76,7 +76,7 @@ fn a_failure_the_hardened_defaults_explain_names_the_default_and_the_line(
 
 fn a_no_change_up_records_no_revision(runtime: Option<&'static str>) {
     let s = stack(runtime, "norev", &shell("web", "exec sleep 3600", ""));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
@@ -91,7 +91,7 @@ fn killing_up_mid_rollout_does_not_stop_the_rollout(runtime: Option<&'static str
         "detach",
         &service("web", "    replicas: 3\n    env: { VERSION: '1' }\n"),
     );
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     s.write(&service(
         "web",
         "    replicas: 3\n    env: { VERSION: '2' }\n",

@@ -262,7 +262,7 @@ fn sigkill_during_up_then_up_converges_without_duplicates() {
     }
     let s = TestStack::new("kill", &service("web", "    replicas: 3\n"));
     // Warm the image so the kills land in the container phase.
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     assert!(s.run(&["down"]).status.success());
     for delay_ms in [150u64, 400, 700, 1000] {
         let mut child = tug()
@@ -314,7 +314,7 @@ fn down_leaves_foreign_containers_alone() {
         return;
     }
     let s = TestStack::new("foreign", &service("web", ""));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     // A container tug did not create, named like the stack's.
     let img = String::from_utf8_lossy(
         &Command::new("docker")
@@ -346,7 +346,7 @@ fn failed_rollout_is_rolled_back_and_old_replicas_keep_serving() {
         return;
     }
     let s = TestStack::new("roll", &service("web", "    replicas: 2\n"));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let old = s.ids("web");
     s.write(&service(
         "web",
@@ -387,7 +387,7 @@ fn scale_history_rollback_and_restart() {
         text(&out)
     );
 
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let first = s.ids("web");
     let out = s.run(&["scale", "web=3"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -409,7 +409,7 @@ fn scale_history_rollback_and_restart() {
         "web",
         "    replicas: 3\n    env: { VERSION: '2' }\n",
     ));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let v2 = s.ids("web");
     let out = s.run(&["rollback"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -604,7 +604,7 @@ fn attached_up_stops_the_stack_on_ctrl_c() {
         "{rows:?}"
     );
     // The next `up` starts it again.
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
 }
 
 #[test]
@@ -616,7 +616,7 @@ fn sigkill_during_a_rolling_update_then_up_completes_it() {
         "killroll",
         &service("web", "    replicas: 3\n    env: { VERSION: '1' }\n"),
     );
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     for (n, delay_ms) in [600u64, 1500, 2500].into_iter().enumerate() {
         s.write(&service(
             "web",
@@ -666,7 +666,7 @@ fn a_lost_history_store_never_stops_supervision() {
         return;
     }
     let s = TestStack::new("lost", &service("web", "    replicas: 2\n"));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let dir = s.state().join(&s.name);
     for f in ["tug.db", "tug.db-wal", "tug.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
@@ -697,7 +697,7 @@ fn logs_follow_streams_through_the_agent() {
         return;
     }
     let s = TestStack::new("follow", &service("web", ""));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     assert!(
         s.state().join(&s.name).join("agent.sock").exists(),
         "an agent runs"
@@ -726,7 +726,7 @@ fn events_follow_is_a_server_sent_stream_from_the_agent() {
         return;
     }
     let s = TestStack::new("sse", &service("web", ""));
-    assert!(s.run(&["up", "-d"]).status.success());
+    s.up();
     let mut child = s
         .command(&["events", "--follow", "-o", "json"])
         .stdout(std::process::Stdio::piped())

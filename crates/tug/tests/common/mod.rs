@@ -142,6 +142,12 @@ impl TestStack {
         self.command(args).output().unwrap()
     }
 
+    /// `tug up -d`, which must succeed; its output is the failure message.
+    pub fn up(&self) {
+        let out = self.run(&["up", "-d"]);
+        assert!(out.status.success(), "tug up -d: {}", text(&out));
+    }
+
     /// Container ids of a service, read from the engine (docker runtime only).
     pub fn ids(&self, service: &str) -> Vec<String> {
         let out = self
