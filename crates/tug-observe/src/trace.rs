@@ -31,6 +31,7 @@ use opentelemetry_sdk::trace::{
 };
 use opentelemetry_sdk::Resource;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tug_spec::{Otlp, OtlpProtocol};
@@ -75,6 +76,33 @@ pub enum TraceError {
     },
     #[error("cannot start the exporter's runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("{named_by}: cannot read {}", path.display())]
+    TlsRead {
+        named_by: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{named_by}: {} holds no {what} in PEM form", path.display())]
+    TlsPem {
+        named_by: &'static str,
+        path: PathBuf,
+        what: &'static str,
+    },
+    #[error("{named_by}: {} is not usable", path.display())]
+    TlsUnusable {
+        named_by: &'static str,
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{given} is set but {missing} is not: mutual TLS needs both the client certificate and its key")]
+    TlsHalf {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("cannot start the HTTP client for {endpoint}: {reason}")]
+    HttpClient { endpoint: String, reason: String },
 }
 
 /// Which spans are kept.
@@ -105,6 +133,24 @@ pub struct Destination {
     pub endpoint: String,
     pub protocol: OtlpProtocol,
     pub headers: BTreeMap<String, String>,
+    pub tls: Tls,
+}
+
+/// The PEM files that secure an `https://` destination; the system's roots
+/// are trusted besides `ca`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tls {
+    pub ca: Option<PemFile>,
+    /// The client certificate and its key, for mutual TLS.
+    pub client: Option<(PemFile, PemFile)>,
+}
+
+/// A PEM file, with where it was named (a variable or a tug.yaml key), so a
+/// bad one is reported against the setting that named it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PemFile {
+    pub path: PathBuf,
+    pub named_by: &'static str,
 }
 
 /// Settings resolved from the variables and the file.
@@ -160,10 +206,61 @@ impl Settings {
             }
             h
         };
+        let tls = |signal: Signal| -> Result<Tls, TraceError> {
+            let [ca_vars, cert_vars, key_vars] = signal.tls_vars();
+            let pem = |vars: [&'static str; 2], key: &'static str, in_file: Option<&PathBuf>| {
+                vars.iter()
+                    .find_map(|v| {
+                        env(v).map(|p| PemFile {
+                            path: PathBuf::from(p),
+                            named_by: v,
+                        })
+                    })
+                    .or_else(|| {
+                        in_file.map(|path| PemFile {
+                            path: path.clone(),
+                            named_by: key,
+                        })
+                    })
+            };
+            let ca = pem(
+                ca_vars,
+                "observe.otlp.certificate",
+                file.and_then(|f| f.certificate.as_ref()),
+            );
+            let cert = pem(
+                cert_vars,
+                "observe.otlp.client_certificate",
+                file.and_then(|f| f.client_certificate.as_ref()),
+            );
+            let key = pem(
+                key_vars,
+                "observe.otlp.client_key",
+                file.and_then(|f| f.client_key.as_ref()),
+            );
+            let client = match (cert, key) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                (Some(c), None) => {
+                    return Err(TraceError::TlsHalf {
+                        given: c.named_by,
+                        missing: key_vars[1],
+                    })
+                }
+                (None, Some(k)) => {
+                    return Err(TraceError::TlsHalf {
+                        given: k.named_by,
+                        missing: cert_vars[1],
+                    })
+                }
+            };
+            Ok(Tls { ca, client })
+        };
         let destination = |signal_endpoint: Option<String>,
                            path: &str,
                            protocol: OtlpProtocol,
-                           headers: BTreeMap<String, String>| {
+                           headers: BTreeMap<String, String>,
+                           tls: Tls| {
             let endpoint = match signal_endpoint {
                 Some(e) => e,
                 None => {
@@ -181,6 +278,7 @@ impl Settings {
                 endpoint,
                 protocol,
                 headers,
+                tls,
             })
         };
         let traces = if traces_off {
@@ -191,6 +289,7 @@ impl Settings {
                 "v1/traces",
                 protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?,
                 headers("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+                tls(Signal::Traces)?,
             )
         };
         let logs_endpoint = env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT");
@@ -202,6 +301,7 @@ impl Settings {
                 "v1/logs",
                 protocol("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")?,
                 headers("OTEL_EXPORTER_OTLP_LOGS_HEADERS"),
+                tls(Signal::Logs)?,
             )
         };
         let ratio = |default: f64| -> Result<f64, TraceError> {
@@ -244,6 +344,49 @@ impl Settings {
             logs,
             sampling,
         })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    /// The variables naming the CA, the client certificate and the client
+    /// key: each the signal's own, then the generic one.
+    fn tls_vars(self) -> [[&'static str; 2]; 3] {
+        match self {
+            Signal::Traces => [
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+            ],
+            Signal::Logs => [
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+            ],
+        }
     }
 }
 
@@ -524,6 +667,7 @@ mod tests {
             headers: [("a".to_string(), "file".to_string())].into(),
             sampling: Some(0.5),
             logs: true,
+            ..Otlp::default()
         };
         let s = Settings::resolve(env(&[]), Some(&file)).unwrap();
         let t = s.traces.unwrap();
@@ -595,6 +739,55 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("OTEL_TRACES_SAMPLER_ARG"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_signal_variable_then_generic_then_file() {
+        let file = Otlp {
+            endpoint: Some("https://c:4317".into()),
+            certificate: Some("/etc/file-ca.pem".into()),
+            client_certificate: Some("/etc/file.pem".into()),
+            client_key: Some("/etc/file.key".into()),
+            logs: true,
+            ..Otlp::default()
+        };
+        let s = Settings::resolve(env(&[]), Some(&file)).unwrap();
+        let t = s.traces.unwrap().tls;
+        let ca = t.ca.unwrap();
+        assert_eq!(
+            (ca.path.to_str().unwrap(), ca.named_by),
+            ("/etc/file-ca.pem", "observe.otlp.certificate")
+        );
+        assert_eq!(t.client.unwrap().1.named_by, "observe.otlp.client_key");
+        let s = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "/env/logs-ca.pem"),
+            ]),
+            Some(&file),
+        )
+        .unwrap();
+        let ca = s.traces.unwrap().tls.ca.unwrap();
+        assert_eq!(
+            (ca.path.to_str().unwrap(), ca.named_by),
+            ("/env/ca.pem", "OTEL_EXPORTER_OTLP_CERTIFICATE")
+        );
+        let ca = s.logs.unwrap().tls.ca.unwrap();
+        assert_eq!(ca.named_by, "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE");
+        let e = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/env/k.pem"),
+            ]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY is set")
+                && e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,88 +3,11 @@
 //! its tonic services, HTTP/protobuf with an axum handler.
 
 mod common;
+#[path = "../../tug-observe/tests/support/otlp_receiver.rs"]
+mod otlp_receiver;
 
 use common::*;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
-use std::sync::{Arc, Mutex};
-
-/// A span as received, with its resource's attributes.
-#[derive(Clone, Debug)]
-struct Got {
-    span: Span,
-    resource: Vec<KeyValue>,
-}
-
-#[derive(Clone, Default)]
-struct Received {
-    spans: Arc<Mutex<Vec<Got>>>,
-    logs: Arc<Mutex<Vec<LogRecord>>>,
-}
-
-impl Received {
-    fn traces(&self, req: ExportTraceServiceRequest) {
-        let mut s = self.spans.lock().unwrap();
-        for rs in req.resource_spans {
-            let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    s.push(Got {
-                        span,
-                        resource: resource.clone(),
-                    });
-                }
-            }
-        }
-    }
-    fn logs(&self, req: ExportLogsServiceRequest) {
-        let mut l = self.logs.lock().unwrap();
-        for rl in req.resource_logs {
-            for sl in rl.scope_logs {
-                l.extend(sl.log_records);
-            }
-        }
-    }
-    fn spans(&self) -> Vec<Got> {
-        self.spans.lock().unwrap().clone()
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Received {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.traces(req.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for Received {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.logs(req.into_inner());
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
-    }
-}
+use otlp_receiver::{attr, hex, incoming, Got, Received};
 
 /// The receiver: gRPC and HTTP/protobuf on loopback ports of its own.
 struct Receiver {
@@ -105,52 +28,9 @@ impl Receiver {
                 g.local_addr().unwrap().port(),
                 h.local_addr().unwrap().port(),
             );
-            let incoming = futures_util::stream::unfold(g, |l| async move {
-                let r = l.accept().await.map(|(s, _)| s);
-                Some((r, l))
-            });
-            let svc = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(got.clone()))
-                .add_service(LogsServiceServer::new(got.clone()));
-            tokio::spawn(svc.serve_with_incoming(incoming));
-            let (t, l) = (got.clone(), got.clone());
-            let app = axum::Router::new()
-                .route(
-                    "/v1/traces",
-                    axum::routing::post(move |body: axum::body::Bytes| {
-                        let t = t.clone();
-                        async move {
-                            match ExportTraceServiceRequest::decode(body) {
-                                Ok(req) => {
-                                    t.traces(req);
-                                    (
-                                        axum::http::StatusCode::OK,
-                                        ExportTraceServiceResponse::default().encode_to_vec(),
-                                    )
-                                }
-                                Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                            }
-                        }
-                    }),
-                )
-                .route(
-                    "/v1/logs",
-                    axum::routing::post(move |body: axum::body::Bytes| {
-                        let l = l.clone();
-                        async move {
-                            match ExportLogsServiceRequest::decode(body) {
-                                Ok(req) => {
-                                    l.logs(req);
-                                    (
-                                        axum::http::StatusCode::OK,
-                                        ExportLogsServiceResponse::default().encode_to_vec(),
-                                    )
-                                }
-                                Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                            }
-                        }
-                    }),
-                );
+            let svc = tonic::transport::Server::builder().add_routes(got.grpc());
+            tokio::spawn(svc.serve_with_incoming(incoming(g)));
+            let app = got.http();
             tokio::spawn(async move { axum::serve(h, app).await });
             ports
         });
@@ -161,22 +41,6 @@ impl Receiver {
             _rt: rt,
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|a| a.key == key)
-        .and_then(|a| a.value.as_ref()?.value.as_ref())
-        .map(|v| match v {
-            any_value::Value::StringValue(s) => s.clone(),
-            any_value::Value::IntValue(i) => i.to_string(),
-            other => format!("{other:?}"),
-        })
 }
 
 /// GET with headers, over HTTP/1.0; the whole response.
