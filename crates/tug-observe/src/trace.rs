@@ -11,6 +11,11 @@
 //! | headers   | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS`    | `otlp.headers`      |
 //! | sampling  | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`                    | `otlp.sampling`     |
 //! | logs      | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (as is)                          | `otlp.logs: true`   |
+//! | CA (PEM)  | `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CERTIFICATE` | `otlp.certificate` |
+//! | mutual TLS | `…_CLIENT_CERTIFICATE` and `…_CLIENT_KEY`, likewise               | `otlp.client_certificate`, `otlp.client_key` |
+//!
+//! (`_LOGS_` in place of `_TRACES_` for the forwarded logs.) An `https://`
+//! endpoint trusts the system's roots and the CA file; see [`Tls`].
 //!
 //! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` name the resource
 //! (`service.name` is `tug` otherwise). Nothing is exported without an
@@ -58,6 +63,72 @@ pub fn enabled() -> bool {
 /// A tracer of the installed provider, `None` when tracing is off.
 pub fn tracer(name: &'static str) -> Option<opentelemetry::global::BoxedTracer> {
     enabled().then(|| opentelemetry::global::tracer(name))
+}
+
+/// The current span's context as W3C `traceparent` (and `tracestate`)
+/// headers, for a request to another tug process; none when tracing is off
+/// or no span is current.
+pub fn context_headers() -> Vec<(String, String)> {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !enabled() {
+        return Vec::new();
+    }
+    let cx = tracing::Span::current().context();
+    let mut h = Headers::default();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut h);
+    h.0
+}
+
+/// Makes `span` the child of the remote span that `headers` name in a W3C
+/// `traceparent`, when they name one and tracing is on.
+pub fn set_remote_parent<'a>(
+    span: &tracing::Span,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !enabled() {
+        return;
+    }
+    let h = Headers(
+        headers
+            .into_iter()
+            .filter(|(k, _)| {
+                k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate")
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect(),
+    );
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&h);
+    if cx.span().span_context().is_valid() {
+        // Fails only for a span already started elsewhere: then it keeps
+        // its parent.
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Trace context headers, lower-case names.
+#[derive(Default)]
+struct Headers(Vec<(String, String)>);
+
+impl opentelemetry::propagation::Injector for Headers {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_string(), value));
+    }
+}
+
+impl opentelemetry::propagation::Extractor for Headers {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::otlp_receiver::{incoming, Received};
+use support::otlp_receiver::{incoming, Receiver};
 use tug_observe::trace::{install, Settings};
 
 /// One process-wide tracer provider: the tests take turns.
@@ -69,45 +69,24 @@ impl Pki {
 
 /// The receiver: gRPC and HTTP/protobuf over TLS, each requiring a client
 /// certificate signed by the test's CA.
-struct Receiver {
-    got: Received,
-    grpc: u16,
-    http: u16,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Receiver {
-    fn start(pki: &Pki) -> Receiver {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let got = Received::default();
-        let (grpc, http) = rt.block_on(async {
-            let g = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let ports = (
-                g.local_addr().unwrap().port(),
-                h.local_addr().unwrap().port(),
-            );
-            let tls = tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(
-                    &pki.server.0,
-                    &pki.server.1,
-                ))
-                .client_ca_root(tonic::transport::Certificate::from_pem(&pki.ca));
-            let svc = tonic::transport::Server::builder()
+fn receiver(pki: &Pki) -> Receiver {
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            &pki.server.0,
+            &pki.server.1,
+        ))
+        .client_ca_root(tonic::transport::Certificate::from_pem(&pki.ca));
+    let https = https_config(pki);
+    Receiver::start(
+        |g, got| {
+            tonic::transport::Server::builder()
                 .tls_config(tls)
                 .unwrap()
-                .add_routes(got.grpc());
-            tokio::spawn(svc.serve_with_incoming(incoming(g)));
-            tokio::spawn(serve_https(h, https_config(pki), got.http()));
-            ports
-        });
-        Receiver {
-            got,
-            grpc,
-            http,
-            _rt: rt,
-        }
-    }
+                .add_routes(got.grpc())
+                .serve_with_incoming(incoming(g))
+        },
+        |h, got| serve_https(h, https, got.http()),
+    )
 }
 
 fn https_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
@@ -207,7 +186,7 @@ fn mtls(pki: &Pki, endpoint: String, protocol: &str, ca: &Path) -> Vec<(&'static
 fn spans_arrive_over_mutual_tls_by_grpc_and_http() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let pki = Pki::new();
-    let rx = Receiver::start(&pki);
+    let rx = receiver(&pki);
     let ca = pki.path("ca.pem");
     let grpc = mtls(&pki, format!("https://127.0.0.1:{}", rx.grpc), "grpc", &ca);
     send_span(&settings(&grpc).unwrap(), "over-grpc");
@@ -237,7 +216,7 @@ fn spans_arrive_over_mutual_tls_by_grpc_and_http() {
 fn with_the_wrong_ca_nothing_arrives_and_the_caller_goes_on() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let pki = Pki::new();
-    let rx = Receiver::start(&pki);
+    let rx = receiver(&pki);
     let other = pki.path("other-ca.pem");
     for (port, protocol, name) in [
         (rx.grpc, "grpc", "untrusted-grpc"),

@@ -7,40 +7,19 @@ mod common;
 mod otlp_receiver;
 
 use common::*;
-use otlp_receiver::{attr, hex, incoming, Got, Received};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use otlp_receiver::{attr, hex, incoming, Got, Receiver};
 
-/// The receiver: gRPC and HTTP/protobuf on loopback ports of its own.
-struct Receiver {
-    got: Received,
-    grpc: u16,
-    http: u16,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let got = Received::default();
-        let (grpc, http) = rt.block_on(async {
-            let g = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let ports = (
-                g.local_addr().unwrap().port(),
-                h.local_addr().unwrap().port(),
-            );
-            let svc = tonic::transport::Server::builder().add_routes(got.grpc());
-            tokio::spawn(svc.serve_with_incoming(incoming(g)));
-            let app = got.http();
-            tokio::spawn(async move { axum::serve(h, app).await });
-            ports
-        });
-        Receiver {
-            got,
-            grpc,
-            http,
-            _rt: rt,
-        }
-    }
+/// The receiver: gRPC and HTTP/protobuf, in the clear.
+fn receiver() -> Receiver {
+    Receiver::start(
+        |g, got| {
+            tonic::transport::Server::builder()
+                .add_routes(got.grpc())
+                .serve_with_incoming(incoming(g))
+        },
+        |h, got| async move { axum::serve(h, got.http()).await },
+    )
 }
 
 /// GET with headers, over HTTP/1.0; the whole response.
@@ -64,7 +43,7 @@ fn a_request_through_the_gateway_is_one_trace_with_the_replica_over_grpc() {
     if !engine() {
         return;
     }
-    let rx = Receiver::start();
+    let rx = receiver();
     let port = free_port();
     let s = TestStack::new("otel", "");
     let yaml = format!(
@@ -200,7 +179,7 @@ fn up_exports_its_steps_over_http_and_sampling_zero_exports_none() {
     if !engine() {
         return;
     }
-    let rx = Receiver::start();
+    let rx = receiver();
     let s = TestStack::new("otelh", &service("web", ""));
     let endpoint = format!("http://127.0.0.1:{}", rx.http);
     let out = s
@@ -278,6 +257,89 @@ fn up_exports_its_steps_over_http_and_sampling_zero_exports_none() {
         1,
         "a sampled `tug ps` exports its span"
     );
+    let out = s.run(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn the_agents_converge_for_up_is_in_the_trace_of_the_cli_up() {
+    if !engine() {
+        return;
+    }
+    let rx = receiver();
+    let s = TestStack::new("otelc", &service("web", ""));
+    let out = s
+        .command(&["up", "-d"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", rx.http),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let root = rx
+        .got
+        .spans()
+        .into_iter()
+        .find(|g| {
+            g.span.name == "tug" && attr(&g.span.attributes, "command").as_deref() == Some("up")
+        })
+        .expect("the CLI's `up` span");
+    let trace = root.span.trace_id.clone();
+    let in_trace = || -> Vec<Span> {
+        rx.got
+            .spans()
+            .into_iter()
+            .map(|g| g.span)
+            .filter(|s| s.trace_id == trace)
+            .collect()
+    };
+    wait_until("the agent's converge arrives in the CLI's trace", || {
+        let spans = in_trace();
+        ["converge", "apply", "service"]
+            .iter()
+            .all(|n| spans.iter().any(|s| s.name == *n))
+    });
+    let spans = in_trace();
+    let named = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap_or_else(|| panic!("no {n} span: {spans:#?}"))
+    };
+    // Each span's ancestors, nearest first, as far as they are in the trace.
+    let ancestors = |s: &Span| {
+        let mut out = Vec::new();
+        let mut parent = s.parent_span_id.clone();
+        while let Some(p) = spans.iter().find(|x| x.span_id == parent) {
+            out.push(p.name.clone());
+            parent = p.parent_span_id.clone();
+        }
+        out
+    };
+    let call = named("POST /v1/up");
+    assert_eq!(call.kind, SERVER, "the agent's side of the call: {call:?}");
+    assert_eq!(
+        ancestors(call).last().map(String::as_str),
+        Some("tug"),
+        "the call's parent is in the CLI's `up`"
+    );
+    let converge = named("converge");
+    assert_eq!(converge.parent_span_id, call.span_id);
+    assert!(
+        ancestors(named("apply")).contains(&"converge".to_string()),
+        "{:?}",
+        ancestors(named("apply"))
+    );
+    assert!(ancestors(named("service")).contains(&"apply".to_string()));
+    // The trace has one root: the CLI's.
+    assert_eq!(
+        spans.iter().filter(|s| s.parent_span_id.is_empty()).count(),
+        1,
+        "{spans:#?}"
+    );
+    assert!(root.span.parent_span_id.is_empty());
     let out = s.run(&["down"]);
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -139,6 +139,50 @@ impl LogsService for Received {
     }
 }
 
+/// A receiver on two loopback ports of its own, in a runtime of its own.
+pub struct Receiver {
+    pub got: Received,
+    pub grpc: u16,
+    pub http: u16,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    /// Serves what `grpc` and `http` make of their listener and the
+    /// receiver's store.
+    pub fn start<G, H>(
+        grpc: impl FnOnce(tokio::net::TcpListener, Received) -> G,
+        http: impl FnOnce(tokio::net::TcpListener, Received) -> H,
+    ) -> Receiver
+    where
+        G: std::future::Future + Send + 'static,
+        G::Output: Send + 'static,
+        H: std::future::Future + Send + 'static,
+        H::Output: Send + 'static,
+    {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let got = Received::default();
+        let (g, h) = rt.block_on(async {
+            (
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            )
+        });
+        let port = |l: &tokio::net::TcpListener| l.local_addr().unwrap().port();
+        let (grpc_port, http_port) = (port(&g), port(&h));
+        let _entered = rt.enter();
+        tokio::spawn(grpc(g, got.clone()));
+        tokio::spawn(http(h, got.clone()));
+        drop(_entered);
+        Receiver {
+            got,
+            grpc: grpc_port,
+            http: http_port,
+            _rt: rt,
+        }
+    }
+}
+
 /// A loopback listener's stream of connections, for `serve_with_incoming`.
 pub fn incoming(
     l: tokio::net::TcpListener,
