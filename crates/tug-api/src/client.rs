@@ -94,11 +94,16 @@ impl Client {
             .await
             .map_err(|e| protocol(&e))?;
         tokio::spawn(conn);
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "agent")
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        // What the agent does for this call joins the caller's trace.
+        for (k, v) in tug_observe::trace::context_headers() {
+            req = req.header(k, v);
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| protocol(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| protocol(&e))?;

@@ -351,6 +351,7 @@ pub async fn run_until<R: Runtime + Clone + 'static>(
         .merge(dashboard::router::<R>())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(Arc::clone(&agent));
     // Webhooks prove themselves with their signature, not the API token.
     let hooks = Router::new()
@@ -1081,6 +1082,31 @@ async fn rebuild_from_labels<R: Runtime>(agent: &Agent<R>) -> Option<Stack> {
     Some(stack)
 }
 
+/// A request that carries a W3C `traceparent` (the CLI sends one) is served
+/// in a server span, the child of the caller's: what the agent does for it
+/// joins the caller's trace. Others (scrapes, the dashboard's polls) make
+/// no span, so they do not fill the collector with one-span traces.
+async fn traced(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    if !tug_observe::trace::enabled() || !req.headers().contains_key("traceparent") {
+        return next.run(req).await;
+    }
+    let span = tracing::info_span!(
+        "api",
+        otel.name = %format!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+    );
+    tug_observe::trace::set_remote_parent(
+        &span,
+        req.headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
+    next.run(req).instrument(span).await
+}
+
 async fn not_found() -> Response {
     failure(
         StatusCode::NOT_FOUND,
@@ -1427,7 +1453,9 @@ async fn up<R: Runtime + Clone + 'static>(
         }
     });
     let agent = Arc::clone(&a);
-    let task = tokio::spawn(async move {
+    // In the request's span (kept open until the converge ends), so the
+    // converge's spans are its children.
+    let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
         let done = ops::converge(&agent.rt, &stack, &opts, &message, &own).await;
         drop(own);
         let _ = forward.await;
@@ -1459,7 +1487,7 @@ async fn up<R: Runtime + Clone + 'static>(
             },
         };
         let _ = tx.send(line);
-    });
+    }));
     track_up(&a, &task);
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         let line = rx.recv().await?;

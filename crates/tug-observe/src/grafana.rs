@@ -2,8 +2,9 @@
 //! configuration that collects them: what `tug observe grafana` and `tug
 //! observe prometheus` write.
 //!
-//! Dashboards are data ([`DASHBOARDS`]): each panel is a title, a unit and
-//! its PromQL queries. Queries use the Grafana variables `$stack`,
+//! Dashboards are data ([`all`]): each panel is a title, a unit and its
+//! PromQL queries, written with one helper per query shape (a sum, a rate,
+//! an increase, a quantile, a mean). Queries use the Grafana variables `$stack`,
 //! `$service` (a regex, "all" is `.*`), `$__rate_interval` and `$__range`.
 //!
 //! ```
@@ -23,263 +24,337 @@ pub struct Panel {
     /// A Grafana unit id: `s`, `bytes`, `Bps`, `percentunit`, `reqps`, `short`.
     pub unit: &'static str,
     /// (legend, PromQL)
-    pub queries: &'static [(&'static str, &'static str)],
+    pub queries: Vec<(&'static str, String)>,
 }
 
 pub struct Dashboard {
     pub uid: &'static str,
     pub title: &'static str,
-    pub panels: &'static [Panel],
+    pub panels: Vec<Panel>,
 }
 
-pub const DASHBOARDS: &[Dashboard] = &[
-    Dashboard {
-        uid: "tug-overview",
-        title: "tug: stack overview",
-        panels: &[
-            Panel {
-                title: "Replicas by state",
-                unit: "short",
-                queries: &[(
-                    "{{service}} {{state}}",
-                    r#"sum by (service, state) (tug_replicas{stack="$stack"})"#,
-                )],
-            },
-            Panel {
-                title: "Restarts and replacements",
-                unit: "short",
-                queries: &[
-                    (
-                        "restarts {{service}}",
-                        r#"sum by (service) (increase(tug_replica_restarts_total{stack="$stack"}[$__range]))"#,
-                    ),
-                    (
-                        "replacements {{service}}",
-                        r#"sum by (service) (increase(tug_replica_replacements_total{stack="$stack"}[$__range]))"#,
-                    ),
-                ],
-            },
-            Panel {
-                title: "CPU by service (cores)",
-                unit: "short",
-                queries: &[(
-                    "{{service}}",
-                    r#"sum by (service) (rate(tug_replica_cpu_seconds_total{stack="$stack"}[$__rate_interval]))"#,
-                )],
-            },
-            Panel {
-                title: "Memory by service",
-                unit: "bytes",
-                queries: &[(
-                    "{{service}}",
-                    r#"sum by (service) (tug_replica_memory_bytes{stack="$stack"})"#,
-                )],
-            },
-            Panel {
-                title: "Network by service",
-                unit: "Bps",
-                queries: &[
-                    (
-                        "in {{service}}",
-                        r#"sum by (service) (rate(tug_replica_network_receive_bytes_total{stack="$stack"}[$__rate_interval]))"#,
-                    ),
-                    (
-                        "out {{service}}",
-                        r#"sum by (service) (rate(tug_replica_network_transmit_bytes_total{stack="$stack"}[$__rate_interval]))"#,
-                    ),
-                ],
-            },
-            Panel {
-                title: "Health checks by result",
-                unit: "short",
-                queries: &[(
-                    "{{service}} {{result}}",
-                    r#"sum by (service, result) (rate(tug_health_checks_total{stack="$stack"}[$__rate_interval]))"#,
-                )],
-            },
-            Panel {
-                title: "Requests through the gateway",
-                unit: "reqps",
-                queries: &[(
-                    "{{service}} {{code}}",
-                    r#"sum by (service, code) (rate(tug_gateway_requests_total{stack="$stack"}[$__rate_interval]))"#,
-                )],
-            },
-        ],
-    },
-    Dashboard {
-        uid: "tug-service",
-        title: "tug: service golden signals",
-        panels: &[
-            Panel {
-                title: "Traffic",
-                unit: "reqps",
-                queries: &[(
-                    "{{service}}",
-                    r#"sum by (service) (rate(tug_gateway_requests_total{stack="$stack", service=~"$service"}[$__rate_interval]))"#,
-                )],
-            },
-            Panel {
-                title: "Errors (5xx and 503 without a replica)",
-                unit: "reqps",
-                queries: &[
-                    (
-                        "5xx {{service}}",
-                        r#"sum by (service) (rate(tug_gateway_requests_total{stack="$stack", service=~"$service", code="5xx"}[$__rate_interval]))"#,
-                    ),
-                    (
-                        "unavailable {{service}}",
-                        r#"sum by (service) (rate(tug_gateway_unavailable_total{stack="$stack", service=~"$service"}[$__rate_interval]))"#,
-                    ),
-                ],
-            },
-            Panel {
-                title: "Latency",
-                unit: "s",
-                queries: &[
-                    (
-                        "p50 {{service}}",
-                        r#"histogram_quantile(0.5, sum by (service, le) (rate(tug_gateway_request_duration_seconds_bucket{stack="$stack", service=~"$service"}[$__rate_interval])))"#,
-                    ),
-                    (
-                        "p99 {{service}}",
-                        r#"histogram_quantile(0.99, sum by (service, le) (rate(tug_gateway_request_duration_seconds_bucket{stack="$stack", service=~"$service"}[$__rate_interval])))"#,
-                    ),
-                ],
-            },
-            Panel {
-                title: "Saturation: requests in flight",
-                unit: "short",
-                queries: &[(
-                    "{{replica}}",
-                    r#"sum by (replica) (tug_gateway_requests_in_flight{stack="$stack", service=~"$service"})"#,
-                )],
-            },
-            Panel {
-                title: "Saturation: CPU per replica (cores)",
-                unit: "short",
-                queries: &[(
-                    "{{replica}}",
-                    r#"rate(tug_replica_cpu_seconds_total{stack="$stack", service=~"$service"}[$__rate_interval])"#,
-                )],
-            },
-            Panel {
-                title: "Saturation: memory per replica",
-                unit: "bytes",
-                queries: &[(
-                    "{{replica}}",
-                    r#"tug_replica_memory_bytes{stack="$stack", service=~"$service"}"#,
-                )],
-            },
-            Panel {
-                title: "Health check latency (p95)",
-                unit: "s",
-                queries: &[(
-                    "{{service}}",
-                    r#"histogram_quantile(0.95, sum by (service, le) (rate(tug_health_check_duration_seconds_bucket{stack="$stack", service=~"$service"}[$__rate_interval])))"#,
-                )],
-            },
-        ],
-    },
-    Dashboard {
-        uid: "tug-rollouts",
-        title: "tug: rollouts and scaling",
-        panels: &[
-            Panel {
-                title: "Rollouts by outcome",
-                unit: "short",
-                queries: &[(
-                    "{{outcome}}",
-                    r#"sum by (outcome) (increase(tug_rollouts_total{stack="$stack"}[$__range]))"#,
-                )],
-            },
-            Panel {
-                title: "Rollout duration",
-                unit: "s",
-                queries: &[(
-                    "mean {{outcome}}",
-                    r#"sum by (outcome) (tug_rollout_duration_seconds_sum{stack="$stack"}) / sum by (outcome) (tug_rollout_duration_seconds_count{stack="$stack"})"#,
-                )],
-            },
-            Panel {
-                title: "Scale decisions",
-                unit: "short",
-                queries: &[(
-                    "{{service}} {{direction}}",
-                    r#"sum by (service, direction) (increase(tug_scale_decisions_total{stack="$stack"}[$__range]))"#,
-                )],
-            },
-            Panel {
-                title: "Running replicas",
-                unit: "short",
-                queries: &[(
-                    "{{service}}",
-                    r#"sum by (service) (tug_replicas{stack="$stack", state="running"})"#,
-                )],
-            },
-            Panel {
-                title: "Image builds",
-                unit: "short",
-                queries: &[(
-                    "{{service}} {{outcome}}",
-                    r#"sum by (service, outcome) (tug_builds_total{stack="$stack"})"#,
-                )],
-            },
-            Panel {
-                title: "Image build time (mean)",
-                unit: "s",
-                queries: &[(
-                    "{{service}}",
-                    r#"sum by (service) (tug_build_duration_seconds_sum{stack="$stack"}) / sum by (service) (tug_build_duration_seconds_count{stack="$stack"})"#,
-                )],
-            },
-            Panel {
-                title: "Pipeline runs by outcome",
-                unit: "short",
-                queries: &[(
-                    "{{pipeline}} {{outcome}}",
-                    r#"sum by (pipeline, outcome) (increase(tug_pipeline_runs_total{stack="$stack"}[$__range]))"#,
-                )],
-            },
-            Panel {
-                title: "Pipeline run and job time (mean)",
-                unit: "s",
-                queries: &[
-                    (
-                        "{{pipeline}}",
-                        r#"sum by (pipeline) (tug_pipeline_duration_seconds_sum{stack="$stack"}) / sum by (pipeline) (tug_pipeline_duration_seconds_count{stack="$stack"})"#,
-                    ),
-                    (
-                        "{{pipeline}} / {{job}}",
-                        r#"sum by (pipeline, job) (tug_pipeline_job_duration_seconds_sum{stack="$stack"}) / sum by (pipeline, job) (tug_pipeline_job_duration_seconds_count{stack="$stack"})"#,
-                    ),
-                ],
-            },
-        ],
-    },
-    Dashboard {
-        uid: "tug-cold-starts",
-        title: "tug: cold starts",
-        panels: &[
-            Panel {
-                title: "Cold starts",
-                unit: "short",
-                queries: &[(
-                    "{{service}}",
-                    r#"sum by (service) (increase(tug_cold_start_seconds_count{stack="$stack"}[$__range]))"#,
-                )],
-            },
-            Panel {
-                title: "Cold start time (p95)",
-                unit: "s",
-                queries: &[(
-                    "{{service}}",
-                    r#"histogram_quantile(0.95, sum by (service, le) (rate(tug_cold_start_seconds_bucket{stack="$stack"}[$__rate_interval])))"#,
-                )],
-            },
-        ],
-    },
-];
+fn panel(title: &'static str, unit: &'static str, queries: Vec<(&'static str, String)>) -> Panel {
+    Panel {
+        title,
+        unit,
+        queries,
+    }
+}
+
+/// The series of `metric` in the chosen stack, narrowed by `extra`
+/// matchers (`service=~"$service"`).
+fn series(metric: &str, extra: &str) -> String {
+    if extra.is_empty() {
+        format!(r#"{metric}{{stack="$stack"}}"#)
+    } else {
+        format!(r#"{metric}{{stack="$stack", {extra}}}"#)
+    }
+}
+
+/// A gauge summed by the labels `by`.
+fn total(metric: &str, extra: &str, by: &str) -> String {
+    format!("sum by ({by}) ({})", series(metric, extra))
+}
+
+/// A counter's per-second rate, summed by `by`.
+fn rate(metric: &str, extra: &str, by: &str) -> String {
+    format!(
+        "sum by ({by}) (rate({}[$__rate_interval]))",
+        series(metric, extra)
+    )
+}
+
+/// A counter's increase over the dashboard's range, summed by `by`.
+fn increase(metric: &str, extra: &str, by: &str) -> String {
+    format!(
+        "sum by ({by}) (increase({}[$__range]))",
+        series(metric, extra)
+    )
+}
+
+/// Quantile `q` of a histogram (`metric` without `_bucket`) by `by`.
+fn quantile(q: f64, metric: &str, extra: &str, by: &str) -> String {
+    format!(
+        "histogram_quantile({q}, sum by ({by}, le) (rate({}[$__rate_interval])))",
+        series(&format!("{metric}_bucket"), extra)
+    )
+}
+
+/// A histogram's mean since the agent started, by `by`.
+fn mean(metric: &str, by: &str) -> String {
+    format!(
+        "{} / {}",
+        total(&format!("{metric}_sum"), "", by),
+        total(&format!("{metric}_count"), "", by)
+    )
+}
+
+const SERVICE: &str = r#"service=~"$service""#;
+
+/// Every dashboard: each panel a title, a unit and its queries.
+pub fn all() -> Vec<Dashboard> {
+    vec![
+        Dashboard {
+            uid: "tug-overview",
+            title: "tug: stack overview",
+            panels: vec![
+                panel(
+                    "Replicas by state",
+                    "short",
+                    vec![(
+                        "{{service}} {{state}}",
+                        total("tug_replicas", "", "service, state"),
+                    )],
+                ),
+                panel(
+                    "Restarts and replacements",
+                    "short",
+                    vec![
+                        (
+                            "restarts {{service}}",
+                            increase("tug_replica_restarts_total", "", "service"),
+                        ),
+                        (
+                            "replacements {{service}}",
+                            increase("tug_replica_replacements_total", "", "service"),
+                        ),
+                    ],
+                ),
+                panel(
+                    "CPU by service (cores)",
+                    "short",
+                    vec![(
+                        "{{service}}",
+                        rate("tug_replica_cpu_seconds_total", "", "service"),
+                    )],
+                ),
+                panel(
+                    "Memory by service",
+                    "bytes",
+                    vec![(
+                        "{{service}}",
+                        total("tug_replica_memory_bytes", "", "service"),
+                    )],
+                ),
+                panel(
+                    "Network by service",
+                    "Bps",
+                    vec![
+                        (
+                            "in {{service}}",
+                            rate("tug_replica_network_receive_bytes_total", "", "service"),
+                        ),
+                        (
+                            "out {{service}}",
+                            rate("tug_replica_network_transmit_bytes_total", "", "service"),
+                        ),
+                    ],
+                ),
+                panel(
+                    "Health checks by result",
+                    "short",
+                    vec![(
+                        "{{service}} {{result}}",
+                        rate("tug_health_checks_total", "", "service, result"),
+                    )],
+                ),
+                panel(
+                    "Requests through the gateway",
+                    "reqps",
+                    vec![(
+                        "{{service}} {{code}}",
+                        rate("tug_gateway_requests_total", "", "service, code"),
+                    )],
+                ),
+            ],
+        },
+        Dashboard {
+            uid: "tug-service",
+            title: "tug: service golden signals",
+            panels: vec![
+                panel(
+                    "Traffic",
+                    "reqps",
+                    vec![(
+                        "{{service}}",
+                        rate("tug_gateway_requests_total", SERVICE, "service"),
+                    )],
+                ),
+                panel(
+                    "Errors (5xx and 503 without a replica)",
+                    "reqps",
+                    vec![
+                        (
+                            "5xx {{service}}",
+                            rate(
+                                "tug_gateway_requests_total",
+                                &format!(r#"{SERVICE}, code="5xx""#),
+                                "service",
+                            ),
+                        ),
+                        (
+                            "unavailable {{service}}",
+                            rate("tug_gateway_unavailable_total", SERVICE, "service"),
+                        ),
+                    ],
+                ),
+                panel(
+                    "Latency",
+                    "s",
+                    vec![
+                        (
+                            "p50 {{service}}",
+                            quantile(
+                                0.5,
+                                "tug_gateway_request_duration_seconds",
+                                SERVICE,
+                                "service",
+                            ),
+                        ),
+                        (
+                            "p99 {{service}}",
+                            quantile(
+                                0.99,
+                                "tug_gateway_request_duration_seconds",
+                                SERVICE,
+                                "service",
+                            ),
+                        ),
+                    ],
+                ),
+                panel(
+                    "Saturation: requests in flight",
+                    "short",
+                    vec![(
+                        "{{replica}}",
+                        total("tug_gateway_requests_in_flight", SERVICE, "replica"),
+                    )],
+                ),
+                panel(
+                    "Saturation: CPU per replica (cores)",
+                    "short",
+                    vec![(
+                        "{{replica}}",
+                        format!(
+                            "rate({}[$__rate_interval])",
+                            series("tug_replica_cpu_seconds_total", SERVICE)
+                        ),
+                    )],
+                ),
+                panel(
+                    "Saturation: memory per replica",
+                    "bytes",
+                    vec![("{{replica}}", series("tug_replica_memory_bytes", SERVICE))],
+                ),
+                panel(
+                    "Health check latency (p95)",
+                    "s",
+                    vec![(
+                        "{{service}}",
+                        quantile(
+                            0.95,
+                            "tug_health_check_duration_seconds",
+                            SERVICE,
+                            "service",
+                        ),
+                    )],
+                ),
+            ],
+        },
+        Dashboard {
+            uid: "tug-rollouts",
+            title: "tug: rollouts and scaling",
+            panels: vec![
+                panel(
+                    "Rollouts by outcome",
+                    "short",
+                    vec![("{{outcome}}", increase("tug_rollouts_total", "", "outcome"))],
+                ),
+                panel(
+                    "Rollout duration",
+                    "s",
+                    vec![(
+                        "mean {{outcome}}",
+                        mean("tug_rollout_duration_seconds", "outcome"),
+                    )],
+                ),
+                panel(
+                    "Scale decisions",
+                    "short",
+                    vec![(
+                        "{{service}} {{direction}}",
+                        increase("tug_scale_decisions_total", "", "service, direction"),
+                    )],
+                ),
+                panel(
+                    "Running replicas",
+                    "short",
+                    vec![(
+                        "{{service}}",
+                        total("tug_replicas", r#"state="running""#, "service"),
+                    )],
+                ),
+                panel(
+                    "Image builds",
+                    "short",
+                    vec![(
+                        "{{service}} {{outcome}}",
+                        total("tug_builds_total", "", "service, outcome"),
+                    )],
+                ),
+                panel(
+                    "Image build time (mean)",
+                    "s",
+                    vec![("{{service}}", mean("tug_build_duration_seconds", "service"))],
+                ),
+                panel(
+                    "Pipeline runs by outcome",
+                    "short",
+                    vec![(
+                        "{{pipeline}} {{outcome}}",
+                        increase("tug_pipeline_runs_total", "", "pipeline, outcome"),
+                    )],
+                ),
+                panel(
+                    "Pipeline run and job time (mean)",
+                    "s",
+                    vec![
+                        (
+                            "{{pipeline}}",
+                            mean("tug_pipeline_duration_seconds", "pipeline"),
+                        ),
+                        (
+                            "{{pipeline}} / {{job}}",
+                            mean("tug_pipeline_job_duration_seconds", "pipeline, job"),
+                        ),
+                    ],
+                ),
+            ],
+        },
+        Dashboard {
+            uid: "tug-cold-starts",
+            title: "tug: cold starts",
+            panels: vec![
+                panel(
+                    "Cold starts",
+                    "short",
+                    vec![(
+                        "{{service}}",
+                        increase("tug_cold_start_seconds_count", "", "service"),
+                    )],
+                ),
+                panel(
+                    "Cold start time (p95)",
+                    "s",
+                    vec![(
+                        "{{service}}",
+                        quantile(0.95, "tug_cold_start_seconds", "", "service"),
+                    )],
+                ),
+            ],
+        },
+    ]
+}
 
 fn dashboard_json(d: &Dashboard) -> Value {
     let ds = json!({ "type": "prometheus", "uid": DATASOURCE_UID });
@@ -355,7 +430,7 @@ fn dashboard_json(d: &Dashboard) -> Value {
 
 /// Every dashboard as (file name, Grafana JSON).
 pub fn dashboards() -> Vec<(String, String)> {
-    DASHBOARDS
+    all()
         .iter()
         .map(|d| {
             let text = serde_json::to_string_pretty(&dashboard_json(d)).unwrap_or_default();

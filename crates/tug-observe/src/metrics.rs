@@ -167,6 +167,63 @@ fn long_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.25, 2.0, 14))
 }
 
+/// What a family's labels must be.
+trait Labels:
+    Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static
+{
+}
+impl<
+        L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    > Labels for L
+{
+}
+
+/// A family of counters by `L`, registered as `tug_{name}_total`.
+fn counters<L: Labels>(r: &mut Registry, name: &str, help: &str) -> Family<L, Counter> {
+    let f = Family::default();
+    r.register(name, help, f.clone());
+    f
+}
+
+/// A family of gauges by `L`, registered as `tug_{name}`.
+fn gauges<L: Labels>(r: &mut Registry, name: &str, help: &str) -> Family<L, Gauge> {
+    let f = Family::default();
+    r.register(name, help, f.clone());
+    f
+}
+
+/// A family of histograms of seconds by `L`, registered as
+/// `tug_{name}_seconds`, with `buckets`.
+fn seconds<L: Labels>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    buckets: fn() -> Histogram,
+) -> HistogramFamily<L> {
+    let f = Family::new_with_constructor(buckets);
+    r.register_with_unit(name, help, Unit::Seconds, f.clone());
+    f
+}
+
+fn service(service: &str) -> ServiceLabels {
+    ServiceLabels {
+        service: service.into(),
+    }
+}
+
+fn replica(service: &str, replica: &str) -> ReplicaLabels {
+    ReplicaLabels {
+        service: service.into(),
+        replica: replica.into(),
+    }
+}
+
+fn pipeline(pipeline: &str) -> PipelineLabels {
+    PipelineLabels {
+        pipeline: pipeline.into(),
+    }
+}
+
 /// The agent's registry and the families it feeds.
 #[derive(Debug)]
 pub struct Metrics {
@@ -195,100 +252,86 @@ impl Metrics {
             "tug",
             [("stack".into(), stack.to_string().into())].into_iter(),
         );
+        let r = &mut registry;
         let m = Metrics {
-            replicas: Family::default(),
-            restarts: Family::default(),
-            replacements: Family::default(),
-            checks: Family::default(),
-            check_duration: Family::new_with_constructor(probe_buckets),
-            rollouts: Family::default(),
-            rollout_duration: Family::new_with_constructor(long_buckets),
-            scale_decisions: Family::default(),
-            desired: Family::default(),
-            builds: Family::default(),
-            build_duration: Family::new_with_constructor(long_buckets),
-            pipeline_runs: Family::default(),
-            pipeline_duration: Family::new_with_constructor(long_buckets),
-            pipeline_job_duration: Family::new_with_constructor(long_buckets),
+            replicas: gauges(
+                r,
+                "replicas",
+                "Replicas by service and state (running, exited, ...)",
+            ),
+            restarts: counters(
+                r,
+                "replica_restarts",
+                "Restarts of a replica that exited, by the agent",
+            ),
+            replacements: counters(
+                r,
+                "replica_replacements",
+                "Replicas replaced after failing their health checks",
+            ),
+            checks: counters(
+                r,
+                "health_checks",
+                "Health probes run by the agent, by result",
+            ),
+            check_duration: seconds(
+                r,
+                "health_check_duration",
+                "Time a health probe took to answer or fail",
+                probe_buckets,
+            ),
+            rollouts: counters(
+                r,
+                "rollouts",
+                "Converges of the stack that changed something, by outcome",
+            ),
+            rollout_duration: seconds(
+                r,
+                "rollout_duration",
+                "Time from the start of a converge to its end, by outcome",
+                long_buckets,
+            ),
+            scale_decisions: counters(
+                r,
+                "scale_decisions",
+                "Autoscaler decisions that changed a service's replica count",
+            ),
+            desired: gauges(
+                r,
+                "service_desired_replicas",
+                "Replicas the autoscaler last asked for",
+            ),
+            builds: counters(
+                r,
+                "builds",
+                "Image preparations (build or look-up) for a service, by outcome",
+            ),
+            build_duration: seconds(
+                r,
+                "build_duration",
+                "Time to prepare a service's image",
+                long_buckets,
+            ),
+            pipeline_runs: counters(
+                r,
+                "pipeline_runs",
+                "Pipeline runs the agent started, by outcome (succeeded, failed, cancelled, error)",
+            ),
+            pipeline_duration: seconds(
+                r,
+                "pipeline_duration",
+                "Time from the start of a pipeline run to its end",
+                long_buckets,
+            ),
+            pipeline_job_duration: seconds(
+                r,
+                "pipeline_job_duration",
+                "Time a job of a pipeline run took, retries included",
+                long_buckets,
+            ),
             resources: Arc::default(),
             registry: Registry::default(),
         };
-        let r = &mut registry;
-        r.register(
-            "replicas",
-            "Replicas by service and state (running, exited, ...)",
-            m.replicas.clone(),
-        );
-        r.register(
-            "replica_restarts",
-            "Restarts of a replica that exited, by the agent",
-            m.restarts.clone(),
-        );
-        r.register(
-            "replica_replacements",
-            "Replicas replaced after failing their health checks",
-            m.replacements.clone(),
-        );
-        r.register(
-            "health_checks",
-            "Health probes run by the agent, by result",
-            m.checks.clone(),
-        );
-        r.register_with_unit(
-            "health_check_duration",
-            "Time a health probe took to answer or fail",
-            Unit::Seconds,
-            m.check_duration.clone(),
-        );
-        r.register(
-            "rollouts",
-            "Converges of the stack that changed something, by outcome",
-            m.rollouts.clone(),
-        );
-        r.register_with_unit(
-            "rollout_duration",
-            "Time from the start of a converge to its end, by outcome",
-            Unit::Seconds,
-            m.rollout_duration.clone(),
-        );
-        r.register(
-            "scale_decisions",
-            "Autoscaler decisions that changed a service's replica count",
-            m.scale_decisions.clone(),
-        );
-        r.register(
-            "service_desired_replicas",
-            "Replicas the autoscaler last asked for",
-            m.desired.clone(),
-        );
-        r.register(
-            "builds",
-            "Image preparations (build or look-up) for a service, by outcome",
-            m.builds.clone(),
-        );
-        r.register_with_unit(
-            "build_duration",
-            "Time to prepare a service's image",
-            Unit::Seconds,
-            m.build_duration.clone(),
-        );
-        r.register(
-            "pipeline_runs",
-            "Pipeline runs the agent started, by outcome (succeeded, failed, cancelled, error)",
-            m.pipeline_runs.clone(),
-        );
-        r.register_with_unit(
-            "pipeline_duration",
-            "Time from the start of a pipeline run to its end",
-            Unit::Seconds,
-            m.pipeline_duration.clone(),
-        );
-        r.register_with_unit(
-            "pipeline_job_duration",
-            "Time a job of a pipeline run took, retries included",
-            Unit::Seconds,
-            m.pipeline_job_duration.clone(),
-        );
         r.register_collector(Box::new(Arc::clone(&m.resources)));
         Metrics { registry, ..m }
     }
@@ -306,12 +349,9 @@ impl Metrics {
         replicas: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
     ) {
         let mut counts = std::collections::BTreeMap::<(String, String), i64>::new();
-        for (service, replica, state) in replicas {
+        for (service, replica_name, state) in replicas {
             *counts.entry((service.into(), state.into())).or_default() += 1;
-            let l = ReplicaLabels {
-                service: service.into(),
-                replica: replica.into(),
-            };
+            let l = replica(service, replica_name);
             drop(self.restarts.get_or_create(&l));
             drop(self.replacements.get_or_create(&l));
             for direction in [Direction::up, Direction::down] {
@@ -329,21 +369,13 @@ impl Metrics {
         }
     }
 
-    pub fn restarted(&self, service: &str, replica: &str) {
-        self.restarts
-            .get_or_create(&ReplicaLabels {
-                service: service.into(),
-                replica: replica.into(),
-            })
-            .inc();
+    pub fn restarted(&self, service: &str, name: &str) {
+        self.restarts.get_or_create(&replica(service, name)).inc();
     }
 
-    pub fn replaced(&self, service: &str, replica: &str) {
+    pub fn replaced(&self, service: &str, name: &str) {
         self.replacements
-            .get_or_create(&ReplicaLabels {
-                service: service.into(),
-                replica: replica.into(),
-            })
+            .get_or_create(&replica(service, name))
             .inc();
     }
 
@@ -361,9 +393,7 @@ impl Metrics {
             })
             .inc();
         self.check_duration
-            .get_or_create(&ServiceLabels {
-                service: service.into(),
-            })
+            .get_or_create(&self::service(service))
             .observe(seconds);
     }
 
@@ -376,9 +406,7 @@ impl Metrics {
     /// The autoscaler decided `desired` replicas for a service at `current`.
     pub fn scaled(&self, service: &str, current: u32, desired: u32) {
         self.desired
-            .get_or_create(&ServiceLabels {
-                service: service.into(),
-            })
+            .get_or_create(&self::service(service))
             .set(i64::from(desired));
         let direction = match desired.cmp(&current) {
             std::cmp::Ordering::Greater => Direction::up,
@@ -407,35 +435,31 @@ impl Metrics {
             .inc();
         if ok {
             self.build_duration
-                .get_or_create(&ServiceLabels {
-                    service: service.into(),
-                })
+                .get_or_create(&self::service(service))
                 .observe(seconds);
         }
     }
 
     /// A pipeline run ended with `outcome` after `seconds` (`None`: its
     /// start was not seen).
-    pub fn pipeline_ran(&self, pipeline: &str, outcome: &str, seconds: Option<f64>) {
+    pub fn pipeline_ran(&self, name: &str, outcome: &str, seconds: Option<f64>) {
         self.pipeline_runs
             .get_or_create(&PipelineRunLabels {
-                pipeline: pipeline.into(),
+                pipeline: name.into(),
                 outcome: outcome.into(),
             })
             .inc();
         if let Some(s) = seconds {
             self.pipeline_duration
-                .get_or_create(&PipelineLabels {
-                    pipeline: pipeline.into(),
-                })
+                .get_or_create(&pipeline(name))
                 .observe(s);
         }
     }
 
-    pub fn pipeline_job(&self, pipeline: &str, job: &str, seconds: f64) {
+    pub fn pipeline_job(&self, name: &str, job: &str, seconds: f64) {
         self.pipeline_job_duration
             .get_or_create(&PipelineJobLabels {
-                pipeline: pipeline.into(),
+                pipeline: name.into(),
                 job: job.into(),
             })
             .observe(seconds);
@@ -475,10 +499,7 @@ impl Collector for Resources {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let labels = |r: &ReplicaResources| ReplicaLabels {
-            service: r.service.clone(),
-            replica: r.replica.clone(),
-        };
+        let labels = |r: &ReplicaResources| replica(&r.service, &r.replica);
         let mut counter = |name: &str,
                            help: &str,
                            unit: Unit,

@@ -11,6 +11,11 @@
 //! | headers   | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS`    | `otlp.headers`      |
 //! | sampling  | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`                    | `otlp.sampling`     |
 //! | logs      | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (as is)                          | `otlp.logs: true`   |
+//! | CA (PEM)  | `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CERTIFICATE` | `otlp.certificate` |
+//! | mutual TLS | `…_CLIENT_CERTIFICATE` and `…_CLIENT_KEY`, likewise               | `otlp.client_certificate`, `otlp.client_key` |
+//!
+//! (`_LOGS_` in place of `_TRACES_` for the forwarded logs.) An `https://`
+//! endpoint trusts the system's roots and the CA file; see [`Tls`].
 //!
 //! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` name the resource
 //! (`service.name` is `tug` otherwise). Nothing is exported without an
@@ -31,6 +36,7 @@ use opentelemetry_sdk::trace::{
 };
 use opentelemetry_sdk::Resource;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tug_spec::{Otlp, OtlpProtocol};
@@ -59,6 +65,72 @@ pub fn tracer(name: &'static str) -> Option<opentelemetry::global::BoxedTracer> 
     enabled().then(|| opentelemetry::global::tracer(name))
 }
 
+/// The current span's context as W3C `traceparent` (and `tracestate`)
+/// headers, for a request to another tug process; none when tracing is off
+/// or no span is current.
+pub fn context_headers() -> Vec<(String, String)> {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !enabled() {
+        return Vec::new();
+    }
+    let cx = tracing::Span::current().context();
+    let mut h = Headers::default();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut h);
+    h.0
+}
+
+/// Makes `span` the child of the remote span that `headers` name in a W3C
+/// `traceparent`, when they name one and tracing is on.
+pub fn set_remote_parent<'a>(
+    span: &tracing::Span,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !enabled() {
+        return;
+    }
+    let h = Headers(
+        headers
+            .into_iter()
+            .filter(|(k, _)| {
+                k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate")
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect(),
+    );
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&h);
+    if cx.span().span_context().is_valid() {
+        // Fails only for a span already started elsewhere: then it keeps
+        // its parent.
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Trace context headers, lower-case names.
+#[derive(Default)]
+struct Headers(Vec<(String, String)>);
+
+impl opentelemetry::propagation::Injector for Headers {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_string(), value));
+    }
+}
+
+impl opentelemetry::propagation::Extractor for Headers {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     #[error("{var}: `{value}` is not one of {expected}")]
@@ -75,6 +147,33 @@ pub enum TraceError {
     },
     #[error("cannot start the exporter's runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("{named_by}: cannot read {}", path.display())]
+    TlsRead {
+        named_by: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{named_by}: {} holds no {what} in PEM form", path.display())]
+    TlsPem {
+        named_by: &'static str,
+        path: PathBuf,
+        what: &'static str,
+    },
+    #[error("{named_by}: {} is not usable", path.display())]
+    TlsUnusable {
+        named_by: &'static str,
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{given} is set but {missing} is not: mutual TLS needs both the client certificate and its key")]
+    TlsHalf {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("cannot start the HTTP client for {endpoint}: {reason}")]
+    HttpClient { endpoint: String, reason: String },
 }
 
 /// Which spans are kept.
@@ -105,6 +204,24 @@ pub struct Destination {
     pub endpoint: String,
     pub protocol: OtlpProtocol,
     pub headers: BTreeMap<String, String>,
+    pub tls: Tls,
+}
+
+/// The PEM files that secure an `https://` destination; the system's roots
+/// are trusted besides `ca`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tls {
+    pub ca: Option<PemFile>,
+    /// The client certificate and its key, for mutual TLS.
+    pub client: Option<(PemFile, PemFile)>,
+}
+
+/// A PEM file, with where it was named (a variable or a tug.yaml key), so a
+/// bad one is reported against the setting that named it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PemFile {
+    pub path: PathBuf,
+    pub named_by: &'static str,
 }
 
 /// Settings resolved from the variables and the file.
@@ -160,10 +277,61 @@ impl Settings {
             }
             h
         };
+        let tls = |signal: Signal| -> Result<Tls, TraceError> {
+            let [ca_vars, cert_vars, key_vars] = signal.tls_vars();
+            let pem = |vars: [&'static str; 2], key: &'static str, in_file: Option<&PathBuf>| {
+                vars.iter()
+                    .find_map(|v| {
+                        env(v).map(|p| PemFile {
+                            path: PathBuf::from(p),
+                            named_by: v,
+                        })
+                    })
+                    .or_else(|| {
+                        in_file.map(|path| PemFile {
+                            path: path.clone(),
+                            named_by: key,
+                        })
+                    })
+            };
+            let ca = pem(
+                ca_vars,
+                "observe.otlp.certificate",
+                file.and_then(|f| f.certificate.as_ref()),
+            );
+            let cert = pem(
+                cert_vars,
+                "observe.otlp.client_certificate",
+                file.and_then(|f| f.client_certificate.as_ref()),
+            );
+            let key = pem(
+                key_vars,
+                "observe.otlp.client_key",
+                file.and_then(|f| f.client_key.as_ref()),
+            );
+            let client = match (cert, key) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                (Some(c), None) => {
+                    return Err(TraceError::TlsHalf {
+                        given: c.named_by,
+                        missing: key_vars[1],
+                    })
+                }
+                (None, Some(k)) => {
+                    return Err(TraceError::TlsHalf {
+                        given: k.named_by,
+                        missing: cert_vars[1],
+                    })
+                }
+            };
+            Ok(Tls { ca, client })
+        };
         let destination = |signal_endpoint: Option<String>,
                            path: &str,
                            protocol: OtlpProtocol,
-                           headers: BTreeMap<String, String>| {
+                           headers: BTreeMap<String, String>,
+                           tls: Tls| {
             let endpoint = match signal_endpoint {
                 Some(e) => e,
                 None => {
@@ -181,6 +349,7 @@ impl Settings {
                 endpoint,
                 protocol,
                 headers,
+                tls,
             })
         };
         let traces = if traces_off {
@@ -191,6 +360,7 @@ impl Settings {
                 "v1/traces",
                 protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?,
                 headers("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+                tls(Signal::Traces)?,
             )
         };
         let logs_endpoint = env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT");
@@ -202,6 +372,7 @@ impl Settings {
                 "v1/logs",
                 protocol("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")?,
                 headers("OTEL_EXPORTER_OTLP_LOGS_HEADERS"),
+                tls(Signal::Logs)?,
             )
         };
         let ratio = |default: f64| -> Result<f64, TraceError> {
@@ -244,6 +415,49 @@ impl Settings {
             logs,
             sampling,
         })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    /// The variables naming the CA, the client certificate and the client
+    /// key: each the signal's own, then the generic one.
+    fn tls_vars(self) -> [[&'static str; 2]; 3] {
+        match self {
+            Signal::Traces => [
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+            ],
+            Signal::Logs => [
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+            ],
+        }
     }
 }
 
@@ -524,6 +738,7 @@ mod tests {
             headers: [("a".to_string(), "file".to_string())].into(),
             sampling: Some(0.5),
             logs: true,
+            ..Otlp::default()
         };
         let s = Settings::resolve(env(&[]), Some(&file)).unwrap();
         let t = s.traces.unwrap();
@@ -595,6 +810,55 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("OTEL_TRACES_SAMPLER_ARG"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_signal_variable_then_generic_then_file() {
+        let file = Otlp {
+            endpoint: Some("https://c:4317".into()),
+            certificate: Some("/etc/file-ca.pem".into()),
+            client_certificate: Some("/etc/file.pem".into()),
+            client_key: Some("/etc/file.key".into()),
+            logs: true,
+            ..Otlp::default()
+        };
+        let s = Settings::resolve(env(&[]), Some(&file)).unwrap();
+        let t = s.traces.unwrap().tls;
+        let ca = t.ca.unwrap();
+        assert_eq!(
+            (ca.path.to_str().unwrap(), ca.named_by),
+            ("/etc/file-ca.pem", "observe.otlp.certificate")
+        );
+        assert_eq!(t.client.unwrap().1.named_by, "observe.otlp.client_key");
+        let s = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "/env/logs-ca.pem"),
+            ]),
+            Some(&file),
+        )
+        .unwrap();
+        let ca = s.traces.unwrap().tls.ca.unwrap();
+        assert_eq!(
+            (ca.path.to_str().unwrap(), ca.named_by),
+            ("/env/ca.pem", "OTEL_EXPORTER_OTLP_CERTIFICATE")
+        );
+        let ca = s.logs.unwrap().tls.ca.unwrap();
+        assert_eq!(ca.named_by, "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE");
+        let e = Settings::resolve(
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/env/k.pem"),
+            ]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY is set")
+                && e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            "{e}"
+        );
     }
 
     #[test]

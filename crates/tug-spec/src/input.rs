@@ -308,6 +308,12 @@ struct OtlpIn {
     sampling: Option<f64>,
     /// Forward the replicas' log lines as OTLP log records.
     logs: Option<bool>,
+    /// A PEM file of CA certificates trusted for an https:// endpoint, relative to this file.
+    certificate: Option<String>,
+    /// The PEM client certificate for mutual TLS, relative to this file.
+    client_certificate: Option<String>,
+    /// The PEM key of `client_certificate`, relative to this file.
+    client_key: Option<String>,
 }
 
 #[derive(JsonSchema)]

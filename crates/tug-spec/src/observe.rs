@@ -8,6 +8,7 @@ use crate::yaml::Node;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 /// The agent's HTTP listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,15 @@ pub struct Otlp {
     /// Forward the replicas' log lines as OTLP log records.
     #[serde(default)]
     pub logs: bool,
+    /// A PEM file of CA certificates trusted for an `https://` endpoint,
+    /// besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// The PEM client certificate and key, for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,20 +71,29 @@ impl Observe {
 }
 
 const OBSERVE_KEYS: &[&str] = &["otlp"];
-const OTLP_KEYS: &[&str] = &["endpoint", "protocol", "headers", "sampling", "logs"];
+const OTLP_KEYS: &[&str] = &[
+    "endpoint",
+    "protocol",
+    "headers",
+    "sampling",
+    "logs",
+    "certificate",
+    "client_certificate",
+    "client_key",
+];
 
 impl Cx<'_> {
     /// The stack's `observe:`.
-    pub(crate) fn observe(&mut self, n: &Node) -> Option<Observe> {
+    pub(crate) fn observe(&mut self, n: &Node, dir: &Path) -> Option<Observe> {
         let f = self.fields(n, "observe", OBSERVE_KEYS)?;
         let otlp = match f.get("otlp") {
-            Some(o) => Some(self.otlp(o)?),
+            Some(o) => Some(self.otlp(o, dir)?),
             None => None,
         };
         Some(Observe { otlp })
     }
 
-    fn otlp(&mut self, n: &Node) -> Option<Otlp> {
+    fn otlp(&mut self, n: &Node, dir: &Path) -> Option<Otlp> {
         let f = self.fields(n, "observe.otlp", OTLP_KEYS)?;
         let mut o = Otlp::default();
         let mut ok = true;
@@ -152,6 +171,44 @@ impl Cx<'_> {
                 Some(b) => o.logs = b,
                 None => ok = false,
             }
+        }
+        for (key, slot) in [
+            ("certificate", &mut o.certificate),
+            ("client_certificate", &mut o.client_certificate),
+            ("client_key", &mut o.client_key),
+        ] {
+            let Some(v) = f.get(key) else { continue };
+            let what = format!("observe.otlp.{key}");
+            let Some(p) = self.string(v, &what) else {
+                ok = false;
+                continue;
+            };
+            let path = dir.join(p);
+            // Read now, so a missing or unreadable file is reported here
+            // rather than when the first span is sent.
+            if let Err(e) = std::fs::File::open(&path).and_then(|f| {
+                if f.metadata()?.is_dir() {
+                    return Err(std::io::Error::other("a directory, not a file"));
+                }
+                Ok(())
+            }) {
+                self.err(
+                    v,
+                    format!("`{what}`: cannot read {}: {e}", path.display()),
+                    Some("give the path of a PEM file, relative to this file".into()),
+                );
+                ok = false;
+                continue;
+            }
+            *slot = Some(path);
+        }
+        if o.client_certificate.is_some() != o.client_key.is_some() {
+            self.err(
+                n,
+                "`observe.otlp` needs both `client_certificate` and `client_key` for mutual TLS, or neither",
+                None,
+            );
+            ok = false;
         }
         ok.then_some(o)
     }
@@ -235,6 +292,48 @@ mod tests {
         );
         let e = parse("name: a\nobserve:\n  otlp:\n    sample: 1\n").unwrap_err();
         assert!(e.contains("tug.yaml:4:5") && e.contains("sampling"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_are_relative_to_the_file_and_must_be_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pki")).unwrap();
+        for f in ["pki/ca.pem", "pki/client.pem", "pki/client.key"] {
+            std::fs::write(dir.path().join(f), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        }
+        let file = dir.path().join("tug.yaml");
+        let s = parse_str(
+            "name: a\nobserve:\n  otlp:\n    endpoint: https://c:4317\n    certificate: pki/ca.pem\n    client_certificate: pki/client.pem\n    client_key: pki/client.key\n",
+            &file,
+        )
+        .unwrap();
+        let o = s.observe.otlp.unwrap();
+        assert_eq!(o.certificate, Some(dir.path().join("pki/ca.pem")));
+        assert_eq!(o.client_key, Some(dir.path().join("pki/client.key")));
+        let e = parse_str(
+            "name: a\nobserve:\n  otlp:\n    certificate: pki/missing.pem\n",
+            &file,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("tug.yaml:4:18") && e.contains("missing.pem") && e.contains("cannot read"),
+            "{e}"
+        );
+        let e = parse_str("name: a\nobserve:\n  otlp:\n    certificate: pki\n", &file)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tug.yaml:4:18"), "{e}");
+        let e = parse_str(
+            "name: a\nobserve:\n  otlp:\n    client_certificate: pki/client.pem\n",
+            &file,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("tug.yaml:4:5") && e.contains("client_key"),
+            "{e}"
+        );
     }
 
     #[test]

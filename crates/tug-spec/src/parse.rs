@@ -871,7 +871,7 @@ impl<'f> Cx<'f> {
         let dashboard = f.get("dashboard").and_then(|d| self.dashboard(d));
         let observe = f
             .get("observe")
-            .and_then(|o| self.observe(o))
+            .and_then(|o| self.observe(o, dir))
             .unwrap_or_default();
         Some(Stack {
             name: name?,

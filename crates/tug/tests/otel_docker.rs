@@ -3,180 +3,23 @@
 //! its tonic services, HTTP/protobuf with an axum handler.
 
 mod common;
+#[path = "../../tug-observe/tests/support/otlp_receiver.rs"]
+mod otlp_receiver;
 
 use common::*;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
-use std::sync::{Arc, Mutex};
+use otlp_receiver::{attr, hex, incoming, Got, Receiver};
 
-/// A span as received, with its resource's attributes.
-#[derive(Clone, Debug)]
-struct Got {
-    span: Span,
-    resource: Vec<KeyValue>,
-}
-
-#[derive(Clone, Default)]
-struct Received {
-    spans: Arc<Mutex<Vec<Got>>>,
-    logs: Arc<Mutex<Vec<LogRecord>>>,
-}
-
-impl Received {
-    fn traces(&self, req: ExportTraceServiceRequest) {
-        let mut s = self.spans.lock().unwrap();
-        for rs in req.resource_spans {
-            let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    s.push(Got {
-                        span,
-                        resource: resource.clone(),
-                    });
-                }
-            }
-        }
-    }
-    fn logs(&self, req: ExportLogsServiceRequest) {
-        let mut l = self.logs.lock().unwrap();
-        for rl in req.resource_logs {
-            for sl in rl.scope_logs {
-                l.extend(sl.log_records);
-            }
-        }
-    }
-    fn spans(&self) -> Vec<Got> {
-        self.spans.lock().unwrap().clone()
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Received {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.traces(req.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for Received {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.logs(req.into_inner());
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
-    }
-}
-
-/// The receiver: gRPC and HTTP/protobuf on loopback ports of its own.
-struct Receiver {
-    got: Received,
-    grpc: u16,
-    http: u16,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let got = Received::default();
-        let (grpc, http) = rt.block_on(async {
-            let g = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let ports = (
-                g.local_addr().unwrap().port(),
-                h.local_addr().unwrap().port(),
-            );
-            let incoming = futures_util::stream::unfold(g, |l| async move {
-                let r = l.accept().await.map(|(s, _)| s);
-                Some((r, l))
-            });
-            let svc = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(got.clone()))
-                .add_service(LogsServiceServer::new(got.clone()));
-            tokio::spawn(svc.serve_with_incoming(incoming));
-            let (t, l) = (got.clone(), got.clone());
-            let app = axum::Router::new()
-                .route(
-                    "/v1/traces",
-                    axum::routing::post(move |body: axum::body::Bytes| {
-                        let t = t.clone();
-                        async move {
-                            match ExportTraceServiceRequest::decode(body) {
-                                Ok(req) => {
-                                    t.traces(req);
-                                    (
-                                        axum::http::StatusCode::OK,
-                                        ExportTraceServiceResponse::default().encode_to_vec(),
-                                    )
-                                }
-                                Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                            }
-                        }
-                    }),
-                )
-                .route(
-                    "/v1/logs",
-                    axum::routing::post(move |body: axum::body::Bytes| {
-                        let l = l.clone();
-                        async move {
-                            match ExportLogsServiceRequest::decode(body) {
-                                Ok(req) => {
-                                    l.logs(req);
-                                    (
-                                        axum::http::StatusCode::OK,
-                                        ExportLogsServiceResponse::default().encode_to_vec(),
-                                    )
-                                }
-                                Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                            }
-                        }
-                    }),
-                );
-            tokio::spawn(async move { axum::serve(h, app).await });
-            ports
-        });
-        Receiver {
-            got,
-            grpc,
-            http,
-            _rt: rt,
-        }
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|a| a.key == key)
-        .and_then(|a| a.value.as_ref()?.value.as_ref())
-        .map(|v| match v {
-            any_value::Value::StringValue(s) => s.clone(),
-            any_value::Value::IntValue(i) => i.to_string(),
-            other => format!("{other:?}"),
-        })
+/// The receiver: gRPC and HTTP/protobuf, in the clear.
+fn receiver() -> Receiver {
+    Receiver::start(
+        |g, got| {
+            tonic::transport::Server::builder()
+                .add_routes(got.grpc())
+                .serve_with_incoming(incoming(g))
+        },
+        |h, got| async move { axum::serve(h, got.http()).await },
+    )
 }
 
 /// GET with headers, over HTTP/1.0; the whole response.
@@ -200,7 +43,7 @@ fn a_request_through_the_gateway_is_one_trace_with_the_replica_over_grpc() {
     if !engine() {
         return;
     }
-    let rx = Receiver::start();
+    let rx = receiver();
     let port = free_port();
     let s = TestStack::new("otel", "");
     let yaml = format!(
@@ -336,7 +179,7 @@ fn up_exports_its_steps_over_http_and_sampling_zero_exports_none() {
     if !engine() {
         return;
     }
-    let rx = Receiver::start();
+    let rx = receiver();
     let s = TestStack::new("otelh", &service("web", ""));
     let endpoint = format!("http://127.0.0.1:{}", rx.http);
     let out = s
@@ -414,6 +257,89 @@ fn up_exports_its_steps_over_http_and_sampling_zero_exports_none() {
         1,
         "a sampled `tug ps` exports its span"
     );
+    let out = s.run(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn the_agents_converge_for_up_is_in_the_trace_of_the_cli_up() {
+    if !engine() {
+        return;
+    }
+    let rx = receiver();
+    let s = TestStack::new("otelc", &service("web", ""));
+    let out = s
+        .command(&["up", "-d"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", rx.http),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let root = rx
+        .got
+        .spans()
+        .into_iter()
+        .find(|g| {
+            g.span.name == "tug" && attr(&g.span.attributes, "command").as_deref() == Some("up")
+        })
+        .expect("the CLI's `up` span");
+    let trace = root.span.trace_id.clone();
+    let in_trace = || -> Vec<Span> {
+        rx.got
+            .spans()
+            .into_iter()
+            .map(|g| g.span)
+            .filter(|s| s.trace_id == trace)
+            .collect()
+    };
+    wait_until("the agent's converge arrives in the CLI's trace", || {
+        let spans = in_trace();
+        ["converge", "apply", "service"]
+            .iter()
+            .all(|n| spans.iter().any(|s| s.name == *n))
+    });
+    let spans = in_trace();
+    let named = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap_or_else(|| panic!("no {n} span: {spans:#?}"))
+    };
+    // Each span's ancestors, nearest first, as far as they are in the trace.
+    let ancestors = |s: &Span| {
+        let mut out = Vec::new();
+        let mut parent = s.parent_span_id.clone();
+        while let Some(p) = spans.iter().find(|x| x.span_id == parent) {
+            out.push(p.name.clone());
+            parent = p.parent_span_id.clone();
+        }
+        out
+    };
+    let call = named("POST /v1/up");
+    assert_eq!(call.kind, SERVER, "the agent's side of the call: {call:?}");
+    assert_eq!(
+        ancestors(call).last().map(String::as_str),
+        Some("tug"),
+        "the call's parent is in the CLI's `up`"
+    );
+    let converge = named("converge");
+    assert_eq!(converge.parent_span_id, call.span_id);
+    assert!(
+        ancestors(named("apply")).contains(&"converge".to_string()),
+        "{:?}",
+        ancestors(named("apply"))
+    );
+    assert!(ancestors(named("service")).contains(&"apply".to_string()));
+    // The trace has one root: the CLI's.
+    assert_eq!(
+        spans.iter().filter(|s| s.parent_span_id.is_empty()).count(),
+        1,
+        "{spans:#?}"
+    );
+    assert!(root.span.parent_span_id.is_empty());
     let out = s.run(&["down"]);
     assert!(out.status.success(), "{}", text(&out));
 }
