@@ -183,15 +183,7 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
                 .iter()
                 .map(|u| not_run(u, JobStatus::Cancelled, reason.clone()))
                 .collect();
-            return Ok(RunReport {
-                id: ctx.cfg.id,
-                stack: ctx.cfg.stack.clone(),
-                pipeline: ctx.cfg.pipeline_name.clone(),
-                status,
-                started: started_at,
-                seconds: clock.elapsed().as_secs_f64(),
-                jobs,
-            });
+            return Ok(ctx.report(status, started_at, clock, jobs));
         }
     }
     let stop_watch = CancellationToken::new();
@@ -336,15 +328,27 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
     // Workspaces are scratch; logs and artifacts stay with the run.
     let ws = run_dir.join("ws");
     let _ = tokio::task::spawn_blocking(move || files::remove_tree(&ws)).await;
-    Ok(RunReport {
-        id: ctx.cfg.id,
-        stack: ctx.cfg.stack.clone(),
-        pipeline: ctx.cfg.pipeline_name.clone(),
-        status,
-        started: started_at,
-        seconds: clock.elapsed().as_secs_f64(),
-        jobs,
-    })
+    Ok(ctx.report(status, started_at, clock, jobs))
+}
+
+impl Ctx {
+    fn report(
+        &self,
+        status: RunStatus,
+        started: i64,
+        clock: Instant,
+        jobs: Vec<JobReport>,
+    ) -> RunReport {
+        RunReport {
+            id: self.cfg.id,
+            stack: self.cfg.stack.clone(),
+            pipeline: self.cfg.pipeline_name.clone(),
+            status,
+            started,
+            seconds: clock.elapsed().as_secs_f64(),
+            jobs,
+        }
+    }
 }
 
 /// The report of a unit that never ran a step.
