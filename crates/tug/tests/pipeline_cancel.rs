@@ -10,7 +10,6 @@ mod common;
 use common::project::Project;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const WORKFLOW: &str = r#"name: deploy
 on:
@@ -63,17 +62,6 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn start_long(p: &Project, dir: &Path, log: &str) -> (std::process::Child, PathBuf) {
     let wf = dir.join(".github/workflows/deploy.yml");
     let wf = wf.to_str().unwrap();
@@ -82,7 +70,7 @@ fn start_long(p: &Project, dir: &Path, log: &str) -> (std::process::Child, PathB
         log,
     );
     let started = dir.join("started.txt");
-    wait_for("the long step", Duration::from_secs(60), || {
+    common::wait_until("the long step started", || {
         read(&started).lines().count() == 1
     });
     (child, err)
