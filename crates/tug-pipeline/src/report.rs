@@ -222,7 +222,12 @@ pub fn junit(r: &RunReport) -> String {
                 let _ = w.write_event(Event::Empty(f));
             }
             JobStatus::Skipped | JobStatus::Cancelled => {
-                let msg = j.reason.clone().unwrap_or_else(|| status.as_str().into());
+                // A step says which of the two it is, then the job's reason.
+                let msg = match (s, &j.reason) {
+                    (Some(_), Some(r)) => format!("{}: {r}", status.as_str()),
+                    (None, Some(r)) => r.clone(),
+                    (_, None) => status.as_str().into(),
+                };
                 let mut f = BytesStart::new("skipped");
                 f.push_attribute(("message", msg.as_str()));
                 let _ = w.write_event(Event::Empty(f));

@@ -5,14 +5,20 @@
 //! - A unit runs when every unit it needs has finished and its `if` holds:
 //!   `on_success` when none of them failed (a failure under
 //!   `continue_on_error` does not count), `on_failure` when one failed or
-//!   was skipped because of a failure upstream, `always` unless the run is
-//!   interrupted. Otherwise it is skipped, with the reason.
+//!   was skipped because of a failure upstream, `always` in any case, a
+//!   cancelled run included (unless [`RunConfig::always_after_cancel`] is
+//!   off, as in GitLab). Otherwise it is skipped, with the reason.
 //! - An attempt runs the steps in order in the job's workspace; a failed
 //!   attempt is retried `retry` times; `timeout` bounds each attempt.
 //! - Every line of output is masked ([`crate::mask`]) before anything sees it.
-//! - Interrupting (the cancel token) stops running steps (process groups,
-//!   containers), cancels what has not started, and ends the run as
-//!   interrupted. Containers and networks carry the run's labels, so what a
+//! - Cancelling (the cancel token, a newer run of the concurrency group,
+//!   the job's `timeout`) stops the running step (process group,
+//!   container); of the steps after it only those with `if: always` run, as
+//!   cleanup, with `TUG_CANCELLED=true` in their environment and only their
+//!   own `timeout` as a bound; the others are skipped. The unit ends
+//!   cancelled (timed out for its `timeout`); units not started are
+//!   cancelled, except `if: always` ones, which start with
+//!   `TUG_RUN_CANCELLED=true`. A stopped run ends interrupted. Containers and networks carry the run's labels, so what a
 //!   killed tug leaves is removed by [`sweep`] at the next run.
 //! - A pipeline's `concurrency` group is entered before the first unit, a
 //!   job's before each of its units ([`crate::concurrency`]); a newer run
@@ -55,6 +61,10 @@ pub struct RunConfig {
     /// Overrides the pipeline's `parallelism`.
     pub parallelism: Option<u32>,
     pub cancel: CancellationToken,
+    /// Whether jobs with `if: always` that have not started still start
+    /// once the run is cancelled: GitHub Actions and tug.yaml start them,
+    /// GitLab cancels every job that has not started.
+    pub always_after_cancel: bool,
 }
 
 impl RunConfig {
@@ -173,15 +183,7 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
                 .iter()
                 .map(|u| not_run(u, JobStatus::Cancelled, reason.clone()))
                 .collect();
-            return Ok(RunReport {
-                id: ctx.cfg.id,
-                stack: ctx.cfg.stack.clone(),
-                pipeline: ctx.cfg.pipeline_name.clone(),
-                status,
-                started: started_at,
-                seconds: clock.elapsed().as_secs_f64(),
-                jobs,
-            });
+            return Ok(ctx.report(status, started_at, clock, jobs));
         }
     }
     let stop_watch = CancellationToken::new();
@@ -212,7 +214,14 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
                 started[i] = true;
                 let unit = &ctx.units[i];
                 let job = &ctx.cfg.pipeline.jobs[&unit.job];
-                let token = job_tokens[&unit.job].clone();
+                let mut token = job_tokens[&unit.job].clone();
+                let after_cancel = ctx.cfg.cancel.is_cancelled()
+                    && ctx.cfg.always_after_cancel
+                    && job.when == When::Always;
+                if after_cancel {
+                    // Started after the cancel, so it needs a token of its own.
+                    token = CancellationToken::new();
+                }
                 let skip = if token.is_cancelled() {
                     Some((
                         JobStatus::Cancelled,
@@ -319,15 +328,27 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
     // Workspaces are scratch; logs and artifacts stay with the run.
     let ws = run_dir.join("ws");
     let _ = tokio::task::spawn_blocking(move || files::remove_tree(&ws)).await;
-    Ok(RunReport {
-        id: ctx.cfg.id,
-        stack: ctx.cfg.stack.clone(),
-        pipeline: ctx.cfg.pipeline_name.clone(),
-        status,
-        started: started_at,
-        seconds: clock.elapsed().as_secs_f64(),
-        jobs,
-    })
+    Ok(ctx.report(status, started_at, clock, jobs))
+}
+
+impl Ctx {
+    fn report(
+        &self,
+        status: RunStatus,
+        started: i64,
+        clock: Instant,
+        jobs: Vec<JobReport>,
+    ) -> RunReport {
+        RunReport {
+            id: self.cfg.id,
+            stack: self.cfg.stack.clone(),
+            pipeline: self.cfg.pipeline_name.clone(),
+            status,
+            started,
+            seconds: clock.elapsed().as_secs_f64(),
+            jobs,
+        }
+    }
 }
 
 /// The report of a unit that never ran a step.
@@ -707,6 +728,11 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
         .shell
         .clone()
         .unwrap_or_else(|| vec!["sh".into(), "-e".into(), "-c".into()]);
+    // What stops a cleanup step: nothing but its own timeout.
+    let cleanup = CancellationToken::new();
+    if cfg.cancel.is_cancelled() {
+        env.insert("TUG_RUN_CANCELLED".into(), "true".into());
+    }
     // Attempts.
     let attempts = job.retry + 1;
     let mut ok = false;
@@ -726,20 +752,17 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
         timed_out = false;
         for (si, step) in job.steps.iter().enumerate() {
             let label = step.label();
-            let run_it = !token.is_cancelled()
-                && match step.when {
-                    When::OnSuccess => !failed,
-                    When::OnFailure => failed,
-                    When::Always => true,
-                };
-            if !run_it || timed_out {
+            // After a cancel or the job's timeout only `always` steps run.
+            let cancelled = token.is_cancelled() || timed_out;
+            let run_it = match step.when {
+                When::OnSuccess => !failed && !cancelled,
+                When::OnFailure => failed && !cancelled,
+                When::Always => true,
+            };
+            if !run_it {
                 report.steps.push(StepReport {
                     name: label,
-                    status: if token.is_cancelled() {
-                        JobStatus::Cancelled
-                    } else {
-                        JobStatus::Skipped
-                    },
+                    status: JobStatus::Skipped,
                     exit_code: None,
                     allowed_failure: false,
                     seconds: 0.0,
@@ -753,8 +776,19 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
             log.line(&format!("==> {}", ctx.masker.text(&label)));
             let mut step_env = env.clone();
             step_env.extend(step.env.clone());
+            if cancelled {
+                step_env.insert("TUG_CANCELLED".into(), "true".into());
+            }
+            let status_file = run_dir
+                .join("logs")
+                .join(format!("{slug}.{attempt}.{si}.status"));
+            if job.image.is_none() {
+                step_env.insert(STEP_STATUS_VAR.into(), status_file.display().to_string());
+            }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let step_timeout = match (step.timeout.map(|t| t.std()), left) {
+                // Cleanup is bounded by its own timeout only.
+                (a, _) if cancelled => a,
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -769,7 +803,7 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
                 working_dir: wd.as_deref(),
                 env: &step_env,
                 timeout: step_timeout,
-                cancel: token,
+                cancel: if cancelled { &cleanup } else { token },
             };
             let mut masker = ctx.masker.clone();
             let unit_name = unit.name.clone();
@@ -806,6 +840,9 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
             }
             let secs = clock_step.elapsed().as_secs_f64();
             let (status, code) = match &end {
+                StepEnd::Exited(0) if reported_skipped(&status_file).await => {
+                    (JobStatus::Skipped, Some(0))
+                }
                 StepEnd::Exited(0) => (JobStatus::Succeeded, Some(0)),
                 StepEnd::Exited(c) => (JobStatus::Failed, Some(*c)),
                 StepEnd::TimedOut => (JobStatus::TimedOut, None),
@@ -816,6 +853,7 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
                 }
             };
             let job_deadline_hit = status == JobStatus::TimedOut
+                && !cancelled
                 && deadline.is_some_and(|d| Instant::now() + Duration::from_millis(50) >= d);
             if status == JobStatus::TimedOut {
                 say(format!(
@@ -920,8 +958,13 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
         }
     }
     report.seconds = clock.elapsed().as_secs_f64();
+    let all_skipped =
+        !report.steps.is_empty() && report.steps.iter().all(|s| s.status == JobStatus::Skipped);
     report.status = if token.is_cancelled() && !ok {
         JobStatus::Cancelled
+    } else if ok && all_skipped {
+        report.reason = Some("its condition kept every step from running".into());
+        JobStatus::Skipped
     } else if ok {
         JobStatus::Succeeded
     } else if timed_out {
@@ -941,6 +984,16 @@ async fn run_unit(ctx: &Ctx, i: usize, token: &CancellationToken) -> JobReport {
     }
     log.close().await;
     report
+}
+
+/// The variable naming a file where a host step may write `skipped`: its
+/// own condition kept it from running (the GitHub step runner does).
+pub const STEP_STATUS_VAR: &str = "TUG_STEP_STATUS";
+
+async fn reported_skipped(path: &Path) -> bool {
+    tokio::fs::read_to_string(path)
+        .await
+        .is_ok_and(|s| s.trim() == "skipped")
 }
 
 fn env_name(s: &str) -> String {

@@ -86,21 +86,28 @@ pub async fn run_stack(
         runtime: rt,
         parallelism: r.parallelism,
         cancel: r.cancel,
+        always_after_cancel: true,
     };
     let run_dir = cfg.run_dir();
     store.set_dir(id, &run_dir)?;
     on_begin(id, &swept);
     let report = run::run(cfg, observer).await?;
     store.finish(&report)?;
-    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    keep_reports(&run_dir, &report)?;
+    Ok(Ran { report, run_dir })
+}
+
+/// Writes the run's JSON report and JUnit XML into its directory.
+pub fn keep_reports(run_dir: &Path, report: &RunReport) -> Result<(), TriggerError> {
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
     for (name, text) in [
         ("report.json", json),
-        ("junit.xml", crate::report::junit(&report)),
+        ("junit.xml", crate::report::junit(report)),
     ] {
         let path = run_dir.join(name);
         std::fs::write(&path, text).map_err(|source| TriggerError::Write { path, source })?;
     }
-    Ok(Ran { report, run_dir })
+    Ok(())
 }
 
 /// Why a webhook was refused.

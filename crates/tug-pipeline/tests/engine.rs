@@ -95,6 +95,7 @@ async fn run_yaml(
         runtime: rt,
         parallelism: None,
         cancel,
+        always_after_cancel: true,
     };
     let report = run::run(cfg, observer).await.unwrap();
     let lines = lines.lock().unwrap().clone();
@@ -429,10 +430,16 @@ pipelines:
       long:
         image: tug-test/busybox:1
         {SH}
-        steps: [sleep 120]
+        steps:
+          - sleep 120
+          - {{ run: "echo cleanup cancelled=$TUG_CANCELLED", if: always }}
+          - echo never
       later:
         needs: [long]
         if: always
+        steps: [echo cleanup]
+      after:
+        needs: [long]
         steps: [echo never]
 "#
     );
@@ -456,7 +463,25 @@ pipelines:
         "the step's container never appeared"
     );
     assert_eq!(o.report.status, RunStatus::Interrupted);
-    assert_eq!(o.job("long").status, JobStatus::Cancelled);
-    assert_eq!(o.job("later").status, JobStatus::Cancelled);
+    let long = o.job("long");
+    assert_eq!(long.status, JobStatus::Cancelled);
+    // The running step stopped; the `always` step ran as cleanup, the next one did not.
+    let steps: Vec<JobStatus> = long.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        steps,
+        [
+            JobStatus::Cancelled,
+            JobStatus::Succeeded,
+            JobStatus::Skipped
+        ]
+    );
+    assert!(
+        o.output("long").contains(&"cleanup cancelled=true"),
+        "{}",
+        o.all_text()
+    );
+    // An `if: always` job still starts after the cancel; the others do not.
+    assert_eq!(o.job("later").status, JobStatus::Succeeded);
+    assert_eq!(o.job("after").status, JobStatus::Cancelled);
     assert!(run_containers(&rt, id).await.is_empty());
 }

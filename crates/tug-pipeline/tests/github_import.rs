@@ -235,34 +235,17 @@ fn reuse_project(caller: &str, called: &str) -> (tempfile::TempDir, PathBuf, Str
     (tmp, file, caller.to_string())
 }
 
-const CALLED: &str = r#"on:
-  workflow_call:
-    inputs:
-      target: { type: string, required: true }
-      release: { type: boolean, default: false }
-      jobs: { type: number, default: 2 }
-    outputs:
-      artifact: { value: "${{ jobs.compile.outputs.path }}" }
-    secrets:
-      token: { required: false }
-jobs:
-  compile:
-    runs-on: ubuntu-latest
-    outputs: { path: "${{ steps.b.outputs.path }}" }
-    steps:
-      - id: b
-        run: echo "path=out/${{ inputs.target }}" >> "$GITHUB_OUTPUT"
-  test:
-    needs: compile
-    runs-on: ubuntu-latest
-    steps: [ { run: "echo ${{ inputs.jobs }}" } ]
-"#;
+/// The reusable workflow, shared with the tug CLI's run of it.
+fn called() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reuse/build.yml");
+    std::fs::read_to_string(p).unwrap()
+}
 
 #[test]
 fn a_local_reusable_workflow_is_planned_under_its_caller() {
     let (tmp, file, src) = reuse_project(
         "on: push\njobs:\n  lint:\n    runs-on: ubuntu-latest\n    steps: [ { run: echo lint } ]\n  build:\n    needs: lint\n    uses: ./.github/workflows/build.yml\n    with: { target: x86_64 }\n    secrets: inherit\n  ship:\n    needs: build\n    runs-on: ubuntu-latest\n    steps: [ { run: \"echo ${{ needs.build.outputs.artifact }}\" } ]\n",
-        CALLED,
+        &called(),
     );
     let opts = options(tmp.path());
     let imp = import(&file, &src, &opts).unwrap();
@@ -297,7 +280,7 @@ fn a_reusable_workflow_call_is_checked_at_file_line_col() {
     let caller = |with: &str| {
         format!("on: push\njobs:\n  build:\n    uses: ./.github/workflows/build.yml\n    with: {with}\n")
     };
-    let (tmp, file, src) = reuse_project(&caller("{ target: a, colour: red }"), CALLED);
+    let (tmp, file, src) = reuse_project(&caller("{ target: a, colour: red }"), &called());
     let e = import(&file, &src, &options(tmp.path())).err().unwrap();
     assert!(
         e.to_string().contains("ci.yml:5:")
@@ -306,13 +289,13 @@ fn a_reusable_workflow_call_is_checked_at_file_line_col() {
             ),
         "{e}"
     );
-    let (tmp, file, src) = reuse_project(&caller("{ release: true }"), CALLED);
+    let (tmp, file, src) = reuse_project(&caller("{ release: true }"), &called());
     let e = import(&file, &src, &options(tmp.path())).err().unwrap();
     assert!(
         e.to_string().contains("ci.yml:4:11: job `build` does not give `./.github/workflows/build.yml` its required input `target`"),
         "{e}"
     );
-    let (tmp, file, src) = reuse_project(&caller("{ target: a, release: maybe }"), CALLED);
+    let (tmp, file, src) = reuse_project(&caller("{ target: a, release: maybe }"), &called());
     let e = import(&file, &src, &options(tmp.path())).err().unwrap();
     assert!(
         e.to_string().contains(
@@ -326,7 +309,7 @@ fn a_reusable_workflow_call_is_checked_at_file_line_col() {
 fn a_remote_reusable_workflow_is_left_out_with_the_reason() {
     let (tmp, file, src) = reuse_project(
         "on: push\njobs:\n  build:\n    uses: octo/ci/.github/workflows/rust.yml@v1\n  after:\n    needs: build\n    runs-on: ubuntu-latest\n    steps: [ { run: echo } ]\n",
-        CALLED,
+        &called(),
     );
     let imp = import(&file, &src, &options(tmp.path())).unwrap();
     let build = imp.jobs.iter().find(|j| j.key == "build").unwrap();

@@ -50,7 +50,11 @@ const STEP_KEYS: &[&str] = &[
 const SERVICE_KEYS: &[&str] = &["image", "env", "command", "port", "health"];
 const CACHE_KEYS: &[&str] = &["key", "files", "paths"];
 const MATRIX_KEYS: &[&str] = &["include", "exclude", "fail_fast", "max_parallel"];
-const WHEN: &[&str] = &["on_success", "on_failure", "always"];
+const WHEN: &[(&str, When)] = &[
+    ("on_success", When::OnSuccess),
+    ("on_failure", When::OnFailure),
+    ("always", When::Always),
+];
 
 /// Job names: what CI systems accept as job ids.
 fn is_job_name(s: &str) -> bool {
@@ -359,26 +363,7 @@ impl Cx<'_> {
     }
 
     fn when(&mut self, n: &Node, what: &str) -> When {
-        match n.scalar() {
-            Some("on_success") => When::OnSuccess,
-            Some("on_failure") => When::OnFailure,
-            Some("always") => When::Always,
-            _ => {
-                let hint = n
-                    .scalar()
-                    .and_then(|s| suggest(s, WHEN))
-                    .map(|s| format!("did you mean `{s}`?"));
-                self.err(
-                    n,
-                    format!(
-                        "`{what}` must be on_success, on_failure or always, found {}",
-                        n.describe()
-                    ),
-                    hint,
-                );
-                When::OnSuccess
-            }
-        }
+        self.one_of(n, what, WHEN).unwrap_or_default()
     }
 
     fn inner_path(&mut self, n: &Node, what: &str) -> Option<String> {

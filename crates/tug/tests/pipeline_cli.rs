@@ -3,74 +3,9 @@
 
 mod common;
 
-use common::tug;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use common::project::Project;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
-impl Project {
-    fn new(prefix: &str, pipelines: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("{prefix}{}", std::process::id());
-        std::fs::write(
-            dir.path().join("tug.yaml"),
-            format!("name: {name}\npipelines:\n{pipelines}"),
-        )
-        .unwrap();
-        Project { dir, name }
-    }
-    fn state(&self) -> PathBuf {
-        self.dir
-            .path()
-            .join("..")
-            .join(format!("{}-state", self.name))
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = tug();
-        c.current_dir(self.dir.path())
-            .env("TUG_STATE_DIR", self.state())
-            .env("NO_COLOR", "1")
-            .args(args);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    fn containers(&self) -> Vec<String> {
-        let out = Command::new("docker")
-            .args(["ps", "-a", "-q", "--filter"])
-            .arg(format!("label=dev.tug.pipeline={}/ci", self.name))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    }
-    fn runs(&self) -> serde_json::Value {
-        let out = self.run(&["pipeline", "runs", "-o", "json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        for c in self.containers() {
-            let _ = Command::new("docker").args(["rm", "-f", &c]).output();
-        }
-        let _ = std::fs::remove_dir_all(self.state());
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -78,7 +13,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn run_runs_logs_and_reports() {
-    let p = Project::new(
+    let p = Project::with_pipelines(
         "plcli",
         "  ci:\n    jobs:\n      build: { steps: [\"echo built > out.txt\", \"echo building\"], artifacts: [out.txt] }\n      test: { needs: [build], steps: [cat out.txt] }\n",
     );
@@ -128,7 +63,7 @@ fn run_runs_logs_and_reports() {
 
 #[test]
 fn a_needs_cycle_is_named_at_file_line_col() {
-    let p = Project::new(
+    let p = Project::with_pipelines(
         "plcyc",
         "  ci:\n    jobs:\n      a: { needs: [b], steps: [x] }\n      b: { needs: [a], steps: [x] }\n",
     );
@@ -180,7 +115,7 @@ fn start_long(p: &Project) -> std::process::Child {
         .spawn()
         .unwrap();
     assert!(
-        wait_for(Duration::from_secs(60), || !p.containers().is_empty()),
+        wait_for(Duration::from_secs(60), || !p.containers("ci").is_empty()),
         "the step's container never appeared: {}",
         std::fs::read_to_string(&err_file).unwrap_or_default()
     );
@@ -193,12 +128,12 @@ fn stopping_tug_removes_the_container_and_marks_the_run_interrupted() {
         return;
     }
     busybox();
-    let p = Project::new("plterm", LONG);
+    let p = Project::with_pipelines("plterm", LONG);
     let mut child = start_long(&p);
     signal(child.id(), "-TERM");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    assert!(p.containers("ci").is_empty(), "{:?}", p.containers("ci"));
     assert_eq!(p.runs()[0]["status"], "interrupted");
 }
 
@@ -208,7 +143,7 @@ fn killing_tug_leaves_nothing_after_the_next_command_and_marks_the_run_interrupt
         return;
     }
     busybox();
-    let p = Project::new("plkill", LONG);
+    let p = Project::with_pipelines("plkill", LONG);
     let mut child = start_long(&p);
     signal(child.id(), "-KILL");
     let _ = child.wait();
@@ -218,15 +153,15 @@ fn killing_tug_leaves_nothing_after_the_next_command_and_marks_the_run_interrupt
     // Another test's sweep may be removing it at the same moment: allow
     // the engine a moment to finish that removal.
     assert!(
-        wait_for(Duration::from_secs(5), || p.containers().is_empty()),
+        wait_for(Duration::from_secs(5), || p.containers("ci").is_empty()),
         "{:?}",
-        p.containers()
+        p.containers("ci")
     );
 }
 
 #[test]
 fn watch_reruns_only_the_jobs_whose_paths_match() {
-    let p = Project::new(
+    let p = Project::with_pipelines(
         "plwatch",
         "  ci:\n    jobs:\n      test: { paths: [\"src/**\"], steps: [echo test] }\n      docs: { paths: [\"docs/**\"], steps: [echo docs] }\n      ship: { needs: [test], paths: [Dockerfile], steps: [echo ship] }\n",
     );

@@ -4,83 +4,9 @@
 
 mod common;
 
-use common::tug;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use common::project::Project;
+use std::path::Path;
 use std::time::Duration;
-
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
-impl Project {
-    fn new(prefix: &str, tug_yaml: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("{prefix}{}", std::process::id());
-        std::fs::write(
-            dir.path().join("tug.yaml"),
-            format!("name: {name}\n{tug_yaml}"),
-        )
-        .unwrap();
-        Project { dir, name }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn state(&self) -> PathBuf {
-        self.path().join("..").join(format!("{}-state", self.name))
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = tug();
-        c.current_dir(self.path())
-            .env("TUG_STATE_DIR", self.state())
-            .env("NO_COLOR", "1")
-            .args(args);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    /// Started in the background, its stderr in a file.
-    fn spawn(&self, args: &[&str], log: &str) -> (Child, PathBuf) {
-        let err = self.path().join(log);
-        let child = self
-            .cmd(args)
-            .stdout(std::fs::File::create(self.path().join(format!("{log}.out"))).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        (child, err)
-    }
-    fn containers(&self, pipeline: &str) -> Vec<String> {
-        let out = Command::new("docker")
-            .args(["ps", "-a", "-q", "--filter"])
-            .arg(format!("label=dev.tug.pipeline={}/{pipeline}", self.name))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    }
-    fn runs(&self) -> serde_json::Value {
-        let out = self.run(&["pipeline", "runs", "-o", "json"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        for p in ["slow", "fast"] {
-            for c in self.containers(p) {
-                let _ = Command::new("docker").args(["rm", "-f", &c]).output();
-            }
-        }
-        let _ = std::fs::remove_dir_all(self.state());
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -23,28 +23,6 @@ jobs:
     uses: octo/ci/.github/workflows/rust.yml@v1
 "#;
 
-const CALLED: &str = r#"on:
-  workflow_call:
-    inputs:
-      target: { type: string, required: true }
-      release: { type: boolean, default: false }
-      level: { type: number, default: 3 }
-    outputs:
-      artifact: { value: "${{ jobs.compile.outputs.path }}" }
-    secrets:
-      token: { required: true }
-jobs:
-  compile:
-    runs-on: ubuntu-latest
-    outputs: { path: "${{ steps.b.outputs.path }}" }
-    steps:
-      - id: b
-        if: ${{ inputs.release && inputs.level == 3 }}
-        run: |
-          echo "compile ${{ inputs.target }} token=${{ secrets.token }}" >> "$GITHUB_WORKSPACE/log.txt"
-          echo "path=dist/${{ inputs.target }}.tar" >> "$GITHUB_OUTPUT"
-"#;
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -55,7 +33,9 @@ fn a_local_reusable_workflow_runs_and_passes_its_outputs_back() {
     let wf = dir.path().join(".github/workflows");
     std::fs::create_dir_all(&wf).unwrap();
     std::fs::write(wf.join("ci.yml"), CALLER).unwrap();
-    std::fs::write(wf.join("build.yml"), CALLED).unwrap();
+    // The reusable workflow tug-pipeline's import tests read too.
+    let called = common::workspace().join("crates/tug-pipeline/tests/data/reuse/build.yml");
+    std::fs::copy(called, wf.join("build.yml")).unwrap();
     let out = tug()
         .current_dir(dir.path())
         .env("TUG_STATE_DIR", dir.path().join("state"))

@@ -430,6 +430,19 @@ struct Acc {
     combos_of: BTreeMap<String, Vec<String>>,
 }
 
+impl Acc {
+    /// A whole job left out, with the reason; the jobs that need it see no combination.
+    fn left_out(&mut self, id: &str, reason: String) {
+        self.outcomes.push(JobOutcome {
+            key: id.to_string(),
+            id: id.to_string(),
+            name: id.to_string(),
+            skipped: Some(reason),
+        });
+        self.combos_of.insert(id.to_string(), Vec::new());
+    }
+}
+
 /// The workflow's `env` as it reads before any job starts.
 fn with_workflow_env(mut base: Scope, wf: &workflow::Workflow) -> Scope {
     let mut wf_env = Map::new();
@@ -477,26 +490,14 @@ fn plan_jobs(
         let j = &owned;
         if let Some(u) = &j.uses {
             if let Err(reason) = call_workflow(wf, j, u, base, opts, acc, depth)? {
-                acc.outcomes.push(JobOutcome {
-                    key: j.id.clone(),
-                    id: j.id.clone(),
-                    name: j.id.clone(),
-                    skipped: Some(reason),
-                });
-                acc.combos_of.insert(j.id.clone(), Vec::new());
+                acc.left_out(&j.id, reason);
             }
             continue;
         }
         let combos = match combos(j, base) {
             Ok(c) => c,
             Err(reason) => {
-                acc.outcomes.push(JobOutcome {
-                    key: j.id.clone(),
-                    id: j.id.clone(),
-                    name: j.id.clone(),
-                    skipped: Some(reason),
-                });
-                acc.combos_of.insert(j.id.clone(), Vec::new());
+                acc.left_out(&j.id, reason);
                 continue;
             }
         };
@@ -1215,14 +1216,26 @@ fn plan_job(
                 failed: true,
                 cancelled: false,
             };
+            let mut stopped = scope.clone();
+            stopped.status = Status {
+                failed: false,
+                cancelled: true,
+            };
             let run_ok = ok.test(&e).map_err(|e| e.message)?;
             let run_bad = bad.test(&e).map_err(|e| e.message)?;
-            when = match (run_ok, run_bad) {
-                (true, false) => When::OnSuccess,
-                (false, true) => When::OnFailure,
-                (true, true) => When::Always,
-                (false, false) => {
+            let run_cancelled = stopped.test(&e).map_err(|e| e.message)?;
+            when = match (run_ok, run_bad, run_cancelled) {
+                (true, false, false) => When::OnSuccess,
+                (false, true, false) => When::OnFailure,
+                (true, true, true) => When::Always,
+                (false, false, false) => {
                     return Err(format!("its condition `if: {}` is false", t.text.trim()))
+                }
+                // `cancelled()`, `!cancelled()`: the step runner decides, knowing
+                // whether the run was cancelled.
+                _ => {
+                    condition = Some(t.clone());
+                    When::Always
                 }
             };
         } else {

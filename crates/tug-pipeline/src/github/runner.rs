@@ -169,11 +169,12 @@ impl Job {
                 match r {
                     Some(r) => {
                         any = true;
-                        if r.result == "failure" {
-                            result = "failure";
-                        } else if result != "failure" && r.result == "success" {
-                            result = "success";
-                        }
+                        result = match (result, r.result.as_str()) {
+                            (_, "failure") | ("failure", _) => "failure",
+                            (_, "cancelled") | ("cancelled", _) => "cancelled",
+                            (_, "success") | ("success", _) => "success",
+                            _ => "skipped",
+                        };
                         for (o, v) in r.outputs {
                             outputs.insert(o, Value::String(v));
                         }
@@ -208,7 +209,13 @@ impl Job {
         s.set("jobs", needs.clone());
         s.set("needs", needs);
         s.set("env", Value::Object(env.clone()));
-        let status_text = if status.failed { "failure" } else { "success" };
+        let status_text = if status.cancelled {
+            "cancelled"
+        } else if status.failed {
+            "failure"
+        } else {
+            "success"
+        };
         s.set("job", json!({ "status": status_text, "services": {} }));
         if let Some(Value::Object(g)) = s.contexts.get_mut("github") {
             g.insert(
@@ -267,7 +274,7 @@ impl Job {
             let (_, failed) = self.needs();
             let status = Status {
                 failed,
-                cancelled: false,
+                cancelled: run_cancelled(),
             };
             let scope = self.scope(&Map::new(), status, &[]);
             let e = parse_condition(&t.text).map_err(|e| self.expr_error(t, e.message))?;
@@ -280,6 +287,24 @@ impl Job {
         }
         write_json(&marker, &json!({ "skip": skip }))?;
         Ok(skip)
+    }
+}
+
+/// Whether the executor runs this step after the job was cancelled (or
+/// timed out): `cancelled()` is true, `success()` and `failure()` false.
+fn job_cancelled() -> bool {
+    std::env::var("TUG_CANCELLED").is_ok_and(|v| v == "true")
+}
+
+/// Whether the run was cancelled, before this job or during it.
+fn run_cancelled() -> bool {
+    job_cancelled() || std::env::var("TUG_RUN_CANCELLED").is_ok_and(|v| v == "true")
+}
+
+/// Tells the executor the step did not run (its condition was false).
+fn report_skipped() {
+    if let Some(p) = std::env::var_os(crate::run::STEP_STATUS_VAR) {
+        let _ = std::fs::write(p, "skipped\n");
     }
 }
 
@@ -305,7 +330,7 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
     let failed = records.iter().any(|r| r.conclusion == "failure");
     let status = Status {
         failed,
-        cancelled: false,
+        cancelled: job_cancelled(),
     };
     let base = job.scope(&Map::new(), status, &records);
     let env = job.job_env(&base)?;
@@ -332,6 +357,7 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
             &rec_path,
             &record("skipped", "skipped", BTreeMap::new(), reason),
         )?;
+        report_skipped();
         return Ok(0);
     }
     let cond = step.def.condition.clone().unwrap_or(Tpl {
@@ -353,6 +379,7 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
             &rec_path,
             &record("skipped", "skipped", BTreeMap::new(), reason),
         )?;
+        report_skipped();
         return Ok(0);
     }
 
@@ -748,16 +775,19 @@ fn post(job: &Job, i: usize) -> Result<i32, RunnerError> {
     };
     let Some(b) = &step.builtin else { return Ok(0) };
     let records = job.records();
-    let Some(main) = records.iter().find(|r| r.index == i) else {
+    let Some(main) = records
+        .iter()
+        .find(|r| r.index == i && r.outcome == "success")
+    else {
+        report_skipped();
         return Ok(0);
     };
-    if main.outcome != "success" {
-        return Ok(0);
-    }
-    let job_ok = !records.iter().any(|r| r.conclusion == "failure");
+    let cancelled = job_cancelled();
+    // As on GitHub, a cancelled job saves no cache.
+    let job_ok = !cancelled && !records.iter().any(|r| r.conclusion == "failure");
     let status = Status {
         failed: !job_ok,
-        cancelled: false,
+        cancelled,
     };
     let base = job.scope(&Map::new(), status, &records);
     let env = job.job_env(&base)?;
@@ -790,17 +820,20 @@ fn complete(job: &Job) -> Result<i32, RunnerError> {
         .ok()
         .and_then(|v| v.get("skip").and_then(Value::as_str).map(str::to_string));
     let failed = records.iter().any(|r| r.conclusion == "failure");
+    let cancelled = job_cancelled();
+    if skip.is_some() {
+        report_skipped();
+    }
     let result = if skip.is_some() {
         "skipped"
+    } else if cancelled {
+        "cancelled"
     } else if failed {
         "failure"
     } else {
         "success"
     };
-    let status = Status {
-        failed,
-        cancelled: false,
-    };
+    let status = Status { failed, cancelled };
     let base = job.scope(&Map::new(), status, &records);
     let env = job.job_env(&base)?;
     let scope = job.scope(&env, status, &records);

@@ -343,22 +343,20 @@ pub async fn run_file(req: FileRun) -> Result<ExitCode> {
         runtime: engine,
         parallelism,
         cancel: cancel.clone(),
+        // GitLab cancels the jobs that have not started, `when: always` ones too.
+        always_after_cancel: !is_gitlab,
     };
     store.set_dir(id, &cfg.run_dir())?;
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            cancel.cancel();
-        });
-    }
+    super::pipeline::on_signal(cancel.clone());
     let observer: run::Observer = Arc::new(|p: Progress| {
         if let Progress::Line { unit, line } = p {
             eprintln!("{unit} | {line}");
         }
     });
+    let run_dir = cfg.run_dir();
     let report = run::run(cfg, observer).await?;
     store.finish(&report)?;
+    tug_pipeline::trigger::keep_reports(&run_dir, &report)?;
     // GitHub: what each step did, as the step runner recorded it.
     if let Some(s) = github_state {
         for (key, r) in tug_pipeline::github::runner::results(&s) {

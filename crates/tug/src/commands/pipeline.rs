@@ -21,8 +21,10 @@ pub enum PipelineCommand {
     /// Each job's output is shown live, prefixed with its name, and a summary
     /// follows. Secrets are masked everywhere (`***`). The run, its logs,
     /// its JSON report and JUnit XML are kept in the state directory; see
-    /// `tug pipeline runs` and `tug pipeline logs`. Ctrl-C stops the running
-    /// steps, removes their containers and marks the run interrupted.
+    /// `tug pipeline runs` and `tug pipeline logs`. Ctrl-C (or SIGTERM) stops
+    /// the running steps and removes their containers; steps and jobs with
+    /// `if: always` still run, then the run is marked interrupted. A second
+    /// Ctrl-C stops at once (the next pipeline command removes what is left).
     /// Exit code: 0 when every job succeeded, 1 when one failed or a newer
     /// run of the pipeline's `concurrency` group cancelled it, 130 when
     /// interrupted.
@@ -202,28 +204,45 @@ fn pick(stack: &tug_spec::Stack, name: Option<String>) -> Result<String> {
     })
 }
 
-/// Stops the run on Ctrl-C or SIGTERM: steps stopped, containers removed.
-fn on_signal(cancel: CancellationToken) {
+/// Cancels the run on Ctrl-C or SIGTERM: steps stopped, containers
+/// removed, cleanup (`if: always`) run; a second signal exits at once.
+pub(crate) fn on_signal(cancel: CancellationToken) {
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let t = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        let mut int =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        for n in 0.. {
+            let t = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
+            };
+            let i = async {
+                match int.as_mut() {
+                    Some(i) => {
+                        i.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = i => {}
+                _ = t => {}
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = t => {}
+            if n > 0 {
+                eprintln!("{} stopped at once", style("interrupted:").yellow());
+                std::process::exit(130);
+            }
+            eprintln!(
+                "{} stopping the run: its steps are stopped and its containers removed; `if: always` steps and jobs still run (again to stop at once)",
+                style("interrupted:").yellow()
+            );
+            cancel.cancel();
         }
-        eprintln!(
-            "{} stopping the run: its steps are stopped and its containers removed",
-            style("interrupted:").yellow()
-        );
-        cancel.cancel();
     });
 }
 
@@ -439,7 +458,10 @@ fn runs(store: &RunStore, output: OutputFormat, limit: usize) -> Result<ExitCode
                         "id": r.id, "pipeline": r.pipeline, "status": r.status,
                         "started": r.started, "finished": r.finished,
                         "seconds": r.report.as_ref().map(|x| x.seconds),
-                        "jobs": r.report.as_ref().map(|x| x.jobs.iter().map(|j| serde_json::json!({"name": j.name, "status": j.status})).collect::<Vec<_>>()),
+                        "jobs": r.report.as_ref().map(|x| x.jobs.iter().map(|j| serde_json::json!({
+                            "name": j.name, "status": j.status,
+                            "steps": j.steps.iter().map(|s| serde_json::json!({"name": s.name, "status": s.status})).collect::<Vec<_>>(),
+                        })).collect::<Vec<_>>()),
                     })
                 })
                 .collect();

@@ -412,3 +412,5 @@ pub fn get(endpoint: &str, path: &str) -> String {
     let _ = c.read_to_string(&mut b);
     b
 }
+
+pub mod project;
