@@ -539,6 +539,15 @@ async fn apply<R: Runtime>(
     .await
     .into_iter()
     .collect::<Result<Vec<()>, _>>()?;
+    // Going idle at zero: stopped, kept for the next wake (which then
+    // only starts it).
+    join_all(plan.idle.iter().map(|r| async move {
+        tracing::info!(service = %r.service, container = %r.name, "idle: stopping the replica, kept for the next wake");
+        retire_stop(rt, &*opts.drain, r.into(), grace(&r.service)).await
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()?;
 
     let initial: BTreeMap<String, Status> = stack
         .services
