@@ -828,6 +828,9 @@ async fn service_up<R: Runtime>(
             .filter(|c| {
                 c.label(labels::SERVICE) == Some(name)
                     && c.label(labels::CONFIG_HASH) == Some(want.hash.as_str())
+                    // A replica kept stopped while the service idles at zero
+                    // is not one it runs.
+                    && crate::agent::replica_of(c).is_ok_and(|r| r < want.replicas)
             })
             .map(|c| c.id)
             .collect();
