@@ -37,8 +37,8 @@ YAML
   "$tug" -f "$file" --runtime "$rt" up -d >/dev/null
   local times=()
   for i in $(seq 1 "$trials"); do
-    # Wait until it is at zero again (stopped and out of the gateway's pool).
-    until [ "$("$tug" -f "$file" --runtime "$rt" ps -o json | python3 -c 'import json,sys; print(sum(r["service"]=="web" for r in json.load(sys.stdin)))')" = 0 ] \
+    # Wait until it is at zero again (stopped, kept, and out of the gateway's pool).
+    until [ "$("$tug" -f "$file" --runtime "$rt" ps -o json | python3 -c 'import json,sys; print(sum(r["service"]=="web" and r["state"]=="running" for r in json.load(sys.stdin)))')" = 0 ] \
       && "$tug" -f "$file" --runtime "$rt" routes -o json | python3 -c 'import json,sys; sys.exit(any(r["replicas"] for r in json.load(sys.stdin)["routes"]))'; do
       sleep 0.2
     done

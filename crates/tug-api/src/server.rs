@@ -731,7 +731,7 @@ fn replica_row(c: &ContainerInfo, sup: &Supervisor) -> api::Replica {
     }
 }
 
-/// The services of `desired` scaled to zero, with no replica left in `rows`.
+/// The services of `desired` scaled to zero, with no replica running in `rows`.
 fn idle_services(
     desired: Option<&Stack>,
     rows: &[api::Replica],
@@ -740,7 +740,12 @@ fn idle_services(
         .into_iter()
         .flat_map(|s| &s.services)
         .filter(|(_, s)| s.replicas == 0 && s.autoscale.as_ref().is_some_and(|a| a.min == 0))
-        .filter(|(name, _)| !rows.iter().any(|r| &r.service == *name))
+        // Its stopped replica, kept for the next wake, does not count.
+        .filter(|(name, _)| {
+            !rows
+                .iter()
+                .any(|r| &r.service == *name && r.state == "running")
+        })
         .map(|(name, _)| (name.clone(), api::ServiceState::Idle))
         .collect()
 }

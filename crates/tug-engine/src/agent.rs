@@ -437,6 +437,10 @@ impl Supervisor {
                 ContainerState::Exited | ContainerState::Dead if mixed.contains(&service) => {
                     st.next_restart = None;
                 }
+                // Kept stopped while its service idles at zero: a wake starts it.
+                ContainerState::Exited | ContainerState::Dead if replica >= svc.replicas => {
+                    st.next_restart = None;
+                }
                 ContainerState::Exited | ContainerState::Dead => {
                     // It ran long enough since its last start: a fresh crash.
                     if st

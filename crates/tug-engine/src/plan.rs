@@ -4,6 +4,10 @@
 //! its config hash matches the desired one. Everything else is derived:
 //! missing replicas are created, stopped current ones started, outdated ones
 //! replaced, extra ones and orphans removed, duplicates collapsed.
+//!
+//! A service idling at zero (`keep_idle`) keeps its current replica 0
+//! stopped instead of removed, so a wake only starts it; an outdated one
+//! is removed (the wake creates it anew).
 
 use std::collections::BTreeMap;
 use tug_runtime::ContainerState;
@@ -15,6 +19,9 @@ pub struct DesiredService {
     pub replicas: u32,
     /// A one-shot service (restart: no): exited with 0 counts as done.
     pub completes: bool,
+    /// Scales to zero (`autoscale: { min: 0 }`): at zero replicas its
+    /// current replica 0 is stopped and kept for the next wake.
+    pub keep_idle: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -94,6 +101,9 @@ pub struct Plan {
     pub create_volumes: Vec<String>,
     /// Removed first: orphans, replicas scaled away, duplicates.
     pub remove: Vec<Removal>,
+    /// Replicas of services going idle at zero: stopped (drained first)
+    /// and kept, so a wake starts them without creating anything.
+    pub idle: Vec<Removal>,
     /// Only services with work to do.
     pub services: BTreeMap<String, ServicePlan>,
 }
@@ -103,6 +113,7 @@ impl Plan {
         self.create_network.is_none()
             && self.create_volumes.is_empty()
             && self.remove.is_empty()
+            && self.idle.is_empty()
             && self.services.is_empty()
     }
 }
@@ -144,7 +155,33 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     for (name, want) in &desired.services {
         let have = by_service.get(name.as_str()).cloned().unwrap_or_default();
         let mut sp = ServicePlan::default();
+        // Idle at zero: the best current replica 0 stays, stopped.
+        let kept = (want.replicas == 0 && want.keep_idle)
+            .then(|| {
+                have.iter()
+                    .filter(|c| c.replica == Some(0) && c.hash == want.hash)
+                    .filter(|c| !matches!(c.state, ContainerState::Dead | ContainerState::Removing))
+                    .min_by_key(|c| {
+                        (
+                            c.state != ContainerState::Running,
+                            std::cmp::Reverse(c.created),
+                            c.id.clone(),
+                        )
+                    })
+            })
+            .flatten();
+        if let Some(c) = kept {
+            if matches!(
+                c.state,
+                ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
+            ) {
+                p.idle.push(removal(c, RemoveReason::ScaledDown));
+            }
+        }
         for c in &have {
+            if kept.is_some_and(|k| k.id == c.id) {
+                continue;
+            }
             if c.replica.is_none_or(|r| r >= want.replicas) {
                 p.remove.push(removal(c, RemoveReason::ScaledDown));
             }
@@ -254,6 +291,7 @@ mod tests {
                     (
                         n.to_string(),
                         DesiredService {
+                            keep_idle: false,
                             hash: h.to_string(),
                             replicas: *r,
                             completes: false,
@@ -435,6 +473,41 @@ mod tests {
     }
 
     #[test]
+    fn a_service_idling_at_zero_keeps_its_replica_stopped_until_woken() {
+        let mut d = desired(&[("api", "h1", 0)]);
+        d.services.get_mut("api").unwrap().keep_idle = true;
+        let o = observed(vec![
+            c("a", "api", 0, "h1", Running),
+            c("b", "api", 1, "h1", Running),
+        ]);
+        let p = plan(&d, &o);
+        let ids = |v: &[Removal]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&p.idle), ["a"], "stopped, kept");
+        assert_eq!(ids(&p.remove), ["b"]);
+        // Stopped already: nothing to do, nothing removed.
+        let o = observed(vec![c("a", "api", 0, "h1", Exited)]);
+        assert!(plan(&d, &o).is_empty());
+        // Woken: started again, not created.
+        let mut woken = d.clone();
+        woken.services.get_mut("api").unwrap().replicas = 1;
+        let p = plan(&woken, &o);
+        assert_eq!(p.services["api"].start, ["a"]);
+        assert!(p.services["api"].create.is_empty());
+        // The spec changed while idle: the stopped replica goes; a wake creates.
+        let mut changed = d.clone();
+        changed.services.get_mut("api").unwrap().hash = "h2".into();
+        assert_eq!(ids(&plan(&changed, &o).remove), ["a"]);
+        changed.services.get_mut("api").unwrap().replicas = 1;
+        let p = plan(&changed, &o);
+        assert_eq!(ids(&p.services["api"].replace), ["a"]);
+        assert_eq!(p.services["api"].create, [0]);
+        // Without scale to zero, zero replicas removes everything.
+        let mut plain = d.clone();
+        plain.services.get_mut("api").unwrap().keep_idle = false;
+        assert_eq!(ids(&plan(&plain, &o).remove), ["a"]);
+    }
+
+    #[test]
     fn completed_one_shot_service_is_left_alone_but_failed_one_reruns() {
         let mut d = desired(&[("migrate", "m1", 1)]);
         d.services.get_mut("migrate").unwrap().completes = true;
@@ -490,6 +563,11 @@ mod tests {
             .map(|r| r.id.as_str())
             .collect();
         o.containers.retain(|c| !gone.contains(&c.id.as_str()));
+        for c in o.containers.iter_mut() {
+            if p.idle.iter().any(|r| r.id == c.id) {
+                c.state = Exited;
+            }
+        }
         let mut n = 0;
         for (svc, sp) in &p.services {
             for c in o.containers.iter_mut().filter(|c| sp.start.contains(&c.id)) {
@@ -562,14 +640,14 @@ mod tests {
 
         #[test]
         fn planning_after_applying_yields_an_empty_plan(
-            wants in proptest::collection::btree_map("[a-d]", (0u32..3, 0u32..5, any::<bool>()), 0..4),
+            wants in proptest::collection::btree_map("[a-d]", (0u32..3, 0u32..5, any::<bool>(), any::<bool>()), 0..4),
             have in proptest::collection::vec(("[a-e]", 0u32..6, 0u32..3, arb_state(), proptest::option::of(0i64..3), 0i64..10), 0..12),
             net in any::<bool>(),
         ) {
             let d = Desired {
                 network: "tug_s".into(),
                 volumes: vec!["v".into()],
-                services: wants.iter().map(|(n, (h, r, done))| (n.clone(), DesiredService { hash: format!("h{h}"), replicas: *r, completes: *done })).collect(),
+                services: wants.iter().map(|(n, (h, r, done, idle))| (n.clone(), DesiredService { hash: format!("h{h}"), replicas: *r, completes: *done, keep_idle: *idle })).collect(),
             };
             let o = Observed {
                 network_exists: net,
@@ -588,6 +666,12 @@ mod tests {
                 for i in 0..want.replicas {
                     let n = after.containers.iter().filter(|c| &c.service == svc && c.replica == Some(i)).count();
                     prop_assert_eq!(n, 1);
+                }
+                // Idle at zero: at most its replica 0 is kept, stopped.
+                if want.replicas == 0 {
+                    let kept: Vec<_> = after.containers.iter().filter(|c| &c.service == svc).collect();
+                    prop_assert!(kept.len() <= usize::from(want.keep_idle));
+                    prop_assert!(kept.iter().all(|c| c.replica == Some(0) && c.hash == want.hash && c.state != Running));
                 }
             }
         }

@@ -189,6 +189,7 @@ pub fn desired(stack: &Stack, hashes: &BTreeMap<String, String>) -> Desired {
                         hash: hashes[name].clone(),
                         replicas: s.replicas,
                         completes: s.restart == RestartPolicy::No,
+                        keep_idle: s.autoscale.as_ref().is_some_and(|a| a.min == 0),
                     },
                 )
             })

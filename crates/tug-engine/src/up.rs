@@ -539,6 +539,15 @@ async fn apply<R: Runtime>(
     .await
     .into_iter()
     .collect::<Result<Vec<()>, _>>()?;
+    // Going idle at zero: stopped, kept for the next wake (which then
+    // only starts it).
+    join_all(plan.idle.iter().map(|r| async move {
+        tracing::info!(service = %r.service, container = %r.name, "idle: stopping the replica, kept for the next wake");
+        retire_stop(rt, &*opts.drain, r.into(), grace(&r.service)).await
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()?;
 
     let initial: BTreeMap<String, Status> = stack
         .services
@@ -819,6 +828,9 @@ async fn service_up<R: Runtime>(
             .filter(|c| {
                 c.label(labels::SERVICE) == Some(name)
                     && c.label(labels::CONFIG_HASH) == Some(want.hash.as_str())
+                    // A replica kept stopped while the service idles at zero
+                    // is not one it runs.
+                    && crate::agent::replica_of(c).is_ok_and(|r| r < want.replicas)
             })
             .map(|c| c.id)
             .collect();

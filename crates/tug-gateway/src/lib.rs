@@ -48,6 +48,7 @@
 
 mod activate;
 mod conn;
+mod links;
 mod log;
 mod metrics;
 mod proxy;
@@ -133,7 +134,9 @@ impl Gateway {
         access_log: Option<mpsc::Sender<String>>,
     ) -> Gateway {
         let metrics = Metrics::new();
+        let links = Arc::new(links::Links::default());
         let mut builder = table::Builder {
+            links: Arc::clone(&links),
             routes,
             ready: BTreeMap::new(),
             known: HashMap::new(),
@@ -151,6 +154,7 @@ impl Gateway {
                 metrics,
                 activator: std::sync::OnceLock::new(),
                 changed: watch::channel(()).0,
+                links,
                 tracer: tug_observe::trace::tracer("tug-gateway"),
             }),
             builder: Arc::new(Mutex::new(builder)),
@@ -222,6 +226,7 @@ impl Gateway {
     /// Nothing happens when they are the ones already in the pools.
     pub fn set_ready(&self, service: &str, mut endpoints: Vec<Endpoint>) {
         endpoints.sort();
+        let mut gone = Vec::new();
         self.rebuild(|b| {
             if b.ready.get(service) == Some(&endpoints) {
                 return false;
@@ -236,9 +241,45 @@ impl Gateway {
                 .map(|e| (e.name.clone(), e.addr))
                 .collect();
             b.draining.retain(|d| live.contains(d));
+            let left: HashSet<SocketAddr> = b
+                .ready
+                .get(service)
+                .into_iter()
+                .flatten()
+                .map(|e| e.addr)
+                .filter(|a| !live.iter().any(|(_, l)| l == a))
+                .collect();
+            gone = b
+                .known
+                .values()
+                .filter(|u| left.contains(&u.addr))
+                .cloned()
+                .collect();
             b.ready.insert(service.to_string(), endpoints);
             true
         });
+        self.close_links(gone);
+    }
+
+    /// Closes the connections of replicas that left the pools: idle ones
+    /// now, the others once the replica has nothing in flight.
+    fn close_links(&self, ups: Vec<Arc<table::Upstream>>) {
+        let addrs: HashSet<SocketAddr> = ups.iter().map(|u| u.addr).collect();
+        let links: Vec<_> = addrs
+            .into_iter()
+            .flat_map(|a| self.shared.links.retire(a))
+            .collect();
+        if links.is_empty() {
+            return;
+        }
+        if ups.iter().all(|u| u.in_flight() == 0) {
+            links::close(&links);
+        } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                settle(&ups, None).await;
+                links::close(&links);
+            });
+        }
     }
 
     /// Replaces every service's ready replicas at once.
@@ -273,21 +314,18 @@ impl Gateway {
         if !ups.is_empty() {
             tracing::info!(replica = name, "draining");
         }
+        let addrs: HashSet<SocketAddr> = ups.iter().map(|u| u.addr).collect();
+        let links: Vec<_> = addrs
+            .into_iter()
+            .flat_map(|a| self.shared.links.retire(a))
+            .collect();
         let deadline = tokio::time::Instant::now() + grace;
-        for u in ups {
-            loop {
-                let idle = u.idle.notified();
-                tokio::pin!(idle);
-                idle.as_mut().enable();
-                if u.in_flight() == 0 {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                    tracing::warn!(replica = name, in_flight = u.in_flight(), "drain timed out");
-                    return false;
-                }
-            }
+        if !settle(&ups, Some(deadline)).await {
+            let in_flight: u32 = ups.iter().map(|u| u.in_flight()).sum();
+            tracing::warn!(replica = name, in_flight, "drain timed out");
+            return false;
         }
+        links::close(&links);
         true
     }
 
@@ -365,6 +403,30 @@ impl Gateway {
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.shared.metrics.register(registry);
     }
+}
+
+/// Waits until none of `ups` has a request in flight, until `deadline` at
+/// most. Returns whether they all finished.
+async fn settle(ups: &[Arc<table::Upstream>], deadline: Option<tokio::time::Instant>) -> bool {
+    for u in ups {
+        loop {
+            let idle = u.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if u.in_flight() == 0 {
+                break;
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, idle).await.is_err() {
+                        return false;
+                    }
+                }
+                None => idle.await,
+            }
+        }
+    }
+    true
 }
 
 impl tug_autoscale::source::RequestSource for Gateway {

@@ -26,12 +26,15 @@ use tokio::sync::{watch, Semaphore};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Bodies in both directions: streamed, never collected whole.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
-pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
+pub(crate) type UpstreamClient = Client<crate::links::Connector, ProxyBody>;
 
 /// A keep-alive client for one route's timeouts and upstream protocol:
 /// HTTP/1.1 keeps a pool of connections per replica, h2c one multiplexed
 /// connection (prior knowledge: no upgrade round trip).
-pub(crate) fn upstream_client(route: &tug_spec::Route) -> UpstreamClient {
+pub(crate) fn upstream_client(
+    route: &tug_spec::Route,
+    links: &Arc<crate::links::Links>,
+) -> UpstreamClient {
     let t = &route.timeouts;
     let mut c = HttpConnector::new();
     c.set_connect_timeout(Some(t.connect.std()));
@@ -40,10 +43,15 @@ pub(crate) fn upstream_client(route: &tug_spec::Route) -> UpstreamClient {
     b.pool_idle_timeout(t.idle.std())
         .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(256);
-    if route.upstream == tug_spec::Upstream::H2c {
+    let multiplexed = route.upstream == tug_spec::Upstream::H2c;
+    if multiplexed {
         b.http2_only(true);
     }
-    b.build(c)
+    b.build(crate::links::Connector {
+        http: c,
+        links: Arc::clone(links),
+        multiplexed,
+    })
 }
 
 /// Whether the client asked for trailers (`TE: trailers`), which gRPC
@@ -72,6 +80,8 @@ pub(crate) struct Shared {
     pub activator: std::sync::OnceLock<crate::activate::Activator>,
     /// Bumped after each table swap, for requests waiting on a replica.
     pub changed: watch::Sender<()>,
+    /// Connections to replicas, closed when their replica leaves.
+    pub links: Arc<crate::links::Links>,
     /// Set when tracing is on: the request path checks it once.
     pub tracer: Option<opentelemetry::global::BoxedTracer>,
 }
@@ -182,6 +192,8 @@ struct Done {
     route: Arc<RouteEntry>,
     upstream: usize,
     conn: Option<Arc<ConnFlags>>,
+    /// The connection to the replica, and its writes when the head came.
+    link: Option<(Arc<crate::links::Link>, u64)>,
     entry: Option<AccessEntry>,
     log: AccessSink,
 }
@@ -190,6 +202,9 @@ impl Drop for Done {
     fn drop(&mut self) {
         self.route.upstreams[self.upstream].finish();
         self.route.activity.touch();
+        if let Some((l, g)) = &self.link {
+            l.done(*g);
+        }
         if let Some(c) = &self.conn {
             c.rearm();
         }
@@ -517,6 +532,10 @@ async fn forward(
                     route: Arc::clone(&route),
                     upstream: i,
                     conn: h1.then(|| Arc::clone(&conn.flags)),
+                    link: resp
+                        .extensions()
+                        .get::<crate::links::LinkTag>()
+                        .map(|t| (Arc::clone(&t.0), t.0.generation())),
                     entry,
                     log: shared.log.clone(),
                 };

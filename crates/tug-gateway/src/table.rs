@@ -352,6 +352,8 @@ pub(crate) struct Builder {
     pub draining: std::collections::HashSet<(String, SocketAddr)>,
     /// Per-service activity, kept across snapshots.
     pub activity: HashMap<String, Arc<Activity>>,
+    /// Connections to replicas, shared by every route's clients.
+    pub links: Arc<crate::links::Links>,
 }
 
 impl Builder {
@@ -392,7 +394,7 @@ impl Builder {
                     rr: Arc::new(AtomicUsize::new(0)),
                     budget: Arc::new(Budget::new(tuning)),
                     clients: (0..tuning.workers.max(1))
-                        .map(|_| crate::proxy::upstream_client(spec))
+                        .map(|_| crate::proxy::upstream_client(spec, &self.links))
                         .collect(),
                     metrics: Arc::new(metrics.route(service, &label)),
                 })

@@ -98,6 +98,7 @@
 //! # }
 //! ```
 
+mod hash;
 mod logs;
 mod store;
 mod supervise;
@@ -120,6 +121,7 @@ use supervise::{alive, now_ms, read_exit, start_time, wait_until, write_exit};
 #[derive(Clone, Debug)]
 pub struct ProcessRuntime {
     store: Arc<Store>,
+    hashes: Arc<hash::HashCache>,
 }
 
 const LOCAL_ONLY: &str = "the process runtime runs local executables only: set `image` to an absolute path, use `build: { rust: ... }`, or install a container engine (Docker or Podman)";
@@ -131,6 +133,7 @@ impl ProcessRuntime {
     pub fn new(state_dir: PathBuf) -> Self {
         ProcessRuntime {
             store: Arc::new(Store { root: state_dir }),
+            hashes: Arc::default(),
         }
     }
 
@@ -167,7 +170,7 @@ impl ProcessRuntime {
 }
 
 /// `Some` with the file's hash when `path` is an absolute path to an executable file.
-fn executable_hash(path: &str) -> Result<Option<String>> {
+fn executable_hash(hashes: &hash::HashCache, path: &str) -> Result<Option<String>> {
     let p = std::path::Path::new(path);
     if !p.is_absolute() {
         return Ok(None);
@@ -179,10 +182,7 @@ fn executable_hash(path: &str) -> Result<Option<String>> {
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Ok(None);
     }
-    let mut f = std::fs::File::open(p).map_err(|e| io_err(format!("reading {path}"), e))?;
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).map_err(|e| io_err(format!("reading {path}"), e))?;
-    Ok(Some(format!("sha256:{}", hex::encode(h.finalize()))))
+    hashes.hash(p, &meta).map(Some)
 }
 
 fn is_executable(path: &str) -> bool {
@@ -517,8 +517,9 @@ impl Runtime for ProcessRuntime {
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
         let reference = reference.to_string();
+        let hashes = Arc::clone(&self.hashes);
         self.blocking(move |_| {
-            Ok(executable_hash(&reference)?.map(|id| ImageInfo {
+            Ok(executable_hash(&hashes, &reference)?.map(|id| ImageInfo {
                 id,
                 user: String::new(),
             }))
@@ -672,8 +673,9 @@ impl Runtime for ProcessRuntime {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         check_name("container", &spec.name)?;
         let spec = spec.clone();
+        let hashes = Arc::clone(&self.hashes);
         self.blocking(move |s| {
-            if executable_hash(&spec.image)?.is_none() {
+            if executable_hash(&hashes, &spec.image)?.is_none() {
                 return Err(RuntimeError::NotFound(format!(
                     "image {} (the process runtime needs an absolute path to an executable)",
                     spec.image

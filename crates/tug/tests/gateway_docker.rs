@@ -193,3 +193,86 @@ fn rolling_update_under_load_loses_no_request() {
     );
     assert!(failures.is_empty(), "failed requests: {failures:?}");
 }
+
+/// Replicas that, like Go's `Shutdown`, wait for every client connection to
+/// close before they exit: in a rolling update the gateway closes its
+/// keep-alive connections to each retired replica, so each exits by itself
+/// (code 0) well inside its 30 s grace period instead of being killed (137).
+#[test]
+fn retired_replicas_waiting_on_idle_connections_exit_by_themselves() {
+    if !engine() {
+        return;
+    }
+    let port = free_port();
+    let s = TestStack::new("gwidle", "");
+    let web = |v: &str| {
+        service(
+            "web",
+            &format!(
+                "    replicas: 2\n    route: {{ path: / }}\n    env: {{ VERSION: '{v}', HELLO_WAIT_CONNECTIONS: '1' }}\n"
+            ),
+        )
+        .replace("stop_grace_period: 2s", "stop_grace_period: 30s")
+    };
+    write_with_gateway(&s, port, &web("1"));
+    let out = s.run(&["up", "-d"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("two replicas are ready in the gateway", || ready(&s) == 2);
+    let gw = format!("127.0.0.1:{port}");
+    // Both replicas hold pooled keep-alive connections from the gateway.
+    for _ in 0..20 {
+        assert_eq!(status(&get(&gw, "/")), "200");
+    }
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, gw) = (stop.clone(), gw.clone());
+        std::thread::spawn(move || {
+            let mut failed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if status(&get(&gw, "/")) != "200" {
+                    failed += 1;
+                }
+            }
+            failed
+        })
+    };
+    write_with_gateway(&s, port, &web("2"));
+    let out = s.run(&["up", "-d"]);
+    assert!(out.status.success(), "{}", text(&out));
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(load.join().unwrap(), 0, "no request failed");
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = s
+        .docker()
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            &format!("label=dev.tug.stack={}", s.name),
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Actor.Attributes.exitCode}}",
+        ])
+        .output()
+        .unwrap();
+    let codes = String::from_utf8_lossy(&out.stdout).to_string();
+    let codes: Vec<&str> = codes.lines().collect();
+    assert_eq!(
+        codes,
+        ["0", "0"],
+        "each retired replica stopped by itself once the gateway let go of its connections"
+    );
+}

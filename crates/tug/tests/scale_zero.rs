@@ -113,6 +113,7 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
         .unwrap();
     assert!(up.status.success(), "{}", text(&up));
     let gw = format!("127.0.0.1:{port}");
+    let first = web_id(&s).expect("the replica's id");
 
     // No request for 2 s: scaled to zero through the recorded path.
     wait_for("the idle service is stopped", 60, &s, || {
@@ -129,7 +130,9 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
         (idle["current"].as_u64(), idle["desired"].as_u64()),
         (Some(1), Some(0))
     );
-    assert!(text(&s.run(&["history"])).contains("autoscale web=0"));
+    wait_for("the scale to zero is recorded", 20, &s, || {
+        text(&s.run(&["history"])).contains("autoscale web=0")
+    });
     wait_for("ps shows the service idle", 20, &s, || {
         let ps = text(&s.run(&["ps"]));
         ps.contains("0/0") && ps.contains("idle")
@@ -137,7 +140,8 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
     // The agent's snapshot carries the state; no replica stands for it.
     let snap: serde_json::Value = serde_json::from_str(&agent_get(&s, "/v1/ps")).unwrap();
     assert_eq!(snap["services"]["web"], "idle", "{snap}");
-    assert!(s.ps().iter().all(|r| r["service"] != "web"));
+    // Its replica is kept, stopped, for the next wake.
+    assert_eq!(web_id(&s).as_deref(), Some(first.as_str()));
 
     // The next request is held while a replica starts, then answered.
     let t0 = Instant::now();
@@ -147,6 +151,11 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
     assert!(r.contains("hello from web-"), "{r}");
     eprintln!("cold start through the gateway ({runtime:?}): {cold:?}");
     assert_eq!(running(&s, "web"), 1);
+    assert_eq!(
+        web_id(&s).as_deref(),
+        Some(first.as_str()),
+        "woken by starting the kept replica, not by creating one"
+    );
     let woken = autoscaled(&s, "woken").expect("a woken decision");
     assert_eq!(
         (woken["current"].as_u64(), woken["desired"].as_u64()),
@@ -167,6 +176,56 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
     wait_for("the service is stopped again", 60, &s, || {
         running(&s, "web") == 0
     });
+    // A changed spec replaces the kept replica.
+    write_with_gateway(
+        &s,
+        port,
+        &service(
+            "web",
+            "    route: { path: / }\n    env: { VERSION: '2' }\n    autoscale: { min: 0, max: 2, idle: 2s, target_inflight: 50 }\n",
+        ),
+    );
+    let up = s
+        .command(&["up", "-d"])
+        .env("TUG_AUTOSCALE_INTERVAL", "500ms")
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", text(&up));
+    let r = get(&gw, "/");
+    assert!(r.contains("(version 2)"), "{r}");
+    let replaced = web_id(&s).expect("the new replica's id");
+    assert_ne!(replaced, first, "a changed spec makes a new replica");
+    // `tug down` takes the stopped one too: nothing of the stack is left.
+    wait_for("the service is idle again", 60, &s, || {
+        running(&s, "web") == 0
+    });
+    let down = s.run(&["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+    if runtime.is_none() {
+        let left = s
+            .docker()
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=dev.tug.stack={}", s.name),
+            ])
+            .output()
+            .unwrap();
+        assert!(left.stdout.is_empty(), "{}", text(&left));
+    }
+}
+
+/// The id of the service's one replica, running or kept stopped.
+fn web_id(s: &TestStack) -> Option<String> {
+    let rows: Vec<String> = s
+        .ps()
+        .iter()
+        .filter(|r| r["service"] == "web")
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(rows.len() <= 1, "one replica at most: {rows:?}");
+    rows.into_iter().next()
 }
 
 #[test]

@@ -55,6 +55,9 @@ fn main() {
     eprintln!("hello: replica {replica} version {version} listening on :{port}");
 
     let inflight = Arc::new(AtomicUsize::new(0));
+    let wait_connections = std::env::var("HELLO_WAIT_CONNECTIONS").is_ok_and(|v| v == "1");
+    let idle = Duration::from_secs(if wait_connections { 120 } else { 5 });
+    let open = Arc::new(AtomicUsize::new(0));
     let body = Arc::new(format!("hello from {replica} (version {version})\n"));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
@@ -62,8 +65,10 @@ fn main() {
                 let body = Arc::clone(&body);
                 let inflight = Arc::clone(&inflight);
                 let unhealthy = Arc::clone(&unhealthy);
+                let open = Arc::clone(&open);
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &body, &unhealthy, &inflight);
+                    let _open = InFlight::new(&open);
+                    let _ = serve(conn, &body, &unhealthy, &inflight, idle);
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -79,6 +84,13 @@ fn main() {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    if wait_connections {
+        eprintln!("hello: waiting for every connection to close");
+        while open.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("hello: all connections closed");
     }
     eprintln!("hello: stopped");
 }
@@ -106,7 +118,7 @@ fn check() -> i32 {
     }
 }
 
-/// Counts a request in flight while it lives.
+/// Counts a request in flight (or a connection open) while it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
 impl<'a> InFlight<'a> {
@@ -127,9 +139,10 @@ fn serve(
     body: &str,
     unhealthy: &AtomicBool,
     inflight: &AtomicUsize,
+    idle: Duration,
 ) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_read_timeout(Some(idle))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
     loop {
