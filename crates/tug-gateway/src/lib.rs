@@ -155,7 +155,7 @@ impl Gateway {
                 activator: std::sync::OnceLock::new(),
                 changed: watch::channel(()).0,
                 links,
-                tracer: tug_observe::trace::tracer("tug-gateway"),
+                tracer: tug_observe::trace::http_tracer("tug-gateway"),
             }),
             builder: Arc::new(Mutex::new(builder)),
             bound: Arc::new(Mutex::new(Vec::new())),

@@ -1,12 +1,15 @@
 //! Prometheus metrics per route and replica. Each replica's series are
 //! looked up once, when it joins a pool, so a request only bumps atomics.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -34,8 +37,69 @@ struct RouteLabels {
     route: String,
 }
 
-fn latency() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+fn latency() -> Latency {
+    Latency::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// A histogram the request path records into with atomics alone
+/// (prometheus-client's takes a lock per observation).
+#[derive(Clone, Debug)]
+pub(crate) struct Latency(Arc<LatencyInner>);
+
+#[derive(Debug)]
+struct LatencyInner {
+    /// Upper bounds, the last one `+Inf`.
+    bounds: Box<[f64]>,
+    /// Observations per bucket (not cumulative, as the encoder wants them).
+    counts: Box<[AtomicU64]>,
+    /// The sum's `f64` bits.
+    sum: AtomicU64,
+}
+
+impl Latency {
+    fn new(buckets: impl Iterator<Item = f64>) -> Latency {
+        let bounds: Box<[f64]> = buckets.chain(std::iter::once(f64::MAX)).collect();
+        let counts = bounds.iter().map(|_| AtomicU64::new(0)).collect();
+        Latency(Arc::new(LatencyInner {
+            bounds,
+            counts,
+            sum: AtomicU64::new(0f64.to_bits()),
+        }))
+    }
+
+    pub fn observe(&self, v: f64) {
+        let i = self.0.bounds.partition_point(|&b| b < v);
+        self.0.counts[i.min(self.0.counts.len() - 1)].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .0
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + v).to_bits())
+            });
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = self
+            .0
+            .bounds
+            .iter()
+            .zip(self.0.counts.iter())
+            .map(|(&b, c)| (b, c.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        let sum = f64::from_bits(self.0.sum.load(Ordering::Relaxed));
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// 25 ms to about 100 s.
@@ -46,7 +110,7 @@ fn cold() -> Histogram {
 /// The gateway's metric families, registered once.
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
-    duration: Family<ReplicaLabels, Histogram, fn() -> Histogram>,
+    duration: Family<ReplicaLabels, Latency, fn() -> Latency>,
     in_flight: Family<ReplicaLabels, Gauge>,
     ejections: Family<ReplicaLabels, Counter>,
     retries: Family<RouteLabels, Counter>,
@@ -61,7 +125,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// One replica's series on one route.
 pub(crate) struct ReplicaMetrics {
     by_class: [Counter; 5],
-    pub duration: Histogram,
+    pub duration: Latency,
     pub in_flight: Gauge,
     pub ejections: Counter,
 }
@@ -91,7 +155,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("tug");
         let requests = Family::<RequestLabels, Counter>::default();
         let duration =
-            Family::<ReplicaLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+            Family::<ReplicaLabels, Latency, fn() -> Latency>::new_with_constructor(latency);
         let in_flight = Family::<ReplicaLabels, Gauge>::default();
         let ejections = Family::<ReplicaLabels, Counter>::default();
         let retries = Family::<RouteLabels, Counter>::default();

@@ -3,6 +3,7 @@
 use crate::conn::{ConnFlags, ScanIo};
 use crate::log::{AccessEntry, AccessSink};
 use crate::table::{ip_bytes, RouteEntry, Table, Tuning, Upstream};
+use crate::trace::Traced;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -83,7 +84,7 @@ pub(crate) struct Shared {
     /// Connections to replicas, closed when their replica leaves.
     pub links: Arc<crate::links::Links>,
     /// Set when tracing is on: the request path checks it once.
-    pub tracer: Option<opentelemetry::global::BoxedTracer>,
+    pub tracer: Option<tug_observe::trace::HttpTracer>,
 }
 
 fn simple(status: StatusCode, text: &str) -> Response<ProxyBody> {
@@ -106,6 +107,12 @@ fn is_idempotent(m: &Method) -> bool {
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
 }
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
@@ -149,9 +156,15 @@ fn wants_upgrade(h: &HeaderMap) -> bool {
         })
 }
 
+/// 32 random hex digits, formatted without a `String`.
 fn request_id() -> HeaderValue {
-    let s = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let n = fastrand::u128(..);
+    let mut b = [0u8; 32];
+    for (i, d) in b.iter_mut().enumerate() {
+        *d = DIGITS[((n >> (4 * (31 - i))) & 15) as usize];
+    }
+    HeaderValue::from_bytes(&b).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// How the request body can be sent.
@@ -240,7 +253,44 @@ impl Body for Tracked {
 
 pub(crate) struct Conn {
     pub client: SocketAddr,
+    /// The client's address as `X-Forwarded-For` sends it, made once.
+    pub client_value: HeaderValue,
     pub flags: Arc<ConnFlags>,
+}
+
+/// The replicas one request was sent to: inline for the usual few.
+#[derive(Default)]
+struct Tried {
+    few: [usize; 4],
+    n: usize,
+    more: Vec<usize>,
+}
+
+impl Tried {
+    fn push(&mut self, i: usize) {
+        if self.n < self.few.len() {
+            self.few[self.n] = i;
+        } else {
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&self.few);
+            }
+            self.more.push(i);
+        }
+        self.n += 1;
+    }
+    fn as_slice(&self) -> &[usize] {
+        if self.n <= self.few.len() {
+            &self.few[..self.n]
+        } else {
+            &self.more
+        }
+    }
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn is_empty(&self) -> bool {
+        self.n == 0
+    }
 }
 
 pub(crate) async fn handle(
@@ -251,18 +301,16 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let h1 = req.version() < Version::HTTP_2;
     let flags = h1.then(|| Arc::clone(&conn.flags));
-    let span = shared.tracer.as_ref().map(|t| {
-        crate::trace::server(
-            t,
-            req.method(),
-            req.uri().path(),
-            req.version(),
-            req.headers(),
-            conn.client,
-        )
-    });
-    let mut resp = forward(&shared, &conn, req, start, span.as_ref()).await;
-    if let Some(cx) = span {
+    let traced = crate::trace::enter(
+        shared.tracer.as_ref(),
+        req.method(),
+        req.uri().path(),
+        req.version(),
+        req.headers(),
+        conn.client,
+    );
+    let mut resp = forward(&shared, &conn, req, start, &traced).await;
+    if let Traced::Sampled(cx) = traced {
         crate::trace::finish(cx, resp.status());
     }
     if let Some(f) = flags {
@@ -287,7 +335,7 @@ async fn forward(
     conn: &Conn,
     mut req: Request<Incoming>,
     start: Instant,
-    span: Option<&opentelemetry::Context>,
+    traced: &Traced,
 ) -> Response<ProxyBody> {
     let h1 = req.version() < Version::HTTP_2;
     if h1 && conn.flags.conflict() {
@@ -296,18 +344,16 @@ async fn forward(
             "a request may not carry both Content-Length and Transfer-Encoding",
         );
     }
-    let host_full = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    let host = strip_port(&host_full);
+    // The host as a header value: the client's `Host` is shared, not copied.
+    let host_value = match req.uri().authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers().get(header::HOST).cloned(),
+    };
+    let host_full = host_value
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let host = strip_port(host_full);
     let Some(mut route) = shared.table.load().lookup(host, req.uri().path()).cloned() else {
         return simple(
             StatusCode::NOT_FOUND,
@@ -315,7 +361,7 @@ async fn forward(
         );
     };
     route.activity.touch();
-    if let Some(cx) = span {
+    if let Traced::Sampled(cx) = traced {
         crate::trace::routed(cx, &route.label, &route.service);
     }
     let max_body = shared.config.max_body_size.0;
@@ -373,43 +419,73 @@ async fn forward(
     if trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client_ip}"),
-        None => client_ip.to_string(),
+    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {client_ip}")).ok(),
+        None => Some(conn.client_value.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if let Ok(v) = HeaderValue::from_str(&host_full) {
-        headers.insert("x-forwarded-host", v.clone());
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(v) = host_value.clone().filter(|v| v.to_str().is_ok()) {
+        headers.insert(X_FORWARDED_HOST, v.clone());
         headers.entry(header::HOST).or_insert(v);
     }
+    if let Traced::Unsampled(tp) = traced {
+        if let Ok(v) = HeaderValue::from_bytes(tp.as_bytes()) {
+            headers.insert(TRACEPARENT, v);
+        }
+    }
     let rid = headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .cloned()
         .unwrap_or_else(request_id);
-    headers.insert("x-request-id", rid.clone());
+    headers.insert(X_REQUEST_ID, rid.clone());
 
     let path_q = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    // The request's own path is shared with the upstream URI, not copied.
     let forwarded_path = if route.spec.strip_prefix && route.spec.path != "/" {
         let rest = &path_q[route.spec.path.len().min(path_q.len())..];
-        if rest.starts_with('/') {
+        let p = if rest.starts_with('/') {
             rest.to_string()
         } else {
             format!("/{rest}")
-        }
+        };
+        http::uri::PathAndQuery::try_from(p).ok()
     } else {
-        path_q.to_string()
+        Some(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        )
     };
-    let client_key = ip_bytes(client_ip);
-    let key = route.key(&headers, &client_key).map(<[u8]>::to_vec);
+    let Some(forwarded_path) = forwarded_path else {
+        return simple(StatusCode::BAD_REQUEST, "the request path is not valid");
+    };
+    let (client_key, client_len) = ip_bytes(client_ip);
+    let key = route
+        .key(&headers, &client_key[..client_len])
+        .map(<[u8]>::to_vec);
     let idempotent = is_idempotent(&parts.method);
-    let mut tried: Vec<usize> = Vec::new();
+    // Read before the headers go upstream, and only for the log.
+    let mut log_fields = shared.log.enabled().then(|| {
+        let h = |n| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        (h(header::USER_AGENT), h(header::REFERER))
+    });
+    let mut headers = Some(headers);
+    let mut tried = Tried::default();
     let mut last: Option<Response<ProxyBody>> = None;
     let attempts = 1 + route.spec.retry.attempts as usize;
     for attempt in 0..attempts {
@@ -419,23 +495,35 @@ async fn forward(
             }
             route.metrics.retries.inc();
         }
-        let Some(i) = route.pick(key.as_deref(), &tried) else {
+        let Some(i) = route.pick(key.as_deref(), tried.as_slice()) else {
             break;
         };
         tried.push(i);
         let up: &Upstream = &route.upstreams[i];
         let Some(body) = payload.take() else { break };
-        let uri = format!("{}{}", up.base, forwarded_path);
         let mut out = Request::new(body);
         *out.method_mut() = parts.method.clone();
-        *out.headers_mut() = headers.clone();
-        match uri.parse() {
+        // The last send possible takes the headers; one that may be
+        // followed by a retry sends a copy.
+        let last_send = attempt + 1 == attempts
+            || tried.len() >= route.upstreams.len()
+            || !payload.replayable();
+        *out.headers_mut() = match (last_send, &mut headers) {
+            (true, h) => h.take().unwrap_or_default(),
+            (false, Some(h)) => h.clone(),
+            (false, None) => HeaderMap::new(),
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(up.authority.clone());
+        uri.path_and_query = Some(forwarded_path.clone());
+        match http::Uri::from_parts(uri) {
             Ok(u) => *out.uri_mut() = u,
             Err(_) => return simple(StatusCode::BAD_REQUEST, "the request path is not valid"),
         }
-        let attempt_span = match (span, &shared.tracer) {
-            (Some(cx), Some(t)) => Some(crate::trace::attempt(
-                t,
+        let attempt_span = match (traced, &shared.tracer) {
+            (Traced::Sampled(cx), Some(t)) => Some(crate::trace::attempt(
+                t.tracer(),
                 cx,
                 &parts.method,
                 up,
@@ -504,7 +592,7 @@ async fn forward(
                     up.finish();
                     continue;
                 }
-                let entry = shared.log.enabled().then(|| AccessEntry {
+                let entry = log_fields.take().map(|(user_agent, referer)| AccessEntry {
                     client: conn.client,
                     method: parts.method.to_string(),
                     host: host.to_string(),
@@ -516,16 +604,8 @@ async fn forward(
                     replica: up.name.clone(),
                     attempts: tried.len() as u32,
                     request_id: rid.to_str().unwrap_or("").to_string(),
-                    user_agent: headers
-                        .get(header::USER_AGENT)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string(),
-                    referer: headers
-                        .get(header::REFERER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string(),
+                    user_agent,
+                    referer,
                     cold_start,
                 });
                 let done = Done {
@@ -553,7 +633,7 @@ async fn forward(
                             }
                         });
                         let (mut p, _) = resp.into_parts();
-                        p.headers.insert("x-request-id", rid);
+                        p.headers.insert(X_REQUEST_ID, rid);
                         return Response::from_parts(
                             p,
                             Empty::new().map_err(|e| match e {}).boxed(),
@@ -562,7 +642,7 @@ async fn forward(
                 }
                 let (mut p, body) = resp.into_parts();
                 strip_hop(&mut p.headers, false);
-                p.headers.insert("x-request-id", rid);
+                p.headers.insert(X_REQUEST_ID, rid);
                 p.extensions.insert(TrackedMark);
                 return Response::from_parts(
                     p,
@@ -761,6 +841,8 @@ async fn connection(
     let flags = Arc::new(ConnFlags::default());
     let conn = Arc::new(Conn {
         client,
+        client_value: HeaderValue::from_str(&client.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown")),
         flags: Arc::clone(&flags),
     });
     let io = TokioIo::new(ScanIo::new(stream, flags));

@@ -25,8 +25,8 @@ pub struct Upstream {
     pub name: String,
     pub service: String,
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:port`, for request URIs.
-    pub(crate) base: String,
+    /// `127.0.0.1:port`, for request URIs.
+    pub(crate) authority: http::uri::Authority,
     pub(crate) in_flight: AtomicU32,
     /// Requests sent to it, for the autoscaler's requests per second.
     pub(crate) requests: AtomicU64,
@@ -150,7 +150,12 @@ impl Activity {
     }
 
     pub(crate) fn touch(&self) {
-        self.last_ms.store(now_ms(), Ordering::Relaxed);
+        // Written only when the millisecond changed: the worker threads
+        // share this line, and a plain read does not take it from the others.
+        let now = now_ms();
+        if self.last_ms.load(Ordering::Relaxed) != now {
+            self.last_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn last(&self) -> Instant {
@@ -177,6 +182,11 @@ impl Budget {
     }
 
     pub(crate) fn deposit(&self) {
+        // A full budget (the usual state) is only read, so the worker
+        // threads do not take turns owning its cache line.
+        if self.tokens.load(Ordering::Relaxed) + self.percent > self.cap {
+            return;
+        }
         let t = self.tokens.fetch_add(self.percent, Ordering::Relaxed);
         if t + self.percent > self.cap {
             self.tokens.fetch_sub(self.percent, Ordering::Relaxed);
@@ -371,7 +381,8 @@ impl Builder {
                         name: ep.name.clone(),
                         service: service.clone(),
                         addr: ep.addr,
-                        base: format!("http://{}", ep.addr),
+                        authority: http::uri::Authority::try_from(ep.addr.to_string())
+                            .expect("a socket address is an authority"),
                         in_flight: AtomicU32::new(0),
                         requests: AtomicU64::new(0),
                         failures: AtomicU32::new(0),
@@ -422,11 +433,15 @@ impl Builder {
     }
 }
 
-/// The client address as hash key bytes.
-pub(crate) fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+/// The client address as hash key bytes (the first `len` of them).
+pub(crate) fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
     match ip {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
+        IpAddr::V4(v) => {
+            b[..4].copy_from_slice(&v.octets());
+            (b, 4)
+        }
+        IpAddr::V6(v) => (v.octets(), 16),
     }
 }
 

@@ -1,27 +1,20 @@
 //! Request spans: a server span per request, joined to the client's trace
 //! when it sends a W3C `traceparent`, and a client span per upstream
 //! attempt whose context goes to the replica in `traceparent`/`tracestate`.
-//! Built only when tracing is on; the exporter's queue never blocks.
+//! Built only for a request tug-observe's [`HttpTracer`] samples; any other
+//! gets no span, only a `traceparent` with the sampled flag off. The
+//! exporter's queue never blocks.
+//!
+//! [`HttpTracer`]: tug_observe::trace::HttpTracer
 
 use crate::table::Upstream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Injector, TextMapPropagator};
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-
-struct Extract<'a>(&'a HeaderMap);
-
-impl Extractor for Extract<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
 
 struct Inject<'a>(&'a mut HeaderMap);
 
@@ -45,16 +38,46 @@ fn version(v: Version) -> &'static str {
     }
 }
 
-/// The server span of a request, as the context its attempts start in.
-pub(crate) fn server(
-    tracer: &BoxedTracer,
+/// Whether and how a request is traced.
+pub(crate) enum Traced {
+    Off,
+    /// The server span's context, for the attempts to start in.
+    Sampled(Context),
+    /// No span; this goes upstream.
+    Unsampled(tug_observe::trace::Traceparent),
+}
+
+/// Takes the sampling decision for a request, and starts its server span
+/// when it is sampled.
+pub(crate) fn enter(
+    tracer: Option<&tug_observe::trace::HttpTracer>,
     method: &Method,
     path: &str,
     version_: Version,
     headers: &HeaderMap,
     client: std::net::SocketAddr,
+) -> Traced {
+    let Some(t) = tracer else {
+        return Traced::Off;
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match t.entry(header("traceparent"), header("tracestate")) {
+        tug_observe::trace::Entry::Unsampled(tp) => Traced::Unsampled(tp),
+        tug_observe::trace::Entry::Sampled(parent) => {
+            Traced::Sampled(server(t.tracer(), parent, method, path, version_, client))
+        }
+    }
+}
+
+/// The server span of a sampled request, as the context its attempts start in.
+fn server(
+    tracer: &BoxedTracer,
+    parent: Context,
+    method: &Method,
+    path: &str,
+    version_: Version,
+    client: std::net::SocketAddr,
 ) -> Context {
-    let parent = TraceContextPropagator::new().extract(&Extract(headers));
     let span = tracer
         .span_builder(method.to_string())
         .with_kind(SpanKind::Server)

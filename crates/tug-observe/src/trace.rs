@@ -28,11 +28,12 @@
 //! [`Telemetry`] guard flushes what is queued.
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-    SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SdkTracerProvider, SpanData,
+    SpanExporter, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use std::collections::BTreeMap;
@@ -63,6 +64,169 @@ pub fn enabled() -> bool {
 /// A tracer of the installed provider, `None` when tracing is off.
 pub fn tracer(name: &'static str) -> Option<opentelemetry::global::BoxedTracer> {
     enabled().then(|| opentelemetry::global::tracer(name))
+}
+
+/// Spans the installed provider was asked to start, sampled or not: every
+/// start passes its sampler ([`Gate`]) once. A request path that skips
+/// unsampled requests leaves it unchanged for them.
+pub fn spans_started() -> u64 {
+    STARTED.load(Ordering::Relaxed)
+}
+
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// The sampler of the installed provider, for [`HttpTracer`]s made after.
+static SAMPLER: std::sync::Mutex<Option<Sampler>> = std::sync::Mutex::new(None);
+
+/// Traces requests that enter over HTTP: the sampling decision comes first,
+/// from the caller's `traceparent` and the configured sampler, so a request
+/// that is not sampled builds no span, attribute or name at all and only
+/// passes a `traceparent` on (sampled flag off).
+#[derive(Debug)]
+pub struct HttpTracer {
+    tracer: opentelemetry::global::BoxedTracer,
+    sampler: Sampler,
+}
+
+/// What [`HttpTracer::entry`] decided for one request.
+pub enum Entry {
+    /// Recorded: start the server span in this context (it holds the
+    /// caller's span when a `traceparent` named one, and the decision, so
+    /// the spans of this request are not sampled again).
+    Sampled(opentelemetry::Context),
+    /// Not recorded: the `traceparent` to send on, flags `00`.
+    Unsampled(Traceparent),
+}
+
+/// A W3C `traceparent` value: `00-<trace id>-<span id>-<flags>`.
+#[derive(Clone, Copy)]
+pub struct Traceparent([u8; 55]);
+
+impl Traceparent {
+    fn new(trace: TraceId, span: SpanId, flags: TraceFlags) -> Traceparent {
+        fn hex(out: &mut [u8], bytes: &[u8]) {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            for (i, b) in bytes.iter().enumerate() {
+                out[2 * i] = DIGITS[(b >> 4) as usize];
+                out[2 * i + 1] = DIGITS[(b & 15) as usize];
+            }
+        }
+        let mut v = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex(&mut v[3..35], &trace.to_bytes());
+        hex(&mut v[36..52], &span.to_bytes());
+        hex(&mut v[53..55], &[flags.to_u8()]);
+        Traceparent(v)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Marks a context whose request was sampled by [`HttpTracer::entry`].
+struct Presampled;
+
+/// `traceparent` and `tracestate` as the propagator reads them.
+struct EntryHeaders<'a>(Option<&'a str>, Option<&'a str>);
+
+impl opentelemetry::propagation::Extractor for EntryHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.0,
+            "tracestate" => self.1,
+            _ => None,
+        }
+    }
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
+/// An [`HttpTracer`] of the installed provider, `None` when tracing is off.
+pub fn http_tracer(name: &'static str) -> Option<HttpTracer> {
+    let sampler = SAMPLER.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+    Some(HttpTracer {
+        tracer: tracer(name)?,
+        sampler,
+    })
+}
+
+impl HttpTracer {
+    /// The tracer to start a sampled request's spans with.
+    pub fn tracer(&self) -> &opentelemetry::global::BoxedTracer {
+        &self.tracer
+    }
+
+    /// Decides whether a request carrying these `traceparent` and
+    /// `tracestate` header values is recorded, before any span exists.
+    pub fn entry(&self, traceparent: Option<&str>, tracestate: Option<&str>) -> Entry {
+        use opentelemetry::propagation::TextMapPropagator;
+        use opentelemetry::trace::TraceContextExt;
+        use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, ShouldSample};
+        let ids = RandomIdGenerator::default();
+        let parent = match traceparent {
+            Some(_) => opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                .extract(&EntryHeaders(traceparent, tracestate)),
+            None => opentelemetry::Context::new(),
+        };
+        let remote = parent.span().span_context().clone();
+        let trace_id = if remote.is_valid() {
+            remote.trace_id()
+        } else {
+            ids.new_trace_id()
+        };
+        let decision = self
+            .sampler
+            .should_sample(
+                Some(&parent),
+                trace_id,
+                "",
+                &opentelemetry::trace::SpanKind::Server,
+                &[],
+                &[],
+            )
+            .decision;
+        match decision {
+            SamplingDecision::Drop => Entry::Unsampled(Traceparent::new(
+                trace_id,
+                ids.new_span_id(),
+                TraceFlags::default(),
+            )),
+            _ => Entry::Sampled(parent.with_value(Presampled)),
+        }
+    }
+}
+
+/// The installed provider's sampler: counts every span start, and keeps
+/// the decision [`HttpTracer::entry`] already took for a request.
+#[derive(Clone, Debug)]
+struct Gate(Sampler);
+
+impl opentelemetry_sdk::trace::ShouldSample for Gate {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &opentelemetry::trace::SpanKind,
+        attributes: &[KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        use opentelemetry::trace::TraceContextExt;
+        STARTED.fetch_add(1, Ordering::Relaxed);
+        match parent_context {
+            Some(cx) if cx.get::<Presampled>().is_some() => {
+                opentelemetry_sdk::trace::SamplingResult {
+                    decision: SamplingDecision::RecordAndSample,
+                    attributes: Vec::new(),
+                    trace_state: cx.span().span_context().trace_state().clone(),
+                }
+            }
+            _ => self
+                .0
+                .should_sample(parent_context, trace_id, name, span_kind, attributes, links),
+        }
+    }
 }
 
 /// The current span's context as W3C `traceparent` (and `tracestate`)
@@ -605,13 +769,14 @@ pub fn install(settings: &Settings, stack: Option<&str>) -> Result<Option<Teleme
                 .build();
             let provider = SdkTracerProvider::builder()
                 .with_span_processor(Bounded(batch))
-                .with_sampler(settings.sampling.sampler())
+                .with_sampler(Gate(settings.sampling.sampler()))
                 .with_resource(resource.clone())
                 .build();
             opentelemetry::global::set_tracer_provider(provider.clone());
             opentelemetry::global::set_text_map_propagator(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
+            *SAMPLER.lock().unwrap_or_else(|e| e.into_inner()) = Some(settings.sampling.sampler());
             ENABLED.store(true, Ordering::Relaxed);
             Some(provider)
         }
