@@ -7,16 +7,12 @@
 
 mod common;
 
-use common::project::Project;
+use common::project::{Project, DEPLOY_ON_DISPATCH};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WORKFLOW: &str = r#"name: deploy
-on:
-  workflow_dispatch:
-    inputs:
-      wait: { default: "0" }
-concurrency:
+/// Follows [`DEPLOY_ON_DISPATCH`].
+const WORKFLOW: &str = r#"concurrency:
   group: deploy
   cancel-in-progress: true
 jobs:
@@ -53,7 +49,7 @@ fn setup(prefix: &str) -> (Project, PathBuf) {
     let dir = p.path().join("deploy");
     let wf = dir.join(".github/workflows/deploy.yml");
     std::fs::create_dir_all(wf.parent().unwrap()).unwrap();
-    std::fs::write(&wf, WORKFLOW).unwrap();
+    std::fs::write(&wf, format!("{DEPLOY_ON_DISPATCH}{WORKFLOW}")).unwrap();
     std::fs::write(dir.join("tug.yaml"), "name: ci-deploy\n").unwrap();
     (p, dir)
 }
