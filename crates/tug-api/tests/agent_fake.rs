@@ -176,11 +176,7 @@ async fn ps_answers_and_shows_the_converge_while_a_health_gate_waits() {
 async fn a_killed_replica_is_restarted_on_the_engine_event() {
     let a = agent(APP).await;
     let c = a.client();
-    let victim =
-        a.rt.list_containers(&stack_filter(&a.stack.name))
-            .await
-            .unwrap()[0]
-            .clone();
+    let victim = victims(&a).await[0].clone();
     a.rt.kill(&victim.id, 137);
     // The periodic resync is 30 s away: only the event can bring it back this soon.
     let started = Instant::now();
@@ -221,6 +217,13 @@ async fn replica_changes(c: &Client) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The stack's containers on the fake engine, to kill one of.
+async fn victims(a: &Running) -> Vec<tug_runtime::ContainerInfo> {
+    a.rt.list_containers(&stack_filter(&a.stack.name))
+        .await
+        .unwrap()
+}
+
 /// The replica changes once `name`'s death is among them.
 async fn changes_after_death(c: &Client, name: &str) -> Vec<(String, String)> {
     wait_for(
@@ -248,10 +251,7 @@ fn changes_of<'a>(changes: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 async fn an_oom_kill_whose_event_the_engine_dropped_is_reported_as_one() {
     let a = agent(APP).await;
     let c = a.client();
-    let victims =
-        a.rt.list_containers(&stack_filter(&a.stack.name))
-            .await
-            .unwrap();
+    let victims = victims(&a).await;
     // Only `died` with 137 reaches the agent; inspect says OOM killed.
     a.rt.oom_kill_unreported(&victims[0].id);
     let changes = changes_after_death(&c, &victims[0].name).await;
@@ -275,11 +275,7 @@ async fn an_oom_kill_whose_event_the_engine_dropped_is_reported_as_one() {
 async fn a_sigkill_is_not_an_oom_kill() {
     let a = agent(APP).await;
     let c = a.client();
-    let victim =
-        a.rt.list_containers(&stack_filter(&a.stack.name))
-            .await
-            .unwrap()[0]
-            .clone();
+    let victim = victims(&a).await[0].clone();
     a.rt.kill(&victim.id, 137);
     let changes = changes_after_death(&c, &victim.name).await;
     assert_eq!(changes_of(&changes, &victim.name), ["died"], "{changes:?}");
@@ -290,11 +286,7 @@ async fn a_sigkill_is_not_an_oom_kill() {
 async fn a_lost_engine_stream_is_followed_by_a_resync() {
     let a = agent(APP).await;
     let c = a.client();
-    let victim =
-        a.rt.list_containers(&stack_filter(&a.stack.name))
-            .await
-            .unwrap()[1]
-            .clone();
+    let victim = victims(&a).await[1].clone();
     // Died while the stream was down: no event will ever say so.
     a.rt.kill_unseen(&victim.id, 1);
     a.rt.interrupt_events();
@@ -434,11 +426,7 @@ async fn server_sent_events_are_pushed_as_they_are_recorded() {
                 .await;
         })
     };
-    let victim =
-        a.rt.list_containers(&stack_filter(&a.stack.name))
-            .await
-            .unwrap()[0]
-            .clone();
+    let victim = victims(&a).await[0].clone();
     a.rt.oom_kill(&victim.id);
     wait_for("the OOM kill on the stream", async || {
         lines

@@ -17,6 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tug_gateway::{Endpoint, Gateway, Tuning};
 
+mod support;
+use support::{client, Http};
+
 /// A backend: answers `name path` and echoes the forwarded headers;
 /// `/status/N` answers N, `/slow/MS` waits, `/ws` upgrades and echoes.
 struct Backend {
@@ -124,28 +127,14 @@ struct Setup {
 
 async fn gateway(yaml_services: &str, tuning: Tuning) -> Setup {
     let text = format!("name: t\ngateway: {{ listen: ['127.0.0.1:0'], max_body_size: 1Mi, max_header_size: 16Ki }}\nservices:\n{yaml_services}");
-    let stack = tug_spec::parse_str(&text, "tug.yaml".as_ref()).unwrap();
-    let routes = stack
-        .services
-        .iter()
-        .flat_map(|(n, s)| s.routes.iter().map(move |r| (n.clone(), r.clone())))
-        .collect();
     let (tx, log) = mpsc::channel(10_000);
-    let gw = Gateway::new(stack.gateway.clone().unwrap(), routes, tuning, Some(tx));
-    let (stop, rx) = watch::channel(false);
-    let addr = gw.start(rx).await.unwrap()[0];
+    let (gw, addr, stop) = support::start(&text, tuning, Some(tx)).await;
     Setup {
         gw,
         addr,
         log,
         _stop: stop,
     }
-}
-
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn client() -> Http {
-    Client::builder(TokioExecutor::new()).build_http()
 }
 
 async fn send(

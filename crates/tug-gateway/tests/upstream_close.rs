@@ -6,13 +6,15 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tug_gateway::{Endpoint, Gateway, Tuning};
+
+mod support;
+use support::{client, Http};
 
 #[derive(Debug, PartialEq)]
 enum Seen {
@@ -61,24 +63,13 @@ async fn gateway(route: &str) -> (Gateway, SocketAddr, watch::Sender<bool>) {
     let text = format!(
         "name: t\ngateway: {{ listen: ['127.0.0.1:0'] }}\nservices:\n  a:\n    image: x\n    port: 80\n    route: {route}\n"
     );
-    let stack = tug_spec::parse_str(&text, "tug.yaml".as_ref()).unwrap();
-    let routes = stack
-        .services
-        .iter()
-        .flat_map(|(n, s)| s.routes.iter().map(move |r| (n.clone(), r.clone())))
-        .collect();
     // One worker: one upstream pool, so connection counts are exact.
     let tuning = Tuning {
         workers: 1,
         ..Tuning::default()
     };
-    let gw = Gateway::new(stack.gateway.clone().unwrap(), routes, tuning, None);
-    let (stop, rx) = watch::channel(false);
-    let addr = gw.start(rx).await.unwrap()[0];
-    (gw, addr, stop)
+    support::start(&text, tuning, None).await
 }
-
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 async fn get(c: &Http, gw: SocketAddr, path: &str) -> (StatusCode, String) {
     let r = c
@@ -114,7 +105,7 @@ async fn a_drained_replica_gets_its_idle_connection_closed_at_once_and_the_busy_
     let (up, mut seen) = upstream(false).await;
     let (gw, addr, _stop) = gateway("{ path: / }").await;
     gw.set_ready("a", vec![endpoint(up)]);
-    let c: Http = Client::builder(TokioExecutor::new()).build_http();
+    let c = client();
     // Two requests at once: two pooled connections to the replica.
     let (x, y) = tokio::join!(get(&c, addr, "/slow/300"), get(&c, addr, "/slow/300"));
     assert_eq!((x.0, y.0), (StatusCode::OK, StatusCode::OK));
@@ -155,7 +146,7 @@ async fn a_replica_gone_from_the_pool_gets_its_h2c_connection_closed_when_idle()
     let (up, mut seen) = upstream(true).await;
     let (gw, addr, _stop) = gateway("{ path: /, upstream: h2c }").await;
     gw.set_ready("a", vec![endpoint(up)]);
-    let c: Http = Client::builder(TokioExecutor::new()).build_http();
+    let c = client();
     assert_eq!(get(&c, addr, "/").await.0, StatusCode::OK);
     assert_eq!(next(&mut seen).await, Seen::Open);
 
@@ -188,7 +179,7 @@ async fn a_replica_that_stays_keeps_its_pooled_connection() {
     let (other, _) = upstream(false).await;
     let (gw, addr, _stop) = gateway("{ path: / }").await;
     gw.set_ready("a", vec![endpoint(up)]);
-    let c: Http = Client::builder(TokioExecutor::new()).build_http();
+    let c = client();
     assert_eq!(get(&c, addr, "/").await.0, StatusCode::OK);
     assert_eq!(next(&mut seen).await, Seen::Open);
     // Another replica joins and leaves: this one's connection is untouched.

@@ -12,9 +12,11 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
-    /// tug was stopped (a signal, or killed) before the run finished.
+    /// tug died (killed, or a second Ctrl-C) before the run finished: the
+    /// next pipeline command found it so.
     Interrupted,
-    /// A newer run of its concurrency group cancelled it.
+    /// Cancelled before it finished: by Ctrl-C or SIGTERM (the caller's
+    /// token), or by a newer run of its concurrency group.
     Cancelled,
 }
 

@@ -18,7 +18,9 @@
 //!   own `timeout` as a bound; the others are skipped. The unit ends
 //!   cancelled (timed out for its `timeout`); units not started are
 //!   cancelled, except `if: always` ones, which start with
-//!   `TUG_RUN_CANCELLED=true`. A stopped run ends interrupted. Containers and networks carry the run's labels, so what a
+//!   `TUG_RUN_CANCELLED=true`. The run then ends cancelled, whoever
+//!   cancelled it; only a run whose tug died before it could finish ends
+//!   interrupted. Containers and networks carry the run's labels, so what a
 //!   killed tug leaves is removed by [`sweep`] at the next run.
 //! - A pipeline's `concurrency` group is entered before the first unit, a
 //!   job's before each of its units ([`crate::concurrency`]); a newer run
@@ -114,8 +116,8 @@ struct Ctx {
 #[tracing::instrument(name = "pipeline", level = "info", skip_all, fields(pipeline = %cfg.pipeline_name, run = cfg.id))]
 pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, RunError> {
     let started_at = crate::store::now();
-    // The caller's token (Ctrl-C) interrupts; the run's own child token is
-    // also what its concurrency group cancels.
+    // The caller's token (Ctrl-C) cancels the run; so does its concurrency
+    // group, through the run's own child token.
     let outer = cfg.cancel.clone();
     cfg.cancel = outer.child_token();
     let gate = if cfg.pipeline.concurrency.is_some()
@@ -175,7 +177,7 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
                     c.group
                 ),
             )),
-            Entered::Stopped => Some((RunStatus::Interrupted, "the run was interrupted".into())),
+            Entered::Stopped => Some((RunStatus::Cancelled, "the run was cancelled".into())),
         };
         if let Some((status, reason)) = ended {
             let jobs = ctx
@@ -316,9 +318,7 @@ pub async fn run(mut cfg: RunConfig, observer: Observer) -> Result<RunReport, Ru
         }
     }
     let by_group = ctx.gate.as_ref().and_then(|g| g.cancelled_by(""));
-    let status = if outer.is_cancelled() {
-        RunStatus::Interrupted
-    } else if by_group.is_some() {
+    let status = if outer.is_cancelled() || by_group.is_some() {
         RunStatus::Cancelled
     } else if jobs.iter().any(JobReport::blocks) {
         RunStatus::Failed
@@ -372,7 +372,7 @@ fn not_run(unit: &Unit, status: JobStatus, reason: String) -> JobReport {
 fn stop_reason(ctx: &Ctx) -> String {
     match ctx.gate.as_ref().and_then(|g| g.cancelled_by("")) {
         Some(group) => format!("a newer run of the concurrency group `{group}` cancelled this one"),
-        None => "the run was interrupted".into(),
+        None => "the run was cancelled".into(),
     }
 }
 

@@ -99,13 +99,31 @@ pub async fn run_stack(
 
 /// Writes the run's JSON report and JUnit XML into its directory.
 pub fn keep_reports(run_dir: &Path, report: &RunReport) -> Result<(), TriggerError> {
-    let json = serde_json::to_string_pretty(report).unwrap_or_default();
-    for (name, text) in [
-        ("report.json", json),
-        ("junit.xml", crate::report::junit(report)),
-    ] {
-        let path = run_dir.join(name);
-        std::fs::write(&path, text).map_err(|source| TriggerError::Write { path, source })?;
+    write_reports(
+        report,
+        Some(&run_dir.join("report.json")),
+        Some(&run_dir.join("junit.xml")),
+    )
+}
+
+/// Writes the run's JSON report to `json` and its JUnit XML to `junit`,
+/// each when given.
+pub fn write_reports(
+    report: &RunReport,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<(), TriggerError> {
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|source| TriggerError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    if let Some(p) = json {
+        write(p, serde_json::to_string_pretty(report).unwrap_or_default())?;
+    }
+    if let Some(p) = junit {
+        write(p, crate::report::junit(report))?;
     }
     Ok(())
 }

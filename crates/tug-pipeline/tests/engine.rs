@@ -462,7 +462,7 @@ pipelines:
         watcher.await.unwrap(),
         "the step's container never appeared"
     );
-    assert_eq!(o.report.status, RunStatus::Interrupted);
+    assert_eq!(o.report.status, RunStatus::Cancelled);
     let long = o.job("long");
     assert_eq!(long.status, JobStatus::Cancelled);
     // The running step stopped; the `always` step ran as cleanup, the next one did not.

@@ -758,14 +758,31 @@ impl<'f> Cx<'f> {
     }
 
     pub(crate) fn string_list(&mut self, n: &Node, what: &str) -> Vec<String> {
+        self.string_list_at(n, what, "a list of strings")
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    /// A string or a list of strings (anything else: an error expecting
+    /// `kind`), each with its node so a later check can point at its item.
+    pub(crate) fn string_list_at<'n>(
+        &mut self,
+        n: &'n Node,
+        what: &str,
+        kind: &str,
+    ) -> Vec<(&'n Node, String)> {
         if let Some(s) = n.scalar() {
-            return vec![s.to_string()];
+            return vec![(n, s.to_string())];
         }
         let Some(items) = n.as_seq() else {
-            self.expected(n, what, "a list of strings");
+            self.expected(n, what, kind);
             return Vec::new();
         };
-        items.iter().filter_map(|i| self.text(i, what)).collect()
+        items
+            .iter()
+            .filter_map(|i| Some((i, self.text(i, what)?)))
+            .collect()
     }
 
     fn stack(&mut self, root: &Node, dir: &Path, file: &Path) -> Option<Stack> {

@@ -368,6 +368,11 @@ impl Cx<'_> {
 
     fn inner_path(&mut self, n: &Node, what: &str) -> Option<String> {
         let s = self.text(n, what)?;
+        self.inside(n, s, what)
+    }
+
+    /// `s`, read at `n`, if it is a path inside the workspace.
+    fn inside(&mut self, n: &Node, s: String, what: &str) -> Option<String> {
         if !is_inner_path(&s) {
             self.err(
                 n,
@@ -380,16 +385,9 @@ impl Cx<'_> {
     }
 
     fn inner_paths(&mut self, n: &Node, what: &str) -> Vec<String> {
-        if n.scalar().is_some() {
-            return self.inner_path(n, what).into_iter().collect();
-        }
-        let Some(items) = n.as_seq() else {
-            self.expected(n, what, "a list of paths");
-            return Vec::new();
-        };
-        items
-            .iter()
-            .filter_map(|i| self.inner_path(i, what))
+        self.string_list_at(n, what, "a list of paths")
+            .into_iter()
+            .filter_map(|(i, s)| self.inside(i, s, what))
             .collect()
     }
 

@@ -1,6 +1,9 @@
 //! Compose import on real-world-shaped files: the output parses as tug.yaml
 //! and everything left behind is listed with a reason.
 
+mod common;
+
+use common::owner_and_mode;
 use std::path::{Path, PathBuf};
 use tug_spec::compose::{import, Import};
 use tug_spec::*;
@@ -472,13 +475,8 @@ fn long_form_secrets_and_configs_keep_owner_and_mode() {
     );
     let s = parse_str(&imp.yaml, &dir.join("tug.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let web = &s.services["web"];
-    let got: Vec<_> = web
-        .secrets
-        .iter()
-        .map(|f| (f.target.as_str(), f.uid, f.gid, f.mode))
-        .collect();
     assert_eq!(
-        got,
+        owner_and_mode(&web.secrets),
         [
             ("/run/secrets/key", None, None, None),
             ("/run/secrets/other", Some(103), Some(104), Some(0o440)),
@@ -486,10 +484,9 @@ fn long_form_secrets_and_configs_keep_owner_and_mode() {
             ("/run/secrets/dec", None, None, Some(0o440)),
         ]
     );
-    let c = &web.configs[0];
     assert_eq!(
-        (c.target.as_str(), c.uid, c.gid, c.mode),
-        ("/etc/app.conf", Some(5), None, Some(0o644))
+        owner_and_mode(&web.configs),
+        [("/etc/app.conf", Some(5), None, Some(0o644))]
     );
     std::fs::remove_dir_all(&dir).ok();
 }

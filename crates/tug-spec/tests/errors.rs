@@ -1,5 +1,8 @@
 //! Every error carries its exact `line:col`, message and hint.
 
+mod common;
+
+use common::owner_and_mode;
 use std::path::Path;
 use tug_spec::{parse_str, SpecError};
 
@@ -398,13 +401,8 @@ fn secret_mode_must_be_octal() {
 fn secret_owner_and_mode_are_read() {
     let text = "name: shop\nsecrets:\n  key: { file: /etc/passwd }\nservices:\n  web:\n    image: nginx:1\n    secrets:\n      - { source: key, target: k2, uid: 10, gid: 20, mode: 0440 }\n      - { source: key, mode: 640 }\n      - { source: key, target: /k3, mode: 0o600 }\n";
     let s = parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml")).unwrap();
-    let got: Vec<_> = s.services["web"]
-        .secrets
-        .iter()
-        .map(|f| (f.target.as_str(), f.uid, f.gid, f.mode))
-        .collect();
     assert_eq!(
-        got,
+        owner_and_mode(&s.services["web"].secrets),
         [
             ("/run/secrets/k2", Some(10), Some(20), Some(0o440)),
             ("/run/secrets/key", None, None, Some(0o640)),

@@ -223,3 +223,35 @@ fn concurrency_groups() {
         .unwrap_or_else(|| panic!("{e:#?}"));
     assert_eq!((group.line, group.col), (4, 18));
 }
+
+#[test]
+fn a_path_outside_the_workspace_is_an_error_at_its_item() {
+    let e = errors(
+        "name: s\npipelines:\n  ci:\n    jobs:\n      a:\n        steps: [x]\n        artifacts: [out, /abs]\n        cache:\n          - { key: k, paths: ../up }\n      b:\n        steps: [x]\n        artifacts: { dir: out }\n",
+    );
+    let at: Vec<_> = e
+        .iter()
+        .map(|e| (e.line, e.col, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (
+                7,
+                26,
+                "`pipelines.ci.jobs.a.artifacts` must be a path inside the workspace, found `/abs`"
+            ),
+            (
+                9,
+                30,
+                "`pipelines.ci.jobs.a.cache[0].paths` must be a path inside the workspace, found `../up`"
+            ),
+            (
+                12,
+                20,
+                "`pipelines.ci.jobs.b.artifacts` must be a list of paths, found a map"
+            ),
+        ],
+        "{e:#?}"
+    );
+}

@@ -2,21 +2,17 @@
 //! its concurrency group, or by SIGTERM, stops the running step; of the
 //! steps after it only `if: cancelled()` / `always()` ones run, the others
 //! are skipped; a `needs` job with `if: cancelled()` still runs; the run's
-//! statuses say cancelled and skipped, in `tug pipeline runs -o json` and
-//! in the JUnit report.
+//! statuses say cancelled and skipped, in `tug pipeline runs` (table and
+//! `-o json`) and in the JUnit report, which `--junit` also writes.
 
 mod common;
 
-use common::project::Project;
+use common::project::{Project, DEPLOY_ON_DISPATCH};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WORKFLOW: &str = r#"name: deploy
-on:
-  workflow_dispatch:
-    inputs:
-      wait: { default: "0" }
-concurrency:
+/// Follows [`DEPLOY_ON_DISPATCH`].
+const WORKFLOW: &str = r#"concurrency:
   group: deploy
   cancel-in-progress: true
 jobs:
@@ -53,7 +49,7 @@ fn setup(prefix: &str) -> (Project, PathBuf) {
     let dir = p.path().join("deploy");
     let wf = dir.join(".github/workflows/deploy.yml");
     std::fs::create_dir_all(wf.parent().unwrap()).unwrap();
-    std::fs::write(&wf, WORKFLOW).unwrap();
+    std::fs::write(&wf, format!("{DEPLOY_ON_DISPATCH}{WORKFLOW}")).unwrap();
     std::fs::write(dir.join("tug.yaml"), "name: ci-deploy\n").unwrap();
     (p, dir)
 }
@@ -62,13 +58,19 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
-fn start_long(p: &Project, dir: &Path, log: &str) -> (std::process::Child, PathBuf) {
+/// `tug pipeline run --from` the workflow with `wait=300`, and `extra`
+/// arguments; returns once its long step has started.
+fn start_long(
+    p: &Project,
+    dir: &Path,
+    log: &str,
+    extra: &[&str],
+) -> (std::process::Child, PathBuf) {
     let wf = dir.join(".github/workflows/deploy.yml");
     let wf = wf.to_str().unwrap();
-    let (child, err) = p.spawn(
-        &["pipeline", "run", "--from", wf, "--input", "wait=300"],
-        log,
-    );
+    let mut args = vec!["pipeline", "run", "--from", wf, "--input", "wait=300"];
+    args.extend(extra);
+    let (child, err) = p.spawn(&args, log);
     let started = dir.join("started.txt");
     common::wait_until("the long step started", || {
         read(&started).lines().count() == 1
@@ -167,7 +169,7 @@ fn assert_cancelled_run(p: &Project, dir: &Path, run: &serde_json::Value) {
 #[test]
 fn a_newer_run_of_the_group_cancels_and_cleanup_steps_still_run() {
     let (p, dir) = setup("plcxgroup");
-    let (mut first, first_err) = start_long(&p, &dir, "first.err");
+    let (mut first, first_err) = start_long(&p, &dir, "first.err", &[]);
     let wf = dir.join(".github/workflows/deploy.yml");
     let second = p.run(&["pipeline", "run", "--from", wf.to_str().unwrap()]);
     assert!(second.status.success(), "{}", common::text(&second));
@@ -189,7 +191,13 @@ fn a_newer_run_of_the_group_cancels_and_cleanup_steps_still_run() {
 #[test]
 fn sigterm_cancels_and_cleanup_steps_still_run() {
     let (p, dir) = setup("plcxterm");
-    let (mut child, err) = start_long(&p, &dir, "term.err");
+    // --junit and --report are honoured with --from too.
+    let (mut child, err) = start_long(
+        &p,
+        &dir,
+        "term.err",
+        &["--junit", "term.xml", "--report", "term.json"],
+    );
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -199,6 +207,31 @@ fn sigterm_cancels_and_cleanup_steps_still_run() {
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130), "{}", read(&err));
     let runs = runs(&p, &dir);
-    assert_eq!(runs[0]["status"], "interrupted", "{runs:#}");
+    assert_eq!(runs[0]["status"], "cancelled", "{runs:#}");
     assert_cancelled_run(&p, &dir, &runs[0]);
+    let id = runs[0]["id"].as_i64().unwrap();
+    let table = p
+        .cmd(&["pipeline", "runs"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let table = common::text(&table);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(&format!(" {id} ")) && l.contains("cancelled")),
+        "{table}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&read(&p.path().join("term.json"))).unwrap();
+    assert_eq!(
+        (report["id"].as_i64(), report["status"].as_str()),
+        (Some(id), Some("cancelled")),
+        "{report:#}"
+    );
+    let kept = p.state().join("ci-deploy/runs").join(id.to_string());
+    assert_eq!(
+        read(&p.path().join("term.xml")),
+        read(&kept.join("junit.xml"))
+    );
 }

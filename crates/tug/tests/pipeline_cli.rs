@@ -1,5 +1,6 @@
 //! `tug pipeline`: run, runs, logs, reports, a cycle error, and a tug
-//! stopped or killed mid-run (no container left, the run interrupted).
+//! stopped (the run cancelled) or killed (interrupted) mid-run, no
+//! container left either way.
 
 mod common;
 
@@ -123,7 +124,7 @@ fn start_long(p: &Project) -> std::process::Child {
 }
 
 #[test]
-fn stopping_tug_removes_the_container_and_marks_the_run_interrupted() {
+fn stopping_tug_removes_the_container_and_ends_the_run_cancelled() {
     if !common::engine() {
         return;
     }
@@ -134,7 +135,7 @@ fn stopping_tug_removes_the_container_and_marks_the_run_interrupted() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(p.containers("ci").is_empty(), "{:?}", p.containers("ci"));
-    assert_eq!(p.runs()[0]["status"], "interrupted");
+    assert_eq!(p.runs()[0]["status"], "cancelled");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::project::Project;
+use common::project::{Project, DEPLOY_ON_DISPATCH};
 use std::path::Path;
 use std::time::Duration;
 
@@ -94,12 +94,8 @@ fn without_cancel_in_progress_a_newer_run_waits_for_the_running_one() {
     assert_eq!(read(&order), "a-start\na-end\nb\n");
 }
 
-const WORKFLOW: &str = r#"name: deploy
-on:
-  workflow_dispatch:
-    inputs:
-      wait: { default: "0" }
-concurrency:
+/// Follows [`DEPLOY_ON_DISPATCH`].
+const WORKFLOW: &str = r#"concurrency:
   group: ${{ github.workflow }}-${{ github.ref }}
   cancel-in-progress: true
 jobs:
@@ -116,7 +112,7 @@ fn ci_run_honours_a_workflow_s_concurrency_group() {
     let p = Project::new("plccgh", "");
     let wf = p.path().join(".github/workflows/deploy.yml");
     std::fs::create_dir_all(wf.parent().unwrap()).unwrap();
-    std::fs::write(&wf, WORKFLOW).unwrap();
+    std::fs::write(&wf, format!("{DEPLOY_ON_DISPATCH}{WORKFLOW}")).unwrap();
     let file = wf.display().to_string();
     let (mut first, first_err) = p.spawn(&["ci", "run", &file, "--input", "wait=300"], "first.err");
     let started = p.path().join("started.txt");

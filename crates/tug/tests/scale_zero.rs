@@ -16,6 +16,18 @@ fn write_with_gateway(s: &TestStack, port: u16, services: &str) {
     std::fs::write(s.file(), yaml).unwrap();
 }
 
+/// Writes the stack with its gateway and brings it up, the autoscaler
+/// deciding every `interval` rather than at its slower default.
+fn up_autoscaled(s: &TestStack, port: u16, services: &str, interval: &str) {
+    write_with_gateway(s, port, services);
+    let up = s
+        .command(&["up", "-d"])
+        .env("TUG_AUTOSCALE_INTERVAL", interval)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", text(&up));
+}
+
 fn running(s: &TestStack, service: &str) -> usize {
     s.ps()
         .iter()
@@ -98,20 +110,15 @@ fn wait_for(what: &str, secs: u64, s: &TestStack, mut f: impl FnMut() -> bool) {
 fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
     let port = free_port();
     let s = TestStack::on(runtime, "zero", "");
-    write_with_gateway(
+    up_autoscaled(
         &s,
         port,
         &service(
             "web",
             "    route: { path: / }\n    autoscale: { min: 0, max: 2, idle: 2s, target_inflight: 50 }\n",
         ),
+        "500ms",
     );
-    let up = s
-        .command(&["up", "-d"])
-        .env("TUG_AUTOSCALE_INTERVAL", "500ms")
-        .output()
-        .unwrap();
-    assert!(up.status.success(), "{}", text(&up));
     let gw = format!("127.0.0.1:{port}");
     let first = web_id(&s).expect("the replica's id");
 
@@ -177,20 +184,15 @@ fn idle_stops_and_a_request_wakes(runtime: Option<&'static str>) {
         running(&s, "web") == 0
     });
     // A changed spec replaces the kept replica.
-    write_with_gateway(
+    up_autoscaled(
         &s,
         port,
         &service(
             "web",
             "    route: { path: / }\n    env: { VERSION: '2' }\n    autoscale: { min: 0, max: 2, idle: 2s, target_inflight: 50 }\n",
         ),
+        "500ms",
     );
-    let up = s
-        .command(&["up", "-d"])
-        .env("TUG_AUTOSCALE_INTERVAL", "500ms")
-        .output()
-        .unwrap();
-    assert!(up.status.success(), "{}", text(&up));
     let r = get(&gw, "/");
     assert!(r.contains("(version 2)"), "{r}");
     let replaced = web_id(&s).expect("the new replica's id");
@@ -291,20 +293,15 @@ fn requests_in_flight_scale_up() {
     }
     let port = free_port();
     let s = TestStack::new("inflight", "");
-    write_with_gateway(
+    up_autoscaled(
         &s,
         port,
         &service(
             "web",
             "    route: { path: / }\n    autoscale: { min: 1, max: 3, target_inflight: 2 }\n",
         ),
+        "1s",
     );
-    let up = s
-        .command(&["up", "-d"])
-        .env("TUG_AUTOSCALE_INTERVAL", "1s")
-        .output()
-        .unwrap();
-    assert!(up.status.success(), "{}", text(&up));
     assert_eq!(running(&s, "web"), 1);
     let gw = format!("127.0.0.1:{port}");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -163,6 +163,8 @@ pub fn run(file: Option<&Path>, cmd: CiCommand) -> Result<ExitCode> {
                 parallelism,
                 list,
                 jobs: Vec::new(),
+                junit: None,
+                report: None,
             }))
         }
     }
@@ -200,6 +202,10 @@ pub struct FileRun {
     pub list: bool,
     /// Only these jobs (imported keys) and what they need; empty: all.
     pub jobs: Vec<String>,
+    /// Also write the JUnit XML report here.
+    pub junit: Option<PathBuf>,
+    /// Also write the JSON report here.
+    pub report: Option<PathBuf>,
 }
 
 /// Runs a GitHub workflow or a .gitlab-ci.yml: the one code path of both commands.
@@ -214,6 +220,8 @@ pub async fn run_file(req: FileRun) -> Result<ExitCode> {
         parallelism,
         list,
         jobs: only,
+        junit,
+        report: report_file,
     } = req;
     let src =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -357,6 +365,7 @@ pub async fn run_file(req: FileRun) -> Result<ExitCode> {
     let report = run::run(cfg, observer).await?;
     store.finish(&report)?;
     tug_pipeline::trigger::keep_reports(&run_dir, &report)?;
+    tug_pipeline::trigger::write_reports(&report, report_file.as_deref(), junit.as_deref())?;
     // GitHub: what each step did, as the step runner recorded it.
     if let Some(s) = github_state {
         for (key, r) in tug_pipeline::github::runner::results(&s) {
@@ -378,9 +387,8 @@ pub async fn run_file(req: FileRun) -> Result<ExitCode> {
             j.name
         );
     }
-    Ok(match report.status {
-        tug_pipeline::report::RunStatus::Succeeded => ExitCode::SUCCESS,
-        tug_pipeline::report::RunStatus::Interrupted => ExitCode::from(130),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(super::pipeline::exit_code(
+        report.status,
+        cancel.is_cancelled(),
+    ))
 }

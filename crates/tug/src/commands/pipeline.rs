@@ -23,11 +23,11 @@ pub enum PipelineCommand {
     /// its JSON report and JUnit XML are kept in the state directory; see
     /// `tug pipeline runs` and `tug pipeline logs`. Ctrl-C (or SIGTERM) stops
     /// the running steps and removes their containers; steps and jobs with
-    /// `if: always` still run, then the run is marked interrupted. A second
-    /// Ctrl-C stops at once (the next pipeline command removes what is left).
-    /// Exit code: 0 when every job succeeded, 1 when one failed or a newer
-    /// run of the pipeline's `concurrency` group cancelled it, 130 when
-    /// interrupted.
+    /// `if: always` still run, then the run ends cancelled. A second Ctrl-C
+    /// stops at once (the next pipeline command removes what is left and
+    /// marks the run interrupted). Exit code: 0 when every job succeeded, 1
+    /// when one failed or a newer run of the pipeline's `concurrency` group
+    /// cancelled it, 130 when Ctrl-C or SIGTERM stopped it.
     ///
     /// `--from .github/workflows/ci.yml` or `--from .gitlab-ci.yml` runs a CI
     /// file the project already has instead (the same as `tug ci run FILE`);
@@ -63,10 +63,10 @@ pub enum PipelineCommand {
         /// Jobs run at once [default: the pipeline's `parallelism`, else the core count]
         #[arg(long, value_name = "N")]
         parallelism: Option<u32>,
-        /// Also write the JUnit XML report here
+        /// Also write the JUnit XML report here (with --from too)
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
-        /// Also write the JSON report here
+        /// Also write the JSON report here (with --from too)
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
@@ -114,6 +114,8 @@ pub async fn run(
         list,
         jobs,
         parallelism,
+        junit,
+        report,
         ..
     } = cmd
     {
@@ -127,6 +129,8 @@ pub async fn run(
             parallelism,
             list,
             jobs,
+            junit,
+            report,
         })
         .await;
     }
@@ -153,10 +157,10 @@ pub async fn run(
                 parallelism,
                 junit,
                 report,
-                cancel,
+                cancel.clone(),
             )
             .await?;
-            Ok(exit_code(status))
+            Ok(exit_code(status, cancel.is_cancelled()))
         }
         PipelineCommand::Watch { name, debounce } => {
             watch(&stack, &state_dir, output, name, debounce).await
@@ -305,31 +309,22 @@ async fn run_pipeline(
         e => e.into(),
     })?;
     let report = ran.report;
-    let json_text = serde_json::to_string_pretty(&report)?;
-    let xml = tug_pipeline::report::junit(&report);
-    if let Some(p) = &junit {
-        write_file(p, &xml)?;
-    }
-    if let Some(p) = &report_file {
-        write_file(p, &json_text)?;
-    }
+    tug_pipeline::trigger::write_reports(&report, report_file.as_deref(), junit.as_deref())?;
     match output {
-        OutputFormat::Json => println!("{json_text}"),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Table => summary(&report),
     }
     Ok(report.status)
 }
 
-fn exit_code(s: RunStatus) -> ExitCode {
+/// 0 when every job succeeded; 130 when Ctrl-C or SIGTERM (`signalled`)
+/// stopped the run, as a shell reports an interrupted command; else 1.
+pub(crate) fn exit_code(s: RunStatus, signalled: bool) -> ExitCode {
     match s {
+        _ if signalled => ExitCode::from(130),
         RunStatus::Succeeded => ExitCode::SUCCESS,
-        RunStatus::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     }
-}
-
-fn write_file(p: &Path, text: &str) -> Result<()> {
-    std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))
 }
 
 fn colour_of(unit: &str) -> u8 {
@@ -438,7 +433,7 @@ fn summary(r: &RunReport) {
     println!("{t}");
     let verdict = match r.status {
         RunStatus::Succeeded => style(r.status.as_str()).green(),
-        RunStatus::Interrupted => style(r.status.as_str()).yellow(),
+        RunStatus::Interrupted | RunStatus::Cancelled => style(r.status.as_str()).yellow(),
         _ => style(r.status.as_str()).red(),
     };
     println!(
@@ -689,9 +684,5 @@ async fn watch(
             jobs.join(", ")
         );
     }
-    Ok(exit_code(if cancel.is_cancelled() {
-        RunStatus::Interrupted
-    } else {
-        last
-    }))
+    Ok(exit_code(last, cancel.is_cancelled()))
 }

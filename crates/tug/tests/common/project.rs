@@ -5,6 +5,16 @@ use super::tug;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
+/// The head of the `deploy` workflows the `--from` tests run: dispatched
+/// with an input `wait` (seconds a step sleeps). Their `concurrency:` and
+/// `jobs:` follow it.
+pub const DEPLOY_ON_DISPATCH: &str = r#"name: deploy
+on:
+  workflow_dispatch:
+    inputs:
+      wait: { default: "0" }
+"#;
+
 pub struct Project {
     pub dir: tempfile::TempDir,
     pub name: String,
