@@ -24,6 +24,8 @@ pub enum Action {
     Replace,
     Remove,
     Start,
+    /// Stopped and kept: its service goes idle at zero (`autoscale.min: 0`).
+    Stop,
     Keep,
 }
 
@@ -170,9 +172,35 @@ pub async fn preview<R: Runtime>(rt: &R, stack: &Stack) -> Result<Preview, Engin
             reason,
         });
     }
+    for r in &p.idle {
+        out.replicas.push(ReplicaChange {
+            service: r.service.clone(),
+            replica: r.replica,
+            action: Action::Stop,
+            reason: "idle: replicas is 0 (autoscale min 0); kept stopped for the next wake"
+                .to_string(),
+        });
+    }
     for (name, s) in &stack.services {
         let sp = p.services.get(name);
         let mut replaced = Vec::new();
+        // Idle at zero and already stopped: its kept replica says so.
+        if desired.services[name].keep_idle && s.replicas == 0 {
+            let settled = observed.containers.iter().find(|c| {
+                c.service == *name
+                    && c.replica == Some(0)
+                    && !p.idle.iter().any(|r| r.id == c.id)
+                    && !p.remove.iter().any(|r| r.id == c.id)
+            });
+            if settled.is_some() {
+                out.replicas.push(ReplicaChange {
+                    service: name.clone(),
+                    replica: Some(0),
+                    action: Action::Keep,
+                    reason: "idle: kept stopped for the next wake".to_string(),
+                });
+            }
+        }
         for i in 0..s.replicas {
             let change = |action, reason: String| ReplicaChange {
                 service: name.clone(),

@@ -156,3 +156,66 @@ fn dry_run_prints_the_plan_with_reasons_and_touches_nothing() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     s.write(&svc(IMAGE, 2, "one"));
 }
+
+/// A service scaled to zero (`autoscale.min: 0`): the dry run shows its
+/// replica stopped and kept for the next wake, then kept once stopped.
+#[test]
+fn dry_run_shows_the_idle_stop_of_a_service_at_zero() {
+    if !engine() {
+        return;
+    }
+    busybox_images();
+    let at = |replicas: u32| {
+        format!(
+            "  a:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    replicas: {replicas}\n    health: none\n    stop_grace_period: 1s\n    autoscale: {{ min: 0, max: 1, idle: 1h }}\n"
+        )
+    };
+    let s = TestStack::new("dryidle", &at(1));
+    s.up();
+    let before = s.ids("a");
+    assert_eq!(before.len(), 1);
+
+    s.write(&at(0));
+    let (code, plan) = dry_run(&s);
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(
+        actions(&plan),
+        [(
+            "stop 0".to_string(),
+            "idle: replicas is 0 (autoscale min 0); kept stopped for the next wake".to_string()
+        )],
+        "{plan}"
+    );
+    let out = s.run(&["up", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        t.contains("stop     a                0        idle: "),
+        "{t}"
+    );
+    assert_eq!(s.ids("a"), before, "the dry run touched the container");
+    let running = |s: &TestStack| {
+        let out = s
+            .docker()
+            .args(["inspect", "-f", "{{.State.Running}}", &before[0]])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(running(&s), "true", "the dry run stopped the replica");
+
+    // Applied: stopped, kept; the next dry run has nothing to do.
+    s.up();
+    assert_eq!(s.ids("a"), before, "the idle replica is kept");
+    assert_eq!(running(&s), "false");
+    let (code, plan) = dry_run(&s);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(
+        actions(&plan),
+        [(
+            "keep 0".to_string(),
+            "idle: kept stopped for the next wake".to_string()
+        )],
+        "{plan}"
+    );
+}

@@ -234,6 +234,7 @@ fn print_preview(p: &tug_engine::preview::Preview) {
             Action::Replace => "replace",
             Action::Remove => "remove",
             Action::Start => "start",
+            Action::Stop => "stop",
             Action::Keep => "keep",
         };
         let replica = r.replica.map_or("?".to_string(), |i| i.to_string());
