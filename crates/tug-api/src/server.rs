@@ -947,11 +947,6 @@ async fn supervise<R: Runtime + Clone + 'static>(
                 metrics::probed(&agent, sup.take_probes());
             }
             Some(Received::Event(p)) = gates.recv() => {
-                match &p.event {
-                    Event::Converging { .. } => sup.set_gated(true, Instant::now()),
-                    Event::Converged { .. } => sup.set_gated(false, Instant::now()),
-                    _ => {}
-                }
                 if let Event::Healthy { service, replica } = &p.event {
                     let newest = known
                         .values()

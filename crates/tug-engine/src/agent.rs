@@ -67,9 +67,8 @@ struct ProbeTarget {
 }
 
 impl Replica {
-    /// Points the host-side probe at a running replica (from now, when new;
-    /// an interval from now while a converge's gate probes it first).
-    fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant, gated: bool) {
+    /// Points the host-side probe at a running replica (from now, when new).
+    fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant) {
         let Some(h) = &svc.health else { return };
         self.running_since.get_or_insert(now);
         self.target = Some(ProbeTarget {
@@ -84,8 +83,7 @@ impl Replica {
             retries: h.retries,
         });
         // A replica seen running for the first time is probed now.
-        self.next_probe
-            .get_or_insert(if gated { now + h.interval.std() } else { now });
+        self.next_probe.get_or_insert(now);
     }
 }
 
@@ -126,11 +124,6 @@ pub struct Supervisor {
     reported: std::collections::HashSet<String>,
     /// Probes run since the last [`Supervisor::take_probes`].
     probes: Vec<ProbeRecord>,
-    /// A converge is in flight: its health gate probes the replicas it
-    /// starts at the fast cadence, so probes here keep to `interval` until
-    /// their first success (twice the exec probes would slow the engine
-    /// while it is still starting the converge's other replicas).
-    gated: bool,
 }
 
 /// One host-side probe of a replica, for the metrics.
@@ -250,7 +243,7 @@ impl Supervisor {
         self.replicas
             .entry(c.name.clone())
             .or_default()
-            .aim(c, svc, Instant::now(), self.gated);
+            .aim(c, svc, Instant::now());
     }
 
     /// Takes a probe that passed elsewhere (the converge's health gate, which
@@ -269,19 +262,6 @@ impl Supervisor {
         r.health_failures = 0;
         r.next_probe = Some(now + t.interval);
         true
-    }
-
-    /// Says whether a converge (and its health gate) is in flight. When it
-    /// ends, replicas not yet seen healthy are probed at once, then fast.
-    pub fn set_gated(&mut self, gated: bool, now: Instant) {
-        if self.gated && !gated {
-            for r in self.replicas.values_mut() {
-                if r.target.is_some() && r.healthy.is_none() {
-                    r.next_probe = Some(r.next_probe.map_or(now, |at| at.min(now)));
-                }
-            }
-        }
-        self.gated = gated;
     }
 
     /// The stack's containers as last observed.
@@ -385,9 +365,8 @@ impl Supervisor {
                     }
                 }
             }
-            // Fast until the first success (the gate's, while one runs),
-            // then the configured interval.
-            let every = if r.healthy == Some(true) || self.gated {
+            // Fast until the first success, then the configured interval.
+            let every = if r.healthy == Some(true) {
                 t.interval
             } else {
                 FAST_PROBE.min(t.interval)
@@ -419,7 +398,6 @@ impl Supervisor {
         events: Sink<'_>,
     ) -> Result<StepReport, EngineError> {
         let now = Instant::now();
-        let gated = self.gated;
         let (observed, infos) = observe(rt, &stack.name).await?;
         let mut report = StepReport::default();
         let seen: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
@@ -517,7 +495,7 @@ impl Supervisor {
                     }
                     st.next_restart = None;
                     let Some(h) = &svc.health else { continue };
-                    st.aim(c, svc, now, gated);
+                    st.aim(c, svc, now);
                     let unhealthy = st.healthy == Some(false);
                     if unhealthy && replace {
                         events(Event::Replacing {

@@ -274,30 +274,3 @@ async fn a_gate_that_passed_makes_a_tracked_replica_healthy_once() {
         "already healthy"
     );
 }
-
-#[tokio::test]
-async fn while_a_converge_gates_new_replicas_they_are_probed_at_the_interval_only() {
-    let gated = APP.replace("[/bin/check] }", "[/bin/check], interval: 10s }");
-    let (rt, st) = setup(&gated).await;
-    let c = containers(&rt).await[0].clone();
-    let mut sup = Supervisor::new();
-    let t0 = std::time::Instant::now();
-    sup.set_gated(true, t0);
-    sup.track(&c, &st);
-    // The gate probes it fast; supervision waits a whole interval.
-    let due = sup.next_due().expect("a probe is planned");
-    assert!(due >= t0 + Duration::from_secs(10), "{:?}", due - t0);
-    sup.probe(&rt, t0 + Duration::from_secs(1)).await;
-    assert!(sup.take_probes().is_empty(), "probed during the gate");
-
-    // The converge ends with the replica not yet seen healthy: probed at
-    // once, then at the fast cadence until it passes.
-    rt.set_health(&c.id, EngineHealth::Unhealthy);
-    let t1 = t0 + Duration::from_secs(2);
-    sup.set_gated(false, t1);
-    assert!(sup.next_due().is_some_and(|d| d <= t1));
-    sup.probe(&rt, t1).await;
-    assert_eq!(sup.take_probes().len(), 1);
-    let again = sup.next_due().unwrap();
-    assert!(again < t1 + Duration::from_secs(1), "{:?}", again - t1);
-}

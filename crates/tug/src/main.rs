@@ -377,14 +377,10 @@ fn main() -> ExitCode {
         tug_observe::log::init_cli(cli.verbose, telemetry.as_ref());
     }
     let root = tracing::info_span!("tug", command = %command_name).entered();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    // The agent waits on the engine most of its life: two workers serve it
-    // on any machine (one per core would park dozens of idle threads, each
-    // with its own stack and allocator arena, on a large host).
-    if agent {
-        builder.worker_threads(2);
-    }
-    let rt = match builder.enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return exit::report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
