@@ -78,7 +78,7 @@ fn rolling_update_and_rollback(rt: &'static str) {
     let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "[{rt}] {}", text(&out));
     let v2 = s.replica_ids();
-    assert_eq!(v2.len(), 2);
+    assert_eq!(v2.len(), 2, "[{rt}] {}", text(&s.run(&["ps"])));
     assert!(v2.iter().all(|i| !v1.contains(i)), "[{rt}] all replaced");
     assert!(get(&endpoint(&s, 0), "/").contains("(version 2)"), "[{rt}]");
 
