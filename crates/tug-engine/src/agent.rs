@@ -67,6 +67,18 @@ struct ProbeTarget {
 }
 
 impl Replica {
+    /// Forgets what it knew of a run that ended: probes stop, and health is
+    /// learned afresh when it runs again (a stopped replica fails every
+    /// probe, and those failures must not count against its next run).
+    fn ended(&mut self) {
+        self.running_since = None;
+        self.health_failures = 0;
+        self.counted = None;
+        self.next_probe = None;
+        self.healthy = None;
+        self.target = None;
+    }
+
     /// Points the host-side probe at a running replica (from now, when new).
     fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant) {
         let Some(h) = &svc.health else { return };
@@ -435,10 +447,12 @@ impl Supervisor {
             let st = self.replicas.entry(c.name.clone()).or_default();
             match c.state {
                 ContainerState::Exited | ContainerState::Dead if mixed.contains(&service) => {
+                    st.ended();
                     st.next_restart = None;
                 }
                 // Kept stopped while its service idles at zero: a wake starts it.
                 ContainerState::Exited | ContainerState::Dead if replica >= svc.replicas => {
+                    st.ended();
                     st.next_restart = None;
                 }
                 ContainerState::Exited | ContainerState::Dead => {
@@ -449,10 +463,7 @@ impl Supervisor {
                     {
                         st.restarts = 0;
                     }
-                    st.running_since = None;
-                    st.health_failures = 0;
-                    st.healthy = None;
-                    st.target = None;
+                    st.ended();
                     let code = c.exit_code.unwrap_or(-1);
                     let wanted = match svc.restart {
                         RestartPolicy::Always | RestartPolicy::UnlessStopped => true,

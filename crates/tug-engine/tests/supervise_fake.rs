@@ -274,3 +274,37 @@ async fn a_gate_that_passed_makes_a_tracked_replica_healthy_once() {
         "already healthy"
     );
 }
+
+#[tokio::test]
+async fn a_replica_woken_from_zero_is_not_judged_by_probes_of_its_stopped_time() {
+    let one = "name: s\nservices:\n  api:\n    image: app:1\n    health: { exec: [/bin/check], retries: 1 }\n    autoscale: { min: 0, max: 1, idle: 1m }\n";
+    let (rt, awake) = setup(one).await;
+    let c = containers(&rt).await[0].clone();
+    let mut sup = Supervisor::new();
+    sup.tend(&rt, &awake, true, &|_| {}).await.unwrap();
+    let start = std::time::Instant::now();
+    let at = |n: u64| start + Duration::from_secs(60 * n);
+    sup.probe(&rt, at(0)).await;
+    assert_eq!(sup.health(&c.name), Some(SeenHealth::Healthy));
+
+    // Idle: the replica is stopped and kept; the agent's view says zero.
+    let mut idle = awake.clone();
+    idle.services.get_mut("api").unwrap().replicas = 0;
+    up(&rt, &idle, &UpOptions::default(), &|_| {}).await.unwrap();
+    assert_eq!(containers(&rt).await[0].state, ContainerState::Exited);
+    sup.tend(&rt, &idle, true, &|_| {}).await.unwrap();
+    // However long it stays stopped, nothing probes it.
+    for n in 1..5 {
+        assert!(!sup.probe(&rt, at(n)).await);
+    }
+
+    // Woken: the kept replica starts, and is healthy again, not replaced.
+    up(&rt, &awake, &UpOptions::default(), &|_| {}).await.unwrap();
+    rt.clear_calls();
+    let r = sup.tend(&rt, &awake, true, &|_| {}).await.unwrap();
+    assert!(r.replaced.is_empty(), "{r:?}");
+    assert!(rt.calls_of(&["remove_container"]).is_empty());
+    sup.probe(&rt, at(6)).await;
+    assert_eq!(sup.health(&c.name), Some(SeenHealth::Healthy));
+    assert_eq!(containers(&rt).await[0].id, c.id);
+}
