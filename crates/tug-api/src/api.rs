@@ -399,7 +399,8 @@ pub struct FindingRow {
 pub struct PipelineRun {
     pub id: i64,
     pub pipeline: String,
-    /// `running`, `succeeded`, `failed` or `interrupted`.
+    /// `running`, `succeeded`, `failed`, `cancelled` (stopped by a signal) or
+    /// `interrupted` (tug died while it ran).
     pub status: String,
     /// Seconds since the epoch.
     pub started: i64,

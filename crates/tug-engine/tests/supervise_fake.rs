@@ -290,7 +290,9 @@ async fn a_replica_woken_from_zero_is_not_judged_by_probes_of_its_stopped_time()
     // Idle: the replica is stopped and kept; the agent's view says zero.
     let mut idle = awake.clone();
     idle.services.get_mut("api").unwrap().replicas = 0;
-    up(&rt, &idle, &UpOptions::default(), &|_| {}).await.unwrap();
+    up(&rt, &idle, &UpOptions::default(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(containers(&rt).await[0].state, ContainerState::Exited);
     sup.tend(&rt, &idle, true, &|_| {}).await.unwrap();
     // However long it stays stopped, nothing probes it.
@@ -299,7 +301,9 @@ async fn a_replica_woken_from_zero_is_not_judged_by_probes_of_its_stopped_time()
     }
 
     // Woken: the kept replica starts, and is healthy again, not replaced.
-    up(&rt, &awake, &UpOptions::default(), &|_| {}).await.unwrap();
+    up(&rt, &awake, &UpOptions::default(), &|_| {})
+        .await
+        .unwrap();
     rt.clear_calls();
     let r = sup.tend(&rt, &awake, true, &|_| {}).await.unwrap();
     assert!(r.replaced.is_empty(), "{r:?}");

@@ -278,3 +278,32 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock-free histogram exposes exactly what prometheus-client's
+    /// would for the same observations, bucket edges and overflow included.
+    #[test]
+    fn latency_encodes_as_prometheus_clients_histogram() {
+        let buckets = || exponential_buckets(0.0005, 2.0, 16);
+        let ours = Latency::new(buckets());
+        let theirs = Histogram::new(buckets());
+        for v in [0.0, 0.0001, 0.0005, 0.00051, 0.001, 0.3, 16.384, 16.4, 1e9] {
+            ours.observe(v);
+            theirs.observe(v);
+        }
+        let text = |register: &dyn Fn(&mut Registry)| {
+            let mut r = Registry::default();
+            register(&mut r);
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+            out
+        };
+        let a = text(&|r| r.register("d_seconds", "d", ours.clone()));
+        let b = text(&|r| r.register("d_seconds", "d", theirs.clone()));
+        assert_eq!(a, b);
+        assert!(a.contains("d_seconds_count 9"), "{a}");
+    }
+}

@@ -851,6 +851,39 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_traceparent_is_what_the_propagator_writes() {
+        use opentelemetry::propagation::TextMapPropagator;
+        use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
+        let cases = [
+            (u128::MAX, u64::MAX, TraceFlags::SAMPLED),
+            (
+                0x0af7651916cd43dd8448eb211c80319c,
+                0xb7ad6b7169203331,
+                TraceFlags::default(),
+            ),
+            (1, 1, TraceFlags::SAMPLED),
+        ];
+        for (trace, span, flags) in cases {
+            let (trace, span) = (TraceId::from(trace), SpanId::from(span));
+            let cx = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                trace,
+                span,
+                flags,
+                true,
+                TraceState::default(),
+            ));
+            let mut h = std::collections::HashMap::new();
+            opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                .inject_context(&cx, &mut h);
+            let ours = Traceparent::new(trace, span, flags);
+            assert_eq!(
+                std::str::from_utf8(ours.as_bytes()).unwrap(),
+                h["traceparent"]
+            );
+        }
+    }
+
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |k| {
             vars.iter()
