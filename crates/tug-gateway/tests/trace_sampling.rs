@@ -203,4 +203,18 @@ fn unsampled_requests_start_no_span_and_still_pass_a_traceparent() {
     assert!(spans
         .iter()
         .any(|g| hex(&g.span.parent_span_id) == "00f067aa0ba902b7"));
+
+    // Ratio 0.5: the trace a request is recorded in is the one its sampling
+    // was decided on. The ratio rule keeps a trace id whose lower 64 bits
+    // are below 2^63, i.e. whose 17th hex digit is 0-7.
+    let (seen, _) = run(&receiver, "0.5", 40, &[]);
+    assert_eq!(seen.len(), 40);
+    let mut sampled = 0;
+    for tp in &seen {
+        let (trace, _, flags) = parts(tp);
+        let kept = u8::from_str_radix(&trace[16..17], 16).unwrap() < 8;
+        assert_eq!(flags == "01", kept, "{tp}: sampled on another trace id");
+        sampled += usize::from(kept);
+    }
+    assert!(sampled > 0 && sampled < 40, "{seen:?}");
 }

@@ -92,7 +92,9 @@ pub struct HttpTracer {
 pub enum Entry {
     /// Recorded: start the server span in this context (it holds the
     /// caller's span when a `traceparent` named one, and the decision, so
-    /// the spans of this request are not sampled again).
+    /// the spans of this request are not sampled again). Without a caller's
+    /// span, the next root span started on this thread takes the trace id
+    /// the decision was taken on.
     Sampled(opentelemetry::Context),
     /// Not recorded: the `traceparent` to send on, flags `00`.
     Unsampled(Traceparent),
@@ -192,8 +194,34 @@ impl HttpTracer {
                 ids.new_span_id(),
                 TraceFlags::default(),
             )),
-            _ => Entry::Sampled(parent.with_value(Presampled)),
+            _ => {
+                if !remote.is_valid() {
+                    DECIDED.with(|d| d.set(Some(trace_id)));
+                }
+                Entry::Sampled(parent.with_value(Presampled))
+            }
         }
+    }
+}
+
+thread_local! {
+    /// The trace id [`HttpTracer::entry`] sampled a root request on, for its
+    /// server span (started next, on the same thread) to take.
+    static DECIDED: std::cell::Cell<Option<TraceId>> = const { std::cell::Cell::new(None) };
+}
+
+/// The provider's ids: random, except a decided root request's trace id.
+#[derive(Debug, Default)]
+struct Ids(opentelemetry_sdk::trace::RandomIdGenerator);
+
+impl opentelemetry_sdk::trace::IdGenerator for Ids {
+    fn new_trace_id(&self) -> TraceId {
+        DECIDED
+            .with(|d| d.take())
+            .unwrap_or_else(|| self.0.new_trace_id())
+    }
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
     }
 }
 
@@ -770,6 +798,7 @@ pub fn install(settings: &Settings, stack: Option<&str>) -> Result<Option<Teleme
             let provider = SdkTracerProvider::builder()
                 .with_span_processor(Bounded(batch))
                 .with_sampler(Gate(settings.sampling.sampler()))
+                .with_id_generator(Ids::default())
                 .with_resource(resource.clone())
                 .build();
             opentelemetry::global::set_tracer_provider(provider.clone());
