@@ -6,6 +6,10 @@
 
 use tug_gateway::{Endpoint, Gateway, Tuning};
 
+/// The allocator the tug binary runs the gateway with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
