@@ -58,6 +58,13 @@ fn dry_run(s: &TestStack) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), plan)
 }
 
+/// `tug up --dry-run`'s table for people, after checking it exits 2 (changes).
+fn dry_run_table(s: &TestStack) -> String {
+    let out = s.run(&["up", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `action reason` per replica of service a, in replica order.
 fn actions(plan: &serde_json::Value) -> Vec<(String, String)> {
     plan["replicas"]
@@ -135,9 +142,7 @@ fn dry_run_prints_the_plan_with_reasons_and_touches_nothing() {
     );
 
     // The table for people says the same.
-    let out = s.run(&["up", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = String::from_utf8_lossy(&out.stdout);
+    let t = dry_run_table(&s);
     assert!(
         t.contains("remove   a                1        scale: replicas is 1"),
         "{t}"
@@ -186,9 +191,7 @@ fn dry_run_shows_the_idle_stop_of_a_service_at_zero() {
         )],
         "{plan}"
     );
-    let out = s.run(&["up", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = String::from_utf8_lossy(&out.stdout);
+    let t = dry_run_table(&s);
     assert!(
         t.contains("stop     a                0        idle: "),
         "{t}"
