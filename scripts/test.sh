@@ -36,6 +36,10 @@ fi
 bash scripts/prometheus.sh
 export TUG_REQUIRE_PROMETHEUS=1
 
+# Built once from a clean clone: incremental caches would only cost disk
+# (several GB over the workspace's test binaries).
+export CARGO_INCREMENTAL=0
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
