@@ -197,6 +197,29 @@ fn state_is_its_owners_only_whatever_the_umask(runtime: Option<&'static str>) {
     }
 }
 
+/// The agent's allocator leaves huge pages to the system's default: a
+/// region advised for them (`hg`) counts every touched 2 MiB whole in RSS.
+fn the_agent_asks_for_no_huge_pages(runtime: Option<&'static str>) {
+    let s = stack(runtime, "thp", &shell("web", "exec sleep 3600", ""));
+    let out = s.run(&["up", "-d"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = std::fs::read_to_string(s.state().join(&s.name).join("agent.pid")).unwrap();
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", pid.trim())).unwrap();
+    let mut region = "";
+    let mut advised = Vec::new();
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if flags.split_whitespace().any(|f| f == "hg") {
+                advised.push(region);
+            }
+        } else if !line.split_whitespace().next().unwrap_or(":").ends_with(':') {
+            // A region's header; its fields are `Key: value` lines.
+            region = line;
+        }
+    }
+    assert!(advised.is_empty(), "advised for huge pages: {advised:#?}");
+}
+
 /// Sends SIGTERM to `child` and waits for it to exit.
 fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
@@ -390,6 +413,7 @@ on_engines!(
     killing_up_mid_rollout_does_not_stop_the_rollout,
     closing_the_output_early_never_aborts_up,
     state_is_its_owners_only_whatever_the_umask,
+    the_agent_asks_for_no_huge_pages,
     sigterm_stops_an_attached_up_cleanly,
     sigterm_mid_converge_records_an_interrupted_revision,
 );
