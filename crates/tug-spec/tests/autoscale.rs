@@ -1,22 +1,10 @@
 //! `autoscale:`: defaults, every form, and each mistake at its line:col.
 
+mod common;
+
+use common::{one, FILE};
 use std::path::Path;
-use tug_spec::{parse_str, PolicyKind, ScaleBehavior, ScalePolicy, SelectPolicy, SpecError};
-
-const FILE: &str = "/tmp/tug-spec-tests/tug.yaml";
-
-fn errors(text: &str) -> Vec<SpecError> {
-    parse_str(text, Path::new(FILE))
-        .expect_err("the document should be rejected")
-        .0
-}
-
-fn one(text: &str) -> (usize, usize, String, Option<String>) {
-    let e = errors(text);
-    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
-    let e = e.into_iter().next().unwrap();
-    (e.line, e.col, e.message, e.hint)
-}
+use tug_spec::{parse_str, PolicyKind, ScaleBehavior, ScalePolicy, SelectPolicy};
 
 fn svc(body: &str) -> String {
     format!("name: shop\nservices:\n  web:\n    image: nginx:1\n    port: 80\n{body}")

@@ -2,23 +2,9 @@
 
 mod common;
 
-use common::owner_and_mode;
+use common::{errors, one, owner_and_mode, FILE};
 use std::path::Path;
-use tug_spec::{parse_str, SpecError};
-
-fn errors(text: &str) -> Vec<SpecError> {
-    parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml"))
-        .expect_err("the document should be rejected")
-        .0
-}
-
-/// The only error: (line, col, message, hint).
-fn one(text: &str) -> (usize, usize, String, Option<String>) {
-    let e = errors(text);
-    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
-    let e = e.into_iter().next().unwrap();
-    (e.line, e.col, e.message, e.hint)
-}
+use tug_spec::parse_str;
 
 const HEAD: &str = "name: shop\nservices:\n";
 
@@ -348,7 +334,7 @@ fn empty_and_non_map_documents() {
 fn develop_watch_rules() {
     let ok = tug_spec::parse_str(
         &svc("    develop:\n      watch:\n        - { path: ./static, action: sync, target: /srv/static, ignore: [\"*.tmp\"] }\n        - { path: ./src, action: rebuild }\n"),
-        Path::new("/tmp/tug-spec-tests/tug.yaml"),
+        Path::new(FILE),
     )
     .expect("valid");
     let rules = &ok.services["web"].develop;
@@ -400,7 +386,7 @@ fn secret_mode_must_be_octal() {
 #[test]
 fn secret_owner_and_mode_are_read() {
     let text = "name: shop\nsecrets:\n  key: { file: /etc/passwd }\nservices:\n  web:\n    image: nginx:1\n    secrets:\n      - { source: key, target: k2, uid: 10, gid: 20, mode: 0440 }\n      - { source: key, mode: 640 }\n      - { source: key, target: /k3, mode: 0o600 }\n";
-    let s = parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml")).unwrap();
+    let s = parse_str(text, Path::new(FILE)).unwrap();
     assert_eq!(
         owner_and_mode(&s.services["web"].secrets),
         [

@@ -1,14 +1,11 @@
 //! `gateway:` and `route:`: defaults, every form, and conflicts at file:line:col.
 
+mod common;
+
+use common::errors;
 use std::net::SocketAddr;
 use std::path::Path;
-use tug_spec::{parse_str, AccessLog, Balance, HashKey, SpecError, Upstream};
-
-fn errors(text: &str) -> Vec<SpecError> {
-    parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml"))
-        .expect_err("the document should be rejected")
-        .0
-}
+use tug_spec::{parse_str, AccessLog, Balance, HashKey, Upstream};
 
 #[test]
 fn fixture_reads_every_form() {

@@ -1,14 +1,11 @@
 //! The `pipelines:` section: every form, and errors at file:line:col.
 
-use std::path::Path;
-use tug_spec::pipeline::{SecretSource, When, WorkspaceMode};
-use tug_spec::{parse_str, SpecError};
+mod common;
 
-fn errors(text: &str) -> Vec<SpecError> {
-    parse_str(text, Path::new("/tmp/tug-spec-tests/tug.yaml"))
-        .expect_err("the document should be rejected")
-        .0
-}
+use common::errors;
+use std::path::Path;
+use tug_spec::parse_str;
+use tug_spec::pipeline::{SecretSource, When, WorkspaceMode};
 
 #[test]
 fn every_form_resolves() {
