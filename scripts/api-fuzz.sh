@@ -14,13 +14,7 @@ if [ -z "${TUG_BIN:-}" ]; then
   TUG_BIN=$PWD/target/debug/tug
 fi
 image=tug-test/apifuzz-busybox:1
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  root=$(mktemp -d)
-  mkdir -p "$root/bin" && cp /bin/busybox "$root/bin/busybox"
-  for t in sh sleep; do ln -s busybox "$root/bin/$t"; done
-  tar -C "$root" -c . | docker import - "$image" >/dev/null
-  rm -rf "$root"
-fi
+bash scripts/busybox-image.sh "$image"
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -20,13 +20,7 @@ if ! nm "$tug" >/dev/null 2>&1; then
   exit 1
 fi
 image=tug-bench/idle-busybox:1
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  img=$(mktemp -d)
-  mkdir -p "$img/bin" && cp /bin/busybox "$img/bin/busybox"
-  for t in sh sleep; do ln -s busybox "$img/bin/$t"; done
-  tar -C "$img" -c . | docker import - "$image" >/dev/null
-  rm -rf "$img"
-fi
+bash scripts/busybox-image.sh "$image"
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 name=tugorder$$

@@ -15,13 +15,7 @@ if [ -z "${TUG_BIN:-}" ]; then
 fi
 tug=$TUG_BIN
 image=tug-bench/idle-busybox:1
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  root=$(mktemp -d)
-  mkdir -p "$root/bin" && cp /bin/busybox "$root/bin/busybox"
-  for t in sh sleep; do ln -s busybox "$root/bin/$t"; done
-  tar -C "$root" -c . | docker import - "$image" >/dev/null
-  rm -rf "$root"
-fi
+bash scripts/busybox-image.sh "$image"
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 name=tugidle$$
