@@ -7,6 +7,8 @@
 # exec: every service has an exec health check; mixed: every other one is
 # probed over HTTP by tug (compose has only exec checks: the same
 # `/app/hello check`, which GETs /health).
+# Also the engine's floor: the same ten containers created and started by
+# the docker CLI, all at once, with no health check waited for.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
@@ -15,6 +17,8 @@ source scripts/bench/compose-lib.sh
 cleanup() {
   cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true
   for p in "${peers[@]}"; do (cd "$work" && "${p#*=}" -p tugbenchc down -t 1 >/dev/null 2>&1) || true; done
+  docker rm -f $(docker ps -aq --filter label=tugbench.floor) >/dev/null 2>&1 || true
+  docker network rm tugbenchfloor >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,9 +45,25 @@ YAML
 YAML
 done
 
-declare -a tc tn
+# The engine alone: a network, then ten containers created and started
+# concurrently, as both tools do.
+floor() {
+  docker network create tugbenchfloor >/dev/null
+  seq 1 10 | xargs -P 10 -I{} docker create --name tugbenchfloor-{} --label tugbench.floor=1 \
+    --network tugbenchfloor -p 127.0.0.1::8080 -e PORT=8080 tug-bench/hello:1 >/dev/null
+  seq 1 10 | xargs -P 10 -I{} docker start tugbenchfloor-{} >/dev/null
+}
+floor_down() {
+  docker rm -f $(docker ps -aq --filter label=tugbench.floor) >/dev/null
+  docker network rm tugbenchfloor >/dev/null
+}
+
+declare -a tc tn tf
 declare -A cc cn
 for r in $(seq 1 "$rounds"); do
+  t0=$(now); floor; t1=$(now)
+  tf+=("$(echo "$t1 - $t0" | bc)")
+  floor_down
   t0=$(now); "$tug" -f "$work/tug.yaml" up -d >/dev/null; t1=$(now)
   "$tug" -f "$work/tug.yaml" up -d >/dev/null; t2=$(now)
   tc+=("$(echo "$t1 - $t0" | bc)"); tn+=("$(echo "$t2 - $t1" | bc)")
@@ -60,7 +80,7 @@ for r in $(seq 1 "$rounds"); do
   cd - >/dev/null
 done
 
-tcm=$(m "${tc[@]}"); tnm=$(m "${tn[@]}")
+tcm=$(m "${tc[@]}"); tnm=$(m "${tn[@]}"); tfm=$(m "${tf[@]}")
 for p in "${peers[@]}"; do
   name=${p%%=*}
   # shellcheck disable=SC2086
@@ -69,3 +89,5 @@ for p in "${peers[@]}"; do
   printf '%-34s %9.2fs %9.2fs %8.2f\n' "converge from nothing to healthy" "$tcm" "$ccm" "$(echo "$tcm / $ccm" | bc -l)"
   printf '%-34s %9.2fs %9.2fs %8.2f\n' "no-change re-run" "$tnm" "$cnm" "$(echo "$tnm / $cnm" | bc -l)"
 done
+printf 'engine floor (docker CLI: 10 containers created and started at once, no health gate): %.2fs; tug converges in %.2fx that\n' \
+  "$tfm" "$(echo "$tcm / $tfm" | bc -l)"

@@ -151,11 +151,13 @@ async fn start(stack: &Stack, kind: tug_runtime::RuntimeKind) -> Result<String> 
             .process_group(0)
             .spawn()
             .context("starting the agent")?;
-    for _ in 0..100 {
-        if tug_api::server::answering(&socket).await {
+    // It answers within tens of milliseconds: asked often, so `tug up`
+    // does not wait out a long poll interval (5 s in all).
+    for _ in 0..1000 {
+        if socket.exists() && tug_api::server::answering(&socket).await {
             return Ok(child.id().to_string());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Err(anyhow::anyhow!(
         "the agent did not start: see {} and {}",
