@@ -19,21 +19,10 @@ if ! nm "$tug" >/dev/null 2>&1; then
   echo "link-order: $tug has no symbols (build it with CARGO_PROFILE_DIST_STRIP=false)" >&2
   exit 1
 fi
-image=tug-bench/idle-busybox:1
-bash scripts/busybox-image.sh "$image"
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 name=tugorder$$
-cat >"$work/tug.yaml" <<YAML
-name: $name
-services:
-  app:
-    image: $image
-    command: [sleep, "86400"]
-    replicas: 10
-    health: none
-    stop_grace_period: 1s
-YAML
+bash scripts/sleep-stack.sh "$name" 10 "$work/tug.yaml"
 trap '"$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 # The agent under callgrind; `tug up -d` finds it answering and uses it.
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.out" \

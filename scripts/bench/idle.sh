@@ -14,21 +14,10 @@ if [ -z "${TUG_BIN:-}" ]; then
   TUG_BIN=$PWD/target/release/tug
 fi
 tug=$TUG_BIN
-image=tug-bench/idle-busybox:1
-bash scripts/busybox-image.sh "$image"
 work=$(mktemp -d)
 export TUG_STATE_DIR=$work/state
 name=tugidle$$
-cat >"$work/tug.yaml" <<YAML
-name: $name
-services:
-  app:
-    image: $image
-    command: [sleep, "86400"]
-    replicas: $replicas
-    health: none
-    stop_grace_period: 1s
-YAML
+bash scripts/sleep-stack.sh "$name" "$replicas" "$work/tug.yaml"
 trap '"$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 "$tug" -f "$work/tug.yaml" up -d >/dev/null
 pid=$(cat "$TUG_STATE_DIR/$name/agent.pid")

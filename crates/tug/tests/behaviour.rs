@@ -118,13 +118,9 @@ fn crash_restart_and_agent_adoption(rt: &'static str) {
     assert_eq!(s.replica_ids(), ids, "[{rt}] restarted, not replaced");
 
     // The agent dies; a new one adopts the replicas without touching them.
-    let pidfile = s.state().join(&s.name).join("agent.pid");
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
+    let pid = s.agent_pid();
     assert!(std::process::Command::new("kill")
-        .args(["-9", &pid])
+        .args(["-9", &pid.to_string()])
         .status()
         .unwrap()
         .success());
@@ -136,11 +132,7 @@ fn crash_restart_and_agent_adoption(rt: &'static str) {
         "[{rt}] {}",
         text(&out)
     );
-    let new_pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
-    assert_ne!(pid, new_pid, "[{rt}] a new agent runs");
+    assert_ne!(pid, s.agent_pid(), "[{rt}] a new agent runs");
     let after = s.ps();
     assert_eq!(s.replica_ids(), ids, "[{rt}]");
     let started = |rows: &[serde_json::Value]| {

@@ -149,9 +149,8 @@ fn logs_grep_window_and_json_with_times_and_trace_ids_through_the_agent_and_loca
     check(&s);
 
     // Without the agent: the same answers, read from the engine here.
-    let pid = std::fs::read_to_string(s.state().join(&s.name).join("agent.pid")).unwrap();
     let killed = Command::new("kill")
-        .args(["-TERM", pid.trim()])
+        .args(["-TERM", &s.agent_pid().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());

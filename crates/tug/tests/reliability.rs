@@ -203,8 +203,7 @@ fn the_agent_asks_for_no_huge_pages(runtime: Option<&'static str>) {
     let s = stack(runtime, "thp", &shell("web", "exec sleep 3600", ""));
     let out = s.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out));
-    let pid = std::fs::read_to_string(s.state().join(&s.name).join("agent.pid")).unwrap();
-    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", pid.trim())).unwrap();
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", s.agent_pid())).unwrap();
     let mut region = "";
     let mut advised = Vec::new();
     for line in smaps.lines() {
@@ -349,11 +348,7 @@ fn down_while_supervision_converges_leaves_nothing_running(runtime: Option<&'sta
         let ids = s.ids("web");
         ids.len() == 1 && ids != first
     });
-    let pid: u32 = std::fs::read_to_string(s.state().join(&s.name).join("agent.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = s.agent_pid();
     // The replacement's health gate would wait an hour: `down` stops it
     // rather than waiting for it.
     let mut down = s

@@ -113,6 +113,16 @@ impl TestStack {
         self.dir.path().join("state")
     }
 
+    /// The pid of the stack's agent, from the file it writes when it starts.
+    pub fn agent_pid(&self) -> u32 {
+        let file = self.state().join(&self.name).join("agent.pid");
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{} holds {text:?}: {e}", file.display()))
+    }
+
     /// The tug command for this stack, not yet run.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = tug();
