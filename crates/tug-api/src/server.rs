@@ -947,28 +947,34 @@ async fn supervise<R: Runtime + Clone + 'static>(
                 metrics::probed(&agent, sup.take_probes());
             }
             Some(Received::Event(p)) = gates.recv() => {
-                if let Event::Healthy { service, replica } = &p.event {
-                    let newest = known
-                        .values()
-                        .filter(|c| c.state == ContainerState::Running)
-                        .filter(|c| c.label(labels::SERVICE) == Some(service.as_str()))
-                        .filter(|c| tug_engine::agent::replica_of(c).ok() == Some(*replica))
-                        .max_by_key(|c| c.created);
-                    if let Some(c) = newest {
-                        if sup.passed(&c.name, Instant::now()) {
-                            publish_replicas(&agent, &sup, &known, desired_stack.as_ref());
-                        }
-                    }
+                if gate_passed(&mut sup, &p.event) {
+                    publish_replicas(&agent, &sup, &known, desired_stack.as_ref());
                 }
             }
             _ = resync.tick() => tend_now = true,
             Some(done) = refreshes.recv() => {
                 // A full look at once: the desired revision may have changed.
+                // The gates passed so far count first, so the look does not
+                // probe again replicas a converge has just seen healthy.
+                while let Some(r) = gates.try_recv() {
+                    if let Received::Event(p) = r {
+                        gate_passed(&mut sup, &p.event);
+                    }
+                }
                 waiting.push(done);
                 tend_now = true;
             }
             _ = converge_done => {}
         }
+    }
+}
+
+/// A converge's health gate passed a replica: supervision takes it as
+/// healthy rather than probing it again. Whether its health changed.
+fn gate_passed(sup: &mut Supervisor, e: &Event) -> bool {
+    match e {
+        Event::Healthy { container, .. } => sup.passed(container, Instant::now()),
+        _ => false,
     }
 }
 

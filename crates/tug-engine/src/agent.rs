@@ -97,6 +97,18 @@ impl Replica {
         // A replica seen running for the first time is probed now.
         self.next_probe.get_or_insert(now);
     }
+
+    /// A health gate passed it: healthy now, unless already judged.
+    fn pass(&mut self, now: Instant) -> bool {
+        let Some(t) = &self.target else { return false };
+        if self.healthy.is_some() {
+            return false;
+        }
+        self.healthy = Some(true);
+        self.health_failures = 0;
+        self.next_probe = Some(now + t.interval);
+        true
+    }
 }
 
 /// Backoff before restart number `n` (1-based): the first is immediate.
@@ -136,6 +148,10 @@ pub struct Supervisor {
     reported: std::collections::HashSet<String>,
     /// Probes run since the last [`Supervisor::take_probes`].
     probes: Vec<ProbeRecord>,
+    /// Containers a health gate passed before they were tracked here (a
+    /// converge's gate is often quicker than the engine's start event):
+    /// taken as healthy once tracked, instead of probed again.
+    passes: std::collections::HashSet<String>,
 }
 
 /// One host-side probe of a replica, for the metrics.
@@ -252,28 +268,35 @@ impl Supervisor {
         let Some(svc) = c.label(labels::SERVICE).and_then(|s| stack.services.get(s)) else {
             return;
         };
-        self.replicas
-            .entry(c.name.clone())
-            .or_default()
-            .aim(c, svc, Instant::now());
+        let now = Instant::now();
+        let r = self.replicas.entry(c.name.clone()).or_default();
+        r.aim(c, svc, now);
+        if self.passes.remove(&c.id) {
+            r.pass(now);
+        }
     }
 
     /// Takes a probe that passed elsewhere (the converge's health gate, which
     /// runs the same check) as this replica's, so it counts as healthy now
-    /// rather than at the next probe here. Only for a replica being probed
-    /// and not yet seen healthy or unhealthy; returns whether it changed.
+    /// rather than at the next probe here. Only for a replica not yet seen
+    /// healthy or unhealthy; one not tracked yet takes it when it is.
+    /// `container` is the container's id; returns whether its health changed.
     pub fn passed(&mut self, container: &str, now: Instant) -> bool {
-        let Some(r) = self.replicas.get_mut(container) else {
-            return false;
-        };
-        let Some(t) = &r.target else { return false };
-        if r.healthy.is_some() {
-            return false;
+        let tracked = self
+            .replicas
+            .values_mut()
+            .find(|r| r.target.as_ref().is_some_and(|t| t.id == container));
+        match tracked {
+            Some(r) => r.pass(now),
+            None => {
+                // Bounded: passes for containers that never run are dropped.
+                if self.passes.len() >= 1024 {
+                    self.passes.clear();
+                }
+                self.passes.insert(container.to_string());
+                false
+            }
         }
-        r.healthy = Some(true);
-        r.health_failures = 0;
-        r.next_probe = Some(now + t.interval);
-        true
     }
 
     /// The stack's containers as last observed.
@@ -507,6 +530,9 @@ impl Supervisor {
                     st.next_restart = None;
                     let Some(h) = &svc.health else { continue };
                     st.aim(c, svc, now);
+                    if self.passes.remove(&c.id) {
+                        st.pass(now);
+                    }
                     let unhealthy = st.healthy == Some(false);
                     if unhealthy && replace {
                         events(Event::Replacing {

@@ -52,6 +52,8 @@ pub enum Event {
     Healthy {
         service: String,
         replica: u32,
+        /// The container's id.
+        container: String,
     },
     /// The service reached its target state (healthy, running or completed).
     ServiceReady {

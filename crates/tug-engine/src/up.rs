@@ -1171,6 +1171,7 @@ async fn wait_replica<R: Runtime>(
                         events(Event::Healthy {
                             service: name.into(),
                             replica,
+                            container: c.id.clone(),
                         });
                         return Ok(Reached::Healthy);
                     }

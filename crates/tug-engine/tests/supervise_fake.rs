@@ -261,18 +261,44 @@ async fn a_gate_that_passed_makes_a_tracked_replica_healthy_once() {
     let (rt, st) = setup(APP).await;
     let c = containers(&rt).await[0].clone();
     let mut sup = Supervisor::new();
-    assert!(
-        !sup.passed(&c.name, std::time::Instant::now()),
-        "not tracked yet"
-    );
     sup.track(&c, &st);
     assert_eq!(sup.health(&c.name), Some(SeenHealth::Starting));
-    assert!(sup.passed(&c.name, std::time::Instant::now()));
+    assert!(sup.passed(&c.id, std::time::Instant::now()));
     assert_eq!(sup.health(&c.name), Some(SeenHealth::Healthy));
     assert!(
-        !sup.passed(&c.name, std::time::Instant::now()),
+        !sup.passed(&c.id, std::time::Instant::now()),
         "already healthy"
     );
+}
+
+#[tokio::test]
+async fn a_gate_that_passed_before_the_replica_was_tracked_counts_once_it_is() {
+    let (rt, st) = setup(APP).await;
+    let c = containers(&rt).await[0].clone();
+    for through_tend in [false, true] {
+        let mut sup = Supervisor::new();
+        assert!(
+            !sup.passed(&c.id, std::time::Instant::now()),
+            "not tracked yet: nothing changes now"
+        );
+        if through_tend {
+            sup.tend(&rt, &st, false, &|_| {}).await.unwrap();
+        } else {
+            sup.track(&c, &st);
+        }
+        assert_eq!(
+            sup.health(&c.name),
+            Some(SeenHealth::Healthy),
+            "tend: {through_tend}"
+        );
+        rt.clear_calls();
+        sup.probe(&rt, std::time::Instant::now()).await;
+        let execs = rt.calls_of(&["exec"]);
+        assert!(
+            !execs.iter().any(|e| e.contains(&c.name)),
+            "not probed again at once: {execs:?}"
+        );
+    }
 }
 
 #[tokio::test]
