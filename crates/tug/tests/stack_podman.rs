@@ -63,7 +63,11 @@ fn a_stack_runs_on_podman_with_exec_health_checks_run_by_tug() {
         text(&table)
     );
 
-    // Two writes, one line; --tail counts whole lines.
+    // Two writes, one line; --tail counts whole lines. The second write
+    // comes 0.2 s after the first, maybe after `up` is done.
+    wait_until("the worker's line is complete", || {
+        String::from_utf8_lossy(&s.run(&["logs", "worker"]).stdout).contains("ready to work")
+    });
     let logs = s.run(&["logs", "worker", "--tail", "1"]);
     assert!(logs.status.success(), "{}", text(&logs));
     let out = String::from_utf8_lossy(&logs.stdout);
