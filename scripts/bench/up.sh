@@ -17,8 +17,7 @@ source scripts/bench/compose-lib.sh
 cleanup() {
   cd /; "$tug" -f "$work/tug.yaml" down >/dev/null 2>&1 || true
   for p in "${peers[@]}"; do (cd "$work" && "${p#*=}" -p tugbenchc down -t 1 >/dev/null 2>&1) || true; done
-  docker rm -f $(docker ps -aq --filter label=tugbench.floor) >/dev/null 2>&1 || true
-  docker network rm tugbenchfloor >/dev/null 2>&1 || true
+  floor_down >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,7 +53,9 @@ floor() {
   seq 1 10 | xargs -P 10 -I{} docker start tugbenchfloor-{} >/dev/null
 }
 floor_down() {
-  docker rm -f $(docker ps -aq --filter label=tugbench.floor) >/dev/null
+  local ids
+  ids=$(docker ps -aq --filter label=tugbench.floor)
+  [ -z "$ids" ] || docker rm -f $ids >/dev/null
   docker network rm tugbenchfloor >/dev/null
 }
 

@@ -79,8 +79,15 @@ impl Replica {
         self.target = None;
     }
 
-    /// Points the host-side probe at a running replica (from now, when new).
-    fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant) {
+    /// Points the host-side probe at a running replica (from now, when new),
+    /// taking a health gate's pass of it from `passes` if one is waiting.
+    fn aim(
+        &mut self,
+        c: &ContainerInfo,
+        svc: &tug_spec::Service,
+        now: Instant,
+        passes: &mut std::collections::HashSet<String>,
+    ) {
         let Some(h) = &svc.health else { return };
         self.running_since.get_or_insert(now);
         self.target = Some(ProbeTarget {
@@ -96,6 +103,9 @@ impl Replica {
         });
         // A replica seen running for the first time is probed now.
         self.next_probe.get_or_insert(now);
+        if passes.remove(&c.id) {
+            self.pass(now);
+        }
     }
 
     /// A health gate passed it: healthy now, unless already judged.
@@ -268,12 +278,12 @@ impl Supervisor {
         let Some(svc) = c.label(labels::SERVICE).and_then(|s| stack.services.get(s)) else {
             return;
         };
-        let now = Instant::now();
-        let r = self.replicas.entry(c.name.clone()).or_default();
-        r.aim(c, svc, now);
-        if self.passes.remove(&c.id) {
-            r.pass(now);
-        }
+        self.replicas.entry(c.name.clone()).or_default().aim(
+            c,
+            svc,
+            Instant::now(),
+            &mut self.passes,
+        );
     }
 
     /// Takes a probe that passed elsewhere (the converge's health gate, which
@@ -529,10 +539,7 @@ impl Supervisor {
                     }
                     st.next_restart = None;
                     let Some(h) = &svc.health else { continue };
-                    st.aim(c, svc, now);
-                    if self.passes.remove(&c.id) {
-                        st.pass(now);
-                    }
+                    st.aim(c, svc, now, &mut self.passes);
                     let unhealthy = st.healthy == Some(false);
                     if unhealthy && replace {
                         events(Event::Replacing {
