@@ -2,7 +2,8 @@
 # Cold start through the gateway: a service with `autoscale: { min: 0 }` is
 # left to scale to zero, then one request is sent and timed from sending to
 # the first byte of the answer (curl's time_starttransfer). TRIALS times on
-# Docker and on the process runtime; prints p50 and p99 of each.
+# Docker (an HTTP and an exec health check) and on the process runtime;
+# prints p50 and p99 of each.
 #   scripts/bench/coldstart.sh [TRIALS]     (default 20)
 # RUNTIMES="docker" measures one runtime only; TUG_BIN picks the binary (a
 # debug build, say); KEEP=1 keeps the state directory (agent logs) and
@@ -18,13 +19,13 @@ pct() { # $1 = percentile (0-100); values on stdin
   sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((p/100)*NR+0.999999); if (i<1) i=1; if (i>NR) i=NR; print a[i]}'
 }
 
-# $1 = runtime (docker|process), $2 = service body lines
+# $1 = runtime (docker|process), $2 = the row's label, $3 = service body lines
 run() {
-  local rt=$1 body=$2 port file
+  local rt=$1 label=$2 body=$3 port file
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  file=$work/cold-$rt.yaml
+  file=$work/cold-$label.yaml
   cat >"$file" <<YAML
-name: tugbenchcold$rt
+name: tugbenchcold${label//-/}
 gateway: { listen: ["127.0.0.1:$port"], access_log: off }
 services:
   web:
@@ -50,7 +51,7 @@ YAML
   local p50 p99
   p50=$(printf '%s\n' "${times[@]}" | pct 50)
   p99=$(printf '%s\n' "${times[@]}" | pct 99)
-  printf '%-12s %10.0f %10.0f\n' "$rt" "$(echo "$p50 * 1000" | bc)" "$(echo "$p99 * 1000" | bc)"
+  printf '%-12s %10.0f %10.0f\n' "$label" "$(echo "$p50 * 1000" | bc)" "$(echo "$p99 * 1000" | bc)"
 }
 
 # The engine's floor: `docker start` of a stopped container (same image and
@@ -76,8 +77,12 @@ floor() {
 
 printf '%-12s %10s %10s   (cold start, request to first byte, %s trials)\n' runtime "p50 ms" "p99 ms" "$trials"
 runtimes=${RUNTIMES:-docker process}
-[[ " $runtimes " != *" docker "* ]] || run docker "    image: tug-bench/hello:1
+# On Docker with either kind of health check: an HTTP one (probed from the
+# host) and an exec one (a process run in the container by the engine).
+[[ " $runtimes " != *" docker "* ]] || run docker docker-http "    image: tug-bench/hello:1
+    health: { http: /health, interval: 100ms, timeout: 1s, retries: 3 }"
+[[ " $runtimes " != *" docker "* ]] || run docker docker-exec "    image: tug-bench/hello:1
     health: { exec: [/app/hello, check], interval: 100ms, timeout: 1s, retries: 3 }"
 [[ " $runtimes " != *" docker "* ]] || floor
-[[ " $runtimes " != *" process "* ]] || run process "    build: { rust: { package: hello, workspace: $PWD } }
+[[ " $runtimes " != *" process "* ]] || run process process "    build: { rust: { package: hello, workspace: $PWD } }
     health: { http: /health, interval: 100ms, timeout: 1s, retries: 3 }"

@@ -917,6 +917,8 @@ async fn supervise<R: Runtime + Clone + 'static>(
                         None => agent.rt.inspect_container(&e.id).await.ok().flatten(),
                     } {
                         if let Some(stack) = &desired_stack {
+                            // What a converge said of it so far counts first.
+                            take_gates(&mut sup, &mut gates);
                             sup.track(&info, stack);
                         }
                         known.insert(info.id.clone(), info);
@@ -956,11 +958,7 @@ async fn supervise<R: Runtime + Clone + 'static>(
                 // A full look at once: the desired revision may have changed.
                 // The gates passed so far count first, so the look does not
                 // probe again replicas a converge has just seen healthy.
-                while let Some(r) = gates.try_recv() {
-                    if let Received::Event(p) = r {
-                        gate_passed(&mut sup, &p.event);
-                    }
-                }
+                take_gates(&mut sup, &mut gates);
                 waiting.push(done);
                 tend_now = true;
             }
@@ -970,11 +968,25 @@ async fn supervise<R: Runtime + Clone + 'static>(
 }
 
 /// A converge's health gate passed a replica: supervision takes it as
-/// healthy rather than probing it again. Whether its health changed.
+/// healthy rather than probing it again. Whether its health changed. A
+/// replica a converge started is left to its gate for a while.
 fn gate_passed(sup: &mut Supervisor, e: &Event) -> bool {
     match e {
         Event::Healthy { container, .. } => sup.passed(container, Instant::now()),
+        Event::Started { container, .. } => {
+            sup.gating(container);
+            false
+        }
         _ => false,
+    }
+}
+
+/// Takes what converges' gates said so far, without waiting.
+fn take_gates(sup: &mut Supervisor, gates: &mut tug_engine::bus::Subscriber) {
+    while let Some(r) = gates.try_recv() {
+        if let Received::Event(p) = r {
+            gate_passed(sup, &p.event);
+        }
     }
 }
 

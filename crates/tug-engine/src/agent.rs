@@ -80,14 +80,8 @@ impl Replica {
     }
 
     /// Points the host-side probe at a running replica (from now, when new),
-    /// taking a health gate's pass of it from `passes` if one is waiting.
-    fn aim(
-        &mut self,
-        c: &ContainerInfo,
-        svc: &tug_spec::Service,
-        now: Instant,
-        passes: &mut std::collections::HashSet<String>,
-    ) {
+    /// taking what a converge's health gate said of it from `gates`.
+    fn aim(&mut self, c: &ContainerInfo, svc: &tug_spec::Service, now: Instant, gates: &mut Gates) {
         let Some(h) = &svc.health else { return };
         self.running_since.get_or_insert(now);
         self.target = Some(ProbeTarget {
@@ -101,9 +95,19 @@ impl Replica {
             start_period: h.start_period.std(),
             retries: h.retries,
         });
-        // A replica seen running for the first time is probed now.
-        self.next_probe.get_or_insert(now);
-        if passes.remove(&c.id) {
+        // A replica seen running for the first time is probed now; one a
+        // converge's gate is probing already, a fast probe's time later
+        // (two probes at once of a starting replica slow both, and the
+        // gate's pass usually comes first).
+        if self.next_probe.is_none() {
+            let wait = if gates.started.remove(&c.id) {
+                FAST_PROBE.min(h.interval.std())
+            } else {
+                Duration::ZERO
+            };
+            self.next_probe = Some(now + wait);
+        }
+        if gates.passed.remove(&c.id) {
             self.pass(now);
         }
     }
@@ -158,10 +162,29 @@ pub struct Supervisor {
     reported: std::collections::HashSet<String>,
     /// Probes run since the last [`Supervisor::take_probes`].
     probes: Vec<ProbeRecord>,
-    /// Containers a health gate passed before they were tracked here (a
-    /// converge's gate is often quicker than the engine's start event):
-    /// taken as healthy once tracked, instead of probed again.
-    passes: std::collections::HashSet<String>,
+    /// What converges' health gates said of containers not tracked yet.
+    gates: Gates,
+}
+
+/// Container ids, each set bounded: entries for containers that never run
+/// here are dropped wholesale.
+#[derive(Debug, Default)]
+struct Gates {
+    /// Passed by a gate before tracked here (a converge's gate is often
+    /// quicker than the engine's start event): taken as healthy once
+    /// tracked, instead of probed again.
+    passed: std::collections::HashSet<String>,
+    /// Started by a converge, whose gate probes them.
+    started: std::collections::HashSet<String>,
+}
+
+impl Gates {
+    fn note(set: &mut std::collections::HashSet<String>, container: &str) {
+        if set.len() >= 1024 {
+            set.clear();
+        }
+        set.insert(container.to_string());
+    }
 }
 
 /// One host-side probe of a replica, for the metrics.
@@ -282,7 +305,7 @@ impl Supervisor {
             c,
             svc,
             Instant::now(),
-            &mut self.passes,
+            &mut self.gates,
         );
     }
 
@@ -299,14 +322,17 @@ impl Supervisor {
         match tracked {
             Some(r) => r.pass(now),
             None => {
-                // Bounded: passes for containers that never run are dropped.
-                if self.passes.len() >= 1024 {
-                    self.passes.clear();
-                }
-                self.passes.insert(container.to_string());
+                Gates::note(&mut self.gates.passed, container);
                 false
             }
         }
+    }
+
+    /// A converge started `container` (an id) and its health gate probes
+    /// it: once tracked, its first probe here leaves the gate a fast
+    /// probe's time to pass it first.
+    pub fn gating(&mut self, container: &str) {
+        Gates::note(&mut self.gates.started, container);
     }
 
     /// The stack's containers as last observed.
@@ -539,7 +565,7 @@ impl Supervisor {
                     }
                     st.next_restart = None;
                     let Some(h) = &svc.health else { continue };
-                    st.aim(c, svc, now, &mut self.passes);
+                    st.aim(c, svc, now, &mut self.gates);
                     let unhealthy = st.healthy == Some(false);
                     if unhealthy && replace {
                         events(Event::Replacing {

@@ -302,6 +302,32 @@ async fn a_gate_that_passed_before_the_replica_was_tracked_counts_once_it_is() {
 }
 
 #[tokio::test]
+async fn a_replica_a_converge_is_gating_is_left_to_its_gate_for_a_fast_probe() {
+    let (rt, st) = setup(APP).await;
+    let cs = containers(&rt).await;
+    let (gated, other) = (&cs[0], &cs[1]);
+    let mut sup = Supervisor::new();
+    sup.gating(&gated.id);
+    sup.track(gated, &st);
+    sup.track(other, &st);
+    let now = std::time::Instant::now();
+    let probed = |rt: &FakeRuntime, c: &tug_runtime::ContainerInfo| {
+        rt.calls_of(&["exec"]).iter().any(|e| e.contains(&c.name))
+    };
+    rt.clear_calls();
+    sup.probe(&rt, now).await;
+    assert!(probed(&rt, other), "a replica no gate probes: at once");
+    assert!(!probed(&rt, gated), "the gated one waits for its gate");
+    assert_eq!(sup.health(&gated.name), Some(SeenHealth::Starting));
+
+    // No pass came in time: probed here after all.
+    rt.clear_calls();
+    sup.probe(&rt, now + tug_engine::agent::FAST_PROBE).await;
+    assert!(probed(&rt, gated));
+    assert_eq!(sup.health(&gated.name), Some(SeenHealth::Healthy));
+}
+
+#[tokio::test]
 async fn a_replica_woken_from_zero_is_not_judged_by_probes_of_its_stopped_time() {
     let one = "name: s\nservices:\n  api:\n    image: app:1\n    health: { exec: [/bin/check], retries: 1 }\n    autoscale: { min: 0, max: 1, idle: 1m }\n";
     let (rt, awake) = setup(one).await;
