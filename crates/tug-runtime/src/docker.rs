@@ -41,6 +41,25 @@ fn default_addr() -> String {
 }
 
 impl DockerRuntime {
+    /// Names of the containers attached to network `name`, as its inspect says.
+    async fn network_users(&self, name: &str) -> Vec<String> {
+        let Ok(net) = self
+            .docker
+            .inspect_network(name, None::<q::InspectNetworkOptions>)
+            .await
+        else {
+            return Vec::new();
+        };
+        let mut users: Vec<String> = net
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, c)| c.name.unwrap_or(id))
+            .collect();
+        users.sort();
+        users
+    }
+
     /// Connects to `DOCKER_HOST` (or the default socket) and checks that the engine answers.
     pub async fn connect() -> Result<Self> {
         Self::connect_to(&default_addr()).await
@@ -569,13 +588,33 @@ impl Runtime for DockerRuntime {
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.docker.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(RuntimeError::api(
-                format!("removing network {name}"),
-                message(&e),
-            )),
+        // The engine can report a just-removed container's endpoint for a
+        // moment: retry for up to 2 s before naming what is attached.
+        let mut tries = 0;
+        loop {
+            let e = match self.docker.remove_network(name).await {
+                Ok(()) => return Ok(()),
+                Err(e) if status_code(&e) == Some(404) => return Ok(()),
+                Err(e) => e,
+            };
+            let context = format!("removing network {name}");
+            if !message(&e).contains("active endpoints") {
+                return Err(RuntimeError::api(context, message(&e)));
+            }
+            tries += 1;
+            if tries < 20 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            let users = self.network_users(name).await;
+            let fix = match users.first() {
+                Some(first) => format!(
+                    "still used by {}: `docker network disconnect {name} {first}` (or remove it), then run `tug down` again",
+                    users.join(", ")
+                ),
+                None => "the engine still lists an endpoint on it: run `tug down` again".to_string(),
+            };
+            return Err(RuntimeError::api(context, fix));
         }
     }
 

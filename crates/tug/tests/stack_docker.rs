@@ -341,6 +341,48 @@ fn down_leaves_foreign_containers_alone() {
 }
 
 #[test]
+fn down_names_a_foreign_container_that_holds_the_stack_network() {
+    if !engine() {
+        return;
+    }
+    let s = TestStack::new("netheld", &service("web", ""));
+    s.up();
+    let img = String::from_utf8_lossy(
+        &Command::new("docker")
+            .args(["inspect", "--format", "{{.Config.Image}}", &s.ids("web")[0]])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let net = format!("tug_{}", s.name);
+    let foreign = format!("{}-holder", s.name);
+    let o = Command::new("docker")
+        .args(["run", "-d", "--name", &foreign, "--network", &net, &img])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let held = s.run(&["down"]);
+    let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
+    let msg = text(&held);
+    assert!(!held.status.success(), "{msg}");
+    assert!(
+        msg.contains(&foreign)
+            && msg.contains(&format!("docker network disconnect {net} {foreign}")),
+        "names the container and the fix: {msg}"
+    );
+    // Once it is gone, the next down finishes the job.
+    let again = s.run(&["down"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let gone = Command::new("docker")
+        .args(["network", "inspect", &net])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "the network is left");
+}
+
+#[test]
 fn failed_rollout_is_rolled_back_and_old_replicas_keep_serving() {
     if !engine() {
         return;
