@@ -118,6 +118,10 @@ pub fn import_with(
         cx.at(1, 1, "the compose file is empty".into(), None);
         return Err(cx.finish());
     };
+    let (extended, ext_errors) = crate::compose_extends::resolve(&mut root, from_dir);
+    for e in ext_errors {
+        cx.at(e.line, e.col, e.message, e.hint);
+    }
     let (done, errors) = interpolate::tree(&mut root, &vars);
     for e in errors {
         cx.at(e.line, e.col, e.message, None);
@@ -138,6 +142,7 @@ pub fn import_with(
         vars,
         profiles,
         kept: Vec::new(),
+        dir: from_dir.to_path_buf(),
     };
     let mut unset: Vec<(&(usize, usize), &interpolate::Done)> = imp
         .done
@@ -160,6 +165,24 @@ pub fn import_with(
         .collect();
     imp.notes.extend(unset_notes);
     let mut out = imp.stack(&root, file);
+    // What came from an extended file is said at its own place.
+    for e in &mut imp.cx.errors {
+        if let Some((f, l, c, _)) = extended.place(e.line, e.col) {
+            (e.file, e.line, e.col) = (f.to_path_buf(), l, c);
+        }
+    }
+    for d in &mut imp.dropped {
+        if let Some((f, l, c, (el, ec))) = extended.place(d.line, d.col) {
+            d.reason = format!("{} (from {}:{l}:{c}, by `extends`)", d.reason, f.display());
+            (d.line, d.col) = (el, ec);
+        }
+    }
+    for n in &mut imp.notes {
+        if let Some((f, l, c, (el, ec))) = extended.place(n.line, n.col) {
+            n.message = format!("{} (from {}:{l}:{c}, by `extends`)", n.message, f.display());
+            (n.line, n.col) = (el, ec);
+        }
+    }
     if !imp.cx.errors.is_empty() {
         return Err(imp.cx.finish());
     }
@@ -306,6 +329,8 @@ struct Importer<'f> {
     profiles: Vec<String>,
     /// (service, env key) whose value keeps its `${VAR}` references.
     kept: Vec<(String, String)>,
+    /// The compose file's directory: relative paths start there.
+    dir: PathBuf,
 }
 
 /// Doubles every `$` of the generated values, so that tug.yaml's own
@@ -804,6 +829,12 @@ impl Importer<'_> {
                     }
                 }
                 "version" => self.drop("version", kn, "obsolete in the compose spec"),
+                // Dropping it would silently lose the services it brings in.
+                "include" => self.cx.err(
+                    kn,
+                    "`include` is not supported: tug reads one compose file",
+                    Some("import each included file with `tug import compose FILE`, or copy its services into this file".into()),
+                ),
                 k if k.starts_with("x-") => {}
                 k => self.drop(k, kn, "not supported by tug"),
             }
@@ -853,6 +884,7 @@ impl Importer<'_> {
         let mut env = Mapping::new();
         let mut health = Mapping::new();
         let mut health_keys: Vec<&str> = Vec::new();
+        let mut links: Vec<String> = Vec::new();
 
         // Replicas first: `publish` depends on it.
         let mut replicas: i64 = 1;
@@ -908,23 +940,35 @@ impl Importer<'_> {
                     let mut files = Vec::new();
                     for i in items {
                         let path = i.scalar().or_else(|| i.get("path").and_then(Node::scalar));
+                        let optional = i.get("required").and_then(Node::as_bool) == Some(false);
                         match path {
-                            Some(f) => files.push(s(f)),
+                            // Compose skips an optional file that is missing; tug
+                            // reads every env_file it names, so it leaves it out.
+                            Some(f) if optional && !self.dir.join(f).is_file() => self.drop(
+                                p("env_file"),
+                                i,
+                                format!("`{f}` is optional (`required: false`) and missing, so compose reads nothing from it; left out (add it to `env_file` in tug.yaml once it exists)"),
+                            ),
+                            Some(f) => {
+                                files.push(s(f));
+                                if optional {
+                                    self.drop(
+                                        p("env_file.required"),
+                                        i,
+                                        format!("`{f}` exists now; tug requires every env_file to exist"),
+                                    );
+                                }
+                            }
                             None => self.cx.err(
                                 i,
                                 format!("`{}` entries must be paths", p("env_file")),
                                 None,
                             ),
                         }
-                        if i.get("required").and_then(Node::as_bool) == Some(false) {
-                            self.drop(
-                                p("env_file.required"),
-                                i,
-                                "tug requires every env_file to exist",
-                            );
-                        }
                     }
-                    out.push(("env_file", Value::Sequence(files)));
+                    if !files.is_empty() {
+                        out.push(("env_file", Value::Sequence(files)));
+                    }
                 }
                 "ports" => {
                     let Some(items) = v.as_seq() else {
@@ -1158,7 +1202,19 @@ impl Importer<'_> {
                 },
                 "labels" => {
                     let mut labels = Mapping::new();
-                    for (ln, k, val) in self.cx.pairs(v, &p("labels")) {
+                    // Compose reads a list entry without `=` as a label with an empty value.
+                    let pairs: Vec<(&Node, String, String)> = match v.as_seq() {
+                        Some(items) if items.iter().all(|i| i.scalar().is_some()) => items
+                            .iter()
+                            .map(|i| {
+                                let t = i.scalar().unwrap_or_default();
+                                let (k, val) = t.split_once('=').unwrap_or((t, ""));
+                                (i, k.to_string(), val.to_string())
+                            })
+                            .collect(),
+                        _ => self.cx.pairs(v, &p("labels")),
+                    };
+                    for (ln, k, val) in pairs {
                         if k.starts_with("dev.tug.") {
                             self.drop(
                                 format!("{}.{k}", p("labels")),
@@ -1210,12 +1266,47 @@ impl Importer<'_> {
                     kn,
                     "tug names containers <stack>-<service>-<replica>",
                 ),
-                "hostname" | "links" | "external_links" => {
+                // Compose starts linked services first, as with depends_on.
+                "links" => {
+                    for i in v.as_seq().unwrap_or_default() {
+                        if let Some(t) = i.scalar() {
+                            let target = t.split_once(':').map_or(t, |(t, _)| t);
+                            if !inactive.iter().any(|x| x == target) {
+                                links.push(target.to_string());
+                            }
+                        }
+                    }
+                    self.drop(
+                        p(key),
+                        kn,
+                        "services reach each other by service name; the linked services are started first (depends_on), as in compose",
+                    )
+                }
+                "hostname" | "external_links" => {
                     self.drop(p(key), kn, "services reach each other by service name")
                 }
                 "tmpfs" => self.drop(p(key), kn, "tmpfs mounts are not supported"),
                 k if k.starts_with("x-") => {}
                 _ => self.drop(p(key), kn, "not supported by tug"),
+            }
+        }
+        if !links.is_empty() {
+            if !out.iter().any(|(k, _)| *k == "depends_on") {
+                out.push(("depends_on", Value::Mapping(Mapping::new())));
+            }
+            if let Some((_, Value::Mapping(deps))) =
+                out.iter_mut().find(|(k, _)| *k == "depends_on")
+            {
+                for l in links {
+                    let to = renames
+                        .iter()
+                        .find(|(from, _)| *from == l)
+                        .map(|(_, to)| to.clone())
+                        .unwrap_or_else(|| sanitize_name(&l));
+                    if !deps.contains_key(to.as_str()) {
+                        deps.insert(s(to), s("started"));
+                    }
+                }
             }
         }
         if !out.iter().any(|(k, _)| *k == "restart") {

@@ -15,6 +15,7 @@
 
 mod autoscale;
 pub mod compose;
+mod compose_extends;
 mod graph;
 mod input;
 pub mod interpolate;

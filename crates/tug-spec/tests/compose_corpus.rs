@@ -207,3 +207,26 @@ fn docker_socket_and_java_heap_are_said() {
         .unwrap_or_else(|| panic!("{:#?}", imp.notes));
     assert_eq!(jvm.fix.as_deref(), Some("resources: { memory: 768Mi }"));
 }
+
+#[test]
+fn extends_from_other_files_and_optional_env_files() {
+    // Zabbix builds every service with `extends: {file: compose_*.yaml}`
+    // and names `required: false` env files that do not exist.
+    let (imp, s) = convert(&find("zabbix-docker/alpine-pgsql"));
+    let server = &s.services["zabbix-server"];
+    assert!(server
+        .image
+        .as_deref()
+        .is_some_and(|i| i.starts_with("zabbix/zabbix-server-pgsql:")));
+    assert_eq!(server.publish, Some(10051));
+    assert!(imp
+        .dropped
+        .iter()
+        .any(|d| d.path == "services.zabbix-server.env_file"
+            && d.reason.contains(".env_srv_override")));
+    // Links also order start-up, as compose does.
+    let (_, s) = convert(&find("vegasbrianc-prometheus/prometheus"));
+    assert!(s.services["prometheus"]
+        .depends_on
+        .contains_key("alertmanager"));
+}

@@ -219,7 +219,8 @@ fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String
         .map(|v| {
             format!(
                 "{}:{}:{}",
-                v["source"].as_str().unwrap(),
+                // `a//b` and `a/b` are one path.
+                v["source"].as_str().unwrap().replace("//", "/"),
                 v["target"].as_str().unwrap(),
                 v.get("read_only").and_then(Value::as_bool).unwrap_or(false)
             )

@@ -1,0 +1,2 @@
+CREATE DATABASE IF NOT EXISTS `zabbix_proxy`;
+GRANT ALL ON `zabbix_proxy`.* TO 'zabbix'@'%';
