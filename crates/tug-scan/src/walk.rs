@@ -117,7 +117,21 @@ fn visit(
     } else {
         MAX_FILE_SIZE
     };
-    if size > limit || (scanners.is_empty() && !(is_lock && want_lockfiles)) {
+    let audited_lock = is_lock && want_lockfiles;
+    if size > limit || (scanners.is_empty() && !audited_lock) {
+        // A lockfile left unread is left unaudited: say so.
+        if audited_lock {
+            out.errors.push(FileError {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!(
+                    "Cargo.lock of {size} bytes is over the {} MiB limit; not audited",
+                    MAX_LOCKFILE_SIZE >> 20
+                ),
+                hint: None,
+            });
+        }
         return;
     }
     let bytes = match std::fs::read(path) {
@@ -133,7 +147,18 @@ fn visit(
             return;
         }
     };
-    if bytes[..bytes.len().min(8192)].contains(&0) {
+    if let Some(nul) = bytes[..bytes.len().min(8192)].iter().position(|&b| b == 0) {
+        if audited_lock {
+            let before = String::from_utf8_lossy(&bytes[..nul]);
+            let (line, col) = crate::finding::line_col(&before, before.len());
+            out.errors.push(FileError {
+                file: path.to_path_buf(),
+                line,
+                col,
+                message: "invalid Cargo.lock: binary content (a NUL byte); not audited".into(),
+                hint: Some("regenerate it with `cargo generate-lockfile`".into()),
+            });
+        }
         return;
     }
     out.files += 1;
@@ -148,7 +173,7 @@ fn visit(
         out.findings.append(&mut f);
         out.errors.append(&mut e);
     }
-    if is_lock && want_lockfiles {
+    if audited_lock {
         out.lockfiles.push(file);
     }
 }

@@ -92,14 +92,23 @@ impl Lockfile {
                 let mut parts = d.get_ref().split_whitespace();
                 let name = parts.next().unwrap_or_default();
                 let version = parts.next();
+                let source = parts
+                    .next()
+                    .and_then(|s| s.strip_prefix('('))
+                    .and_then(|s| s.strip_suffix(')'));
                 let candidates = by_name.get(name).map(Vec::as_slice).unwrap_or(&[]);
+                let same_version =
+                    |&&i: &&usize| version.is_some_and(|v| packages[i].version.to_string() == v);
                 let found = match version {
                     None if candidates.len() == 1 => Some(candidates[0]),
                     None => None,
-                    Some(v) => candidates
+                    // One name and version from two sources: the source decides.
+                    Some(_) => candidates
                         .iter()
-                        .copied()
-                        .find(|&i| packages[i].version.to_string() == v),
+                        .filter(same_version)
+                        .find(|&&i| source.is_none_or(|s| raw_source(&packages[i].source) == s))
+                        .or_else(|| candidates.iter().find(same_version))
+                        .copied(),
                 };
                 match found {
                     Some(i) => deps.push(i),
@@ -151,6 +160,14 @@ impl Lockfile {
             }
         }
         Paths { parent }
+    }
+}
+
+/// The `source` string a package was read from (empty for path packages).
+fn raw_source(s: &Source) -> &str {
+    match s {
+        Source::Path => "",
+        Source::Registry(s) | Source::Git(s) => s,
     }
 }
 
@@ -219,6 +236,30 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
             .map(|i| format!("{} {}", l.packages[i].name, l.packages[i].version))
             .collect();
         assert_eq!(names, ["app 0.1.0", "mid 0.2.0", "leaf 2.0.0"]);
+    }
+
+    #[test]
+    fn same_version_from_two_sources_resolves_by_source() {
+        // v1 and v2+ lockfiles spell such a dependency "name version (source)".
+        let lock = r#"
+[[package]]
+name = "app"
+version = "0.1.0"
+dependencies = ["dup 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)"]
+
+[[package]]
+name = "dup"
+version = "1.0.0"
+source = "git+https://example.com/dup#abc"
+
+[[package]]
+name = "dup"
+version = "1.0.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+"#;
+        let l = Lockfile::parse(lock).unwrap();
+        assert_eq!(l.packages[0].deps, [2]);
+        assert_eq!(l.path_to(2), [0, 2]);
     }
 
     #[test]

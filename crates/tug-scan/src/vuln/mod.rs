@@ -204,6 +204,20 @@ pub fn update_db(dir: &Path) -> Result<String, String> {
     }
 }
 
+/// crates.io as Cargo.lock names it: the git index, or the sparse index
+/// (which an alternative-registry entry for crates.io records).
+pub const CRATES_IO_SOURCES: [&str; 2] = [
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+
+/// Whether a package comes from crates.io. Exact, as cargo-audit: another
+/// registry (a mirror, a private index) may hold different crates under the
+/// same names.
+pub fn is_crates_io(source: &Source) -> bool {
+    matches!(source, Source::Registry(s) if CRATES_IO_SOURCES.contains(&s.as_str()))
+}
+
 /// Audits one lockfile's text. `rel` is the path shown in findings.
 pub fn audit_lockfile(
     db: &Database,
@@ -231,8 +245,7 @@ pub fn audit_lock(db: &Database, lock: &Lockfile, rel: &str) -> Vec<Finding> {
     let paths = lock.paths();
     for (i, pkg) in lock.packages.iter().enumerate() {
         // Advisories are about crates.io packages; path and git sources are not covered.
-        if !matches!(&pkg.source, Source::Registry(s) if s.contains("crates.io-index") || s.contains("index.crates.io"))
-        {
+        if !is_crates_io(&pkg.source) {
             continue;
         }
         for adv in db.advisories(&pkg.name) {
