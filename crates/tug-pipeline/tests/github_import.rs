@@ -28,6 +28,9 @@ fn workflows() -> Vec<(String, PathBuf)> {
     for repo in std::fs::read_dir(data()).unwrap().flatten() {
         let dir = repo.path().join(".github/workflows");
         for f in std::fs::read_dir(&dir).unwrap().flatten() {
+            if !f.file_type().unwrap().is_file() {
+                continue;
+            }
             out.push((repo.file_name().to_string_lossy().to_string(), f.path()));
         }
     }
@@ -51,9 +54,12 @@ fn the_corpus_imports() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut planned, mut skipped) = (0, 0);
     let mut failures = Vec::new();
-    for (_, f) in &files {
+    for (repo, f) in &files {
         let src = std::fs::read_to_string(f).unwrap();
-        match import(f, &src, &options(tmp.path())) {
+        // The project is the workspace: its local actions and reusable workflows are there.
+        let mut opts = options(tmp.path());
+        opts.workspace = data().join(repo);
+        match import(f, &src, &opts) {
             Ok(imp) => {
                 assert!(!imp.jobs.is_empty(), "{}: no jobs", f.display());
                 for j in &imp.jobs {
@@ -325,4 +331,83 @@ fn a_remote_reusable_workflow_is_left_out_with_the_reason() {
     );
     assert_eq!(imp.uses.len(), 1);
     assert_eq!(imp.uses[0].at.line, 4);
+}
+
+#[test]
+fn a_long_matrix_combination_is_still_a_file_name() {
+    // curl's matrix of long objects: each combination's plan is a file.
+    let long = "x".repeat(300);
+    let src = format!("on: push\njobs:\n  linux:\n    strategy:\n      matrix:\n        build:\n          - {{ name: a, configure: '{long}' }}\n          - {{ name: b, configure: '{long}' }}\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{{{ matrix.build.name }}}}\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path());
+    let imp = import(Path::new("ci.yml"), &src, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let planned: Vec<&str> = imp
+        .jobs
+        .iter()
+        .filter(|j| j.skipped.is_none())
+        .map(|j| j.key.as_str())
+        .collect();
+    assert_eq!(planned.len(), 2, "{:?}", imp.jobs);
+    let files: Vec<String> = std::fs::read_dir(opts.state_dir.join("jobs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n != "linux.matrix.json")
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.iter().all(|f| f.len() <= 110), "{files:?}");
+}
+
+#[test]
+fn a_container_that_renders_empty_runs_on_the_runner() {
+    // curl: `container: ${{ matrix.build.container }}`, set for a few combinations only.
+    let src = "on: push\njobs:\n  linux:\n    strategy:\n      matrix:\n        build:\n          - { name: host }\n          - { name: alpine, container: 'alpine:3' }\n    runs-on: ubuntu-latest\n    container: ${{ matrix.build.container }}\n    steps:\n      - run: echo ${{ matrix.build.name }}\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path());
+    let imp = import(Path::new("ci.yml"), src, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        imp.jobs.iter().all(|j| j.skipped.is_none()),
+        "{:?}",
+        imp.jobs
+    );
+    let plan = |name: &str| -> serde_json::Value {
+        let f = std::fs::read_dir(opts.state_dir.join("jobs"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().contains(name))
+            .unwrap();
+        serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap()
+    };
+    assert!(plan("host")["container"].is_null());
+    assert_eq!(plan("alpine")["container"]["image"], "alpine:3");
+}
+
+#[test]
+fn new_corpus_projects_read_as_github_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let read = |repo: &str, file: &str| {
+        let mut opts = options(tmp.path());
+        opts.workspace = data().join(repo);
+        let f = data().join(repo).join(".github/workflows").join(file);
+        import(&f, &std::fs::read_to_string(&f).unwrap(), &opts).unwrap_or_else(|e| panic!("{e}"))
+    };
+    // A local composite action is not run: named, with what to do.
+    let imp = read("pydantic", "ci.yml");
+    let local = imp
+        .uses
+        .iter()
+        .find(|u| u.uses == "./.github/actions/core-build-pgo-wheel")
+        .unwrap();
+    assert!(local.advice.contains("run:"), "{}", local.advice);
+    // Local reusable workflows are read from the project.
+    let imp = read("prometheus", "ci.yml");
+    assert!(
+        imp.jobs.iter().any(|j| j.key.starts_with("fuzzing.")),
+        "{:?}",
+        imp.jobs
+    );
+    // Most of curl's Linux matrix runs on the host, the rest in its container.
+    let imp = read("curl", "linux.yml");
+    let planned = imp.jobs.iter().filter(|j| j.skipped.is_none()).count();
+    assert!(planned > 40, "{planned}");
 }

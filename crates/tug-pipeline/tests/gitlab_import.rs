@@ -247,3 +247,194 @@ fn bad_input_is_reported_at_file_line_col() {
     let e = err("a:\n  script: [echo]\n  needs: [b]\n");
     assert!(e.contains(".gitlab-ci.yml:3:11: job `a` needs `b`"), "{e}");
 }
+
+/// Every project of the corpus imports, and each job is planned or left out with a reason.
+#[test]
+fn the_corpus_imports() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitlab");
+    let mut names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 12, "{names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        let dir = data.join(name);
+        let licensed = std::fs::read_dir(&dir).unwrap().flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().to_uppercase();
+            n.starts_with("LICENSE") || n.starts_with("COPYING")
+        });
+        assert!(licensed, "{name} has no licence file");
+        let f = dir.join(".gitlab-ci.yml");
+        let src = std::fs::read_to_string(&f).unwrap();
+        match import(&f, &src, &options(&dir, &[])) {
+            Ok(imp) => {
+                assert!(!imp.jobs.is_empty(), "{name}: no jobs");
+                for j in &imp.jobs {
+                    match &j.skipped {
+                        Some(why) => assert!(!why.is_empty()),
+                        None => {
+                            assert!(imp.pipeline.jobs.contains_key(&j.key), "{name}: {}", j.key)
+                        }
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn import_str(src: &str, vars: &[(&str, &str)]) -> Import {
+    let d = tempfile::tempdir().unwrap();
+    import(Path::new(".gitlab-ci.yml"), src, &options(d.path(), vars))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_reference_to_a_list_of_rules_is_flattened() {
+    // As OpenRGB and GLib write it: a rule that is another template's rules.
+    let src = ".manual:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"push\"\n      when: manual\n.upstream:\n  rules:\n    - if: $CI_PROJECT_PATH == \"up/stream\"\n    - !reference [.manual, rules]\na:\n  extends: .upstream\n  script: [echo a]\nb:\n  extends: .upstream\n  script: [echo b]\n";
+    let imp = import_str(src, &[]);
+    assert!(skipped(&imp, "a").unwrap().contains("manual"));
+    let imp = import_str(src, &[("CI_PROJECT_PATH", "up/stream")]);
+    assert!(imp.pipeline.jobs.contains_key("a") && imp.pipeline.jobs.contains_key("b"));
+}
+
+#[test]
+fn a_mistake_in_a_template_is_reported_once() {
+    let d = tempfile::tempdir().unwrap();
+    let src = ".t:\n  rules: [ [ 1, 2 ], x ]\na:\n  extends: .t\n  script: [echo]\nb:\n  extends: .t\n  script: [echo]\n";
+    let e = import(Path::new(".gitlab-ci.yml"), src, &options(d.path(), &[]))
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        e.matches("a rule must be a map, found `x`").count(),
+        1,
+        "{e}"
+    );
+}
+
+#[test]
+fn needs_can_name_one_copy_of_a_matrix_job() {
+    // dav1d: `needs: ["build-win: [x86_64-w64-mingw32]"]`.
+    let src = "build:\n  stage: build\n  parallel:\n    matrix:\n      - ARCH: [i686, x86_64]\n  script: [echo $ARCH]\ntest:\n  stage: test\n  needs: [\"build: [x86_64]\", {job: \"build: [nope]\", optional: true}]\n  script: [echo]\n";
+    let imp = import_str(src, &[]);
+    assert_eq!(
+        imp.pipeline.jobs["test"].needs,
+        vec!["build-x86_64".to_string()]
+    );
+    let d = tempfile::tempdir().unwrap();
+    let e = import(
+        Path::new(".gitlab-ci.yml"),
+        &src.replace("\"build: [x86_64]\", ", "\"build: [arm]\", "),
+        &options(d.path(), &[]),
+    )
+    .map(|i| format!("{:?}", i.jobs))
+    .unwrap_or_else(|e| e.to_string());
+    assert!(
+        e.contains(
+            "needs `build: [arm]`, which is no combination of the `parallel: matrix` of `build`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_job_given_twice_is_the_later_one() {
+    // libxml2 defines `cmake:linux:gcc:shared` twice; GitLab keeps the last.
+    let src = "a:\n  script: [echo first]\n  variables:\n    X: one\nb:\n  script: [echo b]\na:\n  script: [echo second]\n";
+    let imp = import_str(src, &[]);
+    let a = &imp.pipeline.jobs["a"];
+    assert_eq!(a.steps[0].run, "echo second");
+    assert!(!a.env.contains_key("X"));
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains(".gitlab-ci.yml:7:1: duplicate key `a` (first at line 1)")),
+        "{:?}",
+        imp.notes
+    );
+    assert!(imp.pipeline.jobs.contains_key("b"));
+}
+
+/// Runs a job's script step the way the host runner does.
+fn exit_of(run: &str) -> i32 {
+    std::process::Command::new("bash")
+        .args(["-e", "-c", run])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
+
+#[test]
+fn allow_failure_exit_codes_allows_only_those_codes() {
+    let src = |code: u8| {
+        format!("t:\n  allow_failure:\n    exit_codes: [77, 3]\n  script:\n    - cd /\n    - (exit {code})\n    - echo not reached; exit 9\n")
+    };
+    let imp = import_str(&src(77), &[]);
+    let t = &imp.pipeline.jobs["t"];
+    assert!(!t.continue_on_error, "only the listed codes may fail");
+    assert_eq!(exit_of(&t.steps[0].run), 0);
+    let imp = import_str(&src(1), &[]);
+    assert_eq!(exit_of(&imp.pipeline.jobs["t"].steps[0].run), 1);
+    let imp = import_str(&src(3), &[]);
+    assert_eq!(exit_of(&imp.pipeline.jobs["t"].steps[0].run), 0);
+    // `allow_failure: true` from a rule allows every code.
+    let imp = import_str(
+        "t:\n  allow_failure: {exit_codes: 77}\n  rules: [{allow_failure: true}]\n  script: [exit 1]\n",
+        &[],
+    );
+    assert!(imp.pipeline.jobs["t"].continue_on_error);
+}
+
+#[test]
+fn inherit_default_false_keeps_the_defaults_out() {
+    let src = "default:\n  image: alpine:3\n  before_script: [echo before]\n  retry: 2\na:\n  script: [echo a]\nb:\n  inherit:\n    default: false\n  script: [echo b]\nc:\n  inherit:\n    default: [retry]\n  script: [echo c]\nd:\n  inherit:\n    variables: false\n  script: [echo d]\n";
+    let imp = import_str(src, &[]);
+    let j = &imp.pipeline.jobs;
+    assert_eq!(j["a"].image.as_deref(), Some("alpine:3"));
+    assert_eq!(j["a"].steps[0].run, "echo before\necho a");
+    assert_eq!(j["b"].image, None);
+    assert_eq!(j["b"].steps[0].run, "echo b");
+    assert_eq!(j["b"].retry, 0);
+    assert_eq!(j["c"].image, None);
+    assert_eq!(j["c"].retry, 2);
+    // Not honoured, and said so where it is.
+    assert!(
+        imp.notes
+            .iter()
+            .any(|n| n.contains(":17:16: job `d`: `inherit: variables` is not honoured")),
+        "{:?}",
+        imp.notes
+    );
+}
+
+#[test]
+fn glib_and_dav1d_read_as_gitlab_reads_them() {
+    let imp = corpus("glib", &[]);
+    // `workflow: rules` let a branch pipeline through; the component is reported.
+    assert!(imp
+        .notes
+        .iter()
+        .any(|n| n.contains("component: gitlab.gnome.org")));
+    assert!(imp.pipeline.jobs.contains_key("fedora-x86_64"));
+    assert!(skipped(&imp, "valgrind").unwrap().contains("manual"));
+    let imp = corpus("dav1d", &[]);
+    assert_eq!(
+        imp.pipeline.jobs["test-win64"].needs,
+        vec!["build-win-x86_64-w64-mingw32".to_string()]
+    );
+    let imp = corpus("openrgb", &[("CI_PROJECT_PATH", "CalcProgrammer1/OpenRGB")]);
+    assert!(imp.pipeline.jobs.contains_key("Linux-amd64-AppImage"));
+    let imp = corpus("libxml2", &[]);
+    assert!(imp
+        .notes
+        .iter()
+        .any(|n| n.contains("duplicate key `cmake:linux:gcc:shared`")));
+}

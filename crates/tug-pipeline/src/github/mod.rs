@@ -64,7 +64,13 @@ impl fmt::Display for ImportErrors {
 
 impl ImportErrors {
     pub(crate) fn sorted(mut v: Vec<ImportError>) -> Self {
-        v.sort_by_key(|e| (e.line, e.col));
+        v.sort_by(|a, b| {
+            (a.line, a.col, &a.file, &a.message).cmp(&(b.line, b.col, &b.file, &b.message))
+        });
+        // A template's mistake is found once per job that extends it: say it once.
+        v.dedup_by(|a, b| {
+            (&a.file, a.line, a.col, &a.message) == (&b.file, b.line, b.col, &b.message)
+        });
         ImportErrors(v)
     }
 }

@@ -303,6 +303,19 @@ fn sanitize(s: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+/// A key is a file name in the run's state: a long one (a matrix of
+/// container objects) is cut and keeps a hash of the whole, so it stays unique.
+fn file_safe(key: String) -> String {
+    const MAX: usize = 100;
+    if key.len() <= MAX {
+        return key;
+    }
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}-{hash:016x}", &key[..MAX - 17])
+}
+
 fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -1071,7 +1084,7 @@ fn combos(j: &JobDef, base: &Scope) -> Result<Vec<Combo>, String> {
                 .collect();
             keys.extend(m.keys().filter(|k| !s.axes.iter().any(|(a, _)| a == *k)));
             let values: Vec<String> = keys.iter().map(|k| show(&m[k.as_str()])).collect();
-            let mut key = sanitize(&format!("{}-{}", j.id, values.join("-")));
+            let mut key = file_safe(sanitize(&format!("{}-{}", j.id, values.join("-"))));
             if key.is_empty() || seen.contains(&key) {
                 key = format!("{}-{}", sanitize(&j.id), index + 1);
             }
@@ -1166,6 +1179,13 @@ fn plan_job(
         }
     }
     let container = match &j.container {
+        // An image that renders empty (`container: ${{ matrix.container }}` on a
+        // combination without one) runs the job on the runner, as on GitHub.
+        Some(ct) if render_static(&scope, &ct.image)?.is_some_and(|i| i.is_empty()) => platform
+            .map(|image| ContainerPlan {
+                image,
+                env: Vec::new(),
+            }),
         Some(ct) => {
             let image = match render_static(&scope, &ct.image)? {
                 Some(i) => i,
@@ -1176,9 +1196,6 @@ fn plan_job(
                     ))
                 }
             };
-            if image.is_empty() {
-                return Err("its `container` names no image".into());
-            }
             let env = ct
                 .env
                 .iter()

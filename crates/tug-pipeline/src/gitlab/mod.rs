@@ -176,20 +176,71 @@ impl Reader<'_> {
         }
     }
 
+    /// GitLab keeps the last of two top-level entries with one name: the
+    /// earlier one is blanked out (lines kept, so positions stay right).
+    fn last_key_wins(&mut self, file: &Path, mut src: String) -> String {
+        for _ in 0..100 {
+            let Ok((Some(root), errs)) = yaml::parse(&src) else {
+                break;
+            };
+            let Some(dup) = errs
+                .iter()
+                .find(|e| e.col == 1 && e.message.starts_with("duplicate key"))
+            else {
+                break;
+            };
+            let Some((first, _)) = root.as_map().unwrap_or(&[]).iter().find(|(k, _)| {
+                k.line < dup.line
+                    && k.col == 1
+                    && dup.message == format!("duplicate key `{}`", k.scalar().unwrap_or(""))
+            }) else {
+                break;
+            };
+            self.notes.push(format!(
+                "{}:{}:{}: {} (first at line {}): the later one is used, as on GitLab",
+                file.display(),
+                dup.line,
+                dup.col,
+                dup.message,
+                first.line
+            ));
+            let mut lines: Vec<&str> = src.split('\n').collect();
+            let start = first.line - 1;
+            let end = (start + 1..lines.len())
+                .find(|&i| {
+                    let l = lines[i];
+                    !l.is_empty() && !l.starts_with([' ', '\t', '#'])
+                })
+                .unwrap_or(lines.len());
+            for l in &mut lines[start..end] {
+                *l = "";
+            }
+            src = lines.join("\n");
+        }
+        src
+    }
+
     /// Reads a file and the files it includes locally.
     fn read_file(&mut self, file: &Path, src: &str, depth: usize) {
         // `!reference [a, b]` keeps its meaning through the tag-less tree.
         let src = src.replace("!reference [", &format!("[\"{REFERENCE}\", "));
+        let src = self.last_key_wins(file, src);
         let root = match yaml::parse(&src) {
             Ok((Some(r), errs)) => {
                 for e in errs {
+                    // GitLab keeps the last of two equal keys; tug reads the first.
+                    let message = if e.message.starts_with("duplicate key") {
+                        format!("{}: GitLab uses this later one, tug would use the first; remove the one that is not meant", e.message)
+                    } else {
+                        e.message
+                    };
                     self.error(
                         file,
                         Loc {
                             line: e.line,
                             col: e.col,
                         },
-                        e.message,
+                        message,
                     );
                 }
                 r
@@ -480,6 +531,16 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The items of a list, nested lists flattened as GitLab does (what a
+/// `!reference` to another list leaves in `rules`, `needs`, `services`);
+/// anything else is a list of itself.
+fn flat(n: &Node) -> Vec<&Node> {
+    match &n.kind {
+        Kind::Seq(items) => items.iter().flat_map(flat).collect(),
+        _ => vec![n],
+    }
+}
+
 /// Script lines: a string or a (nested) list of strings.
 fn lines(n: &Node, out: &mut Vec<String>) {
     match &n.kind {
@@ -643,15 +704,15 @@ fn decide_rules(
     vars: &BTreeMap<String, String>,
     ws: &Path,
 ) -> Option<Decision> {
-    let Some(items) = rules.as_seq() else {
+    if rules.as_seq().is_none() {
         r.error(
             file,
             loc(rules),
             format!("`rules` must be a list, found {}", rules.describe()),
         );
         return None;
-    };
-    for rule in items {
+    }
+    for rule in flat(rules) {
         if rule.as_map().is_none() {
             r.error(
                 file,
@@ -891,13 +952,43 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             skip(reason, &mut outcomes);
             continue;
         }
+        // `inherit: default: false` (or a list) keeps `default:` from the job.
+        let inherit_default = node.get("inherit").and_then(|i| i.get("default"));
+        let inherited = |r: &Reader, k: &str| -> Option<Node> {
+            let takes = match inherit_default {
+                None => true,
+                Some(d) => d.as_bool().unwrap_or_else(|| {
+                    let mut v = Vec::new();
+                    lines(d, &mut v);
+                    v.iter().any(|x| x == k)
+                }),
+            };
+            takes.then(|| global(r, k)).flatten()
+        };
+        if let Some(v) = node.get("inherit").and_then(|i| i.get("variables")) {
+            if v.as_bool() != Some(true) {
+                notes.push(format!(
+                    "{}:{}:{}: job `{name}`: `inherit: variables` is not honoured: the job sees every top-level variable",
+                    file.display(),
+                    v.line,
+                    v.col
+                ));
+            }
+        }
         let mut when = node
             .get("when")
             .and_then(|w| w.scalar())
             .unwrap_or("on_success")
             .to_string();
+        // `allow_failure: exit_codes` allows only those codes to fail.
+        let mut exit_codes: Vec<i64> = Vec::new();
         let mut allow_failure = match node.get("allow_failure") {
-            Some(a) if a.as_map().is_some() => true,
+            Some(a) if a.as_map().is_some() => {
+                if let Some(c) = a.get("exit_codes") {
+                    exit_codes = flat(c).iter().filter_map(|n| n.as_i64()).collect();
+                }
+                exit_codes.is_empty()
+            }
             Some(a) => a.as_bool().unwrap_or(false),
             None => false,
         };
@@ -908,6 +999,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                     when = d.when;
                     if let Some(a) = d.allow_failure {
                         allow_failure = a;
+                        exit_codes.clear();
                     }
                     job_vars.extend(d.variables.clone());
                     vars.extend(d.variables);
@@ -918,6 +1010,11 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                     continue;
                 }
             }
+        }
+        if when == "delayed" {
+            notes.push(format!(
+                "job `{name}`: `when: delayed` starts at once here (`start_in` is not waited for)"
+            ));
         }
         let when = match when.as_str() {
             "on_success" | "delayed" => When::OnSuccess,
@@ -951,7 +1048,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         // Image: the job's, the default's, or the host.
         let image = node
             .get("image")
-            .or(global(&r, "image").as_ref())
+            .or(inherited(&r, "image").as_ref())
             .and_then(|i| {
                 i.get("name")
                     .or(Some(i))
@@ -971,7 +1068,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         let mut script = Vec::new();
         if let Some(b) = node
             .get("before_script")
-            .or(global(&r, "before_script").as_ref())
+            .or(inherited(&r, "before_script").as_ref())
         {
             lines(b, &mut script);
         }
@@ -996,15 +1093,19 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         let mut after = Vec::new();
         if let Some(a) = node
             .get("after_script")
-            .or(global(&r, "after_script").as_ref())
+            .or(inherited(&r, "after_script").as_ref())
         {
             lines(a, &mut after);
         }
         let shell = (image.is_none() && (opts.on_path)("bash"))
             .then(|| vec!["bash".to_string(), "-e".into(), "-c".into()]);
+        let mut run = script.join("\n");
+        if !exit_codes.is_empty() {
+            run = allow_exit_codes(&run, &exit_codes);
+        }
         let mut steps = vec![Step {
             name: Some("script".into()),
-            run: script.join("\n"),
+            run,
             ..Default::default()
         }];
         if !after.is_empty() {
@@ -1018,7 +1119,10 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         }
 
         let mut artifacts = Vec::new();
-        if let Some(a) = node.get("artifacts").or(global(&r, "artifacts").as_ref()) {
+        if let Some(a) = node
+            .get("artifacts")
+            .or(inherited(&r, "artifacts").as_ref())
+        {
             if let Some(p) = a.get("paths") {
                 let mut v = Vec::new();
                 lines(p, &mut v);
@@ -1031,12 +1135,8 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             }
         }
         let mut cache = Vec::new();
-        if let Some(c) = node.get("cache").or(global(&r, "cache").as_ref()) {
-            let items: Vec<&Node> = match &c.kind {
-                Kind::Seq(items) => items.iter().collect(),
-                _ => vec![c],
-            };
-            for c in items {
+        if let Some(c) = node.get("cache").or(inherited(&r, "cache").as_ref()) {
+            for c in flat(c) {
                 let mut paths = Vec::new();
                 if let Some(p) = c.get("paths") {
                     lines(p, &mut paths);
@@ -1068,8 +1168,8 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             }
         }
         let mut services = BTreeMap::new();
-        if let Some(s) = node.get("services").or(global(&r, "services").as_ref()) {
-            for item in s.as_seq().unwrap_or(&[]) {
+        if let Some(s) = node.get("services").or(inherited(&r, "services").as_ref()) {
+            for item in flat(s) {
                 let image = item
                     .get("name")
                     .or(Some(item))
@@ -1104,7 +1204,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         }
         let timeout = node
             .get("timeout")
-            .or(global(&r, "timeout").as_ref())
+            .or(inherited(&r, "timeout").as_ref())
             .and_then(|t| t.scalar().map(str::to_string))
             .map(|t| match parse_timeout(&t) {
                 Some(d) => Ok(tug_spec::Duration(d)),
@@ -1125,7 +1225,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         };
         let retry = node
             .get("retry")
-            .or(global(&r, "retry").as_ref())
+            .or(inherited(&r, "retry").as_ref())
             .and_then(|n| n.as_i64().or_else(|| n.get("max").and_then(Node::as_i64)))
             .unwrap_or(0)
             .clamp(0, 2) as u32;
@@ -1133,7 +1233,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             None => None,
             Some(n) => {
                 let mut v = Vec::new();
-                for item in n.as_seq().unwrap_or(&[]) {
+                for item in flat(n) {
                     let (job, optional) = match item.as_map() {
                         Some(_) => (
                             item.get("job").and_then(|j| j.scalar()).map(str::to_string),
@@ -1144,7 +1244,11 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                         None => (item.scalar().map(str::to_string), false),
                     };
                     if let Some(j) = job {
-                        if !job_names.iter().any(|(n, _)| *n == j) {
+                        let base = instance_of(&j);
+                        if !job_names
+                            .iter()
+                            .any(|(n, _)| *n == j || Some(n.as_str()) == base)
+                        {
                             if !optional {
                                 r.error(&file, loc(item), format!("job `{name}` needs `{j}`, which is not a job of this pipeline"));
                             }
@@ -1246,6 +1350,10 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             m.entry(p.id.clone()).or_default().push(p.key.clone());
             m
         });
+    let display: BTreeMap<String, String> = planned
+        .iter()
+        .map(|p| (p.name.clone(), p.key.clone()))
+        .collect();
     let mut left_out: Vec<String> = Vec::new();
     let snapshot: Vec<(String, String)> = planned
         .iter()
@@ -1257,8 +1365,11 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                 let mut v = Vec::new();
                 let mut missing = None;
                 for (j, optional) in list {
-                    match names_by_job.get(j) {
-                        Some(keys) if !keys.is_empty() => v.extend(keys.iter().cloned()),
+                    // `job: [a, b]` is the one copy of a `parallel: matrix` job of that name.
+                    let one = instance_of(j).and_then(|_| display.get(j.as_str()));
+                    match (one, names_by_job.get(j)) {
+                        (Some(key), _) => v.push(key.clone()),
+                        (None, Some(keys)) if !keys.is_empty() => v.extend(keys.iter().cloned()),
                         _ if *optional => {}
                         _ => missing = Some(j.clone()),
                     }
@@ -1269,7 +1380,12 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                         key: p.key.clone(),
                         id: p.id.clone(),
                         name: p.name.clone(),
-                        skipped: Some(format!("needs `{m}`, which is left out")),
+                        skipped: Some(match instance_of(&m) {
+                            Some(base) if !display.contains_key(&m) && !outcomes.iter().any(|o| o.name == m) => format!(
+                                "needs `{m}`, which is no combination of the `parallel: matrix` of `{base}`"
+                            ),
+                            _ => format!("needs `{m}`, which is left out"),
+                        }),
                     });
                     continue;
                 }
@@ -1318,6 +1434,22 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
         jobs: outcomes,
         notes,
     })
+}
+
+/// The script in a subshell whose exit code, when it is one of `codes`,
+/// ends the job as allowed to fail (a success here, with a line saying so).
+fn allow_exit_codes(script: &str, codes: &[i64]) -> String {
+    let list: Vec<String> = codes.iter().map(i64::to_string).collect();
+    format!(
+        "set +e\n(\nset -e\n{script}\n)\ntug_code=$?\ncase \" {} \" in *\" $tug_code \"*) echo \"exit code $tug_code is allowed to fail (allow_failure: exit_codes)\"; exit 0;; esac\nexit $tug_code",
+        list.join(" ")
+    )
+}
+
+/// `build: [x86_64, linux]` names one copy of the `parallel: matrix` job `build`.
+fn instance_of(need: &str) -> Option<&str> {
+    let (job, rest) = need.split_once(": [")?;
+    rest.ends_with(']').then_some(job)
 }
 
 fn slug_key(s: &str) -> String {
