@@ -308,6 +308,15 @@ fn sigkill_during_up_then_up_converges_without_duplicates() {
     }
 }
 
+/// The image a container runs, as the engine names it.
+fn image_of(container: &str) -> String {
+    let o = Command::new("docker")
+        .args(["inspect", "--format", "{{.Config.Image}}", container])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 #[test]
 fn down_leaves_foreign_containers_alone() {
     if !engine() {
@@ -316,15 +325,7 @@ fn down_leaves_foreign_containers_alone() {
     let s = TestStack::new("foreign", &service("web", ""));
     s.up();
     // A container tug did not create, named like the stack's.
-    let img = String::from_utf8_lossy(
-        &Command::new("docker")
-            .args(["inspect", "--format", "{{.Config.Image}}", &s.ids("web")[0]])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .trim()
-    .to_string();
+    let img = image_of(&s.ids("web")[0]);
     let foreign = format!("{}-web-9-foreign", s.name);
     let o = Command::new("docker")
         .args(["create", "--name", &foreign, &img])
@@ -347,15 +348,7 @@ fn down_names_a_foreign_container_that_holds_the_stack_network() {
     }
     let s = TestStack::new("netheld", &service("web", ""));
     s.up();
-    let img = String::from_utf8_lossy(
-        &Command::new("docker")
-            .args(["inspect", "--format", "{{.Config.Image}}", &s.ids("web")[0]])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .trim()
-    .to_string();
+    let img = image_of(&s.ids("web")[0]);
     let net = format!("tug_{}", s.name);
     let foreign = format!("{}-holder", s.name);
     let o = Command::new("docker")
