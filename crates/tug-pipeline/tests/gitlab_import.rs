@@ -438,3 +438,34 @@ fn glib_and_dav1d_read_as_gitlab_reads_them() {
         .iter()
         .any(|n| n.contains("duplicate key `cmake:linux:gcc:shared`")));
 }
+
+#[test]
+fn jobs_for_windows_macos_or_freebsd_runners_are_left_out() {
+    let src = "default:\n  tags: [linux]\nwin:\n  tags: [win32-ps]\n  script: [echo]\nsaas:\n  tags: [saas-windows-medium-amd64]\n  script: [echo]\nmac:\n  tags: [macos-xcode26]\n  script: [echo]\nbsd:\n  tags: [freebsd-13]\n  script: [echo]\nlinux:\n  script: [echo]\nwine:\n  tags: [wine, docker]\n  script: [echo]\n";
+    let imp = import_str(src, &[]);
+    for (job, os) in [
+        ("win", "Windows"),
+        ("saas", "Windows"),
+        ("mac", "macOS"),
+        ("bsd", "FreeBSD"),
+    ] {
+        let why = skipped(&imp, job).unwrap_or_else(|| panic!("{job} runs here"));
+        assert!(why.contains(&format!("a {os} runner")), "{job}: {why}");
+    }
+    // `default: tags` and tags that only look alike do not leave a job out.
+    assert!(imp.pipeline.jobs.contains_key("linux"));
+    assert!(imp.pipeline.jobs.contains_key("wine"));
+    // glib's Windows jobs (`tags: [win32-ps]`) too.
+    let glib = corpus("glib", &[]);
+    let left: Vec<&str> = glib
+        .jobs
+        .iter()
+        .filter(|j| {
+            j.skipped
+                .as_deref()
+                .is_some_and(|w| w.contains("Windows runner"))
+        })
+        .map(|j| j.name.as_str())
+        .collect();
+    assert!(!left.is_empty(), "{:?}", glib.jobs);
+}

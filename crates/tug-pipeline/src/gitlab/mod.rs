@@ -542,6 +542,27 @@ fn flat(n: &Node) -> Vec<&Node> {
 }
 
 /// Script lines: a string or a (nested) list of strings.
+/// The operating system a runner tag names, when it is not Linux
+/// (`windows`, `win32-ps`, `saas-windows-medium-amd64`, `macos`, `osx`,
+/// `saas-macos-medium-m1`, `freebsd-13`).
+fn foreign_os(tag: &str) -> Option<&'static str> {
+    let t = tag.to_ascii_lowercase();
+    let words: Vec<&str> = t.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    if t.contains("windows")
+        || words
+            .iter()
+            .any(|w| matches!(*w, "win" | "win32" | "win64"))
+    {
+        Some("Windows")
+    } else if t.contains("macos") || words.iter().any(|w| matches!(*w, "osx" | "mac" | "darwin")) {
+        Some("macOS")
+    } else if t.contains("freebsd") {
+        Some("FreeBSD")
+    } else {
+        None
+    }
+}
+
 fn lines(n: &Node, out: &mut Vec<String>) {
     match &n.kind {
         Kind::Seq(items) => items.iter().for_each(|i| lines(i, out)),
@@ -1044,6 +1065,22 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                 continue;
             }
         };
+
+        // A job for a Windows or macOS runner cannot run on this Linux host.
+        let mut tags = Vec::new();
+        if let Some(t) = node.get("tags").or(inherited(&r, "tags").as_ref()) {
+            lines(t, &mut tags);
+        }
+        if let Some((tag, os)) = tags
+            .iter()
+            .find_map(|t| foreign_os(&expand(t, &vars)).map(|os| (t.clone(), os)))
+        {
+            skip(
+                format!("runs on a {os} runner (tag `{tag}`): only Linux jobs run on this host"),
+                &mut outcomes,
+            );
+            continue;
+        }
 
         // Image: the job's, the default's, or the host.
         let image = node
