@@ -308,15 +308,6 @@ fn sigkill_during_up_then_up_converges_without_duplicates() {
     }
 }
 
-/// The image a container runs, as the engine names it.
-fn image_of(container: &str) -> String {
-    let o = Command::new("docker")
-        .args(["inspect", "--format", "{{.Config.Image}}", container])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 #[test]
 fn down_leaves_foreign_containers_alone() {
     if !engine() {

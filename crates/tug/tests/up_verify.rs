@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{text, tug, TestStack};
+use common::{image_of, text, tug, TestStack};
 use std::path::Path;
 use std::process::Command;
 use tug_image::oci::{ImageBuilder, ImageConfig, LayerBuilder};
@@ -116,11 +116,7 @@ fn up_refuses_unsigned_and_wrongly_signed_images_before_creating_anything() {
     assert!(out.status.success(), "{}", text(&out));
     let ids = s.ids("box");
     assert_eq!(ids.len(), 1, "{}", text(&out));
-    let image = Command::new("docker")
-        .args(["inspect", "-f", "{{.Config.Image}}", &ids[0]])
-        .output()
-        .unwrap();
-    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
+    let image = image_of(&ids[0]);
     assert!(image.ends_with(&format!("@{digest}")), "{image}");
 
     // Down while the file is valid (the bad one below cannot be read).

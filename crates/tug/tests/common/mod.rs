@@ -367,6 +367,15 @@ pub fn validate_json(tool: &Path, schema: &str, doc: &[u8]) -> Result<(), String
     }
 }
 
+/// The image a container runs, as the default engine names it.
+pub fn image_of(container: &str) -> String {
+    let o = Command::new("docker")
+        .args(["inspect", "--format", "{{.Config.Image}}", container])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
