@@ -934,6 +934,8 @@ async fn supervise<R: Runtime + Clone + 'static>(
                     agent.bus.publish(None, Event::EngineResumed);
                     tend_now = true;
                 }
+                // The engine answered throughout: a quiet look, no event.
+                Some(RuntimeEvent::Reopened) => tend_now = true,
                 None => {
                     tracing::warn!("the engine's event stream ended; resyncing every {RESYNC:?}");
                     engine = futures_util::stream::pending().boxed();

@@ -1121,7 +1121,7 @@ async fn start_services(
                         }
                         _ => {}
                     },
-                    Some(RuntimeEvent::Resumed) => {
+                    Some(RuntimeEvent::Resumed | RuntimeEvent::Reopened) => {
                         if let Ok(Some(i)) = rt.inspect_container(&id).await {
                             if i.health == EngineHealth::Healthy {
                                 result = Ok(());

@@ -1237,8 +1237,11 @@ impl Runtime for DockerRuntime {
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()
                 .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos())),
+            newest: 0,
             inner: None,
+            opened: None,
             lost: false,
+            reopened: false,
             backoff: RECONNECT_START,
         };
         futures_util::stream::unfold(state, |mut st| async move {
@@ -1506,29 +1509,70 @@ struct EventsState {
     docker: Docker,
     filters: HashMap<String, Vec<String>>,
     inner: Option<BoxStream<'static, Result<bollard::models::EventMessage, BError>>>,
-    /// For the first connection: the moment `events` was called, so nothing
-    /// between that call and the first poll is missed.
+    /// Where the next connection starts: the moment `events` was called,
+    /// then the newest event seen, so a reopened stream misses nothing.
     since: Option<String>,
-    /// The stream broke and no `Resumed` was sent yet.
+    /// The newest event's time (ns since the epoch).
+    newest: i64,
+    /// When the current stream was opened.
+    opened: Option<std::time::Instant>,
+    /// The engine did not answer and no `Resumed` was sent yet.
     lost: bool,
+    /// The stream was reopened and no `Reopened` was sent yet.
+    reopened: bool,
     backoff: Duration,
 }
 
+/// Podman re-reads its events file from the start when it rotates it: an
+/// event this much older than the newest one seen was delivered already.
+const REPLAYED: i64 = 10_000_000_000;
+
 impl EventsState {
-    /// The next item: a container event, `Lost` when the stream breaks, or
-    /// `Resumed` once it is back.
+    /// The next item: a container event, `Lost` when the engine stops
+    /// answering, or `Resumed` once it is back. A stream that breaks while
+    /// the engine still answers is reopened where it left off: the engine
+    /// is not lost, and nothing in between is missed.
     async fn step(&mut self) -> RuntimeEvent {
         loop {
             if let Some(inner) = self.inner.as_mut() {
                 let reason = match inner.next().await {
-                    Some(Ok(msg)) => match container_event(msg) {
-                        Some(e) => return RuntimeEvent::Container(e),
-                        None => continue,
-                    },
+                    Some(Ok(msg)) => {
+                        let t = msg.time_nano.unwrap_or(0);
+                        if t < self.newest.saturating_sub(REPLAYED) {
+                            continue;
+                        }
+                        self.newest = self.newest.max(t);
+                        match container_event(msg) {
+                            Some(e) => return RuntimeEvent::Container(e),
+                            None => continue,
+                        }
+                    }
                     Some(Err(e)) => message(&e),
                     None => "the engine closed the event stream".to_string(),
                 };
                 self.inner = None;
+                // A stream that breaks again at once waits before the next.
+                if self
+                    .opened
+                    .is_some_and(|o| o.elapsed() < Duration::from_secs(1))
+                {
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(RECONNECT_CAP);
+                } else {
+                    self.backoff = RECONNECT_START;
+                }
+                if self.newest > 0 {
+                    self.since = Some(format!(
+                        "{}.{:09}",
+                        self.newest / 1_000_000_000,
+                        self.newest % 1_000_000_000
+                    ));
+                }
+                if self.docker.ping().await.is_ok() {
+                    tracing::info!(%reason, "container engine event stream broke; reopening");
+                    self.reopened = true;
+                    continue;
+                }
                 self.lost = true;
                 tracing::warn!(%reason, "container engine event stream lost; reconnecting");
                 return RuntimeEvent::Lost { reason };
@@ -1549,10 +1593,15 @@ impl EventsState {
             }
             let opts = opts.build();
             self.inner = Some(self.docker.events(Some(opts)).boxed());
-            self.backoff = RECONNECT_START;
+            self.opened = Some(std::time::Instant::now());
             if std::mem::take(&mut self.lost) {
+                self.reopened = false;
+                self.backoff = RECONNECT_START;
                 tracing::info!("container engine event stream resumed");
                 return RuntimeEvent::Resumed;
+            }
+            if std::mem::take(&mut self.reopened) {
+                return RuntimeEvent::Reopened;
             }
         }
     }

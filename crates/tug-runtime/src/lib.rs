@@ -470,6 +470,10 @@ pub enum RuntimeEvent {
     /// The stream is back after [`RuntimeEvent::Lost`]: events may have been
     /// missed, so a watcher re-reads the state it cares about.
     Resumed,
+    /// The stream broke while the engine still answered and was reopened
+    /// where it left off. Nothing should be missing, but an engine that
+    /// restarted in between forgets its events: a watcher may look again.
+    Reopened,
 }
 
 /// Resource use of a running container, as counters the caller turns into rates.
@@ -621,7 +625,8 @@ pub trait Runtime: Send + Sync {
     /// Changes of the containers matching `filter`, from now on, for as long
     /// as the stream is polled. It never ends: when the engine goes away it
     /// yields [`RuntimeEvent::Lost`], reconnects with backoff, then yields
-    /// [`RuntimeEvent::Resumed`].
+    /// [`RuntimeEvent::Resumed`]; a stream that breaks while the engine
+    /// answers is reopened where it left off ([`RuntimeEvent::Reopened`]).
     fn events(&self, filter: &LabelFilter) -> BoxStream<'static, RuntimeEvent>;
     /// CPU, memory, network and block I/O of a running container; `None`
     /// when it is not running or not found.

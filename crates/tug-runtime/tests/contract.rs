@@ -531,6 +531,148 @@ mod engines {
         events_contract(rt, &fx, |s| s.command = Some(exits_3.clone())).await;
     }
 
+    /// A unix socket in front of the engine's that can cut the connection
+    /// carrying the event stream, then holds new connections back for a
+    /// second (the engine answers again afterwards).
+    struct CuttingProxy {
+        addr: String,
+        cut: tokio::sync::watch::Sender<u32>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl CuttingProxy {
+        fn start(engine: &str) -> CuttingProxy {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("engine.sock");
+            let listener = tokio::net::UnixListener::bind(&path).unwrap();
+            let (cut, cuts) = tokio::sync::watch::channel(0u32);
+            let engine = engine.to_string();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let mut cuts = cuts.clone();
+                    if *cuts.borrow() > 0 && cuts.has_changed().unwrap_or(false) {
+                        cuts.borrow_and_update();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    cuts.borrow_and_update();
+                    let engine = engine.clone();
+                    tokio::spawn(Self::forward(client, engine, cuts));
+                }
+            });
+            CuttingProxy {
+                addr: format!("unix://{}", path.display()),
+                cut,
+                _dir: dir,
+            }
+        }
+
+        async fn forward(
+            client: tokio::net::UnixStream,
+            engine: String,
+            mut cuts: tokio::sync::watch::Receiver<u32>,
+        ) {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let Ok(upstream) = tokio::net::UnixStream::connect(&engine).await else {
+                return;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut ur, mut uw) = upstream.into_split();
+            let events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let seen = events.clone();
+            let up = async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if buf[..n].windows(7).any(|w| w == b"/events") {
+                        seen.store(true, Ordering::SeqCst);
+                    }
+                    if uw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let down = async move {
+                let _ = tokio::io::copy(&mut ur, &mut cw).await;
+            };
+            let cut = async move {
+                while cuts.changed().await.is_ok() {
+                    if events.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                _ = async { tokio::join!(up, down) } => {}
+                _ = cut => {}
+            }
+        }
+
+        fn cut(&self) {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// An event stream the engine closes while it still answers is reopened
+    /// where it left off: no `Lost` (the engine was never unreachable), and
+    /// a container started while it was closed is still reported.
+    pub async fn reopens_a_broken_event_stream(rt: &DockerRuntime) {
+        let Some(socket) = rt.address().strip_prefix("unix://").map(String::from) else {
+            return;
+        };
+        let fx = fixture(rt).await;
+        let proxy = CuttingProxy::start(&socket);
+        let watched = DockerRuntime::connect_to(&proxy.addr).await.unwrap();
+        let stack = unique("reopen");
+        let mut events = watched.events(&stack_filter(&stack));
+        let spec = |name: &str| {
+            let mut s = fx.spec(format!("{stack}-{name}"));
+            s.labels.insert(labels::STACK.into(), stack.clone());
+            s.stop_grace = Duration::from_secs(1);
+            s
+        };
+        let a = rt.create_container(&spec("a")).await.unwrap();
+        rt.start_container(&a).await.unwrap();
+        expect_event(&mut events, "a started", |e| {
+            e.id == a && e.change == ContainerChange::Started
+        })
+        .await;
+
+        proxy.cut();
+        let b = rt.create_container(&spec("b")).await.unwrap();
+        rt.start_container(&b).await.unwrap();
+        let mut lost = Vec::new();
+        let mut reopened = false;
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(e) = events.next().await {
+                match e {
+                    RuntimeEvent::Container(c)
+                        if c.id == b && c.change == ContainerChange::Started =>
+                    {
+                        return true;
+                    }
+                    RuntimeEvent::Container(_) => {}
+                    RuntimeEvent::Reopened => reopened = true,
+                    other => lost.push(other),
+                }
+            }
+            false
+        })
+        .await;
+        for id in [&a, &b] {
+            let _ = rt.remove_container(id).await;
+        }
+        assert_eq!(found, Ok(true), "b's start was not reported; saw {lost:?}");
+        assert!(lost.is_empty(), "the engine answered throughout: {lost:?}");
+        assert!(reopened, "the watcher is told to look again");
+    }
+
     /// Names the engine and its version.
     pub async fn names_the_engine(rt: &DockerRuntime) {
         let e = rt.engine();
@@ -1020,6 +1162,7 @@ mod engines {
         port_held_by_a_listener,
         runs_exec,
         reports_events,
+        reopens_a_broken_event_stream,
         names_the_engine,
         logs_are_lines,
         reports_oom_kills,

@@ -203,6 +203,16 @@ impl TestStack {
 
 impl Drop for TestStack {
     fn drop(&mut self) {
+        // A failed test shows what its agent saw (the state dir goes with it).
+        if std::thread::panicking() {
+            if let Ok(log) =
+                std::fs::read_to_string(self.state().join(&self.name).join("agent.log"))
+            {
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+                eprintln!("--- agent.log of {} (last 60 lines) ---\n{tail}", self.name);
+            }
+        }
         let _ = self.run(&["down", "--volumes"]);
         if self.runtime == Some("process") {
             return;
