@@ -28,7 +28,7 @@ pub struct Component {
 
 impl Component {
     fn is_crates_io(&self) -> bool {
-        matches!(&self.source, Source::Registry(s) if s.contains("crates.io-index") || s.contains("index.crates.io"))
+        crate::vuln::is_crates_io(&self.source)
     }
     /// The package URL: `pkg:cargo/name@version` for crates.io packages.
     pub fn purl(&self) -> Option<String> {

@@ -212,3 +212,57 @@ fn an_image_sbom_lists_alpine_packages_of_the_final_apk_database() {
         &s.render(Format::Spdx, "2026-01-01T00:00:00Z"),
     );
 }
+
+/// Only crates.io packages are `pkg:cargo` with a crates.io download: a
+/// mirror or private registry may hold other crates under the same names.
+#[test]
+fn a_package_of_another_registry_is_not_called_a_crates_io_one() {
+    let lock = Lockfile::parse(
+        r#"version = 3
+
+[[package]]
+name = "serde"
+version = "1.0.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+
+[[package]]
+name = "internal"
+version = "0.1.0"
+source = "registry+https://mirror.example.com/crates.io-index"
+
+[[package]]
+name = "fast"
+version = "0.2.0"
+source = "sparse+https://index.crates.io/"
+"#,
+    )
+    .unwrap();
+    let mut s = Sbom::new("x", "application");
+    s.add(&lock, "Cargo.lock");
+    let doc = s.render(Format::CycloneDx, "2026-01-01T00:00:00Z");
+    let purl = |name: &str| {
+        doc["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["purl"].as_str().map(String::from))
+    };
+    assert_eq!(purl("serde").as_deref(), Some("pkg:cargo/serde@1.0.0"));
+    assert_eq!(purl("fast").as_deref(), Some("pkg:cargo/fast@0.2.0"));
+    assert_eq!(purl("internal"), None, "{doc:#}");
+    let spdx = s.render(Format::Spdx, "2026-01-01T00:00:00Z");
+    let internal = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "internal")
+        .unwrap();
+    assert!(
+        !internal["downloadLocation"]
+            .as_str()
+            .unwrap()
+            .contains("crates.io"),
+        "{internal:#}"
+    );
+}

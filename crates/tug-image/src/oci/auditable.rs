@@ -40,15 +40,24 @@ pub fn cargo_metadata(workspace: &Path, target: &str) -> Result<Value, OciError>
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// crates.io as cargo names it: the git index, or the sparse index (which an
+/// alternative-registry entry for crates.io records).
+pub const CRATES_IO_SOURCES: [&str; 2] = [
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+
+/// Whether a package source (as Cargo.lock and cargo metadata write it) is
+/// crates.io. Exact, as cargo-audit: another registry (a mirror, a private
+/// index) may hold different crates under the same names.
+pub fn is_crates_io(source: &str) -> bool {
+    CRATES_IO_SOURCES.contains(&source)
+}
+
 fn source_of(pkg: &Value) -> Source {
     match pkg["source"].as_str() {
         None => Source::Local,
-        Some(s)
-            if s.contains("github.com/rust-lang/crates.io-index")
-                || s.contains("index.crates.io") =>
-        {
-            Source::CratesIo
-        }
+        Some(s) if is_crates_io(s) => Source::CratesIo,
         Some(s) if s.starts_with("git+") => Source::Git,
         Some(_) => Source::Registry,
     }
@@ -200,4 +209,54 @@ pub fn object_file(target: &str, data: &[u8]) -> Option<Vec<u8>> {
         flags: SymbolFlags::None,
     });
     obj.write().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only crates.io itself is recorded as crates.io: a mirror's index
+    /// (whose URL may well end in `crates.io-index`) is another registry.
+    #[test]
+    fn a_mirror_of_the_index_is_another_registry() {
+        let pkg = |id: &str, source: Option<&str>| serde_json::json!({"id": id, "name": id, "version": "1.0.0", "source": source});
+        let deps: Vec<Value> = [
+            "git-index",
+            "sparse-index",
+            "mirror",
+            "lookalike",
+            "from-git",
+        ]
+        .iter()
+        .map(|d| serde_json::json!({"pkg": d, "dep_kinds": [{"kind": null}]}))
+        .collect();
+        let meta = serde_json::json!({
+            "packages": [
+                pkg("app", None),
+                pkg("git-index", Some("registry+https://github.com/rust-lang/crates.io-index")),
+                pkg("sparse-index", Some("sparse+https://index.crates.io/")),
+                pkg("mirror", Some("registry+https://mirror.example.com/crates.io-index")),
+                pkg("lookalike", Some("sparse+https://index.crates.io.example.com/")),
+                pkg("from-git", Some("git+https://example.com/x.git#abc")),
+            ],
+            "workspace_members": ["app"],
+            "resolve": {"nodes": [
+                {"id": "app", "deps": deps},
+            ]},
+        });
+        let info = dependency_list(&meta, "app").unwrap();
+        let source = |name: &str| {
+            info.packages
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.source.clone())
+                .unwrap()
+        };
+        assert_eq!(source("git-index"), Source::CratesIo);
+        assert_eq!(source("sparse-index"), Source::CratesIo);
+        assert_eq!(source("mirror"), Source::Registry);
+        assert_eq!(source("lookalike"), Source::Registry);
+        assert_eq!(source("from-git"), Source::Git);
+        assert_eq!(source("app"), Source::Local);
+    }
 }

@@ -46,7 +46,7 @@ pub fn to_lockfile(info: &auditable_serde::VersionInfo) -> Lockfile {
             version: p.version.clone(),
             source: match &p.source {
                 auditable_serde::Source::CratesIo => {
-                    Source::Registry("registry+https://github.com/rust-lang/crates.io-index".into())
+                    Source::Registry(tug_image::oci::auditable::CRATES_IO_SOURCES[0].into())
                 }
                 auditable_serde::Source::Local => Source::Path,
                 auditable_serde::Source::Git => Source::Git(String::new()),

@@ -204,18 +204,9 @@ pub fn update_db(dir: &Path) -> Result<String, String> {
     }
 }
 
-/// crates.io as Cargo.lock names it: the git index, or the sparse index
-/// (which an alternative-registry entry for crates.io records).
-pub const CRATES_IO_SOURCES: [&str; 2] = [
-    "registry+https://github.com/rust-lang/crates.io-index",
-    "sparse+https://index.crates.io/",
-];
-
-/// Whether a package comes from crates.io. Exact, as cargo-audit: another
-/// registry (a mirror, a private index) may hold different crates under the
-/// same names.
+/// Whether a package comes from crates.io (see [`tug_image::oci::auditable::is_crates_io`]).
 pub fn is_crates_io(source: &Source) -> bool {
-    matches!(source, Source::Registry(s) if CRATES_IO_SOURCES.contains(&s.as_str()))
+    matches!(source, Source::Registry(s) if tug_image::oci::auditable::is_crates_io(s))
 }
 
 /// Audits one lockfile's text. `rel` is the path shown in findings.
