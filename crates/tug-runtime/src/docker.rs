@@ -1238,6 +1238,7 @@ impl Runtime for DockerRuntime {
                 .ok()
                 .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos())),
             newest: 0,
+            recent: Default::default(),
             inner: None,
             opened: None,
             lost: false,
@@ -1514,6 +1515,8 @@ struct EventsState {
     since: Option<String>,
     /// The newest event's time (ns since the epoch).
     newest: i64,
+    /// The last events delivered: time, container and action.
+    recent: std::collections::VecDeque<(i64, String, String)>,
     /// When the current stream was opened.
     opened: Option<std::time::Instant>,
     /// The engine did not answer and no `Resumed` was sent yet.
@@ -1526,8 +1529,35 @@ struct EventsState {
 /// Podman re-reads its events file from the start when it rotates it: an
 /// event this much older than the newest one seen was delivered already.
 const REPLAYED: i64 = 10_000_000_000;
+/// Events remembered to drop their repeats: a reopened stream on Podman
+/// starts at the second of the last event, so it repeats that second's.
+const REMEMBERED: usize = 256;
 
 impl EventsState {
+    /// Whether `msg` was delivered already; remembers it if not.
+    fn repeated(&mut self, t: i64, msg: &bollard::models::EventMessage) -> bool {
+        let id = msg
+            .actor
+            .as_ref()
+            .and_then(|a| a.id.as_deref())
+            .unwrap_or("");
+        let action = msg.action.as_deref().unwrap_or("");
+        if t <= self.newest
+            && self
+                .recent
+                .iter()
+                .any(|(rt, rid, ra)| *rt == t && rid == id && ra == action)
+        {
+            return true;
+        }
+        if self.recent.len() == REMEMBERED {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((t, id.to_string(), action.to_string()));
+        false
+    }
+
     /// The next item: a container event, `Lost` when the engine stops
     /// answering, or `Resumed` once it is back. A stream that breaks while
     /// the engine still answers is reopened where it left off: the engine
@@ -1538,7 +1568,7 @@ impl EventsState {
                 let reason = match inner.next().await {
                     Some(Ok(msg)) => {
                         let t = msg.time_nano.unwrap_or(0);
-                        if t < self.newest.saturating_sub(REPLAYED) {
+                        if t < self.newest.saturating_sub(REPLAYED) || self.repeated(t, &msg) {
                             continue;
                         }
                         self.newest = self.newest.max(t);
@@ -1561,11 +1591,14 @@ impl EventsState {
                 } else {
                     self.backoff = RECONNECT_START;
                 }
+                // Past the newest event seen: the engine's `since` includes
+                // its bound, and that event was delivered.
                 if self.newest > 0 {
+                    let from = self.newest + 1;
                     self.since = Some(format!(
                         "{}.{:09}",
-                        self.newest / 1_000_000_000,
-                        self.newest % 1_000_000_000
+                        from / 1_000_000_000,
+                        from % 1_000_000_000
                     ));
                 }
                 if self.docker.ping().await.is_ok() {

@@ -649,6 +649,7 @@ mod engines {
         rt.start_container(&b).await.unwrap();
         let mut lost = Vec::new();
         let mut reopened = false;
+        let mut again = Vec::new();
         let found = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(e) = events.next().await {
                 match e {
@@ -657,6 +658,7 @@ mod engines {
                     {
                         return true;
                     }
+                    RuntimeEvent::Container(c) if c.id == a => again.push(c.change),
                     RuntimeEvent::Container(_) => {}
                     RuntimeEvent::Reopened => reopened = true,
                     other => lost.push(other),
@@ -671,6 +673,7 @@ mod engines {
         assert_eq!(found, Ok(true), "b's start was not reported; saw {lost:?}");
         assert!(lost.is_empty(), "the engine answered throughout: {lost:?}");
         assert!(reopened, "the watcher is told to look again");
+        assert!(again.is_empty(), "a's events came twice: {again:?}");
     }
 
     /// Names the engine and its version.
