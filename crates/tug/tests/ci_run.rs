@@ -71,6 +71,66 @@ fn a_workflow_runs_on_the_host() {
 }
 
 #[test]
+fn a_local_composite_action_runs_and_its_outputs_reach_later_steps() {
+    let d = tempfile::tempdir().unwrap();
+    // The project tug-pipeline's import and step-runner tests read too.
+    let project = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tug-pipeline/tests/data/composite/."
+    );
+    let ok = Command::new("cp")
+        .args(["-R", project])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let state = d.path().join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_tug"))
+        .args(["ci", "run", ".github/workflows/ci.yml"])
+        .current_dir(d.path())
+        .env("XDG_STATE_HOME", &state)
+        .env("TUG_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    assert!(out.status.success(), "{all}");
+    let log = std::fs::read_to_string(d.path().join("log.txt")).unwrap_or_default();
+    assert!(
+        log.contains("setup=stable said=hello world[]\n"),
+        "{log}\n{all}"
+    );
+    assert!(
+        log.contains("again=beta said=hello stable[]\n"),
+        "{log}\n{all}"
+    );
+    // A JavaScript action of the repository is named before the run; its job is left out.
+    assert!(
+        stderr.contains("ci.yml:37:15: `./.github/actions/node` is a JavaScript action"),
+        "{all}"
+    );
+    assert!(
+        stderr.contains("left out  js: needs `./.github/actions/node`"),
+        "{all}"
+    );
+    // An input the action does not declare: warned when the action starts, as on GitHub.
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("has no input `colour`"),
+        "{all}"
+    );
+    // And before the run, at its place.
+    assert!(
+        stderr.contains(
+            "note: .github/workflows/ci.yml:16:19: `./.github/actions/setup` has no input `colour`"
+        ),
+        "{all}"
+    );
+    assert!(stdout.contains("  success   Set up\n"), "{all}");
+    assert!(stdout.contains("succeeded    build"), "{all}");
+}
+
+#[test]
 fn generate_writes_a_workflow() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -9,6 +9,7 @@
 //! | actions/setup-*, astral-sh/setup-uv, rui314/setup-mold, taiki-e/install-action | accepted when the tool is already on the host's PATH |
 //! | dtolnay/rust-toolchain, actions-rs/toolchain, actions-rust-lang/setup-rust-toolchain | the host's toolchain (`rustc` on PATH) |
 //! | Swatinem/rust-cache | nothing to do: the host keeps cargo's caches between runs |
+//! | `./dir` (an action of the repository) | a composite one's steps, expanded by the importer; JavaScript and Docker ones are not run |
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,9 +70,11 @@ pub fn classify(
     with: &BTreeMap<String, String>,
     on_path: &dyn Fn(&str) -> bool,
 ) -> Verdict {
+    // The importer reads these from the workspace (composite actions run
+    // there); without a workspace there is nothing to read.
     if uses.starts_with("./") || uses.starts_with("../") {
         return Verdict::Unsupported(format!(
-            "`{uses}` is an action of this repository: replace the step with the `run:` steps of its action.yml"
+            "`{uses}` is an action of this repository: import the workflow with its workspace to run it (composite actions only)"
         ));
     }
     if let Some(image) = uses.strip_prefix("docker://") {

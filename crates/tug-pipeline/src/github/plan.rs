@@ -5,7 +5,7 @@
 use super::actions::{self, Builtin, Verdict};
 use super::expr::{parse_condition, Expr, Scope, Status, Template};
 use super::workflow::{self, Dyn, JobDef, RunDefaults, StepDef, Tpl};
-use super::{ImportErrors, Loc};
+use super::{ImportError, ImportErrors, Loc};
 use crate::model::{Job, JobService, Pipeline, Step, When};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -39,6 +39,8 @@ pub struct Import {
     pub jobs: Vec<JobOutcome>,
     /// `uses:` without a built-in equivalent, with what to do.
     pub uses: Vec<UsesNote>,
+    /// What GitHub only warns about (an input a local action does not declare).
+    pub warnings: Vec<ImportError>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -80,6 +82,9 @@ pub struct JobPlan {
     /// Needed job id -> the keys of its combinations.
     pub needs: Vec<(String, Vec<String>)>,
     pub steps: Vec<StepPlan>,
+    /// The calls of local composite actions, whose steps are in `steps`.
+    #[serde(default)]
+    pub frames: Vec<FramePlan>,
     pub outputs: Vec<(String, Tpl)>,
     pub cache_dir: PathBuf,
     /// The job's `continue-on-error`: its failed steps do not fail the job.
@@ -104,6 +109,41 @@ pub struct StepPlan {
     pub builtin: Option<Builtin>,
     /// The shell command line, `{0}` standing for the script file.
     pub shell: Vec<String>,
+    /// The composite action call it is a step of (`JobPlan::frames`); None: the job's.
+    #[serde(default)]
+    pub frame: Option<usize>,
+    /// It ends this call: `def` is the caller's step, which gets the
+    /// action's outcome and `outputs`.
+    #[serde(default)]
+    pub ends: Option<usize>,
+}
+
+/// A call of a local composite action (`uses: ./dir`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FramePlan {
+    /// `uses:` as written.
+    pub uses: String,
+    /// Its action.yml, where its steps' expressions are.
+    pub file: PathBuf,
+    /// Its directory relative to the workspace (`github.action_path`).
+    pub dir: PathBuf,
+    /// The call this one is a step of; None: a step of the job.
+    pub parent: Option<usize>,
+    pub inputs: Vec<FrameInput>,
+    pub outputs: Vec<(String, Tpl)>,
+    /// The caller step's name, before its steps' names.
+    pub label: String,
+    /// Said when the action starts, as GitHub does.
+    pub warnings: Vec<String>,
+}
+
+/// An input of a composite action call: literal, or rendered when it starts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FrameInput {
+    pub name: String,
+    pub value: Dyn,
+    /// A default of action.yml (else the caller's `with:`), for error positions.
+    pub in_action: bool,
 }
 
 /// The matrix axis of an imported job: the combination's values as GitHub
@@ -438,6 +478,7 @@ struct Combo {
 struct Acc {
     outcomes: Vec<JobOutcome>,
     notes: Vec<UsesNote>,
+    warnings: Vec<ImportError>,
     plans: Vec<PlannedJob>,
     /// Job id -> the keys of its planned combinations.
     combos_of: BTreeMap<String, Vec<String>>,
@@ -523,7 +564,16 @@ fn plan_jobs(
             } else {
                 j.id.clone()
             };
-            match plan_job(wf, j, &c, base, opts, &acc.combos_of, &mut acc.notes) {
+            match plan_job(
+                wf,
+                j,
+                &c,
+                base,
+                opts,
+                &acc.combos_of,
+                &mut acc.notes,
+                &mut acc.warnings,
+            ) {
                 Ok((plan, job)) => {
                     keys.push(c.key.clone());
                     acc.outcomes.push(JobOutcome {
@@ -534,12 +584,13 @@ fn plan_jobs(
                     });
                     planned.push((c.label.clone(), plan, job));
                 }
-                Err(reason) => acc.outcomes.push(JobOutcome {
+                Err(PlanError::LeftOut(reason)) => acc.outcomes.push(JobOutcome {
                     key: unit,
                     id: j.id.clone(),
                     name: c.name.clone(),
                     skipped: Some(reason),
                 }),
+                Err(PlanError::Import(e)) => return Err(e),
             }
         }
         if let Some((_, _, first)) = planned.first() {
@@ -632,6 +683,7 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
     let Acc {
         mut outcomes,
         notes,
+        warnings,
         plans,
         ..
     } = acc;
@@ -690,6 +742,8 @@ fn plan(wf: &workflow::Workflow, _src: &str, opts: &Options) -> Result<Import, I
         pipeline,
         jobs: outcomes,
         uses: notes,
+        // Once, not once per matrix combination.
+        warnings: ImportErrors::sorted(warnings).0,
     })
 }
 
@@ -897,6 +951,7 @@ fn call_workflow(
         condition: None,
         needs,
         steps: Vec::new(),
+        frames: Vec::new(),
         outputs: call.outputs.clone(),
         cache_dir: opts.cache_dir.clone(),
         continue_on_error: None,
@@ -1101,6 +1156,18 @@ fn combos(j: &JobDef, base: &Scope) -> Result<Vec<Combo>, String> {
         .collect())
 }
 
+/// Why a job is not planned: left out (with the reason), or a mistake in a file.
+enum PlanError {
+    LeftOut(String),
+    Import(ImportErrors),
+}
+
+impl From<String> for PlanError {
+    fn from(reason: String) -> Self {
+        PlanError::LeftOut(reason)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn plan_job(
     wf: &workflow::Workflow,
@@ -1110,7 +1177,8 @@ fn plan_job(
     opts: &Options,
     combos_of: &BTreeMap<String, Vec<String>>,
     notes: &mut Vec<UsesNote>,
-) -> Result<(JobPlan, Job), String> {
+    warnings: &mut Vec<ImportError>,
+) -> Result<(JobPlan, Job), PlanError> {
     let mut scope = base.clone();
     scope.set("matrix", Value::Object(c.matrix.clone()));
     let fail_fast = match &j.strategy {
@@ -1140,7 +1208,7 @@ fn plan_job(
     for (n, _) in &j.needs {
         let keys = combos_of.get(n).cloned().unwrap_or_default();
         if keys.is_empty() {
-            return Err(format!("needs `{n}`, which is left out"));
+            return Err(format!("needs `{n}`, which is left out").into());
         }
         need_ids.push(n.clone());
         needs.push((n.clone(), keys));
@@ -1152,10 +1220,7 @@ fn plan_job(
         match render_static(&scope, t)? {
             Some(l) => labels.push(l),
             None => {
-                return Err(format!(
-                    "its `runs-on` ({}) is known only at run time",
-                    t.text
-                ))
+                return Err(format!("its `runs-on` ({}) is known only at run time", t.text).into())
             }
         }
     }
@@ -1169,13 +1234,14 @@ fn plan_job(
         if let Some(other) = labels.iter().find(|l| !linux(l)) {
             return Err(format!(
                 "runs on `{other}`; only Linux runners (ubuntu-*, self-hosted, linux) run on this host (--platform {other}=IMAGE runs it in an image)"
-            ));
+            ).into());
         }
         if std::env::consts::OS != "linux" && !labels.is_empty() {
             return Err(format!(
                 "runs on `{}`, and this host is not Linux",
                 labels.join(", ")
-            ));
+            )
+            .into());
         }
     }
     let container = match &j.container {
@@ -1193,7 +1259,8 @@ fn plan_job(
                     return Err(format!(
                         "its container image ({}) is known only at run time",
                         ct.image.text
-                    ))
+                    )
+                    .into())
                 }
             };
             let env = ct
@@ -1246,7 +1313,7 @@ fn plan_job(
                 (false, true, false) => When::OnFailure,
                 (true, true, true) => When::Always,
                 (false, false, false) => {
-                    return Err(format!("its condition `if: {}` is false", t.text.trim()))
+                    return Err(format!("its condition `if: {}` is false", t.text.trim()).into())
                 }
                 // `cancelled()`, `!cancelled()`: the step runner decides, knowing
                 // whether the run was cancelled.
@@ -1274,63 +1341,37 @@ fn plan_job(
             .clone()
             .or_else(|| wf.defaults.working_directory.clone()),
     };
-    let mut steps = Vec::new();
-    let mut blocked: Option<String> = None;
-    for s in &j.steps {
-        let mut builtin = None;
-        let mut shell = Vec::new();
-        if let Some(u) = &s.uses {
-            let with: BTreeMap<String, String> = s
-                .with
-                .iter()
-                .map(|(k, t)| {
-                    (
-                        k.clone(),
-                        render_static(&scope, t)
-                            .ok()
-                            .flatten()
-                            .unwrap_or_else(|| t.text.clone()),
-                    )
-                })
-                .collect();
-            let uses = render_static(&scope, u)?.unwrap_or_else(|| u.text.clone());
-            match actions::classify(&uses, &with, &*opts.on_path) {
-                Verdict::Builtin(b) => builtin = Some(b),
-                Verdict::Unsupported(advice) => {
-                    match notes.iter_mut().find(|n| n.uses == uses && n.at == u.at) {
-                        Some(n) => n.jobs.push(c.key.clone()),
-                        None => notes.push(UsesNote {
-                            uses: uses.clone(),
-                            file: wf.file.clone(),
-                            at: u.at,
-                            advice: advice.clone(),
-                            jobs: vec![c.key.clone()],
-                        }),
-                    }
-                    if blocked.is_none() {
-                        blocked = Some(format!("needs `{uses}`: {advice}"));
-                    }
-                }
-            }
-        } else {
-            shell = match shell_for(s, &defaults, &*opts.on_path, container.is_some()) {
-                Ok(sh) => sh,
-                Err(why) => {
-                    if blocked.is_none() {
-                        blocked = Some(format!("a step {why}"));
-                    }
-                    Vec::new()
-                }
-            };
-        }
-        steps.push(StepPlan {
-            def: s.clone(),
-            builtin,
-            shell,
-        });
-    }
+    let mut planner = Steps {
+        opts,
+        key: &c.key,
+        in_container: container.is_some(),
+        defaults: &defaults,
+        notes,
+        warnings,
+        steps: Vec::new(),
+        model: Vec::new(),
+        frames: Vec::new(),
+        blocked: None,
+    };
+    let level = Level {
+        file: &wf.file,
+        frame: None,
+        scope: &scope,
+        label: None,
+        timeout: None,
+        depth: 0,
+        via: None,
+    };
+    planner.plan(&j.steps, &level).map_err(PlanError::Import)?;
+    let Steps {
+        steps,
+        model: step_models,
+        frames,
+        blocked,
+        ..
+    } = planner;
     if let Some(reason) = blocked {
-        return Err(reason);
+        return Err(reason.into());
     }
 
     let concurrency = match &j.concurrency {
@@ -1355,6 +1396,7 @@ fn plan_job(
         condition,
         needs,
         steps,
+        frames,
         outputs: j.outputs.clone(),
         cache_dir: opts.cache_dir.clone(),
         continue_on_error: j.continue_on_error.clone(),
@@ -1364,19 +1406,7 @@ fn plan_job(
     // The model: one step per workflow step, the post steps, then the record of the job.
     let command = |which: &str| step_command(opts, &j.id, which);
     let mut model_steps = Vec::new();
-    for (i, s) in plan.steps.iter().enumerate() {
-        let label = match (&s.def.name, &s.def.run, &s.def.uses) {
-            (Some(n), _, _) => render_static(&scope, n)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| n.text.clone()),
-            (None, Some(r), _) => format!("Run {}", r.text.lines().next().unwrap_or("").trim()),
-            (None, None, Some(u)) => format!("Run {}", u.text),
-            _ => format!("step {}", i + 1),
-        };
-        let timeout = dyn_number(&scope, &s.def.timeout_minutes)
-            .filter(|m| *m > 0.0 && m.is_finite())
-            .map(|m| tug_spec::Duration::from_millis((m * 60_000.0) as u64));
+    for (i, (label, timeout)) in step_models.into_iter().enumerate() {
         model_steps.push(Step {
             name: Some(label),
             run: command(&i.to_string()),
@@ -1451,4 +1481,365 @@ fn plan_job(
         ..Default::default()
     };
     Ok((plan, job))
+}
+
+/// Where steps are planned: the job's own, or a composite action's for one call.
+struct Level<'a> {
+    /// The file the steps are in.
+    file: &'a Path,
+    frame: Option<usize>,
+    /// What is known at import: the job's, or the call's (`inputs`, `github.action_path`).
+    scope: &'a Scope,
+    /// The caller's name, before the action's steps' names.
+    label: Option<&'a str>,
+    /// The caller's `timeout-minutes`, for each of the action's steps.
+    timeout: Option<tug_spec::Duration>,
+    depth: usize,
+    /// The local action whose steps these are.
+    via: Option<&'a str>,
+}
+
+/// A job's steps planned, local composite actions expanded in place.
+struct Steps<'a> {
+    opts: &'a Options,
+    key: &'a str,
+    in_container: bool,
+    defaults: &'a RunDefaults,
+    notes: &'a mut Vec<UsesNote>,
+    warnings: &'a mut Vec<ImportError>,
+    steps: Vec<StepPlan>,
+    /// Each step's name and timeout in the model.
+    model: Vec<(String, Option<tug_spec::Duration>)>,
+    frames: Vec<FramePlan>,
+    blocked: Option<String>,
+}
+
+/// How deep local composite actions may call each other (GitHub: 10).
+const MAX_ACTION_DEPTH: usize = 10;
+
+fn is_local(uses: &str) -> bool {
+    uses.starts_with("./") || uses.starts_with("../")
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system.
+pub(super) fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl Steps<'_> {
+    fn plan(&mut self, steps: &[StepDef], lv: &Level) -> Result<(), ImportErrors> {
+        let static_text = |t: &Tpl| {
+            render_static(lv.scope, t)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| t.text.clone())
+        };
+        for s in steps {
+            let i = self.steps.len();
+            let own = match (&s.name, &s.run, &s.uses) {
+                (Some(n), _, _) => static_text(n),
+                (None, Some(r), _) => format!("Run {}", r.text.lines().next().unwrap_or("").trim()),
+                (None, None, Some(u)) => format!("Run {}", u.text),
+                _ => format!("step {}", i + 1),
+            };
+            let label = match lv.label {
+                Some(caller) => format!("{caller} / {own}"),
+                None => own.clone(),
+            };
+            let timeout = match lv.frame {
+                Some(_) => lv.timeout,
+                None => dyn_number(lv.scope, &s.timeout_minutes)
+                    .filter(|m| *m > 0.0 && m.is_finite())
+                    .map(|m| tug_spec::Duration::from_millis((m * 60_000.0) as u64)),
+            };
+            let mut builtin = None;
+            let mut shell = Vec::new();
+            if let Some(u) = &s.uses {
+                let uses = match render_static(lv.scope, u) {
+                    Ok(v) => v.unwrap_or_else(|| u.text.clone()),
+                    Err(e) => {
+                        self.blocked.get_or_insert(e);
+                        u.text.clone()
+                    }
+                };
+                if is_local(&uses) {
+                    self.call_action(s, u, &uses, &own, timeout, lv)?;
+                    continue;
+                }
+                let with: BTreeMap<String, String> = s
+                    .with
+                    .iter()
+                    .map(|(k, t)| (k.clone(), static_text(t)))
+                    .collect();
+                match actions::classify(&uses, &with, &*self.opts.on_path) {
+                    Verdict::Builtin(b) => builtin = Some(b),
+                    Verdict::Unsupported(advice) => self.unsupported(&uses, lv, u.at, advice),
+                }
+            } else {
+                // Composite actions name their shell; the job's defaults are not theirs.
+                let none = RunDefaults::default();
+                let defaults = if lv.frame.is_some() {
+                    &none
+                } else {
+                    self.defaults
+                };
+                match shell_for(s, defaults, &*self.opts.on_path, self.in_container) {
+                    Ok(sh) => shell = sh,
+                    Err(why) => {
+                        if self.blocked.is_none() {
+                            self.blocked = Some(match lv.via {
+                                Some(via) => format!("a step of `{via}` {why}"),
+                                None => format!("a step {why}"),
+                            });
+                        }
+                    }
+                }
+            }
+            self.steps.push(StepPlan {
+                def: s.clone(),
+                builtin,
+                shell,
+                frame: lv.frame,
+                ends: None,
+            });
+            self.model.push((label, timeout));
+        }
+        Ok(())
+    }
+
+    /// A `uses:` with no equivalent here: noted, and the job left out.
+    fn unsupported(&mut self, uses: &str, lv: &Level, at: Loc, advice: String) {
+        let key = self.key.to_string();
+        match self
+            .notes
+            .iter_mut()
+            .find(|n| n.uses == uses && n.at == at && n.file == lv.file)
+        {
+            Some(n) => {
+                if !n.jobs.contains(&key) {
+                    n.jobs.push(key)
+                }
+            }
+            None => self.notes.push(UsesNote {
+                uses: uses.to_string(),
+                file: lv.file.to_path_buf(),
+                at,
+                advice: advice.clone(),
+                jobs: vec![key],
+            }),
+        }
+        if self.blocked.is_none() {
+            self.blocked = Some(match lv.via {
+                Some(via) => format!("needs `{uses}` (a step of `{via}`): {advice}"),
+                None => format!("needs `{uses}`: {advice}"),
+            });
+        }
+    }
+
+    fn warn(&mut self, file: &Path, at: Loc, message: String, frame: &mut FramePlan) {
+        frame.warnings.push(format!(
+            "{}:{}:{}: {message}",
+            file.display(),
+            at.line,
+            at.col
+        ));
+        self.warnings.push(ImportError {
+            file: file.to_path_buf(),
+            line: at.line,
+            col: at.col,
+            message,
+        });
+    }
+
+    /// A step that uses a local action (`./dir`, read from `dir/action.yml`):
+    /// a composite one's steps are planned in its place, then a step that
+    /// ends the call; any other kind leaves the job out.
+    fn call_action(
+        &mut self,
+        s: &StepDef,
+        u: &Tpl,
+        uses: &str,
+        own_label: &str,
+        timeout: Option<tug_spec::Duration>,
+        lv: &Level,
+    ) -> Result<(), ImportErrors> {
+        if lv.depth >= MAX_ACTION_DEPTH {
+            let advice = format!(
+                "local actions nest at most {MAX_ACTION_DEPTH} deep; `{uses}` is {} levels down",
+                lv.depth + 1
+            );
+            self.unsupported(uses, lv, u.at, advice);
+            return Ok(());
+        }
+        let rel = normalize(Path::new(uses.trim_end_matches('/')));
+        let dir = normalize(&self.opts.workspace.join(&rel));
+        let tried = [dir.join("action.yml"), dir.join("action.yaml")];
+        let Some(file) = tried.iter().find(|f| f.is_file()) else {
+            return Err(import_error(
+                lv.file,
+                u.at,
+                format!(
+                    "`{uses}` is not an action: neither {} nor {} exists",
+                    tried[0].display(),
+                    tried[1].display()
+                ),
+            ));
+        };
+        let src = std::fs::read_to_string(file).map_err(|e| {
+            import_error(
+                lv.file,
+                u.at,
+                format!("cannot read the action {}: {e}", file.display()),
+            )
+        })?;
+        let action = workflow::read_action(file, &src).map_err(ImportErrors::sorted)?;
+        let steps = match &action.runs {
+            workflow::Runs::Composite(steps) => steps,
+            workflow::Runs::Node { using, .. } => {
+                let advice = format!("`{uses}` is a JavaScript action of this repository (`using: {using}`): tug runs composite actions only");
+                self.unsupported(uses, lv, u.at, advice);
+                return Ok(());
+            }
+            workflow::Runs::Docker { image } => {
+                let advice = format!("`{uses}` is a Docker container action of this repository (`image: {image}`): tug runs composite actions only");
+                self.unsupported(uses, lv, u.at, advice);
+                return Ok(());
+            }
+            workflow::Runs::None => {
+                return Err(import_error(
+                    file,
+                    Loc { line: 1, col: 1 },
+                    "the action says nothing to run".into(),
+                ))
+            }
+        };
+        let f = self.frames.len();
+        let mut frame = FramePlan {
+            uses: uses.to_string(),
+            file: file.clone(),
+            dir: rel.clone(),
+            parent: lv.frame,
+            inputs: Vec::new(),
+            outputs: action.outputs.clone(),
+            label: match lv.label {
+                Some(caller) => format!("{caller} / {own_label}"),
+                None => own_label.to_string(),
+            },
+            warnings: Vec::new(),
+        };
+        let declared = |k: &str| action.inputs.iter().any(|d| d.name.eq_ignore_ascii_case(k));
+        // Inputs: `with:` over the defaults, all strings. A literal is known
+        // now; an expression is rendered when the call starts, as GitHub does.
+        let as_input = |t: &Tpl, in_action: bool| FrameInput {
+            name: String::new(),
+            value: if t.text.contains("${{") {
+                Dyn::Expr(t.clone())
+            } else {
+                Dyn::Value(Value::String(t.text.clone()))
+            },
+            in_action,
+        };
+        for (k, t) in &s.with {
+            if !declared(k) {
+                let names: Vec<&str> = action.inputs.iter().map(|d| d.name.as_str()).collect();
+                let msg = format!(
+                    "`{uses}` has no input `{k}`; its inputs are {} (GitHub only warns)",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+                self.warn(lv.file, t.at, msg, &mut frame);
+            }
+            frame.inputs.push(FrameInput {
+                name: k.clone(),
+                ..as_input(t, false)
+            });
+        }
+        for d in &action.inputs {
+            if s.with.iter().any(|(k, _)| k.eq_ignore_ascii_case(&d.name)) {
+                continue;
+            }
+            let input = match &d.default {
+                Some(t) => as_input(t, true),
+                None => {
+                    if d.required {
+                        let msg = format!(
+                            "the step does not give `{uses}` its required input `{}`: it is '' (GitHub does not check)",
+                            d.name
+                        );
+                        self.warn(lv.file, u.at, msg, &mut frame);
+                    }
+                    FrameInput {
+                        name: String::new(),
+                        value: Dyn::Value(Value::String(String::new())),
+                        in_action: true,
+                    }
+                }
+            };
+            frame.inputs.push(FrameInput {
+                name: d.name.clone(),
+                ..input
+            });
+        }
+        // What is known now, for names and for sorting the action's `uses:`.
+        let mut known = Map::new();
+        for i in &frame.inputs {
+            let v = match &i.value {
+                Dyn::Value(v) => v.clone(),
+                Dyn::Expr(t) => Value::String(
+                    render_static(lv.scope, t)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| t.text.clone()),
+                ),
+            };
+            known.insert(i.name.clone(), v);
+        }
+        let mut scope = lv.scope.clone();
+        scope.set("inputs", Value::Object(known));
+        if let Some(Value::Object(g)) = scope.contexts.get_mut("github") {
+            g.insert(
+                "action_path".into(),
+                Value::String(dir.display().to_string()),
+            );
+        }
+        let label = frame.label.clone();
+        self.frames.push(frame);
+        let inner = Level {
+            file: file.as_path(),
+            frame: Some(f),
+            scope: &scope,
+            label: Some(&label),
+            timeout,
+            depth: lv.depth + 1,
+            via: Some(uses),
+        };
+        self.plan(steps, &inner)?;
+        self.steps.push(StepPlan {
+            def: s.clone(),
+            builtin: None,
+            shell: Vec::new(),
+            frame: lv.frame,
+            ends: Some(f),
+        });
+        self.model.push((label, None));
+        Ok(())
+    }
 }

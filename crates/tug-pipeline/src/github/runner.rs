@@ -14,6 +14,7 @@
 //! state/run/<key>/steps/<i>.json  a step's outcome, conclusion, outputs, note
 //! state/run/<key>/env.json        GITHUB_ENV so far;  path.json: GITHUB_PATH so far
 //! state/run/<key>/summary.md      GITHUB_STEP_SUMMARY
+//! state/run/<key>/frames/<f>.json a composite action call as it started: inputs, env, skip
 //! state/run/<key>/result.json     the job's result and outputs
 //! state/artifacts/<name>/         upload-artifact
 //! ```
@@ -82,6 +83,29 @@ pub enum RunnerError {
     Action(String),
 }
 
+/// How a call of a local composite action started, decided at its first
+/// step as GitHub decides it when the action starts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct FrameState {
+    /// Why its steps do not run: the caller's `if:`, or an enclosing call's.
+    skip: Option<String>,
+    /// The `inputs` context of its steps.
+    inputs: Map<String, Value>,
+    /// The caller step's `env:`, for every step of the action.
+    env: Vec<(String, String)>,
+    /// The caller's `continue-on-error`: a failed action does not fail the job.
+    absorbs: bool,
+}
+
+fn expr_error_in(file: &Path, t: &Tpl, message: String) -> RunnerError {
+    RunnerError::Expr {
+        file: file.to_path_buf(),
+        line: t.at.line,
+        col: t.at.col,
+        message,
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunnerError + '_ {
     move |source| RunnerError::Io {
         path: path.to_path_buf(),
@@ -147,12 +171,141 @@ impl Job {
     }
 
     fn expr_error(&self, t: &Tpl, message: String) -> RunnerError {
-        RunnerError::Expr {
-            file: self.plan.file.clone(),
-            line: t.at.line,
-            col: t.at.col,
-            message,
+        expr_error_in(&self.plan.file, t, message)
+    }
+
+    /// The file a step's expressions are in: its action.yml inside a call.
+    fn file_of(&self, frame: Option<usize>) -> &Path {
+        frame
+            .and_then(|f| self.plan.frames.get(f))
+            .map_or(&self.plan.file, |f| &f.file)
+    }
+
+    /// Whether a step of `frame` failed: inside a composite action only its
+    /// own steps count, as GitHub's `success()` there reads the action's status.
+    fn failed_in(&self, frame: Option<usize>, records: &[StepRecord]) -> bool {
+        records.iter().any(|r| {
+            r.conclusion == "failure"
+                && self
+                    .plan
+                    .steps
+                    .get(r.index)
+                    .is_some_and(|s| s.frame == frame)
+        })
+    }
+
+    /// The calls `frame` is in, outermost first, each as it started.
+    fn frames_of(
+        &self,
+        frame: Option<usize>,
+        records: &[StepRecord],
+    ) -> Result<Vec<(usize, FrameState)>, RunnerError> {
+        let mut chain = Vec::new();
+        let mut f = frame;
+        while let Some(i) = f {
+            chain.push(i);
+            f = self.plan.frames.get(i).and_then(|p| p.parent);
         }
+        chain.reverse();
+        chain
+            .into_iter()
+            .map(|i| Ok((i, self.frame_state(i, records)?)))
+            .collect()
+    }
+
+    /// The job's env, then each enclosing caller's `env:`.
+    fn env_in(
+        &self,
+        chain: &[(usize, FrameState)],
+        base: &Scope,
+    ) -> Result<Map<String, Value>, RunnerError> {
+        let mut env = self.job_env(base)?;
+        for (_, st) in chain {
+            for (k, v) in &st.env {
+                env.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        Ok(env)
+    }
+
+    /// Starts call `f` once: its caller's `if:`, `env:`, inputs and
+    /// `continue-on-error`, in the scope of the steps around the caller.
+    fn frame_state(&self, f: usize, records: &[StepRecord]) -> Result<FrameState, RunnerError> {
+        let path = self.dir.join("frames").join(format!("{f}.json"));
+        if let Ok(st) = read_json::<FrameState>(&path) {
+            return Ok(st);
+        }
+        let fp = self
+            .plan
+            .frames
+            .get(f)
+            .ok_or_else(|| RunnerError::Which(format!("call {f}")))?;
+        let caller = self
+            .plan
+            .steps
+            .iter()
+            .find(|s| s.ends == Some(f))
+            .map(|s| &s.def)
+            .ok_or_else(|| RunnerError::Which(format!("the end of call {f}")))?;
+        let chain = self.frames_of(fp.parent, records)?;
+        let mut st = FrameState::default();
+        if let Some(why) = chain.last().and_then(|(_, s)| s.skip.clone()) {
+            st.skip = Some(why);
+            write_json(&path, &st)?;
+            return Ok(st);
+        }
+        let file = self.file_of(fp.parent);
+        let at = chain.last().map(|(i, s)| (*i, s));
+        let status = Status {
+            failed: self.failed_in(fp.parent, records),
+            cancelled: job_cancelled(),
+        };
+        let base = self.scope_at(at, &Map::new(), status, records);
+        let env = self.env_in(&chain, &base)?;
+        let scope = self.scope_at(at, &env, status, records);
+        let cond = caller.condition.clone().unwrap_or(Tpl {
+            text: "success()".into(),
+            at: caller.at,
+        });
+        let e = parse_condition(&cond.text).map_err(|e| expr_error_in(file, &cond, e.message))?;
+        if !scope
+            .test(&e)
+            .map_err(|e| expr_error_in(file, &cond, e.message))?
+        {
+            st.skip = Some(if caller.condition.is_some() {
+                format!("`if: {}` is false", cond.text.trim())
+            } else {
+                "a step before it failed".to_string()
+            });
+            write_json(&path, &st)?;
+            return Ok(st);
+        }
+        let mut step_env = env;
+        for (k, t) in &caller.env {
+            let mut s = scope.clone();
+            s.set("env", Value::Object(step_env.clone()));
+            let v = self.render_in(file, &s, t)?;
+            step_env.insert(k.clone(), Value::String(v.clone()));
+            st.env.push((k.clone(), v));
+        }
+        let scope = self.scope_at(at, &step_env, status, records);
+        for i in &fp.inputs {
+            let v = match &i.value {
+                Dyn::Value(v) => super::expr::to_string(v),
+                Dyn::Expr(t) => {
+                    let in_file = if i.in_action { fp.file.as_path() } else { file };
+                    self.render_in(in_file, &scope, t)?
+                }
+            };
+            st.inputs.insert(i.name.clone(), Value::String(v));
+        }
+        st.absorbs =
+            super::expr::truthy(&self.render_dyn_in(file, &scope, &caller.continue_on_error)?);
+        for w in &fp.warnings {
+            eprintln!("warning: {w}");
+        }
+        write_json(&path, &st)?;
+        Ok(st)
     }
 
     /// Results of the needed jobs, merged over matrix combinations.
@@ -189,6 +342,19 @@ impl Job {
     }
 
     fn scope(&self, env: &Map<String, Value>, status: Status, records: &[StepRecord]) -> Scope {
+        self.scope_at(None, env, status, records)
+    }
+
+    /// The scope of the job's steps, or of the steps of call `at`: its
+    /// `inputs`, `github.action_path`, and its own steps as `steps`.
+    fn scope_at(
+        &self,
+        at: Option<(usize, &FrameState)>,
+        env: &Map<String, Value>,
+        status: Status,
+        records: &[StepRecord],
+    ) -> Scope {
+        let frame = at.map(|(f, _)| f);
         let mut s = Scope {
             contexts: self.plan.contexts.clone(),
             status,
@@ -196,7 +362,13 @@ impl Job {
         };
         let mut steps = Map::new();
         for r in records {
-            if let Some(id) = self.plan.steps.get(r.index).and_then(|p| p.def.id.clone()) {
+            if let Some(id) = self
+                .plan
+                .steps
+                .get(r.index)
+                .filter(|p| p.frame == frame)
+                .and_then(|p| p.def.id.clone())
+            {
                 steps.insert(
                     id,
                     json!({ "outputs": r.outputs, "outcome": r.outcome, "conclusion": r.conclusion }),
@@ -217,31 +389,54 @@ impl Job {
             "success"
         };
         s.set("job", json!({ "status": status_text, "services": {} }));
+        let action_path = at.and_then(|(f, _)| self.action_path(f));
         if let Some(Value::Object(g)) = s.contexts.get_mut("github") {
             g.insert(
                 "workspace".into(),
                 Value::String(self.workspace.display().to_string()),
             );
+            if let Some(p) = &action_path {
+                g.insert("action_path".into(), Value::String(p.display().to_string()));
+            }
+        }
+        if let Some((_, st)) = at {
+            s.set("inputs", Value::Object(st.inputs.clone()));
         }
         s
     }
 
-    fn render(&self, scope: &Scope, t: &Tpl) -> Result<String, RunnerError> {
-        let tpl = Template::parse(&t.text).map_err(|e| self.expr_error(t, e.message))?;
-        scope
-            .render(&tpl)
-            .map_err(|e| self.expr_error(t, e.message))
+    /// A call's action directory, under the workspace the steps run in.
+    fn action_path(&self, f: usize) -> Option<PathBuf> {
+        let fp = self.plan.frames.get(f)?;
+        Some(super::plan::normalize(&self.workspace.join(&fp.dir)))
     }
 
-    fn render_dyn(&self, scope: &Scope, d: &Option<Dyn>) -> Result<Value, RunnerError> {
+    fn render(&self, scope: &Scope, t: &Tpl) -> Result<String, RunnerError> {
+        self.render_in(&self.plan.file, scope, t)
+    }
+
+    fn render_in(&self, file: &Path, scope: &Scope, t: &Tpl) -> Result<String, RunnerError> {
+        let tpl = Template::parse(&t.text).map_err(|e| expr_error_in(file, t, e.message))?;
+        scope
+            .render(&tpl)
+            .map_err(|e| expr_error_in(file, t, e.message))
+    }
+
+    fn render_dyn_in(
+        &self,
+        file: &Path,
+        scope: &Scope,
+        d: &Option<Dyn>,
+    ) -> Result<Value, RunnerError> {
         match d {
             None => Ok(Value::Null),
             Some(Dyn::Value(v)) => Ok(v.clone()),
             Some(Dyn::Expr(t)) => {
-                let tpl = Template::parse(&t.text).map_err(|e| self.expr_error(t, e.message))?;
+                let tpl =
+                    Template::parse(&t.text).map_err(|e| expr_error_in(file, t, e.message))?;
                 scope
                     .render_value(&tpl)
-                    .map_err(|e| self.expr_error(t, e.message))
+                    .map_err(|e| expr_error_in(file, t, e.message))
             }
         }
     }
@@ -326,20 +521,37 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
     let Some(step) = job.plan.steps.get(i) else {
         return Err(RunnerError::Which(which.into()));
     };
+    if let Some(f) = step.ends {
+        return end_call(&job, i, f);
+    }
     let records = job.records();
-    let failed = records.iter().any(|r| r.conclusion == "failure");
+    let frame = step.frame;
+    let file = job.file_of(frame).to_path_buf();
+    let job_skip = job.job_skip()?;
+    // The calls it is in, started (once) unless the job does not run.
+    let chain = match job_skip {
+        None => job.frames_of(frame, &records)?,
+        Some(_) => Vec::new(),
+    };
+    let at = chain.last().map(|(f, s)| (*f, s));
     let status = Status {
-        failed,
+        failed: job.failed_in(frame, &records),
         cancelled: job_cancelled(),
     };
-    let base = job.scope(&Map::new(), status, &records);
-    let env = job.job_env(&base)?;
-    let scope = job.scope(&env, status, &records);
-    let name = match (&step.def.name, &step.def.run, &step.def.uses) {
-        (Some(n), _, _) => job.render(&scope, n).unwrap_or_else(|_| n.text.clone()),
+    let base = job.scope_at(at, &Map::new(), status, &records);
+    let env = job.env_in(&chain, &base)?;
+    let scope = job.scope_at(at, &env, status, &records);
+    let own = match (&step.def.name, &step.def.run, &step.def.uses) {
+        (Some(n), _, _) => job
+            .render_in(&file, &scope, n)
+            .unwrap_or_else(|_| n.text.clone()),
         (None, Some(r), _) => format!("Run {}", r.text.lines().next().unwrap_or("").trim()),
         (None, None, Some(u)) => format!("Run {}", u.text),
         _ => format!("step {}", i + 1),
+    };
+    let name = match frame.and_then(|f| job.plan.frames.get(f)) {
+        Some(fp) => format!("{} / {own}", fp.label),
+        None => own,
     };
     let record = |outcome: &str, conclusion: &str, outputs, note: String| StepRecord {
         index: i,
@@ -351,7 +563,8 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
     };
     let rec_path = job.dir.join("steps").join(format!("{i}.json"));
 
-    if let Some(reason) = job.job_skip()? {
+    let frame_skip = chain.last().and_then(|(_, s)| s.skip.clone());
+    if let Some(reason) = job_skip.or(frame_skip) {
         println!("skipped: {reason}");
         write_json(
             &rec_path,
@@ -364,10 +577,10 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
         text: "success()".into(),
         at: step.def.at,
     });
-    let e = parse_condition(&cond.text).map_err(|e| job.expr_error(&cond, e.message))?;
+    let e = parse_condition(&cond.text).map_err(|e| expr_error_in(&file, &cond, e.message))?;
     if !scope
         .test(&e)
-        .map_err(|e| job.expr_error(&cond, e.message))?
+        .map_err(|e| expr_error_in(&file, &cond, e.message))?
     {
         let reason = if step.def.condition.is_some() {
             format!("`if: {}` is false", cond.text.trim())
@@ -388,14 +601,14 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
     for (k, t) in &step.def.env {
         let mut s = scope.clone();
         s.set("env", Value::Object(step_env.clone()));
-        step_env.insert(k.clone(), Value::String(job.render(&s, t)?));
+        step_env.insert(k.clone(), Value::String(job.render_in(&file, &s, t)?));
     }
-    let scope = job.scope(&step_env, status, &records);
+    let scope = job.scope_at(at, &step_env, status, &records);
     let continue_on_error =
-        super::expr::truthy(&job.render_dyn(&scope, &step.def.continue_on_error)?);
+        super::expr::truthy(&job.render_dyn_in(&file, &scope, &step.def.continue_on_error)?);
 
     let (ok, outputs, note) = if let Some(b) = &step.builtin {
-        let with = render_with(&job, &scope, &step.def.with)?;
+        let with = render_with(&job, &file, &scope, &step.def.with)?;
         let artifacts = job.state.join("artifacts");
         let places = Places {
             workspace: &job.workspace,
@@ -415,7 +628,7 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
         }
     } else {
         let script = match &step.def.run {
-            Some(t) => job.render(&scope, t)?,
+            Some(t) => job.render_in(&file, &scope, t)?,
             None => String::new(),
         };
         run_script(&job, i, step, &scope, &step_env, &script)?
@@ -427,16 +640,95 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
         "failure"
     };
     write_json(&rec_path, &record(outcome, conclusion, outputs, note))?;
-    Ok(if conclusion == "success" { 0 } else { 1 })
+    // A failure inside a call whose caller has continue-on-error does not fail the job.
+    let absorbed = chain.iter().any(|(_, s)| s.absorbs);
+    Ok(if conclusion == "success" || absorbed {
+        0
+    } else {
+        1
+    })
+}
+
+/// The end of a composite action call (step `i`, call `f`): the caller
+/// step's record, with the action's outcome and its `outputs` evaluated
+/// over the action's steps, for `steps.<caller id>` after it.
+fn end_call(job: &Job, i: usize, f: usize) -> Result<i32, RunnerError> {
+    let Some(fp) = job.plan.frames.get(f) else {
+        return Err(RunnerError::Which(format!("call {f}")));
+    };
+    let rec_path = job.dir.join("steps").join(format!("{i}.json"));
+    let record = |outcome: &str, conclusion: &str, outputs, note: String| StepRecord {
+        index: i,
+        name: fp.label.clone(),
+        outcome: outcome.into(),
+        conclusion: conclusion.into(),
+        outputs,
+        note,
+    };
+    let records = job.records();
+    let chain = match job.job_skip()? {
+        Some(reason) => Err(reason),
+        None => {
+            let chain = job.frames_of(Some(f), &records)?;
+            match chain.last().and_then(|(_, s)| s.skip.clone()) {
+                Some(reason) => Err(reason),
+                None => Ok(chain),
+            }
+        }
+    };
+    let chain = match chain {
+        Ok(c) => c,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            write_json(
+                &rec_path,
+                &record("skipped", "skipped", BTreeMap::new(), reason),
+            )?;
+            report_skipped();
+            return Ok(0);
+        }
+    };
+    let (_, st) = chain.last().expect("the call itself");
+    let failed = job.failed_in(Some(f), &records);
+    let status = Status {
+        failed,
+        cancelled: job_cancelled(),
+    };
+    let at = Some((f, st));
+    let base = job.scope_at(at, &Map::new(), status, &records);
+    let env = job.env_in(&chain, &base)?;
+    let scope = job.scope_at(at, &env, status, &records);
+    let mut outputs = BTreeMap::new();
+    for (k, t) in &fp.outputs {
+        outputs.insert(k.clone(), job.render_in(&fp.file, &scope, t)?);
+    }
+    let (outcome, note) = if failed {
+        ("failure", format!("a step of `{}` failed", fp.uses))
+    } else {
+        ("success", String::new())
+    };
+    let conclusion = if !failed || st.absorbs {
+        "success"
+    } else {
+        "failure"
+    };
+    write_json(&rec_path, &record(outcome, conclusion, outputs, note))?;
+    let absorbed = chain[..chain.len() - 1].iter().any(|(_, s)| s.absorbs);
+    Ok(if conclusion == "success" || absorbed {
+        0
+    } else {
+        1
+    })
 }
 
 fn render_with(
     job: &Job,
+    file: &Path,
     scope: &Scope,
     with: &[(String, Tpl)],
 ) -> Result<BTreeMap<String, String>, RunnerError> {
     with.iter()
-        .map(|(k, t)| Ok((k.clone(), job.render(scope, t)?)))
+        .map(|(k, t)| Ok((k.clone(), job.render_in(file, scope, t)?)))
         .collect()
 }
 
@@ -467,13 +759,14 @@ fn run_script(
     };
     let script_path = tmp.join(format!("{}-{i}.{ext}", job.plan.key));
 
-    let wd_tpl = step.def.working_directory.as_ref().or(job
-        .plan
-        .defaults
-        .working_directory
-        .as_ref());
-    let cwd = match wd_tpl {
-        Some(t) => job.workspace.join(job.render(scope, t)?),
+    // The job's `defaults.run` are not a composite action's.
+    let defaults = match step.frame {
+        Some(_) => None,
+        None => job.plan.defaults.working_directory.as_ref(),
+    };
+    let file = job.file_of(step.frame);
+    let cwd = match step.def.working_directory.as_ref().or(defaults) {
+        Some(t) => job.workspace.join(job.render_in(file, scope, t)?),
         None => job.workspace.clone(),
     };
     // A container has no working directory of its own here: the script starts there.
@@ -545,6 +838,9 @@ fn run_script(
     ];
     let mut envs: Vec<(String, String)> =
         fixed.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let Some(p) = step.frame.and_then(|f| job.action_path(f)) {
+        envs.push(("GITHUB_ACTION_PATH".into(), p.display().to_string()));
+    }
     if let Some(c) = &job.plan.container {
         envs.extend(c.env.iter().cloned());
     }
@@ -784,15 +1080,17 @@ fn post(job: &Job, i: usize) -> Result<i32, RunnerError> {
     };
     let cancelled = job_cancelled();
     // As on GitHub, a cancelled job saves no cache.
-    let job_ok = !cancelled && !records.iter().any(|r| r.conclusion == "failure");
+    let job_ok = !cancelled && !job.failed_in(None, &records);
     let status = Status {
         failed: !job_ok,
         cancelled,
     };
-    let base = job.scope(&Map::new(), status, &records);
-    let env = job.job_env(&base)?;
-    let scope = job.scope(&env, status, &records);
-    let with = render_with(job, &scope, &step.def.with)?;
+    let chain = job.frames_of(step.frame, &records)?;
+    let at = chain.last().map(|(f, s)| (*f, s));
+    let base = job.scope_at(at, &Map::new(), status, &records);
+    let env = job.env_in(&chain, &base)?;
+    let scope = job.scope_at(at, &env, status, &records);
+    let with = render_with(job, job.file_of(step.frame), &scope, &step.def.with)?;
     let artifacts = job.state.join("artifacts");
     let places = Places {
         workspace: &job.workspace,
@@ -819,7 +1117,8 @@ fn complete(job: &Job) -> Result<i32, RunnerError> {
     let skip = read_json::<Value>(&job.dir.join("job.json"))
         .ok()
         .and_then(|v| v.get("skip").and_then(Value::as_str).map(str::to_string));
-    let failed = records.iter().any(|r| r.conclusion == "failure");
+    // The job's own steps: a call's step counts through the call's end.
+    let failed = job.failed_in(None, &records);
     let cancelled = job_cancelled();
     if skip.is_some() {
         report_skipped();

@@ -124,6 +124,43 @@ pub struct ServiceDef {
     pub at: Loc,
 }
 
+/// An action's `action.yml`.
+#[derive(Clone, Debug, Default)]
+pub struct ActionDef {
+    pub file: PathBuf,
+    pub name: Option<String>,
+    pub inputs: Vec<ActionInput>,
+    /// Output name -> its `value` (composite actions).
+    pub outputs: Vec<(String, Tpl)>,
+    pub runs: Runs,
+}
+
+/// An input of an action: GitHub passes every input as a string.
+#[derive(Clone, Debug, Default)]
+pub struct ActionInput {
+    pub name: String,
+    pub default: Option<Tpl>,
+    pub required: bool,
+    pub at: Loc,
+}
+
+/// What `runs.using` says.
+#[derive(Clone, Debug, Default)]
+pub enum Runs {
+    Composite(Vec<StepDef>),
+    /// `node20` and the like, with its `main`.
+    Node {
+        using: String,
+        main: String,
+    },
+    /// `docker`, with its `image` (`Dockerfile` or `docker://…`).
+    Docker {
+        image: String,
+    },
+    #[default]
+    None,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StepDef {
     pub at: Loc,
@@ -184,6 +221,44 @@ const STEP_KEYS: &[&str] = &[
     "env",
     "continue-on-error",
     "timeout-minutes",
+];
+/// A step of a composite action: no `timeout-minutes`.
+const COMPOSITE_STEP_KEYS: &[&str] = &[
+    "id",
+    "if",
+    "name",
+    "uses",
+    "run",
+    "working-directory",
+    "shell",
+    "with",
+    "env",
+    "continue-on-error",
+];
+const ACTION_KEYS: &[&str] = &[
+    "name",
+    "author",
+    "description",
+    "inputs",
+    "outputs",
+    "runs",
+    "branding",
+];
+const ACTION_INPUT_KEYS: &[&str] = &["description", "required", "default", "deprecationMessage"];
+const RUNS_KEYS: &[&str] = &[
+    "using",
+    "steps",
+    "main",
+    "pre",
+    "pre-if",
+    "post",
+    "post-if",
+    "image",
+    "args",
+    "entrypoint",
+    "pre-entrypoint",
+    "post-entrypoint",
+    "env",
 ];
 const STRATEGY_KEYS: &[&str] = &["matrix", "fail-fast", "max-parallel"];
 const SERVICE_KEYS: &[&str] = &["image", "credentials", "env", "ports", "volumes", "options"];
@@ -764,7 +839,7 @@ fn read_job(r: &mut Reader, id: String, at: Loc, n: &Node) -> JobDef {
         Some(v) => match v.as_seq() {
             Some(items) => {
                 for s in items {
-                    j.steps.push(read_step(r, s));
+                    j.steps.push(read_step(r, s, STEP_KEYS));
                 }
             }
             None => r.error(
@@ -778,22 +853,20 @@ fn read_job(r: &mut Reader, id: String, at: Loc, n: &Node) -> JobDef {
         ),
         None => {}
     }
+    check_step_ids(r, &j.steps, &format!("job `{id}`"));
+    j
+}
+
+fn check_step_ids(r: &mut Reader, steps: &[StepDef], of: &str) {
     let mut ids: Vec<&str> = Vec::new();
-    for s in &j.steps {
+    for s in steps {
         if let Some(sid) = &s.id {
             if ids.contains(&sid.as_str()) {
-                let msg = format!("two steps of job `{id}` have the id `{sid}`");
-                r.errors.push(ImportError {
-                    file: r.file.to_path_buf(),
-                    line: s.at.line,
-                    col: s.at.col,
-                    message: msg,
-                });
+                r.error(s.at, format!("two steps of {of} have the id `{sid}`"));
             }
             ids.push(sid);
         }
     }
-    j
 }
 
 fn read_strategy(r: &mut Reader, n: &Node) -> Option<Strategy> {
@@ -927,7 +1000,7 @@ fn read_service(r: &mut Reader, n: &Node, what: &str) -> Option<ServiceDef> {
     Some(s)
 }
 
-fn read_step(r: &mut Reader, n: &Node) -> StepDef {
+fn read_step(r: &mut Reader, n: &Node, keys: &[&str]) -> StepDef {
     let mut s = StepDef {
         at: Reader::loc(n),
         ..Default::default()
@@ -939,7 +1012,7 @@ fn read_step(r: &mut Reader, n: &Node) -> StepDef {
         );
         return s;
     }
-    r.check_keys(n, STEP_KEYS, "a step");
+    r.check_keys(n, keys, "a step");
     if let Some(v) = n.get("id") {
         s.id = r.text(v, "`id`");
     }
@@ -981,4 +1054,159 @@ fn read_step(r: &mut Reader, n: &Node) -> StepDef {
         _ => {}
     }
     s
+}
+
+/// Reads an action's `action.yml`; every problem is reported at once.
+pub fn read_action(file: &Path, src: &str) -> Result<ActionDef, Vec<ImportError>> {
+    let mut r = Reader::new(file, src);
+    let root = match yaml::parse(src) {
+        Ok((Some(root), errs)) => {
+            for e in errs {
+                r.error(
+                    Loc {
+                        line: e.line,
+                        col: e.col,
+                    },
+                    e.message,
+                );
+            }
+            root
+        }
+        Ok((None, _)) => {
+            r.error(Loc { line: 1, col: 1 }, "empty action: it needs `runs:`");
+            return Err(r.errors);
+        }
+        Err(e) => {
+            r.error(
+                Loc {
+                    line: e.line,
+                    col: e.col,
+                },
+                e.message,
+            );
+            return Err(r.errors);
+        }
+    };
+    if root.as_map().is_none() {
+        r.error(
+            Reader::loc(&root),
+            format!("an action is a map, found {}", root.describe()),
+        );
+        return Err(r.errors);
+    }
+    let mut a = ActionDef {
+        file: file.to_path_buf(),
+        ..Default::default()
+    };
+    r.check_keys(&root, ACTION_KEYS, "an action");
+    if let Some(n) = root.get("name") {
+        a.name = r.text(n, "`name`");
+    }
+    if let Some(n) = root.get("inputs") {
+        for (k, v) in r.map(n, "`inputs`") {
+            let Some(name) = k.scalar().map(str::to_string) else {
+                continue;
+            };
+            let mut d = ActionInput {
+                name: name.clone(),
+                at: Reader::loc(k),
+                ..Default::default()
+            };
+            if v.as_map().is_some() {
+                r.check_keys(v, ACTION_INPUT_KEYS, &format!("input `{name}`"));
+                d.required = v.get("required").and_then(|b| b.as_bool()) == Some(true);
+                d.default = match v.get("default") {
+                    Some(dv) if dv.is_null() => None,
+                    Some(dv) => r.tpl(dv, &format!("the default of `{name}`")),
+                    None => None,
+                };
+            }
+            a.inputs.push(d);
+        }
+    }
+    let runs = root.get("runs");
+    let using = runs.and_then(|n| n.get("using"));
+    let composite = using.and_then(|u| u.scalar()) == Some("composite");
+    if let Some(n) = root.get("outputs") {
+        for (k, o) in r.map(n, "`outputs`") {
+            let Some(name) = k.scalar().map(str::to_string) else {
+                continue;
+            };
+            r.check_keys(o, OUTPUT_KEYS, &format!("output `{name}`"));
+            match o.get("value") {
+                Some(val) => {
+                    if let Some(t) = r.tpl(val, &format!("output `{name}`")) {
+                        a.outputs.push((name, t));
+                    }
+                }
+                None if composite => r.error(
+                    Reader::loc(o),
+                    format!("output `{name}` of a composite action needs a `value`"),
+                ),
+                None => {}
+            }
+        }
+    }
+    match runs {
+        None => r.error(Reader::loc(&root), "an action needs `runs:`"),
+        Some(runs) if runs.as_map().is_none() => r.error(
+            Reader::loc(runs),
+            format!("`runs` must be a map, found {}", runs.describe()),
+        ),
+        Some(runs) => {
+            r.check_keys(runs, RUNS_KEYS, "`runs`");
+            let text = |r: &mut Reader, key: &str| {
+                runs.get(key)
+                    .and_then(|n| r.text(n, &format!("`runs.{key}`")))
+                    .unwrap_or_default()
+            };
+            match using.and_then(|u| u.scalar()) {
+                None => r.error(Reader::loc(runs), "`runs` needs `using`"),
+                Some("composite") => match runs.get("steps").map(|s| (s, s.as_seq())) {
+                    Some((_, Some(items))) => {
+                        let mut steps = Vec::new();
+                        for s in items {
+                            let step = read_step(&mut r, s, COMPOSITE_STEP_KEYS);
+                            if step.run.is_some() && step.shell.is_none() {
+                                r.error(
+                                    step.at,
+                                    "a `run` step of a composite action needs `shell` (bash, sh, python, pwsh)",
+                                );
+                            }
+                            steps.push(step);
+                        }
+                        check_step_ids(&mut r, &steps, "the action");
+                        a.runs = Runs::Composite(steps);
+                    }
+                    Some((s, None)) => r.error(
+                        Reader::loc(s),
+                        format!("`runs.steps` must be a list, found {}", s.describe()),
+                    ),
+                    None => r.error(Reader::loc(runs), "a composite action needs `runs.steps`"),
+                },
+                Some(u) if u.starts_with("node") => {
+                    a.runs = Runs::Node {
+                        using: u.to_string(),
+                        main: text(&mut r, "main"),
+                    }
+                }
+                Some("docker") => {
+                    a.runs = Runs::Docker {
+                        image: text(&mut r, "image"),
+                    }
+                }
+                Some(other) => r.error(
+                    Reader::loc(using.unwrap_or(runs)),
+                    format!(
+                        "`runs.using: {other}` is not one of composite, node20, node24, docker"
+                    ),
+                ),
+            }
+        }
+    }
+    if r.errors.is_empty() {
+        Ok(a)
+    } else {
+        Err(r.errors)
+    }
 }

@@ -285,6 +285,7 @@ pub async fn run_file(req: FileRun) -> Result<ExitCode> {
                     u.jobs.join(", ")
                 )
             })
+            .chain(imp.warnings.iter().map(|w| w.to_string()))
             .collect();
         github_state = Some(gh_state);
         (imp.pipeline, imp.jobs, notes)
