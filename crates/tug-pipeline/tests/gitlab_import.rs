@@ -361,6 +361,27 @@ fn a_job_given_twice_is_the_later_one() {
     assert!(imp.pipeline.jobs.contains_key("b"));
 }
 
+#[test]
+fn a_job_given_three_times_is_the_last_one() {
+    let src = "a:\n  script: [echo 1]\nb:\n  script: [echo b1]\na:\n  script: [echo 2]\n# c\nb:\n  script: [echo b2]\na:\n  script: [echo 3]\n";
+    let imp = import_str(src, &[]);
+    assert_eq!(imp.pipeline.jobs["a"].steps[0].run, "echo 3");
+    assert_eq!(imp.pipeline.jobs["b"].steps[0].run, "echo b2");
+    let notes: Vec<&str> = imp
+        .notes
+        .iter()
+        .map(|n| n.split(": the later").next().unwrap())
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            ".gitlab-ci.yml:5:1: duplicate key `a` (first at line 1)",
+            ".gitlab-ci.yml:8:1: duplicate key `b` (first at line 3)",
+            ".gitlab-ci.yml:10:1: duplicate key `a` (first at line 5)",
+        ]
+    );
+}
+
 /// Runs a job's script step the way the host runner does.
 fn exit_of(run: &str) -> i32 {
     std::process::Command::new("bash")
@@ -405,13 +426,137 @@ fn inherit_default_false_keeps_the_defaults_out() {
     assert_eq!(j["b"].retry, 0);
     assert_eq!(j["c"].image, None);
     assert_eq!(j["c"].retry, 2);
-    // Not honoured, and said so where it is.
+    // `inherit: variables` leaves `default:` alone.
+    assert_eq!(j["d"].image.as_deref(), Some("alpine:3"));
+    assert!(imp.notes.is_empty(), "{:?}", imp.notes);
+}
+
+/// What a job's steps see: the pipeline's env, then the job's (as the run merges them).
+fn env_of(imp: &Import, job: &str) -> BTreeMap<String, String> {
+    let mut env = imp.pipeline.env.clone();
+    env.extend(imp.pipeline.jobs[job].env.clone());
+    env
+}
+
+#[test]
+fn inherit_variables_false_true_or_a_list() {
+    let src = "variables:\n  A: a\n  B: b\n  CI_COMMIT_REF_SLUG: mine\nworkflow:\n  rules:\n    - variables: {W: w}\nall:\n  script: [echo]\nnone:\n  inherit:\n    variables: false\n  variables:\n    OWN: \"[$A$W]\"\n  script: [echo]\n\"yes\":\n  inherit: {variables: true}\n  script: [echo]\nsome:\n  inherit:\n    variables: [B, W, NOPE]\n  script: [echo]\nruled:\n  inherit: {variables: false}\n  rules:\n    - if: $A == \"a\"\n  script: [echo]\n";
+    let imp = import_str(src, &[]);
+    for job in ["all", "yes"] {
+        let e = env_of(&imp, job);
+        assert_eq!(
+            (e["A"].as_str(), e["B"].as_str(), e["W"].as_str()),
+            ("a", "b", "w"),
+            "{job}"
+        );
+        assert_eq!(e["CI_COMMIT_REF_SLUG"], "mine");
+    }
+    let none = env_of(&imp, "none");
     assert!(
-        imp.notes
-            .iter()
-            .any(|n| n.contains(":17:16: job `d`: `inherit: variables` is not honoured")),
-        "{:?}",
-        imp.notes
+        !none.contains_key("A") && !none.contains_key("B") && !none.contains_key("W"),
+        "{none:?}"
+    );
+    // Its own variables apply, and do not see the top-level ones.
+    assert_eq!(none["OWN"], "[]");
+    // Predefined variables are not top-level ones: a job has them whatever it inherits.
+    assert_eq!(none["GITLAB_CI"], "true");
+    assert_eq!(none["CI_JOB_NAME"], "none");
+    assert_ne!(none["CI_COMMIT_REF_SLUG"], "mine");
+    let some = env_of(&imp, "some");
+    assert_eq!(
+        (some.get("A"), some["B"].as_str(), some["W"].as_str()),
+        (None, "b", "w")
+    );
+    // Rules are decided with what the job inherits.
+    assert_eq!(skipped(&imp, "ruled"), Some("no rule of `rules` matches"));
+
+    // A variable given for the run is not a top-level one: every job has it.
+    let imp = import_str(src, &[("A", "a")]);
+    assert_eq!(env_of(&imp, "none")["A"], "a");
+    assert!(imp.pipeline.jobs.contains_key("ruled"));
+}
+
+#[test]
+fn inherit_merges_through_extends() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("ci")).unwrap();
+    std::fs::write(
+        d.path().join("ci/t.yml"),
+        ".quiet:\n  inherit:\n    variables: [B]\n",
+    )
+    .unwrap();
+    let src = "include: [{local: ci/t.yml}]\nvariables: {A: a, B: b}\ndefault:\n  image: alpine:3\nx:\n  extends: .quiet\n  inherit:\n    default: false\n  script: [echo]\ny:\n  extends: .quiet\n  script: [echo]\n";
+    let f = d.path().join(".gitlab-ci.yml");
+    let imp = import(&f, src, &options(d.path(), &[])).unwrap_or_else(|e| panic!("{e}"));
+    // `x` takes `variables` from the template and `default` from itself.
+    let x = env_of(&imp, "x");
+    assert_eq!((x.get("A"), x["B"].as_str()), (None, "b"));
+    assert_eq!(imp.pipeline.jobs["x"].image, None);
+    let y = env_of(&imp, "y");
+    assert_eq!((y.get("A"), y["B"].as_str()), (None, "b"));
+    assert_eq!(imp.pipeline.jobs["y"].image.as_deref(), Some("alpine:3"));
+
+    // A bad `inherit` in the template is reported in the template's file.
+    std::fs::write(
+        d.path().join("ci/t.yml"),
+        ".quiet:\n  inherit:\n    variables: 3\n",
+    )
+    .unwrap();
+    let e = import(&f, src, &options(d.path(), &[]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("ci/t.yml:3:16: `inherit: variables` must be true, false or a list of top-level variable names, found `3`"),
+        "{e}"
+    );
+    assert_eq!(e.matches("must be true, false").count(), 1, "{e}");
+    // As on GitLab, the merged job counts: a job that sets `variables` itself is fine.
+    let src = "include: [{local: ci/t.yml}]\nvariables: {A: a, B: b}\nz:\n  extends: .quiet\n  inherit: {variables: [A]}\n  script: [echo]\n";
+    let imp = import(&f, src, &options(d.path(), &[])).unwrap_or_else(|e| panic!("{e}"));
+    let z = env_of(&imp, "z");
+    assert_eq!((z["A"].as_str(), z.get("B")), ("a", None));
+}
+
+#[test]
+fn a_bad_inherit_is_reported_at_file_line_col() {
+    let d = tempfile::tempdir().unwrap();
+    let err = |src: &str| {
+        import(Path::new(".gitlab-ci.yml"), src, &options(d.path(), &[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = err("t:\n  inherit:\n    variables: 3\n  script: [echo]\n");
+    assert!(
+        e.contains(".gitlab-ci.yml:3:16: `inherit: variables` must be true, false or a list of top-level variable names, found `3`"),
+        "{e}"
+    );
+    let e = err("t:\n  inherit:\n    varaibles: false\n  script: [echo]\n");
+    assert!(
+        e.contains(
+            ".gitlab-ci.yml:3:5: unknown key `varaibles` in `inherit` (did you mean `variables`?)"
+        ),
+        "{e}"
+    );
+    let e = err("t:\n  inherit: false\n  script: [echo]\n");
+    assert!(
+        e.contains(".gitlab-ci.yml:2:12: `inherit` must be a map of `default` and `variables`, found `false`"),
+        "{e}"
+    );
+    let e = err("t:\n  inherit:\n    default: [image, imag]\n    variables: [A, {B: 1}]\n  script: [echo]\n");
+    assert!(
+        e.contains(".gitlab-ci.yml:3:22: `inherit: default` lists `imag`, which is not a keyword of `default`"),
+        "{e}"
+    );
+    assert!(
+        e.contains(".gitlab-ci.yml:4:20: `inherit: variables` lists a map, which is not a name"),
+        "{e}"
+    );
+    let e = err("t:\n  inherit: {default: image}\n  script: [echo]\n");
+    assert!(
+        e.contains(".gitlab-ci.yml:2:22: `inherit: default` must be true, false or a list of default keywords, found `image`"),
+        "{e}"
     );
 }
 

@@ -143,6 +143,7 @@ pub fn import_with(
         profiles,
         kept: Vec::new(),
         dir: from_dir.to_path_buf(),
+        extended,
     };
     let mut unset: Vec<(&(usize, usize), &interpolate::Done)> = imp
         .done
@@ -167,18 +168,18 @@ pub fn import_with(
     let mut out = imp.stack(&root, file);
     // What came from an extended file is said at its own place.
     for e in &mut imp.cx.errors {
-        if let Some((f, l, c, _)) = extended.place(e.line, e.col) {
+        if let Some((f, l, c, _)) = imp.extended.place(e.line, e.col) {
             (e.file, e.line, e.col) = (f.to_path_buf(), l, c);
         }
     }
     for d in &mut imp.dropped {
-        if let Some((f, l, c, (el, ec))) = extended.place(d.line, d.col) {
+        if let Some((f, l, c, (el, ec))) = imp.extended.place(d.line, d.col) {
             d.reason = format!("{} (from {}:{l}:{c}, by `extends`)", d.reason, f.display());
             (d.line, d.col) = (el, ec);
         }
     }
     for n in &mut imp.notes {
-        if let Some((f, l, c, (el, ec))) = extended.place(n.line, n.col) {
+        if let Some((f, l, c, (el, ec))) = imp.extended.place(n.line, n.col) {
             n.message = format!("{} (from {}:{l}:{c}, by `extends`)", n.message, f.display());
             (n.line, n.col) = (el, ec);
         }
@@ -331,6 +332,8 @@ struct Importer<'f> {
     kept: Vec<(String, String)>,
     /// The compose file's directory: relative paths start there.
     dir: PathBuf,
+    /// The files `extends` read (for the place and directory of their nodes).
+    extended: crate::compose_extends::Extended,
 }
 
 /// Doubles every `$` of the generated values, so that tug.yaml's own
@@ -939,9 +942,12 @@ impl Importer<'_> {
                     };
                     let mut files = Vec::new();
                     for i in items {
-                        let path = i.scalar().or_else(|| i.get("path").and_then(Node::scalar));
+                        let path = match i.get("path") {
+                            Some(pn) => pn.scalar().map(|p| self.path(pn, p)),
+                            None => i.scalar().map(|p| self.path(i, p)),
+                        };
                         let optional = i.get("required").and_then(Node::as_bool) == Some(false);
-                        match path {
+                        match path.as_deref() {
                             // Compose skips an optional file that is missing; tug
                             // reads every env_file it names, so it leaves it out.
                             Some(f) if optional && !self.dir.join(f).is_file() => self.drop(
@@ -1732,15 +1738,27 @@ impl Importer<'_> {
         }
     }
 
+    /// A relative path read at `n`, from the compose file's directory (it
+    /// differs when `n` comes from an extended file in another directory).
+    fn path(&self, n: &Node, p: &str) -> String {
+        self.extended
+            .seen_from_main(n, p)
+            .unwrap_or_else(|| p.to_string())
+    }
+
     fn build(&mut self, name: &str, v: &Node) -> Option<Value> {
         if let Some(ctx) = v.scalar() {
-            return Some(s(ctx));
+            return Some(s(self.path(v, ctx)));
         }
         let bp = format!("services.{name}.build");
         let mut b = Mapping::new();
         for (k, kn, bv) in self.entries(v, &bp) {
             match k {
                 "context" | "dockerfile" | "target" => match bv.scalar() {
+                    // `dockerfile` is relative to the context, wherever that is.
+                    Some(t) if k == "context" => {
+                        b.insert(s(k), s(self.path(bv, t)));
+                    }
                     Some(t) => {
                         b.insert(s(k), s(t));
                     }
@@ -1793,6 +1811,15 @@ impl Importer<'_> {
         Some(Value::Mapping(b))
     }
 
+    /// A volume's source: a relative bind path as seen from the compose file.
+    fn bind_path(&self, n: &Node, src: &str) -> String {
+        if src.starts_with('.') {
+            self.path(n, src)
+        } else {
+            src.to_string()
+        }
+    }
+
     fn volumes(&mut self, name: &str, v: &Node) -> Vec<Value> {
         let vp = format!("services.{name}.volumes");
         let Some(items) = v.as_seq() else {
@@ -1809,9 +1836,10 @@ impl Importer<'_> {
                         self.drop(ip, i, "anonymous volumes are not supported: give it a name, like `data:/path`");
                         continue;
                     }
-                    [src, dst] => (src.to_string(), dst.to_string(), false),
+                    // A source starting with `.` is a path; anything else a volume name.
+                    [src, dst] => (self.bind_path(i, src), dst.to_string(), false),
                     [src, dst, mode] => (
-                        src.to_string(),
+                        self.bind_path(i, src),
                         dst.to_string(),
                         mode.split(',').any(|m| m == "ro"),
                     ),
@@ -1832,7 +1860,8 @@ impl Importer<'_> {
                         } else {
                             src.to_string()
                         };
-                        (src, dst.to_string(), ro)
+                        let at = i.get("source").unwrap_or(i);
+                        (self.bind_path(at, &src), dst.to_string(), ro)
                     }
                     ("volume", None, Some(_)) => {
                         self.drop(

@@ -5,9 +5,14 @@
 //! file get their lines shifted by [`FILE_LINES`] per file, so that positions
 //! stay unique (interpolation keys on them); [`Extended::place`] maps them
 //! back to their file for messages.
+//!
+//! A file may be in another directory: as in compose, the relative paths of
+//! what it declares (build context, env files, bind mounts, its own
+//! `extends.file`) start from its directory; [`Extended::seen_from_main`] gives
+//! them as seen from the main file's.
 
 use crate::yaml::{self, Kind, Node};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Lines reserved per extended file: real files are far shorter.
 pub(crate) const FILE_LINES: usize = 10_000_000;
@@ -25,6 +30,8 @@ pub(crate) struct ExtendsError {
 pub(crate) struct Extended {
     /// (file, line and col of the `extends` that first named it).
     pub files: Vec<(PathBuf, usize, usize)>,
+    /// Each file's directory, relative to the main file's (empty: the same).
+    dirs: Vec<PathBuf>,
 }
 
 impl Extended {
@@ -36,6 +43,46 @@ impl Extended {
         let (f, el, ec) = self.files.get(i.checked_sub(1)?)?;
         Some((f, line % FILE_LINES, col, (*el, *ec)))
     }
+
+    /// The relative `path` read at `n`, as seen from the main file's
+    /// directory when `n` comes from a file in another one; `None` when it
+    /// reads the same from there.
+    pub fn seen_from_main(&self, n: &Node, path: &str) -> Option<String> {
+        let dir = self.dirs.get((n.line / FILE_LINES).checked_sub(1)?)?;
+        // Absolute, home and remote (git, URL) paths do not depend on the file.
+        let remote = path.contains("://") || path.starts_with("git@");
+        if dir.as_os_str().is_empty() || path.starts_with(['/', '~']) || remote {
+            return None;
+        }
+        let p = clean(&dir.join(path));
+        Some(if p.as_os_str().is_empty() {
+            ".".into()
+        } else if p.is_absolute() || p.starts_with("..") {
+            p.display().to_string()
+        } else {
+            // `./` keeps a bind mount from reading as a volume name.
+            format!("./{}", p.display())
+        })
+    }
+}
+
+/// `p` with `.` dropped and `..` applied lexically, as compose cleans paths.
+fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 struct Resolver<'a> {
@@ -43,6 +90,8 @@ struct Resolver<'a> {
     ext: Extended,
     /// Parsed other files, by index into `ext.files`.
     trees: Vec<Node>,
+    /// The files as found on disk (symlinks and `..` resolved), to read each once.
+    real: Vec<PathBuf>,
     errors: Vec<ExtendsError>,
 }
 
@@ -52,6 +101,7 @@ pub(crate) fn resolve(root: &mut Node, dir: &Path) -> (Extended, Vec<ExtendsErro
         dir,
         ext: Extended::default(),
         trees: Vec::new(),
+        real: Vec::new(),
         errors: Vec::new(),
     };
     let Some(services) = root.get("services").cloned() else {
@@ -129,7 +179,7 @@ impl Resolver<'_> {
         // The file the base service is in: this one, or `extends.file`.
         let (base_services, base_idx) = match base_file {
             None => (services.clone(), file),
-            Some(f) => match self.file(f, ext) {
+            Some(f) => match self.file(f, ext, file) {
                 Some(i) => match self.trees[i].get("services") {
                     Some(s) => (s.clone(), Some(i)),
                     None => {
@@ -169,8 +219,9 @@ impl Resolver<'_> {
         merge(&base, &without_extends(v), "")
     }
 
-    /// Reads `extends.file` (once), its lines shifted; its index.
-    fn file(&mut self, f: &Node, ext: &Node) -> Option<usize> {
+    /// Reads `extends.file` (once), its lines shifted; its index. `from` is
+    /// the file that names it (`None`: the main file).
+    fn file(&mut self, f: &Node, ext: &Node, from: Option<usize>) -> Option<usize> {
         let Some(rel) = f.scalar() else {
             self.err(f, "`extends.file` must be a path".into(), None);
             return None;
@@ -183,21 +234,15 @@ impl Resolver<'_> {
             );
             return None;
         }
-        let path = self.dir.join(rel);
-        if let Some(i) = self.ext.files.iter().position(|(p, _, _)| *p == path) {
+        // Relative to the directory of the file that names it.
+        let from_dir = from
+            .and_then(|i| self.ext.dirs.get(i).cloned())
+            .unwrap_or_default();
+        let rel_main = clean(&from_dir.join(rel));
+        let path = clean(&self.dir.join(&rel_main));
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if let Some(i) = self.real.iter().position(|p| *p == real) {
             return Some(i);
-        }
-        // Paths in the other file are relative to its own directory.
-        if Path::new(rel)
-            .parent()
-            .is_some_and(|p| !p.as_os_str().is_empty())
-        {
-            self.err(
-                f,
-                format!("`extends.file: {rel}` is in another directory: tug reads extended services only from files beside the compose file"),
-                Some("copy the service into this file, or move the file beside it".into()),
-            );
-            return None;
         }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -214,6 +259,10 @@ impl Resolver<'_> {
             None => (ext.line, ext.col),
         };
         self.ext.files.push((path.clone(), el, ec));
+        self.ext
+            .dirs
+            .push(rel_main.parent().map(Path::to_path_buf).unwrap_or_default());
+        self.real.push(real);
         let tree = match yaml::parse(&text) {
             Ok((Some(t), errs)) if errs.is_empty() => t,
             Ok((_, errs)) => {
@@ -229,6 +278,8 @@ impl Resolver<'_> {
                     hint: None,
                 });
                 self.ext.files.pop();
+                self.ext.dirs.pop();
+                self.real.pop();
                 return None;
             }
             Err(e) => {
@@ -239,6 +290,8 @@ impl Resolver<'_> {
                     hint: None,
                 });
                 self.ext.files.pop();
+                self.ext.dirs.pop();
+                self.real.pop();
                 return None;
             }
         };

@@ -218,3 +218,111 @@ fn links_start_the_linked_services_first() {
         .collect();
     assert_eq!(deps, ["cache", "db-main"]);
 }
+
+/// A directory made absolute with `..` resolved (the stack keeps paths as joined).
+fn real(p: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn extends_file_in_another_directory_reads_its_paths_from_there() {
+    let d = tempfile::tempdir().unwrap();
+    let (main, common) = (d.path().join("main"), d.path().join("common"));
+    for dir in [&main, &common.join("app"), &common.join("data")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    write(&common, "web.env", "A=from-common\n");
+    write(
+        &common,
+        "x.yml",
+        "services:
+  web:
+    image: web:1
+    build: {context: ./app, dockerfile: Dockerfile.web}
+    env_file: [web.env]
+    volumes: ['./data:/data', 'cache:/cache', {type: bind, source: data, target: /more}]
+",
+    );
+    let (imp, s) = run(
+        &main,
+        "services:
+  web:
+    extends: {file: ../common/x.yml, service: web}
+    environment: {B: '2'}
+  own:
+    extends: {file: ../common/x.yml, service: web}
+    build: {context: ., dockerfile: Own}
+volumes: {cache: {}}
+",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let web = &s.services["web"];
+    let b = web.build.as_ref().unwrap();
+    assert_eq!(real(b.context.as_ref().unwrap()), real(&common.join("app")));
+    // The Dockerfile is relative to the context, wherever that is.
+    assert_eq!(b.dockerfile.as_deref(), Some(Path::new("Dockerfile.web")));
+    assert_eq!(
+        (web.env["A"].as_str(), web.env["B"].as_str()),
+        ("from-common", "2")
+    );
+    let binds: Vec<(std::path::PathBuf, &str)> = web
+        .volumes
+        .iter()
+        .filter_map(|m| match &m.source {
+            MountSource::Bind(p) => Some((real(p), m.target.as_str())),
+            MountSource::Volume(_) => None,
+        })
+        .collect();
+    let data = real(&common.join("data"));
+    assert_eq!(binds, [(data.clone(), "/data"), (data, "/more")]);
+    assert!(imp.yaml.contains("../common/app"), "{}", imp.yaml);
+    // What the main file says is read from the main file's directory.
+    let own = s.services["own"].build.as_ref().unwrap();
+    assert_eq!(real(own.context.as_ref().unwrap()), real(&main));
+    assert_eq!(own.dockerfile.as_deref(), Some(Path::new("Own")));
+}
+
+#[test]
+fn extends_chain_across_two_directories() {
+    let d = tempfile::tempdir().unwrap();
+    let (main, common, other) = (
+        d.path().join("app/main"),
+        d.path().join("common"),
+        d.path().join("other"),
+    );
+    for dir in [&main, &common, &other.join("ctx"), &other.join("d")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    // `extends.file` in common/ is relative to common/.
+    write(
+        &common,
+        "mid.yml",
+        "services:\n  mid:\n    extends: {file: ../other/deep.yml, service: deep}\n    environment: [MID=1]\n",
+    );
+    write(
+        &other,
+        "deep.yml",
+        "services:\n  deep:\n    image: deep:1\n    build: ./ctx\n    env_file: deep.env\n    volumes: ['./d:/d']\n    restart: sometimes\n",
+    );
+    write(&other, "deep.env", "D=deep\n");
+    let text = "services:\n  chain:\n    extends: {file: ../../common/mid.yml, service: mid}\n";
+    // A mistake two files away is reported in that file, at its line.
+    let e = run(&main, text).unwrap_err();
+    assert!(e.0[0].file.ends_with("other/deep.yml"), "{e}");
+    assert_eq!((e.0[0].line, e.0[0].col), (7, 14), "{e}");
+
+    write(
+        &other,
+        "deep.yml",
+        "services:\n  deep:\n    image: deep:1\n    build: ./ctx\n    env_file: deep.env\n    volumes: ['./d:/d']\n",
+    );
+    let (_, s) = run(&main, text).unwrap_or_else(|e| panic!("{e}"));
+    let c = &s.services["chain"];
+    let ctx = c.build.as_ref().unwrap().context.as_ref().unwrap();
+    assert_eq!(real(ctx), real(&other.join("ctx")));
+    assert_eq!((c.env["D"].as_str(), c.env["MID"].as_str()), ("deep", "1"));
+    match &c.volumes[0].source {
+        MountSource::Bind(p) => assert_eq!(real(p), real(&other.join("d"))),
+        v => panic!("{v:?}"),
+    }
+}

@@ -133,6 +133,25 @@ fn file_mounts(c: &Value, kind: &str) -> Vec<Mounted> {
         .collect()
 }
 
+/// `p` with `..` applied, as compose prints paths (tug keeps them as
+/// joined); a path without `..` is kept as it is (a trailing `/` too).
+fn clean(p: &Path) -> PathBuf {
+    if !p.components().any(|c| c == std::path::Component::ParentDir) {
+        return p.to_path_buf();
+    }
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Every difference between compose's reading of one service and tug's.
 fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String> {
     let mut diffs = Vec::new();
@@ -232,7 +251,9 @@ fn compare(name: &str, c: &Value, t: &Service, dropped: &[String]) -> Vec<String
         .map(|m| {
             let src = match &m.source {
                 MountSource::Volume(v) => v.clone(),
-                MountSource::Bind(p) => std::path::absolute(p).unwrap().display().to_string(),
+                MountSource::Bind(p) => clean(&std::path::absolute(p).unwrap())
+                    .display()
+                    .to_string(),
             };
             format!("{src}:{}:{}", m.target, m.read_only)
         })
@@ -481,5 +502,93 @@ configs:
         &[],
     );
     std::fs::remove_dir_all(&dir).ok();
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+/// `extends.file` in other directories (a chain across two): the extended
+/// service's build context, env files and bind mounts start from the
+/// directory of the file that declares them.
+#[test]
+fn extends_from_other_directories_read_as_compose_does() {
+    let Some(bin) = compose_bin() else {
+        assert!(std::env::var_os("TUG_REQUIRE_COMPOSE").is_none());
+        eprintln!("SKIPPED: no docker-compose binary");
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("tug-oracle-extends-{}", std::process::id()));
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("common/web.env", "A=from-common\nB=1\n");
+    write("common/app/Dockerfile", "FROM scratch\n");
+    write(
+        "common/base.yml",
+        "services:
+  web:
+    image: web:1
+    build: {context: ./app, dockerfile: Dockerfile}
+    env_file: ./web.env
+    volumes: ['./data:/data', 'cache:/cache', {type: bind, source: conf, target: /conf, read_only: true}]
+  mid:
+    extends: {file: ../other/deep.yml, service: deep}
+    environment: [MID=1]
+",
+    );
+    write("other/deep.env", "D=deep\n");
+    write(
+        "other/deep.yml",
+        "services:\n  deep:\n    image: deep:1\n    build: ./ctx\n    env_file: [deep.env]\n    volumes: ['./d:/d:ro']\n",
+    );
+    write(
+        "app/main/compose.yaml",
+        "services:
+  web:
+    extends: {file: ../../common/base.yml, service: web}
+    environment: {B: '2'}
+  own:
+    extends: {file: ../../common/base.yml, service: web}
+    build: {context: ., dockerfile: Own}
+    volumes: ['./here:/data']
+  chain:
+    extends: {file: ../../common/base.yml, service: mid}
+volumes: {cache: {}}
+",
+    );
+    let file = root.join("app/main/compose.yaml");
+    let dir = file.parent().unwrap();
+    let compose = oracle(&bin, &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let opts = Options {
+        vars: Some(vars(&file)),
+        ..Default::default()
+    };
+    let imp = import_with(&text, &file, dir, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let stack = parse_str_with(&imp.yaml, &dir.join("tug.yaml"), &vars(&file))
+        .unwrap_or_else(|e| panic!("{e}\n{}", imp.yaml));
+    let mut diffs = Vec::new();
+    for name in ["web", "own", "chain"] {
+        let (c, t) = (&compose["services"][name], &stack.services[name]);
+        diffs.extend(compare(name, c, t, &[]));
+        let b = t.build.as_ref().unwrap();
+        let ctx = clean(&std::path::absolute(b.context.as_ref().unwrap()).unwrap());
+        if c["build"]["context"].as_str() != Some(&ctx.display().to_string()) {
+            diffs.push(format!(
+                "{name}.build.context: compose {}, tug {}",
+                c["build"]["context"],
+                ctx.display()
+            ));
+        }
+        let df = b.dockerfile.as_ref().map(|d| d.display().to_string());
+        if c["build"]["dockerfile"].as_str().map(str::to_string) != df.or(Some("Dockerfile".into()))
+        {
+            diffs.push(format!(
+                "{name}.build.dockerfile: compose {}, tug {:?}",
+                c["build"]["dockerfile"], b.dockerfile
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&root).ok();
     assert!(diffs.is_empty(), "{diffs:#?}");
 }

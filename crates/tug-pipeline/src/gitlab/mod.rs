@@ -178,34 +178,41 @@ impl Reader<'_> {
 
     /// GitLab keeps the last of two top-level entries with one name: the
     /// earlier one is blanked out (lines kept, so positions stay right).
-    fn last_key_wins(&mut self, file: &Path, mut src: String) -> String {
-        for _ in 0..100 {
-            let Ok((Some(root), errs)) = yaml::parse(&src) else {
-                break;
-            };
-            let Some(dup) = errs
-                .iter()
-                .find(|e| e.col == 1 && e.message.starts_with("duplicate key"))
-            else {
-                break;
-            };
-            let Some((first, _)) = root.as_map().unwrap_or(&[]).iter().find(|(k, _)| {
-                k.line < dup.line
-                    && k.col == 1
-                    && dup.message == format!("duplicate key `{}`", k.scalar().unwrap_or(""))
-            }) else {
+    /// One parse: each duplicate replaces the occurrence before it.
+    fn last_key_wins(&mut self, file: &Path, src: String) -> String {
+        let Ok((Some(root), errs)) = yaml::parse(&src) else {
+            return src;
+        };
+        // The parsed map holds each key's first occurrence; later ones are errors.
+        let mut last: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, _) in root.as_map().unwrap_or(&[]) {
+            if k.col == 1 {
+                if let Some(name) = k.scalar() {
+                    last.entry(name.to_string()).or_insert(k.line);
+                }
+            }
+        }
+        let mut lines: Vec<&str> = src.split('\n').collect();
+        let dups = errs
+            .iter()
+            .filter(|e| e.col == 1 && e.message.starts_with("duplicate key"));
+        for dup in dups.take(100) {
+            let name = dup
+                .message
+                .strip_prefix("duplicate key `")
+                .and_then(|m| m.strip_suffix('`'))
+                .unwrap_or("");
+            let Some(first) = last.get(name).copied().filter(|&l| l < dup.line) else {
                 break;
             };
             self.notes.push(format!(
-                "{}:{}:{}: {} (first at line {}): the later one is used, as on GitLab",
+                "{}:{}:{}: {} (first at line {first}): the later one is used, as on GitLab",
                 file.display(),
                 dup.line,
                 dup.col,
                 dup.message,
-                first.line
             ));
-            let mut lines: Vec<&str> = src.split('\n').collect();
-            let start = first.line - 1;
+            let start = first - 1;
             let end = (start + 1..lines.len())
                 .find(|&i| {
                     let l = lines[i];
@@ -215,9 +222,9 @@ impl Reader<'_> {
             for l in &mut lines[start..end] {
                 *l = "";
             }
-            src = lines.join("\n");
+            last.insert(name.to_string(), dup.line);
         }
-        src
+        lines.join("\n")
     }
 
     /// Reads a file and the files it includes locally.
@@ -453,6 +460,123 @@ fn resolve_extends(r: &Reader, name: &str, seen: &mut Vec<String>) -> Result<Nod
         None => e.value.clone(),
         Some(a) => merge(&a, &e.value),
     })
+}
+
+/// The entries a job is made of: itself, then its templates through `extends`
+/// (each once; a cycle or a missing template is reported elsewhere).
+fn extends_chain(r: &Reader, name: &str, out: &mut Vec<(String, Entry)>) {
+    if out.iter().any(|(n, _)| n == name) {
+        return;
+    }
+    let Some(e) = r.get(name) else { return };
+    out.push((name.to_string(), e.clone()));
+    let mut parents = Vec::new();
+    if let Some(x) = e.value.get("extends") {
+        lines(x, &mut parents);
+    }
+    for p in parents {
+        extends_chain(r, &p, out);
+    }
+}
+
+/// What `inherit: default` or `inherit: variables` lets a job take.
+enum Takes {
+    All,
+    Only(Vec<String>),
+}
+
+impl Takes {
+    /// From the value as written (checked by [`check_inherit`]); unset or
+    /// `true` takes everything.
+    fn of(n: Option<&Node>) -> Takes {
+        match n {
+            Some(n) if n.as_bool() == Some(false) => Takes::Only(Vec::new()),
+            Some(n) if n.as_seq().is_some() => {
+                let mut v = Vec::new();
+                lines(n, &mut v);
+                Takes::Only(v)
+            }
+            _ => Takes::All,
+        }
+    }
+
+    fn takes(&self, k: &str) -> bool {
+        match self {
+            Takes::All => true,
+            Takes::Only(v) => v.iter().any(|x| x == k),
+        }
+    }
+}
+
+/// Whether `n` or a node inside it is at `at`.
+fn holds(n: &Node, at: Loc) -> bool {
+    (n.line, n.col) == (at.line, at.col)
+        || match &n.kind {
+            Kind::Seq(items) => items.iter().any(|i| holds(i, at)),
+            Kind::Map(entries) => entries.iter().any(|(k, v)| holds(k, at) || holds(v, at)),
+            Kind::Scalar { .. } => false,
+        }
+}
+
+/// `inherit:` as GitLab accepts it, once `extends` is applied: `default` and
+/// `variables`, each a boolean or a list (of default keywords, of variable names).
+fn check_inherit(r: &mut Reader, file: &Path, inherit: &Node) {
+    if inherit.is_null() {
+        return;
+    }
+    if inherit.as_map().is_none() {
+        r.error(
+            file,
+            loc(inherit),
+            format!(
+                "`inherit` must be a map of `default` and `variables`, found {}",
+                inherit.describe()
+            ),
+        );
+        return;
+    }
+    r.check_keys(file, inherit, &["default", "variables"], "`inherit`");
+    for (key, what) in [
+        ("default", "default keywords"),
+        ("variables", "top-level variable names"),
+    ] {
+        let Some(v) = inherit.get(key) else { continue };
+        if v.is_null() || v.as_bool().is_some() {
+            continue;
+        }
+        let Some(items) = v.as_seq() else {
+            r.error(
+                file,
+                loc(v),
+                format!(
+                    "`inherit: {key}` must be true, false or a list of {what}, found {}",
+                    v.describe()
+                ),
+            );
+            continue;
+        };
+        for i in items {
+            match i.as_str() {
+                Some(s) if key == "default" && !DEFAULT_KEYS.contains(&s) => r.error(
+                    file,
+                    loc(i),
+                    format!(
+                        "`inherit: default` lists `{s}`, which is not a keyword of `default` ({})",
+                        DEFAULT_KEYS.join(", ")
+                    ),
+                ),
+                Some(_) => {}
+                None => r.error(
+                    file,
+                    loc(i),
+                    format!(
+                        "`inherit: {key}` lists {}, which is not a name",
+                        i.describe()
+                    ),
+                ),
+            }
+        }
+    }
 }
 
 /// Replaces `!reference [name, key, …]` inside `n`.
@@ -821,6 +945,8 @@ struct Planned {
     stage: String,
     job: Job,
     needs: Option<Vec<(String, bool)>>,
+    /// Top-level variables the job does not inherit.
+    not_inherited: Vec<String>,
 }
 
 /// Reads `.gitlab-ci.yml` (and its local includes) into a pipeline.
@@ -851,11 +977,17 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
     };
 
     let mut top_vars = pre.clone();
-    variables(
-        get_node(&r, "variables").as_ref(),
-        &mut top_vars,
-        &BTreeMap::new(),
-    );
+    let file_vars = get_node(&r, "variables");
+    variables(file_vars.as_ref(), &mut top_vars, &BTreeMap::new());
+    // The top-level variables `inherit: variables` chooses from (the
+    // predefined and given ones are not among them).
+    let mut globals: Vec<String> = file_vars
+        .as_ref()
+        .and_then(Node::as_map)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(k, _)| k.scalar().map(str::to_string))
+        .collect();
     // Variables given for the run win over the file's, as pipeline variables do on GitLab.
     top_vars.extend(opts.variables.clone());
 
@@ -882,11 +1014,18 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                 .map(|e| e.file.clone())
                 .unwrap_or_default();
             match decide_rules(&mut r, &f, rules, &top_vars, &opts.workspace) {
-                Some(d) if d.when != "never" => top_vars.extend(d.variables),
+                Some(d) if d.when != "never" => {
+                    // On GitLab these join the top-level variables.
+                    globals.extend(d.variables.keys().cloned());
+                    top_vars.extend(d.variables)
+                }
                 _ => pipeline_out = Some("`workflow: rules` leave the pipeline out for these variables (set them with --var NAME=VALUE)".to_string()),
             }
         }
     }
+
+    globals.sort();
+    globals.dedup();
 
     let job_names: Vec<(String, Entry)> = r
         .entries
@@ -933,6 +1072,27 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                 continue;
             }
         };
+        // `inherit` is checked as merged, and a mistake said in the file that
+        // holds it: the job's, a template's (through `extends`) or another's.
+        if let Some(i) = node.get("inherit") {
+            let before = r.errors.len();
+            check_inherit(&mut r, &file, i);
+            let mut chain = Vec::new();
+            extends_chain(&r, name, &mut chain);
+            for e in &mut r.errors[before..] {
+                let at = Loc {
+                    line: e.line,
+                    col: e.col,
+                };
+                if let Some((_, x)) = chain
+                    .iter()
+                    .chain(&r.entries)
+                    .find(|(_, x)| holds(&x.value, at))
+                {
+                    e.file = x.file.clone();
+                }
+            }
+        }
         if let Some(why) = &pipeline_out {
             skip(why.clone(), &mut outcomes);
             continue;
@@ -961,7 +1121,22 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             );
             continue;
         }
+        // `inherit: variables` keeps top-level variables out of the job (its
+        // rules and its own variables included); a name that is also
+        // predefined or given for the run keeps that value.
+        let inherit_vars = Takes::of(node.get("inherit").and_then(|i| i.get("variables")));
+        let not_inherited: Vec<String> = globals
+            .iter()
+            .filter(|g| !inherit_vars.takes(g))
+            .cloned()
+            .collect();
         let mut vars = top_vars.clone();
+        for g in &not_inherited {
+            match pre.get(g) {
+                Some(v) => vars.insert(g.clone(), v.clone()),
+                None => vars.remove(g),
+            };
+        }
         vars.insert("CI_JOB_NAME".into(), name.clone());
         vars.insert("CI_JOB_STAGE".into(), stage.clone());
         let mut job_vars = BTreeMap::new();
@@ -974,28 +1149,10 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
             continue;
         }
         // `inherit: default: false` (or a list) keeps `default:` from the job.
-        let inherit_default = node.get("inherit").and_then(|i| i.get("default"));
+        let inherit_default = Takes::of(node.get("inherit").and_then(|i| i.get("default")));
         let inherited = |r: &Reader, k: &str| -> Option<Node> {
-            let takes = match inherit_default {
-                None => true,
-                Some(d) => d.as_bool().unwrap_or_else(|| {
-                    let mut v = Vec::new();
-                    lines(d, &mut v);
-                    v.iter().any(|x| x == k)
-                }),
-            };
-            takes.then(|| global(r, k)).flatten()
+            inherit_default.takes(k).then(|| global(r, k)).flatten()
         };
-        if let Some(v) = node.get("inherit").and_then(|i| i.get("variables")) {
-            if v.as_bool() != Some(true) {
-                notes.push(format!(
-                    "{}:{}:{}: job `{name}`: `inherit: variables` is not honoured: the job sees every top-level variable",
-                    file.display(),
-                    v.line,
-                    v.col
-                ));
-            }
-        }
         let mut when = node
             .get("when")
             .and_then(|w| w.scalar())
@@ -1369,6 +1526,7 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
                 stage: stage.clone(),
                 job,
                 needs: needs.clone().map(|v| v.into_iter().collect()),
+                not_inherited: not_inherited.clone(),
             });
         }
     }
@@ -1378,8 +1536,29 @@ pub fn import(file: &Path, src: &str, opts: &Options) -> Result<Import, ImportEr
 
     // needs: explicit (every copy of a parallel job), else every job of the earlier stages.
     let stage_pos = |s: &str| stages.iter().position(|x| x == s).unwrap_or(0);
+    // The run gives every job the pipeline's env: a top-level variable that
+    // some job does not inherit goes to the jobs that do, one by one.
+    let withheld: Vec<String> = globals
+        .iter()
+        .filter(|g| planned.iter().any(|p| p.not_inherited.contains(g)))
+        .cloned()
+        .collect();
+    let mut env = top_vars.clone();
+    for g in &withheld {
+        match pre.get(g) {
+            Some(v) => env.insert(g.clone(), v.clone()),
+            None => env.remove(g),
+        };
+    }
+    for p in &mut planned {
+        for g in withheld.iter().filter(|g| !p.not_inherited.contains(g)) {
+            if let (false, Some(v)) = (p.job.env.contains_key(g), top_vars.get(g)) {
+                p.job.env.insert(g.clone(), v.clone());
+            }
+        }
+    }
     let mut pipeline = Pipeline {
-        env: top_vars.clone(),
+        env,
         ..Default::default()
     };
     let names_by_job: BTreeMap<String, Vec<String>> =
