@@ -481,37 +481,36 @@ pub fn to_json(n: &Node) -> Value {
     }
 }
 
-/// Reads a workflow; every problem is reported at once.
-pub fn read(file: &Path, src: &str) -> Result<Workflow, Vec<ImportError>> {
+/// Parses a file's YAML: a reader holding its syntax errors so far, and
+/// the root node; an empty or unreadable file ends here.
+fn parse_root<'a>(
+    file: &'a Path,
+    src: &'a str,
+    empty: &str,
+) -> Result<(Reader<'a>, Node), Vec<ImportError>> {
     let mut r = Reader::new(file, src);
-    let root = match yaml::parse(src) {
+    let at = |line, col| Loc { line, col };
+    match yaml::parse(src) {
         Ok((Some(root), errs)) => {
             for e in errs {
-                r.error(
-                    Loc {
-                        line: e.line,
-                        col: e.col,
-                    },
-                    e.message,
-                );
+                r.error(at(e.line, e.col), e.message);
             }
-            root
+            Ok((r, root))
         }
         Ok((None, _)) => {
-            r.error(Loc { line: 1, col: 1 }, "empty workflow: it needs `jobs:`");
-            return Err(r.errors);
+            r.error(at(1, 1), empty);
+            Err(r.errors)
         }
         Err(e) => {
-            r.error(
-                Loc {
-                    line: e.line,
-                    col: e.col,
-                },
-                e.message,
-            );
-            return Err(r.errors);
+            r.error(at(e.line, e.col), e.message);
+            Err(r.errors)
         }
-    };
+    }
+}
+
+/// Reads a workflow; every problem is reported at once.
+pub fn read(file: &Path, src: &str) -> Result<Workflow, Vec<ImportError>> {
+    let (mut r, root) = parse_root(file, src, "empty workflow: it needs `jobs:`")?;
     let mut wf = Workflow {
         file: file.to_path_buf(),
         ..Default::default()
@@ -1058,35 +1057,7 @@ fn read_step(r: &mut Reader, n: &Node, keys: &[&str]) -> StepDef {
 
 /// Reads an action's `action.yml`; every problem is reported at once.
 pub fn read_action(file: &Path, src: &str) -> Result<ActionDef, Vec<ImportError>> {
-    let mut r = Reader::new(file, src);
-    let root = match yaml::parse(src) {
-        Ok((Some(root), errs)) => {
-            for e in errs {
-                r.error(
-                    Loc {
-                        line: e.line,
-                        col: e.col,
-                    },
-                    e.message,
-                );
-            }
-            root
-        }
-        Ok((None, _)) => {
-            r.error(Loc { line: 1, col: 1 }, "empty action: it needs `runs:`");
-            return Err(r.errors);
-        }
-        Err(e) => {
-            r.error(
-                Loc {
-                    line: e.line,
-                    col: e.col,
-                },
-                e.message,
-            );
-            return Err(r.errors);
-        }
-    };
+    let (mut r, root) = parse_root(file, src, "empty action: it needs `runs:`")?;
     if root.as_map().is_none() {
         r.error(
             Reader::loc(&root),
