@@ -420,3 +420,110 @@ fn multibyte_healthcheck_in_a_scanned_tree_does_not_panic() {
     ]);
     assert_eq!(one(&r, "Dockerfile", "TUGC006").line, 1);
 }
+
+fn lines_of(r: &tug_scan::Report, file: &str, rule: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = r
+        .findings
+        .iter()
+        .filter(|f| f.file == file && f.rule_id == rule)
+        .map(|f| f.line)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn comment_only_and_empty_documents_keep_lines_aligned() {
+    // Helm output: a `# Source:` document with nothing in it parses as an
+    // empty document; the ones after it keep their own lines.
+    let y = "# Source: chart/templates/a.yaml\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: a\n---\n# Source: chart/templates/b.yaml\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: c\n---\n";
+    let r = config_scan(&[("k8s/rendered.yaml", y)]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(lines_of(&r, "k8s/rendered.yaml", "TUGC018"), [5, 12, 17]);
+}
+
+#[test]
+fn list_items_are_checked_at_their_own_lines() {
+    let y = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: s\n    namespace: app\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: d\n    namespace: app\n  spec:\n    template:\n      spec:\n        containers:\n        - name: c\n          image: nginx\n          securityContext:\n            privileged: true\n";
+    let r = config_scan(&[("k8s/list.yaml", y)]);
+    let f = "k8s/list.yaml";
+    assert_eq!(lines_of(&r, f, "TUGC001"), [21]);
+    assert_eq!(lines_of(&r, f, "TUGC009"), [19]);
+    assert!(lines_of(&r, f, "TUGC018").is_empty());
+}
+
+#[test]
+fn braces_in_a_block_scalar_do_not_make_a_template() {
+    // Rendered Helm output keeps chart values such as `{{ .Release.Namespace }}` as text.
+    let y = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: values\n  namespace: app\ndata:\n  values: |\n    selector:\n      - {{ .Release.Namespace }}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: app\nspec:\n  containers:\n  - name: c\n    image: nginx:1.27\n    securityContext:\n      privileged: true\n";
+    let r = config_scan(&[("k8s/rendered.yaml", y)]);
+    assert!(r.notices.is_empty(), "{:?}", r.notices);
+    assert_eq!(lines_of(&r, "k8s/rendered.yaml", "TUGC001"), [21]);
+    // Markup outside a block still marks a template.
+    let t = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Values.name }}\n";
+    assert!(tug_scan::config::is_skipped_template("pod.yaml", t));
+}
+
+#[test]
+fn ephemeral_containers_are_checked_without_limits_or_probes() {
+    let y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: app\nspec:\n  automountServiceAccountToken: false\n  securityContext:\n    runAsNonRoot: true\n    seccompProfile: { type: RuntimeDefault }\n  containers: []\n  ephemeralContainers:\n  - name: debugger\n    image: busybox:1.36@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n    securityContext:\n      privileged: true\n";
+    let r = config_scan(&[("k8s/debug.yaml", y)]);
+    let f = "k8s/debug.yaml";
+    assert_eq!(lines_of(&r, f, "TUGC001"), [16]);
+    assert!(lines_of(&r, f, "TUGC008").is_empty());
+    assert!(lines_of(&r, f, "TUGC010").is_empty());
+}
+
+#[test]
+fn merge_keys_are_applied() {
+    let y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: app\nspec:\n  containers:\n  - name: a\n    image: a:1\n    securityContext: &sc\n      privileged: true\n  - name: b\n    image: b:1\n    securityContext:\n      <<: *sc\n      readOnlyRootFilesystem: true\n";
+    let r = config_scan(&[("k8s/anchors.yaml", y)]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let who: BTreeSet<String> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "TUGC001")
+        .map(|f| f.message.split('`').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(who, ["a".to_string(), "b".to_string()].into());
+}
+
+#[test]
+fn kustomization_files_are_not_cluster_objects() {
+    let y = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n";
+    let r = config_scan(&[("k8s/kustomization.yaml", y)]);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+}
+
+#[test]
+fn container_lines_stay_inside_the_container_with_sorted_keys() {
+    // kustomize and kubectl sort keys: `env[].name` and `image` come before the
+    // container's own `name`; the next container starts right after.
+    let y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: app\nspec:\n  containers:\n  - args: [run]\n    env:\n    - name: MODE\n      value: x\n    name: server\n  initContainers:\n  - image: tool:latest\n    name: copy\n";
+    let r = config_scan(&[("k8s/sorted.yaml", y)]);
+    let f = "k8s/sorted.yaml";
+    // `server` has no image: nothing to flag there; `copy` at its own `image:`.
+    assert_eq!(lines_of(&r, f, "TUGC009"), [14]);
+    // Container-level findings sit on the container's own `name:` line.
+    let server: Vec<usize> = r
+        .findings
+        .iter()
+        .filter(|x| x.rule_id == "TUGC007" && x.message.contains("`server`"))
+        .map(|x| x.line)
+        .collect();
+    assert_eq!(server, [12]);
+}
+
+#[test]
+fn pod_level_root_user_points_at_the_pod_security_context() {
+    let y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: app\nspec:\n  securityContext:\n    runAsUser: 0\n  containers:\n  - name: a\n    image: a:1\n    securityContext:\n      readOnlyRootFilesystem: true\n";
+    let r = config_scan(&[("k8s/root.yaml", y)]);
+    assert_eq!(lines_of(&r, "k8s/root.yaml", "TUGC006"), [8]);
+}
+
+#[test]
+fn jobs_need_no_probes() {
+    let y = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n  namespace: app\nspec:\n  template:\n    spec:\n      containers:\n      - name: j\n        image: j:1\n";
+    let r = config_scan(&[("k8s/job.yaml", y)]);
+    assert!(lines_of(&r, "k8s/job.yaml", "TUGC010").is_empty());
+}

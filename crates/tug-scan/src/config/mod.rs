@@ -166,31 +166,64 @@ pub fn is_skipped_template(name: &str, text: &str) -> bool {
     is_kube_yaml(&name.to_ascii_lowercase(), text) && is_template(text)
 }
 
-/// Template markup (`{{ … }}`, `{% … %}`) outside quoted strings and
-/// comments. `name: "{{ x }}"` is a plain string value: the file is still
-/// a manifest.
+/// Template markup (`{{ … }}`, `{% … %}`) outside quoted strings, block
+/// scalars and comments. `name: "{{ x }}"` or a `|` block holding `{{ x }}`
+/// (rendered Helm output carries such text) is a plain string value: the
+/// file is still a manifest.
 fn is_template(text: &str) -> bool {
-    text.lines().any(|line| {
-        let mut quote: Option<char> = None;
-        let mut prev = ' ';
-        let chars: Vec<char> = line.chars().collect();
-        for (i, &c) in chars.iter().enumerate() {
-            match quote {
-                Some(q) if c == q && !(q == '"' && prev == '\\') => quote = None,
-                Some(_) => {}
-                None if c == '#' && (i == 0 || chars[i - 1].is_whitespace()) => return false,
-                None if (c == '"' || c == '\'') && (i == 0 || !chars[i - 1].is_alphanumeric()) => {
-                    quote = Some(c)
-                }
-                None if c == '{' && matches!(chars.get(i + 1), Some('{') | Some('%')) => {
-                    return true
-                }
-                None => {}
+    // Indentation of the line that opened the block scalar we are in.
+    let mut block: Option<usize> = None;
+    for line in text.lines() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if let Some(b) = block {
+            if body.is_empty() || indent > b {
+                continue;
             }
-            prev = c;
+            block = None;
         }
-        false
-    })
+        if line_has_markup(line) {
+            return true;
+        }
+        if opens_block_scalar(body) {
+            block = Some(indent);
+        }
+    }
+    false
+}
+
+/// A `key: |`, `- >-`, `key: |2+ # note` line: block scalar content follows.
+fn opens_block_scalar(body: &str) -> bool {
+    let code = body.split(" #").next().unwrap_or(body).trim_end();
+    let Some(pos) = code.rfind(['|', '>']) else {
+        return false;
+    };
+    let (head, ind) = code.split_at(pos);
+    let head = head.trim_end();
+    (head.ends_with(':') || head == "-" || head.ends_with(" -"))
+        && ind[1..]
+            .chars()
+            .all(|c| c == '-' || c == '+' || c.is_ascii_digit())
+}
+
+fn line_has_markup(line: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    let chars: Vec<char> = line.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        match quote {
+            Some(q) if c == q && !(q == '"' && prev == '\\') => quote = None,
+            Some(_) => {}
+            None if c == '#' && (i == 0 || chars[i - 1].is_whitespace()) => return false,
+            None if (c == '"' || c == '\'') && (i == 0 || !chars[i - 1].is_alphanumeric()) => {
+                quote = Some(c)
+            }
+            None if c == '{' && matches!(chars.get(i + 1), Some('{') | Some('%')) => return true,
+            None => {}
+        }
+        prev = c;
+    }
+    false
 }
 
 /// Runs the checks for one file.

@@ -45,7 +45,7 @@ pub fn find_line(text: &str, from: usize, to: usize, path: &[&str]) -> usize {
 }
 
 /// Indentation and key of a `key:` line; list dashes count as indentation.
-fn key_of(raw: &str) -> Option<(usize, String)> {
+pub fn key_of(raw: &str) -> Option<(usize, String)> {
     let trimmed = raw.trim_start();
     if trimmed.starts_with('#') || trimmed.is_empty() {
         return None;
