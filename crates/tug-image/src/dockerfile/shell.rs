@@ -115,7 +115,8 @@ pub struct Script {
     /// Here-document bodies of the script (not parsed as commands).
     pub heredocs: Vec<HereDoc>,
     /// Variables the script gives a value that cannot split or glob
-    /// (`x=/opt`, not `x=$(cmd)`), and loop and `read` variables.
+    /// (`x=/opt`, not `x=$(cmd)`), loop variables over plain words, and
+    /// `read` variables.
     pub assigned: Vec<String>,
     /// `set -e` (or `set -o errexit`) appears in the script.
     pub errexit: bool,
@@ -408,11 +409,20 @@ impl Walker {
             ast::CompoundCommand::BraceGroup(b) => self.body_list(&b.list),
             ast::CompoundCommand::Subshell(s) => self.body_list(&s.list),
             ast::CompoundCommand::ForClause(f) => {
-                self.assigned.push(f.variable_name.clone());
+                // ShellCheck trusts the loop variable only over plain words
+                // (`for x in a b`), not `$(...)`, `$VAR`, globs or `"$@"`.
+                let values = f.values.as_deref().unwrap_or_default();
+                for w in values {
+                    self.substitutions_in(&w.value);
+                }
+                if f.values.is_some() && values.iter().all(|w| plain_word(&w.value)) {
+                    self.assigned.push(f.variable_name.clone());
+                }
                 self.body_list(&f.body.list)
             }
             ast::CompoundCommand::ArithmeticForClause(f) => self.body_list(&f.body.list),
             ast::CompoundCommand::CaseClause(c) => {
+                self.substitutions_in(&c.value.value);
                 for item in &c.cases {
                     if let Some(cmd) = &item.cmd {
                         self.body_list(cmd);
@@ -518,11 +528,7 @@ impl Walker {
         };
         // ShellCheck trusts a variable only when its value is a plain word.
         let plain = match &a.value {
-            ast::AssignmentValue::Scalar(w) => {
-                let v = brush_parser::unquote_str(&w.value);
-                !w.value.contains(['$', '`'])
-                    && !v.contains(|c: char| c.is_whitespace() || "*?[".contains(c))
-            }
+            ast::AssignmentValue::Scalar(w) => plain_word(&w.value),
             ast::AssignmentValue::Array(_) => false,
         };
         if plain {
@@ -531,9 +537,45 @@ impl Walker {
     }
 }
 
+/// `text` cut at each separator outside quotes: a `|` inside
+/// `powershell -Command "dir | where ..."` is not a pipe. The separators are
+/// tried in order, so `||` must come before `|` when both are given.
+fn split_unquoted<'a>(text: &'a str, separators: &[&str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    let (mut single, mut double) = (false, false);
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if !single => i += 1,
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            _ if !single && !double => {
+                let rest = &bytes[i..];
+                if let Some(sep) = separators.iter().find(|s| rest.starts_with(s.as_bytes())) {
+                    out.push(&text[start..i]);
+                    i += sep.len();
+                    start = i;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// A word with no expansion, glob or whitespace once unquoted.
+fn plain_word(word: &str) -> bool {
+    let v = brush_parser::unquote_str(word);
+    !word.contains(['$', '`']) && !v.contains(|c: char| c.is_whitespace() || "*?[".contains(c))
+}
+
 /// Splits a script into commands, falling back to a plain word split on
-/// `&&`, `||`, `;` and `|` when the shell parser rejects it, so rules still
-/// see something for scripts in other shells.
+/// `&&`, `||`, `;` and `|` outside quotes when the shell parser rejects it,
+/// so rules still see something for scripts in other shells.
 pub fn split_lenient(script: &str) -> Script {
     // Here-document bodies are data, not commands, when they can be cut out.
     let (text, heredocs) = match prepare(script) {
@@ -545,24 +587,22 @@ pub fn split_lenient(script: &str) -> Script {
     };
     let mut commands = Vec::new();
     let mut pipelines = 0;
-    for seq in text.split(['\n', ';']) {
-        for and_or in seq.split("&&").flat_map(|x| x.split("||")) {
-            let parts: Vec<&str> = and_or.split('|').collect();
-            let len = parts.len();
-            for part in parts {
-                let words = super::split_words(part, '\\');
-                if let Some((name, args)) = words.split_first() {
-                    commands.push(Command {
-                        name: name.clone(),
-                        args: args.to_vec(),
-                        pipeline: pipelines,
-                        pipeline_len: len,
-                        ..Command::default()
-                    });
-                }
+    for and_or in split_unquoted(&text, &["\n", ";", "&&", "||"]) {
+        let parts = split_unquoted(and_or, &["|"]);
+        let len = parts.len();
+        for part in parts {
+            let words = super::split_words(part, '\\');
+            if let Some((name, args)) = words.split_first() {
+                commands.push(Command {
+                    name: name.clone(),
+                    args: args.to_vec(),
+                    pipeline: pipelines,
+                    pipeline_len: len,
+                    ..Command::default()
+                });
             }
-            pipelines += 1;
         }
+        pipelines += 1;
     }
     Script {
         commands,
@@ -688,6 +728,44 @@ mod tests {
         // Single quotes and arithmetic are not substitutions.
         let s = split("echo '$(rm -rf /)' $((1 + 2))").unwrap();
         assert_eq!(s.commands.len(), 1);
+    }
+
+    #[test]
+    fn lenient_split_leaves_quoted_separators_alone() {
+        // cmd's `for /D` is no sh; the `|` is PowerShell's, inside quotes.
+        let s = split_lenient(
+            "a && (for /D %i in (x) do rmdir \"%i\") && powershell -Command \"dir | where x; y\" || z",
+        );
+        assert!(!s.has_pipe(), "{:?}", s.commands);
+        assert!(s.any(|c| c.is("powershell") && c.args == ["-Command", "dir | where x; y"]));
+        assert!(s.any(|c| c.is("z")));
+        let s = split_lenient("(for /D %i in (x) do y) && ls | sort");
+        assert!(s.any(|c| c.is("sort") && c.in_pipe()));
+    }
+
+    #[test]
+    fn for_and_case_words_are_searched_for_commands() {
+        let s = split("for f in $(ls | sort); do echo \"$f\"; done").unwrap();
+        assert!(s.any(|c| c.is("sort") && c.in_pipe()), "{:?}", s.commands);
+        let s = split("case $(uname -m | tr A-Z a-z) in x86_64) echo;; esac").unwrap();
+        assert!(s.any(|c| c.is("tr") && c.in_pipe()), "{:?}", s.commands);
+    }
+
+    #[test]
+    fn loop_variable_is_trusted_only_over_plain_words() {
+        assert!(split("for f in a b; do :; done")
+            .unwrap()
+            .assigned
+            .contains(&"f".into()));
+        for script in [
+            "for f in $(ls); do :; done",
+            "for f in ${X}; do :; done",
+            "for f in *; do :; done",
+            "for f; do :; done",
+        ] {
+            let s = split(script).unwrap();
+            assert!(!s.assigned.contains(&"f".into()), "{script}");
+        }
     }
 
     #[test]

@@ -1121,6 +1121,21 @@ fn dl3007(ctx: &Ctx, hits: &mut Hits) {
             hits.with(ctx.ins(s.from), s.image.clone());
         }
     }
+    // A FROM that from_images leaves out for its variables can still say
+    // `:latest` itself (`busybox-${ARCH}:latest`); hadolint reads the tag as written.
+    for s in &ctx.stages {
+        let ins = ctx.ins(s.from);
+        let Body::From { image, .. } = &ins.body else {
+            continue;
+        };
+        if !image.contains('$') || (ctx.config.strict && s.image_resolved) || is_alias(ctx, s) {
+            continue;
+        }
+        let r = ImageRef::parse(image);
+        if r.tag.as_deref() == Some("latest") && r.digest.is_none() {
+            hits.with(ins, image.clone());
+        }
+    }
 }
 
 fn dl3008(ctx: &Ctx, hits: &mut Hits) {
@@ -1437,8 +1452,10 @@ fn dl3024(ctx: &Ctx, hits: &mut Hits) {
 
 fn dl3025(ctx: &Ctx, hits: &mut Hits) {
     for ins in &ctx.parsed.instructions {
-        if matches!(ins.keyword, Keyword::Cmd | Keyword::Entrypoint)
-            && matches!(ins.body, Body::Command(CommandForm::Shell(_)))
+        // hadolint also wants the exec form for HEALTHCHECK CMD.
+        if (matches!(ins.keyword, Keyword::Cmd | Keyword::Entrypoint)
+            && matches!(ins.body, Body::Command(CommandForm::Shell(_))))
+            || matches!(ins.body, Body::Healthcheck(Some(CommandForm::Shell(_))))
         {
             hits.at(ins);
         }
@@ -2010,11 +2027,17 @@ fn dl4006(ctx: &Ctx, hits: &mut Hits) {
                     prog,
                     "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "mksh"
                 );
+                // `-o pipefail`, also bundled (`-eo pipefail`) or in one
+                // element (`"-o pipefail"`), as hadolint reads SHELL.
+                let args: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
                 safe_shell = !posix
-                    || words.windows(2).any(|w| w[0] == "-o" && w[1] == "pipefail")
-                    || words
-                        .iter()
-                        .any(|w| w.starts_with("-eo") && w.contains("pipefail"));
+                    || args.windows(2).any(|w| {
+                        w[0].len() > 1
+                            && w[0].starts_with('-')
+                            && !w[0].starts_with("--")
+                            && w[0].contains('o')
+                            && w[1] == "pipefail"
+                    });
                 continue;
             }
             if ins.keyword != Keyword::Run
@@ -2414,9 +2437,18 @@ fn unquoted_vars(word: &str) -> Vec<String> {
 fn sc2086(ctx: &Ctx, hits: &mut Hits) {
     for run in &ctx.runs {
         // Variables with a value set in the Dockerfile or the script are
-        // treated as safe, as ShellCheck does for values it can see.
+        // treated as safe, as ShellCheck does for values it can see; a stage
+        // built `FROM` another one has its variables too, as in hadolint.
+        let stage = run.at.stage.and_then(|s| ctx.stages.get(s));
+        let inherited = stage
+            .map(|s| ctx.lineage(s))
+            .unwrap_or_default()
+            .into_iter()
+            .skip(1)
+            .flat_map(|s| s.instructions.iter().map(|&i| ctx.ins(i)));
         let known: HashSet<&str> = ctx
             .stage_ins_upto(run)
+            .chain(inherited)
             .flat_map(|ins| match &ins.body {
                 Body::Pairs(p) if ins.keyword == Keyword::Env => {
                     p.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
@@ -2682,6 +2714,86 @@ mod tests {
         assert!(!f.contains(&"DL4006"), "{f:?}");
         let f = fired("FROM debian:12\nRUN curl -fsSL x | sh; set -o pipefail\n");
         assert!(f.contains(&"DL4006"), "{f:?}");
+    }
+
+    fn fired_default(text: &str) -> Vec<&'static str> {
+        lint(text, &Config::default(), &ContextFacts::default())
+            .findings
+            .into_iter()
+            .map(|f| f.rule)
+            .collect()
+    }
+
+    #[test]
+    fn bundled_pipefail_in_shell_counts() {
+        for shell in [
+            r#"["/bin/bash", "-eo", "pipefail", "-c"]"#,
+            r#"["/bin/bash", "-euxo", "pipefail", "-c"]"#,
+            r#"["/bin/bash", "-o pipefail", "-c"]"#,
+        ] {
+            let f = fired(&format!(
+                "FROM debian:12\nSHELL {shell}\nRUN curl -fsSL x | sh\n"
+            ));
+            assert!(!f.contains(&"DL4006"), "{shell}: {f:?}");
+        }
+        let f = fired("FROM debian:12\nSHELL [\"/bin/bash\", \"-e\", \"-c\"]\nRUN curl x | sh\n");
+        assert!(f.contains(&"DL4006"), "{f:?}");
+    }
+
+    #[test]
+    fn pipe_in_a_loop_word_list_needs_pipefail() {
+        let f =
+            fired_default("FROM alpine:3.20\nRUN for f in $(ls | sort); do echo \"$f\"; done\n");
+        assert!(f.contains(&"DL4006"), "{f:?}");
+    }
+
+    #[test]
+    fn loop_variable_over_command_output_is_quoted() {
+        let f = fired_default("FROM alpine:3.20\nRUN for f in $(ls); do cp $f /x; done\n");
+        assert!(f.contains(&"SC2086"), "{f:?}");
+        let f = fired_default("FROM alpine:3.20\nRUN for f in a b; do cp $f /x; done\n");
+        assert!(!f.contains(&"SC2086"), "{f:?}");
+    }
+
+    #[test]
+    fn quoted_pipe_in_a_script_the_shell_parser_rejects_is_no_pipe() {
+        let f = fired_default("FROM debian:12\nRUN a && (for /D %i in (x) do y) && powershell -Command \"dir | where x\"\n");
+        assert!(!f.contains(&"DL4006"), "{f:?}");
+    }
+
+    #[test]
+    fn latest_written_after_a_variable_is_dl3007() {
+        let f = fired_default("ARG ARCH=amd64\nFROM quay.io/x/busybox-${ARCH}:latest\n");
+        assert!(f.contains(&"DL3007"), "{f:?}");
+        let f = fired_default("ARG ARCH\nFROM busybox-${ARCH}:latest\n");
+        assert!(f.contains(&"DL3007"), "{f:?}");
+        // Only --strict follows the ARG into the tag, as before.
+        let text = "ARG TAG=latest\nFROM busybox:${TAG}\n";
+        assert!(!fired_default(text).contains(&"DL3007"));
+        assert_eq!(fired(text).iter().filter(|r| **r == "DL3007").count(), 1);
+        let text = "ARG ARCH=amd64\nFROM busybox-${ARCH}:latest\n";
+        assert_eq!(fired(text).iter().filter(|r| **r == "DL3007").count(), 1);
+    }
+
+    #[test]
+    fn a_stage_knows_the_variables_of_the_stage_it_is_built_from() {
+        let text = "FROM debian:12 AS base\nENV APP=/app\nFROM base AS b\nRUN chmod a+rwX ${APP}/x\nFROM base\nRUN chmod a+rwX ${APP}/x\n";
+        assert!(!fired_default(text).contains(&"SC2086"));
+        let text =
+            "FROM debian:12 AS base\nENV APP=/app\nFROM debian:12\nRUN chmod a+rwX ${APP}/x\n";
+        assert!(fired_default(text).contains(&"SC2086"));
+    }
+
+    #[test]
+    fn healthcheck_shell_form_is_dl3025() {
+        let f = fired_default(
+            "FROM debian:12\nHEALTHCHECK --interval=5s CMD curl -f http://localhost/\n",
+        );
+        assert!(f.contains(&"DL3025"), "{f:?}");
+        for hc in ["CMD [\"curl\", \"-f\", \"http://localhost/\"]", "NONE"] {
+            let f = fired_default(&format!("FROM debian:12\nHEALTHCHECK {hc}\n"));
+            assert!(!f.contains(&"DL3025"), "{hc}: {f:?}");
+        }
     }
 
     #[test]
