@@ -1825,6 +1825,60 @@ mod tests {
         );
     }
 
+    /// What Podman sends after rotating its events file: old events again,
+    /// and the last ones seen repeated. Neither reaches the watcher.
+    #[tokio::test]
+    async fn replayed_and_repeated_events_are_dropped() {
+        let event = |id: &str, action: &str, secs: i64| {
+            Ok(bollard::models::EventMessage {
+                action: Some(action.into()),
+                actor: Some(bollard::models::EventActor {
+                    id: Some(id.into()),
+                    attributes: Some(HashMap::from([("name".to_string(), id.to_string())])),
+                }),
+                time_nano: Some(secs * 1_000_000_000),
+                ..Default::default()
+            })
+        };
+        let stream = futures_util::stream::iter(vec![
+            event("a", "start", 1_000),
+            event("b", "start", 1_030),
+            // Replayed from before the rotation.
+            event("a", "start", 1_000),
+            event("old", "die", 900),
+            // The newest one again, as a reopened stream repeats it.
+            event("b", "start", 1_030),
+            // Same second, another container: new.
+            event("c", "start", 1_030),
+            event("d", "start", 1_031),
+        ]);
+        let mut st = EventsState {
+            docker: Docker::connect_with_http(
+                "http://127.0.0.1:9",
+                1,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .unwrap(),
+            filters: HashMap::new(),
+            inner: Some(stream.boxed()),
+            since: None,
+            newest: 0,
+            recent: Default::default(),
+            opened: None,
+            lost: false,
+            reopened: false,
+            backoff: RECONNECT_START,
+        };
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            match st.step().await {
+                RuntimeEvent::Container(e) => seen.push(e.id),
+                other => panic!("{other:?} after {seen:?}"),
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d"]);
+    }
+
     #[test]
     fn times() {
         assert_eq!(parse_time("1970-01-01T00:00:10Z"), 10);
