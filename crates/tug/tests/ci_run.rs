@@ -2,7 +2,23 @@
 //! were skipped and why; GITHUB_OUTPUT/ENV/PATH, matrix, job outputs,
 //! artifacts, continue-on-error and failure() as on GitHub.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `tug ci run .github/workflows/ci.yml` in `dir`, its state kept there.
+fn ci_run(dir: &Path) -> (Output, String, String) {
+    let state = dir.join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_tug"))
+        .args(["ci", "run", ".github/workflows/ci.yml"])
+        .current_dir(dir)
+        .env("XDG_STATE_HOME", &state)
+        .env("TUG_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
 
 #[test]
 fn a_workflow_runs_on_the_host() {
@@ -14,16 +30,7 @@ fn a_workflow_runs_on_the_host() {
         wf.join("ci.yml"),
     )
     .unwrap();
-    let state = d.path().join("state");
-    let out = Command::new(env!("CARGO_BIN_EXE_tug"))
-        .args(["ci", "run", ".github/workflows/ci.yml"])
-        .current_dir(d.path())
-        .env("XDG_STATE_HOME", &state)
-        .env("TUG_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stdout, stderr) = ci_run(d.path());
     let all = format!("{stdout}\n{stderr}");
     // `after` fails on purpose.
     assert_eq!(out.status.code(), Some(1), "{all}");
@@ -84,16 +91,7 @@ fn a_local_composite_action_runs_and_its_outputs_reach_later_steps() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let state = d.path().join("state");
-    let out = Command::new(env!("CARGO_BIN_EXE_tug"))
-        .args(["ci", "run", ".github/workflows/ci.yml"])
-        .current_dir(d.path())
-        .env("XDG_STATE_HOME", &state)
-        .env("TUG_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stdout, stderr) = ci_run(d.path());
     let all = format!("{stdout}\n{stderr}");
     assert!(out.status.success(), "{all}");
     let log = std::fs::read_to_string(d.path().join("log.txt")).unwrap_or_default();

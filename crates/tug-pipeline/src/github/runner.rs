@@ -497,6 +497,14 @@ fn run_cancelled() -> bool {
 }
 
 /// Tells the executor the step did not run (its condition was false).
+/// Records a step that did not run, says why, and tells the executor.
+fn skipped(rec_path: &Path, rec: StepRecord) -> Result<i32, RunnerError> {
+    println!("skipped: {}", rec.note);
+    write_json(rec_path, &rec)?;
+    report_skipped();
+    Ok(0)
+}
+
 fn report_skipped() {
     if let Some(p) = std::env::var_os(crate::run::STEP_STATUS_VAR) {
         let _ = std::fs::write(p, "skipped\n");
@@ -565,13 +573,10 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
 
     let frame_skip = chain.last().and_then(|(_, s)| s.skip.clone());
     if let Some(reason) = job_skip.or(frame_skip) {
-        println!("skipped: {reason}");
-        write_json(
+        return skipped(
             &rec_path,
-            &record("skipped", "skipped", BTreeMap::new(), reason),
-        )?;
-        report_skipped();
-        return Ok(0);
+            record("skipped", "skipped", BTreeMap::new(), reason),
+        );
     }
     let cond = step.def.condition.clone().unwrap_or(Tpl {
         text: "success()".into(),
@@ -587,13 +592,10 @@ pub fn run_step(state: &Path, key: &str, which: &str) -> Result<i32, RunnerError
         } else {
             "a step before it failed".to_string()
         };
-        println!("skipped: {reason}");
-        write_json(
+        return skipped(
             &rec_path,
-            &record("skipped", "skipped", BTreeMap::new(), reason),
-        )?;
-        report_skipped();
-        return Ok(0);
+            record("skipped", "skipped", BTreeMap::new(), reason),
+        );
     }
 
     // Step env over job env.
@@ -679,13 +681,10 @@ fn end_call(job: &Job, i: usize, f: usize) -> Result<i32, RunnerError> {
     let chain = match chain {
         Ok(c) => c,
         Err(reason) => {
-            println!("skipped: {reason}");
-            write_json(
+            return skipped(
                 &rec_path,
-                &record("skipped", "skipped", BTreeMap::new(), reason),
-            )?;
-            report_skipped();
-            return Ok(0);
+                record("skipped", "skipped", BTreeMap::new(), reason),
+            );
         }
     };
     let (_, st) = chain.last().expect("the call itself");

@@ -222,19 +222,11 @@ const STEP_KEYS: &[&str] = &[
     "continue-on-error",
     "timeout-minutes",
 ];
-/// A step of a composite action: no `timeout-minutes`.
-const COMPOSITE_STEP_KEYS: &[&str] = &[
-    "id",
-    "if",
-    "name",
-    "uses",
-    "run",
-    "working-directory",
-    "shell",
-    "with",
-    "env",
-    "continue-on-error",
-];
+/// A step of a composite action: no `timeout-minutes` (the last of `STEP_KEYS`).
+const COMPOSITE_STEP_KEYS: &[&str] = match STEP_KEYS.split_last() {
+    Some((_, rest)) => rest,
+    None => &[],
+};
 const ACTION_KEYS: &[&str] = &[
     "name",
     "author",
