@@ -44,6 +44,8 @@ const NAME: usize = 18;
 
 pub(crate) struct ScanIo {
     inner: TcpStream,
+    /// Bytes read from `inner` before, served first.
+    read: bytes::Bytes,
     flags: Arc<ConnFlags>,
     line: [u8; NAME],
     len: usize,
@@ -54,9 +56,10 @@ pub(crate) struct ScanIo {
 }
 
 impl ScanIo {
-    pub fn new(inner: TcpStream, flags: Arc<ConnFlags>) -> Self {
+    pub fn new(inner: TcpStream, flags: Arc<ConnFlags>, read: bytes::Bytes) -> Self {
         ScanIo {
             inner,
+            read,
             flags,
             line: [0; NAME],
             len: 0,
@@ -110,7 +113,14 @@ impl AsyncRead for ScanIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let r = if self.read.is_empty() {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        } else {
+            let n = self.read.len().min(buf.remaining());
+            let head = self.read.split_to(n);
+            buf.put_slice(&head);
+            Poll::Ready(Ok(()))
+        };
         if let Poll::Ready(Ok(())) = &r {
             if self.flags.armed.load(Ordering::Relaxed) {
                 self.scan(&buf.filled()[before..]);

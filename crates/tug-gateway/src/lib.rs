@@ -48,6 +48,7 @@
 
 mod activate;
 mod conn;
+mod h1;
 mod links;
 mod log;
 mod metrics;

@@ -64,6 +64,21 @@ impl Link {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed()
+    }
+
+    /// A request is about to be written: its generation, or `None` once
+    /// the connection is closed.
+    pub(crate) fn begin(&self) -> Option<u64> {
+        self.writing().then(|| self.generation())
+    }
+
+    /// Wakes `w` when the connection is to close.
+    pub(crate) fn watch(&self, w: &std::task::Waker) {
+        self.waker.register(w);
+    }
+
     /// Writes so far, read when a response's head arrives.
     pub(crate) fn generation(&self) -> u64 {
         self.state.load(Ordering::Acquire) / WRITE
@@ -132,6 +147,13 @@ impl Links {
         let v = m.entry(addr).or_default();
         v.retain(|w| w.strong_count() > 0);
         v.push(Arc::downgrade(link));
+    }
+
+    /// A new connection to `addr`, about to carry a request.
+    pub(crate) fn link(&self, addr: SocketAddr) -> Arc<Link> {
+        let link = Arc::new(Link::new(false));
+        self.add(addr, &link);
+        link
     }
 
     /// The replica at `addr` left the pools: its idle connections close

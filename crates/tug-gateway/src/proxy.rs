@@ -157,14 +157,18 @@ fn wants_upgrade(h: &HeaderMap) -> bool {
 }
 
 /// 32 random hex digits, formatted without a `String`.
-fn request_id() -> HeaderValue {
+pub(crate) fn request_id_digits() -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let n = fastrand::u128(..);
     let mut b = [0u8; 32];
     for (i, d) in b.iter_mut().enumerate() {
         *d = DIGITS[((n >> (4 * (31 - i))) & 15) as usize];
     }
-    HeaderValue::from_bytes(&b).unwrap_or(HeaderValue::from_static("0"))
+    b
+}
+
+fn request_id() -> HeaderValue {
+    HeaderValue::from_bytes(&request_id_digits()).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// How the request body can be sent.
@@ -201,14 +205,14 @@ impl Payload {
 
 /// Counts a request as in flight on its replica until the response body
 /// is done (or dropped), and writes its access log line then.
-struct Done {
-    route: Arc<RouteEntry>,
-    upstream: usize,
-    conn: Option<Arc<ConnFlags>>,
+pub(crate) struct Done {
+    pub route: Arc<RouteEntry>,
+    pub upstream: usize,
+    pub conn: Option<Arc<ConnFlags>>,
     /// The connection to the replica, and its writes when the head came.
-    link: Option<(Arc<crate::links::Link>, u64)>,
-    entry: Option<AccessEntry>,
-    log: AccessSink,
+    pub link: Option<(Arc<crate::links::Link>, u64)>,
+    pub entry: Option<AccessEntry>,
+    pub log: AccessSink,
 }
 
 impl Drop for Done {
@@ -260,14 +264,14 @@ pub(crate) struct Conn {
 
 /// The replicas one request was sent to: inline for the usual few.
 #[derive(Default)]
-struct Tried {
+pub(crate) struct Tried {
     few: [usize; 4],
     n: usize,
     more: Vec<usize>,
 }
 
 impl Tried {
-    fn push(&mut self, i: usize) {
+    pub(crate) fn push(&mut self, i: usize) {
         if self.n < self.few.len() {
             self.few[self.n] = i;
         } else {
@@ -278,14 +282,14 @@ impl Tried {
         }
         self.n += 1;
     }
-    fn as_slice(&self) -> &[usize] {
+    pub(crate) fn as_slice(&self) -> &[usize] {
         if self.n <= self.few.len() {
             &self.few[..self.n]
         } else {
             &self.more
         }
     }
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.n
     }
     fn is_empty(&self) -> bool {
@@ -665,11 +669,16 @@ async fn forward(
     }
 }
 
-pub(crate) fn unavailable(shared: &Shared, route: &RouteEntry, why: &str) -> Response<ProxyBody> {
+/// The text of a 503 for a route without a replica to take the request.
+pub(crate) fn unavailable_text(route: &RouteEntry, why: &str) -> String {
     route.metrics.unavailable.inc();
+    format!("{why} for service {}", route.service)
+}
+
+pub(crate) fn unavailable(shared: &Shared, route: &RouteEntry, why: &str) -> Response<ProxyBody> {
     let mut r = simple(
         StatusCode::SERVICE_UNAVAILABLE,
-        &format!("{why} for service {}", route.service),
+        &unavailable_text(route, why),
     );
     r.headers_mut().insert(
         header::RETRY_AFTER,
@@ -678,7 +687,7 @@ pub(crate) fn unavailable(shared: &Shared, route: &RouteEntry, why: &str) -> Res
     r
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
@@ -736,6 +745,7 @@ impl Workers {
                 .spawn(move || {
                     WORKER.with(|w| w.set(i));
                     rt.block_on(async move {
+                        tokio::spawn(crate::h1::reap());
                         let mut open = tokio::task::JoinSet::new();
                         while let Some(a) = rx.recv().await {
                             while open.try_join_next().is_some() {}
@@ -845,7 +855,11 @@ async fn connection(
             .unwrap_or(HeaderValue::from_static("unknown")),
         flags: Arc::clone(&flags),
     });
-    let io = TokioIo::new(ScanIo::new(stream, flags));
+    let (stream, read) = match crate::h1::serve(&shared, &conn, stream, &mut stop).await {
+        crate::h1::Ended::Closed => return,
+        crate::h1::Ended::Hyper(stream, read) => (stream, read),
+    };
+    let io = TokioIo::new(ScanIo::new(stream, flags, read));
     let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
@@ -867,7 +881,7 @@ async fn connection(
     }
 }
 
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
