@@ -631,6 +631,42 @@ async fn websocket_upgrade_passes_through() {
 }
 
 #[tokio::test]
+async fn plain_requests_then_a_chunked_body_then_an_upgrade_on_one_connection() {
+    let a = backend("a").await;
+    let s = gateway(&svc("a", "{}"), Tuning::default()).await;
+    s.gw.set_ready("a", vec![a.endpoint()]);
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    // Two at once: the second arrives with the first and waits its turn.
+    c.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = String::new();
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        while !got.contains("/two body=3") {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "both answered: {got}");
+    assert!(
+        got.find("a /one body=0").unwrap() < got.find("a /two body=3").unwrap(),
+        "{got}"
+    );
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let n = c.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    c.write_all(b"ping").await.unwrap();
+    let n = c.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"ping");
+}
+
+#[tokio::test]
 async fn drain_waits_for_in_flight_and_sends_nothing_new() {
     let (a, b) = (backend("a").await, backend("b").await);
     let s = gateway(&svc("a", "{ balance: round_robin }"), Tuning::default()).await;
