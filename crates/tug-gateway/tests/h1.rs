@@ -10,6 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tug_gateway::{Endpoint, Gateway, Tuning};
 
+// The plain client of the other test binaries is not needed here.
+#[allow(dead_code)]
 mod support;
 
 /// What a scripted replica does with one request.
