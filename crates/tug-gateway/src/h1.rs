@@ -280,7 +280,7 @@ pub(crate) async fn serve(
         buf: BytesMut::with_capacity(8192),
         out: Vec::with_capacity(1024),
         resp: Vec::with_capacity(1024),
-        ubuf: BytesMut::with_capacity(16 << 10),
+        ubuf: BytesMut::with_capacity(8192),
         rid: Vec::with_capacity(64),
         key: Vec::new(),
         head_timer: Deadline::new(),

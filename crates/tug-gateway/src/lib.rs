@@ -29,6 +29,10 @@
 //!   by one single-threaded runtime per CPU ([`Tuning::workers`]), each with
 //!   its own upstream keep-alive pools, so a request and its upstream
 //!   exchange stay on one thread.
+//! - Two HTTP/1.1 paths: the usual exchange (no body or a small sized one,
+//!   an `http1` route with a replica) is parsed and relayed by `h1` on the
+//!   connection's own task; the rest, and a connection from its first such
+//!   request on, is hyper's (`proxy`).
 //! - Limits: header read timeout, request head size (431), body size (413),
 //!   connection count (a quarter of it per client address); a request carrying both `Content-Length` and
 //!   `Transfer-Encoding` gets 400 and its connection is closed.
