@@ -61,6 +61,12 @@ mod table;
 mod trace;
 
 pub use activate::{Activation, Wake};
+
+/// For the fuzz targets only.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::h1::fuzz as h1;
+}
 pub use metrics::Metrics;
 pub use proxy::{BoxError, ProxyBody};
 pub use table::{Endpoint, Tuning};
