@@ -417,21 +417,17 @@ impl Session<'_> {
             out.extend_from_slice(path.as_bytes());
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        for h in req.headers.iter() {
-            let n = h.name.as_bytes();
-            let skip = HOP.iter().any(|hop| is(n, hop))
-                || named[..n_named].iter().any(|t| n.eq_ignore_ascii_case(t))
-                || is(n, "x-forwarded-for")
-                || is(n, "x-forwarded-proto")
-                || is(n, "x-forwarded-host")
-                || is(n, "x-request-id");
-            if !skip {
-                out.extend_from_slice(n);
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(h.value);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
+        copy_headers(
+            out,
+            req.headers,
+            &named[..n_named],
+            &[
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "x-request-id",
+            ],
+        );
         out.extend_from_slice(b"x-forwarded-for: ");
         if let Some(prev) = xff {
             out.extend_from_slice(prev);
@@ -729,6 +725,27 @@ impl Session<'_> {
     }
 }
 
+/// Copies headers to the next hop: not the hop-by-hop ones, not those the
+/// `Connection` header named, not those the gateway writes itself.
+fn copy_headers(
+    dst: &mut Vec<u8>,
+    headers: &[httparse::Header<'_>],
+    named: &[&[u8]],
+    own: &[&str],
+) {
+    for h in headers {
+        let n = h.name.as_bytes();
+        let skip = HOP.iter().chain(own).any(|hop| is(n, hop))
+            || named.iter().any(|t| n.eq_ignore_ascii_case(t));
+        if !skip {
+            dst.extend_from_slice(n);
+            dst.extend_from_slice(b": ");
+            dst.extend_from_slice(h.value);
+            dst.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 fn write_head_line(resp: &mut Vec<u8>, status: u16, reason: &[u8]) {
     resp.extend_from_slice(b"HTTP/1.1 ");
     resp.extend_from_slice(status.to_string().as_bytes());
@@ -927,18 +944,7 @@ fn head_for_client(
     };
     resp.clear();
     write_head_line(resp, code, r.reason.unwrap_or("").as_bytes());
-    for h in r.headers.iter() {
-        let n = h.name.as_bytes();
-        let skip = HOP.iter().any(|hop| is(n, hop))
-            || named[..n_named].iter().any(|t| n.eq_ignore_ascii_case(t))
-            || is(n, "x-request-id");
-        if !skip {
-            resp.extend_from_slice(n);
-            resp.extend_from_slice(b": ");
-            resp.extend_from_slice(h.value);
-            resp.extend_from_slice(b"\r\n");
-        }
-    }
+    copy_headers(resp, r.headers, &named[..n_named], &["x-request-id"]);
     if framing == Framing::Chunked {
         resp.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
