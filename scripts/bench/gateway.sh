@@ -14,8 +14,7 @@
 # path the agent runs, without a stack around it. It also runs with tracing
 # on (OTLP over HTTP/protobuf to a local receiver, the backend nginx
 # answering /v1/traces), sampling 1.0 and 0.01: "tug-t1" and "tug-t001",
-# with their ratios to tug untraced. A traced request takes the gateway's
-# full (hyper) path, so those ratios hold that path's cost beside tracing's.
+# with their ratios to tug untraced.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}

@@ -8,13 +8,14 @@
 //! of the connection: an upgrade, `Expect`, a chunked or large body, HTTP/1.0,
 //! h2c, a head httparse rejects or that is over the size limit (hyper
 //! answers 400 or 431), a route that is unknown (404) or has no replica
-//! (the activator), a route to an h2c upstream, and every request while
-//! tracing is on. The answers are the same on both paths.
+//! (the activator), and a route to an h2c upstream. The answers, and the
+//! spans while tracing is on, are the same on both paths.
 
 use crate::links::Link;
 use crate::log::AccessEntry;
 use crate::proxy::{Conn, Done, Shared, Tried};
 use crate::table::{ip_bytes, RouteEntry, Upstream};
+use crate::trace::Traced;
 use bytes::{Buf, Bytes, BytesMut};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -207,8 +208,13 @@ struct Ready {
     close: bool,
     keyed: bool,
     log: Option<LogFields>,
+    traced: Traced,
+    /// Set while tracing is on, for the spans.
+    method: Option<http::Method>,
 }
 
+// Made once per request and moved right away: a box would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Prep {
     Ready(Ready),
     /// More bytes are needed.
@@ -257,6 +263,9 @@ struct Session<'a> {
     ubuf: BytesMut,
     rid: Vec<u8>,
     key: Vec<u8>,
+    /// Where `out`'s head ends (before its last line), for the trace
+    /// context a sampled request's attempts add.
+    head_end: usize,
     head_timer: Deadline,
     answer_timer: Deadline,
 }
@@ -268,9 +277,6 @@ pub(crate) async fn serve(
     mut stream: TcpStream,
     stop: &mut watch::Receiver<bool>,
 ) -> Ended {
-    if shared.tracer.is_some() {
-        return Ended::Hyper(stream, Bytes::new());
-    }
     let stopping_now = stop.clone();
     let stopping = crate::proxy::stopped(stop);
     tokio::pin!(stopping);
@@ -283,6 +289,7 @@ pub(crate) async fn serve(
         ubuf: BytesMut::with_capacity(8192),
         rid: Vec::with_capacity(64),
         key: Vec::new(),
+        head_end: 0,
         head_timer: Deadline::new(),
         answer_timer: Deadline::new(),
     };
@@ -340,6 +347,7 @@ impl Session<'_> {
         let mut n_named = 0;
         let mut xff = None;
         let mut rid = None;
+        let (mut traceparent, mut tracestate) = (None, None);
         for h in req.headers.iter() {
             let n = h.name.as_bytes();
             if is(n, "host") {
@@ -374,6 +382,10 @@ impl Session<'_> {
                 xff = xff.or(Some(h.value));
             } else if is(n, "x-request-id") {
                 rid = rid.or(Some(h.value));
+            } else if is(n, "traceparent") {
+                traceparent = traceparent.or(std::str::from_utf8(h.value).ok());
+            } else if is(n, "tracestate") {
+                tracestate = tracestate.or(std::str::from_utf8(h.value).ok());
             }
         }
         let Some(host_full) = host.and_then(|h| std::str::from_utf8(h).ok()) else {
@@ -394,6 +406,25 @@ impl Session<'_> {
         let total = head_len + length as usize;
         if self.buf.len() < total {
             return Prep::More;
+        }
+        let method_ = shared
+            .tracer
+            .as_ref()
+            .and_then(|_| http::Method::from_bytes(method.as_bytes()).ok());
+        let traced = match &method_ {
+            Some(m) => crate::trace::enter(
+                shared.tracer.as_ref(),
+                m,
+                route_path,
+                http::Version::HTTP_11,
+                traceparent,
+                tracestate,
+                self.conn.client,
+            ),
+            None => Traced::Off,
+        };
+        if let Traced::Sampled(cx) = &traced {
+            crate::trace::routed(cx, &route.label, &route.service);
         }
 
         self.rid.clear();
@@ -417,17 +448,21 @@ impl Session<'_> {
             out.extend_from_slice(path.as_bytes());
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        copy_headers(
-            out,
-            req.headers,
-            &named[..n_named],
-            &[
-                "x-forwarded-for",
-                "x-forwarded-proto",
-                "x-forwarded-host",
-                "x-request-id",
-            ],
-        );
+        const OWN: [&str; 6] = [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-request-id",
+            "traceparent",
+            "tracestate",
+        ];
+        // The trace context is the gateway's to write while tracing is on.
+        let own = match &traced {
+            Traced::Off => &OWN[..4],
+            Traced::Unsampled(_) => &OWN[..5],
+            Traced::Sampled(_) => &OWN[..],
+        };
+        copy_headers(out, req.headers, &named[..n_named], own);
         out.extend_from_slice(b"x-forwarded-for: ");
         if let Some(prev) = xff {
             out.extend_from_slice(prev);
@@ -438,7 +473,14 @@ impl Session<'_> {
         out.extend_from_slice(host_full.as_bytes());
         out.extend_from_slice(b"\r\nx-request-id: ");
         out.extend_from_slice(&self.rid);
-        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(b"\r\n");
+        if let Traced::Unsampled(tp) = &traced {
+            out.extend_from_slice(b"traceparent: ");
+            out.extend_from_slice(tp.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        self.head_end = out.len();
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.buf[head_len..total]);
 
         self.key.clear();
@@ -489,6 +531,8 @@ impl Session<'_> {
             close,
             keyed,
             log,
+            traced,
+            method: method_,
         };
         self.buf.advance(total);
         Prep::Ready(ready)
@@ -506,6 +550,7 @@ impl Session<'_> {
         let mut tried = Tried::default();
         let mut last = None::<u16>;
         let mut log = r.log;
+        let traced = r.traced;
         for attempt in 0..attempts {
             if attempt > 0 {
                 if !route.budget.withdraw() {
@@ -519,6 +564,24 @@ impl Session<'_> {
             };
             tried.push(i);
             let up: &Upstream = &route.upstreams[i];
+            // A sampled request's attempts each carry their own span's context.
+            let (span, spliced) = match (&traced, &shared.tracer, &r.method) {
+                (Traced::Sampled(cx), Some(t), Some(m)) => {
+                    let mut h = http::HeaderMap::new();
+                    let span = crate::trace::attempt(t.tracer(), cx, m, up, attempt, &mut h);
+                    let mut o = Vec::with_capacity(self.out.len() + 128);
+                    o.extend_from_slice(&self.out[..self.head_end]);
+                    for (name, value) in &h {
+                        o.extend_from_slice(name.as_str().as_bytes());
+                        o.extend_from_slice(b": ");
+                        o.extend_from_slice(value.as_bytes());
+                        o.extend_from_slice(b"\r\n");
+                    }
+                    o.extend_from_slice(&self.out[self.head_end..]);
+                    (Some(span), Some(o))
+                }
+                _ => (None, None),
+            };
             up.start();
             self.answer_timer
                 .set(Instant::now() + route.spec.timeouts.request.std());
@@ -526,7 +589,7 @@ impl Session<'_> {
                 a = ask(
                     &route,
                     up,
-                    &self.out,
+                    spliced.as_deref().unwrap_or(&self.out),
                     &mut self.ubuf,
                     &mut self.resp,
                     &self.rid,
@@ -537,6 +600,15 @@ impl Session<'_> {
                 _ = self.answer_timer.passed() => Err(Failure::Timeout),
             };
             let elapsed = start.elapsed().as_secs_f64();
+            if let Some(span) = span {
+                let outcome = match &asked {
+                    Err(Failure::Timeout) => Err("the replica did not answer in time".to_string()),
+                    Err(Failure::Connect) => Err("the replica could not be reached".to_string()),
+                    Err(Failure::Broken(e)) => Err(e.clone()),
+                    Ok(a) => http::StatusCode::from_u16(a.status).map_err(|e| e.to_string()),
+                };
+                crate::trace::attempt_done(span, outcome);
+            }
             match asked {
                 Err(f) => {
                     up.finish();
@@ -594,6 +666,9 @@ impl Session<'_> {
                         entry,
                         log: shared.log.clone(),
                     };
+                    if let Traced::Sampled(cx) = traced {
+                        finish(cx, a.status);
+                    }
                     let addr = up.addr;
                     let idle = route.spec.timeouts.idle.std();
                     return self.relay(client, a, done, closing, addr, idle).await;
@@ -616,6 +691,9 @@ impl Session<'_> {
                 true,
             ),
         };
+        if let Traced::Sampled(cx) = traced {
+            finish(cx, status);
+        }
         let resp = &mut self.resp;
         resp.clear();
         let reason = http::StatusCode::from_u16(status)
@@ -743,6 +821,13 @@ fn copy_headers(
             dst.extend_from_slice(h.value);
             dst.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+/// Ends a sampled request's server span with the status the client gets.
+fn finish(cx: opentelemetry::Context, status: u16) {
+    if let Ok(s) = http::StatusCode::from_u16(status) {
+        crate::trace::finish(cx, s);
     }
 }
 

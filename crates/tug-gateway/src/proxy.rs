@@ -305,12 +305,14 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let h1 = req.version() < Version::HTTP_2;
     let flags = h1.then(|| Arc::clone(&conn.flags));
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let traced = crate::trace::enter(
         shared.tracer.as_ref(),
         req.method(),
         req.uri().path(),
         req.version(),
-        req.headers(),
+        header("traceparent"),
+        header("tracestate"),
         conn.client,
     );
     let mut resp = forward(&shared, &conn, req, start, &traced).await;

@@ -54,14 +54,14 @@ pub(crate) fn enter(
     method: &Method,
     path: &str,
     version_: Version,
-    headers: &HeaderMap,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
     client: std::net::SocketAddr,
 ) -> Traced {
     let Some(t) = tracer else {
         return Traced::Off;
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match t.entry(header("traceparent"), header("tracestate")) {
+    match t.entry(traceparent, tracestate) {
         tug_observe::trace::Entry::Unsampled(tp) => Traced::Unsampled(tp),
         tug_observe::trace::Entry::Sampled(parent) => {
             Traced::Sampled(server(t.tracer(), parent, method, path, version_, client))
