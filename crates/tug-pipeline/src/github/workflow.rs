@@ -585,23 +585,7 @@ fn read_call(r: &mut Reader, n: &Node) -> CallDef {
         c.inputs = read_inputs(r, v, "workflow_call");
     }
     if let Some(v) = n.get("outputs") {
-        for (k, o) in r.map(v, "`on.workflow_call.outputs`") {
-            let Some(name) = k.scalar().map(str::to_string) else {
-                continue;
-            };
-            r.check_keys(o, OUTPUT_KEYS, &format!("output `{name}`"));
-            match o.get("value") {
-                Some(val) => {
-                    if let Some(t) = r.tpl(val, &format!("output `{name}`")) {
-                        c.outputs.push((name, t));
-                    }
-                }
-                None => r.error(
-                    Reader::loc(o),
-                    format!("output `{name}` of `workflow_call` needs a `value`"),
-                ),
-            }
-        }
+        c.outputs = read_outputs(r, v, "`on.workflow_call.outputs`", Some("`workflow_call`"));
     }
     if let Some(v) = n.get("secrets") {
         for (k, sv) in r.map(v, "`on.workflow_call.secrets`") {
@@ -617,6 +601,31 @@ fn read_call(r: &mut Reader, n: &Node) -> CallDef {
         }
     }
     c
+}
+
+/// Reads `outputs:`, each a map with a `value` template; `value` may be
+/// left out only when no `owner` is named that requires it.
+fn read_outputs(r: &mut Reader, n: &Node, what: &str, owner: Option<&str>) -> Vec<(String, Tpl)> {
+    let mut out = Vec::new();
+    for (k, o) in r.map(n, what) {
+        let Some(name) = k.scalar().map(str::to_string) else {
+            continue;
+        };
+        r.check_keys(o, OUTPUT_KEYS, &format!("output `{name}`"));
+        match (o.get("value"), owner) {
+            (Some(val), _) => {
+                if let Some(t) = r.tpl(val, &format!("output `{name}`")) {
+                    out.push((name, t));
+                }
+            }
+            (None, Some(owner)) => r.error(
+                Reader::loc(o),
+                format!("output `{name}` of {owner} needs a `value`"),
+            ),
+            (None, None) => {}
+        }
+    }
+    out
 }
 
 fn read_inputs(r: &mut Reader, n: &Node, on: &str) -> Vec<InputDef> {
@@ -1091,24 +1100,8 @@ pub fn read_action(file: &Path, src: &str) -> Result<ActionDef, Vec<ImportError>
     let using = runs.and_then(|n| n.get("using"));
     let composite = using.and_then(|u| u.scalar()) == Some("composite");
     if let Some(n) = root.get("outputs") {
-        for (k, o) in r.map(n, "`outputs`") {
-            let Some(name) = k.scalar().map(str::to_string) else {
-                continue;
-            };
-            r.check_keys(o, OUTPUT_KEYS, &format!("output `{name}`"));
-            match o.get("value") {
-                Some(val) => {
-                    if let Some(t) = r.tpl(val, &format!("output `{name}`")) {
-                        a.outputs.push((name, t));
-                    }
-                }
-                None if composite => r.error(
-                    Reader::loc(o),
-                    format!("output `{name}` of a composite action needs a `value`"),
-                ),
-                None => {}
-            }
-        }
+        let owner = composite.then_some("a composite action");
+        a.outputs = read_outputs(&mut r, n, "`outputs`", owner);
     }
     match runs {
         None => r.error(Reader::loc(&root), "an action needs `runs:`"),
