@@ -13,7 +13,7 @@
 
 use crate::links::Link;
 use crate::log::AccessEntry;
-use crate::proxy::{Conn, Done, Shared, Tried};
+use crate::proxy::{is_idempotent, Conn, Done, Shared, Tried, HOP_BY_HOP, TIMED_OUT, UNREACHABLE};
 use crate::table::{ip_bytes, RouteEntry, Upstream};
 use crate::trace::Traced;
 use bytes::{Buf, Bytes, BytesMut};
@@ -41,18 +41,6 @@ const MAX_HEADERS: usize = 100;
 const MAX_RESPONSE_HEAD: usize = 64 << 10;
 /// Idle connections kept per replica and worker thread.
 const MAX_IDLE: usize = 256;
-
-/// Headers that belong to one hop, never forwarded.
-const HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-];
 
 fn is(name: &[u8], lower: &str) -> bool {
     name.eq_ignore_ascii_case(lower.as_bytes())
@@ -523,10 +511,7 @@ impl Session<'_> {
         });
         let ready = Ready {
             route,
-            idempotent: matches!(
-                method,
-                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-            ),
+            idempotent: is_idempotent(method),
             head: method == "HEAD",
             close,
             keyed,
@@ -602,8 +587,8 @@ impl Session<'_> {
             let elapsed = start.elapsed().as_secs_f64();
             if let Some(span) = span {
                 let outcome = match &asked {
-                    Err(Failure::Timeout) => Err("the replica did not answer in time".to_string()),
-                    Err(Failure::Connect) => Err("the replica could not be reached".to_string()),
+                    Err(Failure::Timeout) => Err(TIMED_OUT.to_string()),
+                    Err(Failure::Connect) => Err(UNREACHABLE.to_string()),
                     Err(Failure::Broken(e)) => Err(e.clone()),
                     Ok(a) => http::StatusCode::from_u16(a.status).map_err(|e| e.to_string()),
                 };
@@ -676,10 +661,8 @@ impl Session<'_> {
             }
         }
         let (status, text, retry_after) = match last {
-            Some(504) => (504, "the replica did not answer in time".to_string(), false),
-            Some(_) if tried.len() < route.upstreams.len() => {
-                (502, "the replica could not be reached".to_string(), false)
-            }
+            Some(504) => (504, TIMED_OUT.to_string(), false),
+            Some(_) if tried.len() < route.upstreams.len() => (502, UNREACHABLE.to_string(), false),
             Some(_) => (
                 503,
                 crate::proxy::unavailable_text(&route, "no replica could be reached"),
@@ -813,7 +796,7 @@ fn copy_headers(
 ) {
     for h in headers {
         let n = h.name.as_bytes();
-        let skip = HOP.iter().chain(own).any(|hop| is(n, hop))
+        let skip = HOP_BY_HOP.iter().chain(own).any(|hop| is(n, hop))
             || named.iter().any(|t| n.eq_ignore_ascii_case(t));
         if !skip {
             dst.extend_from_slice(n);

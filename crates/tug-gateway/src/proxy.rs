@@ -7,7 +7,7 @@ use crate::trace::Traced;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
@@ -101,27 +101,35 @@ fn simple(status: StatusCode, text: &str) -> Response<ProxyBody> {
     r
 }
 
-fn is_idempotent(m: &Method) -> bool {
+/// Whether a request may be sent again (RFC 9110 §9.2.2).
+pub(crate) fn is_idempotent(method: &str) -> bool {
     matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
     )
 }
+
+/// Why a request got no answer, to the client and in its span.
+pub(crate) const TIMED_OUT: &str = "the replica did not answer in time";
+pub(crate) const UNREACHABLE: &str = "the replica could not be reached";
+
+/// Headers that belong to one hop, never forwarded.
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-];
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 fn strip_hop(h: &mut HeaderMap, keep_upgrade: bool) {
@@ -138,12 +146,10 @@ fn strip_hop(h: &mut HeaderMap, keep_upgrade: bool) {
         }
     }
     for n in HOP_BY_HOP {
-        if !(keep_upgrade && (n == header::UPGRADE || n == header::CONNECTION)) {
+        if !(keep_upgrade && (n == "upgrade" || n == "connection")) {
             h.remove(n);
         }
     }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
 }
 
 fn wants_upgrade(h: &HeaderMap) -> bool {
@@ -478,7 +484,7 @@ async fn forward(
     let key = route
         .key(&headers, &client_key[..client_len])
         .map(<[u8]>::to_vec);
-    let idempotent = is_idempotent(&parts.method);
+    let idempotent = is_idempotent(parts.method.as_str());
     // Read before the headers go upstream, and only for the log.
     let mut log_fields = shared.log.enabled().then(|| {
         let h = |n| {
@@ -546,7 +552,7 @@ async fn forward(
         .await;
         if let Some(a) = attempt_span {
             let outcome = match &sent {
-                Err(_) => Err("the replica did not answer in time".to_string()),
+                Err(_) => Err(TIMED_OUT.to_string()),
                 Ok(Err(e)) => Err(e.to_string()),
                 Ok(Ok(r)) => Ok(r.status()),
             };
@@ -557,10 +563,7 @@ async fn forward(
                 up.finish();
                 up.outcome(true, &shared.tuning);
                 up.metrics.record(504, start.elapsed().as_secs_f64());
-                last = Some(simple(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "the replica did not answer in time",
-                ));
+                last = Some(simple(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT));
                 // The replica may have acted on it: only an idempotent
                 // request with a body we still hold is sent again.
                 if !(idempotent && payload.replayable() && route.spec.retry.on.contains(&504)) {
@@ -573,10 +576,7 @@ async fn forward(
                 let connect = e.is_connect();
                 tracing::debug!(replica = %up.name, error = %e, connect, "upstream request failed");
                 up.metrics.record(502, start.elapsed().as_secs_f64());
-                last = Some(simple(
-                    StatusCode::BAD_GATEWAY,
-                    "the replica could not be reached",
-                ));
+                last = Some(simple(StatusCode::BAD_GATEWAY, UNREACHABLE));
                 // Nothing reached the replica on a failed connect.
                 let again = payload.replayable()
                     && (connect || (idempotent && route.spec.retry.on.contains(&502)));
