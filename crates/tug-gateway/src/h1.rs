@@ -477,7 +477,7 @@ impl Session<'_> {
                 match req
                     .headers
                     .iter()
-                    .find(|h| is(h.name.as_bytes(), &name.to_ascii_lowercase()))
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
                 {
                     Some(h) => {
                         self.key.extend_from_slice(h.value);
